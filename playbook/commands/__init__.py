@@ -1,0 +1,24 @@
+"""One module per CLI subcommand. Each defines NAME, HELP, add_arguments(parser) and run(args) -> int.
+
+Commands print JSON on stdout when asked (--json); progress and warnings go to stderr.
+"""
+
+import importlib
+
+# Order here is the order in `playbook --help`.
+COMMAND_MODULES = [
+    "init", "run", "report", "params", "engine", "lab",
+    "memory", "drafts", "sweep", "load", "lossless", "predict",
+]
+
+
+def load_commands():
+    """Import the command modules that exist (later issues add some)."""
+    mods = []
+    for name in COMMAND_MODULES:
+        try:
+            mods.append(importlib.import_module(f"playbook.commands.{name}"))
+        except ModuleNotFoundError as exc:
+            if exc.name != f"playbook.commands.{name}":
+                raise
+    return mods
