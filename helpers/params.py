@@ -262,9 +262,9 @@ def resolve_parameters(profile: dict[str, Any], overrides: dict[str, Any], steps
     if unknown:
         raise unknown_parameter_error(unknown)
     per_step: dict[str, dict[str, Any]] = {}
-    for step in steps:
-        model = STEP_MODELS[step]
+    for step, model in STEP_MODELS.items():  # every model, so a bad value fails even for a step not selected
         values = {k: v for k, v in merged.items() if k in model.model_fields}
         validated = validate_params(model, values)
-        per_step[step] = {k: getattr(validated, k) for k in values}
+        if step in steps:
+            per_step[step] = {k: getattr(validated, k) for k in values}
     return per_step
