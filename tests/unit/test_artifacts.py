@@ -1,0 +1,37 @@
+import json
+import pytest
+
+from playbook.helpers.artifacts import RunDir, TruncatedRecordWarning, append_jsonl, read_jsonl
+from playbook.helpers.errors import ArtifactError
+
+
+def test_jsonl_round_trip_and_truncated_last_line_dropped_with_warning(tmp_path):
+    path = tmp_path / "records.jsonl"
+    for i in range(3):
+        append_jsonl(path, {"i": i})
+    with open(path, "a") as fh:  # what a kill -9 mid-write leaves
+        fh.write('{"i": 3, "ttft')
+    with pytest.warns(TruncatedRecordWarning, match="line 4"):
+        records = read_jsonl(path)
+    assert [r["i"] for r in records] == [0, 1, 2]
+
+
+def test_write_json_is_atomic_and_readable(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.write_json("x.json", {"a": 1})
+    assert json.loads(run.artifact("x.json").read_text()) == {"a": 1}
+    assert not list(run.artifacts.glob("*.tmp"))
+    assert run.read_json("missing.json") is None
+
+
+def test_run_dir_on_a_full_disk_fails_clearly(tmp_path):
+    run = RunDir(tmp_path / "run")
+    with pytest.raises(ArtifactError, match="MB free"):
+        run.check_writable(min_free_mb=10**12)
+
+
+def test_unwritable_path_fails_clearly_even_as_root(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ArtifactError, match="cannot create the run directory"):
+        RunDir(blocker / "run")

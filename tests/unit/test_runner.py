@@ -1,0 +1,72 @@
+"""The runner on the report step alone (fast, no server): run dir layout, resume, lock, errors."""
+
+import json
+
+import pytest
+
+from playbook.cli import main
+from playbook.helpers.errors import RunLockedError
+from playbook.runner import run_playbook, workspace_lock
+
+
+def test_report_only_run_makes_the_layout_and_a_verdict(runs_dir):
+    out = run_playbook(only=["90"], runs_dir=str(runs_dir), progress=lambda m: None)
+    run = runs_dir / out.run_dir.split("/")[-1]
+    for name in ("run.json", "report.html", "decision.json", "notebooks/90_report.ipynb"):
+        assert (run / name).exists(), name
+    state = json.loads((run / "run.json").read_text())
+    assert [s["status"] for s in state["steps"]] == ["done"]
+    assert state["versions"]["playbook"]
+    assert out.verdict == json.loads((run / "decision.json").read_text())["verdict"]
+    assert "<code" not in (run / "report.html").read_text().split("<body", 1)[-1][:200]
+
+
+def test_resume_reruns_only_unfinished_steps(runs_dir):
+    out = run_playbook(only=["90"], runs_dir=str(runs_dir), progress=lambda m: None)
+    state_path = runs_dir / out.run_dir.split("/")[-1] / "run.json"
+    state = json.loads(state_path.read_text())
+    first_finish = state["steps"][0]["finished_at"]
+    state["steps"][0]["status"] = "running"  # what kill -9 mid-step leaves behind
+    state["steps"][0]["finished_at"] = None
+    state_path.write_text(json.dumps(state))
+    seen = []
+    again = run_playbook(resume=out.run_dir, progress=seen.append)
+    assert again.run_dir == out.run_dir
+    assert any("90_report done" in m for m in seen)
+    state = json.loads(state_path.read_text())
+    assert state["steps"][0]["status"] == "done" and state["steps"][0]["finished_at"] >= first_finish
+
+
+def test_second_run_in_the_same_workspace_is_refused_naming_the_first(runs_dir, tmp_path):
+    with workspace_lock(runs_dir, tmp_path / "the-first-run"):
+        with pytest.raises(RunLockedError, match="the-first-run"):
+            run_playbook(only=["90"], runs_dir=str(runs_dir), progress=lambda m: None)
+
+
+def test_unknown_parameter_fails_before_any_run_dir_is_made(runs_dir, capsys):
+    assert main(["run", "-p", "no_such_param=1", "--runs-dir", str(runs_dir)]) == 1
+    assert "no_such_param" in capsys.readouterr().err
+    assert not [p for p in runs_dir.iterdir() if p.is_dir()]
+
+
+def test_unknown_step_lists_the_known_ones(runs_dir, capsys):
+    assert main(["run", "--only", "99_nothing", "--runs-dir", str(runs_dir)]) == 1
+    assert "00_preflight" in capsys.readouterr().err
+
+
+def test_resume_of_a_non_run_dir_says_so(tmp_path, capsys):
+    assert main(["run", "--resume", str(tmp_path)]) == 1
+    assert "not a playbook run directory" in capsys.readouterr().err
+
+
+def test_params_lists_types_defaults_and_help(capsys):
+    assert main(["params", "notebooks/00_preflight.ipynb"]) == 0
+    out = capsys.readouterr().out
+    assert "num_speculative_tokens" in out and "int" in out and "k, tokens proposed per step" in out
+
+
+def test_init_copies_notebooks_and_profiles(tmp_path, capsys):
+    assert main(["init", str(tmp_path / "ws")]) == 0
+    assert (tmp_path / "ws/notebooks/00_preflight.ipynb").exists()
+    assert (tmp_path / "ws/environments/embedded-cpu.yaml").exists()
+    assert main(["init", str(tmp_path / "ws")]) == 1  # refuses to overwrite without --force
