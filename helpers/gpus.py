@@ -1,0 +1,103 @@
+"""Accelerator facts: the shipped GPU catalog, nvidia-smi detection, and the CPU pseudo-entry."""
+
+from __future__ import annotations
+
+import difflib
+import shutil
+import subprocess
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from .errors import ParameterError
+from .schemas.models import GPUSpec
+
+
+@lru_cache(maxsize=1)
+def _catalog() -> dict[str, dict]:
+    text = resources.files("playbook.helpers.catalog").joinpath("gpus.yaml").read_text()
+    return yaml.safe_load(text)["gpus"]
+
+
+def gpu_names() -> list[str]:
+    return list(_catalog())
+
+
+def host_memory_gib() -> float:
+    """Total memory of this machine (what the CPU backend's memory fraction applies to)."""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) / 2**20
+    return 0.0
+
+
+def get_gpu(name: str) -> GPUSpec:
+    """A catalog entry by name (case- and dash-insensitive); unknown names list close matches."""
+    norm = {n.lower().replace("-", "").replace(" ", ""): n for n in _catalog()}
+    key = name.lower().replace("-", "").replace(" ", "").replace("_", "")
+    if key not in norm:
+        close = difflib.get_close_matches(name, gpu_names(), n=4, cutoff=0.3)
+        raise ParameterError(
+            f"unknown GPU '{name}'" + (f"; closest: {', '.join(close)}" if close else ""),
+            f"use one of {', '.join(gpu_names())}, or give --gpu-memory-gib",
+        )
+    cname = norm[key]
+    entry = {k: v for k, v in _catalog()[cname].items() if k in GPUSpec.model_fields}
+    spec = GPUSpec(name=cname, **entry)
+    if spec.is_cpu:
+        spec.memory_gib = round(host_memory_gib(), 2)
+        spec.detected = True
+    return spec
+
+
+def match_smi_name(smi_name: str) -> str | None:
+    """The catalog name for an nvidia-smi product name, e.g. 'NVIDIA H100 80GB HBM3' -> 'H100-SXM'."""
+    best = None
+    for name, entry in _catalog().items():
+        for pat in entry.get("nvidia_smi", []):
+            if pat.lower() in smi_name.lower() and (best is None or len(pat) > best[1]):
+                best = (name, len(pat))
+    return best[0] if best else None
+
+
+def detect() -> tuple[GPUSpec, int] | None:
+    """(GPU, count) from nvidia-smi when present; None when there is no NVIDIA GPU."""
+    if not shutil.which("nvidia-smi"):
+        return None
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
+            capture_output=True, text=True, timeout=15, check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    rows = [r.split(",") for r in out.strip().splitlines() if r.strip()]
+    if not rows:
+        return None
+    smi_name, mib = rows[0][0].strip(), float(rows[0][1])
+    cname = match_smi_name(smi_name)
+    spec = get_gpu(cname) if cname else GPUSpec(name=smi_name, source="nvidia-smi")
+    spec.memory_gib = round(mib / 1024, 2)
+    spec.detected = True
+    return spec, len(rows)
+
+
+def resolve_gpu(name: str, memory_gib: float = 0.0, embedded: bool = False) -> GPUSpec:
+    """The GPU to budget for: a catalog name, or detected, or 'cpu' on the embedded engine."""
+    if name:
+        spec = get_gpu(name)
+    elif embedded:
+        spec = get_gpu("cpu")
+    else:
+        found = detect()
+        if found is None and not memory_gib:
+            raise ParameterError(
+                "no GPU given and none detected (nvidia-smi absent)",
+                f"pass --gpu NAME ({', '.join(gpu_names())}) or --gpu-memory-gib X",
+            )
+        spec = found[0] if found else GPUSpec(name="custom")
+    if memory_gib:
+        spec.memory_gib = memory_gib
+    return spec

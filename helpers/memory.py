@@ -1,0 +1,370 @@
+"""vLLM's memory budget, reproduced from its source (vLLM V1, checked against 0.32):
+
+* KV bytes per token per layer: ``2 * num_kv_heads * head_dim * dtype_bytes`` (GQA; kv heads split
+  across tensor-parallel ranks, replicated when fewer than ranks); MLA stores one latent of
+  ``kv_lora_rank + qk_rope_head_dim`` per token, no factor 2, on every rank.
+* Draft layers (draft model, EAGLE head, MTP layers) join the same pool: a block holds every
+  layer's page (``vllm/v1/kv_cache_interface.py``: ``UniformTypeKVCacheSpecs.page_size_bytes``).
+* ``num_blocks = kv_bytes // bytes_per_block``; per request a full-attention layer needs
+  ``cdiv(max_model_len, block_size)`` blocks, a sliding-window layer
+  ``cdiv(min(window - 1 + max_in_flight_tokens, max_model_len), block_size) + 1``; hybrid models are
+  split into groups of equal layer count that share the block pool
+  (``vllm/v1/core/kv_cache_utils.py``: ``_get_kv_cache_groups_uniform_page_size``).
+* ``Maximum concurrency = num_blocks / blocks_per_request`` and ``KV cache size =
+  int(concurrency * max_model_len)`` tokens (``get_kv_cache_capacity``), which is what vLLM logs.
+* On GPU the KV space is ``memory * gpu_memory_utilization - weights - reserve`` where the reserve is
+  what vLLM's profile run measures (activation peak, non-torch memory, CUDA graphs:
+  ``gpu_worker.determine_available_memory``); on the CPU backend, or with ``kv_cache_memory_bytes``,
+  the KV space is given directly.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from . import quantization as q
+from .models import param_breakdown
+from .schemas.memory import MemoryBudget, PrecisionRow, RuleCheck
+from .schemas.models import GPUSpec, ModelSpec
+
+GiB = 2**30
+KV_DTYPE_BYTES = {"auto": 2, "bf16": 2, "fp16": 2, "fp32": 4, "fp8": 1}
+NO_DRAFT_METHODS = {"ngram", "suffix", "none"}
+
+
+def cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class KVLayer:
+    """One attention layer's KV footprint on one GPU."""
+
+    kind: str  # "full" | "sliding"
+    window: int
+    bytes_per_token: int
+
+
+# -- KV bytes ---------------------------------------------------------------------------------
+def kv_heads_per_rank(num_kv_heads: int, tp: int) -> int:
+    """vLLM splits KV heads across TP ranks and replicates them when there are fewer heads than ranks."""
+    return max(1, num_kv_heads // tp)
+
+
+def kv_layers(spec: ModelSpec, tp: int = 1, kv_cache_dtype: str = "auto", num_layers: int | None = None) -> list[KVLayer]:
+    """The KV layers a model adds to the pool (all of them, or the first `num_layers`, e.g. MTP)."""
+    dtype_bytes = KV_DTYPE_BYTES[kv_cache_dtype]
+    if spec.attention == "mla":
+        per = (spec.kv_lora_rank + spec.qk_rope_head_dim) * dtype_bytes
+    else:
+        per = 2 * kv_heads_per_rank(spec.num_kv_heads, tp) * spec.head_dim * dtype_bytes
+    kinds = spec.kinds()
+    n = spec.num_layers if num_layers is None else num_layers
+    return [KVLayer(kinds[i % len(kinds)], spec.sliding_window if kinds[i % len(kinds)] == "sliding" else 0, per)
+            for i in range(n)]
+
+
+def kv_bytes_per_token(layers: list[KVLayer]) -> int:
+    """Bytes per token summed over layers (as if every layer kept every token)."""
+    return sum(layer.bytes_per_token for layer in layers)
+
+
+def draft_kv_layers(method: str, target: ModelSpec, draft: ModelSpec | None, tp: int, kv_cache_dtype: str) -> list[KVLayer]:
+    """Layers speculation adds to the pool: a draft model's or EAGLE head's layers, or MTP layers."""
+    if method in NO_DRAFT_METHODS:
+        return []
+    if method == "mtp":
+        return kv_layers(target, tp, kv_cache_dtype, num_layers=max(1, target.mtp_layers))
+    return kv_layers(draft, tp, kv_cache_dtype) if draft else []
+
+
+# -- capacity ---------------------------------------------------------------------------------
+def _blocks_for(layer: KVLayer, length: int, block_size: int, max_in_flight_tokens: int) -> int:
+    if layer.kind == "sliding" and layer.window:
+        return cdiv(min(layer.window - 1 + max_in_flight_tokens, length), block_size) + 1
+    return cdiv(length, block_size)
+
+
+def block_layout(layers: list[KVLayer], block_size: int, length: int, max_in_flight_tokens: int) -> tuple[int, int]:
+    """(bytes per block, blocks one request of `length` tokens needs), grouped the way vLLM groups."""
+    buckets: dict[tuple[str, int], list[KVLayer]] = defaultdict(list)
+    for layer in layers:
+        buckets[(layer.kind, layer.window)].append(layer)
+    if len(buckets) == 1:
+        (only,) = buckets.values()
+        page = sum(layer.bytes_per_token for layer in only) * block_size
+        return page, _blocks_for(only[0], length, block_size, max_in_flight_tokens)
+    counts = [len(v) for v in buckets.values()]
+    group_size = max(counts) if max(counts) < 1.5 * min(counts) else min(counts)
+    page = max(layer.bytes_per_token for layer in layers) * block_size * group_size
+    blocks = sum(cdiv(len(v), group_size) * _blocks_for(v[0], length, block_size, max_in_flight_tokens)
+                 for v in buckets.values())
+    return page, blocks
+
+
+def capacity(layers: list[KVLayer], kv_bytes: int, max_model_len: int, block_size: int,
+             max_in_flight_tokens: int = 2048) -> tuple[int, int, float]:
+    """(num_blocks, KV cache tokens, max concurrency) as vLLM computes and logs them."""
+    if not layers or kv_bytes <= 0:
+        return 0, 0, 0.0
+    bytes_per_block, per_request = block_layout(layers, block_size, max_model_len, max_in_flight_tokens)
+    num_blocks = int(kv_bytes) // bytes_per_block
+    concurrency = num_blocks / per_request
+    return num_blocks, int(concurrency * max_model_len), concurrency
+
+
+def concurrency_at(layers: list[KVLayer], num_blocks: int, length: int, block_size: int, max_in_flight_tokens: int) -> float:
+    """How many requests of `length` tokens the pool's blocks hold at once."""
+    if not layers or num_blocks <= 0:
+        return 0.0
+    _, per_request = block_layout(layers, block_size, length, max_in_flight_tokens)
+    return num_blocks / per_request
+
+
+# -- vLLM defaults ----------------------------------------------------------------------------
+def default_block_size(gpu: GPUSpec, target: ModelSpec) -> int:
+    """CPU backend: 128 (16 for MLA); GPU: 16 (vLLM's CacheConfig default), 64 for MLA (FlashMLA)."""
+    if gpu.is_cpu:
+        return 16 if target.attention == "mla" else 128
+    return 64 if target.attention == "mla" else 16
+
+
+def default_scheduler_limits(gpu: GPUSpec) -> tuple[int, int]:
+    """(max_num_batched_tokens, max_num_seqs) for the OpenAI server (vllm/engine/arg_utils.py)."""
+    mem = gpu.memory_gib or 0
+    if gpu.is_cpu:
+        return 2048, 128
+    if mem >= 160:
+        return 16384, 1024
+    if mem >= 70 and "a100" not in gpu.name.lower():
+        return 8192, 1024
+    return 2048, 256
+
+
+def default_reserve_gib(target: ModelSpec, gpu: GPUSpec, tp: int = 1, enforce_eager: bool = False) -> float:
+    """Per-GPU memory vLLM's profile run finds outside weights and KV cache (an estimate):
+    non-torch memory (CUDA context, cuBLAS, NCCL: 1 GiB, +0.5 GiB with TP), the activation peak of a
+    max_num_batched_tokens forward pass (hidden states and the MLP's intermediate, 16-bit), the
+    sampler's fp32 logits for max_num_seqs requests, and 0.5 GiB of CUDA graphs (0 with eager).
+    On the CPU backend the KV space is usually set directly (kv_cache_gib) and the reserve only
+    matters for `fits`: 1 GiB for the Python/torch/vLLM processes' own memory. Override with
+    reserve_gib once vLLM has logged 'Available KV cache memory' on your node."""
+    if gpu.is_cpu:
+        return 1.0
+    tokens, seqs = default_scheduler_limits(gpu)
+    inter = (target.moe_intermediate_size * max(1, target.num_experts_per_tok)) if target.is_moe else target.intermediate_size
+    activation = tokens * (4 * target.hidden_size + 2 * inter // tp) * 2
+    logits = seqs * (target.vocab_size // tp) * 4 * 2
+    non_torch = 1.0 + (0.5 if tp > 1 else 0.0)
+    graphs = 0.0 if enforce_eager else 0.5
+    return round(non_torch + graphs + (activation + logits) / GiB, 2)
+
+
+# -- the budget -------------------------------------------------------------------------------
+def budget(
+    target: ModelSpec,
+    draft: ModelSpec | None,
+    gpu: GPUSpec,
+    *,
+    method: str = "draft_model",
+    num_gpus: int = 1,
+    tensor_parallel_size: int = 1,
+    target_quant: str = "bf16",
+    draft_quant: str = "bf16",
+    kv_cache_dtype: str = "auto",
+    num_speculative_tokens: int = 4,
+    max_model_len: int = 1024,
+    context_length: int | None = None,
+    gpu_memory_utilization: float = 0.9,
+    reserve_gib: float = -1.0,
+    kv_cache_gib: float = 0.0,
+    block_size: int = 0,
+    max_num_batched_tokens: int = 0,
+    group_size: int = 128,
+    draft_share_max: float = 0.15,
+    target_share_max: float = 0.70,
+) -> MemoryBudget:
+    """The budget per GPU for one configuration. Never raises for a configuration that does not fit:
+    ``fits`` is False and ``reasons`` say why."""
+    tp = tensor_parallel_size
+    ctx = min(context_length or max_model_len, max_model_len)
+    draft = None if method in NO_DRAFT_METHODS else draft
+    reasons: list[str] = []
+    warnings: list[str] = []
+    bs = block_size or default_block_size(gpu, target)
+    mbt = max_num_batched_tokens or default_scheduler_limits(gpu)[0]
+    if tp > num_gpus:
+        reasons.append(f"tensor_parallel_size {tp} needs {tp} GPUs; the node has {num_gpus}")
+    if target.attention == "gqa" and target.num_kv_heads % tp and tp % target.num_kv_heads:
+        warnings.append(f"{target.num_kv_heads} KV heads do not split evenly over TP={tp}; vLLM may refuse it")
+
+    tw = q.weight_bytes(param_breakdown(target), target_quant, group_size)
+    if method == "mtp":
+        dw = 0  # MTP layers ship inside the target checkpoint; their KV layers still join the pool
+        warnings.append("MTP layers' weights are part of the target checkpoint (not counted twice)")
+    else:
+        dw = q.weight_bytes(param_breakdown(draft), draft_quant, group_size) if draft else 0
+    tw_gpu, dw_gpu = tw / tp, dw / tp
+
+    t_layers = kv_layers(target, tp, kv_cache_dtype)
+    d_layers = draft_kv_layers(method, target, draft, tp, kv_cache_dtype)
+    layers = t_layers + d_layers
+    reserve = default_reserve_gib(target, gpu, tp) if reserve_gib < 0 else reserve_gib
+    mem = gpu.memory_gib
+    usable = mem * gpu_memory_utilization if mem else None
+
+    fixed = bool(kv_cache_gib)
+    if fixed:
+        kv_with = kv_without = int(kv_cache_gib * GiB)
+        if mem and (tw_gpu + dw_gpu) / GiB + kv_with / GiB + reserve > mem:
+            reasons.append(
+                f"weights {(tw_gpu + dw_gpu) / GiB:.2f} GiB + KV {kv_with / GiB:.2f} GiB + reserve {reserve:.2f} GiB "
+                f"exceed the {mem:.1f} GiB per {'node' if gpu.is_cpu else 'GPU'}")
+    else:
+        if usable is None:
+            raise ValueError("GPU memory unknown: give gpu_memory_gib")
+        kv_with = int(usable * GiB - tw_gpu - dw_gpu - reserve * GiB)
+        kv_without = int(usable * GiB - tw_gpu - reserve * GiB)
+        if kv_with <= 0:
+            reasons.append(
+                f"weights {(tw_gpu + dw_gpu) / GiB:.2f} GiB/GPU (target {tw_gpu / GiB:.2f} + draft {dw_gpu / GiB:.2f}) "
+                f"+ reserve {reserve:.2f} GiB exceed the usable {usable:.2f} GiB "
+                f"({mem:.1f} GiB x {gpu_memory_utilization}); add GPUs (TP), quantize, or raise gpu_memory_utilization")
+
+    nb, tokens, conc = capacity(layers, max(kv_with, 0), max_model_len, bs, mbt)
+    nb0, tokens0, conc0 = capacity(t_layers, max(kv_without, 0), max_model_len, bs, mbt)
+    if not reasons and conc < 1:
+        reasons.append(
+            f"one request of max_model_len={max_model_len} needs more KV blocks than fit ({nb} blocks of {bs} tokens); "
+            "vLLM refuses to start: lower max_model_len or free memory")
+    look = num_speculative_tokens if (method != "none") else 0
+    at_ctx = concurrency_at(layers, nb, min(ctx + look, max_model_len), bs, mbt)  # vLLM caps slots at max_model_len
+    at_ctx0 = concurrency_at(t_layers, nb0, ctx, bs, mbt)
+    lost = max(0.0, at_ctx0 - at_ctx)
+    lost_pct = 100.0 * lost / at_ctx0 if at_ctx0 else 0.0
+
+    share_draft = dw_gpu / (usable * GiB) if usable else 0.0
+    share_target = tw_gpu / (mem * GiB) if mem else 0.0
+    rules = [
+        RuleCheck(rule="draft_share_of_usable", value=round(share_draft, 4), threshold=draft_share_max,
+                  passed=share_draft <= draft_share_max,
+                  message=f"draft weights {dw_gpu / GiB:.2f} GiB/GPU are {share_draft:.1%} of usable memory "
+                          f"({'within' if share_draft <= draft_share_max else 'above'} the {draft_share_max:.0%} rule)"),
+        RuleCheck(rule="target_share_of_vram", value=round(share_target, 4), threshold=target_share_max,
+                  passed=share_target <= target_share_max,
+                  message=f"target weights {tw_gpu / GiB:.2f} GiB/GPU are {share_target:.1%} of memory"
+                          + (f" (> {target_share_max:.0%}: the draft costs {lost_pct:.1f}% of concurrency; test under load)"
+                             if share_target > target_share_max else f" (<= {target_share_max:.0%})")),
+    ]
+    warnings += [r.message for r in rules if not r.passed]
+    return MemoryBudget(
+        target=target.name, draft=draft.name if draft else "", method=method, gpu=gpu.name, num_gpus=num_gpus,
+        tensor_parallel_size=tp, target_quant=target_quant, draft_quant=draft_quant if draft else "",
+        kv_cache_dtype=kv_cache_dtype, num_speculative_tokens=num_speculative_tokens,
+        max_model_len=max_model_len, context_length=ctx, block_size=bs, gpu_memory_gib=mem,
+        gpu_memory_utilization=gpu_memory_utilization, usable_gib=round(usable, 3) if usable else None,
+        reserve_gib=reserve, kv_space_fixed=fixed,
+        target_weights_gib=round(tw / GiB, 4), draft_weights_gib=round(dw / GiB, 4),
+        target_weights_per_gpu_gib=round(tw_gpu / GiB, 4), draft_weights_per_gpu_gib=round(dw_gpu / GiB, 4),
+        kv_bytes_per_token=kv_bytes_per_token(layers), kv_bytes_per_token_target=kv_bytes_per_token(t_layers),
+        kv_bytes_per_token_draft=kv_bytes_per_token(d_layers), kv_cache_gib=round(max(kv_with, 0) / GiB, 4),
+        num_blocks=nb, kv_cache_tokens=tokens, max_concurrency=round(conc, 4),
+        kv_cache_tokens_without_draft=tokens0, max_concurrency_without_draft=round(conc0, 4),
+        lookahead_tokens_per_request=look,
+        concurrency_at_context=round(at_ctx, 3), concurrency_at_context_without_draft=round(at_ctx0, 3),
+        concurrency_lost_to_draft=round(lost, 3), concurrency_lost_pct=round(lost_pct, 2),
+        draft_share_of_usable=share_draft, target_share_of_vram=share_target,
+        fits=not reasons, reasons=reasons, warnings=warnings, rules=rules,
+    )
+
+
+def matrix_budgets(target: ModelSpec, draft: ModelSpec | None, gpu: GPUSpec, precisions=q.PRECISIONS,
+                   **kwargs) -> list[MemoryBudget]:
+    """The budget for every (target precision x draft precision) pair, safest pair first."""
+    with_draft = draft is not None and kwargs.get("method", "draft_model") not in NO_DRAFT_METHODS
+    pairs_ = q.recommendation_order(q.pairs(precisions, precisions if with_draft else ("bf16",)))
+    return [budget(target, draft, gpu, target_quant=t, draft_quant=d, **kwargs) for t, d in pairs_]
+
+
+def precision_row(b: MemoryBudget) -> PrecisionRow:
+    return PrecisionRow(
+        target_quant=b.target_quant, draft_quant=b.draft_quant, target_weights_gib=b.target_weights_gib,
+        draft_weights_gib=b.draft_weights_gib, fits=b.fits, kv_cache_tokens=b.kv_cache_tokens,
+        max_concurrency=b.max_concurrency, concurrency_at_context=b.concurrency_at_context,
+        concurrency_at_context_without_draft=b.concurrency_at_context_without_draft,
+        concurrency_lost_to_draft=b.concurrency_lost_to_draft, concurrency_lost_pct=b.concurrency_lost_pct,
+        reason="; ".join(b.reasons),
+    )
+
+
+def precision_matrix(target: ModelSpec, draft: ModelSpec | None, gpu: GPUSpec, precisions=q.PRECISIONS,
+                     **kwargs) -> list[PrecisionRow]:
+    return [precision_row(b) for b in matrix_budgets(target, draft, gpu, precisions, **kwargs)]
+
+
+def plot_budget(budgets: list[MemoryBudget], path=None):
+    """Stacked bar per configuration of one GPU's memory: target weights, draft weights, reserve,
+    KV cache, free. Saved as PNG when `path` is given; returns the figure."""
+    import matplotlib.pyplot as plt
+
+    parts = ["target weights", "draft weights", "reserve", "KV cache", "free"]
+    colors = ["#4c72b0", "#dd8452", "#8c8c8c", "#55a868", "#e5e5e5"]
+    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(budgets) + 2), 4))
+    for i, b in enumerate(budgets):
+        total = b.gpu_memory_gib or 0
+        used = [b.target_weights_per_gpu_gib, b.draft_weights_per_gpu_gib, b.reserve_gib, b.kv_cache_gib]
+        vals = used + [max(0.0, total - sum(used))]
+        bottom = 0.0
+        for v, c, label in zip(vals, colors, parts, strict=True):
+            ax.bar(i, v, bottom=bottom, color=c, label=label if i == 0 else None, edgecolor="white", linewidth=0.5)
+            bottom += v
+        if not b.fits:
+            ax.text(i, bottom, "does not fit", ha="center", va="bottom", fontsize=8, color="#c44e52")
+    ax.set_xticks(range(len(budgets)))
+    ax.set_xticklabels([f"{b.target_quant}/{b.draft_quant or '-'}" for b in budgets], rotation=45, ha="right")
+    ax.set_ylabel(f"GiB per {'node' if budgets and budgets[0].gpu == 'cpu' else 'GPU'}")
+    ax.set_xlabel("target / draft precision")
+    if budgets:
+        ax.set_title(f"Memory budget: {budgets[0].target} + {budgets[0].draft or 'no draft'} on {budgets[0].gpu}")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    fig.tight_layout()
+    if path:
+        fig.savefig(path, dpi=110)
+    return fig
+
+
+def finding(b: MemoryBudget) -> str:
+    """One line for the report."""
+    if not b.fits:
+        return f"Does not fit: {b.reasons[0]}"
+    ctx = b.context_length
+    head = (f"{b.target}{' + ' + b.draft if b.draft else ''} on {b.tensor_parallel_size}x {b.gpu}: "
+            f"{b.kv_cache_tokens:,} KV tokens, {b.concurrency_at_context:.1f} concurrent {ctx}-token requests "
+            f"with the draft vs {b.concurrency_at_context_without_draft:.1f} without "
+            f"({b.concurrency_lost_pct:.1f}% lost)")
+    failed = [r.rule for r in b.rules if not r.passed]
+    return head + (f"; rules broken: {', '.join(failed)}" if failed else "; memory rules pass")
+
+
+
+
+DRAFT_METHODS = {"draft_model", "eagle", "eagle3", "medusa"}
+
+
+def uses_draft(method: str, draft_model: str) -> bool:
+    """Whether the method loads a separate draft checkpoint (MTP and n-gram/suffix do not)."""
+    return method in DRAFT_METHODS and bool(draft_model)
+
+
+def step_kwargs(p, gpu: GPUSpec) -> dict:
+    """budget() keyword arguments from a MemoryParams/QuantizationParams step model. The KV space is
+    fixed only on the CPU backend (kv_cache_gib); on GPUs vLLM derives it from gpu_memory_utilization."""
+    return dict(
+        method=p.method, num_gpus=p.num_gpus, tensor_parallel_size=p.tensor_parallel_size,
+        kv_cache_dtype=p.kv_cache_dtype, num_speculative_tokens=p.num_speculative_tokens,
+        max_model_len=p.max_model_len, context_length=p.context_length,
+        gpu_memory_utilization=p.gpu_memory_utilization, reserve_gib=p.reserve_gib,
+        kv_cache_gib=p.kv_cache_gib if gpu.is_cpu else 0.0,
+        draft_share_max=p.max_draft_share, target_share_max=p.max_target_share,
+    )

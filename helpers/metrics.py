@@ -1,0 +1,182 @@
+"""vLLM ``/metrics``: scraping, speculative-decoding counter deltas, counter resets, a load sampler.
+
+Rates come from the difference of two scrapes around a phase, never from absolute values:
+``acceptance_rate = accepted / draft_tokens``, ``mean_acceptance_length = 1 + accepted / drafts``,
+``p_i = accepted_per_pos[i] / drafts``. Samples are summed over the ``engine`` and ``model_name``
+labels. A counter that goes backwards means the server restarted between the scrapes:
+:class:`CounterResetError`, and no rate is computed. Old vLLM only had the gauge
+``vllm:spec_decode_draft_acceptance_rate``; it is used when the counters are absent.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from .artifacts import append_jsonl
+from .errors import CounterResetError, MetricsError
+
+DRAFTS = "vllm:spec_decode_num_drafts_total"
+DRAFT_TOKENS = "vllm:spec_decode_num_draft_tokens_total"
+ACCEPTED = "vllm:spec_decode_num_accepted_tokens_total"
+ACCEPTED_PER_POS = "vllm:spec_decode_num_accepted_tokens_per_pos_total"
+LEGACY_RATE = "vllm:spec_decode_draft_acceptance_rate"
+# Gauges sampled during load (names from vllm/v1/metrics/loggers.py).
+KV_CACHE_USAGE = "vllm:kv_cache_usage_perc"
+RUNNING = "vllm:num_requests_running"
+WAITING = "vllm:num_requests_waiting"
+GAUGES = {"kv_cache_usage": KV_CACHE_USAGE, "running": RUNNING, "waiting": WAITING}
+
+
+@dataclass
+class Snapshot:
+    """One scrape, reduced to what the playbook uses (sums over engine/model_name labels)."""
+
+    time: float
+    counters: dict[str, float] = field(default_factory=dict)
+    per_pos: dict[int, float] = field(default_factory=dict)
+    gauges: dict[str, float] = field(default_factory=dict)
+    legacy_rate: float | None = None
+
+    @property
+    def has_spec_counters(self) -> bool:
+        return DRAFTS in self.counters
+
+
+@dataclass
+class SpecDelta:
+    """Speculative-decoding activity between two scrapes."""
+
+    available: bool
+    drafts: float = 0.0
+    draft_tokens: float = 0.0
+    accepted: float = 0.0
+    per_pos_accepted: list[float] = field(default_factory=list)
+    source: str = "counters"  # "counters" | "legacy_gauge" | "none"
+    legacy_rate: float | None = None
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        if self.source == "legacy_gauge":
+            return self.legacy_rate
+        return self.accepted / self.draft_tokens if self.draft_tokens > 0 else None
+
+    @property
+    def mean_acceptance_length(self) -> float | None:
+        return 1 + self.accepted / self.drafts if self.drafts > 0 else None
+
+    @property
+    def per_position(self) -> list[float]:
+        return [a / self.drafts for a in self.per_pos_accepted] if self.drafts > 0 else []
+
+
+def parse_metrics(text: str, at: float | None = None) -> Snapshot:
+    """Parse Prometheus text with prometheus_client's parser; raise MetricsError if unparsable."""
+    snap = Snapshot(time=time.time() if at is None else at)
+    wanted_gauges = {v: k for k, v in GAUGES.items()}
+    try:
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if s.name in (DRAFTS, DRAFT_TOKENS, ACCEPTED):
+                    snap.counters[s.name] = snap.counters.get(s.name, 0.0) + s.value
+                elif s.name == ACCEPTED_PER_POS:
+                    pos = int(s.labels.get("position", 0))
+                    snap.per_pos[pos] = snap.per_pos.get(pos, 0.0) + s.value
+                elif s.name == LEGACY_RATE:
+                    snap.legacy_rate = s.value
+                elif s.name in wanted_gauges:
+                    key = wanted_gauges[s.name]
+                    snap.gauges[key] = snap.gauges.get(key, 0.0) + s.value
+    except (ValueError, TypeError) as exc:
+        raise MetricsError(
+            f"/metrics is not valid Prometheus text: {exc}",
+            "check that the URL points at a vLLM server (GET <url>/metrics)",
+        ) from exc
+    return snap
+
+
+def scrape(url: str, timeout_s: float = 10, api_key: str | None = None) -> Snapshot:
+    """GET ``<url>/metrics`` and parse it."""
+    req = urllib.request.Request(url.rstrip("/") + "/metrics")
+    if api_key:
+        req.add_header("Authorization", f"Bearer {api_key}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+            text = resp.read().decode("utf-8", "replace")
+    except (urllib.error.URLError, OSError) as exc:
+        raise MetricsError(
+            f"cannot read {url}/metrics: {getattr(exc, 'reason', exc)}",
+            "check the server is up and exposes /metrics (vLLM does by default)",
+        ) from exc
+    return parse_metrics(text)
+
+
+def spec_delta(before: Snapshot, after: Snapshot) -> SpecDelta:
+    """Counter deltas between two scrapes; CounterResetError if any counter went backwards."""
+    if not (before.has_spec_counters and after.has_spec_counters):
+        if after.legacy_rate is not None:
+            return SpecDelta(available=True, source="legacy_gauge", legacy_rate=after.legacy_rate)
+        return SpecDelta(available=False, source="none")
+    deltas = {}
+    for name in (DRAFTS, DRAFT_TOKENS, ACCEPTED):
+        deltas[name] = after.counters.get(name, 0.0) - before.counters.get(name, 0.0)
+    positions = sorted(set(before.per_pos) | set(after.per_pos))
+    per_pos = [after.per_pos.get(i, 0.0) - before.per_pos.get(i, 0.0) for i in positions]
+    backwards = [n for n, d in deltas.items() if d < 0] + [
+        f"{ACCEPTED_PER_POS}{{position={i}}}" for i, d in zip(positions, per_pos, strict=True) if d < 0
+    ]
+    if backwards:
+        raise CounterResetError(
+            f"counter(s) went backwards between two scrapes ({', '.join(backwards)}): "
+            "the server restarted in between, so no rate can be computed across it",
+            "re-run this phase against the running server (playbook run --resume re-measures it)",
+        )
+    return SpecDelta(
+        available=True,
+        drafts=deltas[DRAFTS],
+        draft_tokens=deltas[DRAFT_TOKENS],
+        accepted=deltas[ACCEPTED],
+        per_pos_accepted=per_pos,
+    )
+
+
+class Sampler:
+    """Scrape KV cache usage and running/waiting requests every ``interval_s`` into a JSONL file.
+
+    A background thread (not the load generator's event loop, which must stay lean). Use as a
+    context manager; scrape failures are recorded as rows with an ``error``, never raised.
+    """
+
+    def __init__(self, url: str, path: Path, interval_s: float = 1.0, label: dict | None = None,
+                 api_key: str | None = None):
+        self.url, self.path, self.interval_s = url, Path(path), interval_s
+        self.label = label or {}
+        self.api_key = api_key
+        self.rows: list[dict] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="metrics-sampler", daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            row = {**self.label, "time": time.time()}
+            try:
+                row.update(scrape(self.url, timeout_s=max(self.interval_s, 2), api_key=self.api_key).gauges)
+            except MetricsError as exc:
+                row["error"] = exc.problem
+            self.rows.append(row)
+            append_jsonl(self.path, row)
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)

@@ -1,0 +1,341 @@
+"""Model facts: from a local directory (config.json + safetensors headers) or the shipped catalog.
+
+``resolve("Llama-3.1-70B")``, ``resolve("/models/my-draft")`` and ``resolve("embedded", role="draft")``
+all return a :class:`ModelSpec`. Nothing here loads weights or needs a network.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import struct
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ModelError
+from .schemas.models import ModelSpec
+
+# safetensors dtype names -> bytes per element
+DTYPE_BYTES = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2,
+               "I16": 2, "U16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "I8": 1, "U8": 1, "BOOL": 1}
+
+
+# -- catalog ----------------------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def _catalog() -> dict[str, dict[str, Any]]:
+    raw = yaml.safe_load(resources.files("playbook.helpers.catalog").joinpath("models.yaml").read_text())
+    families, out = raw["families"], {}
+    for name, entry in raw["models"].items():
+        merged = {**families.get(entry.get("base", ""), {}), **entry}
+        merged.pop("base", None)
+        out[name] = merged
+    return out
+
+
+def catalog_names() -> list[str]:
+    return list(_catalog())
+
+
+def _lookup(name: str) -> tuple[str, dict[str, Any]] | None:
+    key = name.strip().lower()
+    for cname, entry in _catalog().items():
+        names = [cname, *entry.get("aliases", [])]
+        if key in {n.lower() for n in names} or key.split("/")[-1] in {n.lower().split("/")[-1] for n in names}:
+            return cname, entry
+    return None
+
+
+def closest_names(name: str, n: int = 5) -> list[str]:
+    pool = {c.lower(): c for c in catalog_names()}
+    for c, e in _catalog().items():
+        pool.update({a.lower(): c for a in e.get("aliases", [])})
+    hits = difflib.get_close_matches(name.strip().lower(), list(pool), n=n * 3, cutoff=0.3)
+    seen: list[str] = []
+    for h in hits:
+        if pool[h] not in seen:
+            seen.append(pool[h])
+    return seen[:n]
+
+
+def layer_types(num_layers: int, sliding_window: int, pattern: int) -> list[str]:
+    """Per-layer attention kind. pattern N: every Nth layer is global (Gemma-2: 2, Gemma-3: 6)."""
+    if not sliding_window:
+        return []
+    if pattern <= 1:
+        return ["sliding"] * num_layers
+    return ["sliding" if (i + 1) % pattern else "full" for i in range(num_layers)]
+
+
+def from_catalog(name: str) -> ModelSpec:
+    found = _lookup(name)
+    if not found:
+        close = closest_names(name)
+        raise ModelError(
+            f"unknown model '{name}': not a local directory and not in the catalog"
+            + (f"; closest catalog names: {', '.join(close)}" if close else ""),
+            "give a local model directory (with config.json) or one of `playbook memory --list-models`",
+        )
+    cname, e = found
+    e = dict(e)
+    fields = {k: v for k, v in e.items() if k in ModelSpec.model_fields and k not in ("source", "name")}
+    fields["layer_types"] = layer_types(e["num_layers"], e.get("sliding_window", 0), e.get("sliding_window_pattern", 0))
+    return ModelSpec(name=cname, source="catalog", reference=e.get("source", ""), **fields)
+
+
+# -- local directories ------------------------------------------------------------------------
+def read_safetensors_header(path: Path) -> dict[str, Any]:
+    """The JSON header of a .safetensors file: 8-byte little-endian length, then JSON."""
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        if len(head) != 8:
+            raise ModelError(f"{path} is not a safetensors file (shorter than 8 bytes)", "re-download the weights")
+        (n,) = struct.unpack("<Q", head)
+        try:
+            return json.loads(fh.read(n))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ModelError(f"{path} has a corrupt safetensors header", "re-download the weights") from None
+
+
+def tensor_inventory(model_dir: Path) -> dict[str, tuple[str, int]]:
+    """name -> (dtype, number of elements), over every *.safetensors file in the directory."""
+    out: dict[str, tuple[str, int]] = {}
+    for f in sorted(Path(model_dir).glob("*.safetensors")):
+        for name, info in read_safetensors_header(f).items():
+            if name == "__metadata__":
+                continue
+            count = 1
+            for d in info["shape"]:
+                count *= d
+            out[name] = (info["dtype"], count)
+    return out
+
+
+_REQUIRED = {
+    "hidden_size": ("hidden_size", "d_model", "n_embd"),
+    "num_layers": ("num_hidden_layers", "n_layer", "num_layers"),
+    "num_attention_heads": ("num_attention_heads", "n_head"),
+    "vocab_size": ("vocab_size",),
+}
+
+
+def _pick(cfg: dict, names: tuple[str, ...], field: str, where: Path) -> Any:
+    for n in names:
+        if cfg.get(n) is not None:
+            return cfg[n]
+    raise ModelError(
+        f"{where} lacks the field '{field}' (looked for {', '.join(names)})",
+        f"add '{names[0]}' to {where.name}, or use a catalog name for this architecture",
+    )
+
+
+def from_dir(model_dir: str | Path, name: str | None = None) -> ModelSpec:
+    d = Path(model_dir).expanduser()
+    cfg_path = d / "config.json"
+    if not cfg_path.exists():
+        raise ModelError(f"{d} has no config.json", "point to a Hugging Face model directory (config.json, tokenizer, *.safetensors)")
+    try:
+        top = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{cfg_path} is not valid JSON: {exc}", "fix or re-download config.json") from None
+    cfg = {**top, **top.get("text_config", {})} if isinstance(top.get("text_config"), dict) else top
+    v = {k: _pick(cfg, names, k, cfg_path) for k, names in _REQUIRED.items()}
+    heads = v["num_attention_heads"]
+    kv_heads = cfg.get("num_key_value_heads") or heads
+    head_dim = cfg.get("head_dim") or v["hidden_size"] // heads
+    inter = cfg.get("intermediate_size") or cfg.get("ffn_dim") or 0
+    is_mla = bool(cfg.get("kv_lora_rank"))
+    model_type = cfg.get("model_type", "")
+    archs = top.get("architectures") or []
+    sw = cfg.get("sliding_window") or 0
+    if cfg.get("layer_types"):
+        kinds = ["sliding" if "sliding" in t else "full" for t in cfg["layer_types"]]
+        sw = sw if "sliding" in kinds else 0
+    elif sw and model_type.startswith("gemma2"):
+        kinds = layer_types(v["num_layers"], sw, 2)
+    elif sw and model_type.startswith("gemma3"):
+        kinds = layer_types(v["num_layers"], sw, cfg.get("sliding_window_pattern", 6))
+    elif sw and cfg.get("use_sliding_window", True) and model_type in ("mistral", "mixtral"):
+        kinds = ["sliding"] * v["num_layers"]
+    else:
+        kinds, sw = [], 0
+    inventory = tensor_inventory(d)
+    exact = sum(n for _, n in inventory.values())
+    on_disk = sum(n * DTYPE_BYTES.get(dt, 2) for dt, n in inventory.values())
+    dtypes = sorted({dt for dt, _ in inventory.values()})
+    mtp = cfg.get("num_nextn_predict_layers") or cfg.get("mtp_num_hidden_layers") or 0
+    return ModelSpec(
+        name=name or d.name, source="dir", path=str(d.resolve()), reference=str(cfg_path.resolve()),
+        family=_family(model_type, archs), architectures=archs, model_type=model_type,
+        tokenizer=tokenizer_fingerprint(d),
+        hidden_size=v["hidden_size"], num_layers=v["num_layers"], num_attention_heads=heads,
+        num_kv_heads=kv_heads, head_dim=head_dim, intermediate_size=inter, vocab_size=v["vocab_size"],
+        tie_word_embeddings=bool(top.get("tie_word_embeddings", cfg.get("tie_word_embeddings", False))),
+        attention_bias=bool(cfg.get("attention_bias", model_type == "qwen2")),
+        attention="mla" if is_mla else "gqa",
+        kv_lora_rank=cfg.get("kv_lora_rank") or 0, qk_rope_head_dim=cfg.get("qk_rope_head_dim") or 0,
+        qk_nope_head_dim=cfg.get("qk_nope_head_dim") or 0, v_head_dim=cfg.get("v_head_dim") or 0,
+        q_lora_rank=cfg.get("q_lora_rank") or 0,
+        num_experts=cfg.get("num_local_experts") or cfg.get("n_routed_experts") or cfg.get("num_experts") or 0,
+        num_experts_per_tok=cfg.get("num_experts_per_tok") or 0,
+        moe_intermediate_size=cfg.get("moe_intermediate_size") or (inter if cfg.get("num_local_experts") else 0),
+        num_shared_experts=cfg.get("n_shared_experts") or 0, first_k_dense=cfg.get("first_k_dense_replace") or 0,
+        sliding_window=sw, layer_types=kinds, mtp_layers=mtp,
+        eagle_head=any("eagle" in a.lower() for a in archs) or "eagle" in d.name.lower(),
+        param_count=exact / 1e9 if exact else 0.0, exact_params=exact, weight_bytes_on_disk=on_disk,
+        dtype=str(top.get("torch_dtype") or cfg.get("dtype") or (dtypes[0] if dtypes else "bfloat16")),
+    )
+
+
+def _family(model_type: str, archs: list[str]) -> str:
+    text = (model_type + " " + " ".join(archs)).lower()
+    for fam in ("llama", "qwen", "mixtral", "mistral", "gemma", "deepseek", "phi", "granite"):
+        if fam in text:
+            return "mistral" if fam == "mixtral" else fam
+    return model_type
+
+
+# -- tokenizers -------------------------------------------------------------------------------
+def tokenizer_vocab(model_dir: str | Path) -> dict[str, int] | None:
+    """Token -> id from tokenizer.json (model vocab + added tokens) or vocab.json; None if absent."""
+    d = Path(model_dir)
+    tj = d / "tokenizer.json"
+    if tj.exists():
+        data = json.loads(tj.read_text())
+        vocab = data.get("model", {}).get("vocab")
+        if isinstance(vocab, list):  # unigram: [[piece, score], ...]
+            vocab = {piece: i for i, (piece, _) in enumerate(vocab)}
+        vocab = dict(vocab or {})
+        for tok in data.get("added_tokens", []):
+            vocab[tok["content"]] = tok["id"]
+        return vocab
+    vj = d / "vocab.json"
+    if vj.exists():
+        return json.loads(vj.read_text())
+    return None
+
+
+def tokenizer_fingerprint(model_dir: str | Path) -> str:
+    """A short hash of the vocabulary (token -> id), '' when the directory has no tokenizer files."""
+    vocab = tokenizer_vocab(model_dir)
+    if not vocab:
+        return ""
+    blob = json.dumps(sorted(vocab.items()), ensure_ascii=False).encode()
+    return "vocab-" + hashlib.sha256(blob).hexdigest()[:12]
+
+
+# -- entry point ------------------------------------------------------------------------------
+def embedded_dir(role: str) -> Path:
+    """The tiny pair's directory for role 'target' or 'draft'."""
+    try:
+        from playbook.engine import tiny_pair
+    except ImportError as exc:
+        raise ModelError(f"the embedded engine is not available ({exc})", "install the playbook with its cpu extra") from None
+    pair = tiny_pair()
+    return Path(pair.draft if role == "draft" else pair.target)
+
+
+def resolve(name: str, role: str = "target") -> ModelSpec:
+    """A model from 'embedded', a local directory or a catalog name."""
+    if not name or not str(name).strip():
+        raise ModelError(f"no {role} model given", "give a local directory, a catalog name or 'embedded'")
+    if name == "embedded":
+        return from_dir(embedded_dir(role), name=f"embedded-{role}")
+    p = Path(name).expanduser()
+    if p.is_dir():
+        return from_dir(p)
+    if p.exists() or name.startswith(("/", "./", "../")):
+        raise ModelError(f"'{name}' is not a model directory", "give a directory holding config.json")
+    if _lookup(name) is None and "/" in name and os.environ.get("PLAYBOOK_ALLOW_HUB"):
+        hub = from_hub(name)
+        if hub is not None:
+            return hub
+    return from_catalog(name)
+
+
+def from_hub(repo_id: str) -> ModelSpec | None:
+    """Opt-in (PLAYBOOK_ALLOW_HUB=1): config.json and tokenizer.json from the Hugging Face Hub, the
+    parameter count from the Hub's safetensors metadata. None when the hub cannot be reached."""
+    try:
+        from huggingface_hub import HfApi, hf_hub_download
+
+        cfg = Path(hf_hub_download(repo_id, "config.json"))
+        try:
+            hf_hub_download(repo_id, "tokenizer.json")
+        except Exception:  # noqa: BLE001 - a tokenizer is optional for the budget
+            pass
+        spec = from_dir(cfg.parent, name=repo_id)
+        info = HfApi().model_info(repo_id)
+        total = getattr(getattr(info, "safetensors", None), "total", 0) or 0
+        return spec.model_copy(update={"param_count": total / 1e9, "reference": f"https://huggingface.co/{repo_id}"})
+    except Exception:  # noqa: BLE001 - offline, gated or unknown: fall back to the catalog
+        return None
+
+
+# -- parameter counts -------------------------------------------------------------------------
+def _is_embedding(name: str) -> bool:
+    return any(k in name for k in ("embed_tokens", "wte.", "word_embeddings", "embeddings.weight"))
+
+
+def param_breakdown(spec: ModelSpec) -> dict[str, int]:
+    """Parameters by role: 'embedding', 'lm_head', 'linear' (quantizable), 'other' (norms, biases,
+    vision tower). Exact from safetensors headers for a directory; from the architecture otherwise."""
+    if spec.source == "dir" and spec.path:
+        inv = tensor_inventory(Path(spec.path))
+        if inv:
+            out = {"embedding": 0, "lm_head": 0, "linear": 0, "other": 0}
+            for name, (_, n) in inv.items():
+                if "lm_head" in name:
+                    out["lm_head"] += n
+                elif _is_embedding(name):
+                    out["embedding"] += n
+                elif name.endswith("weight") and n >= spec.hidden_size * 2 and "norm" not in name:
+                    out["linear"] += n
+                else:
+                    out["other"] += n
+            return out
+    return architecture_params(spec)
+
+
+def architecture_params(spec: ModelSpec) -> dict[str, int]:
+    """Parameter counts computed from the architecture fields (no weights needed)."""
+    h, L = spec.hidden_size, spec.num_layers
+    emb = spec.vocab_size * h
+    head = 0 if spec.tie_word_embeddings else emb
+    if spec.attention == "mla":
+        qk = spec.qk_nope_head_dim + spec.qk_rope_head_dim
+        q = (h * spec.q_lora_rank + spec.q_lora_rank * spec.num_attention_heads * qk) if spec.q_lora_rank \
+            else h * spec.num_attention_heads * qk
+        attn = (q + h * (spec.kv_lora_rank + spec.qk_rope_head_dim)
+                + spec.kv_lora_rank * spec.num_attention_heads * (spec.qk_nope_head_dim + spec.v_head_dim)
+                + spec.num_attention_heads * spec.v_head_dim * h)
+        attn_other = spec.q_lora_rank + spec.kv_lora_rank
+    else:
+        hd = spec.head_dim
+        attn = 2 * h * spec.num_attention_heads * hd + 2 * h * spec.num_kv_heads * hd
+        attn_other = (spec.num_attention_heads + 2 * spec.num_kv_heads) * hd if spec.attention_bias else 0
+    dense_mlp = 3 * h * spec.intermediate_size
+    if spec.is_moe:
+        moe_mlp = (spec.num_experts + spec.num_shared_experts) * 3 * h * spec.moe_intermediate_size
+        router = h * spec.num_experts
+        n_dense = spec.first_k_dense
+        mlp = n_dense * dense_mlp + (L - n_dense) * moe_mlp
+        router_total = (L - n_dense) * router
+    else:
+        mlp, router_total = L * dense_mlp, 0
+    norms_per_layer = (4 if spec.family == "gemma" else 2) * h
+    return {
+        "embedding": emb,
+        "lm_head": head,
+        "linear": L * attn + mlp,
+        "other": L * (attn_other + norms_per_layer) + h + router_total + int(spec.extra_params * 1e9),
+    }
+
+
+def total_params(spec: ModelSpec) -> int:
+    return sum(param_breakdown(spec).values())

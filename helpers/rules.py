@@ -1,0 +1,368 @@
+"""The rules of thumb: one function per SPEC.md section 3 rule (helpers/decide.py combines them).
+
+Every rule takes named inputs (None = not measured -> verdict ``unknown``), thresholds that default
+to the SPEC values, and returns a :class:`RuleResult` whose reason quotes the numbers.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+
+from .schemas.decision import Evidence, LoadLevel, RuleResult
+from .specconfig import lossy_reasons
+
+
+def _unknown(name: str, what: str, measure_next: str) -> RuleResult:
+    return RuleResult(name=name, verdict="unknown", reason=f"not measured: {what}", measure_next=measure_next)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+# -- acceptance --------------------------------------------------------------------------------
+def rule_acceptance(
+    acceptance: float | None, temperature: float | None = None, *, no_go_below: float = 0.50, go_above: float = 0.65
+) -> RuleResult:
+    """Acceptance at the production temperature: < 0.50 no-go, 0.50..0.65 borderline, > 0.65 go."""
+    name = "acceptance_at_production_temperature"
+    if acceptance is None:
+        return _unknown(name, "draft acceptance at the production temperature",
+                        "run the temperature sweep (40_sweep) at the production temperature")
+    at = f" at T={temperature:g}" if temperature is not None else ""
+    nums = {"acceptance": round(acceptance, 4), "temperature": temperature, "no_go_below": no_go_below, "go_above": go_above}
+    if acceptance < no_go_below:
+        return RuleResult(name=name, verdict="no-go", numbers=nums,
+                          reason=f"draft acceptance {acceptance:.2f}{at} is below {no_go_below:.2f}")
+    if acceptance <= go_above:
+        return RuleResult(name=name, verdict="borderline", numbers=nums,
+                          reason=f"draft acceptance {acceptance:.2f}{at} is between {no_go_below:.2f} and {go_above:.2f}: decide on P99 under real load")
+    return RuleResult(name=name, verdict="go", numbers=nums,
+                      reason=f"draft acceptance {acceptance:.2f}{at} is above {go_above:.2f}")
+
+
+def rule_acceptance_p10(p10: float | None, *, threshold: float = 0.50) -> RuleResult:
+    """Acceptance is a distribution: a P10 below 0.50 means a share of requests is net-negative."""
+    name = "acceptance_p10"
+    if p10 is None:
+        return _unknown(name, "per-request acceptance distribution",
+                        "rerun the sweep with --per-request-spec-decode-metrics summary on the speculative server")
+    nums = {"p10": round(p10, 4), "threshold": threshold}
+    if p10 < threshold:
+        return RuleResult(name=name, verdict="borderline", numbers=nums,
+                          reason=f"P10 of per-request acceptance is {p10:.2f} < {threshold:.2f}: at least 10% of requests are likely net-negative")
+    return RuleResult(name=name, verdict="go", numbers=nums,
+                      reason=f"P10 of per-request acceptance is {p10:.2f} >= {threshold:.2f}: few requests lose")
+
+
+# -- memory ------------------------------------------------------------------------------------
+def rule_draft_vram_share(draft_weights_gib: float | None, usable_gib: float | None, *, max_share: float = 0.15) -> RuleResult:
+    """Draft weights should take at most 15% of usable memory."""
+    name = "draft_vram_share"
+    if draft_weights_gib is None or not usable_gib:
+        return _unknown(name, "draft weights and usable memory", "run the memory step (20_memory)")
+    share = draft_weights_gib / usable_gib
+    nums = {"draft_weights_gib": round(draft_weights_gib, 4), "usable_gib": round(usable_gib, 3), "share": round(share, 4), "max_share": max_share}
+    if share > max_share:
+        return RuleResult(name=name, verdict="no-go", numbers=nums,
+                          reason=f"draft weights {draft_weights_gib:.2f} GiB are {_pct(share)} of {usable_gib:.1f} GiB usable (> {_pct(max_share)}): pick a smaller draft")
+    return RuleResult(name=name, verdict="go", numbers=nums,
+                      reason=f"draft weights {draft_weights_gib:.3g} GiB are {share:.1%} of {usable_gib:.1f} GiB usable (<= {_pct(max_share)})")
+
+
+def rule_target_vram_share(target_weights_gib: float | None, vram_gib: float | None, *, max_share: float = 0.70) -> RuleResult:
+    """If target weights already use > 70% of VRAM the draft will cut concurrency: test under load."""
+    name = "target_vram_share"
+    if target_weights_gib is None or not vram_gib:
+        return _unknown(name, "target weights and memory per GPU", "run the memory step (20_memory)")
+    share = target_weights_gib / vram_gib
+    nums = {"target_weights_gib": round(target_weights_gib, 4), "vram_gib": round(vram_gib, 3), "share": round(share, 4), "max_share": max_share}
+    if share > max_share:
+        return RuleResult(name=name, verdict="borderline", numbers=nums,
+                          reason=f"target weights {target_weights_gib:.1f} GiB are {_pct(share)} of {vram_gib:.0f} GiB per GPU (> {_pct(max_share)}): the draft will cut concurrency; confirm under load")
+    return RuleResult(name=name, verdict="go", numbers=nums,
+                      reason=f"target weights {target_weights_gib:.3g} GiB are {share:.1%} of {vram_gib:.0f} GiB per GPU (<= {_pct(max_share)})")
+
+
+def rule_concurrency_loss(
+    max_concurrency_baseline: float | None,
+    max_concurrency_spec: float | None,
+    *,
+    expected_peak_concurrency: float | None = None,
+    context_length: int | None = None,
+    max_loss: float = 0.10,
+) -> RuleResult:
+    """Concurrency lost to the draft's weights and KV at the user's context length.
+
+    no-go when the speculative server cannot hold the expected peak; borderline above ``max_loss``.
+    """
+    name = "concurrency_lost_to_draft"
+    if not max_concurrency_baseline or max_concurrency_spec is None:
+        return _unknown(name, "maximum concurrency with and without the draft", "run the memory step (20_memory)")
+    loss = 1 - max_concurrency_spec / max_concurrency_baseline
+    ctx = f" at {context_length} tokens/request" if context_length else ""
+    nums = {"max_concurrency_baseline": round(max_concurrency_baseline, 2), "max_concurrency_spec": round(max_concurrency_spec, 2),
+            "loss": round(loss, 4), "max_loss": max_loss, "expected_peak_concurrency": expected_peak_concurrency, "context_length": context_length}
+    base = f"max concurrency{ctx} falls from {max_concurrency_baseline:.1f} to {max_concurrency_spec:.1f} ({loss:.1%} lost)"
+    if expected_peak_concurrency and max_concurrency_spec < expected_peak_concurrency:
+        return RuleResult(name=name, verdict="no-go", numbers=nums,
+                          reason=f"{base}, below the expected peak of {expected_peak_concurrency:g}")
+    if loss > max_loss:
+        return RuleResult(name=name, verdict="borderline", numbers=nums, reason=f"{base}, more than {_pct(max_loss)}")
+    return RuleResult(name=name, verdict="go", numbers=nums, reason=f"{base}")
+
+
+def rule_quantization_drop(drop_pp: float | None, *, config: str | None = None, max_drop_pp: float = 5.0) -> RuleResult:
+    """An acceptance drop > 5 points vs unquantized: move the target from INT4 to INT8 or change method."""
+    name = "quantization_acceptance_drop"
+    if drop_pp is None:
+        return _unknown(name, "acceptance with quantized weights", "run the quantization step (30_quantization) with measure_acceptance")
+    cfg = f" ({config})" if config else ""
+    nums = {"drop_pp": round(drop_pp, 2), "max_drop_pp": max_drop_pp, "config": config}
+    if drop_pp > max_drop_pp:
+        return RuleResult(name=name, verdict="borderline", numbers=nums,
+                          reason=f"quantization{cfg} costs {drop_pp:.1f} points of acceptance (> {max_drop_pp:g}): move the target from INT4 to INT8, or quantize the draft instead")
+    return RuleResult(name=name, verdict="go", numbers=nums,
+                      reason=f"quantization{cfg} costs {drop_pp:.1f} points of acceptance (<= {max_drop_pp:g})")
+
+
+# -- SLOs and load -----------------------------------------------------------------------------
+def rule_ttft_slo(
+    slo_kind: str,
+    *,
+    slo_ttft_ms: float = 0.0,
+    ttft_p99_baseline_ms: float | None = None,
+    ttft_p99_spec_ms: float | None = None,
+) -> RuleResult:
+    """Speculation improves TPOT, not TTFT: a TTFT-bound SLO is a no-go, as is a TTFT SLO it breaks."""
+    name = "ttft_bound_slo"
+    nums = {"slo_kind": slo_kind, "slo_ttft_ms": slo_ttft_ms, "ttft_p99_baseline_ms": ttft_p99_baseline_ms, "ttft_p99_spec_ms": ttft_p99_spec_ms}
+    if slo_kind == "ttft":
+        return RuleResult(name=name, verdict="no-go", numbers=nums,
+                          reason="the SLO is TTFT-bound: speculation shortens TPOT, not TTFT (which may rise slightly)")
+    if slo_ttft_ms and ttft_p99_spec_ms is not None and ttft_p99_spec_ms > slo_ttft_ms:
+        if ttft_p99_baseline_ms is not None and ttft_p99_baseline_ms <= slo_ttft_ms:
+            return RuleResult(name=name, verdict="no-go", numbers=nums,
+                              reason=f"TTFT P99 rises to {ttft_p99_spec_ms:.0f} ms with speculation, above the {slo_ttft_ms:g} ms SLO the baseline meets ({ttft_p99_baseline_ms:.0f} ms)")
+        return RuleResult(name=name, verdict="borderline", numbers=nums,
+                          reason=f"TTFT P99 {ttft_p99_spec_ms:.0f} ms misses the {slo_ttft_ms:g} ms SLO with or without speculation")
+    return RuleResult(name=name, verdict="go", numbers=nums, reason=f"the SLO is {slo_kind}-bound, which speculation can help")
+
+
+def rule_tpot_slo(slo_tpot_ms: float, tpot_p99_baseline_ms: float | None, tpot_p99_spec_ms: float | None, *, level: float | None = None) -> RuleResult:
+    """Does speculation meet the TPOT SLO at the expected peak load where the baseline does or does not?"""
+    name = "tpot_slo_at_peak"
+    if not slo_tpot_ms:
+        return RuleResult(name=name, verdict="go", reason="no TPOT SLO given", numbers={"slo_tpot_ms": 0})
+    if tpot_p99_baseline_ms is None or tpot_p99_spec_ms is None:
+        return _unknown(name, "TPOT P99 at the expected peak load", "run the load test (50_load) up to the expected peak")
+    at = f" at load {level:g}" if level is not None else ""
+    nums = {"slo_tpot_ms": slo_tpot_ms, "tpot_p99_baseline_ms": round(tpot_p99_baseline_ms, 3), "tpot_p99_spec_ms": round(tpot_p99_spec_ms, 3), "level": level}
+    if tpot_p99_spec_ms <= slo_tpot_ms:
+        return RuleResult(name=name, verdict="go", numbers=nums,
+                          reason=f"TPOT P99{at} is {tpot_p99_spec_ms:.1f} ms with speculation (baseline {tpot_p99_baseline_ms:.1f}), within the {slo_tpot_ms:g} ms SLO")
+    if tpot_p99_baseline_ms <= slo_tpot_ms:
+        return RuleResult(name=name, verdict="no-go", numbers=nums,
+                          reason=f"TPOT P99{at} is {tpot_p99_spec_ms:.1f} ms with speculation, above the {slo_tpot_ms:g} ms SLO the baseline meets ({tpot_p99_baseline_ms:.1f} ms)")
+    return RuleResult(name=name, verdict="borderline", numbers=nums,
+                      reason=f"TPOT P99{at} misses the {slo_tpot_ms:g} ms SLO either way ({tpot_p99_baseline_ms:.1f} baseline, {tpot_p99_spec_ms:.1f} spec)")
+
+
+def rule_tail_gap(
+    tpot_p50_baseline_ms: float | None,
+    tpot_p99_baseline_ms: float | None,
+    tpot_p50_spec_ms: float | None,
+    tpot_p99_spec_ms: float | None,
+    *,
+    level: float | None = None,
+    max_widening: float = 1.5,
+) -> RuleResult:
+    """A P50-to-P99 TPOT gap that widens with speculation signals a mixed-workload problem."""
+    name = "p50_p99_gap_change"
+    vals = (tpot_p50_baseline_ms, tpot_p99_baseline_ms, tpot_p50_spec_ms, tpot_p99_spec_ms)
+    if any(v is None for v in vals):
+        return _unknown(name, "TPOT P50 and P99 with and without speculation", "run the load test (50_load)")
+    gap_b = max(tpot_p99_baseline_ms - tpot_p50_baseline_ms, 1e-9)
+    gap_s = max(tpot_p99_spec_ms - tpot_p50_spec_ms, 0.0)
+    change = gap_s / gap_b
+    at = f" at load {level:g}" if level is not None else ""
+    nums = {"gap_baseline_ms": round(gap_b, 3), "gap_spec_ms": round(gap_s, 3), "change": round(change, 3), "max_widening": max_widening, "level": level}
+    if change > max_widening:
+        return RuleResult(name=name, verdict="borderline", numbers=nums,
+                          reason=f"the P50-to-P99 TPOT gap{at} widens {change:.1f}x ({gap_b:.1f} -> {gap_s:.1f} ms): a mixed-workload problem; confirm with a homogeneous low-temperature run")
+    return RuleResult(name=name, verdict="go", numbers=nums,
+                      reason=f"the P50-to-P99 TPOT gap{at} changes {change:.2f}x ({gap_b:.1f} -> {gap_s:.1f} ms), within {max_widening:g}x")
+
+
+def _win(lv: LoadLevel) -> bool | None:
+    """True: a win (CI above 1), False: a loss or a tie (point below 1, or CI crossing 1 below)."""
+    if lv.speedup is None:
+        return None
+    if lv.speedup_ci_low is not None:
+        return lv.speedup_ci_low > 1.0
+    return lv.speedup > 1.0
+
+
+def rule_load_crossover(levels: Sequence[LoadLevel], *, expected_peak: float | None = None, level_kind: str = "concurrency") -> RuleResult:
+    """Where does the measured speedup stop being a win, vs the user's expected peak load?
+
+    A win is a speedup whose bootstrap interval lies above 1.0. go: a win at every level up to the
+    peak; borderline: a win only below the peak (GO WITH LIMITS); no-go: no win at any level, with
+    the point estimates below 1; unknown: the point estimate is above 1 but the interval crosses 1.
+    """
+    name = "load_crossover_vs_peak"
+    lv = sorted((x for x in levels if x.speedup is not None), key=lambda x: x.concurrency)
+    if not lv:
+        return _unknown(name, "speedup vs load", "run the load test (50_load) with and without speculation")
+    peak = expected_peak if expected_peak is not None else lv[-1].concurrency
+    wins = [x.concurrency for x in lv if _win(x)]
+    first_loss = next((x.concurrency for x in lv if not _win(x)), None)
+    last_win = max((w for w in wins if first_loss is None or w < first_loss), default=None)
+    nums = {
+        "expected_peak": peak, "level_kind": level_kind, "highest_win": last_win, "first_non_win": first_loss,
+        "speedups": "; ".join(f"{x.concurrency:g}: {x.speedup:.2f}" + (f" [{x.speedup_ci_low:.2f}, {x.speedup_ci_high:.2f}]" if x.speedup_ci_low is not None and x.speedup_ci_high is not None else "") for x in lv),
+    }
+    s1 = lv[0]
+    ci1 = f" (95% CI {s1.speedup_ci_low:.2f} to {s1.speedup_ci_high:.2f})" if s1.speedup_ci_low is not None and s1.speedup_ci_high is not None else ""
+    if not wins:
+        if all(x.speedup < 1.0 for x in lv):
+            return RuleResult(name=name, verdict="no-go", numbers=nums,
+                              reason=f"speculation loses at every measured {level_kind}: {s1.speedup:.2f}x at {s1.concurrency:g}{ci1}, {lv[-1].speedup:.2f}x at {lv[-1].concurrency:g}")
+        return RuleResult(name=name, verdict="unknown", numbers=nums, measure_next="more requests per load level (the intervals cross 1.0)",
+                          reason=f"some speedups are above 1 but no interval clears 1.0 ({nums['speedups']}): not a proven win")
+    if last_win is None:
+        return RuleResult(name=name, verdict="unknown", numbers=nums,
+                          measure_next="more requests per load level, on a quiet machine (the speedup is not monotonic in load)",
+                          reason=f"no win at the lowest {level_kind} {s1.concurrency:g}{ci1} but a win at {wins[0]:g}: the measurements are noisy ({nums['speedups']})")
+    if first_loss is None or first_loss > peak:
+        beyond = f"; stops winning at {first_loss:g}" if first_loss is not None else ""
+        return RuleResult(name=name, verdict="go", numbers=nums,
+                          reason=f"speculation wins up to {level_kind} {last_win:g} (>= expected peak {peak:g}){beyond}: {nums['speedups']}")
+    return RuleResult(name=name, verdict="borderline", numbers=nums,
+                      reason=f"speculation wins only up to {level_kind} {last_win:g}, below the expected peak of {peak:g} (not a win from {first_loss:g}): limit it by load")
+
+
+def rule_error_rate(error_rate: float | None, *, max_error_rate: float = 0.05) -> RuleResult:
+    """Above ``max_error_rate`` the measurements cannot be trusted: the verdict is INCONCLUSIVE."""
+    name = "error_rate"
+    if error_rate is None:
+        return _unknown(name, "the load test's error rate", "run the load test (50_load)")
+    nums = {"error_rate": round(error_rate, 4), "max_error_rate": max_error_rate}
+    if error_rate > max_error_rate:
+        return RuleResult(name=name, verdict="unknown", numbers=nums, measure_next="fix the failing requests (see the server logs) and rerun the load test",
+                          reason=f"{error_rate:.1%} of load-test requests failed (> {max_error_rate:.0%}): the timings are not trustworthy")
+    return RuleResult(name=name, verdict="go", numbers=nums, reason=f"{error_rate:.1%} of load-test requests failed (<= {max_error_rate:.0%})")
+
+
+# -- traffic and method ------------------------------------------------------------------------
+def rule_temperature_mix(
+    temperatures: Sequence[float], *, max_median: float = 0.7, homogeneous_max: float = 0.5, max_spread: float = 0.5
+) -> RuleResult:
+    """Use it when temperature <= 0.5 and homogeneous; leave it off when the median is > 0.7 or widely varying."""
+    name = "temperature_mix"
+    temps = [float(t) for t in temperatures]
+    if not temps:
+        return _unknown(name, "the production temperature mix", "set production_temperature / traffic_temperatures in the profile")
+    med = statistics.median(temps)
+    spread = max(temps) - min(temps)
+    nums = {"median": med, "min": min(temps), "max": max(temps), "spread": round(spread, 3), "max_median": max_median, "max_spread": max_spread}
+    desc = f"median temperature {med:g}, range {min(temps):g} to {max(temps):g}"
+    if med > max_median:
+        return RuleResult(name=name, verdict="no-go", numbers=nums, reason=f"{desc}: above {max_median:g}, acceptance collapses")
+    if spread > max_spread:
+        return RuleResult(name=name, verdict="borderline", numbers=nums, reason=f"{desc}: widely varying (spread > {max_spread:g}); limit speculation to the low-temperature class")
+    if med > homogeneous_max:
+        return RuleResult(name=name, verdict="borderline", numbers=nums, reason=f"{desc}: above {homogeneous_max:g}")
+    return RuleResult(name=name, verdict="go", numbers=nums, reason=f"{desc}: low and homogeneous")
+
+
+def rule_lossless(method: str, speculative_config: dict | None = None, *, guard_passed: bool | None = None, guard_detail: str = "") -> RuleResult:
+    """A lossy method in use (as vLLM documents it), or a failing losslessness guard, is a no-go."""
+    name = "lossless_method"
+    cfg = speculative_config or {}
+    rsm = str(cfg.get("rejection_sample_method", "standard"))
+    nums = {"method": method, "rejection_sample_method": rsm, "guard_passed": guard_passed}
+    lossy = lossy_reasons(cfg)
+    if lossy:
+        return RuleResult(name=name, verdict="no-go", numbers=nums,
+                          reason=f"the configuration is lossy ({'; '.join(lossy)}): outputs differ from the target's")
+    if guard_passed is False:
+        return RuleResult(name=name, verdict="no-go", numbers=nums,
+                          reason=f"the losslessness guard failed: speculation changed the outputs ({guard_detail or 'see the lossless check'})")
+    if guard_passed is True:
+        return RuleResult(name=name, verdict="go", numbers=nums,
+                          reason=f"{method or 'the method'} with {rsm} rejection sampling is lossless, and the output guard confirmed it")
+    return RuleResult(name=name, verdict="go", numbers=nums,
+                      reason=f"{method or 'the method'} with {rsm} rejection sampling is documented lossless (the output guard was not run)")
+
+
+def rule_acceptance_monitoring(counters: bool | None, names: Sequence[str] = ()) -> RuleResult:
+    """Leave speculation off when acceptance cannot be monitored (no spec-decode metrics)."""
+    name = "acceptance_monitoring"
+    if counters is None:
+        return _unknown(name, "whether the server exposes spec-decode metrics", "run preflight (00) against the speculative server")
+    nums = {"metrics": ", ".join(names)}
+    if not counters:
+        return RuleResult(name=name, verdict="no-go", numbers=nums,
+                          reason="the speculative server exposes no vllm:spec_decode_* metrics: acceptance could not be monitored in production")
+    return RuleResult(name=name, verdict="go", numbers=nums, reason="vllm:spec_decode_* counters are exposed: acceptance can be monitored")
+
+
+# -- all rules ---------------------------------------------------------------------------------
+def _level_at(levels: Sequence[LoadLevel], target: float) -> LoadLevel | None:
+    """The measured level closest to ``target`` from below (or the lowest level)."""
+    lv = sorted(levels, key=lambda x: x.concurrency)
+    if not lv:
+        return None
+    below = [x for x in lv if x.concurrency <= target]
+    return below[-1] if below else lv[0]
+
+
+def evaluate_rules(
+    ev: Evidence,
+    *,
+    production_temperature: float,
+    traffic_temperatures: Sequence[float] = (),
+    slo_kind: str = "tpot",
+    slo_ttft_ms: float = 0.0,
+    slo_tpot_ms: float = 0.0,
+    expected_peak_concurrency: float = 4,
+    context_length: int | None = None,
+    max_error_rate: float = 0.05,
+) -> list[RuleResult]:
+    """Every rule, evaluated on the evidence and the user's situation."""
+    peak = _level_at(ev.load_levels, expected_peak_concurrency)
+    g = (lambda attr: getattr(peak, attr)) if peak else (lambda attr: None)
+    return [
+        rule_lossless(ev.method, ev.speculative_config, guard_passed=ev.lossless_passed, guard_detail=ev.lossless_detail),
+        rule_error_rate(ev.load_error_rate, max_error_rate=max_error_rate),
+        rule_ttft_slo(slo_kind, slo_ttft_ms=slo_ttft_ms, ttft_p99_baseline_ms=g("ttft_p99_baseline_ms"), ttft_p99_spec_ms=g("ttft_p99_spec_ms")),
+        rule_acceptance(ev.acceptance_production, ev.acceptance_temperature),
+        rule_acceptance_p10(ev.acceptance_p10),
+        rule_temperature_mix(list(traffic_temperatures) or [production_temperature]),
+        rule_load_crossover(ev.load_levels, expected_peak=expected_peak_concurrency, level_kind=ev.load_kind),
+        rule_tpot_slo(slo_tpot_ms, g("tpot_p99_baseline_ms"), g("tpot_p99_spec_ms"), level=peak.concurrency if peak else None),
+        rule_tail_gap(g("tpot_p50_baseline_ms"), g("tpot_p99_baseline_ms"), g("tpot_p50_spec_ms"), g("tpot_p99_spec_ms"),
+                      level=peak.concurrency if peak else None),
+        rule_draft_vram_share(ev.draft_weights_gib, ev.usable_memory_gib),
+        rule_target_vram_share(ev.target_weights_gib, ev.gpu_memory_gib),
+        rule_concurrency_loss(ev.max_concurrency_baseline, ev.max_concurrency_spec,
+                              expected_peak_concurrency=expected_peak_concurrency,
+                              context_length=context_length or ev.memory_context_length),
+        rule_quantization_drop(ev.quant_acceptance_drop_pp, config=ev.quant_config),
+        rule_acceptance_monitoring(ev.acceptance_counters, ev.spec_metrics),
+    ]
+
+
+def workload_classes_that_win(acceptance_by_workload: dict[str, float], *, go_above: float = 0.65) -> list[str]:
+    """Workload classes whose acceptance at the production temperature clears the go band."""
+    return sorted(w for w, a in acceptance_by_workload.items() if a is not None and a > go_above)
+
+
+__all__ = [
+    "evaluate_rules", "workload_classes_that_win",
+    "rule_acceptance", "rule_acceptance_p10", "rule_draft_vram_share", "rule_target_vram_share",
+    "rule_concurrency_loss", "rule_quantization_drop", "rule_ttft_slo", "rule_tpot_slo", "rule_tail_gap",
+    "rule_load_crossover", "rule_error_rate", "rule_temperature_mix", "rule_lossless", "rule_acceptance_monitoring",
+]

@@ -1,0 +1,129 @@
+"""The decision's inputs (Evidence), each rule's result, and the decision written as decision.json."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Verdict = Literal["go", "borderline", "no-go", "unknown"]
+Overall = Literal["GO", "GO WITH LIMITS", "NO-GO", "INCONCLUSIVE"]
+
+
+class LoadLevel(BaseModel):
+    """One load level of the load test, baseline vs speculative, as the rules need it."""
+
+    concurrency: float = Field(description="concurrency (or request rate when the test used rates)")
+    speedup: float | None = Field(None, description="baseline TPOT p50 / spec TPOT p50")
+    speedup_ci_low: float | None = None
+    speedup_ci_high: float | None = None
+    tpot_p50_baseline_ms: float | None = None
+    tpot_p50_spec_ms: float | None = None
+    tpot_p99_baseline_ms: float | None = None
+    tpot_p99_spec_ms: float | None = None
+    ttft_p50_baseline_ms: float | None = None
+    ttft_p50_spec_ms: float | None = None
+    ttft_p99_baseline_ms: float | None = None
+    ttft_p99_spec_ms: float | None = None
+    error_rate: float | None = None
+    throughput_ratio: float | None = None
+    acceptance_rate: float | None = Field(None, description="speculative server's acceptance during this level")
+
+
+class Evidence(BaseModel):
+    """Flat view of every step result the rules read; None means the step did not measure it."""
+
+    run_dir: str = ""
+    steps_present: list[str] = Field(default_factory=list)
+    steps_failed: list[str] = Field(default_factory=list)
+    # configuration
+    target: str = ""
+    draft: str = ""
+    method: str = ""
+    num_speculative_tokens: int | None = None
+    speculative_config: dict = Field(default_factory=dict, description="as given to vLLM, for the lossy-method rule")
+    versions: dict[str, str] = Field(default_factory=dict)
+    spec_metrics: list[str] = Field(default_factory=list, description="spec-decode metric names the server exposes")
+    acceptance_counters: bool | None = Field(None, description="acceptance can be monitored (None: not checked)")
+    # acceptance (40_sweep)
+    acceptance_by_temperature: dict[float, float] = Field(default_factory=dict)
+    acceptance_production: float | None = Field(None, description="acceptance at the production temperature")
+    acceptance_by_workload: dict[str, float] = Field(default_factory=dict, description="at the production temperature")
+    acceptance_per_position: list[float] = Field(default_factory=list, description="p_i at the production temperature")
+    per_position_by_temperature: dict[float, list[float]] = Field(default_factory=dict, description="pooled p_i per sweep temperature")
+    mean_acceptance_length: float | None = None
+    sweep_points: list[dict] = Field(default_factory=list, description="the sweep's points, for the report's plot")
+    acceptance_p10: float | None = Field(None, description="P10 of per-request acceptance at the production temperature")
+    acceptance_temperature: float | None = Field(None, description="the production temperature the acceptance is for")
+    # memory (20_memory, 10_drafts)
+    usable_memory_gib: float | None = Field(None, description="memory vLLM may use per GPU (x utilization)")
+    gpu_memory_gib: float | None = Field(None, description="memory per GPU (VRAM)")
+    kv_cache_tokens: int | None = None
+    target_weights_gib: float | None = None
+    draft_weights_gib: float | None = None
+    max_concurrency_baseline: float | None = None
+    max_concurrency_spec: float | None = None
+    memory_context_length: int | None = None
+    best_draft: str | None = None
+    draft_param_ratio: float | None = Field(None, description="draft / target parameters")
+    # quantization (30_quantization)
+    precision_in_use: tuple[str, str] | None = Field(None, description="(target, draft) precision from 20_memory")
+    quant_acceptance_drop_pp: float | None = None
+    quant_config: str | None = None
+    # load (50_load)
+    load_levels: list[LoadLevel] = Field(default_factory=list)
+    load_error_rate: float | None = None
+    load_kind: str = "concurrency"
+    load_temperature: float | None = None
+    load_workload: str = ""
+    # single-request step times (for the predictor)
+    tpot_c1_baseline_ms: float | None = None
+    tpot_c1_spec_ms: float | None = None
+    prefill_points: list[tuple[float, float]] = Field(default_factory=list, description="(prompt tokens, TTFT ms)")
+    # losslessness
+    lossless_passed: bool | None = None
+    lossless_detail: str = ""
+    # step findings, for the report
+    findings: dict[str, str] = Field(default_factory=dict)
+    missing_fields: list[str] = Field(default_factory=list, description="fields a present step did not provide")
+
+
+class RuleResult(BaseModel):
+    name: str
+    verdict: Verdict
+    reason: str = Field(description="one line quoting the numbers")
+    numbers: dict[str, float | int | str | bool | None] = Field(default_factory=dict)
+    measure_next: str = Field("", description="what to measure when the verdict is unknown")
+
+
+class RecommendedConfig(BaseModel):
+    enable: bool
+    method: str = ""
+    model: str = ""
+    num_speculative_tokens: int = 0
+    num_speculative_tokens_per_batch_size: list[list[int]] | None = Field(
+        None, description="vLLM's dynamic schedule [[start, end, k], ...] (inclusive batch-size ranges)"
+    )
+    workload_classes: list[str] = Field(default_factory=list, description="only these classes (empty: all)")
+    max_concurrency: float | None = Field(None, description="speculation pays below this load")
+    speculative_config: dict = Field(default_factory=dict)
+    launch_command: str = ""
+    notes: list[str] = Field(default_factory=list)
+
+
+class Decision(BaseModel):
+    """decision.json at the run directory's root."""
+
+    verdict: Overall
+    confidence: Literal["high", "medium", "low"]
+    headline: str
+    reasons: list[str] = Field(description="3 to 5 lines, most decisive first")
+    measure_next: list[str] = Field(default_factory=list)
+    rules: list[RuleResult]
+    recommended: RecommendedConfig
+    monitoring: dict = Field(default_factory=dict, description="PromQL queries and alert thresholds")
+    prediction: dict = Field(default_factory=dict, description="the predictor's speedup curve, crossover, best k and its error")
+    versions: dict[str, str] = Field(default_factory=dict)
+    inputs: dict = Field(default_factory=dict, description="the user's situation the rules used (SLOs, load, temperatures)")
+    created_at: str = ""
+    finding: str = ""

@@ -1,0 +1,91 @@
+"""Results of the memory budget: one configuration, the precision matrix, and notebook 20's result."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from .base import StepResult
+
+
+class RuleCheck(BaseModel):
+    """One rule of thumb evaluated with numbers (SPEC section 3)."""
+
+    rule: str
+    value: float
+    threshold: float
+    passed: bool
+    message: str
+
+
+class MemoryBudget(BaseModel):
+    """vLLM's memory budget for one (target, draft, precision, GPU) configuration; sizes per GPU."""
+
+    target: str
+    draft: str = ""
+    method: str = "draft_model"
+    gpu: str
+    num_gpus: int = 1
+    tensor_parallel_size: int = 1
+    target_quant: str = "bf16"
+    draft_quant: str = "bf16"
+    kv_cache_dtype: str = "auto"
+    num_speculative_tokens: int = 4
+    max_model_len: int
+    context_length: int
+    block_size: int
+    gpu_memory_gib: float | None = None
+    gpu_memory_utilization: float
+    usable_gib: float | None = Field(None, description="memory x utilization (None when the KV space is fixed)")
+    reserve_gib: float = Field(0.0, description="activations, CUDA graphs, CUDA context (per GPU)")
+    kv_space_fixed: bool = Field(False, description="KV space given directly (--kv-cache-gib / CPU backend)")
+    target_weights_gib: float = Field(description="target weights, whole model")
+    draft_weights_gib: float = Field(0.0, description="draft weights, whole model")
+    target_weights_per_gpu_gib: float
+    draft_weights_per_gpu_gib: float = 0.0
+    kv_bytes_per_token: int = Field(description="target + draft KV bytes per token per GPU (all layers)")
+    kv_bytes_per_token_target: int
+    kv_bytes_per_token_draft: int = 0
+    kv_cache_gib: float = Field(description="KV cache space per GPU")
+    num_blocks: int
+    kv_cache_tokens: int = Field(description="what vLLM logs as 'KV cache size: N tokens'")
+    max_concurrency: float = Field(description="what vLLM logs as 'Maximum concurrency for max_model_len'")
+    kv_cache_tokens_without_draft: int
+    max_concurrency_without_draft: float
+    lookahead_tokens_per_request: int = Field(0, description="extra KV slots per running request (k)")
+    concurrency_at_context: float = Field(description="requests of context_length (+ lookahead) that fit, with draft")
+    concurrency_at_context_without_draft: float
+    concurrency_lost_to_draft: float = Field(description="at context_length, absolute")
+    concurrency_lost_pct: float = Field(description="at context_length, % of the no-draft capacity")
+    draft_share_of_usable: float = Field(description="draft weights / usable memory per GPU")
+    target_share_of_vram: float = Field(description="target weights / memory per GPU")
+    fits: bool
+    reasons: list[str] = Field(default_factory=list, description="why it does not fit (empty when it fits)")
+    warnings: list[str] = Field(default_factory=list)
+    rules: list[RuleCheck] = Field(default_factory=list)
+
+
+class PrecisionRow(BaseModel):
+    """One (target precision x draft precision) cell of the matrix."""
+
+    target_quant: str
+    draft_quant: str
+    target_weights_gib: float
+    draft_weights_gib: float
+    fits: bool
+    kv_cache_tokens: int
+    max_concurrency: float
+    concurrency_at_context: float
+    concurrency_at_context_without_draft: float
+    concurrency_lost_to_draft: float
+    concurrency_lost_pct: float
+    reason: str = ""
+
+
+class MemoryResult(StepResult):
+    """artifacts/20_memory.json."""
+
+    step: str = "20_memory"
+    budget: MemoryBudget
+    matrix: list[PrecisionRow] = Field(default_factory=list)
+    rules: list[RuleCheck] = Field(default_factory=list)
+    plot: str = Field("", description="budget bar chart, relative to artifacts/")

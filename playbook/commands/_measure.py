@@ -1,0 +1,46 @@
+"""What the measurement commands (sweep, load, lossless) share: run directory, API key, params."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime, timezone
+
+from playbook.helpers.artifacts import RunDir
+from playbook.helpers.params import validate_params
+
+
+def add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="", help="served model name ('' = the first one /v1/models lists)")
+    parser.add_argument("--api-key-env", default="", metavar="VAR",
+                        help="environment variable holding the API key (the key itself is never an argument)")
+    parser.add_argument("--run-dir", default="", help="where raw records go (default: runs/cli-<command>-<time>)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for prompt sampling and arrivals")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+
+
+def run_dir(args: argparse.Namespace, command: str) -> RunDir:
+    path = args.run_dir or f"runs/cli-{command}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S')}"
+    run = RunDir(path)
+    print(f"raw records: {run.artifacts}", file=sys.stderr)
+    return run
+
+
+def params(model, args: argparse.Namespace, **values):
+    """Validate through the step's parameter model, so the CLI and the notebooks reject the same input."""
+    return validate_params(model, {"mode": "external", "served_model_name": args.model,
+                                   "api_key_env": args.api_key_env, "seed": args.seed, **values})
+
+
+def model_name(url: str, given: str, api_key: str | None) -> str:
+    if given:
+        return given
+    from playbook.helpers.server import check_reachable
+
+    models = check_reachable(url, timeout_s=10, api_key=api_key)
+    if not models:
+        from playbook.helpers.errors import ParameterError
+
+        raise ParameterError(f"{url}/v1/models lists no model", "give --model NAME")
+    return models[0]

@@ -1,0 +1,54 @@
+"""`playbook load`: baseline vs speculative under load, against two running servers."""
+
+from __future__ import annotations
+
+import argparse
+
+from playbook.commands import _measure
+from playbook.commands._common import print_json
+
+NAME = "load"
+HELP = "load-test a baseline and a speculative server side by side: latency percentiles, speedup, crossover"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--baseline-url", required=True, help="URL of the server without speculation")
+    parser.add_argument("--spec-url", required=True, help="URL of the server with speculation")
+    levels = parser.add_mutually_exclusive_group()
+    levels.add_argument("--rates", default="", help="request rates in req/s, e.g. 1,2,4")
+    levels.add_argument("--concurrency", default="", help="concurrency levels, e.g. 1,4,16 (default 1,4)")
+    parser.add_argument("--load-shape", choices=["poisson", "constant", "gamma"], default="poisson",
+                        help="arrival process for --rates")
+    parser.add_argument("--burstiness", type=float, default=1.0, help="gamma shape (< 1 burstier)")
+    parser.add_argument("--workload", default="structured", help="workload class, prompts file, or mix")
+    parser.add_argument("--temperature", type=float, default=0.0, help="temperature of a single-class workload")
+    parser.add_argument("--requests", type=int, default=16, help="measured requests per level")
+    parser.add_argument("--warmup", type=int, default=2, help="warmup requests per level (excluded)")
+    parser.add_argument("--duration", type=float, default=0, help="cap on each level's duration in s (0 = none)")
+    parser.add_argument("--max-tokens", type=int, default=64, help="output tokens per request")
+    parser.add_argument("--timeout", type=float, default=120, help="per-request timeout in seconds")
+    parser.add_argument("--find-saturation", action="store_true", help="keep doubling concurrency while throughput grows")
+    parser.add_argument("--no-lossless", action="store_true", help="skip the losslessness guard")
+    _measure.add_common(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from playbook.helpers.loadtest import run_load_test
+    from playbook.helpers.params import LoadParams
+
+    concurrencies = args.concurrency if (args.concurrency or not args.rates) else ""
+    p = _measure.params(LoadParams, args, baseline_url=args.baseline_url, spec_url=args.spec_url,
+                        concurrencies=concurrencies or ("1,4" if not args.rates else ""), rates=args.rates,
+                        load_shape=args.load_shape, burstiness=args.burstiness, workload=args.workload,
+                        temperature=args.temperature, requests_per_level=args.requests,
+                        warmup_requests=args.warmup, duration_s=args.duration, max_tokens=args.max_tokens,
+                        request_timeout_s=args.timeout, find_saturation=args.find_saturation,
+                        lossless_check=not args.no_lossless)
+    run_ = _measure.run_dir(args, NAME)
+    result = run_load_test(p, run_, progress=not args.no_progress)
+    run_.write_json("50_load.json", result)
+    if args.json:
+        print_json(result)
+    else:
+        print(result.finding)
+    return 0 if result.status != "failed" else 1

@@ -1,0 +1,84 @@
+"""`playbook memory`: vLLM's memory budget for a target (and draft) on a GPU, without a GPU."""
+
+from __future__ import annotations
+
+import argparse
+
+from playbook.commands._common import print_json
+from playbook.helpers import gpus, memory, models
+from playbook.helpers.errors import ParameterError
+
+NAME = "memory"
+HELP = "predict weights, KV cache tokens and max concurrency with and without the draft"
+PRECISIONS = ["bf16", "fp16", "fp8", "int8", "int4"]
+METHODS = ["none", "draft_model", "eagle", "eagle3", "mtp", "ngram", "suffix"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", help="local model dir, catalog name (see --list-models) or 'embedded'")
+    p.add_argument("--draft", default="", help="draft model (dir, catalog name, 'embedded'); omit for none")
+    p.add_argument("--method", choices=METHODS, default=None, help="speculative method (default: draft_model with --draft, else none)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--gpu", default="", help="GPU catalog name (see --list-gpus), or 'cpu' for the embedded engine")
+    g.add_argument("--gpu-memory-gib", type=float, default=0.0, help="memory per GPU in GiB instead of a catalog GPU")
+    p.add_argument("--num-gpus", type=int, default=0, help="GPUs on the node (default: --tp)")
+    p.add_argument("--tp", type=int, default=1, help="tensor parallel size")
+    p.add_argument("--target-quant", choices=PRECISIONS, default="bf16")
+    p.add_argument("--draft-quant", choices=PRECISIONS, default="bf16")
+    p.add_argument("--kv-cache-dtype", choices=["auto", "fp8"], default="auto")
+    p.add_argument("--max-model-len", type=int, default=4096)
+    p.add_argument("--context-length", type=int, default=0, help="tokens per request for the concurrency figures (default: max-model-len)")
+    p.add_argument("--gpu-memory-utilization", type=float, default=0.9)
+    p.add_argument("--reserve-gib", type=float, default=-1.0, help="activation/CUDA-graph reserve per GPU (-1: estimate)")
+    p.add_argument("--kv-cache-gib", type=float, default=0.0, help="fix the KV space (CPU backend, kv_cache_memory_bytes)")
+    p.add_argument("--num-speculative-tokens", type=int, default=4)
+    p.add_argument("--block-size", type=int, default=0, help="KV block size in tokens (0: vLLM's default)")
+    p.add_argument("--matrix", action="store_true", help="also print the (target x draft precision) matrix")
+    p.add_argument("--list-models", action="store_true", help="list catalog model names and exit")
+    p.add_argument("--list-gpus", action="store_true", help="list catalog GPU names and exit")
+    p.add_argument("--json", action="store_true", help="print JSON on stdout")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list_models or args.list_gpus:
+        names = models.catalog_names() if args.list_models else gpus.gpu_names()
+        print_json(names) if args.json else print("\n".join(names))
+        return 0
+    if not args.target:
+        raise ParameterError("--target is required", "give a local model dir, a catalog name or 'embedded'")
+    if args.tp < 1 or args.max_model_len < 1 or not 0 < args.gpu_memory_utilization <= 1:
+        raise ParameterError("--tp and --max-model-len must be >= 1 and --gpu-memory-utilization in (0, 1]",
+                             "fix the value given")
+    target = models.resolve(args.target, "target")
+    draft = models.resolve(args.draft, "draft") if args.draft else None
+    method = args.method or ("draft_model" if draft else "none")
+    embedded = args.target == "embedded" or (bool(args.kv_cache_gib) and not args.gpu and not args.gpu_memory_gib
+                                            and gpus.detect() is None)
+    gpu = gpus.resolve_gpu(args.gpu, args.gpu_memory_gib, embedded=embedded)
+    kwargs = dict(
+        method=method, num_gpus=args.num_gpus or args.tp, tensor_parallel_size=args.tp,
+        kv_cache_dtype=args.kv_cache_dtype, num_speculative_tokens=args.num_speculative_tokens,
+        max_model_len=args.max_model_len, context_length=args.context_length or args.max_model_len,
+        gpu_memory_utilization=args.gpu_memory_utilization, reserve_gib=args.reserve_gib,
+        kv_cache_gib=args.kv_cache_gib, block_size=args.block_size,
+    )
+    b = memory.budget(target, draft, gpu, target_quant=args.target_quant, draft_quant=args.draft_quant, **kwargs)
+    out = b.model_dump(mode="json")
+    out["finding"] = memory.finding(b)
+    if args.matrix:
+        out["matrix"] = [r.model_dump(mode="json") for r in memory.precision_matrix(target, draft, gpu, **kwargs)]
+    if args.json:
+        print_json(out)
+        return 0
+    print(out["finding"])
+    for key in ("target_weights_gib", "draft_weights_gib", "kv_bytes_per_token", "kv_cache_gib", "kv_cache_tokens",
+                "max_concurrency", "max_concurrency_without_draft", "concurrency_lost_pct", "fits"):
+        print(f"  {key:32s} {out[key]}")
+    for w in b.reasons + b.warnings:
+        print(f"  ! {w}")
+    if args.matrix:
+        print(f"  {'target':7s}{'draft':7s}{'fits':6s}{'KV tokens':>12s}{'conc@ctx':>10s}{'lost %':>8s}")
+        for r in out["matrix"]:
+            print(f"  {r['target_quant']:7s}{r['draft_quant'] or '-':7s}{str(r['fits']):6s}{r['kv_cache_tokens']:>12,}"
+                  f"{r['concurrency_at_context']:>10.1f}{r['concurrency_lost_pct']:>8.1f}")
+    return 0

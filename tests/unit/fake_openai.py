@@ -1,0 +1,78 @@
+"""A small OpenAI-style streaming server for FAULT INJECTION only (never for measurements).
+
+The prompt's first word picks the behaviour:
+  ok       3 chunks of 3 tokens each (as speculation sends them), usage and spec metrics at the end
+  slow     like ok, 50 ms between chunks
+  malformed  like ok, with garbage lines mixed into the stream
+  http429 / http503   an error status
+  reset    one chunk, then the connection is cut
+  stall    one chunk, then nothing (the client must time out)
+Run as a process: python tests/unit/fake_openai.py PORT   (prints "ready" when listening)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+from aiohttp import web
+
+CHUNK_TOKENS = 3
+CHUNKS = 3
+SPEC = {"draft_acceptance_rate": 0.5, "mean_acceptance_length": 3.0, "num_draft_tokens": 8,
+        "num_accepted_draft_tokens": 4, "acceptance_histogram": [1, 0, 1], "num_spec_steps": 2}
+
+
+def _chunk(text: str, completion_tokens: int) -> bytes:
+    obj = {"choices": [{"index": 0, "text": text}],
+           "usage": {"prompt_tokens": 5, "completion_tokens": completion_tokens}}
+    return b"data: " + json.dumps(obj).encode() + b"\n\n"
+
+
+async def completions(request: web.Request) -> web.StreamResponse:
+    body = await request.json()
+    mode = str(body.get("prompt", "ok")).split()[0]
+    if mode.startswith("http"):
+        return web.Response(status=int(mode[4:]), text=f"fake {mode[4:]}: try again later")
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await resp.prepare(request)
+    gap = 0.05 if mode == "slow" else 0.002
+    for i in range(CHUNKS):
+        await resp.write(_chunk(f"tok{i} " * CHUNK_TOKENS, (i + 1) * CHUNK_TOKENS))
+        if mode == "malformed":
+            await resp.write(b"data: {not json\n\nthis is not sse\n\n")
+        if mode == "reset" and i == 0:
+            request.transport.close()
+            return resp
+        if mode == "stall" and i == 0:
+            await asyncio.sleep(3600)
+        await asyncio.sleep(gap)
+    final = {"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": CHUNKS * CHUNK_TOKENS},
+             "metrics": {"speculative_decoding": SPEC}}
+    await resp.write(b"data: " + json.dumps(final).encode() + b"\n\ndata: [DONE]\n\n")
+    return resp
+
+
+async def models(_request: web.Request) -> web.Response:
+    return web.json_response({"object": "list", "data": [{"id": "fake", "object": "model"}]})
+
+
+def app() -> web.Application:
+    a = web.Application()
+    a.router.add_post("/v1/completions", completions)
+    a.router.add_get("/v1/models", models)
+    return a
+
+
+if __name__ == "__main__":
+    port = int(sys.argv[1])
+
+    async def main():
+        runner = web.AppRunner(app())
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        print("ready", flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())

@@ -1,0 +1,63 @@
+"""`playbook load|sweep|lossless`: stable JSON field names and clear errors (fake servers, real processes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FAKE = Path(__file__).with_name("fake_openai.py")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def fake_url():
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, str(FAKE), str(port)], stdout=subprocess.PIPE, start_new_session=True)
+    assert proc.stdout.readline().strip() == b"ready"
+    yield f"http://127.0.0.1:{port}"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+
+
+def playbook(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "playbook", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_load_json_contract(fake_url, tmp_path):
+    out = playbook("load", "--baseline-url", fake_url, "--spec-url", fake_url, "--concurrency", "1,2",
+                   "--requests", "3", "--warmup", "0", "--no-lossless", "--run-dir", str(tmp_path), "--json",
+                   "--no-progress")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert {"levels", "speedup", "crossover"} <= set(data)
+    lv = data["levels"][0]
+    for metric in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms"):
+        assert set(lv[metric]) == {"p50", "p95", "p99"}
+    assert {"output_tok_s", "req_s", "errors", "config", "level"} <= set(lv)
+    assert {"speedup", "ci_low", "ci_high", "level"} <= set(data["speedup"][0])
+    assert (tmp_path / "artifacts" / "50_load_requests.jsonl").exists()
+
+
+def test_bad_input_is_named(fake_url, tmp_path):
+    out = playbook("load", "--baseline-url", "localhost:8000", "--spec-url", fake_url, "--json")
+    assert out.returncode == 1 and "has no scheme" in out.stderr and "Traceback" not in out.stderr
+    out = playbook("sweep", "--url", fake_url, "--temperatures", "0,2.5", "--json")
+    assert out.returncode == 1 and "[0, 2]" in out.stderr
+    out = playbook("sweep", "--url", fake_url, "--workload", "nosuchclass", "--run-dir", str(tmp_path), "--json")
+    assert out.returncode == 1 and "/metrics" in out.stderr  # the fake has no /metrics: said before any request
+    out = playbook("load", "--baseline-url", fake_url, "--spec-url", fake_url, "--workload", "nosuchclass",
+                   "--run-dir", str(tmp_path), "--json")
+    assert out.returncode == 1 and "unknown workload 'nosuchclass'" in out.stderr and "structured" in out.stderr

@@ -1,0 +1,53 @@
+"""`playbook memory` and `playbook drafts`: stable JSON field names, catalog models with no network."""
+
+from __future__ import annotations
+
+import json
+
+from playbook.cli import main
+
+MEMORY_FIELDS = {"target_weights_gib", "draft_weights_gib", "kv_bytes_per_token", "kv_cache_gib", "kv_cache_tokens",
+                 "max_concurrency", "max_concurrency_without_draft", "fits", "warnings"}
+
+
+def run_json(capsys, *argv) -> dict:
+    assert main(list(argv)) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_memory_json_fields_for_catalog_models(capsys):
+    out = run_json(capsys, "memory", "--target", "Llama-3.1-70B", "--draft", "Llama-3.2-1B", "--gpu", "H100-SXM",
+                   "--tp", "2", "--max-model-len", "4096", "--json")
+    assert MEMORY_FIELDS <= set(out)
+    assert out["fits"] is True and out["kv_cache_tokens"] > 0
+    assert out["max_concurrency_without_draft"] > out["max_concurrency"]
+
+
+def test_memory_fixed_kv_space_and_matrix(capsys):
+    out = run_json(capsys, "memory", "--target", "Llama-3.1-8B", "--gpu-memory-gib", "24", "--kv-cache-gib", "4",
+                   "--target-quant", "int4", "--kv-cache-dtype", "fp8", "--matrix", "--json")
+    assert out["kv_cache_gib"] == 4.0 and out["kv_space_fixed"] and out["kv_bytes_per_token"] == 32 * 2 * 8 * 128
+    assert len(out["matrix"]) == 4 and {"target_quant", "fits", "kv_cache_tokens"} <= set(out["matrix"][0])
+
+
+def test_memory_not_fitting_is_json_not_an_error(capsys):
+    out = run_json(capsys, "memory", "--target", "Llama-3.1-405B", "--gpu", "L4", "--json")
+    assert out["fits"] is False and out["reasons"]
+
+
+def test_memory_unknown_model_exits_1_naming_close_matches(capsys):
+    assert main(["memory", "--target", "Qwen2.5-70B", "--gpu", "H100-SXM", "--json"]) == 1
+    err = capsys.readouterr().err
+    assert "Qwen2.5-72B" in err and "closest" in err
+
+
+def test_drafts_json_fields(capsys):
+    out = run_json(capsys, "drafts", "--target", "Llama-3.3-70B", "--candidates", "Llama-3.1-8B,Qwen2.5-0.5B", "--json")
+    c = out["candidates"][0]
+    assert {"ratio", "same_family", "same_tokenizer", "methods", "score", "reasons"} <= set(c)
+    assert c["name"] == "Llama-3.1-8B" and out["best"] == "Llama-3.1-8B"
+
+
+def test_list_models(capsys):
+    names = run_json(capsys, "memory", "--list-models", "--json")
+    assert "DeepSeek-V3" in names and "Gemma-3-27B" in names

@@ -1,0 +1,137 @@
+"""Model facts: catalog, local directories (config.json + safetensors headers), bad input."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+from playbook.helpers import models
+from playbook.helpers.errors import ModelError
+
+
+def write_safetensors(path, tensors: dict[str, tuple[str, list[int]]]) -> None:
+    """A real safetensors file (zeros) with the documented layout: u64 header length, JSON, data."""
+    size = {"BF16": 2, "F16": 2, "F32": 4, "I8": 1}
+    header, offset = {"__metadata__": {"format": "pt"}}, 0
+    for name, (dtype, shape) in tensors.items():
+        n = size[dtype]
+        for d in shape:
+            n *= d
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + n]}
+        offset += n
+    blob = json.dumps(header).encode()
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<Q", len(blob)) + blob + b"\0" * offset)
+
+
+def llama_dir(tmp_path, name="m", layers=2, hidden=64, heads=2, kv=1, vocab=100, tie=False, extra_cfg=None, drop=()):
+    d = tmp_path / name
+    d.mkdir()
+    cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": hidden,
+           "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": kv,
+           "intermediate_size": hidden * 2, "vocab_size": vocab, "tie_word_embeddings": tie,
+           "torch_dtype": "bfloat16", **(extra_cfg or {})}
+    for k in drop:
+        cfg.pop(k)
+    (d / "config.json").write_text(json.dumps(cfg))
+    hd = hidden // heads
+    t = {"model.embed_tokens.weight": ("BF16", [vocab, hidden]), "model.norm.weight": ("BF16", [hidden])}
+    if not tie:
+        t["lm_head.weight"] = ("BF16", [vocab, hidden])
+    for i in range(layers):
+        p = f"model.layers.{i}."
+        t.update({p + "self_attn.q_proj.weight": ("BF16", [heads * hd, hidden]),
+                  p + "self_attn.k_proj.weight": ("BF16", [kv * hd, hidden]),
+                  p + "self_attn.v_proj.weight": ("BF16", [kv * hd, hidden]),
+                  p + "self_attn.o_proj.weight": ("BF16", [hidden, heads * hd]),
+                  p + "mlp.gate_proj.weight": ("BF16", [hidden * 2, hidden]),
+                  p + "mlp.up_proj.weight": ("BF16", [hidden * 2, hidden]),
+                  p + "mlp.down_proj.weight": ("BF16", [hidden, hidden * 2]),
+                  p + "input_layernorm.weight": ("BF16", [hidden]),
+                  p + "post_attention_layernorm.weight": ("BF16", [hidden])})
+    write_safetensors(d / "model.safetensors", t)
+    return d
+
+
+@pytest.mark.parametrize("name", models.catalog_names())
+def test_catalog_architecture_reproduces_the_published_parameter_count(name):
+    spec = models.from_catalog(name)
+    computed = models.total_params(spec) / 1e9
+    assert computed == pytest.approx(spec.param_count, rel=0.02), f"{name}: {computed:.2f}B"
+
+
+@pytest.mark.parametrize("alias,expected", [
+    ("meta-llama/Llama-3.1-70B-Instruct", "Llama-3.1-70B"),
+    ("llama-3.1-8b", "Llama-3.1-8B"),
+    ("Qwen/Qwen2.5-0.5B-Instruct", "Qwen2.5-0.5B"),
+    ("deepseek-ai/DeepSeek-V3", "DeepSeek-V3"),
+])
+def test_catalog_aliases_resolve(alias, expected):
+    assert models.resolve(alias).name == expected
+
+
+def test_unknown_name_lists_the_closest_catalog_names():
+    with pytest.raises(ModelError) as exc:
+        models.resolve("Lama-3.1-70B")
+    assert "Llama-3.1-70B" in str(exc.value) and "closest" in str(exc.value)
+
+
+def test_catalog_special_architectures():
+    ds = models.from_catalog("DeepSeek-V3")
+    assert ds.attention == "mla" and ds.mtp_layers == 1 and ds.kv_lora_rank == 512
+    g3 = models.from_catalog("Gemma-3-27B")
+    assert g3.kinds().count("full") == 10 and g3.kinds().count("sliding") == 52
+    g2 = models.from_catalog("Gemma-2-9B")
+    assert g2.kinds()[:2] == ["sliding", "full"] and g2.kinds().count("full") == 21
+    assert models.from_catalog("Mixtral-8x7B").num_experts == 8
+
+
+def test_directory_counts_parameters_exactly_from_safetensors_headers(tmp_path):
+    d = llama_dir(tmp_path)
+    spec = models.resolve(str(d))
+    assert spec.source == "dir" and spec.num_kv_heads == 1 and spec.head_dim == 32
+    assert spec.exact_params == models.total_params(spec) == sum(models.architecture_params(spec).values())
+    assert spec.weight_bytes_on_disk == 2 * spec.exact_params
+    parts = models.param_breakdown(spec)
+    assert parts["embedding"] == parts["lm_head"] == 100 * 64
+
+
+def test_tied_embeddings_have_no_lm_head(tmp_path):
+    spec = models.resolve(str(llama_dir(tmp_path, tie=True)))
+    assert models.param_breakdown(spec)["lm_head"] == 0
+
+
+def test_config_missing_a_field_names_it(tmp_path):
+    d = llama_dir(tmp_path, drop=("num_hidden_layers",))
+    with pytest.raises(ModelError, match="num_layers.*num_hidden_layers"):
+        models.resolve(str(d))
+
+
+def test_directory_without_config_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match="no config.json"):
+        models.resolve(str(tmp_path / "empty"))
+
+
+def test_corrupt_safetensors_header_is_a_model_error(tmp_path):
+    d = llama_dir(tmp_path)
+    (d / "model.safetensors").write_bytes(struct.pack("<Q", 10) + b"not json!!")
+    with pytest.raises(ModelError, match="corrupt safetensors header"):
+        models.resolve(str(d))
+
+
+def test_mtp_and_eagle_detected_from_config(tmp_path):
+    mtp = models.resolve(str(llama_dir(tmp_path, "mtp", extra_cfg={"num_nextn_predict_layers": 1})))
+    assert mtp.mtp_layers == 1
+    eagle = models.resolve(str(llama_dir(tmp_path, "head", layers=1, extra_cfg={"architectures": ["LlamaForCausalLMEagle3"]})))
+    assert eagle.eagle_head
+
+
+def test_gemma3_text_config_and_layer_types(tmp_path):
+    d = llama_dir(tmp_path, "g", layers=6, extra_cfg={"model_type": "gemma3", "sliding_window": 512})
+    cfg = json.loads((d / "config.json").read_text())
+    (d / "config.json").write_text(json.dumps({"architectures": ["Gemma3ForConditionalGeneration"],
+                                                "model_type": "gemma3", "text_config": cfg}))
+    spec = models.resolve(str(d))
+    assert spec.sliding_window == 512 and spec.kinds() == ["sliding"] * 5 + ["full"]

@@ -1,0 +1,167 @@
+"""The speedup predictor: E(k), the optimal k, a > c, the crossover under compute-bound batching."""
+
+import math
+
+import pytest
+
+from playbook.helpers import predict
+from playbook.helpers.errors import ParameterError
+from playbook.helpers.schemas.predict import StepTimeModel
+
+
+@pytest.mark.parametrize("a, k", [(0.0, 4), (0.5, 1), (0.7, 4), (0.9, 8), (0.3, 0)])
+def test_expected_tokens_matches_series(a, k):
+    # E(k) is the expected accepted prefix + 1: sum over i=0..k of a^i
+    assert predict.expected_tokens(a, k) == pytest.approx(sum(a**i for i in range(k + 1)))
+
+
+def test_expected_tokens_edges():
+    assert predict.expected_tokens(1.0, 4) == 5
+    assert predict.expected_tokens(0.0, 4) == 1
+    with pytest.raises(ParameterError):
+        predict.expected_tokens(1.2, 4)
+
+
+def test_positions_give_same_e_as_iid():
+    a, k = 0.6, 5
+    positions = [a ** (i + 1) for i in range(k)]
+    assert predict.expected_tokens_from_positions(positions) == pytest.approx(predict.expected_tokens(a, k))
+    assert predict.iid_acceptance(predict.expected_tokens(a, k), k) == pytest.approx(a, abs=1e-6)
+
+
+def test_positions_extend_geometrically_and_truncate():
+    p = [0.8, 0.6]
+    assert predict.positions_for_k(p, 1) == [0.8]
+    ext = predict.positions_for_k(p, 4)
+    assert ext[2] == pytest.approx(0.6 * 0.75) and ext[3] == pytest.approx(0.6 * 0.75**2)
+
+
+def test_simple_speedup_formula():
+    a, k, c = 0.8, 4, 0.1
+    assert predict.simple_speedup(a, k, c) == pytest.approx(predict.expected_tokens(a, k) / (k * c + 1))
+
+
+@pytest.mark.parametrize("a, c", [(0.8, 0.05), (0.6, 0.1), (0.9, 0.2), (0.5, 0.3)])
+def test_optimal_k_maximises(a, c):
+    k = predict.optimal_k(a, c, k_max=16)
+    best = max(predict.simple_speedup(a, kk, c) for kk in range(1, 17))
+    assert predict.simple_speedup(a, k, c) == pytest.approx(best)
+
+
+@pytest.mark.parametrize("a, c", [(0.3, 0.3), (0.2, 0.5), (0.1, 0.4)])
+def test_no_gain_unless_a_beats_c(a, c):
+    assert not predict.gain_possible(a, c)
+    assert predict.optimal_k(a, c) == 0
+    assert all(predict.simple_speedup(a, k, c) <= 1 for k in range(1, 17))
+
+
+def test_gain_when_a_beats_c():
+    assert predict.gain_possible(0.6, 0.1)
+    assert predict.optimal_k(0.6, 0.1) >= 1
+
+
+def test_optimal_k_grows_with_acceptance():
+    ks = [predict.optimal_k(a, 0.05) for a in (0.5, 0.7, 0.9)]
+    assert ks == sorted(ks) and ks[0] < ks[-1]
+
+
+def _gpu_like():
+    # memory-bound at small batch: 20 ms of weights, 0.02 ms per token of compute, 0.5 ms overhead
+    target = StepTimeModel(name="t", source="given", overhead_ms=0.5, weights_ms=20.0, compute_ms_per_token=0.02)
+    draft = StepTimeModel(name="d", source="given", overhead_ms=0.3, weights_ms=0.5, compute_ms_per_token=0.0005)
+    return target, draft
+
+
+def test_crossover_exists_when_compute_bound():
+    target, draft = _gpu_like()
+    pred = predict.predict(target_step=target, draft_step=draft, num_speculative_tokens=4, acceptance=0.8,
+                           batch_sizes=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024], context_tokens=0)
+    assert pred.points[0].speedup > 1.5
+    assert pred.crossover_batch_size is not None
+    # verification of batch*(k+1) tokens becomes compute-bound before the baseline's batch tokens do
+    cross = pred.crossover_batch_size
+    assert all(p.speedup >= 1 for p in pred.points if p.batch_size < cross)
+    assert all(p.speedup < 1 for p in pred.points if p.batch_size >= cross)
+    assert pred.optimal_k_by_batch_size[1] > pred.optimal_k_by_batch_size[1024]
+
+
+def test_no_crossover_when_memory_bound_in_range():
+    target, draft = _gpu_like()
+    pred = predict.predict(target_step=target, draft_step=draft, num_speculative_tokens=4, acceptance=0.8, batch_sizes=[1, 2, 4])
+    assert pred.crossover_batch_size is None
+    assert all(p.speedup > 1 for p in pred.points)
+
+
+def test_cpu_like_speculation_never_wins():
+    # on a CPU a pass costs per token: verifying k+1 tokens costs about k+1 steps
+    target = StepTimeModel(name="t", source="fitted", overhead_ms=1.0, compute_ms_per_token=4.0)
+    draft = StepTimeModel(name="d", source="fitted", overhead_ms=0.5, compute_ms_per_token=0.5)
+    pred = predict.predict(target_step=target, draft_step=draft, num_speculative_tokens=4, acceptance=0.6, batch_sizes=[1, 4, 16])
+    assert pred.points[0].speedup < 1 and pred.crossover_batch_size == 1
+
+
+def test_tpot_consistency():
+    target, draft = _gpu_like()
+    pred = predict.predict(target_step=target, draft_step=draft, num_speculative_tokens=3, acceptance=0.7, batch_sizes=[1, 8])
+    for p in pred.points:
+        assert p.speedup == pytest.approx(p.tpot_baseline_ms / p.tpot_spec_ms)
+        assert p.tpot_spec_ms == pytest.approx((3 * p.draft_step_ms + p.target_step_ms) / predict.expected_tokens(0.7, 3))
+
+
+def test_fit_step_model_recovers_line():
+    pts = [(n, 3.0 + 0.5 * n) for n in (10, 20, 40, 80)]
+    m = predict.fit_step_model("x", pts)
+    assert m.overhead_ms == pytest.approx(3.0) and m.compute_ms_per_token == pytest.approx(0.5)
+
+
+def test_calibration_reproduces_single_request_measurements():
+    e, k = 2.5, 4
+    target, draft = predict.calibrate_from_measurements(
+        tpot_baseline_ms=5.0, tpot_spec_ms=6.0, expected_tokens_per_step=e, num_speculative_tokens=k,
+        prefill_points=[(10, 12.0), (50, 32.0), (90, 52.0)], draft_param_ratio=0.1)
+    assert predict.step_ms(target, 1) == pytest.approx(5.0)
+    assert target.compute_ms_per_token == pytest.approx(0.5)
+    spec_c1 = (k * predict.step_ms(draft, 1) + predict.step_ms(target, k + 1)) / e
+    assert spec_c1 == pytest.approx(6.0)
+
+
+def test_per_batch_size_schedule_is_valid_for_vllm():
+    # vLLM's own validator, loaded from its file (importing the vllm package takes seconds)
+    import importlib.util
+
+    origin = importlib.util.find_spec("vllm").submodule_search_locations[0]
+    spec = importlib.util.spec_from_file_location("_sd_utils", f"{origin}/v1/spec_decode/dynamic/utils.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    build_dynamic_sd_schedule_lookup = mod.build_dynamic_sd_schedule_lookup
+
+    sched = predict.per_batch_size_schedule({1: 4, 2: 4, 4: 3, 8: 0, 16: 0}, max_batch_size=64)
+    assert sched == [[1, 3, 4], [4, 7, 3], [8, 64, 0]]
+    lookup = build_dynamic_sd_schedule_lookup(sched, 64, 4)
+    assert lookup[1] == 4 and lookup[5] == 3 and lookup[64] == 0
+
+
+def test_compare_errors():
+    target, draft = _gpu_like()
+    pred = predict.predict(target_step=target, draft_step=draft, num_speculative_tokens=4, acceptance=0.8, batch_sizes=[1, 4, 16])
+    measured = {1: pred.points[0].speedup * 1.1, 4: pred.points[1].speedup}
+    chk = predict.compare(pred, measured)
+    assert chk.relative_error[1] == pytest.approx(0.0, abs=1e-9)
+    assert chk.mean_abs_relative_error == pytest.approx((abs(1 / 1.1 - 1)) / 2)
+    assert not math.isnan(chk.mean_abs_relative_error)
+
+
+def test_roofline_from_catalog():
+    from playbook.helpers import gpus, models
+
+    gpu = gpus.get_gpu("H100-SXM")
+    t = predict.roofline_from_specs(models.resolve("Llama-3.1-70B"), gpu, name="t", tp=2)
+    d = predict.roofline_from_specs(models.resolve("Llama-3.2-1B"), gpu, name="d", tp=2)
+    assert t.weights_ms > 10 * d.weights_ms  # 70B vs 1B weights
+    assert predict.step_ms(t, 1) < predict.step_ms(t, 4096)  # compute-bound eventually
+
+
+def test_fit_step_model_resists_stalled_points():
+    pts = [(n, 3.0 + 0.5 * n) for n in (10, 20, 30, 40, 60, 80, 100)] + [(50, 400.0)]  # one request stalled
+    m = predict.fit_step_model("x", pts)
+    assert m.compute_ms_per_token == pytest.approx(0.5, rel=0.05)

@@ -1,0 +1,47 @@
+"""`playbook predict ... --json`: the fields the issue names, and clear errors."""
+
+import json
+
+import pytest
+
+from playbook.cli import main
+
+
+def _run(capsys, *args):
+    rc = main(["predict", *args])
+    out = capsys.readouterr()
+    return rc, out
+
+
+def test_predict_json_fields(capsys):
+    rc, out = _run(capsys, "--target", "Llama-3.1-70B", "--draft", "Llama-3.2-1B", "--gpu", "H100-SXM", "--num-gpus", "2",
+                   "--tp", "2", "--acceptance", "0.7", "--num-speculative-tokens", "4", "--batch-sizes", "1,8,64,512", "--json")
+    assert rc == 0
+    data = json.loads(out.out)
+    assert [p["batch_size"] for p in data["points"]] == [1, 8, 64, 512]
+    for p in data["points"]:
+        assert {"speedup", "tpot_baseline_ms", "tpot_spec_ms"} <= set(p)
+        assert p["speedup"] == pytest.approx(p["tpot_baseline_ms"] / p["tpot_spec_ms"])
+    assert "crossover_batch_size" in data
+    assert data["points"][0]["speedup"] > 1 > data["points"][-1]["speedup"]  # a 70B on H100s: wins alone, loses at 512
+    assert data["crossover_batch_size"] in (64, 512)
+
+
+def test_predict_null_crossover_when_always_winning(capsys):
+    rc, out = _run(capsys, "--target", "Llama-3.1-70B", "--draft", "Llama-3.2-1B", "--gpu", "H100-SXM", "--num-gpus", "2",
+                   "--acceptance", "0.8", "--batch-sizes", "1,2,4", "--json")
+    assert rc == 0 and json.loads(out.out)["crossover_batch_size"] is None
+
+
+def test_predict_cpu_needs_measured_step_times(capsys):
+    rc, out = _run(capsys, "--target", "Llama-3.1-8B", "--draft", "Llama-3.2-1B", "--gpu", "cpu", "--acceptance", "0.7", "--json")
+    assert rc == 1 and "--target-step-ms" in out.err
+
+
+def test_predict_with_measured_step_times(capsys):
+    rc, out = _run(capsys, "--target", "Llama-3.1-8B", "--method", "ngram", "--acceptance", "0.5",
+                   "--target-step-ms", "5", "--per-token-ms", "1", "--batch-sizes", "1,4", "--json")
+    assert rc == 0
+    data = json.loads(out.out)
+    assert data["points"][0]["tpot_baseline_ms"] == pytest.approx(5.0)
+    assert data["draft_step"] is None

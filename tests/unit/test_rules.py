@@ -1,0 +1,154 @@
+"""Each SPEC section 3 rule, as a table of cases at and around its thresholds."""
+
+import pytest
+
+from playbook.helpers import rules
+from playbook.helpers.schemas.decision import LoadLevel
+
+
+@pytest.mark.parametrize("acc, verdict", [
+    (None, "unknown"), (0.0, "no-go"), (0.49, "no-go"), (0.4999, "no-go"), (0.50, "borderline"), (0.60, "borderline"),
+    (0.65, "borderline"), (0.6501, "go"), (0.9, "go"),
+])
+def test_acceptance_bands(acc, verdict):
+    r = rules.rule_acceptance(acc, 0.2)
+    assert r.verdict == verdict
+    if acc is not None:
+        assert f"{acc:.2f}" in r.reason and "T=0.2" in r.reason
+    else:
+        assert r.measure_next
+
+
+def test_acceptance_thresholds_are_parameters():
+    assert rules.rule_acceptance(0.6, go_above=0.55).verdict == "go"
+    assert rules.rule_acceptance(0.6, no_go_below=0.7, go_above=0.8).verdict == "no-go"
+
+
+@pytest.mark.parametrize("p10, verdict", [(None, "unknown"), (0.2, "borderline"), (0.4999, "borderline"), (0.5, "go"), (0.8, "go")])
+def test_acceptance_p10(p10, verdict):
+    assert rules.rule_acceptance_p10(p10).verdict == verdict
+
+
+@pytest.mark.parametrize("draft, usable, verdict", [
+    (None, 10.0, "unknown"), (1.0, None, "unknown"), (1.5, 10.0, "go"), (1.51, 10.0, "no-go"), (0.1, 10.0, "go"), (3.0, 10.0, "no-go"),
+])
+def test_draft_vram_share(draft, usable, verdict):
+    r = rules.rule_draft_vram_share(draft, usable)
+    assert r.verdict == verdict
+    if verdict != "unknown":
+        assert r.numbers["share"] == pytest.approx(draft / usable, abs=1e-4)
+
+
+@pytest.mark.parametrize("target, vram, verdict", [(None, 80, "unknown"), (56.0, 80.0, "go"), (56.1, 80.0, "borderline"), (70.0, 80.0, "borderline")])
+def test_target_vram_share(target, vram, verdict):
+    assert rules.rule_target_vram_share(target, vram).verdict == verdict
+
+
+@pytest.mark.parametrize("base, spec, peak, verdict", [
+    (None, 10, 4, "unknown"), (100, 90, 4, "go"), (100, 89.9, 4, "borderline"), (100, 50, 4, "borderline"),
+    (100, 3.9, 4, "no-go"), (100, 4, 4, "borderline"), (10, 9.5, 4, "go"),
+])
+def test_concurrency_loss(base, spec, peak, verdict):
+    r = rules.rule_concurrency_loss(base, spec, expected_peak_concurrency=peak, context_length=2048)
+    assert r.verdict == verdict
+    if verdict != "unknown":
+        assert "2048" in r.reason
+
+
+@pytest.mark.parametrize("drop, verdict", [(None, "unknown"), (0.0, "go"), (5.0, "go"), (5.01, "borderline"), (12, "borderline")])
+def test_quantization_drop(drop, verdict):
+    assert rules.rule_quantization_drop(drop, config="int4/bf16").verdict == verdict
+
+
+@pytest.mark.parametrize("kind, slo, base, spec, verdict", [
+    ("ttft", 0, None, None, "no-go"),
+    ("tpot", 0, None, None, "go"),
+    ("tpot", 200, 150, 210, "no-go"),  # speculation breaks a TTFT SLO the baseline meets
+    ("tpot", 200, 150, 200, "go"),
+    ("tpot", 200, 250, 260, "borderline"),
+    ("throughput", 0, 100, 500, "go"),
+])
+def test_ttft_slo(kind, slo, base, spec, verdict):
+    assert rules.rule_ttft_slo(kind, slo_ttft_ms=slo, ttft_p99_baseline_ms=base, ttft_p99_spec_ms=spec).verdict == verdict
+
+
+@pytest.mark.parametrize("slo, base, spec, verdict", [
+    (0, None, None, "go"), (50, None, 40, "unknown"), (50, 60, 50, "go"), (50, 40, 50.1, "no-go"), (50, 60, 70, "borderline"),
+])
+def test_tpot_slo(slo, base, spec, verdict):
+    assert rules.rule_tpot_slo(slo, base, spec).verdict == verdict
+
+
+@pytest.mark.parametrize("b50, b99, s50, s99, verdict", [
+    (None, 10, 5, 10, "unknown"),
+    (10, 20, 8, 23, "go"),  # gap 10 -> 15: exactly 1.5x
+    (10, 20, 8, 23.1, "borderline"),
+    (10, 20, 8, 12, "go"),
+])
+def test_tail_gap(b50, b99, s50, s99, verdict):
+    assert rules.rule_tail_gap(b50, b99, s50, s99).verdict == verdict
+
+
+def _lv(c, s, lo=None, hi=None):
+    return LoadLevel(concurrency=c, speedup=s, speedup_ci_low=lo, speedup_ci_high=hi)
+
+
+@pytest.mark.parametrize("levels, peak, verdict", [
+    ([], 4, "unknown"),
+    ([_lv(1, 1.5, 1.3, 1.7), _lv(4, 1.2, 1.05, 1.3), _lv(16, 0.8, 0.7, 0.9)], 4, "go"),
+    ([_lv(1, 1.5, 1.3, 1.7), _lv(4, 1.2, 1.05, 1.3), _lv(16, 0.8, 0.7, 0.9)], 16, "borderline"),
+    ([_lv(1, 1.5, 1.3, 1.7), _lv(4, 1.1, 0.95, 1.3)], 4, "borderline"),  # CI crosses 1 at the peak: not a win there
+    ([_lv(1, 0.9, 0.8, 0.99), _lv(4, 0.7, 0.6, 0.8)], 4, "no-go"),
+    ([_lv(1, 1.1, 0.9, 1.3), _lv(4, 1.05, 0.9, 1.2)], 4, "unknown"),  # point above 1, intervals cross: not proven
+    ([_lv(1, 1.3), _lv(4, 1.1)], 4, "go"),  # no intervals: the point estimates decide
+])
+def test_load_crossover(levels, peak, verdict):
+    r = rules.rule_load_crossover(levels, expected_peak=peak)
+    assert r.verdict == verdict
+
+
+def test_load_crossover_names_levels():
+    r = rules.rule_load_crossover([_lv(1, 1.5, 1.3, 1.7), _lv(8, 0.8, 0.7, 0.9)], expected_peak=8)
+    assert r.numbers["highest_win"] == 1 and r.numbers["first_non_win"] == 8
+    assert "1" in r.reason and "8" in r.reason
+
+
+@pytest.mark.parametrize("err, verdict", [(None, "unknown"), (0.0, "go"), (0.05, "go"), (0.0501, "unknown"), (0.5, "unknown")])
+def test_error_rate(err, verdict):
+    r = rules.rule_error_rate(err)
+    assert r.verdict == verdict
+    if err is not None and err > 0.05:
+        assert "fix" in r.measure_next
+
+
+@pytest.mark.parametrize("temps, verdict", [
+    ([], "unknown"), ([0.0], "go"), ([0.5], "go"), ([0.6], "borderline"), ([0.7], "borderline"), ([0.71], "no-go"),
+    ([0.0, 0.2, 0.4], "go"), ([0.0, 0.1, 1.0], "borderline"), ([0.8, 1.0, 1.2], "no-go"),
+])
+def test_temperature_mix(temps, verdict):
+    assert rules.rule_temperature_mix(temps).verdict == verdict
+
+
+@pytest.mark.parametrize("cfg, guard, verdict", [
+    ({"method": "draft_model"}, None, "go"),
+    ({"method": "draft_model"}, True, "go"),
+    ({"method": "draft_model"}, False, "no-go"),
+    ({"method": "draft_model", "rejection_sample_method": "synthetic"}, True, "no-go"),
+    ({"method": "draft_model", "rejection_sample_method": "block"}, None, "go"),
+    ({"method": "ngram", "acceptance_method": "typical_acceptance_sampler"}, None, "no-go"),
+])
+def test_lossless(cfg, guard, verdict):
+    r = rules.rule_lossless(cfg["method"], cfg, guard_passed=guard, guard_detail="T=0: 3 of 8 outputs differ")
+    assert r.verdict == verdict
+    if guard is False:
+        assert "3 of 8" in r.reason
+
+
+@pytest.mark.parametrize("counters, verdict", [(None, "unknown"), (False, "no-go"), (True, "go")])
+def test_acceptance_monitoring(counters, verdict):
+    assert rules.rule_acceptance_monitoring(counters, ["vllm:spec_decode_num_drafts_total"] if counters else []).verdict == verdict
+
+
+def test_load_crossover_noisy_non_monotonic_is_unknown():
+    r = rules.rule_load_crossover([_lv(1, 0.5, 0.0, 2.0), _lv(2, 2.5, 1.5, 6.2), _lv(4, 1.4, 0.7, 2.5)], expected_peak=4)
+    assert r.verdict == "unknown" and "noisy" in r.reason and r.measure_next

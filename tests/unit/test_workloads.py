@@ -1,0 +1,72 @@
+"""Workloads: shipped classes, user files, ShareGPT, mixes, and the errors a user meets."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+from playbook.helpers.errors import WorkloadError
+from playbook.helpers.workloads import build_requests, known_workloads, load_file, parse_mix, workloads_dir
+
+SHIPPED = {"structured", "code", "summarization", "chat", "creative"}
+
+
+def test_shipped_classes_load():
+    assert SHIPPED <= set(known_workloads())
+    for name in SHIPPED:
+        items = build_requests(name, 5, max_tokens=16)
+        assert len(items) == 5 and all(it.workload == name and it.max_tokens == 16 for it in items)
+    assert any(it.is_chat for it in build_requests("chat", 3))
+
+
+def test_unknown_name_lists_the_known_ones():
+    with pytest.raises(WorkloadError) as exc:
+        build_requests("structurd", 3)
+    for name in SHIPPED:
+        assert name in str(exc.value)
+
+
+def test_empty_and_malformed_files_name_the_line(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    with pytest.raises(WorkloadError, match="empty"):
+        load_file(empty)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "a"}\n{"prompt": "b"\n')
+    with pytest.raises(WorkloadError, match="line 2"):
+        load_file(bad)
+    nofield = tmp_path / "nofield.jsonl"
+    nofield.write_text('{"prompt": "a"}\n{"text": "b"}\n')
+    with pytest.raises(WorkloadError, match="line 2.*prompt"):
+        load_file(nofield)
+
+
+def test_user_jsonl_and_sharegpt(tmp_path):
+    user = tmp_path / "mine.jsonl"
+    user.write_text('{"prompt": "hello", "max_tokens": 7}\n{"messages": [{"role": "user", "content": "hi"}]}\n')
+    items = build_requests(str(user), 4, seed=1)
+    assert {it.workload for it in items} == {"mine"} and len(items) == 4
+    share = tmp_path / "sg.json"
+    share.write_text(json.dumps([{"id": "a", "conversations": [{"from": "human", "value": "Q1"},
+                                                                 {"from": "gpt", "value": "A1"}]},
+                                 {"conversations": [{"from": "human", "value": "Q2"}]}]))
+    assert [it.prompt for it in load_file(share)] == ["Q1", "Q2"]
+
+
+def test_mix_shares_and_temperatures_are_kept():
+    items = build_requests("structured:0.6@0.1,creative:0.4@1.0", 20, seed=3)
+    counts = Counter((it.workload, it.temperature) for it in items)
+    assert counts == {("structured", 0.1): 12, ("creative", 1.0): 8}
+    assert [it.id for it in items] == [it.id for it in build_requests("structured:0.6@0.1,creative:0.4@1.0", 20, seed=3)]
+    assert parse_mix("a:3@0,b:1")[0][1] == pytest.approx(0.75)
+    with pytest.raises(WorkloadError, match="outside"):
+        parse_mix("a:1@3")
+    with pytest.raises(WorkloadError, match="not a number"):
+        parse_mix("a:x@0.1")
+
+
+def test_every_prompt_is_used_before_any_repeats():
+    n = len(load_file(workloads_dir() / "code.jsonl"))
+    items = build_requests("code", n, seed=0)
+    assert len({it.id for it in items}) == n
