@@ -169,7 +169,7 @@ def _headline(verdict: str, ev: Evidence, rec: RecommendedConfig, measure_next: 
     if verdict == "GO WITH LIMITS":
         lim = []
         if rec.max_concurrency is not None:
-            lim.append(f"up to {rec.max_concurrency:g} concurrent requests")
+            lim.append(f"up to {rec.max_concurrency:g} concurrent request" + ("" if rec.max_concurrency == 1 else "s"))
         if rec.workload_classes:
             lim.append("for " + ", ".join(rec.workload_classes))
         return f"turn on {what} (k={rec.num_speculative_tokens}) " + (" and ".join(lim) if lim else "and watch acceptance")

@@ -131,7 +131,8 @@ def finding(r: DraftsResult) -> str:
     if not r.best:
         return f"No usable draft for {r.target}: {r.candidates[0].reasons[0]}; consider {', '.join(ALWAYS)}"
     b = r.candidates[0]
-    acc = f", measured acceptance {b.acceptance_rate:.2f}" if b.acceptance_rate is not None else ""
+    acc = "" if b.acceptance_rate is None else f", measured acceptance {b.acceptance_rate:.2f}" + (
+        " (below 0.50: a no-go at this acceptance)" if b.acceptance_rate < 0.5 else "")
     return (f"Best draft for {r.target}: {b.name} (1:{b.ratio:.1f}, score {b.score:.0f}/100, "
             f"{'same tokenizer' if b.same_tokenizer else 'tokenizer unverified'}{acc}); "
             f"methods: {', '.join(r.target_methods)}")

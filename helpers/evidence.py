@@ -184,6 +184,11 @@ def _from_sweep(s: SweepResult, ev: Evidence, production_temperature: float | No
         ev.acceptance_production = s.production_acceptance
     if ev.acceptance_production is None and ev.acceptance_by_temperature:
         ev.acceptance_production = _interp(ev.acceptance_by_temperature, t)
+    temps = sorted(ev.acceptance_by_temperature)
+    if temps and t not in temps:
+        ev.acceptance_note = (f"interpolated between the sweep's T={max(x for x in temps if x < t):g} and "
+                              f"T={min(x for x in temps if x > t):g}") if temps[0] < t < temps[-1] \
+            else f"the sweep measured only T={', '.join(f'{x:g}' for x in temps)}; nearest used"
     near = _nearest(s.temperatures, t)
     if near is not None:
         ev.acceptance_per_position = list(near.per_position)

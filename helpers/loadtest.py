@@ -25,7 +25,7 @@ import numpy as np
 from .artifacts import RunDir
 from .errors import CounterResetError, MetricsError, PlaybookError
 from .loadgen import LoadShape, Target, run_phase_sync
-from .metrics import Sampler, scrape, spec_delta
+from .metrics import Sampler, scrape, server_mean_ms, spec_delta
 from .schemas.load import LevelStats, LoadResult, Percentiles, SpeedupPoint, WorkloadComparison
 from .schemas.lossless import LosslessResult
 from .schemas.workloads import PromptItem
@@ -207,7 +207,10 @@ def _measure_level(target: Target, config: str, shape: LoadShape, phase: str, it
     st.waiting_max = max(wait) if wait else None
     if before is not None and res.summary.status == "ok":
         try:
-            d = spec_delta(before, scrape(target.url, api_key=target.api_key))
+            after = scrape(target.url, api_key=target.api_key)
+            st.server_ttft_ms_mean = server_mean_ms(before, after, "ttft")
+            st.server_tpot_ms_mean = server_mean_ms(before, after, "tpot")
+            d = spec_delta(before, after)
             st.acceptance_rate, st.mean_acceptance_length = d.acceptance_rate, d.mean_acceptance_length
         except CounterResetError as exc:
             st.reason = exc.problem
@@ -399,7 +402,7 @@ def levels_table(res: LoadResult):
             for q in ("p50", "p95", "p99"):
                 row[f"{m[:-3]}_{q}"] = getattr(getattr(s, m), q)
         row.update(output_tok_s=s.output_tok_s, req_s=s.req_s, acceptance=s.acceptance_rate,
-                   kv_usage_max=s.kv_cache_usage_max)
+                   server_tpot_mean=s.server_tpot_ms_mean, kv_usage_max=s.kv_cache_usage_max)
         rows.append(row)
     return pd.DataFrame(rows).round(2)
 

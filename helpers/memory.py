@@ -199,6 +199,10 @@ def budget(
     if target.attention == "gqa" and target.num_kv_heads % tp and tp % target.num_kv_heads:
         warnings.append(f"{target.num_kv_heads} KV heads do not split evenly over TP={tp}; vLLM may refuse it")
 
+    for m, quant in ((target, target_quant), (draft, draft_quant)):
+        if m is not None and m.quantization and m.quantization != quant:
+            warnings.append(f"{m.name} is a pre-quantized {m.quantization} checkpoint but is budgeted at {quant}; "
+                            "pass the matching --target-quant/--draft-quant")
     tw = q.weight_bytes(param_breakdown(target), target_quant, group_size)
     if method == "mtp":
         dw = 0  # MTP layers ship inside the target checkpoint; their KV layers still join the pool
@@ -265,8 +269,8 @@ def budget(
         max_model_len=max_model_len, context_length=ctx, block_size=bs, gpu_memory_gib=mem,
         gpu_memory_utilization=gpu_memory_utilization, usable_gib=round(usable, 3) if usable else None,
         reserve_gib=reserve, kv_space_fixed=fixed,
-        target_weights_gib=round(tw / GiB, 4), draft_weights_gib=round(dw / GiB, 4),
-        target_weights_per_gpu_gib=round(tw_gpu / GiB, 4), draft_weights_per_gpu_gib=round(dw_gpu / GiB, 4),
+        target_weights_gib=round(tw / GiB, 6), draft_weights_gib=round(dw / GiB, 6),
+        target_weights_per_gpu_gib=round(tw_gpu / GiB, 6), draft_weights_per_gpu_gib=round(dw_gpu / GiB, 6),
         kv_bytes_per_token=kv_bytes_per_token(layers), kv_bytes_per_token_target=kv_bytes_per_token(t_layers),
         kv_bytes_per_token_draft=kv_bytes_per_token(d_layers), kv_cache_gib=round(max(kv_with, 0) / GiB, 4),
         num_blocks=nb, kv_cache_tokens=tokens, max_concurrency=round(conc, 4),

@@ -32,6 +32,8 @@ KV_CACHE_USAGE = "vllm:kv_cache_usage_perc"
 RUNNING = "vllm:num_requests_running"
 WAITING = "vllm:num_requests_waiting"
 GAUGES = {"kv_cache_usage": KV_CACHE_USAGE, "running": RUNNING, "waiting": WAITING}
+# Server-side latency histograms (sum and count), a cross-check of the client's TTFT and TPOT.
+HISTOGRAMS = {"ttft": "vllm:time_to_first_token_seconds", "tpot": "vllm:request_time_per_output_token_seconds"}
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Snapshot:
     counters: dict[str, float] = field(default_factory=dict)
     per_pos: dict[int, float] = field(default_factory=dict)
     gauges: dict[str, float] = field(default_factory=dict)
+    histograms: dict[str, float] = field(default_factory=dict)  # "<key>_sum" / "<key>_count"
     legacy_rate: float | None = None
 
     @property
@@ -80,6 +83,7 @@ def parse_metrics(text: str, at: float | None = None) -> Snapshot:
     """Parse Prometheus text with prometheus_client's parser; raise MetricsError if unparsable."""
     snap = Snapshot(time=time.time() if at is None else at)
     wanted_gauges = {v: k for k, v in GAUGES.items()}
+    wanted_hist = {f"{v}{suffix}": f"{k}{suffix}" for k, v in HISTOGRAMS.items() for suffix in ("_sum", "_count")}
     try:
         for family in text_string_to_metric_families(text):
             for s in family.samples:
@@ -93,6 +97,9 @@ def parse_metrics(text: str, at: float | None = None) -> Snapshot:
                 elif s.name in wanted_gauges:
                     key = wanted_gauges[s.name]
                     snap.gauges[key] = snap.gauges.get(key, 0.0) + s.value
+                elif s.name in wanted_hist:
+                    key = wanted_hist[s.name]
+                    snap.histograms[key] = snap.histograms.get(key, 0.0) + s.value
     except (ValueError, TypeError) as exc:
         raise MetricsError(
             f"/metrics is not valid Prometheus text: {exc}",
@@ -144,6 +151,13 @@ def spec_delta(before: Snapshot, after: Snapshot) -> SpecDelta:
         accepted=deltas[ACCEPTED],
         per_pos_accepted=per_pos,
     )
+
+
+def server_mean_ms(before: Snapshot, after: Snapshot, key: str) -> float | None:
+    """The server's own mean of a latency histogram (``ttft`` or ``tpot``) between two scrapes, in ms."""
+    n = after.histograms.get(f"{key}_count", 0.0) - before.histograms.get(f"{key}_count", 0.0)
+    total = after.histograms.get(f"{key}_sum", 0.0) - before.histograms.get(f"{key}_sum", 0.0)
+    return 1000.0 * total / n if n > 0 and total >= 0 else None
 
 
 class Sampler:

@@ -189,7 +189,21 @@ def from_dir(model_dir: str | Path, name: str | None = None) -> ModelSpec:
         eagle_head=any("eagle" in a.lower() for a in archs) or "eagle" in d.name.lower(),
         param_count=exact / 1e9 if exact else 0.0, exact_params=exact, weight_bytes_on_disk=on_disk,
         dtype=str(top.get("torch_dtype") or cfg.get("dtype") or (dtypes[0] if dtypes else "bfloat16")),
+        quantization=_checkpoint_precision(top.get("quantization_config") or {}),
     )
+
+
+def _checkpoint_precision(qc: dict) -> str:
+    """'int4' / 'int8' / 'fp8' for a pre-quantized checkpoint's quantization_config ('' if none)."""
+    if not qc:
+        return ""
+    method = str(qc.get("quant_method", "")).lower()
+    bits = qc.get("bits") or qc.get("w_bit") or qc.get("weight_bits")
+    if "fp8" in method:
+        return "fp8"
+    if bits in (4, 8):
+        return f"int{bits}"
+    return method or "quantized"
 
 
 def _family(model_type: str, archs: list[str]) -> str:
@@ -285,7 +299,7 @@ def _is_embedding(name: str) -> bool:
 def param_breakdown(spec: ModelSpec) -> dict[str, int]:
     """Parameters by role: 'embedding', 'lm_head', 'linear' (quantizable), 'other' (norms, biases,
     vision tower). Exact from safetensors headers for a directory; from the architecture otherwise."""
-    if spec.source == "dir" and spec.path:
+    if spec.source == "dir" and spec.path and not spec.quantization:  # packed tensors do not count params
         inv = tensor_inventory(Path(spec.path))
         if inv:
             out = {"embedding": 0, "lm_head": 0, "linear": 0, "other": 0}

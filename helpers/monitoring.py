@@ -75,7 +75,7 @@ def alerts(
     q = {x.name: x.promql for x in queries(model_name, window="5m")}
     floor = no_go_below
     why = f"below {no_go_below:.2f} speculation is a net loss (SPEC rule)"
-    if measured_acceptance is not None:
+    if measured_acceptance is not None and measured_acceptance * (1 - relative_drop) > no_go_below:
         floor = max(no_go_below, measured_acceptance * (1 - relative_drop))
         why = f"acceptance fell {relative_drop:.0%} below the measured {measured_acceptance:.2f} (or under {no_go_below:.2f}): traffic or temperature changed"
     out = [

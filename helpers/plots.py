@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
-from matplotlib.ticker import ScalarFormatter
+from matplotlib.ticker import FuncFormatter
 
 from .schemas.decision import LoadLevel
 from .schemas.predict import Prediction
@@ -58,7 +58,7 @@ def speedup_vs_load(levels: Sequence[LoadLevel], prediction: Prediction | None =
                 label=f"predicted (k={prediction.num_speculative_tokens})")
     ax.axhline(1.0, color="k", lw=1)
     ax.set_xscale("log", base=2)
-    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
     ax.set(xlabel=kind, ylabel="TPOT speedup (baseline / spec)", title="Speedup vs load")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -78,7 +78,7 @@ def latency_vs_load(levels: Sequence[LoadLevel], kind: str = "concurrency") -> F
             ax.plot([x for x, y in zip(xs, ys, strict=True) if y is not None], [y for y in ys if y is not None],
                     marker="o", color=color, ls=ls, label=label)
     ax.set_xscale("log", base=2)
-    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
     ax.set(xlabel=kind, ylabel="TPOT (ms)", title="Latency vs load")
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -164,13 +164,17 @@ def calibrate_from_measurements(
     expected_tokens_per_step: float,
     num_speculative_tokens: int,
     prefill_points: Sequence[tuple[float, float]] = (),
+    baseline_points: Sequence[tuple[float, float]] = (),
     draft_param_ratio: float | None = None,
 ) -> tuple[StepTimeModel, StepTimeModel | None]:
-    """Fit target and draft step times from single-request measurements.
+    """Fit target and draft step times from measured step times.
 
     - ``tpot_baseline_ms``: TPOT at concurrency 1 without speculation = one target step of 1 token.
-    - ``prefill_points``: (prompt tokens, TTFT ms) pairs; their slope is the cost of one more token
-      in a pass, i.e. how verification cost grows with the tokens verified.
+    - ``baseline_points``: (batch size, baseline TPOT ms) at several loads, when measured: the cost
+      of one more token in a decode pass, sampling and output handling included. Preferred, because
+      it is what verifying k+1 tokens per sequence costs on a CPU (no speculative number is used).
+    - ``prefill_points``: (prompt tokens, TTFT ms) of lone requests otherwise: the slope is the
+      compute cost of one more token in a pass (a lower bound: it leaves out per-sequence work).
     - ``tpot_spec_ms``: TPOT at concurrency 1 with speculation; with E(k) it gives the draft step:
       ``tpot_spec * E = k * t_draft + t_target(k+1)``.
     - ``draft_param_ratio``: draft/target parameters, to split the draft step into overhead and
@@ -178,7 +182,9 @@ def calibrate_from_measurements(
     """
     k = num_speculative_tokens
     slope = 0.0
-    if len({n for n, _ in prefill_points}) >= 2:
+    if len({n for n, _ in baseline_points}) >= 2:
+        slope = fit_step_model("decode", baseline_points).compute_ms_per_token
+    elif len({n for n, _ in prefill_points}) >= 2:
         slope = fit_step_model("prefill", prefill_points).compute_ms_per_token
     slope = min(slope, tpot_baseline_ms)
     target = StepTimeModel(
@@ -359,8 +365,9 @@ def calibrated_prediction(ev, *, batch_sizes: Sequence[int] | None = None, draft
     """Predict from a run's own single-request measurements (``Evidence``), or None if they are missing.
 
     Uses the sweep's per-position acceptance at the load test's temperature (what the prediction
-    is checked against), TPOT at concurrency 1 with and without speculation, and the prefill
-    slope from lone baseline requests. Levels above 1 are never used: they are what is predicted.
+    is checked against), TPOT at concurrency 1 with and without speculation, and the target's step
+    time vs batch from the baseline's TPOT at each load (else the prefill slope of lone requests).
+    No speculative measurement above concurrency 1 is used: that is what is predicted.
     """
     k = ev.num_speculative_tokens
     if not k or ev.tpot_c1_baseline_ms is None:
@@ -382,6 +389,8 @@ def calibrated_prediction(ev, *, batch_sizes: Sequence[int] | None = None, draft
     target_step, draft_step = calibrate_from_measurements(
         tpot_baseline_ms=ev.tpot_c1_baseline_ms, tpot_spec_ms=ev.tpot_c1_spec_ms, expected_tokens_per_step=e,
         num_speculative_tokens=k, prefill_points=ev.prefill_points,
+        baseline_points=[(x.concurrency, x.tpot_p50_baseline_ms) for x in ev.load_levels
+                         if ev.load_kind == "concurrency" and x.tpot_p50_baseline_ms],
         draft_param_ratio=draft_param_ratio if draft_param_ratio is not None else ev.draft_param_ratio,
     )
     if draft_free and draft_step is not None:

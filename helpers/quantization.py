@@ -186,7 +186,7 @@ def recommend(result, drop_threshold_pp: float = 5.0) -> tuple[list[str], str, s
         parts.append(f"served here: {', '.join(served) or 'none'}")
     if measured:
         acc = ", ".join(f"{a.target_quant}/{a.draft_quant}: {a.acceptance_rate:.2f}"
-                        + (f" ({a.drop_pp:+.1f} pp)" if a.drop_pp else "") for a in measured)
+                        + (f" (drop {a.drop_pp:+.1f} pp)" if a.drop_pp else "") for a in measured)
         parts.append(f"acceptance {acc}")
         if flagged:
             parts.append(f"drop > {drop_threshold_pp:g} pp for {', '.join('/'.join(f) for f in sorted(flagged))}: "

@@ -173,7 +173,7 @@ def _watch(server_pid: int, grace_s: float) -> int:
     tree = tree_snapshot(server_pid)
     start = tree.get(server_pid)
     while True:
-        ready, _, _ = select.select([0], [], [], 0.5)
+        ready, _, _ = select.select([0], [], [], 1.0)
         if ready:
             data = os.read(0, 64)
             if data.startswith(DISARM.strip()):

@@ -23,14 +23,17 @@ def _pct(x: float) -> str:
 
 # -- acceptance --------------------------------------------------------------------------------
 def rule_acceptance(
-    acceptance: float | None, temperature: float | None = None, *, no_go_below: float = 0.50, go_above: float = 0.65
+    acceptance: float | None, temperature: float | None = None, *, no_go_below: float = 0.50, go_above: float = 0.65,
+    note: str = "",
 ) -> RuleResult:
-    """Acceptance at the production temperature: < 0.50 no-go, 0.50..0.65 borderline, > 0.65 go."""
+    """Acceptance at the production temperature: < 0.50 no-go, 0.50..0.65 borderline, > 0.65 go.
+
+    ``note`` says how the value was obtained when it was not measured at that temperature."""
     name = "acceptance_at_production_temperature"
     if acceptance is None:
         return _unknown(name, "draft acceptance at the production temperature",
                         "run the temperature sweep (40_sweep) at the production temperature")
-    at = f" at T={temperature:g}" if temperature is not None else ""
+    at = (f" at T={temperature:g}" if temperature is not None else "") + (f" ({note})" if note else "")
     nums = {"acceptance": round(acceptance, 4), "temperature": temperature, "no_go_below": no_go_below, "go_above": go_above}
     if acceptance < no_go_below:
         return RuleResult(name=name, verdict="no-go", numbers=nums,
@@ -204,12 +207,13 @@ def _win(lv: LoadLevel) -> bool | None:
     return lv.speedup > 1.0
 
 
-def rule_load_crossover(levels: Sequence[LoadLevel], *, expected_peak: float | None = None, level_kind: str = "concurrency") -> RuleResult:
+def rule_load_crossover(levels: Sequence[LoadLevel], *, expected_peak: float | None = None, level_kind: str = "concurrency",
+                        min_gain: float = 0.05) -> RuleResult:
     """Where does the measured speedup stop being a win, vs the user's expected peak load?
 
     A win is a speedup whose bootstrap interval lies above 1.0. go: a win at every level up to the
-    peak; borderline: a win only below the peak (GO WITH LIMITS); no-go: no win at any level, with
-    the point estimates below 1; unknown: the point estimate is above 1 but the interval crosses 1.
+    peak; borderline: a win only below the peak (GO WITH LIMITS); no-go: no win at any level and no
+    point estimate ``min_gain`` above 1; unknown: a point estimate that high whose interval crosses 1.
     """
     name = "load_crossover_vs_peak"
     lv = sorted((x for x in levels if x.speedup is not None), key=lambda x: x.concurrency)
@@ -229,8 +233,13 @@ def rule_load_crossover(levels: Sequence[LoadLevel], *, expected_peak: float | N
         if all(x.speedup < 1.0 for x in lv):
             return RuleResult(name=name, verdict="no-go", numbers=nums,
                               reason=f"speculation loses at every measured {level_kind}: {s1.speedup:.2f}x at {s1.concurrency:g}{ci1}, {lv[-1].speedup:.2f}x at {lv[-1].concurrency:g}")
+        best = max(lv, key=lambda x: x.speedup)
+        if best.speedup < 1.0 + min_gain:
+            return RuleResult(name=name, verdict="no-go", numbers=nums,
+                              reason=f"no measured {level_kind} shows a win: the best is {best.speedup:.2f}x at {best.concurrency:g}, "
+                                     f"under the {min_gain:.0%} gain worth having, with no interval above 1.0 ({nums['speedups']})")
         return RuleResult(name=name, verdict="unknown", numbers=nums, measure_next="more requests per load level (the intervals cross 1.0)",
-                          reason=f"some speedups are above 1 but no interval clears 1.0 ({nums['speedups']}): not a proven win")
+                          reason=f"up to {best.speedup:.2f}x at {best.concurrency:g} but no interval clears 1.0 ({nums['speedups']}): not a proven win")
     if last_win is None:
         return RuleResult(name=name, verdict="unknown", numbers=nums,
                           measure_next="more requests per load level, on a quiet machine (the speedup is not monotonic in load)",
@@ -334,17 +343,17 @@ def evaluate_rules(
     """Every rule, evaluated on the evidence and the user's situation."""
     peak = _level_at(ev.load_levels, expected_peak_concurrency)
     g = (lambda attr: getattr(peak, attr)) if peak else (lambda attr: None)
-    return [
+    return [  # most informative first: the report's reasons keep this order within a verdict
+        rule_acceptance(ev.acceptance_production, ev.acceptance_temperature, note=ev.acceptance_note),
+        rule_load_crossover(ev.load_levels, expected_peak=expected_peak_concurrency, level_kind=ev.load_kind),
         rule_lossless(ev.method, ev.speculative_config, guard_passed=ev.lossless_passed, guard_detail=ev.lossless_detail),
-        rule_error_rate(ev.load_error_rate, max_error_rate=max_error_rate),
         rule_ttft_slo(slo_kind, slo_ttft_ms=slo_ttft_ms, ttft_p99_baseline_ms=g("ttft_p99_baseline_ms"), ttft_p99_spec_ms=g("ttft_p99_spec_ms")),
-        rule_acceptance(ev.acceptance_production, ev.acceptance_temperature),
+        rule_tpot_slo(slo_tpot_ms, g("tpot_p99_baseline_ms"), g("tpot_p99_spec_ms"), level=peak.concurrency if peak else None),
         rule_acceptance_p10(ev.acceptance_p10),
         rule_temperature_mix(list(traffic_temperatures) or [production_temperature]),
-        rule_load_crossover(ev.load_levels, expected_peak=expected_peak_concurrency, level_kind=ev.load_kind),
-        rule_tpot_slo(slo_tpot_ms, g("tpot_p99_baseline_ms"), g("tpot_p99_spec_ms"), level=peak.concurrency if peak else None),
         rule_tail_gap(g("tpot_p50_baseline_ms"), g("tpot_p99_baseline_ms"), g("tpot_p50_spec_ms"), g("tpot_p99_spec_ms"),
                       level=peak.concurrency if peak else None),
+        rule_error_rate(ev.load_error_rate, max_error_rate=max_error_rate),
         rule_draft_vram_share(ev.draft_weights_gib, ev.usable_memory_gib),
         rule_target_vram_share(ev.target_weights_gib, ev.gpu_memory_gib),
         rule_concurrency_loss(ev.max_concurrency_baseline, ev.max_concurrency_spec,

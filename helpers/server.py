@@ -172,13 +172,23 @@ def check_model_dir(model: str, allow_hub: bool = False, what: str = "model") ->
     )
 
 
-def _log_reason(tail: str, returncode: int | None) -> str:
+_PREFIX_RE = re.compile(r"^(?:\([^)]*\)\s+)?(?:[A-Z]+\s+\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? \[[^\]]+\]\s*)?")
+_EXC_RE = re.compile(r"^(?P<exc>[A-Za-z_][\w.]*(?:Error|Exception|Exit)): (?P<msg>.+)")
+_WRAPPERS = ("see root cause above", "initialization failed", "failed to start", "core proc")
+
+
+def _log_reason(text: str, returncode: int | None) -> str:
+    """The root cause of a failed start: the first real exception in the log (vLLM's API server
+    re-raises an engine core's error as 'Engine core initialization failed. See root cause above')."""
     if returncode is not None and returncode < 0:
         sig = -returncode
         return f"killed by signal {sig}" + (" (out of memory? the OOM killer sends SIGKILL)" if sig == 9 else "")
-    lines = [ln.strip() for ln in tail.splitlines() if ln.strip() and not ln.startswith("#")]
+    lines = [_PREFIX_RE.sub("", ln).strip() for ln in text.splitlines()]
+    lines = [ln for ln in lines if ln and not ln.startswith("#")]
+    excs = [ln for ln in lines if _EXC_RE.match(ln)]
+    roots = [ln for ln in excs if not any(w in ln.lower() for w in _WRAPPERS)]
     errors = [ln for ln in lines if _ERROR_RE.match(ln)]
-    return (errors or lines or ["no output"])[-1][:300]
+    return (roots or excs or errors or lines or ["no output"])[0 if roots else -1][:400]
 
 
 def _fix_for(reason: str) -> str:
@@ -208,6 +218,7 @@ class ManagedServer:
         self.reaper = reaper
         self.warnings = warnings_ or []
         self.start_ticks = _reaper.proc_start_ticks(pid)
+        self.tree: dict[int, int] = {}  # {pid: start ticks} of its processes once healthy, for stop()
         host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
         self.url = f"http://{host}:{config.port}"
         self.model_name = config.served_model_name or config.model
@@ -249,7 +260,7 @@ class ManagedServer:
 
     def stop(self, grace_s: float = 15.0) -> bool:
         """SIGTERM the server's process groups, wait, SIGKILL what is left. True if none is left."""
-        clean = _reaper.kill_tree(self.pid, grace_s=grace_s, pgid=self.pgid)
+        clean = _reaper.kill_tree(self.pid, grace_s=grace_s, known=self.tree, pgid=self.pgid)
         if self.proc is not None:
             try:
                 self.proc.wait(timeout=5)
@@ -349,6 +360,7 @@ def launch(config: ServerConfig, log_dir: str | os.PathLike, timeout_s: float = 
     except BaseException:
         server.stop(grace_s=5)
         raise
+    server.tree = _reaper.tree_snapshot(server.pid)
     return server
 
 
@@ -358,7 +370,7 @@ def _wait_healthy(server: ManagedServer, timeout_s: float) -> None:
         rc = server.proc.poll() if server.proc else None
         if rc is not None:
             tail = server.log_tail(40)
-            reason = _log_reason(tail, rc)
+            reason = _log_reason(server.log_tail(5000), rc)
             raise ServerStartError(
                 f"vLLM server '{server.name}' exited with code {rc} during start-up: {reason} "
                 f"(full log: {server.log_path})", _fix_for(reason), log_tail=tail)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 
 from .schemas.decision import Decision, Evidence
 from .schemas.predict import PredictionCheck
 
 
 def _md_escape(text: str) -> str:
-    """Keep model names and reasons from breaking Markdown tables or injecting HTML."""
-    return str(text).replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+    """Keep model names and reasons from breaking Markdown tables or opening HTML tags ("< 0.50" stays)."""
+    return re.sub(r"<(?=[A-Za-z/!?])", "&lt;", str(text)).replace("|", "\\|")
 
 
 def summary_markdown(decision: Decision, ev: Evidence, check: PredictionCheck | None = None, report: str = "report.html") -> str:

@@ -208,7 +208,8 @@ class Form:
         title = w.HTML(f"<b>Parameters of {html.escape(step)}</b>: each edit is validated and goes into "
                        "<code>p</code> (and the notebook variable of that name); re-run the cells below "
                        "this one to use them. Re-running the parameters cell resets them.")
-        engine = w.Accordion(children=[w.VBox(rows_common)], selected_index=None)
+        # Collapsed when the step has parameters of its own; open when these are all it has.
+        engine = w.Accordion(children=[w.VBox(rows_common)], selected_index=None if rows_own else 0)
         engine.set_title(0, "server and engine parameters (shared by every step)")
         self.box = w.VBox([title, *rows_own, engine, self.status])
         self.box.add_class("playbook-form")

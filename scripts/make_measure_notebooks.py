@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from playbook.helpers.params import LoadParams, SweepParams
-
 from scripts.nbwrite import write_notebook
 from scripts.sync_params_cells import params_source
 
@@ -94,7 +93,9 @@ run = RunDir(p.run_dir)
 print(f"run directory: {run.path}")"""),
     ("md", "Requests go to `artifacts/50_load_requests.jsonl` as they complete, /metrics samples to "
            "`50_load_samples.jsonl`, per-level summaries to `50_load_levels.jsonl`; the result to "
-           "`artifacts/50_load.json`."),
+           "`artifacts/50_load.json`. Re-running this step in the same run directory with the same parameters "
+           "(`playbook run --resume`) measures only the levels still missing; a server whose levels are all "
+           "done is not started."),
     ("code", """result = run_load_test(p, run)
 run.write_json("50_load.json", result)
 print(result.lossless.finding if result.lossless else "losslessness guard not run")

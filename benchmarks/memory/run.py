@@ -28,6 +28,7 @@ CONFIGS = [  # (label, speculative, k, ServerConfig overrides, kv dtype for the 
     ("bf16, draft_model k=4", "draft_model", 4, {}, "auto"),
     ("bf16, ngram k=4", "ngram", 4, {}, "auto"),
     ("fp16, draft_model k=4", "draft_model", 4, {"dtype": "float16"}, "fp16"),
+    ("bf16, draft_model k=4, len 1000", "draft_model", 4, {"max_model_len": 1000}, "auto"),
 ]
 UNSERVABLE = [
     ("fp8 weights, draft_model k=4", "draft_model", 4, {"quantization": "fp8"}, "auto"),
@@ -36,11 +37,19 @@ UNSERVABLE = [
 SPEC_WEIGHTS_GB = {"Llama-3.1-70B": {"bf16": 140, "int8": 70, "int4": 35}, "Llama-3.1-8B": {"bf16": 16, "int8": 8, "int4": 4}}
 
 
-def predicted(target, draft, speculative: str, k: int, kv_dtype: str):
+def predicted(target, draft, speculative: str, k: int, kv_dtype: str, max_model_len: int = 1024):
     method = "none" if speculative == "none" else speculative
     b = memory.budget(target, draft if method == "draft_model" else None, gpus.get_gpu("cpu"), method=method,
-                      num_speculative_tokens=k, kv_cache_gib=1.0, max_model_len=1024, kv_cache_dtype=kv_dtype)
+                      num_speculative_tokens=k, kv_cache_gib=1.0, max_model_len=max_model_len, kv_cache_dtype=kv_dtype)
     return b.kv_cache_tokens, b.max_concurrency
+
+
+def root_cause(exc: ServerError) -> str:
+    """The most specific error line of a failed start-up (not the generic 'initialization failed')."""
+    lines = (getattr(exc, "log_tail", "") or str(exc.problem)).splitlines()
+    generic = ("initialization failed", "Failed core proc", "See root cause")
+    hits = [ln.split("] ")[-1].strip() for ln in lines if ("Error:" in ln or "Error(" in ln) and not any(g in ln for g in generic)]
+    return (hits[-1] if hits else str(exc.problem).splitlines()[0])[:110]
 
 
 def part1(configs, log_dir: Path) -> int:
@@ -56,9 +65,9 @@ def part1(configs, log_dir: Path) -> int:
             with launch(cfg, log_dir, name=label.replace(" ", "_").replace(",", "").replace("=", "")) as srv:
                 facts = srv.startup_facts()
         except ServerError as exc:
-            print(f"{label:32s} not served by this vLLM: {str(exc.problem).splitlines()[0][:90]}")
+            print(f"{label:32s} not served by this vLLM: {root_cause(exc)}")
             continue
-        tok, conc = predicted(target, draft, speculative, k, kv_dtype)
+        tok, conc = predicted(target, draft, speculative, k, kv_dtype, cfg.max_model_len)
         r_tok, r_conc = tok / facts.kv_cache_tokens, conc / facts.max_concurrency
         worst = max(worst, abs(r_tok - 1), abs(r_conc - 1))
         print(f"{label:32s} {tok:>15,} {facts.kv_cache_tokens:>10,} {r_tok:>7.4f} {conc:>10.2f} "

@@ -85,6 +85,12 @@ def main(argv: list[str] | None = None) -> int:
             r for f in sorted((calib / "artifacts").glob("*.jsonl")) for r in read_jsonl(f)) or ev.prefill_points
     ev.method = ev.method or "draft_model"  # the embedded speculative server's configuration
     ev.num_speculative_tokens = ev.num_speculative_tokens or args.k
+    if ev.draft_param_ratio is None:  # the draft's per-token cost scales with its size
+        from playbook.engine import tiny_pair
+        from playbook.helpers import models
+
+        pair = tiny_pair()
+        ev.draft_param_ratio = models.total_params(models.from_dir(pair.draft)) / models.total_params(models.from_dir(pair.target))
     if not ev.load_levels:
         print(f"no 50_load.json with speedups in {run.path}", file=sys.stderr)
         return 1

@@ -55,6 +55,7 @@ class Evidence(BaseModel):
     sweep_points: list[dict] = Field(default_factory=list, description="the sweep's points, for the report's plot")
     acceptance_p10: float | None = Field(None, description="P10 of per-request acceptance at the production temperature")
     acceptance_temperature: float | None = Field(None, description="the production temperature the acceptance is for")
+    acceptance_note: str = Field("", description="how it was obtained when not measured at that temperature")
     # memory (20_memory, 10_drafts)
     usable_memory_gib: float | None = Field(None, description="memory vLLM may use per GPU (x utilization)")
     gpu_memory_gib: float | None = Field(None, description="memory per GPU (VRAM)")

@@ -43,6 +43,9 @@ class LevelStats(BaseModel):
     dispatch_lag_p99_ms: float | None = None
     acceptance_rate: float | None = None
     mean_acceptance_length: float | None = None
+    server_ttft_ms_mean: float | None = Field(None, description="the server's own mean TTFT (vllm histogram) in this level")
+    server_tpot_ms_mean: float | None = Field(None, description="the server's own mean TPOT: a cross-check when "
+                                              "streams reach the client in bursts (client TPOT near 0)")
     kv_cache_usage_max: float | None = None
     waiting_max: float | None = None
 

@@ -48,6 +48,7 @@ class ModelSpec(BaseModel):
     exact_params: int = Field(0, description="exact count from safetensors headers (0 = unknown)")
     weight_bytes_on_disk: int = Field(0, description="tensor bytes per safetensors headers (0 = unknown)")
     dtype: str = "bfloat16"
+    quantization: str = Field("", description="quant_method of a pre-quantized checkpoint (awq, gptq, fp8, ...)")
 
     @property
     def is_moe(self) -> bool:

@@ -153,10 +153,12 @@ def run(args) -> int:
     # The token travels in the environment, not argv (argv is visible to every user in `ps`).
     env = {**os.environ, "JUPYTER_TOKEN": token, "PLAYBOOK_INTERACTIVE": "1"}
     base = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(jupyter_command(ws, port, open_browser), cwd=ws, env=env, start_new_session=True)
-    # Our own process group gets Ctrl-C; JupyterLab gets a clean SIGTERM from stop().
+    # Our own process group gets Ctrl-C (or SIGTERM); JupyterLab, in its own session, gets a clean
+    # SIGTERM from stop() so it shuts its kernels down.
     signal.signal(signal.SIGTERM, _interrupt)
+    proc = None
     try:
+        proc = subprocess.Popen(jupyter_command(ws, port, open_browser), cwd=ws, env=env, start_new_session=True)
         wait_ready(proc, base, token, args.startup_timeout)
         print(f"\nworkspace: {ws}\nrun dirs:  {ws / 'runs'} (interactive runs: runs/interactive; "
               f"`playbook report {ws / 'runs' / 'interactive'}` builds the report)")
@@ -166,4 +168,5 @@ def run(args) -> int:
         print("\nstopping JupyterLab ...", file=sys.stderr)
         return 0
     finally:
-        stop(proc)
+        if proc is not None:
+            stop(proc)

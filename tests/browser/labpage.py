@@ -104,14 +104,27 @@ class LabPage:
     def outputs_text(self) -> str:
         return "\n".join(o.text for o in self.css(".jp-OutputArea-output", self.panel()))
 
+    def wait_for_output(self, selector: str, timeout: float):
+        """The first output element matching `selector`; fails at once, with it, on a traceback."""
+        def found():
+            tracebacks = self.tracebacks()
+            if tracebacks:
+                raise AssertionError(f"a cell failed while waiting for {selector!r}:\n{tracebacks[0]}")
+            return (self.css(f".jp-OutputArea-output {selector}", self.panel()) or [None])[0]
+        return self.wait_until(found, timeout, f"an output matching {selector!r}")
+
     def tracebacks(self) -> list[str]:
         return [o.text for o in self.css(".jp-OutputArea-output", self.panel()) if TRACEBACK in o.text]
 
     def table(self, selector: str) -> list[dict[str, str]]:
         """The rows of the first output table matching `selector`, as {header: cell text}."""
+        rows = self.table_or_none(selector)
+        assert rows is not None, f"no output table matching {selector!r}"
+        return rows
+
+    def table_or_none(self, selector: str) -> list[dict[str, str]] | None:
         tables = self.css(f".jp-OutputArea-output {selector}", self.panel())
-        assert tables, f"no output table matching {selector!r}"
-        return table_rows(tables[0])
+        return table_rows(tables[0]) if tables else None
 
     # -- the playbook form --------------------------------------------------------------------
     def form(self):

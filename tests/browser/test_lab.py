@@ -5,12 +5,17 @@
 2. 20_memory: Run All; the form shows; context_length is typed into its box; Run > Run Selected
    Cell and All Below from the cell under the form; the precision table changes (half the context
    fits about twice the requests) and the step's result on disk records the new context length.
+3. 10_drafts and 90_report: Run All, no traceback, their results land in the same run directory
+   (90_report writes decision.json there, as `playbook report` does); then `playbook report` on that
+   interactive run directory builds report.html.
 Screenshots: test-artifacts/browser/.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from labpage import LabPage
@@ -37,8 +42,7 @@ def test_walkthrough_in_chromium(lab, driver, shots):
     shots(driver, "00-opened")
     page.run_all()
     try:
-        checklist = page.wait_until(lambda: (page.css(".jp-OutputArea-output table.checklist", page.panel()) or [None])[0],
-                                    PREFLIGHT_TIMEOUT_S, "the preflight checklist")
+        checklist = page.wait_for_output("table.checklist", PREFLIGHT_TIMEOUT_S)
         page.wait_idle(PREFLIGHT_TIMEOUT_S)
     finally:
         shots(driver, "00-ran")
@@ -64,7 +68,8 @@ def test_walkthrough_in_chromium(lab, driver, shots):
     page.wait_until(lambda: "context_length=512" in page.form_status(), 30, "the form to accept the edit")
     shots(driver, "20-edited")
     page.run_from(page.cell_index(FORM_CELL) + 1)
-    page.wait_until(lambda: page.table("table.dataframe") != before, STEP_TIMEOUT_S, "the table to change")
+    page.wait_until(lambda: page.table_or_none("table.dataframe") not in (None, before), STEP_TIMEOUT_S,
+                    "the table to change")
     page.wait_idle(STEP_TIMEOUT_S)
     shots(driver, "20-reran")
     assert page.tracebacks() == []
@@ -76,3 +81,22 @@ def test_walkthrough_in_chromium(lab, driver, shots):
     assert all(n > o for o, n in zip(old, new, strict=True) if o > 0), (old, new)
     after_result = json.loads((interactive / "20_memory.json").read_text())
     assert after_result["budget"]["context_length"] == 512
+
+    # -- the quick steps run top to bottom too, into the same run directory -------------------
+    for step, written in (("10_drafts", interactive / "10_drafts.json"),
+                          ("90_report", interactive.parent / "decision.json")):
+        page.open(url.replace("00_preflight", step))
+        page.run_all()
+        page.wait_idle(STEP_TIMEOUT_S)
+        shots(driver, f"{step}-ran")
+        assert page.tracebacks() == [], step
+        assert written.exists(), f"{step} did not write {written}"
+        finding = json.loads(written.read_text())["finding"]
+        assert finding and finding in page.outputs_text(), step
+
+    # -- `playbook report` works on the interactive run directory ----------------------------
+    out = subprocess.run([sys.executable, "-m", "playbook", "report", str(interactive.parent), "--json"],
+                         capture_output=True, text=True, timeout=STEP_TIMEOUT_S * 2, cwd=ws)
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout)
+    assert report["verdict"] and (interactive.parent / "report.html").exists()

@@ -26,6 +26,8 @@ def _run(tmp_path_factory, switch: str):
     with launch(config, tmp_path_factory.mktemp("logs"), name=f"fix-{switch}") as server:
         result = probe(server, prompts, TEMPERATURE)
         log = server.log_path.read_text(errors="replace")
+    print(f"{ENV_SWITCH}={switch}: acceptance {result.acceptance:.3f} at T={TEMPERATURE}; "
+          f"sample: {result.texts[0][:120]!r}")
     return result, log
 
 

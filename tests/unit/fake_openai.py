@@ -7,6 +7,8 @@ The prompt's first word picks the behaviour:
   http429 / http503   an error status
   reset    one chunk, then the connection is cut
   stall    one chunk, then nothing (the client must time out)
+GET /metrics serves, in turn, the files listed in $FAKE_METRICS (comma-separated; the last repeats),
+so a test can replay real scrapes, including a counter reset.
 Run as a process: python tests/unit/fake_openai.py PORT   (prints "ready" when listening)
 """
 
@@ -14,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
+from pathlib import Path
 
 from aiohttp import web
 
@@ -54,6 +58,16 @@ async def completions(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+_METRICS = [p for p in os.environ.get("FAKE_METRICS", "").split(",") if p]
+
+
+async def metrics(_request: web.Request) -> web.Response:
+    if not _METRICS:
+        return web.Response(status=404, text="no metrics")
+    path = _METRICS.pop(0) if len(_METRICS) > 1 else _METRICS[0]
+    return web.Response(text=Path(path).read_text(), content_type="text/plain")
+
+
 async def models(_request: web.Request) -> web.Response:
     return web.json_response({"object": "list", "data": [{"id": "fake", "object": "model"}]})
 
@@ -62,6 +76,7 @@ def app() -> web.Application:
     a = web.Application()
     a.router.add_post("/v1/completions", completions)
     a.router.add_get("/v1/models", models)
+    a.router.add_get("/metrics", metrics)
     return a
 
 

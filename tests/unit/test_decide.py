@@ -109,7 +109,7 @@ def test_decision_json_and_summary_agree(tmp_path):
     md = summary.summary_markdown(d, ev)
     assert f"**{data['verdict']}**" in md
     for reason in data["reasons"]:
-        assert reason.replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|") in md
+        assert summary._md_escape(reason) in md
     for lv in ev.load_levels:
         assert f"| {lv.concurrency:g} | {lv.speedup:.2f} |" in md
     assert "num_speculative_tokens_per_batch_size" in md
@@ -124,3 +124,8 @@ def test_promql_uses_rates_of_counters():
     assert low.threshold == pytest.approx(0.64)
     assert any(a.name == "SpecDecodePastCrossover" and a.threshold == 16 for a in alerts)
     assert "0.04" in next(a for a in alerts if a.name == "TpotSloBreached").expr
+
+
+def test_summary_escapes_tags_not_comparisons():
+    assert summary._md_escape("P10 0.40 < 0.50") == "P10 0.40 < 0.50"
+    assert summary._md_escape("draft <script>x</script>") == "draft &lt;script>x&lt;/script>"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from playbook.helpers import gpus
 from playbook.helpers import quantization as q
 from playbook.helpers.errors import ParameterError
@@ -67,12 +68,12 @@ def test_recommend_skips_pairs_with_a_flagged_drop_and_pairs_that_do_not_fit():
     from playbook.helpers.schemas.quantization import QuantizationResult
 
     rows = memory.precision_matrix(models.from_catalog("Llama-3.1-70B"), models.from_catalog("Llama-3.2-1B"),
-                                   g.get_gpu("H100-SXM"), num_gpus=1, tensor_parallel_size=1, max_model_len=4096)
+                                   g.get_gpu("H200"), num_gpus=1, tensor_parallel_size=1, max_model_len=4096)
     result = QuantizationResult(matrix=rows, acceptance=[
         AcceptanceRow(target_quant="int8", draft_quant="bf16", servable=True, measured=True, acceptance_rate=0.5),
         AcceptanceRow(target_quant="int4", draft_quant="bf16", servable=True, measured=True, acceptance_rate=0.62)])
     order, best, finding = q.recommend(result)
-    assert "bf16/bf16" not in order  # 70B at BF16 does not fit one H100
+    assert "bf16/bf16" not in order  # 70B at BF16 does not fit one H200
     assert order[0].startswith(("fp8", "int8")) and best == order[0]
     result.acceptance[0].flagged = True  # int8/bf16 dropped too much
     _, best2, finding2 = q.recommend(result)

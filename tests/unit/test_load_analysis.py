@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from playbook.helpers.loadgen import LoadShape
 from playbook.helpers.loadtest import (
     analyze,

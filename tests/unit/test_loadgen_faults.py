@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from playbook.helpers.artifacts import read_jsonl
 from playbook.helpers.loadgen import LoadShape, Target, arrival_offsets, run_phase, run_phase_sync
 from playbook.helpers.schemas.loadgen import RequestRecord

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from playbook.helpers import gpus, memory, models
 from playbook.helpers import quantization as q
 from playbook.helpers.schemas.models import ModelSpec

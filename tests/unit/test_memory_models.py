@@ -6,6 +6,7 @@ import json
 import struct
 
 import pytest
+
 from playbook.helpers import models
 from playbook.helpers.errors import ModelError
 
@@ -135,3 +136,16 @@ def test_gemma3_text_config_and_layer_types(tmp_path):
                                                 "model_type": "gemma3", "text_config": cfg}))
     spec = models.resolve(str(d))
     assert spec.sliding_window == 512 and spec.kinds() == ["sliding"] * 5 + ["full"]
+
+
+def test_prequantized_checkpoint_counts_parameters_from_the_architecture(tmp_path):
+    from playbook.helpers import gpus, memory
+
+    d = llama_dir(tmp_path, extra_cfg={"quantization_config": {"quant_method": "awq", "bits": 4}})
+    spec = models.resolve(str(d))
+    assert spec.quantization == "int4"
+    assert models.param_breakdown(spec) == models.architecture_params(spec)
+    b = memory.budget(spec, None, gpus.get_gpu("cpu"), method="none", kv_cache_gib=1, target_quant="bf16")
+    assert any("pre-quantized int4" in w for w in b.warnings)
+    ok = memory.budget(spec, None, gpus.get_gpu("cpu"), method="none", kv_cache_gib=1, target_quant="int4")
+    assert not any("pre-quantized" in w for w in ok.warnings)

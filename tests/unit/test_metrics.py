@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from playbook.helpers.errors import CounterResetError, MetricsError
 from playbook.helpers.metrics import (
     ACCEPTED,
@@ -72,3 +73,14 @@ def test_server_without_speculation_and_legacy_gauge():
 def test_garbage_is_a_clear_error():
     with pytest.raises(MetricsError, match="not valid Prometheus"):
         parse_metrics("vllm:x{a=\"1\" 2 3 4\n")
+
+
+def test_server_side_latency_means_from_histogram_deltas():
+    from playbook.helpers.metrics import server_mean_ms
+
+    name = "vllm:request_time_per_output_token_seconds"
+    total = _sum(LATER, name + "_sum") - _sum(EARLY, name + "_sum")
+    count = _sum(LATER, name + "_count") - _sum(EARLY, name + "_count")
+    got = server_mean_ms(parse_metrics(EARLY), parse_metrics(LATER), "tpot")
+    assert count > 0 and got == pytest.approx(1000 * total / count)
+    assert server_mean_ms(parse_metrics(LATER), parse_metrics(LATER), "ttft") is None  # nothing in between

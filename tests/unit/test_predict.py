@@ -165,3 +165,11 @@ def test_fit_step_model_resists_stalled_points():
     pts = [(n, 3.0 + 0.5 * n) for n in (10, 20, 30, 40, 60, 80, 100)] + [(50, 400.0)]  # one request stalled
     m = predict.fit_step_model("x", pts)
     assert m.compute_ms_per_token == pytest.approx(0.5, rel=0.05)
+
+
+def test_calibration_prefers_baseline_decode_slope():
+    target, _ = predict.calibrate_from_measurements(
+        tpot_baseline_ms=5.0, tpot_spec_ms=None, expected_tokens_per_step=2.0, num_speculative_tokens=4,
+        prefill_points=[(10, 12.0), (90, 14.0)], baseline_points=[(1, 5.0), (2, 5.5), (4, 6.5), (8, 8.5)])
+    assert target.compute_ms_per_token == pytest.approx(0.5)  # from decode, not the flatter prefill slope
+    assert predict.step_ms(target, 5) == pytest.approx(4.5 + 2.5)  # verifying k+1=5 tokens

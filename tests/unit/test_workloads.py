@@ -6,6 +6,7 @@ import json
 from collections import Counter
 
 import pytest
+
 from playbook.helpers.errors import WorkloadError
 from playbook.helpers.workloads import build_requests, known_workloads, load_file, parse_mix, workloads_dir
 
