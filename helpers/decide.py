@@ -97,15 +97,28 @@ def decide(
     )
 
 
+# Rules that read the load test's levels: with levels missing they judge only part of the load range.
+LOAD_RULES = {"load_crossover_vs_peak", "ttft_bound_slo", "tpot_slo_at_peak", "p50_p99_gap_change"}
+
+
+def missing_load_levels(ev: Evidence) -> list[str]:
+    """What to measure next when the load test lost levels (a server died mid-test)."""
+    if not ev.load_missing_levels:
+        return []
+    where = f" (playbook run --resume {ev.run_dir})" if ev.run_dir else ""
+    return [f"the load levels not measured, resume to measure only these{where}: " + "; ".join(ev.load_missing_levels)]
+
+
 def _overall(by: dict[str, RuleResult], ev: Evidence) -> tuple[str, list[str]]:
     err = by["error_rate"]
     if err.verdict == "unknown" and err.numbers.get("error_rate") is not None:
-        return "INCONCLUSIVE", [err.measure_next]
-    if any(r.verdict == "no-go" for r in by.values()):
-        return "NO-GO", []
+        return "INCONCLUSIVE", [err.measure_next] + missing_load_levels(ev)
+    missing_load = missing_load_levels(ev)
+    if any(r.verdict == "no-go" for name, r in by.items() if not (missing_load and name in LOAD_RULES)):
+        return "NO-GO", missing_load
     missing = [by[name].measure_next or what for name, what in REQUIRED.items() if by[name].verdict == "unknown"]
-    if missing:
-        return "INCONCLUSIVE", missing
+    if missing_load or missing:
+        return "INCONCLUSIVE", missing_load + missing
     if any(r.verdict == "borderline" for r in by.values()):
         return "GO WITH LIMITS", []
     return "GO", []

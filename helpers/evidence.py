@@ -220,6 +220,10 @@ def _interp(curve: dict[float, float], t: float) -> float:
 def _from_load(load: LoadResult, ev: Evidence) -> None:
     ev.load_kind = load.level_kind
     ev.load_error_rate = load.error_rate
+    ev.load_missing_levels = list(load.missing_levels)
+    if load.missing_levels:
+        ev.findings["50_load"] = ((load.finding + "; ") if load.finding and load.speedup else "") + \
+            "levels not measured: " + "; ".join(load.missing_levels)
     ev.load_temperature = load.temperature
     ev.load_workload = load.workload
     stats = {(x.config, x.level): x for x in load.levels if x.status == "ok"}

@@ -150,12 +150,14 @@ def run_config(
     progress: bool = True,
     resume: bool = False,
     fingerprint: str = "",
+    on_level=None,
 ) -> tuple[list[LevelStats], dict[float, list[dict]]]:
     """Run one configuration over the levels; a failed level (server gone) ends the configuration.
 
     ``make_items(i)`` gives the prompts (warmup first) for the i-th level, the same for both configs.
     ``target`` may be a callable that starts the server: it is called only if a level must be measured.
     With ``resume``, levels completed by an earlier run are taken from the run directory, not re-measured.
+    ``on_level(stats)`` is called as each level completes (a live table in the notebook).
     """
     stats: list[LevelStats] = []
     records: dict[float, list[dict]] = {}
@@ -176,6 +178,8 @@ def run_config(
             st.fingerprint = fingerprint
             run.append_jsonl(LEVELS_JSONL, st)
         stats.append(st)
+        if on_level is not None:
+            on_level(st)
         if st.status == "failed":
             break
         if (find_saturation and i == len(shapes) - 1 and shape.kind == "concurrency"
@@ -310,7 +314,7 @@ class _LazyEndpoint:
         self.stack.close()
 
 
-def run_load_test(p, run: RunDir, progress: bool = True, resume: bool = True) -> LoadResult:
+def run_load_test(p, run: RunDir, progress: bool = True, resume: bool = True, on_level=None) -> LoadResult:
     """Notebook 50 / ``playbook run``: both configurations in turn, then the analysis.
 
     Managed and embedded modes start one server at a time, so each configuration has the whole
@@ -318,7 +322,7 @@ def run_load_test(p, run: RunDir, progress: bool = True, resume: bool = True) ->
     The speculative server runs first: its lossless-check outputs are then scored by the baseline
     server, with no third start. External mode uses the two URLs as they are. With ``resume``,
     levels (and the lossless check) completed by an interrupted earlier run are reused, and a server
-    whose levels are all done is not started at all.
+    whose levels are all done is not started at all. ``on_level(stats)`` sees each level as it completes.
     """
     from . import lossless as ll
     from .workloads import build_requests
@@ -340,7 +344,7 @@ def run_load_test(p, run: RunDir, progress: bool = True, resume: bool = True) ->
     fp = fingerprint(p)
     ll_json, ll_outputs = LOSSLESS_JSON.format(fp), LOSSLESS_SPEC_OUTPUTS.format(fp)
     common = dict(warmup=p.warmup_requests, duration_s=p.duration_s, timeout_s=p.request_timeout_s, seed=p.seed,
-                  progress=progress, resume=resume, fingerprint=fp)
+                  progress=progress, resume=resume, fingerprint=fp, on_level=on_level)
     out: dict[str, tuple] = {}
     mixed: dict[str, tuple] = {}
     lossless_res = run.read_json(ll_json, LosslessResult) if resume and lossless_items else None

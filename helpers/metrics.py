@@ -108,8 +108,8 @@ def parse_metrics(text: str, at: float | None = None) -> Snapshot:
     return snap
 
 
-def scrape(url: str, timeout_s: float = 10, api_key: str | None = None) -> Snapshot:
-    """GET ``<url>/metrics`` and parse it."""
+def fetch_text(url: str, timeout_s: float = 10, api_key: str | None = None) -> str:
+    """GET ``<url>/metrics`` as text; MetricsError naming the URL when it cannot be read."""
     req = urllib.request.Request(url.rstrip("/") + "/metrics")
     if api_key:
         req.add_header("Authorization", f"Bearer {api_key}")
@@ -121,7 +121,22 @@ def scrape(url: str, timeout_s: float = 10, api_key: str | None = None) -> Snaps
             f"cannot read {url}/metrics: {getattr(exc, 'reason', exc)}",
             "check the server is up and exposes /metrics (vLLM does by default)",
         ) from exc
-    return parse_metrics(text)
+    return text
+
+
+def scrape(url: str, timeout_s: float = 10, api_key: str | None = None) -> Snapshot:
+    """GET ``<url>/metrics`` and parse it."""
+    return parse_metrics(fetch_text(url, timeout_s, api_key))
+
+
+def metric_names(url: str, timeout_s: float = 10, api_key: str | None = None) -> set[str]:
+    """Every sample name the server exposes (counters keep their ``_total`` suffix)."""
+    text = fetch_text(url, timeout_s, api_key)
+    try:
+        return {s.name for family in text_string_to_metric_families(text) for s in family.samples}
+    except (ValueError, TypeError) as exc:
+        raise MetricsError(f"{url}/metrics is not valid Prometheus text: {exc}",
+                           "check that the URL points at a vLLM server (GET <url>/metrics)") from exc
 
 
 def spec_delta(before: Snapshot, after: Snapshot) -> SpecDelta:

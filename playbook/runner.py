@@ -61,11 +61,21 @@ def software_versions() -> dict[str, str | None]:
 
 # -- workspace lock ----------------------------------------------------------------------------
 @contextmanager
-def workspace_lock(runs_dir: Path, run_dir: Path):
-    """One run per workspace at a time (they would fight over the same GPUs and ports)."""
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    lock_path = runs_dir / ".playbook.lock"
-    fh = open(lock_path, "a+")
+def workspace_lock(runs_dir: Path, run_dir: Path | None = None):
+    """One run per workspace at a time (they would fight over the same GPUs and ports).
+
+    Taken before the run directory is made, so a refused run leaves nothing behind. Yields a
+    function that records which run holds the lock (the message a second run prints).
+    """
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        lock_path = runs_dir / ".playbook.lock"
+        fh = open(lock_path, "a+")
+    except OSError as exc:
+        raise ArtifactError(
+            f"cannot use {runs_dir} for runs: {exc.strerror or exc}",
+            "choose a writable location with --runs-dir",
+        ) from None
     try:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -76,15 +86,22 @@ def workspace_lock(runs_dir: Path, run_dir: Path):
             f"another playbook run is using this workspace: {holder}",
             "wait for it to finish, stop it, or use another --runs-dir",
         ) from None
-    fh.seek(0)
-    fh.truncate()
-    fh.write(f"{run_dir} (pid {os.getpid()})\n")
-    fh.flush()
-    try:
-        yield
-    finally:
+
+    def holder(path: Path) -> None:
         fh.seek(0)
         fh.truncate()
+        fh.write(f"{path} (pid {os.getpid()}, started {_now()})\n")
+        fh.flush()
+
+    try:
+        holder(run_dir if run_dir is not None else runs_dir)
+        yield holder
+    finally:
+        try:
+            fh.seek(0)
+            fh.truncate()
+        except OSError:
+            pass
         fcntl.flock(fh, fcntl.LOCK_UN)
         fh.close()
 
@@ -170,6 +187,39 @@ def verdict_of(run: RunDir) -> str | None:
         return None
 
 
+# -- workloads -----------------------------------------------------------------------------------
+def _absolute_workload_paths(values: dict[str, Any]) -> dict[str, Any]:
+    """A prompts file given relative to where `playbook run` was started, made absolute."""
+    from playbook.helpers.params import _split_list
+
+    def fix(spec: Any) -> Any:
+        if isinstance(spec, str) and spec and not os.path.isabs(spec) and Path(spec).expanduser().is_file():
+            return str(Path(spec).expanduser().resolve())
+        return spec
+
+    out = dict(values)
+    for name in ("workload", "mixed_workload"):
+        if name in out:
+            out[name] = fix(out[name])
+    if "workloads" in out and isinstance(_split_list(out["workloads"]), list):
+        out["workloads"] = [fix(w) for w in _split_list(out["workloads"])]
+    return out
+
+
+def check_workloads(per_step: dict[str, dict[str, Any]]) -> None:
+    """An unknown workload or a bad prompts file fails before any run directory or server exists."""
+    from playbook.helpers.params import STEP_MODELS
+    from playbook.helpers.workloads import build_requests
+
+    for step, names in (("40_sweep", ("workloads",)), ("50_load", ("workload", "mixed_workload"))):
+        if step not in per_step:
+            continue
+        p = STEP_MODELS[step].model_validate(per_step[step])
+        for name in names:
+            for spec in filter(None, getattr(p, name) if isinstance(getattr(p, name), list) else [getattr(p, name)]):
+                build_requests(spec, 1)
+
+
 # -- the whole run -------------------------------------------------------------------------------
 def run_playbook(
     profile: str | None = None,
@@ -201,62 +251,109 @@ def run_playbook(
     unknown = [s for s in todo if s not in all_steps]
     if unknown:
         raise ParameterError(f"unknown steps {unknown}", "choose from: " + ", ".join(all_steps))
+    values = _absolute_workload_paths(values)  # the notebooks run with the run directory as cwd
     per_step = resolve_parameters({}, values, todo)  # fails before any work, naming the parameter
+    check_workloads(per_step)
 
-    if state is None:
-        run = new_run_dir(runs_root)
-        state = RunState(
-            run_id=run.path.name,
-            created_at=_now(),
-            profile=str(prof),
-            parameters=values,
-            steps=[StepState(name=s) for s in todo],
-            versions=software_versions(),
-        )
-    else:
-        run.check_writable()
-        state.parameters = values
-        for s in todo:
-            st = state.step(s) if s in [x.name for x in state.steps] else None
-            if st is None:
-                state.steps.append(StepState(name=s))
-            else:
-                st.status, st.error = "pending", None
-    save_state(run, state)
-    progress(f"run directory: {run.path}")
-
-    failed: list[str] = []
-    with workspace_lock(runs_root, run.path):
-        for i, step in enumerate(todo, start=1):
-            if failed and step != REPORT_STEP:
-                continue
-            st = state.step(step)
-            st.status, st.started_at, st.error = "running", _now(), None
-            save_state(run, state)
-            progress(f"[{i}/{len(todo)}] {step} ...")
-            t0 = time.monotonic()
-            try:
-                execute_step(run, step, per_step[step], progress_bar=sys.stderr.isatty())
-                st.status = "done"
-            except KeyboardInterrupt:
-                st.status, st.error = "interrupted", "interrupted by the user (Ctrl-C)"
-                st.finished_at, st.seconds = _now(), round(time.monotonic() - t0, 1)
-                save_state(run, state)
-                progress(f"[{i}/{len(todo)}] {step} interrupted; resume with: playbook run --resume {run.path}")
-                raise
-            except Exception as exc:  # noqa: BLE001 - any failing cell: keep going to the report
-                st.status, st.error = "failed", _short_error(exc)
-                failed.append(step)
-            st.finished_at, st.seconds = _now(), round(time.monotonic() - t0, 1)
-            save_state(run, state)
-            mark = "done" if st.status == "done" else f"FAILED: {st.error}"
-            progress(f"[{i}/{len(todo)}] {step} {mark} ({st.seconds:.1f} s)")
+    with workspace_lock(runs_root, run.path if state is not None else None) as hold:
+        if state is None:
+            run = new_run_dir(runs_root)
+            state = RunState(
+                run_id=run.path.name,
+                created_at=_now(),
+                profile=str(prof),
+                parameters=values,
+                steps=[StepState(name=s) for s in todo],
+                versions=software_versions(),
+            )
+        else:
+            run.check_writable()
+            for msg in repair_records(run):
+                progress(f"warning: {msg}")
+            state.parameters = values
+            for s in todo:
+                st = state.step(s) if s in [x.name for x in state.steps] else None
+                if st is None:
+                    state.steps.append(StepState(name=s))
+                else:
+                    st.status, st.error = "pending", None
+        hold(run.path)
+        save_state(run, state)
+        progress(f"run directory: {run.path}")
+        failed, incomplete = _execute(run, state, todo, per_step, progress)
 
     report = None
     if state.step(REPORT_STEP).status == "done":
         from playbook.report import build_html
 
         report = str(build_html(run))
-    if failed:
-        progress(f"some steps failed; after fixing the cause, resume with: playbook run --resume {run.path}")
-    return RunOutcome(run_dir=str(run.path), report=report, verdict=verdict_of(run), failed_steps=failed)
+    if failed or incomplete:
+        progress(f"some steps failed or measured only part of what was asked; after fixing the cause, "
+                 f"resume with: playbook run --resume {run.path}")
+    return RunOutcome(run_dir=str(run.path), report=report, verdict=verdict_of(run),
+                      failed_steps=failed + [s for s in incomplete if s not in failed])
+
+
+def _execute(run: RunDir, state: RunState, todo: list[str], per_step: dict[str, dict[str, Any]],
+             progress: Progress) -> tuple[list[str], list[str]]:
+    """Execute the steps in order; returns (failed steps, steps whose result is only partial)."""
+    failed: list[str] = []
+    incomplete: list[str] = []
+    for i, step in enumerate(todo, start=1):
+        if failed and step != REPORT_STEP:
+            continue
+        st = state.step(step)
+        st.status, st.started_at, st.error = "running", _now(), None
+        save_state(run, state)
+        progress(f"[{i}/{len(todo)}] {step} ...")
+        t0 = time.monotonic()
+        try:
+            execute_step(run, step, per_step[step], progress_bar=sys.stderr.isatty())
+            st.status = "done"
+            missing = incomplete_result(run, step)
+            if missing:  # the notebook ran, but measured only part: resume must measure the rest
+                st.status, st.error = "failed", missing
+                incomplete.append(step)
+        except KeyboardInterrupt:
+            st.status, st.error = "interrupted", "interrupted by the user (Ctrl-C)"
+            st.finished_at, st.seconds = _now(), round(time.monotonic() - t0, 1)
+            save_state(run, state)
+            progress(f"[{i}/{len(todo)}] {step} interrupted; resume with: playbook run --resume {run.path}")
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failing cell: keep going to the report
+            st.status, st.error = "failed", _short_error(exc)
+            failed.append(step)
+        st.finished_at, st.seconds = _now(), round(time.monotonic() - t0, 1)
+        save_state(run, state)
+        mark = "done" if st.status == "done" else f"FAILED: {st.error}"
+        progress(f"[{i}/{len(todo)}] {step} {mark} ({st.seconds:.1f} s)")
+    return failed, incomplete
+
+
+# Measuring steps that resume level by level: a partial result (a server died mid-way) leaves the step
+# unfinished, so `--resume` measures only what is missing.
+PARTIAL_STEPS = ("50_load",)
+
+
+def incomplete_result(run: RunDir, step: str) -> str | None:
+    """Why a measuring step's result is partial or failed (its warnings, e.g. the missing levels), or None."""
+    import json
+
+    if step not in PARTIAL_STEPS:
+        return None
+    path = run.artifact(f"{step}.json")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return f"the step wrote no readable result ({path.name})"
+    if data.get("status") not in ("partial", "failed"):
+        return None
+    why = "; ".join(data.get("missing_levels") or data.get("warnings") or []) or data.get("finding", "")
+    return f"result {data['status']}: {why}"[:2000]
+
+
+def repair_records(run: RunDir) -> list[str]:
+    """Before a resumed run appends again: cut truncated last lines off the raw-record files."""
+    from playbook.helpers.artifacts import repair_jsonl
+
+    return [msg for path in sorted(run.artifacts.glob("*.jsonl")) if (msg := repair_jsonl(path))]

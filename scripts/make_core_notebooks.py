@@ -48,7 +48,7 @@ hardware = preflight.detect_hardware()
 result = preflight.PreflightResult(vllm_version=version, vllm_build=build, hardware=hardware, mode=p.mode)
 result.checks += preflight.check_vllm(version, build, p.mode)
 result.checks.append(preflight.check_hardware(hardware, build))
-run.write_json("00_preflight.json", result)  # partial result on disk before touching any server
+_ = run.write_json("00_preflight.json", result)  # partial result on disk before touching any server
 """),
     ("code", """
 result = preflight.check_servers(p, run, result)

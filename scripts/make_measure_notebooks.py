@@ -83,7 +83,7 @@ LOAD_CELLS = [
     ("params", params_source(LoadParams)),
     ("code", """from IPython.display import display
 
-from playbook.helpers import measure_plots, plots
+from playbook.helpers import measure_plots, plots, ui
 from playbook.helpers.artifacts import RunDir
 from playbook.helpers.loadtest import levels_table, run_load_test, speedup_table
 from playbook.helpers.params import LoadParams
@@ -96,7 +96,8 @@ print(f"run directory: {run.path}")"""),
            "`artifacts/50_load.json`. Re-running this step in the same run directory with the same parameters "
            "(`playbook run --resume`) measures only the levels still missing; a server whose levels are all "
            "done is not started."),
-    ("code", """result = run_load_test(p, run)
+    ("code", """live = ui.LiveLoadView("levels measured so far", plot=p.interactive)  # redraws as each level completes
+result = run_load_test(p, run, on_level=live.update)
 run.write_json("50_load.json", result)
 print(result.lossless.finding if result.lossless else "losslessness guard not run")
 for w in result.warnings:

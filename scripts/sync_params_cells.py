@@ -42,6 +42,29 @@ def params_source(model: type[StepParams]) -> str:
     return "\n".join(lines)
 
 
+FORM_SOURCE = (
+    "# Optional form (interactive=True, as in the lab profile): edits go back into `p`, validated;\n"
+    "# then run the cells below again. A no-op in headless runs.\n"
+    "from playbook.helpers import ui\n\n"
+    "ui.show_form(p)"
+)
+
+
+def ensure_form_cell(nb) -> bool:
+    """Put the ipywidgets form cell right after the validation cell (the second code cell)."""
+    codes = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    if len(codes) < 2:
+        return False
+    after = codes[1] + 1
+    existing = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "ui.show_form(p)" in c.source]
+    if existing == [after] and nb.cells[after].source == FORM_SOURCE:
+        return False
+    for i in reversed(existing):
+        del nb.cells[i]
+    nb.cells.insert(after, nbformat.v4.new_code_cell(FORM_SOURCE))
+    return True
+
+
 def sync(path: Path) -> bool:
     nb = nbformat.read(path, as_version=4)
     model = STEP_MODELS.get(path.stem)
@@ -51,11 +74,14 @@ def sync(path: Path) -> bool:
     if "parameters" not in cell.metadata.get("tags", []):
         raise SystemExit(f"{path}: first code cell is not tagged 'parameters'")
     new = params_source(model)
-    if cell.source == new:
-        return False
+    changed = cell.source != new
     cell.source = new
-    path.write_text(nbformat.writes(nb) + "\n")
-    return True
+    changed = ensure_form_cell(nb) or changed
+    if changed:
+        for i, c in enumerate(nb.cells):  # stable ids, as scripts/nbwrite.py gives them
+            c["id"] = f"{path.stem.replace('_', '-')}-{i:02d}"
+        path.write_text(nbformat.writes(nb) + "\n")
+    return changed
 
 
 if __name__ == "__main__":

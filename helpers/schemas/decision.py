@@ -74,6 +74,8 @@ class Evidence(BaseModel):
     # load (50_load)
     load_levels: list[LoadLevel] = Field(default_factory=list)
     load_error_rate: float | None = None
+    load_missing_levels: list[str] = Field(default_factory=list, description="'config@level: reason' of each level "
+                                           "the load test planned but did not measure (a server died, ...)")
     load_kind: str = "concurrency"
     load_temperature: float | None = None
     load_workload: str = ""

@@ -8,7 +8,9 @@ The prompt's first word picks the behaviour:
   reset    one chunk, then the connection is cut
   stall    one chunk, then nothing (the client must time out)
 GET /metrics serves, in turn, the files listed in $FAKE_METRICS (comma-separated; the last repeats),
-so a test can replay real scrapes, including a counter reset.
+so a test can replay real scrapes, including a counter reset. FAKE_METRICS=live serves this process's
+own spec-decode counters instead (they start at 0, so killing and restarting it is a real reset).
+With $FAKE_API_KEY set, every /v1 request needs "Authorization: Bearer <that key>" (else HTTP 401).
 Run as a process: python tests/unit/fake_openai.py PORT   (prints "ready" when listening)
 """
 
@@ -34,7 +36,18 @@ def _chunk(text: str, completion_tokens: int) -> bytes:
     return b"data: " + json.dumps(obj).encode() + b"\n\n"
 
 
+LIVE = {"vllm:spec_decode_num_drafts_total": 0, "vllm:spec_decode_num_draft_tokens_total": 0,
+        "vllm:spec_decode_num_accepted_tokens_total": 0}
+
+
+def _authorized(request: web.Request) -> bool:
+    key = os.environ.get("FAKE_API_KEY")
+    return not key or request.headers.get("Authorization") == f"Bearer {key}"
+
+
 async def completions(request: web.Request) -> web.StreamResponse:
+    if not _authorized(request):
+        return web.Response(status=401, text='{"error": "unauthorized"}')
     body = await request.json()
     mode = str(body.get("prompt", "ok")).split()[0]
     if mode.startswith("http"):
@@ -55,20 +68,31 @@ async def completions(request: web.Request) -> web.StreamResponse:
     final = {"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": CHUNKS * CHUNK_TOKENS},
              "metrics": {"speculative_decoding": SPEC}}
     await resp.write(b"data: " + json.dumps(final).encode() + b"\n\ndata: [DONE]\n\n")
+    for name, key in (("drafts", "num_spec_steps"), ("draft_tokens", "num_draft_tokens"),
+                      ("accepted_tokens", "num_accepted_draft_tokens")):
+        LIVE[f"vllm:spec_decode_num_{name}_total"] += SPEC[key]
     return resp
 
 
 _METRICS = [p for p in os.environ.get("FAKE_METRICS", "").split(",") if p]
 
 
-async def metrics(_request: web.Request) -> web.Response:
+async def metrics(request: web.Request) -> web.Response:
+    if not _authorized(request):
+        return web.Response(status=401, text="unauthorized")
+    if _METRICS == ["live"]:
+        lines = [line for name, value in LIVE.items() for line in (
+            f"# TYPE {name.removesuffix('_total')} counter", f'{name}{{engine="0",model_name="fake"}} {value}.0')]
+        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
     if not _METRICS:
         return web.Response(status=404, text="no metrics")
     path = _METRICS.pop(0) if len(_METRICS) > 1 else _METRICS[0]
     return web.Response(text=Path(path).read_text(), content_type="text/plain")
 
 
-async def models(_request: web.Request) -> web.Response:
+async def models(request: web.Request) -> web.Response:
+    if not _authorized(request):
+        return web.Response(status=401, text='{"error": "unauthorized"}')
     return web.json_response({"object": "list", "data": [{"id": "fake", "object": "model"}]})
 
 

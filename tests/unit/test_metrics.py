@@ -84,3 +84,38 @@ def test_server_side_latency_means_from_histogram_deltas():
     got = server_mean_ms(parse_metrics(EARLY), parse_metrics(LATER), "tpot")
     assert count > 0 and got == pytest.approx(1000 * total / count)
     assert server_mean_ms(parse_metrics(LATER), parse_metrics(LATER), "ttft") is None  # nothing in between
+
+
+def test_metric_names_lists_what_a_live_endpoint_exposes():
+    """metric_names reads a real HTTP /metrics (a local server replaying captured vLLM text)."""
+    import http.server
+    import threading
+
+    from playbook.helpers.metrics import metric_names
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server API)
+            body = LATER.encode() if self.path == "/metrics" else b""
+            self.send_response(200 if body else 404)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        names = metric_names(f"http://127.0.0.1:{srv.server_port}")
+    finally:
+        srv.shutdown()
+    assert "vllm:spec_decode_num_drafts_total" in names
+    assert "vllm:spec_decode_num_accepted_tokens_per_pos_total" in names
+    assert not any(n.startswith("vllm:spec_decode") and n not in LATER for n in names)
+
+
+def test_metric_names_on_unreachable_url_names_it():
+    from playbook.helpers.metrics import metric_names
+
+    with pytest.raises(MetricsError, match="127.0.0.1:9"):
+        metric_names("http://127.0.0.1:9", timeout_s=2)
