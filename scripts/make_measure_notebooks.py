@@ -83,7 +83,7 @@ LOAD_CELLS = [
     ("params", params_source(LoadParams)),
     ("code", """from IPython.display import display
 
-from playbook.helpers import measure_plots, plots, ui
+from playbook.helpers import measure_plots, plots
 from playbook.helpers.artifacts import RunDir
 from playbook.helpers.loadtest import levels_table, run_load_test, speedup_table
 from playbook.helpers.params import LoadParams

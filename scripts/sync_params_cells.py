@@ -11,6 +11,7 @@ import typing
 from pathlib import Path
 
 import nbformat
+
 from playbook.helpers.params import STEP_MODELS, StepParams
 
 ROOT = Path(__file__).resolve().parents[1]
