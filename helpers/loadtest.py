@@ -261,8 +261,9 @@ def analyze(base: list[LevelStats], spec: list[LevelStats], base_recs: dict[floa
                 failed = next((s for s in base + spec if s.config == cfg and s.level == lvl), None)
                 why = failed.reason if failed else "not measured"
                 res.missing_levels.append(f"{cfg}@{lvl:g}: {why}")
-    total = sum(s.requests for s in base + spec)
-    res.error_rate = sum(s.errors for s in base + spec) / total if total else 0.0
+    measured = [s for s in base + spec if s.status == "ok"]  # a failed level is missing, not an error burst
+    total = sum(s.requests for s in measured)
+    res.error_rate = sum(s.errors for s in measured) / total if total else 0.0
     if res.missing_levels:
         res.status = "partial" if res.speedup else "failed"
         res.warnings.extend(res.missing_levels)

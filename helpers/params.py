@@ -27,7 +27,9 @@ Precision = Literal["bf16", "fp16", "fp8", "int8", "int4"]
 
 
 def _split_list(value: Any) -> Any:
-    """Accept "0,0.4,0.8" (the CLI's -p form) as well as a YAML/JSON list."""
+    """Accept "0,0.4,0.8" (the CLI's -p form), a single value (-p concurrencies=8) and a YAML/JSON list."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return [value]
     if isinstance(value, str):
         value = value.strip().strip("[]")
         return [v.strip() for v in value.split(",") if v.strip()] if value else []
@@ -223,7 +225,7 @@ def _explain(exc: ValidationError, values: dict[str, Any]) -> str:
         name = ".".join(str(p) for p in err["loc"]) or "parameters"
         field = err["loc"][0] if err["loc"] else None
         given = values.get(field, "<missing>") if isinstance(field, str) else "<...>"
-        lines.append(f"parameter '{name}' = {given!r}: {err['msg']}")
+        lines.append(f"parameter '{name}' = {given!r}: {err['msg'].removeprefix('Value error, ')}")
     return "; ".join(lines)
 
 
@@ -276,8 +278,11 @@ def load_profile(path: str | os.PathLike) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        ctx, cmark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        started = (f" ({ctx} that starts at line {cmark.line + 1}, column {cmark.column + 1})"
+                   if ctx and cmark and mark and cmark.line != mark.line else "")
         raise ProfileError(
-            f"profile {path} is not valid YAML{where}: {getattr(exc, 'problem', exc)}",
+            f"profile {path} is not valid YAML{where}: {getattr(exc, 'problem', exc)}{started}",
             "fix the YAML syntax there (indentation, a missing ':' or quote)",
         ) from None
     if not isinstance(data, dict):

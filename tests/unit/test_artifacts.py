@@ -36,3 +36,30 @@ def test_unwritable_path_fails_clearly_even_as_root(tmp_path):
     blocker.write_text("not a directory")
     with pytest.raises(ArtifactError, match="cannot create the run directory"):
         RunDir(blocker / "run")
+
+
+def test_a_record_appended_after_a_truncated_line_is_not_lost(tmp_path):
+    path = tmp_path / "records.jsonl"
+    append_jsonl(path, {"i": 0})
+    with open(path, "a") as fh:
+        fh.write('{"i": 1, "tt')  # killed mid-write
+    append_jsonl(path, {"i": 2})
+    with pytest.warns(TruncatedRecordWarning, match="line 2"):
+        assert [r["i"] for r in read_jsonl(path)] == [0, 2]
+
+
+def test_repair_cuts_the_truncated_tail_and_keeps_it_aside(tmp_path):
+    from playbook.helpers.artifacts import repair_jsonl
+
+    path = tmp_path / "records.jsonl"
+    append_jsonl(path, {"i": 0})
+    assert repair_jsonl(path) is None
+    with open(path, "a") as fh:
+        fh.write('{"i": 1, "tt')
+    msg = repair_jsonl(path)
+    assert msg and "line 2" in msg and "dropped a truncated record" in msg
+    assert path.read_text() == '{"i":0}\n'
+    assert (tmp_path / "records.jsonl.truncated").read_text() == '{"i": 1, "tt\n'
+    with open(path, "a") as fh:
+        fh.write('{"i": 3}')  # a whole record missing only its newline is kept
+    assert repair_jsonl(path) is None and [r["i"] for r in read_jsonl(path)] == [0, 3]

@@ -129,3 +129,16 @@ def test_promql_uses_rates_of_counters():
 def test_summary_escapes_tags_not_comparisons():
     assert summary._md_escape("P10 0.40 < 0.50") == "P10 0.40 < 0.50"
     assert summary._md_escape("draft <script>x</script>") == "draft &lt;script>x&lt;/script>"
+
+
+def test_missing_load_levels_make_it_inconclusive_and_are_named(tmp_path):
+    res = load(WIN)
+    res.status, res.missing_levels = "partial", ["spec@32: connection refused by http://h:8000 (server down?)"]
+    run = make_run(tmp_path, sweep_result=sweep(), load_result=res)
+    d, ev = _decide(run, expected_peak_concurrency=16)
+    assert ev.load_missing_levels == res.missing_levels and "spec@32" in ev.findings["50_load"]
+    assert d.verdict == "INCONCLUSIVE"
+    assert any("spec@32: connection refused" in m and "--resume" in m for m in d.measure_next)
+    lossy = make_run(tmp_path / "lossy", sweep_result=sweep(acc_at_prod=0.3), load_result=res)
+    d2, _ = _decide(lossy)
+    assert d2.verdict == "NO-GO" and any("spec@32" in m for m in d2.measure_next)  # low acceptance stands
