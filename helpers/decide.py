@@ -187,7 +187,7 @@ def _headline(verdict: str, ev: Evidence, rec: RecommendedConfig, measure_next: 
             lim.append("for " + ", ".join(rec.workload_classes))
         return f"turn on {what} (k={rec.num_speculative_tokens}) " + (" and ".join(lim) if lim else "and watch acceptance")
     if verdict == "NO-GO":
-        return f"leave {what} off"
+        return f"leave speculative decoding off (tested: {what})"
     return "not enough evidence yet; next: " + "; ".join(measure_next)
 
 

@@ -19,6 +19,7 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
+from pathlib import Path
 
 import numpy as np
 
@@ -166,7 +167,7 @@ def run_config(
     i = extra = 0
     while i < len(shapes):
         shape = shapes[i]
-        phase = f"{config}@{shape.label()}" + (f"/{workload}" if workload else "")
+        phase = f"{config}@{shape.label()}" + (f"/{_workload_label(workload)}" if workload else "")
         prev = done.get((config, shape.level, workload))
         if prev is not None:
             st = prev.model_copy(update={"resumed": True})
@@ -188,6 +189,11 @@ def run_config(
             extra += 1
         i += 1
     return stats, records
+
+
+def _workload_label(workload: str) -> str:
+    """A short name for record ids: a prompts file's stem, a class name or mix as given."""
+    return Path(workload).stem if ("/" in workload or workload.endswith((".jsonl", ".json"))) else workload
 
 
 def _measure_level(target: Target, config: str, shape: LoadShape, phase: str, items: list[PromptItem], run: RunDir,

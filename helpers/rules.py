@@ -232,7 +232,7 @@ def rule_load_crossover(levels: Sequence[LoadLevel], *, expected_peak: float | N
     if not wins:
         if all(x.speedup < 1.0 for x in lv):
             return RuleResult(name=name, verdict="no-go", numbers=nums,
-                              reason=f"speculation loses at every measured {level_kind}: {s1.speedup:.2f}x at {s1.concurrency:g}{ci1}, {lv[-1].speedup:.2f}x at {lv[-1].concurrency:g}")
+                              reason=f"no measured {level_kind} shows a win, every speedup is below 1.0: {s1.speedup:.2f}x at {s1.concurrency:g}{ci1} ... {lv[-1].speedup:.2f}x at {lv[-1].concurrency:g}")
         best = max(lv, key=lambda x: x.speedup)
         if best.speedup < 1.0 + min_gain:
             return RuleResult(name=name, verdict="no-go", numbers=nums,
