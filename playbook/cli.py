@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `playbook ... | head` ends quietly
+    """Run one subcommand; returns the exit code. Safe to call in-process (tests, notebooks)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
@@ -42,5 +42,16 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":
+def entry() -> None:
+    """The `playbook` program: like main(), and `playbook ... | head` ends quietly.
+
+    Only the program's own process takes the default SIGPIPE action; an in-process main() must not,
+    or a later write to a closed pipe would kill its host (pytest, a Jupyter kernel).
+    """
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -33,6 +33,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from playbook.helpers.reaper import descendants
+
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_OPENAI = ROOT / "tests" / "unit" / "fake_openai.py"
 PYTHON = sys.executable
@@ -84,24 +86,6 @@ def procs_mentioning(*texts: str) -> list[int]:
         if any(t in cmd for t in texts) and is_running(int(entry.name)):
             found.append(int(entry.name))
     return found
-
-
-def children(pid: int) -> list[int]:
-    """Every descendant of ``pid`` (from /proc)."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                raw = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents.setdefault(int(raw[raw.rfind(")") + 2:].split()[1]), []).append(int(entry.name))
-    out, todo = [], [pid]
-    while todo:
-        for c in parents.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
 
 
 def wait_gone(pids: list[int], limit_s: float) -> list[int]:
@@ -299,16 +283,21 @@ def lost(before: list[dict], after: list[dict]) -> int:
     return sum(r["id"] not in ids for r in before)
 
 
+def start_slow_load_run(ws, n: int):
+    """A `playbook run` of 50_load (slow streams, n requests per level) against two fresh servers."""
+    spec, base = ws.server(), ws.server()
+    prompts = ws.prompts(["slow"] * 8)
+    runner = ws.start_playbook(*load_args(ws, spec, base, prompts, requests_per_level=n))
+    assert wait_for(lambda: len(ws.run_dirs()) == 1, 60), "no run directory appeared"
+    run = ws.run_dirs()[0]
+    return spec, runner, run, run / "artifacts" / REQUESTS
+
+
 # == 1. the server is SIGKILLed in the middle of a load test =====================================
 def server_killed_mid_load() -> Outcome:
     with scenario("server-killed-mid-load") as (out, ws):
-        spec, base = ws.server(), ws.server()
-        prompts = ws.prompts(["slow"] * 8)
         n = 8
-        runner = ws.start_playbook(*load_args(ws, spec, base, prompts, requests_per_level=n))
-        assert wait_for(lambda: len(ws.run_dirs()) == 1, 60), "no run directory appeared"
-        run = ws.run_dirs()[0]
-        recs = run / "artifacts" / REQUESTS
+        spec, runner, run, recs = start_slow_load_run(ws, n)
         # spec@c1 done, and spec@c2 half-way: kill the speculative server now
         half = wait_for(lambda: sum(level_of(r) == "spec@c2" for r in measured(jsonl(recs))) >= 2, 90)
         spec.kill()
@@ -356,15 +345,10 @@ def server_killed_mid_load() -> Outcome:
 # == 2. the playbook process is SIGKILLed mid-run ================================================
 def playbook_killed_mid_run() -> Outcome:
     with scenario("playbook-killed") as (out, ws):
-        spec, base = ws.server(), ws.server()
-        prompts = ws.prompts(["slow"] * 8)
         n = 8
-        runner = ws.start_playbook(*load_args(ws, spec, base, prompts, requests_per_level=n))
-        assert wait_for(lambda: len(ws.run_dirs()) == 1, 60), "no run directory appeared"
-        run = ws.run_dirs()[0]
-        recs = run / "artifacts" / REQUESTS
+        spec, runner, run, recs = start_slow_load_run(ws, n)
         mid = wait_for(lambda: sum(level_of(r) == "spec@c1" for r in measured(jsonl(recs))) >= 3, 90)
-        kernel = children(runner.pid)
+        kernel = descendants(runner.pid)
         os.kill(runner.pid, signal.SIGKILL)  # kill -9 of `playbook run` itself, not of its group
         runner.communicate()
         out.check("killed mid-level", mid)

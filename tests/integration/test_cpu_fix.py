@@ -10,8 +10,6 @@ from __future__ import annotations
 import pytest
 from spec_probe import probe, shipped_prompts
 
-from playbook.engine import embedded_server_config
-from playbook.helpers.server import launch
 from playbook.vllm_cpu_fix import ENV_SWITCH
 
 pytestmark = pytest.mark.engine
@@ -19,26 +17,22 @@ pytestmark = pytest.mark.engine
 TEMPERATURE = 0.8
 
 
-def _run(tmp_path_factory, switch: str):
-    config = embedded_server_config("draft_model", num_speculative_tokens=4)
-    config = config.model_copy(update={"env": {**config.env, ENV_SWITCH: switch}})
+def _probe(server, switch: str):
     prompts = [row["prompt"] for row in shipped_prompts("structured")[:16]]
-    with launch(config, tmp_path_factory.mktemp("logs"), name=f"fix-{switch}") as server:
-        result = probe(server, prompts, TEMPERATURE)
-        log = server.log_path.read_text(errors="replace")
+    result = probe(server, prompts, TEMPERATURE)
     print(f"{ENV_SWITCH}={switch}: acceptance {result.acceptance:.3f} at T={TEMPERATURE}; "
           f"sample: {result.texts[0][:120]!r}")
-    return result, log
+    return result, server.log_path.read_text(errors="replace")
 
 
 @pytest.fixture(scope="module")
-def without_fix(tmp_path_factory):
-    return _run(tmp_path_factory, "0")
+def without_fix(spec_server_without_fix):
+    return _probe(spec_server_without_fix, "0")
 
 
 @pytest.fixture(scope="module")
-def with_fix(tmp_path_factory):
-    return _run(tmp_path_factory, "1")
+def with_fix(spec_server):
+    return _probe(spec_server, "unset")
 
 
 def test_defect_present_without_the_fix(without_fix):

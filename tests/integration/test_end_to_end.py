@@ -11,6 +11,12 @@ from playbook.resources import step_names
 pytestmark = pytest.mark.engine
 
 VERDICTS = {"GO", "GO WITH LIMITS", "NO-GO", "INCONCLUSIVE"}
+# Every step on the embedded default, with fewer requests than `make run` makes: the notebooks' full
+# default measurements already run under nbval in the same suite, so this test spends its time on
+# the path around them (runner, papermill, run directory, report, verdict, server clean-up).
+LIGHTER = ["-p", "measure_acceptance=false", "-p", "temperatures=0,0.8", "-p", "requests_per_point=4",
+           "-p", "concurrencies=1,2", "-p", "find_saturation=false", "-p", "requests_per_level=6",
+           "-p", "lossless_requests=4"]
 
 
 def vllm_processes() -> list[str]:
@@ -23,7 +29,7 @@ def embedded_run(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
     before = set(vllm_processes())
     proc = subprocess.run(
-        [sys.executable, "-m", "playbook", "run", "--runs-dir", str(runs), "--json"],
+        [sys.executable, "-m", "playbook", "run", "--runs-dir", str(runs), "--json", *LIGHTER],
         capture_output=True, text=True, timeout=1800,
     )
     assert proc.returncode == 0, f"playbook run failed:\n{proc.stderr[-4000:]}"

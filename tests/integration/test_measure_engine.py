@@ -6,35 +6,14 @@ from __future__ import annotations
 
 import pytest
 
-from playbook.engine import embedded_server_config
 from playbook.helpers import lossless
 from playbook.helpers.artifacts import RunDir
 from playbook.helpers.loadgen import LoadShape, Target
 from playbook.helpers.loadtest import analyze, run_config
-from playbook.helpers.server import launch
 from playbook.helpers.sweep import REQUESTS_JSONL, run_sweep
 from playbook.helpers.workloads import build_requests
 
 pytestmark = pytest.mark.engine
-
-
-def _serve(tmp_path_factory, speculative: str, name: str, env: dict | None = None):
-    cfg = embedded_server_config(speculative)
-    if env:
-        cfg = cfg.model_copy(update={"env": {**cfg.env, **env}})
-    return launch(cfg, tmp_path_factory.mktemp(name), name=name)
-
-
-@pytest.fixture(scope="module")
-def spec_server(tmp_path_factory):
-    with _serve(tmp_path_factory, "draft_model", "spec") as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
-def baseline_server(tmp_path_factory):
-    with _serve(tmp_path_factory, "none", "baseline") as s:
-        yield s
 
 
 def _target(server) -> Target:
@@ -85,13 +64,12 @@ def test_tiny_load_test_and_a_sweep_without_speculation(spec_server, baseline_se
 
 
 def test_lossless_guard_catches_the_vllm_cpu_defect_and_passes_with_the_fix(spec_server, baseline_server,
-                                                                              tmp_path_factory):
+                                                                              spec_server_without_fix):
     items = build_requests("structured", 16, max_tokens=32, seed=7)
     fixed = lossless.check(_target(baseline_server), _target(spec_server), items, [0.0, 0.8], max_tokens=32)
     print("with the fix:", fixed.finding)
     assert fixed.lossless is True, fixed.finding
-    with _serve(tmp_path_factory, "draft_model", "spec-nofix", env={"PLAYBOOK_VLLM_CPU_FIX": "0"}) as broken:
-        res = lossless.check(_target(baseline_server), _target(broken), items, [0.8], max_tokens=32)
+    res = lossless.check(_target(baseline_server), _target(spec_server_without_fix), items, [0.8], max_tokens=32)
     print("without the fix:", res.finding)
     assert res.lossless is False, res.finding
     (pt,) = res.temperatures

@@ -44,13 +44,10 @@ def predict(capsys, *argv) -> dict:
 
 
 @pytest.mark.parametrize("speculative", ["draft_model", "ngram"])
-def test_kv_tokens_and_concurrency_match_vllm_log_within_1_percent(pair, speculative, tmp_path, capsys):
-    from playbook.engine import embedded_server_config
-    from playbook.helpers.server import launch
-
-    config = embedded_server_config(speculative, num_speculative_tokens=4, kv_cache_gib=1.0, max_model_len=1024)
-    with launch(config, tmp_path, name=f"memory-{speculative}") as server:
-        facts = server.startup_facts()
+def test_kv_tokens_and_concurrency_match_vllm_log_within_1_percent(pair, speculative, request, capsys):
+    # the shared servers run with 1 GiB of KV space and max_model_len 1024 (tests/integration/conftest.py)
+    server = request.getfixturevalue({"draft_model": "spec_server", "ngram": "ngram_server"}[speculative])
+    facts = server.startup_facts()
     assert facts.kv_cache_tokens and facts.max_concurrency, f"no KV line in {server.log_path}"
     assert facts.max_concurrency_context == 1024
 

@@ -10,9 +10,6 @@ from __future__ import annotations
 import pytest
 from spec_probe import known_words, probe, shipped_prompts
 
-from playbook.engine import embedded_server_config
-from playbook.helpers.server import launch
-
 pytestmark = pytest.mark.engine
 
 TEMPERATURES = (0.0, 0.4, 0.8, 1.0)
@@ -25,10 +22,8 @@ def structured_prompts() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def draft_probes(tmp_path_factory, structured_prompts):
-    config = embedded_server_config("draft_model", num_speculative_tokens=4)
-    with launch(config, tmp_path_factory.mktemp("logs"), name="tiny-draft-model") as server:
-        probes = {t: probe(server, structured_prompts, t) for t in TEMPERATURES}
+def draft_probes(spec_server, structured_prompts):
+    probes = {t: probe(spec_server, structured_prompts, t) for t in TEMPERATURES}
     for t, p in probes.items():  # shown with -s: the numbers the build script's docstring records
         print(f"T={t}: acceptance {p.acceptance:.3f} over {p.draft_tokens:.0f} draft tokens; "
               f"sample: {p.texts[0][:160]!r}")
@@ -54,9 +49,7 @@ def test_text_is_sane_at_every_temperature(draft_probes):
         assert p.word_share(vocab) > floor, (t, p.word_share(vocab), p.texts[:3])
 
 
-def test_ngram_speculation_runs_and_drafts(tmp_path_factory, structured_prompts):
-    config = embedded_server_config("ngram", num_speculative_tokens=4)
-    with launch(config, tmp_path_factory.mktemp("logs"), name="tiny-ngram") as server:
-        p = probe(server, structured_prompts, 0.0)
+def test_ngram_speculation_runs_and_drafts(ngram_server, structured_prompts):
+    p = probe(ngram_server, structured_prompts, 0.0)
     assert p.draft_tokens > 0
     assert p.acceptance is not None and p.acceptance > 0  # some drafts accepted

@@ -70,3 +70,17 @@ def test_init_copies_notebooks_and_profiles(tmp_path, capsys):
     assert (tmp_path / "ws/notebooks/00_preflight.ipynb").exists()
     assert (tmp_path / "ws/environments/embedded-cpu.yaml").exists()
     assert main(["init", str(tmp_path / "ws")]) == 1  # refuses to overwrite without --force
+
+
+def test_in_process_main_leaves_sigpipe_alone_but_the_program_ends_quietly_in_a_pipe():
+    """main() in a host process (pytest, a kernel) must not make a closed pipe fatal to the host."""
+    import signal
+    import subprocess
+    import sys
+
+    before = signal.getsignal(signal.SIGPIPE)
+    assert main(["params", "00_preflight"]) == 0
+    assert signal.getsignal(signal.SIGPIPE) == before
+    out = subprocess.run(f"'{sys.executable}' -m playbook params 90_report | head -1", shell=True,
+                         capture_output=True, text=True, timeout=60)
+    assert out.stdout.startswith("Parameters of") and "BrokenPipe" not in out.stderr and "Traceback" not in out.stderr

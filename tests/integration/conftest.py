@@ -1,0 +1,47 @@
+"""Real embedded vLLM servers shared by the integration tests (each start costs 30 to 40 s on 2 cores).
+
+Package-scoped: started on first use, stopped when the integration tests are done, so they are not
+left idling while the notebooks run. A test that must watch a server start or stop (or needs other
+settings) launches its own.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from playbook.engine import embedded_server_config
+from playbook.helpers.server import launch
+from playbook.vllm_cpu_fix import ENV_SWITCH
+
+
+def _serve(tmp_path_factory, speculative: str, name: str, env: dict | None = None):
+    cfg = embedded_server_config(speculative, num_speculative_tokens=4)  # KV 1 GiB, max_model_len 1024
+    if env:
+        cfg = cfg.model_copy(update={"env": {**cfg.env, **env}})
+    return launch(cfg, tmp_path_factory.mktemp(name), name=name)
+
+
+@pytest.fixture(scope="package")
+def spec_server(tmp_path_factory):
+    """draft_model, k=4, with the vllm-cpu fix as shipped (applied where the defect is found)."""
+    with _serve(tmp_path_factory, "draft_model", "spec") as s:
+        yield s
+
+
+@pytest.fixture(scope="package")
+def spec_server_without_fix(tmp_path_factory):
+    """The same server with PLAYBOOK_VLLM_CPU_FIX=0: the vllm-cpu sampling defect left in place."""
+    with _serve(tmp_path_factory, "draft_model", "spec-nofix", env={ENV_SWITCH: "0"}) as s:
+        yield s
+
+
+@pytest.fixture(scope="package")
+def baseline_server(tmp_path_factory):
+    with _serve(tmp_path_factory, "none", "baseline") as s:
+        yield s
+
+
+@pytest.fixture(scope="package")
+def ngram_server(tmp_path_factory):
+    with _serve(tmp_path_factory, "ngram", "ngram") as s:
+        yield s
