@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import matplotlib
+# No matplotlib.use(...) here: in a Jupyter kernel pyplot must keep the inline backend, or figures show
+# as "<Figure size ...>" text; without a display matplotlib falls back to Agg by itself.
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from .schemas.load import LevelStats, SpeedupPoint  # noqa: E402
-from .schemas.sweep import SweepPoint  # noqa: E402
+from .schemas.load import LevelStats, SpeedupPoint
+from .schemas.sweep import SweepPoint
 
 CONFIG_COLORS = {"baseline": "C0", "spec": "C1"}
 
@@ -35,6 +34,7 @@ def per_request_acceptance(points: Sequence[SweepPoint], no_go_below: float = 0.
         ax.text(0.5, 0.5, "the server returned no per-request metrics", ha="center", transform=ax.transAxes)
     ax.legend(fontsize=8)
     fig.tight_layout()
+    plt.close(fig)  # shown once, where the notebook displays it (not again by the inline backend)
     return fig
 
 
@@ -47,6 +47,7 @@ def per_position_acceptance(points: Sequence[SweepPoint]) -> Figure:
     ax.set(xlabel="draft position", ylabel="acceptance p_i", ylim=(0, 1.02), title="Acceptance by draft position")
     ax.legend(fontsize=8)
     fig.tight_layout()
+    plt.close(fig)  # shown once, where the notebook displays it (not again by the inline backend)
     return fig
 
 
@@ -67,6 +68,7 @@ def latency_percentiles(levels: Sequence[LevelStats]) -> Figure:
             ax.set_xscale("log", base=2)
     axes.flat[0].legend(fontsize=7, ncol=2)
     fig.tight_layout()
+    plt.close(fig)  # shown once, where the notebook displays it (not again by the inline backend)
     return fig
 
 
@@ -87,6 +89,7 @@ def speedup_band(points: Sequence[SpeedupPoint], kind: str = "concurrency", cros
     ax.set(xlabel=kind, ylabel="TPOT speedup (baseline / spec)", title="Speedup vs load")
     ax.legend(fontsize=8)
     fig.tight_layout()
+    plt.close(fig)  # shown once, where the notebook displays it (not again by the inline backend)
     return fig
 
 
@@ -104,4 +107,5 @@ def throughput(levels: Sequence[LevelStats]) -> Figure:
     ax.set(xlabel=kind, ylabel="output tokens/s", title="Throughput vs load")
     ax.legend(fontsize=8)
     fig.tight_layout()
+    plt.close(fig)  # shown once, where the notebook displays it (not again by the inline backend)
     return fig
