@@ -118,8 +118,6 @@ def new_run_dir(runs_dir: Path) -> RunDir:
     try:
         return RunDir(path)
     except ArtifactError:  # not writable, disk full: leave no empty run directory behind
-        import shutil
-
         shutil.rmtree(path, ignore_errors=True)
         raise
 
