@@ -1,8 +1,9 @@
 """Benchmark: our load generator vs vLLM's own `vllm bench serve`, measured side by side in one run.
 
-1. Accuracy: against one real embedded vLLM server (no speculation), the same prompts, the same
-   output length (ignore_eos) at concurrency 1, alternating ours / theirs for ``--rounds`` rounds:
-   median TTFT and median TPOT, ours / theirs (target: within 5%).
+1. Accuracy: against one real embedded vLLM server (no speculation), the same prompts and request
+   body (greedy, ignore_eos) at concurrency 1, alternating ours / theirs in ``--rounds`` short rounds:
+   median TTFT and median TPOT over all requests, ours / theirs (target: within 5%), with a 95%
+   bootstrap interval. Needs an otherwise idle machine: the server shares the CPU with both clients.
 2. Client capacity: against a minimal local streaming server (aiohttp, 127.0.0.1, separate process),
    a ladder of constant request rates; a client sustains a rate when the P99 of its dispatch lag is
    under 5 ms with no errors. The lag is computed the same way for both clients, from each client's
@@ -10,7 +11,7 @@
    ``t0 + i / rate``; lag_i = sent - due. Capacity ratio = ours / theirs (target >= 1).
 
 Ends with three lines: ttft_median_ratio=, tpot_median_ratio=, capacity_ratio=.
-Run: .venv/bin/python benchmarks/loadgen.py   (about 3 to 5 minutes; loopback only)
+Run: .venv/bin/python benchmarks/loadgen.py   (about 4 minutes; loopback only)
 """
 
 from __future__ import annotations
@@ -90,12 +91,26 @@ def _tokenizer_dir() -> str:
 
 
 # -- 1. accuracy ----------------------------------------------------------------------------------
-def accuracy(n: int, max_tokens: int, rounds: int, workdir: Path) -> tuple[float, float, dict]:
-    """Median TTFT/TPOT ratios, ours / vllm bench serve, from adjacent pairs of runs.
+# Both clients send the same request body: greedy, ignore_eos, repetition_penalty 1.0 (vllm bench always
+# sends it) and continuous usage in the stream (ours always asks for it). vllm bench serve no longer sends
+# temperature 0 by default: the server's default (1.0) samples, which costs this tiny CPU model about 12%
+# more per token, so without --temperature 0 the two clients would measure different work.
+SAME_BODY = {"ignore_eos": True, "repetition_penalty": 1.0}
+SAME_STREAM = {"stream_options": {"include_usage": True, "continuous_usage_stats": True}}
 
-    The server is warmed up first; each round runs both clients back to back (the order alternates),
-    and the ratio is the median over rounds of each round's ratio, so slow drifts of a shared machine
-    cancel. The server's own TPOT (``vllm:request_time_per_output_token_seconds``) is printed beside.
+
+def accuracy(n: int, max_tokens: int, rounds: int, workdir: Path) -> tuple[float, float, dict]:
+    """TTFT and TPOT medians, ours / vllm bench serve's, against one real vLLM server.
+
+    One embedded vLLM server, no speculation, concurrency 1, the same prompts and request body. Both
+    clients warm up unrecorded (the first in-process runs of vllm bench serve were 10-60% slower), then
+    each round runs both clients back to back on ``n`` prompts, the order alternating. The server's own
+    speed drifts by up to 50% between runs a few seconds apart on this 2-core machine (its own TTFT/TPOT
+    histograms move with both clients' figures), so short alternating rounds spread that drift evenly
+    over both clients. The ratio is of the medians over all requests of each client (what each tool
+    reports), with a 95% bootstrap interval; the median of per-round ratios and a per-request
+    interleaved check (each prompt sent by ours, then by vllm bench serve's own request function) are
+    printed beside it.
     """
     from playbook.engine import embedded_server_config
     from playbook.helpers.server import launch
@@ -105,57 +120,130 @@ def accuracy(n: int, max_tokens: int, rounds: int, workdir: Path) -> tuple[float
     data.write_text("".join(json.dumps({"prompt": it.prompt, "output_tokens": max_tokens}) + "\n" for it in items))
     rows = []
     with launch(embedded_server_config("none"), workdir, name="bench-accuracy") as server:
-        target = Target(server.url, server.model_name, extra_body={"ignore_eos": True})
-        run_phase_sync(target, items[:4], LoadShape("concurrency", concurrency=1), progress=False)  # warm-up
+        target = Target(server.url, server.model_name, extra_body=SAME_BODY)
 
-        def ours() -> tuple[float, float]:
+        def ours() -> dict[str, list[float]]:
             res = run_phase_sync(target, items, LoadShape("concurrency", concurrency=1), progress=False)
             ok = [x for x in res.records if x["status"] == "ok"]
-            return float(np.median([x["ttft_ms"] for x in ok])), float(np.median([x["tpot_ms"] for x in ok]))
+            return {"ttft": [x["ttft_ms"] for x in ok], "tpot": [x["tpot_ms"] for x in ok]}
 
-        def theirs() -> tuple[float, float]:
+        def theirs() -> dict[str, list[float]]:
             out = vllm_bench([
                 "--backend", "vllm", "--base-url", server.url, "--model", server.model_name,
                 "--tokenizer", str(server.config.model), "--dataset-name", "custom", "--dataset-path", str(data),
                 "--custom-output-len", str(max_tokens), "--skip-chat-template", "--disable-shuffle",
                 "--num-prompts", str(n), "--max-concurrency", "1", "--ignore-eos", "--disable-tqdm",
-                "--seed", "0", "--ready-check-timeout-sec", "0"])
-            return out["median_ttft_ms"], out["median_tpot_ms"]
+                "--seed", "0", "--ready-check-timeout-sec", "0", "--temperature", "0",
+                "--extra-body", json.dumps(SAME_STREAM), "--save-detailed"])
+            # vllm bench serve's per-request figures, its own TPOT formula: (latency - ttft) / (output_len - 1)
+            got = {"ttft": [t * 1000.0 for t in out["ttfts"]],
+                   "tpot": [(lat - t) * 1000.0 / (k - 1) for t, lat, k in zip(out["ttfts"], out["latencies"],
+                                                                            out["output_lens"], strict=True)]}
+            assert abs(np.median(got["tpot"]) - out["median_tpot_ms"]) < 1e-6, "TPOT recomputed differently"
+            return got
 
+        for _ in range(2):
+            ours()
+            theirs()
+        pooled = {"ours": {"ttft": [], "tpot": []}, "theirs": {"ttft": [], "tpot": []}}
         for r in range(rounds):
             row = {}
             for name, fn in ((("ours", ours), ("theirs", theirs)) if r % 2 == 0 else (("theirs", theirs), ("ours", ours))):
-                before = _server_tpot(server.url)
-                row[name] = fn()
-                row[f"{name}_server_tpot"] = _server_tpot(server.url, before)
+                before = _server_means(server.url)
+                got = fn()
+                row[name] = (float(np.median(got["ttft"])), float(np.median(got["tpot"])))
+                row[f"{name}_server"] = _server_means(server.url, before)
+                for k in ("ttft", "tpot"):
+                    pooled[name][k].extend(got[k])
             rows.append(row)
-            print(f"round {r}: ours TTFT {row['ours'][0]:.2f} ms TPOT {row['ours'][1]:.3f} ms "
-                  f"(server {row['ours_server_tpot']:.3f}) | vllm bench TTFT {row['theirs'][0]:.2f} ms "
-                  f"TPOT {row['theirs'][1]:.3f} ms (server {row['theirs_server_tpot']:.3f})", flush=True)
-    ttft = float(np.median([r["ours"][0] / r["theirs"][0] for r in rows]))
-    tpot = float(np.median([r["ours"][1] / r["theirs"][1] for r in rows]))
-    return ttft, tpot, {"rounds": rows}
+            print(f"round {r:2d}: ours TTFT {row['ours'][0]:6.2f} TPOT {row['ours'][1]:6.3f} "
+                  f"(server {row['ours_server'][0]:6.2f} {row['ours_server'][1]:6.3f}) | "
+                  f"vllm bench TTFT {row['theirs'][0]:6.2f} TPOT {row['theirs'][1]:6.3f} "
+                  f"(server {row['theirs_server'][0]:6.2f} {row['theirs_server'][1]:6.3f}) ms", flush=True)
+        more = [it.model_copy(update={"max_tokens": max_tokens}) for it in build_requests("structured", 16, seed=1)]
+        paired = asyncio.run(_interleaved(server.url, server.model_name, more * 4, max_tokens))
+    ratios, cis, per_round = {}, {}, {}
+    for i, k in enumerate(("ttft", "tpot")):
+        ours_k, theirs_k = np.asarray(pooled["ours"][k]), np.asarray(pooled["theirs"][k])
+        ratios[k] = float(np.median(ours_k) / np.median(theirs_k))
+        cis[k] = _bootstrap_ratio_ci(ours_k, theirs_k)
+        per_round[k] = float(np.median([r["ours"][i] / r["theirs"][i] for r in rows]))
+        print(f"{k.upper()}: median over {ours_k.size} requests: ours {np.median(ours_k):.3f} ms, vllm bench serve "
+              f"{np.median(theirs_k):.3f} ms, ratio {ratios[k]:.3f} (95% bootstrap CI {cis[k][0]:.3f}-{cis[k][1]:.3f}); "
+              f"median of per-round ratios {per_round[k]:.3f}; per-request interleaved {paired[k]:.3f}")
+    ttft, tpot = ratios["ttft"], ratios["tpot"]
+    return ttft, tpot, {"rounds": rows, "interleaved": paired, "ci": cis, "per_round": per_round}
 
 
-def _server_tpot(url: str, before: tuple[float, float] | None = None):
-    """The server's own mean TPOT (ms) since ``before`` (a (sum, count) pair), or the pair itself."""
+def _bootstrap_ratio_ci(a: np.ndarray, b: np.ndarray, reps: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of median(a) / median(b), each pool resampled on its own."""
+    rng = np.random.default_rng(seed)
+    ra = np.median(rng.choice(a, (reps, a.size)), axis=1)
+    rb = np.median(rng.choice(b, (reps, b.size)), axis=1)
+    lo, hi = np.percentile(ra / rb, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+async def _interleaved(url: str, model: str, items: list, max_tokens: int) -> dict:
+    """Each prompt sent by our client and by vllm bench serve's own request function, back to back
+    (order alternating); the median over prompts of the per-prompt ratios, ours / theirs."""
+    import aiohttp
+    from vllm.benchmarks.lib.endpoint_request_func import ASYNC_REQUEST_FUNCS, RequestFuncInput
+
+    from playbook.helpers.loadgen import _Phase, _Writer
+
+    phase = _Phase(Target(url, model, extra_body=SAME_BODY), "interleaved", 60.0, _Writer(None), 0.0)
+    request_func = ASYNC_REQUEST_FUNCS["vllm"]
+    ratios = {"ttft": [], "tpot": []}
+    async with aiohttp.ClientSession() as mine, aiohttp.ClientSession(trust_env=True) as vllms:
+        for i, item in enumerate(items):
+            got = {}
+            for who in (("ours", "theirs") if i % 2 == 0 else ("theirs", "ours")):
+                if who == "ours":
+                    rec = await phase.send(mine, i, item, 0.0, False)
+                    got[who] = (rec["ttft_ms"], rec["tpot_ms"])
+                else:
+                    out = await request_func(RequestFuncInput(
+                        prompt=item.prompt, api_url=url + "/v1/completions", prompt_len=0, output_len=max_tokens,
+                        model=model, ignore_eos=True, extra_body={"temperature": 0.0, "repetition_penalty": 1.0,
+                                                                  **SAME_STREAM}), vllms)
+                    got[who] = (out.ttft * 1000.0, (out.latency - out.ttft) * 1000.0 / (out.output_tokens - 1))
+            if i >= 4 and None not in got["ours"]:  # the first pairs warm the connections
+                ratios["ttft"].append(got["ours"][0] / got["theirs"][0])
+                ratios["tpot"].append(got["ours"][1] / got["theirs"][1])
+    return {"pairs": len(ratios["ttft"]), "ttft": float(np.median(ratios["ttft"])),
+            "tpot": float(np.median(ratios["tpot"]))}
+
+
+@contextlib.contextmanager
+def _pinned(cpus: list[int]):
+    """Run this process (the clients) on ``cpus`` only, then restore its former CPU set."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def _server_means(url: str, before: dict | None = None):
+    """The server's own mean TTFT and TPOT (ms) since ``before`` (its raw sums and counts), or those sums."""
     import urllib.request
 
     from prometheus_client.parser import text_string_to_metric_families
 
-
+    names = ("vllm:time_to_first_token_seconds", "vllm:request_time_per_output_token_seconds")
     with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
         text = r.read().decode()
-    total = count = 0.0
+    raw = {f"{n}_{part}": 0.0 for n in names for part in ("sum", "count")}
     for fam in text_string_to_metric_families(text):
         for smp in fam.samples:
-            if smp.name == "vllm:request_time_per_output_token_seconds_sum":
-                total += smp.value
-            elif smp.name == "vllm:request_time_per_output_token_seconds_count":
-                count += smp.value
+            if smp.name in raw:
+                raw[smp.name] += smp.value
     if before is None:
-        return total, count
-    return 1000.0 * (total - before[0]) / max(count - before[1], 1)
+        return raw
+    return tuple(1000.0 * (raw[f"{n}_sum"] - before[f"{n}_sum"]) / max(raw[f"{n}_count"] - before[f"{n}_count"], 1)
+                 for n in names)
 
 
 # -- 2. capacity ----------------------------------------------------------------------------------
@@ -178,11 +266,16 @@ def capacity(rates: list[float], seconds: float, workdir: Path, chunks: int) -> 
     proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port), "--chunks", str(chunks)],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
+    stack = contextlib.ExitStack()
     rows = []
     best = {"ours": 0.0, "theirs": 0.0}
     fails = {"ours": 0, "theirs": 0}
+    cpus = sorted(os.sched_getaffinity(0))
     try:
         assert proc.stdout.readline().strip() == b"ready"
+        if len(cpus) >= 2:  # the streaming server on one core, the clients on the others
+            os.sched_setaffinity(proc.pid, cpus[:1])
+        stack.enter_context(_pinned(cpus[1:] if len(cpus) >= 2 else cpus))
         data = workdir / "cap.jsonl"
         data.write_text("".join(json.dumps({"prompt": f"hello {i}", "output_tokens": chunks}) + "\n"
                                 for i in range(64)))
@@ -219,6 +312,7 @@ def capacity(rates: list[float], seconds: float, workdir: Path, chunks: int) -> 
             if min(fails.values()) >= 2:
                 break
     finally:
+        stack.close()
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         proc.stdout.close()
@@ -229,10 +323,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--chunks", type=int, default=8, help="chunks per streamed response (capacity server)")
-    ap.add_argument("--requests", type=int, default=16, help="requests per accuracy round")
+    ap.add_argument("--requests", type=int, default=4, help="requests per accuracy round")
     ap.add_argument("--max-tokens", type=int, default=48, help="output tokens per accuracy request")
-    ap.add_argument("--rounds", type=int, default=3, help="alternating accuracy rounds")
-    ap.add_argument("--rates", default="10,25,50,100,200,400,800,1600", help="capacity ladder (req/s)")
+    ap.add_argument("--rounds", type=int, default=48, help="alternating accuracy rounds")
+    ap.add_argument("--rates", default="10,25,50,100,200,400,600,800,1000,1200,1400,1600,2000,2400,3200", help="capacity ladder (req/s)")
     ap.add_argument("--seconds", type=float, default=2.0, help="duration of each capacity rung")
     ap.add_argument("--part", choices=["both", "accuracy", "capacity"], default="both", help="run only one part")
     args = ap.parse_args()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -122,3 +122,28 @@ def endpoint(params, run_dir: str | os.PathLike, role: Role, **overrides: Any) -
         yield Endpoint(url=server.url, model=server.model_name, api_key=api_key, server=server)
     finally:
         server.stop()
+
+
+class LazyEndpoint:
+    """Calling it starts the role's server (or checks the external URL) the first time, and returns the
+    :class:`~playbook.helpers.loadgen.Target`; nothing starts if it is never called (a resumed step
+    with nothing left to measure). Use as a context manager: a server started here stops on exit."""
+
+    def __init__(self, params, run_dir: str | os.PathLike, role: Role):
+        self.params, self.run_dir, self.role = params, run_dir, role
+        self._stack = ExitStack()
+        self._target = None
+
+    def __call__(self):
+        if self._target is None:
+            from .loadgen import Target
+
+            ep = self._stack.enter_context(endpoint(self.params, self.run_dir, self.role))
+            self._target = Target(ep.url, ep.model, ep.api_key)
+        return self._target
+
+    def __enter__(self) -> LazyEndpoint:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()

@@ -18,12 +18,12 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable
-from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 
 from .artifacts import RunDir
+from .endpoints import LazyEndpoint
 from .errors import CounterResetError, MetricsError, PlaybookError
 from .loadgen import LoadShape, Target, run_phase_sync
 from .metrics import Sampler, scrape, server_mean_ms, spec_delta
@@ -298,29 +298,6 @@ def finding(r: LoadResult) -> str:
     return f"TPOT speedup by {unit} " + ", ".join(parts) + f"; {win}; {cross}"
 
 
-class _LazyEndpoint:
-    """Starts the role's server (or checks the external URL) only when a level needs measuring."""
-
-    def __init__(self, p, run: RunDir, role: str):
-        self.p, self.run, self.role = p, run, role
-        self.stack = ExitStack()
-        self.target: Target | None = None
-
-    def __call__(self) -> Target:
-        if self.target is None:
-            from .endpoints import endpoint
-
-            ep = self.stack.enter_context(endpoint(self.p, self.run.path, self.role))
-            self.target = Target(ep.url, ep.model, ep.api_key)
-        return self.target
-
-    def __enter__(self) -> _LazyEndpoint:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stack.close()
-
-
 def run_load_test(p, run: RunDir, progress: bool = True, resume: bool = True, on_level=None) -> LoadResult:
     """Notebook 50 / ``playbook run``: both configurations in turn, then the analysis.
 
@@ -359,7 +336,7 @@ def run_load_test(p, run: RunDir, progress: bool = True, resume: bool = True, on
     warnings: list[str] = []
     for config in ("spec", "baseline"):
         try:
-            with _LazyEndpoint(p, run, config) as target:
+            with LazyEndpoint(p, run.path, config) as target:
                 levels = shapes if config == "spec" else [
                     LoadShape("concurrency", concurrency=int(s.level)) if s.level_kind == "concurrency"
                     else LoadShape(p.load_shape, rate=s.level, burstiness=p.burstiness)

@@ -4,9 +4,17 @@ For each class the same prompts are sent at every temperature; ``/metrics`` is s
 after each point, so the acceptance rate, mean acceptance length and per-position rates come from
 counter deltas of that point alone. When the server returns per-request metrics
 (``--per-request-spec-decode-metrics``), their P10/P50/P90 show the spread across requests.
+
+Each point is appended to ``40_sweep_points.jsonl`` as it completes, with a fingerprint of the
+parameters that define it: a resumed sweep reuses the points measured completely with the same
+parameters and measures only the rest (no server starts when nothing is left).
 """
 
 from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
 
 import numpy as np
 
@@ -19,6 +27,31 @@ from .stats import interpolate, percentiles
 from .workloads import build_requests
 
 REQUESTS_JSONL = "40_sweep_requests.jsonl"
+POINTS_JSONL = "40_sweep_points.jsonl"
+# Parameters that do not change what one (workload, temperature) point measures.
+_NOT_IN_FINGERPRINT = {"run_dir", "interactive", "temperatures", "workloads", "production_temperature",
+                       "acceptance_no_go_below", "acceptance_go_above", "server_start_timeout_s"}
+
+
+def fingerprint(p) -> str:
+    """Short hash of the step parameters that define a point's measurement (for resuming safely)."""
+    data = json.dumps(p.model_dump(mode="json", exclude=_NOT_IN_FINGERPRINT), sort_keys=True)
+    return hashlib.sha256(data.encode()).hexdigest()[:12]
+
+
+def completed_points(run: RunDir, fingerprint: str) -> dict[tuple[str, float], tuple[SweepPoint, list[dict]]]:
+    """Points an earlier run measured completely with the same parameters, with their records."""
+    rows: dict[tuple[str, float], dict] = {}
+    for row in run.read_jsonl(POINTS_JSONL):
+        if row.get("fingerprint") == fingerprint:
+            rows[(row["point"]["workload"], float(row["point"]["temperature"]))] = row
+    wanted = {f"{r['phase']}/{r['attempt']}-": k for k, r in rows.items() if r.get("status") == "ok"}
+    records: dict[tuple[str, float], list[dict]] = {k: [] for k in wanted.values()}
+    for rec in run.read_jsonl(REQUESTS_JSONL):
+        key = wanted.get(str(rec.get("id", "")).rsplit("-", 1)[0] + "-")  # id: <phase>/<attempt>-<index>
+        if key is not None:
+            records[key].append(rec)
+    return {k: (SweepPoint.model_validate(rows[k]["point"]), records[k]) for k in records}
 
 
 def acceptance_verdict(rate: float | None, no_go_below: float = 0.5, go_above: float = 0.65) -> str:
@@ -77,7 +110,7 @@ def pool(temperature: float, points: list[SweepPoint], records: list[dict],
 
 
 def run_sweep(
-    target: Target,
+    target: Target | Callable[[], Target],
     workloads: list[str],
     temperatures: list[float],
     requests_per_point: int = 8,
@@ -93,30 +126,47 @@ def run_sweep(
     method: str = "",
     num_speculative_tokens: int | None = None,
     workloads_dir=None,
+    fingerprint: str | None = None,
 ) -> SweepResult:
-    """Run the sweep; records go to ``40_sweep_requests.jsonl`` before any analysis."""
+    """Run the sweep; records go to ``40_sweep_requests.jsonl`` before any analysis.
+
+    ``target`` may be a callable that starts the server: it is called only if a point must be
+    measured. With a ``run`` and a ``fingerprint``, each point is logged to ``40_sweep_points.jsonl``
+    and points an earlier run completed with the same fingerprint are reused (``resumed_points``).
+    """
     result = SweepResult(production_temperature=production_temperature, no_go_below=no_go_below,
                          go_above=go_above, method=method, num_speculative_tokens=num_speculative_tokens)
-    first = scrape(target.url, api_key=target.api_key)
-    if not first.has_spec_counters and first.legacy_rate is None:
-        result.speculation = False
-        result.production_verdict = "no-speculation"
-        result.finding = (f"the server at {target.url} exposes no speculative-decoding metrics: it runs "
-                          "without speculation, so there is no acceptance to measure")
-        return result
-    jsonl = run.artifact(REQUESTS_JSONL) if run else None
+    done = completed_points(run, fingerprint) if run is not None and fingerprint else {}
     plans = {w: build_requests(w, requests_per_point, max_tokens=max_tokens, seed=seed, directory=workloads_dir)
              for w in workloads}
+    if any((w, float(t)) not in done for w in workloads for t in temperatures):
+        target = target() if callable(target) else target
+        first = scrape(target.url, api_key=target.api_key)
+        if not first.has_spec_counters and first.legacy_rate is None:
+            result.speculation = False
+            result.production_verdict = "no-speculation"
+            result.finding = (f"the server at {target.url} exposes no speculative-decoding metrics: it runs "
+                              "without speculation, so there is no acceptance to measure")
+            return result
+    jsonl = run.artifact(REQUESTS_JSONL) if run else None
     all_records: dict[float, list[dict]] = {t: [] for t in temperatures}
     failed = ""
     for w, items in plans.items():
         for t in temperatures:
             if failed:
                 break
+            if (w, float(t)) in done:
+                point, records = done[(w, float(t))]
+                all_records[t].extend(records)
+                result.points.append(point.model_copy(update={"verdict": acceptance_verdict(
+                    point.acceptance_rate, no_go_below, go_above)}))
+                result.resumed_points += 1
+                continue
+            phase = f"sweep:{w}@T{t:g}"
             before = scrape(target.url, api_key=target.api_key)
             res: PhaseResult = run_phase_sync(
                 target, [it.model_copy(update={"temperature": t}) for it in items],
-                LoadShape("concurrency", concurrency=concurrency), phase=f"sweep:{w}@T{t:g}",
+                LoadShape("concurrency", concurrency=concurrency), phase=phase,
                 timeout_s=timeout_s, jsonl=jsonl, progress=progress, seed=seed)
             all_records[t].extend(res.records)
             if res.summary.status == "failed":
@@ -132,7 +182,13 @@ def run_sweep(
                 failed = exc.problem
                 result.warnings.append(f"{w} at T={t:g}: {failed}")
                 delta = None
-            result.points.append(make_point(t, w, delta, res.records, no_go_below, go_above))
+            point = make_point(t, w, delta, res.records, no_go_below, go_above)
+            result.points.append(point)
+            if run is not None and fingerprint:
+                run.append_jsonl(POINTS_JSONL, {
+                    "fingerprint": fingerprint, "phase": phase, "attempt": res.summary.attempt,
+                    "status": "ok" if delta is not None and not point.errors else "incomplete",
+                    "point": point.model_dump(mode="json")})
     result.temperatures = [pool(t, result.points, all_records[t], no_go_below, go_above) for t in temperatures]
     result.production_acceptance = interpolate(
         production_temperature, [p.temperature for p in result.temperatures],
@@ -158,14 +214,16 @@ def finding(r: SweepResult) -> str:
 
 
 def run_sweep_step(p, run: RunDir, progress: bool = True) -> SweepResult:
-    """Notebook 40 / ``playbook run``: the sweep on the speculative server (started here unless external)."""
-    from .endpoints import endpoint
+    """Notebook 40 / ``playbook run``: the sweep on the speculative server (started here unless external,
+    and only if a point is left to measure: points of an interrupted run in this run directory are reused)."""
+    from .endpoints import LazyEndpoint
 
-    with endpoint(p, run.path, "spec") as ep:
+    with LazyEndpoint(p, run.path, "spec") as target:
         return run_sweep(
-            Target(ep.url, ep.model, ep.api_key), p.workloads, p.temperatures, p.requests_per_point, p.max_tokens,
+            target, p.workloads, p.temperatures, p.requests_per_point, p.max_tokens,
             run, p.production_temperature, p.sweep_concurrency, p.request_timeout_s, p.seed, progress,
-            p.acceptance_no_go_below, p.acceptance_go_above, p.method, p.num_speculative_tokens)
+            p.acceptance_no_go_below, p.acceptance_go_above, p.method, p.num_speculative_tokens,
+            fingerprint=fingerprint(p))
 
 
 def points_table(result: SweepResult):

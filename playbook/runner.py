@@ -348,9 +348,9 @@ def _execute(run: RunDir, state: RunState, todo: list[str], per_step: dict[str, 
     return failed, incomplete
 
 
-# Measuring steps that resume level by level: a partial result (a server died mid-way) leaves the step
+# Measuring steps that resume level by level (50) or point by point (40): a partial result (a server died mid-way) leaves the step
 # unfinished, so `--resume` measures only what is missing.
-PARTIAL_STEPS = ("50_load",)
+PARTIAL_STEPS = ("40_sweep", "50_load")
 
 
 def incomplete_result(run: RunDir, step: str) -> str | None:

@@ -59,10 +59,16 @@ from playbook.helpers.sweep import points_table, run_sweep_step
 p = SweepParams.from_namespace(globals())
 run = RunDir(p.run_dir)
 print(f"run directory: {run.path}")"""),
-    ("md", "Requests are appended to `artifacts/40_sweep_requests.jsonl` as they complete; "
-           "the result goes to `artifacts/40_sweep.json`."),
+    ("md", "Requests are appended to `artifacts/40_sweep_requests.jsonl` as they complete, each finished "
+           "(workload, temperature) point to `40_sweep_points.jsonl`; the result goes to `artifacts/40_sweep.json`. "
+           "Re-running this step in the same run directory with the same parameters (`playbook run --resume`) "
+           "measures only the points still missing; the server is not started if none are."),
     ("code", """result = run_sweep_step(p, run)
 run.write_json("40_sweep.json", result)
+if result.resumed_points:
+    print(f"{result.resumed_points} point(s) reused from the interrupted earlier run")
+for w in result.warnings:
+    print("warning:", w)
 display(points_table(result))"""),
     ("code", """fig = plots.acceptance_by_temperature([pt.model_dump() for pt in result.points + result.temperatures],
                                      no_go_below=p.acceptance_no_go_below, go_above=p.acceptance_go_above,

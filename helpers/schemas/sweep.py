@@ -40,3 +40,4 @@ class SweepResult(StepResult):
     go_above: float = 0.65
     temperatures: list[SweepPoint] = Field(default_factory=list, description="pooled over workload classes, one per temperature")
     points: list[SweepPoint] = Field(default_factory=list, description="one per (workload class, temperature)")
+    resumed_points: int = Field(0, description="points reused from an interrupted earlier run of this step")

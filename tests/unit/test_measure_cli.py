@@ -57,6 +57,8 @@ def test_bad_input_is_named(fake_url, tmp_path):
     out = playbook("sweep", "--url", fake_url, "--temperatures", "0,2.5", "--json")
     assert out.returncode == 1 and "[0, 2]" in out.stderr
     out = playbook("sweep", "--url", fake_url, "--workload", "nosuchclass", "--run-dir", str(tmp_path), "--json")
+    assert out.returncode == 1 and "unknown workload 'nosuchclass'" in out.stderr  # before the server is asked
+    out = playbook("sweep", "--url", fake_url, "--run-dir", str(tmp_path), "--json")
     assert out.returncode == 1 and "/metrics" in out.stderr  # the fake has no /metrics: said before any request
     out = playbook("load", "--baseline-url", fake_url, "--spec-url", fake_url, "--workload", "nosuchclass",
                    "--run-dir", str(tmp_path), "--json")
