@@ -3,7 +3,13 @@
 1. Accuracy: against one real embedded vLLM server (no speculation), the same prompts and request
    body (greedy, ignore_eos) at concurrency 1, alternating ours / theirs in ``--rounds`` short rounds:
    median TTFT and median TPOT over all requests, ours / theirs (target: within 5%), with a 95%
-   bootstrap interval. Needs an otherwise idle machine: the server shares the CPU with both clients.
+   bootstrap interval. Needs an otherwise idle machine: the server shares the CPU with both clients,
+   and the server's own TTFT/TPOT histograms during each client's rounds are printed to show drift.
+   Then both clients against a minimal server whose timing is known (first chunk after 20 ms, then
+   one every 4 ms): what is left there is each client's own measurement. Measured here: ours reads
+   the known TTFT about 1 ms lower than vllm bench serve; vllm bench serve's session has
+   ``trust_env=True``, and aiohttp 3.14 then makes two thread-pool hops per request (netrc and proxy
+   lookups) inside its timed span; with a plain session its request function agrees with ours within 0.5%.
 2. Client capacity: against a minimal local streaming server (aiohttp, 127.0.0.1, separate process),
    a ladder of constant request rates; a client sustains a rate when the P99 of its dispatch lag is
    under 5 ms with no errors. The lag is computed the same way for both clients, from each client's
@@ -39,7 +45,9 @@ LAG_LIMIT_MS = 5.0
 
 
 # -- the minimal streaming server (runs as `python benchmarks/loadgen.py --serve PORT`) ------------
-def serve(port: int, chunks: int) -> None:
+def serve(port: int, chunks: int, ttft_ms: float = 0.0, gap_ms: float = 0.0) -> None:
+    """The minimal streaming server; with ``ttft_ms``/``gap_ms`` it sleeps before the first chunk and
+    between chunks (a server whose timing is known)."""
     from aiohttp import web
 
     async def completions(request: web.Request) -> web.StreamResponse:
@@ -47,6 +55,8 @@ def serve(port: int, chunks: int) -> None:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
         for i in range(chunks):
+            if ttft_ms or gap_ms:
+                await asyncio.sleep((gap_ms if i else ttft_ms) / 1000.0)
             obj = {"id": "x", "object": "text_completion", "model": "m",
                    "choices": [{"index": 0, "text": " tok", "finish_reason": None if i < chunks - 1 else "length"}],
                    "usage": {"prompt_tokens": 4, "completion_tokens": i + 1, "total_tokens": 5 + i}}
@@ -171,8 +181,19 @@ def accuracy(n: int, max_tokens: int, rounds: int, workdir: Path) -> tuple[float
         print(f"{k.upper()}: median over {ours_k.size} requests: ours {np.median(ours_k):.3f} ms, vllm bench serve "
               f"{np.median(theirs_k):.3f} ms, ratio {ratios[k]:.3f} (95% bootstrap CI {cis[k][0]:.3f}-{cis[k][1]:.3f}); "
               f"median of per-round ratios {per_round[k]:.3f}; per-request interleaved {paired[k]:.3f}")
+    # The server's own histograms during our rounds vs during vllm bench's: the same work, so any gap
+    # is the server's speed drifting (a noisy machine), not a difference between the two clients.
+    drift = {k: float(np.mean([r["ours_server"][i] for r in rows]) / np.mean([r["theirs_server"][i] for r in rows]))
+             for i, k in enumerate(("ttft", "tpot"))}
+    print(f"server's own mean TTFT / TPOT during our rounds / during vllm bench's: {drift['ttft']:.3f} / "
+          f"{drift['tpot']:.3f}; client ratios divided by these: TTFT {ratios['ttft'] / drift['ttft']:.3f}, "
+          f"TPOT {ratios['tpot'] / drift['tpot']:.3f}")
+    if max(abs(d - 1.0) for d in drift.values()) > 0.03:
+        print("WARNING: the server itself ran at a different speed during the two clients' rounds (by more than "
+              "3%): this machine was not quiet, and the ratios above measure that drift as much as the clients. "
+              "Re-run on an otherwise idle machine.")
     ttft, tpot = ratios["ttft"], ratios["tpot"]
-    return ttft, tpot, {"rounds": rows, "interleaved": paired, "ci": cis, "per_round": per_round}
+    return ttft, tpot, {"rounds": rows, "interleaved": paired, "ci": cis, "per_round": per_round, "drift": drift}
 
 
 def _bootstrap_ratio_ci(a: np.ndarray, b: np.ndarray, reps: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -246,6 +267,59 @@ def _server_means(url: str, before: dict | None = None):
                  for n in names)
 
 
+def _start_minimal_server(chunks: int, ttft_ms: float = 0.0, gap_ms: float = 0.0) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port), "--chunks", str(chunks),
+                             "--ttft-ms", str(ttft_ms), "--gap-ms", str(gap_ms)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+    assert proc.stdout.readline().strip() == b"ready"
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+
+
+def known_timing(workdir: Path, rounds: int = 4, n: int = 16, ttft_ms: float = 20.0, gap_ms: float = 4.0,
+                 tokens: int = 48) -> dict:
+    """Both clients against a server whose timing is known (first chunk after ``ttft_ms``, then one
+    every ``gap_ms``): no engine drift, so what is left is each client's own measurement."""
+    proc, url = _start_minimal_server(tokens, ttft_ms, gap_ms)
+    pooled = {"ours": {"ttft": [], "tpot": []}, "theirs": {"ttft": [], "tpot": []}}
+    try:
+        data = workdir / "known.jsonl"
+        data.write_text("".join(json.dumps({"prompt": f"hello {i}", "output_tokens": tokens}) + "\n" for i in range(n)))
+        items = [PromptItem(id=str(i), workload="known", prompt=f"hello {i}", max_tokens=tokens) for i in range(n)]
+        tok = _tokenizer_dir()
+        for r in range(rounds + 1):  # round 0 warms both up
+            for who in (("ours", "theirs") if r % 2 == 0 else ("theirs", "ours")):
+                if who == "ours":
+                    res = run_phase_sync(Target(url, "m"), items, LoadShape("concurrency", concurrency=1), progress=False)
+                    got = {"ttft": [x["ttft_ms"] for x in res.records], "tpot": [x["tpot_ms"] for x in res.records]}
+                else:
+                    out = vllm_bench([
+                        "--backend", "vllm", "--base-url", url, "--model", "m", "--tokenizer", tok,
+                        "--dataset-name", "custom", "--dataset-path", str(data), "--custom-output-len", str(tokens),
+                        "--skip-chat-template", "--disable-shuffle", "--num-prompts", str(n), "--max-concurrency", "1",
+                        "--disable-tqdm", "--seed", "0", "--ready-check-timeout-sec", "0", "--save-detailed"])
+                    got = {"ttft": [t * 1000.0 for t in out["ttfts"]],
+                           "tpot": [(lat - t) * 1000.0 / (tokens - 1) for t, lat in zip(out["ttfts"], out["latencies"],
+                                                                                       strict=True)]}
+                if r:
+                    for k in ("ttft", "tpot"):
+                        pooled[who][k].extend(got[k])
+    finally:
+        _stop(proc)
+    med = {who: {k: float(np.median(v)) for k, v in d.items()} for who, d in pooled.items()}
+    print(f"known-timing server (first chunk after {ttft_ms:g} ms, then every {gap_ms:g} ms): median TTFT ours "
+          f"{med['ours']['ttft']:.3f} ms, vllm bench serve {med['theirs']['ttft']:.3f} ms; median TPOT ours "
+          f"{med['ours']['tpot']:.3f} ms, vllm bench serve {med['theirs']['tpot']:.3f} ms "
+          f"(the server's sleeps overshoot by a fraction of a ms)")
+    return med
+
+
 # -- 2. capacity ----------------------------------------------------------------------------------
 def lag_p99(send_times: list[float], rate: float) -> float:
     """P99 dispatch lag (ms) of a constant-rate run from the client's own send timestamps.
@@ -262,17 +336,13 @@ def lag_p99(send_times: list[float], rate: float) -> float:
 def capacity(rates: list[float], seconds: float, workdir: Path, chunks: int) -> tuple[float, float, list]:
     """Highest rate of the ladder each client sustains (lag P99 < 5 ms, no errors). A client leaves the
     ladder after two failed rungs in a row (one rung can fail to a burst of load on a shared machine)."""
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port), "--chunks", str(chunks)],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    proc, url = _start_minimal_server(chunks)
     stack = contextlib.ExitStack()
     rows = []
     best = {"ours": 0.0, "theirs": 0.0}
     fails = {"ours": 0, "theirs": 0}
     cpus = sorted(os.sched_getaffinity(0))
     try:
-        assert proc.stdout.readline().strip() == b"ready"
         if len(cpus) >= 2:  # the streaming server on one core, the clients on the others
             os.sched_setaffinity(proc.pid, cpus[:1])
         stack.enter_context(_pinned(cpus[1:] if len(cpus) >= 2 else cpus))
@@ -313,9 +383,7 @@ def capacity(rates: list[float], seconds: float, workdir: Path, chunks: int) -> 
                 break
     finally:
         stack.close()
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        proc.stdout.close()
+        _stop(proc)
     return best["ours"], best["theirs"], rows
 
 
@@ -323,15 +391,17 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--chunks", type=int, default=8, help="chunks per streamed response (capacity server)")
-    ap.add_argument("--requests", type=int, default=4, help="requests per accuracy round")
+    ap.add_argument("--ttft-ms", type=float, default=0.0, help=argparse.SUPPRESS)
+    ap.add_argument("--gap-ms", type=float, default=0.0, help=argparse.SUPPRESS)
+    ap.add_argument("--requests", type=int, default=8, help="requests per accuracy round")
     ap.add_argument("--max-tokens", type=int, default=48, help="output tokens per accuracy request")
-    ap.add_argument("--rounds", type=int, default=48, help="alternating accuracy rounds")
+    ap.add_argument("--rounds", type=int, default=32, help="alternating accuracy rounds")
     ap.add_argument("--rates", default="10,25,50,100,200,400,600,800,1000,1200,1400,1600,2000,2400,3200", help="capacity ladder (req/s)")
     ap.add_argument("--seconds", type=float, default=2.0, help="duration of each capacity rung")
     ap.add_argument("--part", choices=["both", "accuracy", "capacity"], default="both", help="run only one part")
     args = ap.parse_args()
     if args.serve:
-        serve(args.serve, args.chunks)
+        serve(args.serve, args.chunks, args.ttft_ms, args.gap_ms)
         return 0
     with tempfile.TemporaryDirectory(prefix="bench-loadgen-") as tmp:
         work = Path(tmp)
@@ -339,6 +409,7 @@ def main() -> int:
         ours = theirs = 0.0
         if args.part in ("both", "accuracy"):
             ttft_ratio, tpot_ratio, _ = accuracy(args.requests, args.max_tokens, args.rounds, work)
+            known_timing(work)
         if args.part in ("both", "capacity"):
             ours, theirs, _ = capacity([float(r) for r in args.rates.split(",")], args.seconds, work, args.chunks)
     print(f"capacity: ours {ours:g} req/s, vllm bench serve {theirs:g} req/s (dispatch lag P99 < {LAG_LIMIT_MS:g} ms)")
