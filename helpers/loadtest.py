@@ -14,8 +14,6 @@ levels whose interval straddles 1.0 are not wins and not yet a crossover.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -44,8 +42,7 @@ _NOT_IN_FINGERPRINT = {"run_dir", "interactive", "find_saturation", "max_extra_l
 
 def fingerprint(p) -> str:
     """Short hash of the parameters that define a level's measurement (for resuming safely)."""
-    data = json.dumps(p.model_dump(mode="json", exclude=_NOT_IN_FINGERPRINT), sort_keys=True)
-    return hashlib.sha256(data.encode()).hexdigest()[:12]
+    return p.fingerprint(_NOT_IN_FINGERPRINT)
 
 
 def _pct(values) -> Percentiles:

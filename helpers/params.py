@@ -11,6 +11,8 @@ notebook that declares it. Unknown names are errors that list the close matches.
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -90,6 +92,12 @@ class StepParams(BaseModel):
     def api_key(self) -> str | None:
         """The API key, read from the environment at call time; never stored in a model or file."""
         return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+    def fingerprint(self, exclude: set[str] | frozenset[str] = frozenset()) -> str:
+        """Short hash of these parameters without ``exclude`` (the ones that do not change what a step
+        measures): results stored under an equal fingerprint may be reused when resuming."""
+        data = json.dumps(self.model_dump(mode="json", exclude=set(exclude)), sort_keys=True)
+        return hashlib.sha256(data.encode()).hexdigest()[:12]
 
 
 class PreflightParams(StepParams):

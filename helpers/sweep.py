@@ -12,8 +12,6 @@ parameters and measures only the rest (no server starts when nothing is left).
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
 
 import numpy as np
@@ -35,8 +33,7 @@ _NOT_IN_FINGERPRINT = {"run_dir", "interactive", "temperatures", "workloads", "p
 
 def fingerprint(p) -> str:
     """Short hash of the step parameters that define a point's measurement (for resuming safely)."""
-    data = json.dumps(p.model_dump(mode="json", exclude=_NOT_IN_FINGERPRINT), sort_keys=True)
-    return hashlib.sha256(data.encode()).hexdigest()[:12]
+    return p.fingerprint(_NOT_IN_FINGERPRINT)
 
 
 def completed_points(run: RunDir, fingerprint: str) -> dict[tuple[str, float], tuple[SweepPoint, list[dict]]]:

@@ -348,8 +348,8 @@ def _execute(run: RunDir, state: RunState, todo: list[str], per_step: dict[str, 
     return failed, incomplete
 
 
-# Measuring steps that resume level by level (50) or point by point (40): a partial result (a server died mid-way) leaves the step
-# unfinished, so `--resume` measures only what is missing.
+# Measuring steps that resume level by level (50) or point by point (40): a partial result (a server
+# died mid-way) leaves the step unfinished, so `--resume` measures only what is missing.
 PARTIAL_STEPS = ("40_sweep", "50_load")
 
 
