@@ -94,6 +94,23 @@ def vllm_bench(argv: list[str]) -> dict:
     return result
 
 
+def _bench_argv(url: str, model: str, tokenizer: str, data: Path, n: int, output_len: int, *extra: str) -> list[str]:
+    """vllm bench serve's arguments for ``n`` prompts of the custom dataset ``data`` (the options both
+    the accuracy and the capacity runs use), then ``extra``."""
+    return ["--backend", "vllm", "--base-url", url, "--model", model, "--tokenizer", tokenizer,
+            "--dataset-name", "custom", "--dataset-path", str(data), "--custom-output-len", str(output_len),
+            "--skip-chat-template", "--num-prompts", str(n), "--disable-tqdm", "--seed", "0",
+            "--ready-check-timeout-sec", "0", "--save-detailed", *extra]
+
+
+def _their_requests(out: dict) -> dict[str, list[float]]:
+    """vllm bench serve's per-request TTFT and TPOT (ms), with its own TPOT formula:
+    (latency - ttft) / (output_len - 1)."""
+    return {"ttft": [t * 1000.0 for t in out["ttfts"]],
+            "tpot": [(lat - t) * 1000.0 / (k - 1)
+                     for t, lat, k in zip(out["ttfts"], out["latencies"], out["output_lens"], strict=True)]}
+
+
 def _tokenizer_dir() -> str:
     from playbook.engine import tiny_pair
 
@@ -138,17 +155,10 @@ def accuracy(n: int, max_tokens: int, rounds: int, workdir: Path) -> tuple[float
             return {"ttft": [x["ttft_ms"] for x in ok], "tpot": [x["tpot_ms"] for x in ok]}
 
         def theirs() -> dict[str, list[float]]:
-            out = vllm_bench([
-                "--backend", "vllm", "--base-url", server.url, "--model", server.model_name,
-                "--tokenizer", str(server.config.model), "--dataset-name", "custom", "--dataset-path", str(data),
-                "--custom-output-len", str(max_tokens), "--skip-chat-template", "--disable-shuffle",
-                "--num-prompts", str(n), "--max-concurrency", "1", "--ignore-eos", "--disable-tqdm",
-                "--seed", "0", "--ready-check-timeout-sec", "0", "--temperature", "0",
-                "--extra-body", json.dumps(SAME_STREAM), "--save-detailed"])
-            # vllm bench serve's per-request figures, its own TPOT formula: (latency - ttft) / (output_len - 1)
-            got = {"ttft": [t * 1000.0 for t in out["ttfts"]],
-                   "tpot": [(lat - t) * 1000.0 / (k - 1) for t, lat, k in zip(out["ttfts"], out["latencies"],
-                                                                            out["output_lens"], strict=True)]}
+            out = vllm_bench(_bench_argv(
+                server.url, server.model_name, str(server.config.model), data, n, max_tokens, "--disable-shuffle",
+                "--max-concurrency", "1", "--ignore-eos", "--temperature", "0", "--extra-body", json.dumps(SAME_STREAM)))
+            got = _their_requests(out)
             assert abs(np.median(got["tpot"]) - out["median_tpot_ms"]) < 1e-6, "TPOT recomputed differently"
             return got
 
@@ -299,14 +309,8 @@ def known_timing(workdir: Path, rounds: int = 4, n: int = 16, ttft_ms: float = 2
                     res = run_phase_sync(Target(url, "m"), items, LoadShape("concurrency", concurrency=1), progress=False)
                     got = {"ttft": [x["ttft_ms"] for x in res.records], "tpot": [x["tpot_ms"] for x in res.records]}
                 else:
-                    out = vllm_bench([
-                        "--backend", "vllm", "--base-url", url, "--model", "m", "--tokenizer", tok,
-                        "--dataset-name", "custom", "--dataset-path", str(data), "--custom-output-len", str(tokens),
-                        "--skip-chat-template", "--disable-shuffle", "--num-prompts", str(n), "--max-concurrency", "1",
-                        "--disable-tqdm", "--seed", "0", "--ready-check-timeout-sec", "0", "--save-detailed"])
-                    got = {"ttft": [t * 1000.0 for t in out["ttfts"]],
-                           "tpot": [(lat - t) * 1000.0 / (tokens - 1) for t, lat in zip(out["ttfts"], out["latencies"],
-                                                                                       strict=True)]}
+                    got = _their_requests(vllm_bench(_bench_argv(
+                        url, "m", tok, data, n, tokens, "--disable-shuffle", "--max-concurrency", "1")))
                 if r:
                     for k in ("ttft", "tpot"):
                         pooled[who][k].extend(got[k])
@@ -334,56 +338,56 @@ def lag_p99(send_times: list[float], rate: float) -> float:
 
 
 def capacity(rates: list[float], seconds: float, workdir: Path, chunks: int) -> tuple[float, float, list]:
-    """Highest rate of the ladder each client sustains (lag P99 < 5 ms, no errors). A client leaves the
-    ladder after two failed rungs in a row (one rung can fail to a burst of load on a shared machine)."""
+    """Highest rate of the ladder each client sustains (lag P99 < 5 ms, no errors), the minimal server
+    on one core and the clients on the others."""
     proc, url = _start_minimal_server(chunks)
-    stack = contextlib.ExitStack()
+    cpus = sorted(os.sched_getaffinity(0))
+    try:
+        if len(cpus) >= 2:
+            os.sched_setaffinity(proc.pid, cpus[:1])
+        with _pinned(cpus[1:] or cpus):
+            return _ladder(url, rates, seconds, workdir, chunks)
+    finally:
+        _stop(proc)
+
+
+def _ladder(url: str, rates: list[float], seconds: float, workdir: Path, chunks: int) -> tuple[float, float, list]:
+    """Climb the rate ladder with both clients. A client leaves the ladder after two failed rungs in a
+    row (one rung can fail to a burst of load on a shared machine)."""
     rows = []
     best = {"ours": 0.0, "theirs": 0.0}
     fails = {"ours": 0, "theirs": 0}
-    cpus = sorted(os.sched_getaffinity(0))
-    try:
-        if len(cpus) >= 2:  # the streaming server on one core, the clients on the others
-            os.sched_setaffinity(proc.pid, cpus[:1])
-        stack.enter_context(_pinned(cpus[1:] if len(cpus) >= 2 else cpus))
-        data = workdir / "cap.jsonl"
-        data.write_text("".join(json.dumps({"prompt": f"hello {i}", "output_tokens": chunks}) + "\n"
-                                for i in range(64)))
-        tok = _tokenizer_dir()
-        for rate in rates:
-            n = max(100, int(rate * seconds))
-            for client in ("ours", "theirs"):
-                if fails[client] >= 2:
-                    continue
-                if client == "ours":
-                    items = [PromptItem(id=str(i), workload="cap", prompt=f"hello {i}", max_tokens=chunks)
-                             for i in range(n)]
-                    res = run_phase_sync(Target(url, "m"), items, LoadShape("constant", rate=rate), progress=False,
-                                         timeout_s=30)
-                    sends, errors = [r["sent_s"] for r in res.records], res.summary.errors
-                else:
-                    out = vllm_bench([
-                        "--backend", "vllm", "--base-url", url, "--model", "m", "--tokenizer", tok,
-                        "--dataset-name", "custom", "--dataset-path", str(data), "--custom-output-len", str(chunks),
-                        "--skip-chat-template", "--num-prompts", str(n), "--request-rate", str(rate),
-                        "--burstiness", "inf", "--disable-tqdm", "--seed", "0", "--ready-check-timeout-sec", "0",
-                        "--save-detailed"])
-                    sends, errors = out["start_times"], out.get("failed", 0)
-                lag = lag_p99(sends, rate)
-                ok = lag < LAG_LIMIT_MS and errors == 0 and len(sends) == n
-                rows.append({"client": client, "rate": rate, "n": n, "lag_p99_ms": lag, "errors": errors,
-                             "sustained": ok})
-                print(f"capacity {client:6s} rate {rate:7.0f}/s n={n:5d}: dispatch lag P99 {lag:8.2f} ms "
-                      f"errors {errors} -> {'ok' if ok else 'FAIL'}", flush=True)
-                if ok:
-                    best[client], fails[client] = rate, 0
-                else:
-                    fails[client] += 1
-            if min(fails.values()) >= 2:
-                break
-    finally:
-        stack.close()
-        _stop(proc)
+    data = workdir / "cap.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"hello {i}", "output_tokens": chunks}) + "\n"
+                            for i in range(64)))
+    tok = _tokenizer_dir()
+    for rate in rates:
+        n = max(100, int(rate * seconds))
+        for client in ("ours", "theirs"):
+            if fails[client] >= 2:
+                continue
+            if client == "ours":
+                items = [PromptItem(id=str(i), workload="cap", prompt=f"hello {i}", max_tokens=chunks)
+                         for i in range(n)]
+                res = run_phase_sync(Target(url, "m"), items, LoadShape("constant", rate=rate), progress=False,
+                                     timeout_s=30)
+                sends, errors = [r["sent_s"] for r in res.records], res.summary.errors
+            else:
+                out = vllm_bench(_bench_argv(url, "m", tok, data, n, chunks, "--request-rate", str(rate),
+                                             "--burstiness", "inf"))
+                sends, errors = out["start_times"], out.get("failed", 0)
+            lag = lag_p99(sends, rate)
+            ok = lag < LAG_LIMIT_MS and errors == 0 and len(sends) == n
+            rows.append({"client": client, "rate": rate, "n": n, "lag_p99_ms": lag, "errors": errors,
+                         "sustained": ok})
+            print(f"capacity {client:6s} rate {rate:7.0f}/s n={n:5d}: dispatch lag P99 {lag:8.2f} ms "
+                  f"errors {errors} -> {'ok' if ok else 'FAIL'}", flush=True)
+            if ok:
+                best[client], fails[client] = rate, 0
+            else:
+                fails[client] += 1
+        if min(fails.values()) >= 2:
+            break
     return best["ours"], best["theirs"], rows
 
 
