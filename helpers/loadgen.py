@@ -262,6 +262,22 @@ class _Phase:
         return rec
 
 
+def client_session() -> aiohttp.ClientSession:
+    """The HTTP session a phase sends on: no connection limit (the load shape limits), cached DNS,
+    no decompression, and no per-request netrc or proxy lookups (``trust_env`` off: with it on,
+    aiohttp makes two thread-pool hops per request inside the timed span)."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300), auto_decompress=False)
+
+
+async def send_request(session: aiohttp.ClientSession, target: Target, item: PromptItem, *,
+                       phase: str = "single", timeout_s: float = 120.0) -> dict:
+    """Send one prompt on the caller's session (see :func:`client_session`) and return its record
+    (the same fields a phase records; ``scheduled_s`` and ``dispatch_lag_ms`` are relative to this
+    call). Nothing is written to disk; a refused connection is recorded as ``refused``, not raised."""
+    state = _Phase(target, phase, timeout_s, _Writer(None), time.perf_counter())
+    return await state.send(session, 0, item, 0.0, False)
+
+
 async def run_phase(
     target: Target,
     items: Sequence[PromptItem],
@@ -279,14 +295,13 @@ async def run_phase(
     """Send ``items`` (the first ``warmup`` of them as excluded warmup) with the given load shape."""
     warm_items, items = list(items[:warmup]), list(items[warmup:])
     writer = _Writer(Path(jsonl) if jsonl else None)
-    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
     records: list[dict] = []
     warm_records: list[dict] = []
     started = time.perf_counter()
     state = _Phase(target, phase, timeout_s, writer, started)
     bar = tqdm(total=len(items), desc=phase, disable=not progress, leave=False, mininterval=0.5)
     try:
-        async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
+        async with client_session() as session:
             if warm_items:
                 cap = max(1, min(shape.concurrency or 1, len(warm_items)))
                 warm_records = await _closed_loop(state, session, warm_items, cap, True, 0.0, None, None)

@@ -40,7 +40,7 @@ _NOT_IN_FINGERPRINT = {"run_dir", "interactive", "find_saturation", "max_extra_l
                        "server_start_timeout_s", "concurrencies", "rates"}
 
 
-def fingerprint(p) -> str:
+def params_fingerprint(p) -> str:
     """Short hash of the parameters that define a level's measurement (for resuming safely)."""
     return p.fingerprint(_NOT_IN_FINGERPRINT)
 
@@ -322,7 +322,7 @@ def run_load_test(p, run: RunDir, progress: bool = True, resume: bool = True, on
     ll_tokens = min(p.max_tokens, 32)
     lossless_items = build_requests(p.workload, p.lossless_requests, p.temperature, ll_tokens, seed=p.seed + 1000) \
         if p.lossless_check and p.lossless_temperatures else []
-    fp = fingerprint(p)
+    fp = params_fingerprint(p)
     ll_json, ll_outputs = LOSSLESS_JSON.format(fp), LOSSLESS_SPEC_OUTPUTS.format(fp)
     common = dict(warmup=p.warmup_requests, duration_s=p.duration_s, timeout_s=p.request_timeout_s, seed=p.seed,
                   progress=progress, resume=resume, fingerprint=fp, on_level=on_level)

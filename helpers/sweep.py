@@ -31,7 +31,7 @@ _NOT_IN_FINGERPRINT = {"run_dir", "interactive", "temperatures", "workloads", "p
                        "acceptance_no_go_below", "acceptance_go_above", "server_start_timeout_s"}
 
 
-def fingerprint(p) -> str:
+def params_fingerprint(p) -> str:
     """Short hash of the step parameters that define a point's measurement (for resuming safely)."""
     return p.fingerprint(_NOT_IN_FINGERPRINT)
 
@@ -220,7 +220,7 @@ def run_sweep_step(p, run: RunDir, progress: bool = True) -> SweepResult:
             target, p.workloads, p.temperatures, p.requests_per_point, p.max_tokens,
             run, p.production_temperature, p.sweep_concurrency, p.request_timeout_s, p.seed, progress,
             p.acceptance_no_go_below, p.acceptance_go_above, p.method, p.num_speculative_tokens,
-            fingerprint=fingerprint(p))
+            fingerprint=params_fingerprint(p))
 
 
 def points_table(result: SweepResult):

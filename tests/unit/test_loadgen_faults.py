@@ -13,10 +13,18 @@ import threading
 import time
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from playbook.helpers.artifacts import read_jsonl
-from playbook.helpers.loadgen import LoadShape, Target, arrival_offsets, run_phase, run_phase_sync
+from playbook.helpers.loadgen import (
+    LoadShape,
+    Target,
+    arrival_offsets,
+    run_phase,
+    run_phase_sync,
+    send_request,
+)
 from playbook.helpers.schemas.loadgen import RequestRecord
 from playbook.helpers.schemas.workloads import PromptItem
 
@@ -153,6 +161,28 @@ def test_async_entry_point(fake):
     _, url = fake
     res = asyncio.run(run_phase(Target(url, "m"), items("ok", "ok"), LoadShape("constant", rate=100), progress=False))
     assert res.summary.ok == 2
+
+
+def test_send_request_records_one_request_on_the_callers_session(fake):
+    """One request on a kept-alive session (what a per-request comparison needs): the same record a
+    phase writes; a refused connection is a record, not an exception."""
+    _, url = fake
+
+    async def two():
+        async with aiohttp.ClientSession() as session:
+            return [await send_request(session, Target(url, "m"), it) for it in items("ok", "ok")]
+
+    recs = asyncio.run(two())
+    for r in recs:
+        RequestRecord.model_validate(r)
+        assert r["status"] == "ok" and r["output_tokens"] == 9 and r["tpot_ms"] > 0
+    assert recs[0]["id"] != recs[1]["id"]
+
+    async def refused():
+        async with aiohttp.ClientSession() as session:
+            return await send_request(session, Target(f"http://127.0.0.1:{_free_port()}", "m"), items("ok")[0])
+
+    assert asyncio.run(refused())["status"] == "refused"
 
 
 def test_refused_from_the_start_fails_the_phase_with_a_clear_reason():

@@ -15,7 +15,7 @@ import pytest
 from playbook.helpers.artifacts import RunDir
 from playbook.helpers.loadgen import Target
 from playbook.helpers.params import SweepParams
-from playbook.helpers.sweep import POINTS_JSONL, REQUESTS_JSONL, fingerprint, run_sweep, run_sweep_step
+from playbook.helpers.sweep import POINTS_JSONL, REQUESTS_JSONL, params_fingerprint, run_sweep, run_sweep_step
 
 HERE = Path(__file__).parent
 
@@ -87,9 +87,9 @@ def test_an_incomplete_point_is_not_reused(tmp_path, live_server):
 
 def test_fingerprint_ignores_the_temperature_list_but_not_what_a_point_measures(tmp_path):
     base = SweepParams(run_dir=str(tmp_path))
-    assert fingerprint(base) == fingerprint(base.model_copy(update={"temperatures": [0.0], "workloads": ["code"]}))
-    assert fingerprint(base) != fingerprint(base.model_copy(update={"requests_per_point": 3}))
-    assert fingerprint(base) != fingerprint(base.model_copy(update={"num_speculative_tokens": 2}))
+    assert params_fingerprint(base) == params_fingerprint(base.model_copy(update={"temperatures": [0.0], "workloads": ["code"]}))
+    assert params_fingerprint(base) != params_fingerprint(base.model_copy(update={"requests_per_point": 3}))
+    assert params_fingerprint(base) != params_fingerprint(base.model_copy(update={"num_speculative_tokens": 2}))
 
 
 def test_the_step_resumes_against_an_external_server(tmp_path, live_server):
