@@ -400,8 +400,8 @@ def capacity(rates: list[float], seconds: float, workdir: Path, chunks: int) -> 
 
 
 def _ladder(url: str, rates: list[float], seconds: float, workdir: Path, chunks: int) -> tuple[float, float, list]:
-    """Climb the rate ladder with both clients. A client leaves the ladder after two failed rungs in a
-    row (one rung can fail to a burst of load on a shared machine)."""
+    """Climb the rate ladder with both clients, each warmed up first. A rung fails when two attempts
+    fail; a client leaves the ladder after two failed rungs in a row."""
     rows = []
     best = {"ours": 0.0, "theirs": 0.0}
     fails = {"ours": 0, "theirs": 0}
@@ -409,27 +409,34 @@ def _ladder(url: str, rates: list[float], seconds: float, workdir: Path, chunks:
     data.write_text("".join(json.dumps({"prompt": f"hello {i}", "output_tokens": chunks}) + "\n"
                             for i in range(64)))
     tok = _tokenizer_dir()
+    def attempt(client: str, rate: float, n: int) -> tuple[float, int, int]:
+        if client == "ours":
+            items = [PromptItem(id=str(i), workload="cap", prompt=f"hello {i}", max_tokens=chunks) for i in range(n)]
+            res = run_phase_sync(Target(url, "m"), items, LoadShape("constant", rate=rate), progress=False,
+                                 timeout_s=30)
+            sends, errors = [r["sent_s"] for r in res.records], res.summary.errors
+        else:
+            out = vllm_bench(_bench_argv(url, "m", tok, data, n, chunks, "--request-rate", str(rate),
+                                         "--burstiness", "inf"))
+            sends, errors = out["start_times"], out.get("failed", 0)
+        return lag_p99(sends, rate), errors, len(sends)
+
+    for client in ("ours", "theirs"):  # warm-up, unrecorded
+        attempt(client, rates[0], 50)
     for rate in rates:
         n = max(100, int(rate * seconds))
         for client in ("ours", "theirs"):
             if fails[client] >= 2:
                 continue
-            if client == "ours":
-                items = [PromptItem(id=str(i), workload="cap", prompt=f"hello {i}", max_tokens=chunks)
-                         for i in range(n)]
-                res = run_phase_sync(Target(url, "m"), items, LoadShape("constant", rate=rate), progress=False,
-                                     timeout_s=30)
-                sends, errors = [r["sent_s"] for r in res.records], res.summary.errors
-            else:
-                out = vllm_bench(_bench_argv(url, "m", tok, data, n, chunks, "--request-rate", str(rate),
-                                             "--burstiness", "inf"))
-                sends, errors = out["start_times"], out.get("failed", 0)
-            lag = lag_p99(sends, rate)
-            ok = lag < LAG_LIMIT_MS and errors == 0 and len(sends) == n
-            rows.append({"client": client, "rate": rate, "n": n, "lag_p99_ms": lag, "errors": errors,
-                         "sustained": ok})
-            print(f"capacity {client:6s} rate {rate:7.0f}/s n={n:5d}: dispatch lag P99 {lag:8.2f} ms "
-                  f"errors {errors} -> {'ok' if ok else 'FAIL'}", flush=True)
+            for tries in (1, 2):  # a failed rung is measured once more: one stall of this shared machine
+                lag, errors, sent = attempt(client, rate, n)  # fails a P99 of 100 sends on its own
+                ok = lag < LAG_LIMIT_MS and errors == 0 and sent == n
+                rows.append({"client": client, "rate": rate, "n": n, "try": tries, "lag_p99_ms": lag,
+                             "errors": errors, "sustained": ok})
+                print(f"capacity {client:6s} rate {rate:7.0f}/s n={n:5d} try {tries}: dispatch lag P99 {lag:8.2f} ms "
+                      f"errors {errors} -> {'ok' if ok else 'FAIL'}", flush=True)
+                if ok:
+                    break
             if ok:
                 best[client], fails[client] = rate, 0
             else:
