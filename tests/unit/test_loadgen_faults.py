@@ -13,7 +13,6 @@ import threading
 import time
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from playbook.helpers.artifacts import read_jsonl
@@ -21,6 +20,7 @@ from playbook.helpers.loadgen import (
     LoadShape,
     Target,
     arrival_offsets,
+    client_session,
     run_phase,
     run_phase_sync,
     send_request,
@@ -169,7 +169,7 @@ def test_send_request_records_one_request_on_the_callers_session(fake):
     _, url = fake
 
     async def two():
-        async with aiohttp.ClientSession() as session:
+        async with client_session() as session:
             return [await send_request(session, Target(url, "m"), it) for it in items("ok", "ok")]
 
     recs = asyncio.run(two())
@@ -179,7 +179,7 @@ def test_send_request_records_one_request_on_the_callers_session(fake):
     assert recs[0]["id"] != recs[1]["id"]
 
     async def refused():
-        async with aiohttp.ClientSession() as session:
+        async with client_session() as session:
             return await send_request(session, Target(f"http://127.0.0.1:{_free_port()}", "m"), items("ok")[0])
 
     assert asyncio.run(refused())["status"] == "refused"
