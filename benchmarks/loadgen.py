@@ -6,8 +6,8 @@
      own request function (on a session set up exactly as vllm bench serve sets up its own), back to
      back in rotating order; the ratio of the two medians (TTFT, TPOT) over all prompts, with a 95%
      bootstrap interval over prompts (target: within 5%). A third send of each prompt, by the same
-     function on a plain session, shows what its session's per-request env lookups add. Pairing is needed on this 2-core machine:
-     the server's own speed moves by 10-30% from one second to the next.
+     function on a plain session, shows what its session's per-request env lookups add. Pairing is
+     needed on this 2-core machine: the server's own speed moves by 10-30% from one second to the next.
    - Cross-check (whole runs): ``--rounds`` alternating rounds in which each tool runs whole (ours
      ``run_phase``, ``vllm bench serve`` in-process), with the server's own TTFT/TPOT histograms
      during each client's rounds to show drift (a warning above 3%).
@@ -234,11 +234,12 @@ def _bootstrap_ratio_ci(a: np.ndarray, b: np.ndarray, reps: int = 2000, seed: in
     return float(lo), float(hi)
 
 
-def _their_session(max_concurrency: int = 1):
-    """An aiohttp session configured exactly as vllm bench serve configures its own (serve.py)."""
+def _their_session():
+    """An aiohttp session configured exactly as vllm bench serve configures its own (serve.py) for
+    ``--max-concurrency 1``."""
     import aiohttp
 
-    connector = aiohttp.TCPConnector(limit=max_concurrency, limit_per_host=max_concurrency, ttl_dns_cache=300,
+    connector = aiohttp.TCPConnector(limit=1, limit_per_host=1, ttl_dns_cache=300,
                                      use_dns_cache=True, keepalive_timeout=60, enable_cleanup_closed=True,
                                      force_close=False, ssl=False)
     return aiohttp.ClientSession(connector=connector, trust_env=True, timeout=aiohttp.ClientTimeout(total=6 * 3600))
