@@ -119,7 +119,7 @@ def _their_requests(out: dict) -> dict[str, list[float]]:
 
 
 def _tokenizer_dir() -> str:
-    from playbook.engine import tiny_pair
+    from playbook.helpers.embedded import tiny_pair
 
     return str(tiny_pair().target)
 
@@ -149,7 +149,7 @@ def accuracy(pairs: int, n: int, max_tokens: int, rounds: int, workdir: Path) ->
     medians over all requests, its bootstrap interval, and the server's own histograms during each
     client's rounds (drift; a warning above 3%).
     """
-    from playbook.engine import embedded_server_config
+    from playbook.helpers.embedded import embedded_server_config
     from playbook.helpers.server import launch
 
     items = [it.model_copy(update={"max_tokens": max_tokens}) for it in build_requests("structured", n, seed=0)]

@@ -5,7 +5,8 @@ Layout of a run directory::
     runs/<timestamp>/
       run.json              the runner's state: parameters, step statuses, versions
       notebooks/            executed notebooks
-      artifacts/            <step>.json result models, *.jsonl raw records, *.parquet tables, *.png
+      artifacts/            <step>.json result models, *.jsonl raw records, *.parquet tables, *.png,
+                            phases.jsonl (the phase log: what a resumed run may reuse)
       server-logs/          one log per managed vLLM server
       report.html, decision.json, summary.md
 
@@ -18,11 +19,11 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 
 from .errors import ArtifactError
 
@@ -206,11 +207,6 @@ def repair_jsonl(path: Path) -> str | None:
             f"mid-write); kept in {path.name}.truncated")
 
 
-def append_jsonl_many(path: Path, records: Iterable[Any]) -> None:
-    for record in records:
-        append_jsonl(path, record)
-
-
 def read_jsonl(path: Path) -> list[dict]:
     """Read every complete record; a truncated or corrupt line is dropped with a warning."""
     path = Path(path)
@@ -231,3 +227,45 @@ def read_jsonl(path: Path) -> list[dict]:
                     stacklevel=2,
                 )
     return records
+
+
+PHASES_JSONL = "phases.jsonl"
+
+
+class PhaseLog:
+    """The one resume mechanism: an append-only log of measured phases (``artifacts/phases.jsonl``).
+
+    An entry is keyed by (step, phase key, parameter fingerprint) and holds a status and the phase's
+    result (e.g. its attempt ids, so its raw records can be read back). The latest entry of a key
+    wins: an ``ok`` entry makes the phase done, a later ``failed`` one makes it undone again. The
+    fingerprint comes from ``StepParams.fingerprint(exclude)``: a phase measured with other
+    parameters is never reused. ``PhaseLog(run).done(step, key, fp)`` asks, ``.record(...)`` tells.
+    """
+
+    def __init__(self, run: RunDir, name: str = PHASES_JSONL):
+        self.path = run.artifact(name)
+        self._latest: dict[tuple[str, str, str], dict] = {}
+        for row in read_jsonl(self.path):
+            if {"step", "key", "fp"} <= row.keys():
+                self._latest[(row["step"], row["key"], row["fp"])] = row
+
+    def record(self, step: str, key: str, fp: str, status: str = "ok", result: Any = None,
+               attempt: str = "") -> None:
+        """Append one entry (fsynced) and make it the latest for its key."""
+        row = {"step": step, "key": key, "fp": fp, "status": status, "attempt": attempt,
+               "result": to_jsonable_python(result, fallback=str)}  # models nested in dicts too
+        append_jsonl(self.path, row)
+        self._latest[(step, key, fp)] = json.loads(json.dumps(row, default=str))
+
+    def entry(self, step: str, key: str, fp: str) -> dict | None:
+        """The latest entry of this phase if it is done (status ``ok``), else None."""
+        row = self._latest.get((step, key, fp))
+        return row if row is not None and row.get("status") == "ok" else None
+
+    def done(self, step: str, key: str, fp: str) -> bool:
+        return self.entry(step, key, fp) is not None
+
+    def result(self, step: str, key: str, fp: str) -> Any:
+        """The stored result of a done phase (None if it is not done)."""
+        row = self.entry(step, key, fp)
+        return row.get("result") if row else None

@@ -1,15 +1,18 @@
 """The overall verdict: GO, GO WITH LIMITS, NO-GO or INCONCLUSIVE, with confidence and a config.
 
 Order of precedence:
+0. a step that failed, or measured nothing, or a measuring step asked for that left no result ->
+   INCONCLUSIVE naming the step (no GO or NO-GO from missing evidence);
 1. a load test whose error rate is above ``max_error_rate`` -> INCONCLUSIVE (timings untrustworthy);
 2. any rule at no-go -> NO-GO (a lossy method, a failed output guard, a TTFT-bound SLO, low
    acceptance, a measured loss at every level, ...);
-3. acceptance or the load test missing, or a speedup whose interval crosses 1.0 -> INCONCLUSIVE,
-   naming exactly what to measure next;
+3. acceptance or the load test missing, a speedup whose interval crosses 1.0, or an expected peak
+   above the highest measured load -> INCONCLUSIVE, naming exactly what to measure next;
 4. a win only below the expected peak, or any borderline rule -> GO WITH LIMITS;
 5. otherwise GO.
 Confidence comes from the load test's bootstrap intervals: high when every level's interval is on
-one side of 1.0, medium when some cross it, low without intervals.
+one side of 1.0, medium when some cross it, low without intervals. Every threshold comes from one
+:class:`Thresholds` (the report step's parameters): ``decide_for(ev, p)`` is the entry point.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ import shlex
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
-from .rules import evaluate_rules, workload_classes_that_win
-from .schemas.decision import Decision, Evidence, LoadLevel, RecommendedConfig, RuleResult
+from .rules import counted_levels, evaluate_rules, workload_classes_that_win
+from .schemas.decision import Decision, Evidence, LoadLevel, RecommendedConfig, RuleResult, Thresholds
 
 REQUIRED = {
     "acceptance_at_production_temperature": "acceptance at the production temperature (40_sweep)",
@@ -29,8 +32,8 @@ REQUIRED = {
 
 
 def confidence(levels: Sequence[LoadLevel]) -> str:
-    """high: every level's interval excludes 1.0; medium: some do; low: none or no intervals."""
-    with_ci = [x for x in levels if x.speedup_ci_low is not None and x.speedup_ci_high is not None]
+    """high: every counted level's interval excludes 1.0; medium: some do; low: none or no intervals."""
+    with_ci = [x for x in counted_levels(levels) if x.speedup_ci_low is not None and x.speedup_ci_high is not None]
     if not with_ci:
         return "low"
     clear = [x for x in with_ci if x.speedup_ci_low > 1.0 or x.speedup_ci_high < 1.0]
@@ -45,7 +48,7 @@ def load_schedule(levels: Sequence[LoadLevel], k: int, max_num_seqs: int = 256) 
     Only for concurrency levels (a request rate is not a batch size). None when speculation wins at
     every measured level or at none.
     """
-    lv = sorted((x for x in levels if x.speedup is not None), key=lambda x: x.concurrency)
+    lv = counted_levels(levels)
     first_loss = next((x for x in lv if not _is_win(x)), None)
     wins = [x for x in lv if _is_win(x) and (first_loss is None or x.concurrency < first_loss.concurrency)]
     if not wins or first_loss is None:
@@ -69,16 +72,21 @@ def decide(
     slo_tpot_ms: float = 0.0,
     expected_peak_concurrency: float = 4,
     context_length: int | None = None,
-    max_error_rate: float = 0.05,
+    thresholds: Thresholds | None = None,
     launch_command: str = "",
+    **threshold_overrides: float,
 ) -> Decision:
-    """Evaluate every rule and combine them into the overall decision."""
+    """Evaluate every rule and combine them into the overall decision.
+
+    ``thresholds`` (default: the SPEC values) with ``threshold_overrides`` by name on top, e.g.
+    ``max_error_rate=0.1``; an unknown name is an error."""
+    t = Thresholds.model_validate({**(thresholds or Thresholds()).model_dump(), **threshold_overrides})
     situation = dict(
         production_temperature=production_temperature, traffic_temperatures=list(traffic_temperatures),
         slo_kind=slo_kind, slo_ttft_ms=slo_ttft_ms, slo_tpot_ms=slo_tpot_ms,
-        expected_peak_concurrency=expected_peak_concurrency, context_length=context_length, max_error_rate=max_error_rate,
+        expected_peak_concurrency=expected_peak_concurrency, context_length=context_length,
     )
-    rules = evaluate_rules(ev, **situation)
+    rules = evaluate_rules(ev, **situation, thresholds=t)
     by = {r.name: r for r in rules}
     verdict, measure_next = _overall(by, ev)
     conf = confidence(ev.load_levels) if verdict != "INCONCLUSIVE" else "low"
@@ -88,17 +96,20 @@ def decide(
     if launch_command:
         rec.launch_command = launch_command
     reasons = _reasons(verdict, rules)
+    if ev.steps_failed:  # the steps the verdict cannot rest on come first
+        reasons = ([f"[unknown] step {f}" for f in ev.steps_failed] + reasons)[: max(5, len(ev.steps_failed))]
     headline = _headline(verdict, ev, rec, measure_next)
     return Decision(
         verdict=verdict, confidence=conf, headline=headline, reasons=reasons, measure_next=measure_next,
-        rules=rules, recommended=rec, versions=ev.versions, inputs=situation,
+        rules=rules, recommended=rec, versions=ev.versions, inputs={**situation, "thresholds": t.model_dump()},
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         finding=f"{verdict} ({conf} confidence): {headline}",
     )
 
 
 # Rules that read the load test's levels: with levels missing they judge only part of the load range.
-LOAD_RULES = {"load_crossover_vs_peak", "ttft_bound_slo", "tpot_slo_at_peak", "p50_p99_gap_change"}
+LOAD_RULES = {"load_crossover_vs_peak", "ttft_bound_slo", "tpot_slo_at_peak", "p50_p99_gap_change", "ttft_rise",
+              "throughput_at_peak", "mixed_workload_gap"}
 
 
 def missing_load_levels(ev: Evidence) -> list[str]:
@@ -109,7 +120,15 @@ def missing_load_levels(ev: Evidence) -> list[str]:
     return [f"the load levels not measured, resume to measure only these{where}: " + "; ".join(ev.load_missing_levels)]
 
 
+def failed_steps(ev: Evidence) -> list[str]:
+    """What to do about each step that failed or measured nothing (the verdict cannot rest on it)."""
+    where = f" (playbook run --resume {ev.run_dir})" if ev.run_dir else ""
+    return [f"fix step {f.split(':', 1)[0]} ({f.split(':', 1)[-1].strip()}) and rerun it{where}" for f in ev.steps_failed]
+
+
 def _overall(by: dict[str, RuleResult], ev: Evidence) -> tuple[str, list[str]]:
+    if ev.steps_failed:
+        return "INCONCLUSIVE", failed_steps(ev) + missing_load_levels(ev)
     err = by["error_rate"]
     if err.verdict == "unknown" and err.numbers.get("error_rate") is not None:
         return "INCONCLUSIVE", [err.measure_next] + missing_load_levels(ev)
@@ -188,6 +207,9 @@ def _headline(verdict: str, ev: Evidence, rec: RecommendedConfig, measure_next: 
         return f"turn on {what} (k={rec.num_speculative_tokens}) " + (" and ".join(lim) if lim else "and watch acceptance")
     if verdict == "NO-GO":
         return f"leave speculative decoding off (tested: {what})"
+    if ev.steps_failed:
+        steps = ", ".join(dict.fromkeys(f.split(":", 1)[0] for f in ev.steps_failed))
+        return f"no verdict: step {steps} failed or measured nothing; next: " + "; ".join(measure_next)
     return "not enough evidence yet; next: " + "; ".join(measure_next)
 
 
@@ -216,3 +238,14 @@ def launch_command_for(params, rec: RecommendedConfig) -> str:
     rec.speculative_config = spec
     rec.model = str(spec.get("model", rec.model))
     return launch_command(base.model_copy(update={"speculative_config": spec}))
+
+
+def decide_for(ev: Evidence, p) -> Decision:
+    """The decision for a run's evidence under the report step's parameters ``p`` (ReportParams):
+    the one entry point the report step, ``playbook report`` and re-decisions use."""
+    return decide(
+        ev, production_temperature=p.production_temperature, traffic_temperatures=p.traffic_temperatures,
+        slo_kind=p.slo_kind, slo_ttft_ms=p.slo_ttft_ms, slo_tpot_ms=p.slo_tpot_ms,
+        expected_peak_concurrency=p.expected_peak_concurrency, context_length=p.context_length,
+        thresholds=p.thresholds(),
+    )

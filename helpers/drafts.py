@@ -6,8 +6,11 @@ from __future__ import annotations
 import math
 
 from .models import catalog_names, from_catalog, tokenizer_vocab, total_params
+from .schemas.decision import Thresholds
 from .schemas.drafts import DraftCandidate, DraftsResult
 from .schemas.models import ModelSpec
+
+NO_GO_BELOW = Thresholds().acceptance_no_go_below  # the default; the step passes the user's acceptance_no_go_below
 
 ALWAYS = ["ngram", "suffix"]
 
@@ -110,7 +113,7 @@ def catalog_siblings(target: ModelSpec) -> list[ModelSpec]:
 
 
 def rank(target: ModelSpec, candidates: list[ModelSpec], low: float = 8.0, high: float = 12.0,
-         acceptance: dict[str, float] | None = None) -> DraftsResult:
+         acceptance: dict[str, float] | None = None, no_go_below: float = NO_GO_BELOW) -> DraftsResult:
     acceptance = acceptance or {}
     rows = [score_candidate(target, c, low, high, acceptance.get(c.name)) for c in candidates]
     rows.sort(key=lambda r: (-r.score, abs(math.log(max(r.ratio, 1e-9) / math.sqrt(low * high)))))
@@ -121,18 +124,18 @@ def rank(target: ModelSpec, candidates: list[ModelSpec], low: float = 8.0, high:
         target=target.name, target_params_b=round(total_params(target) / 1e9, 6),
         target_methods=target_methods(target, candidates), candidates=rows, best=best,
     )
-    result.finding = finding(result)
+    result.finding = finding(result, no_go_below)
     return result
 
 
-def finding(r: DraftsResult) -> str:
+def finding(r: DraftsResult, no_go_below: float = NO_GO_BELOW) -> str:
     if not r.candidates:
         return f"No draft candidates for {r.target}; n-gram/suffix need none ({', '.join(r.target_methods)} supported)"
     if not r.best:
         return f"No usable draft for {r.target}: {r.candidates[0].reasons[0]}; consider {', '.join(ALWAYS)}"
     b = r.candidates[0]
     acc = "" if b.acceptance_rate is None else f", measured acceptance {b.acceptance_rate:.2f}" + (
-        " (below 0.50: a no-go at this acceptance)" if b.acceptance_rate < 0.5 else "")
+        f" (below {no_go_below:.2f}: a no-go at this acceptance)" if b.acceptance_rate < no_go_below else "")
     return (f"Best draft for {r.target}: {b.name} (1:{b.ratio:.1f}, score {b.score:.0f}/100, "
             f"{'same tokenizer' if b.same_tokenizer else 'tokenizer unverified'}{acc}); "
             f"methods: {', '.join(r.target_methods)}")
@@ -170,7 +173,8 @@ def probe(params, run, target: ModelSpec, candidates: list[ModelSpec], low: floa
             acceptance[cand.name] = round(delta.acceptance_rate, 4)
         else:
             notes[cand.name] = "probe: the server reported no speculative-decoding counters"
-    result = rank(target, candidates, low, high, acceptance)
+    result = rank(target, candidates, low, high, acceptance,
+                  no_go_below=getattr(params, "acceptance_no_go_below", NO_GO_BELOW))
     for row in result.candidates:
         if row.name in notes:
             row.reasons.append(notes[row.name])

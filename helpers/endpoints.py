@@ -5,20 +5,30 @@
 - managed: vLLM started here from the step parameters (any install, CPU or GPU), stopped on exit;
 - external: the user's own server (``baseline_url`` / ``spec_url``), only checked, never started.
 Logs of started servers go to ``<run_dir>/server-logs/<role>-<n>.log``.
+
+Under ``playbook run`` or ``playbook lab`` (``$PLAYBOOK_POOL`` set) embedded and managed servers come
+from the run's pool (:mod:`.servers`): a configuration starts once and serves every later step that
+asks for it, and leaving the ``with`` releases it instead of stopping it (``exclusive=True`` gets a
+server of its own, stopped on exit). Without a pool the server is started here and stopped on exit.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .embedded import embedded_server_config, kv_cache_settings, tiny_pair
 from .errors import ParameterError
 from .schemas.server import ServerConfig
+from .schemas.servers import Lease
 from .server import ManagedServer, check_reachable, launch
+from .servers import PoolUnavailable, log_name, pool_address
+from .servers import acquire as _pool_acquire
 from .specconfig import build_speculative_config
 
 Role = Literal["baseline", "spec"]
@@ -32,17 +42,19 @@ class Endpoint:
     model: str
     api_key: str | None = field(default=None, repr=False)
     server: ManagedServer | None = None
+    pooled: Lease | None = None
 
     @property
     def managed(self) -> bool:
-        return self.server is not None
+        return self.server is not None or self.pooled is not None
+
+    @property
+    def notes(self) -> list[str]:
+        """What the step should say about its server (a pooled server that had to be restarted, and why)."""
+        return list(self.pooled.notes) if self.pooled else []
 
 
-def _log_name(log_dir: Path, role: str) -> str:
-    n = 1
-    while (log_dir / f"{role}-{n}.log").exists():
-        n += 1
-    return f"{role}-{n}"
+_log_name = log_name
 
 
 def _split_overrides(params, overrides: dict[str, Any]):
@@ -63,8 +75,6 @@ def server_config(params, role: Role) -> ServerConfig:
     """The ServerConfig the embedded or managed mode starts for a role."""
     speculative = role == "spec"
     if params.mode == "embedded":
-        from playbook.engine import embedded_server_config
-
         if speculative and params.method not in ("draft_model", "ngram"):
             raise ParameterError(f"method '{params.method}' cannot run on the embedded engine",
                                  "use method draft_model or ngram, or mode managed with your own models")
@@ -72,30 +82,28 @@ def server_config(params, role: Role) -> ServerConfig:
                                       kv_cache_gib=params.kv_cache_gib, max_model_len=params.max_model_len)
     target, draft = params.target_model, params.draft_model
     if "embedded" in (target, draft):
-        from playbook.engine import tiny_pair
-
         pair = tiny_pair()
         target = str(pair.target) if target == "embedded" else target
         draft = str(pair.draft) if draft == "embedded" else draft
     spec = None
     if speculative:
         spec = build_speculative_config(params.method, draft or None, params.num_speculative_tokens)
-    env = {}
-    if params.kv_cache_gib and float(params.kv_cache_gib).is_integer():
-        env["VLLM_CPU_KVCACHE_SPACE"] = str(int(params.kv_cache_gib))  # read by CPU builds only
+    env, kv_args = kv_cache_settings(params.kv_cache_gib)
     return ServerConfig(
         model=target, served_model_name=params.served_model_name or None, max_model_len=params.max_model_len,
         gpu_memory_utilization=params.gpu_memory_utilization, tensor_parallel_size=params.tensor_parallel_size,
         pipeline_parallel_size=params.pipeline_parallel_size, data_parallel_size=params.data_parallel_size,
-        speculative_config=spec, extra_args=list(params.extra_server_args), env=env,
+        speculative_config=spec, extra_args=[*params.extra_server_args, *kv_args], env=env,
         api_key_env=params.api_key_env, allow_hub_model=True,
         kv_cache_dtype=getattr(params, "kv_cache_dtype", "auto"),
     )
 
 
 @contextmanager
-def endpoint(params, run_dir: str | os.PathLike, role: Role, **overrides: Any) -> Iterator[Endpoint]:
-    """Yield an Endpoint for ``role`` ("baseline" or "spec"); a server started here stops on exit."""
+def endpoint(params, run_dir: str | os.PathLike, role: Role, exclusive: bool = False,
+             **overrides: Any) -> Iterator[Endpoint]:
+    """Yield an Endpoint for ``role`` ("baseline" or "spec"). A server started here stops on exit; one
+    from the run's pool is released (``exclusive=True``: a pooled server of its own, stopped on exit)."""
     if role not in ("baseline", "spec"):
         raise ParameterError(f"role '{role}' is unknown", "use 'baseline' or 'spec'")
     params, server_updates = _split_overrides(params, overrides)
@@ -117,6 +125,13 @@ def endpoint(params, run_dir: str | os.PathLike, role: Role, **overrides: Any) -
     config = server_config(params, role).model_copy(update=server_updates)
     log_dir = Path(os.fspath(run_dir)) / "server-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
+    held = _from_pool(params, config, role, log_dir, exclusive, api_key) if pool_address() else None
+    if held is not None:
+        with held as lease:
+            for note in lease.notes:
+                warnings.warn(note, UserWarning, stacklevel=3)
+            yield Endpoint(url=lease.url, model=lease.model, api_key=api_key, pooled=lease)
+        return
     server = launch(config, log_dir, timeout_s=params.server_start_timeout_s, name=_log_name(log_dir, role))
     try:
         yield Endpoint(url=server.url, model=server.model_name, api_key=api_key, server=server)
@@ -124,23 +139,41 @@ def endpoint(params, run_dir: str | os.PathLike, role: Role, **overrides: Any) -
         server.stop()
 
 
+def _from_pool(params, config: ServerConfig, role: str, log_dir: Path, exclusive: bool, api_key: str | None):
+    """The run pool's server for ``config``, or None (with a warning) when the pool is gone."""
+    step = os.environ.get("PLAYBOOK_STEP") or getattr(type(params), "step", "") or ""
+    try:
+        return _pool_acquire(config, role, step=step, log_dir=log_dir, timeout_s=params.server_start_timeout_s,
+                             exclusive=exclusive, api_key=api_key)
+    except PoolUnavailable as exc:
+        warnings.warn(f"{exc.problem}; starting a server for this step only", UserWarning, stacklevel=4)
+        return None
+
+
 class LazyEndpoint:
     """Calling it starts the role's server (or checks the external URL) the first time, and returns the
     :class:`~playbook.helpers.loadgen.Target`; nothing starts if it is never called (a resumed step
-    with nothing left to measure). Use as a context manager: a server started here stops on exit."""
+    with nothing left to measure). Use as a context manager: a server started here stops on exit, a
+    pooled one is released (see :func:`endpoint`); ``endpoint`` is the Endpoint once called."""
 
-    def __init__(self, params, run_dir: str | os.PathLike, role: Role):
-        self.params, self.run_dir, self.role = params, run_dir, role
+    def __init__(self, params, run_dir: str | os.PathLike, role: Role, exclusive: bool = False):
+        self.params, self.run_dir, self.role, self.exclusive = params, run_dir, role, exclusive
         self._stack = ExitStack()
         self._target = None
+        self.endpoint: Endpoint | None = None
 
     def __call__(self):
         if self._target is None:
             from .loadgen import Target
 
-            ep = self._stack.enter_context(endpoint(self.params, self.run_dir, self.role))
+            ep = self._stack.enter_context(endpoint(self.params, self.run_dir, self.role, exclusive=self.exclusive))
+            self.endpoint = ep
             self._target = Target(ep.url, ep.model, ep.api_key)
         return self._target
+
+    @property
+    def notes(self) -> list[str]:
+        return self.endpoint.notes if self.endpoint else []
 
     def __enter__(self) -> LazyEndpoint:
         return self

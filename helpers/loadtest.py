@@ -1,105 +1,77 @@
-"""Load test: baseline vs speculative across load levels, speedup with bootstrap intervals.
+"""Load test: baseline vs speculative across load levels, with speedup intervals that hold under drift.
 
-Each configuration runs the same prompts at each level (same seed per level). Per level: the
-latency percentiles, throughput, error rate, spec-decode counter deltas and a /metrics sampler.
-``find_saturation`` keeps doubling concurrency past the given levels while output throughput still
-grows by ``min_gain`` (bounded by ``max_extra_levels``); the levels found on the first configuration
-are then used for the second.
+Two designs (``SpeedupPoint.design``):
 
-Speedup at a level = median TPOT baseline / median TPOT spec (> 1: speculation wins), with a 95%
-percentile-bootstrap interval resampling both configurations' requests. **Crossover** = the first
-level whose interval's upper bound is below 1.0, i.e. where speculation is significantly slower;
-levels whose interval straddles 1.0 are not wins and not yet a crossover.
+- **paired**, wherever both servers can be up at once (embedded, external, managed with
+  ``servers_side_by_side``): each level is measured in round pairs. A pair sends one fresh prompt
+  sample to the baseline and to the speculative server back to back, the order rotating
+  (B S, S B, B S, ...). Speedup = median TPOT baseline / median TPOT spec over all pairs (> 1:
+  speculation wins); its 95% interval resamples whole pairs (``stats.paired_bootstrap_ratio``), so
+  a slow drift of the machine's speed, which moves both halves of a pair together, cancels.
+- **abba**, where only one server fits (managed without ``servers_side_by_side``): baseline over all
+  levels, speculative over all levels, then the baseline again at the first level. ``drift`` =
+  re-measured / first baseline median TPOT; a level whose drift exceeds its interval's relative
+  half-width is ``inconclusive``.
+
+**Adaptive sample size** (paired): a level adds pairs (at least ``min_round_pairs``) until its
+interval's relative half-width is at most ``target_ci_halfwidth`` or ``level_time_budget_s`` is
+spent; ``stop_reason`` says which. The abba design measures ``min_round_pairs`` rounds per configuration
+(and excludes an untrustworthy level at once: measuring it again would cost two more server starts).
+
+**Stream integrity**, per level and configuration: burst-delivered streams (``loadgen.is_burst``) are
+counted and left out of the TPOT/ITL percentiles; the client's mean TPOT is compared with the
+server's own (vLLM's ``request_time_per_output_token`` histogram, /metrics deltas over the level).
+More than 10% bursts or a client/server ratio off by more than 20%: the level is measured once more
+(``min_round_pairs`` more pairs), then, if still so, it is ``excluded`` with the reason and carries no
+speedup: never a win or a loss.
+
+**Placement** (embedded, 2+ cores): the servers start while this thread's CPU affinity holds every
+core but the first (vLLM's CPU backend binds its OpenMP threads inside the affinity it inherits);
+then every thread of this process (the client: event loop, writer, sampler) is pinned to the first
+core until the test ends. ``LoadResult.pinning`` says what was done.
+
+**Crossover** = the first level (status ok) whose interval's upper bound is below 1.0. Each level is
+logged in the run's phase log (``artifacts.PhaseLog``) when it completes: a resumed run reuses the
+levels done with the same parameters and measures the rest; a level cut off mid-way is measured again.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import time
 from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from .artifacts import RunDir
+from .artifacts import PhaseLog, RunDir
 from .endpoints import LazyEndpoint
 from .errors import CounterResetError, MetricsError, PlaybookError
-from .loadgen import LoadShape, Target, run_phase_sync
-from .metrics import Sampler, scrape, server_mean_ms, spec_delta
-from .schemas.load import LevelStats, LoadResult, Percentiles, SpeedupPoint, WorkloadComparison
+from .load_analysis import (
+    CONFIGS,
+    apply_drift,
+    compare_mixed,
+    find_crossover,
+    finding,
+    integrity_problems,
+    level_stats,
+    saturation_level,
+    speedup_point,
+    still_growing,
+    tpots,
+)
+from .loadgen import LoadShape, Target, records_of_attempts, run_phase_sync
+from .metrics import Sampler, Snapshot, scrape, server_mean_ms, spec_delta
+from .placement import Placement
+from .schemas.load import LevelStats, LoadResult, SpeedupPoint
 from .schemas.lossless import LosslessResult
-from .schemas.workloads import PromptItem
-from .stats import bootstrap_ratio, percentiles
+from .stats import paired_bootstrap_ratio, relative_halfwidth
 
 REQUESTS_JSONL = "50_load_requests.jsonl"
 SAMPLES_JSONL = "50_load_samples.jsonl"
-LEVELS_JSONL = "50_load_levels.jsonl"
-LOSSLESS_SPEC_OUTPUTS = "50_lossless_spec_outputs-{}.json"
-LOSSLESS_JSON = "50_lossless-{}.json"
+STEP = "50_load"
 # Parameters that do not change what a level measures (a resumed run may differ in these).
-_NOT_IN_FINGERPRINT = {"run_dir", "interactive", "find_saturation", "max_extra_levels", "saturation_gain",
-                       "server_start_timeout_s", "concurrencies", "rates"}
-
-
-def params_fingerprint(p) -> str:
-    """Short hash of the parameters that define a level's measurement (for resuming safely)."""
-    return p.fingerprint(_NOT_IN_FINGERPRINT)
-
-
-def _pct(values) -> Percentiles:
-    return Percentiles(**percentiles(values))
-
-
-def level_stats(config: str, shape: LoadShape, records: list[dict], duration_s: float, workload: str = "",
-                status: str = "ok", reason: str = "") -> LevelStats:
-    """Latency percentiles and throughput of one (configuration, level) from its records."""
-    ok = [r for r in records if r["status"] == "ok"]
-    statuses = Counter(r["status"] for r in records if r["status"] != "ok")
-    itl = [x for r in ok for x in r["itl_ms"]]
-    out_tokens = sum(r["output_tokens"] or 0 for r in ok)
-    lags = [r["dispatch_lag_ms"] for r in records]
-    return LevelStats(
-        config=config, level=shape.level, level_kind="concurrency" if shape.kind == "concurrency" else "rate",
-        workload=workload, status=status, reason=reason, requests=len(records),
-        errors=len(records) - len(ok), error_rate=(len(records) - len(ok)) / len(records) if records else 0.0,
-        errors_by_status=dict(statuses),
-        ttft_ms=_pct([r["ttft_ms"] for r in ok]), tpot_ms=_pct([r["tpot_ms"] for r in ok]),
-        itl_ms=_pct(itl), e2e_ms=_pct([r["e2e_ms"] for r in ok]),
-        output_tok_s=out_tokens / duration_s if duration_s > 0 and ok else None,
-        req_s=len(ok) / duration_s if duration_s > 0 and ok else None,
-        duration_s=duration_s,
-        dispatch_lag_p99_ms=float(np.percentile(lags, 99)) if lags else None,
-    )
-
-
-def speedup_point(level: float, base: list[dict], spec: list[dict], base_stats: LevelStats | None = None,
-                  spec_stats: LevelStats | None = None, seed: int = 0) -> SpeedupPoint:
-    """TPOT speedup (baseline / spec medians) with its bootstrap interval and the P50-P99 gap change."""
-    tb = [r["tpot_ms"] for r in base if r["status"] == "ok"]
-    ts = [r["tpot_ms"] for r in spec if r["status"] == "ok"]
-    point, low, high = bootstrap_ratio(tb, ts, seed=seed)
-    sp = SpeedupPoint(level=level, speedup=point, ci_low=low, ci_high=high,
-                      significant=low is not None and (low > 1.0 or high < 1.0))
-    if base_stats and spec_stats:
-        if base_stats.output_tok_s and spec_stats.output_tok_s:
-            sp.throughput_ratio = spec_stats.output_tok_s / base_stats.output_tok_s
-        gb = _gap(base_stats.tpot_ms)
-        gs = _gap(spec_stats.tpot_ms)
-        sp.p50_p99_gap_baseline_ms, sp.p50_p99_gap_spec_ms = gb, gs
-        if gb and gs is not None:
-            sp.gap_change = gs / gb
-    return sp
-
-
-def _gap(p: Percentiles) -> float | None:
-    return p.p99 - p.p50 if p.p99 is not None and p.p50 is not None else None
-
-
-def find_crossover(points: list[SpeedupPoint]) -> float | None:
-    """First level (in increasing load) whose CI upper bound is below 1.0; None if there is none."""
-    for sp in sorted(points, key=lambda s: s.level):
-        if sp.ci_high is not None and sp.ci_high < 1.0:
-            return sp.level
-    return None
+NOT_IN_FINGERPRINT = frozenset({"run_dir", "interactive", "find_saturation", "max_extra_levels", "saturation_gain",
+                                "server_start_timeout_s", "concurrencies", "rates"})
 
 
 def shapes_for(concurrencies: list[int], rates: list[float], load_shape: str = "poisson",
@@ -109,162 +81,275 @@ def shapes_for(concurrencies: list[int], rates: list[float], load_shape: str = "
     return [LoadShape(load_shape, rate=r, burstiness=burstiness) for r in rates]  # type: ignore[arg-type]
 
 
-def completed_levels(run: RunDir, fingerprint: str = "") -> dict[tuple[str, float, str], LevelStats]:
-    """Levels an earlier run of this step measured completely with the same parameters
-    (``fingerprint``), by (config, level, workload)."""
-    done: dict[tuple[str, float, str], LevelStats] = {}
-    for row in run.read_jsonl(LEVELS_JSONL):
-        st = LevelStats.model_validate(row)
-        if st.fingerprint != fingerprint:
-            continue
-        key = (st.config, st.level, st.workload)
-        if st.status == "ok" and st.attempt:
-            done[key] = st
-        else:
-            done.pop(key, None)
-    return done
-
-
-def phase_records(run: RunDir, phase: str, attempt: str) -> list[dict]:
-    """The measured (non-warmup) records of one attempt of a phase, read back from the JSONL."""
-    prefix = f"{phase}/{attempt}-"
-    return [r for r in run.read_jsonl(REQUESTS_JSONL) if r["id"].startswith(prefix) and not r.get("warmup")]
-
-
-def run_config(
-    target: Target | Callable[[], Target],
-    config: str,
-    shapes: list[LoadShape],
-    make_items: Callable[[int], list[PromptItem]],
-    run: RunDir,
-    warmup: int = 2,
-    duration_s: float = 0.0,
-    timeout_s: float = 120.0,
-    find_saturation: bool = False,
-    min_gain: float = 0.10,
-    max_extra_levels: int = 3,
-    workload: str = "",
-    seed: int = 0,
-    progress: bool = True,
-    resume: bool = False,
-    fingerprint: str = "",
-    on_level=None,
-) -> tuple[list[LevelStats], dict[float, list[dict]]]:
-    """Run one configuration over the levels; a failed level (server gone) ends the configuration.
-
-    ``make_items(i)`` gives the prompts (warmup first) for the i-th level, the same for both configs.
-    ``target`` may be a callable that starts the server: it is called only if a level must be measured.
-    With ``resume``, levels completed by an earlier run are taken from the run directory, not re-measured.
-    ``on_level(stats)`` is called as each level completes (a live table in the notebook).
-    """
-    stats: list[LevelStats] = []
-    records: dict[float, list[dict]] = {}
-    done = completed_levels(run, fingerprint) if resume else {}
-    shapes = list(shapes)
-    i = extra = 0
-    while i < len(shapes):
-        shape = shapes[i]
-        phase = f"{config}@{shape.label()}" + (f"/{_workload_label(workload)}" if workload else "")
-        prev = done.get((config, shape.level, workload))
-        if prev is not None:
-            st = prev.model_copy(update={"resumed": True})
-            records[shape.level] = phase_records(run, prev.phase or phase, prev.attempt)
-        else:
-            st, records[shape.level] = _measure_level(target() if callable(target) else target, config, shape,
-                                                      phase, make_items(i), run, warmup, duration_s, timeout_s,
-                                                      workload, seed + i, progress)
-            st.fingerprint = fingerprint
-            run.append_jsonl(LEVELS_JSONL, st)
-        stats.append(st)
-        if on_level is not None:
-            on_level(st)
-        if st.status == "failed":
-            break
-        if (find_saturation and i == len(shapes) - 1 and shape.kind == "concurrency"
-                and extra < max_extra_levels and _still_growing(stats, min_gain)):
-            shapes.append(LoadShape("concurrency", concurrency=shape.concurrency * 2))
-            extra += 1
-        i += 1
-    return stats, records
-
-
 def _workload_label(workload: str) -> str:
     """A short name for record ids: a prompts file's stem, a class name or mix as given."""
     return Path(workload).stem if ("/" in workload or workload.endswith((".jsonl", ".json"))) else workload
 
 
-def _measure_level(target: Target, config: str, shape: LoadShape, phase: str, items: list[PromptItem], run: RunDir,
-                   warmup: int, duration_s: float, timeout_s: float, workload: str, seed: int,
-                   progress: bool) -> tuple[LevelStats, list[dict]]:
+# -- a level as measured ------------------------------------------------------------------------
+
+@dataclass
+class Round:
+    """One phase of requests to one server: its attempt id, records and wall time."""
+
+    attempt: str
+    records: list[dict]
+    duration_s: float = 0.0
+    status: str = "ok"
+    reason: str = ""
+
+
+@dataclass
+class LevelRun:
+    """One level of one workload: per configuration its rounds (index i of both = round pair i in the
+    paired design) and the pooled stats; how measuring stopped."""
+
+    shape: LoadShape
+    workload: str
+    design: str
+    rounds: dict[str, list[Round]] = field(default_factory=lambda: {c: [] for c in CONFIGS})
+    stats: dict[str, LevelStats] = field(default_factory=dict)
+    stop_reason: str = ""
+    resumed: bool = False
+
+    @property
+    def failed(self) -> bool:
+        return any(st.status != "ok" for st in self.stats.values()) or len(self.stats) < len(CONFIGS)
+
+    def to_log(self) -> dict:
+        return {"stop_reason": self.stop_reason, "design": self.design,
+                "attempts": {c: [r.attempt for r in rs] for c, rs in self.rounds.items()},
+                "stats": {c: st.model_dump(mode="json") for c, st in self.stats.items()}}
+
+    def point(self, seed: int = 0, temperature: float | None = None) -> SpeedupPoint | None:
+        b, s = self.stats.get("baseline"), self.stats.get("spec")
+        if b is None or s is None or b.status != "ok" or s.status != "ok":
+            return None
+        recs = {c: [r for rd in self.rounds[c] for r in rd.records] for c in CONFIGS}
+        pairs = ([(hb.records, hs.records) for hb, hs in zip(self.rounds["baseline"], self.rounds["spec"], strict=False)]
+                 if self.design == "paired" else None)
+        sp = speedup_point(self.shape.level, recs["baseline"], recs["spec"], b, s, seed=seed, pairs=pairs)
+        sp.design = self.design  # type: ignore[assignment]
+        sp.rounds = len(pairs) if pairs is not None else min(b.rounds, s.rounds)
+        sp.stop_reason, sp.temperature = self.stop_reason, temperature
+        return sp
+
+
+@dataclass
+class _Ctx:
+    """What every level of one load test shares."""
+
+    p: object
+    run: RunDir
+    log: PhaseLog
+    fp: str
+    resume: bool
+    progress: bool
+    on_level: Callable | None = None
+    _records: list[dict] | None = None
+
+    def records(self) -> list[dict]:
+        if self._records is None:
+            self._records = self.run.read_jsonl(REQUESTS_JSONL)
+        return self._records
+
+    def items(self, workload: str, shape: LoadShape, level_idx: int, round_idx: int, n: int | None = None):
+        from .workloads import build_requests
+
+        p = self.p
+        n = n if n is not None else max(p.requests_per_level, shape.concurrency if shape.kind == "concurrency" else 0)
+        return build_requests(workload, n, p.temperature, p.max_tokens, seed=p.seed + 1000 * level_idx + round_idx)
+
+    def key(self, what: str, shape: LoadShape, workload: str) -> str:
+        return f"{what}@{shape.label()}/{_workload_label(workload)}"
+
+    def reuse(self, key: str, shape: LoadShape, workload: str) -> LevelRun | None:
+        """The level from the phase log, its records read back, if it was done with these parameters."""
+        entry = self.log.result(STEP, key, self.fp) if self.resume else None
+        if not entry:
+            return None
+        attempts = {c: entry["attempts"].get(c, []) for c in CONFIGS}
+        recs = records_of_attempts(self.records(), {a for a_s in attempts.values() for a in a_s})
+        lr = LevelRun(shape, workload, entry["design"], stop_reason=entry["stop_reason"], resumed=True)
+        lr.rounds = {c: [Round(a, recs.get(a, [])) for a in attempts[c]] for c in CONFIGS}
+        lr.stats = {c: LevelStats.model_validate(st).model_copy(update={"resumed": True})
+                    for c, st in entry["stats"].items()}
+        return lr
+
+    def done(self, key: str, lr: LevelRun) -> None:
+        """Log a level just measured (a failed one is measured again by a resumed run) and show it."""
+        if not lr.resumed:
+            self.log.record(STEP, key, self.fp, "failed" if lr.failed else "ok", lr.to_log())
+        if self.on_level is not None:
+            for st in lr.stats.values():
+                self.on_level(st)
+
+
+def _phase_label(config: str, shape: LoadShape, workload: str) -> str:
+    return f"{config}@{shape.label()}" + (f"/{_workload_label(workload)}" if workload else "")
+
+
+def _scrape(target: Target) -> Snapshot | None:
     try:
-        before = scrape(target.url, api_key=target.api_key)
+        return scrape(target.url, api_key=target.api_key)
     except MetricsError:
-        before = None
-    with Sampler(target.url, run.artifact(SAMPLES_JSONL), interval_s=1.0,
-                 label={"config": config, "level": shape.level, "workload": workload},
-                 api_key=target.api_key) as sampler:
-        res = run_phase_sync(target, items, shape, phase=phase, warmup=warmup, duration_s=duration_s,
-                             timeout_s=timeout_s, seed=seed, jsonl=run.artifact(REQUESTS_JSONL), progress=progress)
-    st = level_stats(config, shape, res.records, res.summary.duration_s, workload, res.summary.status,
-                     res.summary.reason)
-    st.phase, st.attempt = phase, res.summary.attempt
-    kv = [s["kv_cache_usage"] for s in sampler.rows if "kv_cache_usage" in s]
-    wait = [s["waiting"] for s in sampler.rows if "waiting" in s]
-    st.kv_cache_usage_max = max(kv) if kv else None
-    st.waiting_max = max(wait) if wait else None
-    if before is not None and res.summary.status == "ok":
-        try:
-            after = scrape(target.url, api_key=target.api_key)
-            st.server_ttft_ms_mean = server_mean_ms(before, after, "ttft")
-            st.server_tpot_ms_mean = server_mean_ms(before, after, "tpot")
-            d = spec_delta(before, after)
-            st.acceptance_rate, st.mean_acceptance_length = d.acceptance_rate, d.mean_acceptance_length
-        except CounterResetError as exc:
-            st.reason = exc.problem
-        except MetricsError:
-            pass
-    return st, res.records
+        return None
 
 
-def _still_growing(stats: list[LevelStats], min_gain: float) -> bool:
-    """Throughput still grows: the last level beat the one before by at least min_gain."""
-    if len(stats) < 2:
-        return True
-    a, b = stats[-2].output_tok_s, stats[-1].output_tok_s
-    return bool(a and b and b >= a * (1 + min_gain))
+def _warmup(ctx: _Ctx, target: Target, config: str, shape: LoadShape, workload: str, level_idx: int) -> None:
+    n = ctx.p.warmup_requests
+    if n:
+        run_phase_sync(target, ctx.items(workload, shape, level_idx, 999, n), shape,
+                       phase=_phase_label(config, shape, workload), warmup=n, timeout_s=ctx.p.request_timeout_s,
+                       jsonl=ctx.run.artifact(REQUESTS_JSONL), progress=False)
 
 
-def saturation_level(stats: list[LevelStats], min_gain: float = 0.10) -> float | None:
-    """The first level whose throughput did not grow by min_gain over the previous one."""
-    ok = [s for s in stats if s.status == "ok" and s.output_tok_s]
-    for a, b in zip(ok, ok[1:], strict=False):
-        if b.output_tok_s < a.output_tok_s * (1 + min_gain):
-            return b.level
-    return None
+def _round(ctx: _Ctx, target: Target, config: str, shape: LoadShape, workload: str, items, seed: int) -> Round:
+    res = run_phase_sync(target, items, shape, phase=_phase_label(config, shape, workload), warmup=0,
+                         duration_s=ctx.p.duration_s, timeout_s=ctx.p.request_timeout_s, seed=seed,
+                         jsonl=ctx.run.artifact(REQUESTS_JSONL), progress=ctx.progress)
+    return Round(res.summary.attempt, res.records, res.summary.duration_s, res.summary.status, res.summary.reason)
 
 
-def analyze(base: list[LevelStats], spec: list[LevelStats], base_recs: dict[float, list[dict]],
-            spec_recs: dict[float, list[dict]], workload: str = "", temperature: float = 0.0,
-            planned: list[float] | None = None, seed: int = 0) -> LoadResult:
-    """Build the step result: per-level stats, speedup and its interval, crossover, missing levels."""
-    res = LoadResult(workload=workload, temperature=temperature, levels=base + spec)
-    if base or spec:
-        res.level_kind = (base or spec)[0].level_kind
-    bmap = {s.level: s for s in base if s.status == "ok"}
-    smap = {s.level: s for s in spec if s.status == "ok"}
-    for lvl in sorted(set(bmap) & set(smap)):
-        res.speedup.append(speedup_point(lvl, base_recs.get(lvl, []), spec_recs.get(lvl, []),
-                                         bmap[lvl], smap[lvl], seed=seed))
+class _Watch:
+    """Server-side figures of one configuration over a level: /metrics before and now, and a sampler."""
+
+    def __init__(self, ctx: _Ctx, target: Target, config: str, shape: LoadShape, workload: str):
+        self.target = target
+        self.before = _scrape(target)
+        self.sampler = Sampler(target.url, ctx.run.artifact(SAMPLES_JSONL), interval_s=1.0,
+                               label={"config": config, "level": shape.level, "workload": workload},
+                               api_key=target.api_key)
+
+    def stats(self, config: str, shape: LoadShape, workload: str, rounds: list[Round]) -> LevelStats:
+        """The pooled LevelStats of these rounds, with the server's own figures since the level began."""
+        failed = next((r for r in rounds if r.status != "ok"), None)
+        st = level_stats(config, shape, [x for r in rounds for x in r.records], sum(r.duration_s for r in rounds),
+                         workload, "failed" if failed else "ok", failed.reason if failed else "")
+        st.phase, st.rounds, st.attempts = _phase_label(config, shape, workload), len(rounds), [r.attempt for r in rounds]
+        st.attempt = rounds[-1].attempt if rounds else ""
+        rows = list(self.sampler.rows)
+        kv = [s["kv_cache_usage"] for s in rows if "kv_cache_usage" in s]
+        wait = [s["waiting"] for s in rows if "waiting" in s]
+        st.kv_cache_usage_max = max(kv) if kv else None
+        st.waiting_max = max(wait) if wait else None
+        if self.before is not None and not failed:
+            try:
+                after = scrape(self.target.url, api_key=self.target.api_key)
+                st.server_ttft_ms_mean = server_mean_ms(self.before, after, "ttft")
+                st.server_tpot_ms_mean = server_mean_ms(self.before, after, "tpot")
+                d = spec_delta(self.before, after)
+                st.acceptance_rate, st.mean_acceptance_length = d.acceptance_rate, d.mean_acceptance_length
+            except CounterResetError as exc:
+                st.reason = exc.problem
+            except MetricsError:
+                pass
+        if st.server_tpot_ms_mean and st.client_tpot_ms_mean is not None:
+            st.client_server_tpot_ratio = st.client_tpot_ms_mean / st.server_tpot_ms_mean
+        return st
+
+
+def measure_paired(ctx: _Ctx, targets: dict[str, Target], shape: LoadShape, workload: str,
+                   level_idx: int) -> LevelRun:
+    """Round pairs at one level until the interval is narrow enough or the budget is spent (see module doc)."""
+    p = ctx.p
+    lr = LevelRun(shape, workload, "paired")
+    for cfg in CONFIGS:
+        _warmup(ctx, targets[cfg], cfg, shape, workload, level_idx)
+    watches = {c: _Watch(ctx, targets[c], c, shape, workload) for c in CONFIGS}
+    t0 = time.monotonic()
+    forced, remeasured = p.min_round_pairs, ""
+    with ExitStack() as stack:
+        for w in watches.values():
+            stack.enter_context(w.sampler)
+        while True:
+            i = len(lr.rounds["baseline"])
+            items = ctx.items(workload, shape, level_idx, i)
+            for cfg in (CONFIGS if i % 2 == 0 else CONFIGS[::-1]):
+                rd = _round(ctx, targets[cfg], cfg, shape, workload, items, p.seed + i)
+                lr.rounds[cfg].append(rd)
+                if rd.status != "ok":
+                    break
+            failed = next((c for c in CONFIGS if lr.rounds[c] and lr.rounds[c][-1].status != "ok"), None)
+            if failed:
+                lr.stop_reason = f"{failed} failed in round pair {i + 1}"
+                break
+            n = i + 1
+            if n < forced:
+                continue
+            pairs = [(tpots(b.records), tpots(s.records)) for b, s in zip(lr.rounds["baseline"], lr.rounds["spec"],
+                                                                          strict=True)]
+            hw = relative_halfwidth(*paired_bootstrap_ratio(pairs, seed=p.seed))
+            elapsed = time.monotonic() - t0
+            width = f"+-{hw:.0%}" if hw is not None else "no interval"
+            if hw is not None and hw <= p.target_ci_halfwidth:
+                lr.stop_reason = f"interval {width} reached the target +-{p.target_ci_halfwidth:.0%} after {n} pairs"
+            elif hw is None:
+                lr.stop_reason = f"no interval after {n} pairs: too few streams with a usable TPOT"
+            elif elapsed * (n + 1) / n > p.level_time_budget_s:
+                lr.stop_reason = (f"time budget {p.level_time_budget_s:g} s spent after {n} pairs "
+                                  f"(interval {width}, target +-{p.target_ci_halfwidth:.0%})")
+            else:
+                continue
+            if not remeasured:
+                stats = {c: watches[c].stats(c, shape, workload, lr.rounds[c]) for c in CONFIGS}
+                problems = integrity_problems(stats)
+                if problems:  # measured once more before the level may be excluded
+                    remeasured = "; ".join(problems)
+                    forced = n + p.min_round_pairs
+                    continue
+            break
+        lr.stats = {c: watches[c].stats(c, shape, workload, lr.rounds[c]) for c in CONFIGS}
+    if remeasured:
+        lr.stop_reason += f"; re-measured with {p.min_round_pairs} more pairs after: {remeasured}"
+    return lr
+
+
+def measure_single(ctx: _Ctx, target: Target, config: str, shape: LoadShape, workload: str,
+                   level_idx: int) -> tuple[list[Round], LevelStats]:
+    """One configuration at one level, ``min_round_pairs`` rounds (abba design: one server at a time)."""
+    _warmup(ctx, target, config, shape, workload, level_idx)
+    watch = _Watch(ctx, target, config, shape, workload)
+    rounds: list[Round] = []
+    with watch.sampler:
+        for i in range(ctx.p.min_round_pairs):
+            rounds.append(_round(ctx, target, config, shape, workload, ctx.items(workload, shape, level_idx, i),
+                                 ctx.p.seed + i))
+            if rounds[-1].status != "ok":
+                break
+        return rounds, watch.stats(config, shape, workload, rounds)
+
+
+# -- the step -----------------------------------------------------------------------------------
+
+def analyze(levels: list[LevelRun], workload: str = "", temperature: float = 0.0,
+            planned: list[float] | None = None, seed: int = 0, drift: float | None = None) -> LoadResult:
+    """The step result: per-level stats, speedup and its interval, crossover, missing levels."""
+    res = LoadResult(workload=workload, temperature=temperature, levels=[st for lr in levels for st in lr.stats.values()],
+                     drift=drift)
+    if levels:
+        res.design = levels[0].design  # type: ignore[assignment]
+    if res.levels:
+        res.level_kind = res.levels[0].level_kind
+    for lr in levels:
+        sp = lr.point(seed, temperature)
+        if sp is not None:
+            if lr.design == "abba":
+                apply_drift(sp, drift)
+            res.speedup.append(sp)
+    res.speedup.sort(key=lambda s: s.level)
     res.crossover = find_crossover(res.speedup)
+    base = sorted((st for st in res.levels if st.config == "baseline"), key=lambda s: s.level)
     res.saturation_level = saturation_level(base)
-    wanted = sorted(set(planned or []) | {s.level for s in base + spec})
-    for cfg, m in (("baseline", bmap), ("spec", smap)):
-        for lvl in wanted:
-            if lvl not in m:
-                failed = next((s for s in base + spec if s.config == cfg and s.level == lvl), None)
-                why = failed.reason if failed else "not measured"
+    stats = {(st.config, st.level): st for st in res.levels}
+    for lvl in sorted(set(planned or []) | {st.level for st in res.levels}):
+        for cfg in CONFIGS:
+            st = stats.get((cfg, lvl))
+            if st is None or st.status != "ok":
+                why = st.reason if st is not None and st.reason else (
+                    "its round pair could not be measured" if st is not None else "not measured")
                 res.missing_levels.append(f"{cfg}@{lvl:g}: {why}")
-    measured = [s for s in base + spec if s.status == "ok"]  # a failed level is missing, not an error burst
+    measured = [s for s in res.levels if s.status == "ok"]  # a failed level is missing, not an error burst
     total = sum(s.requests for s in measured)
     res.error_rate = sum(s.errors for s in measured) / total if total else 0.0
     if res.missing_levels:
@@ -274,106 +359,211 @@ def analyze(base: list[LevelStats], spec: list[LevelStats], base_recs: dict[floa
     return res
 
 
-def compare_mixed(level: float, homogeneous: str, mixed: str, hom: SpeedupPoint | None,
-                  mix: SpeedupPoint | None) -> WorkloadComparison:
-    return WorkloadComparison(
-        level=level, homogeneous=homogeneous, mixed=mixed,
-        gap_change_homogeneous=hom.gap_change if hom else None, gap_change_mixed=mix.gap_change if mix else None,
-        speedup_homogeneous=hom.speedup if hom else None, speedup_mixed=mix.speedup if mix else None)
+def _design(p) -> str:
+    return "paired" if p.mode in ("embedded", "external") or p.servers_side_by_side else "abba"
 
 
-def finding(r: LoadResult) -> str:
-    if not r.speedup:
-        return "no level was measured on both configurations: " + "; ".join(r.missing_levels[:3])
-    unit = "concurrency" if r.level_kind == "concurrency" else "req/s"
-    parts = [f"{sp.level:g}: {sp.speedup:.2f}x [{sp.ci_low:.2f}, {sp.ci_high:.2f}]" for sp in r.speedup
-             if sp.speedup is not None]
-    cross = (f"speculation is significantly slower from {unit} {r.crossover:g}" if r.crossover is not None
-             else "no crossover in the measured range")
-    wins = [sp.level for sp in r.speedup if sp.ci_low is not None and sp.ci_low > 1.0]
-    win = f"significant wins at {unit} {', '.join(f'{w:g}' for w in wins)}" if wins else "no significant win"
-    return f"TPOT speedup by {unit} " + ", ".join(parts) + f"; {win}; {cross}"
+def _next_shape(p, shapes: list[LoadShape], i: int, extra: int, base_stats: list[LevelStats]) -> bool:
+    """find_saturation: add a doubled level after the last one while baseline throughput grows."""
+    shape = shapes[i]
+    if (p.find_saturation and i == len(shapes) - 1 and shape.kind == "concurrency"
+            and extra < p.max_extra_levels and still_growing(base_stats, p.saturation_gain)):
+        shapes.append(LoadShape("concurrency", concurrency=shape.concurrency * 2))
+        return True
+    return False
+
+
+def _run_paired(ctx: _Ctx, shapes: list[LoadShape], warnings: list[str]):
+    p = ctx.p
+    levels: list[LevelRun] = []
+    mixed: list[LevelRun] = []
+    lossless_res = None
+    placement = Placement(p.mode == "embedded")
+    with ExitStack() as stack:
+        lazy = {c: stack.enter_context(LazyEndpoint(p, ctx.run.path, c)) for c in CONFIGS}
+        stack.callback(placement.release)
+        targets: dict[str, Target] = {}
+
+        def need() -> dict[str, Target]:
+            if not targets:
+                with placement.starting_servers():
+                    for c in CONFIGS:
+                        try:
+                            targets[c] = lazy[c]()
+                        except PlaybookError as exc:
+                            targets.clear()
+                            raise PlaybookError(f"{c}: {exc.problem}", exc.fix) from exc
+                placement.pin_client(targets)
+            return targets
+
+        i = extra = 0
+        try:
+            while i < len(shapes):
+                shape = shapes[i]
+                for wl, out in ((p.workload, levels), (p.mixed_workload, mixed)):
+                    if not wl:
+                        continue
+                    key = ctx.key("paired", shape, wl)
+                    lr = ctx.reuse(key, shape, wl) or measure_paired(ctx, need(), shape, wl, i)
+                    ctx.done(key, lr)
+                    out.append(lr)
+                    if lr.failed:
+                        break
+                if levels[-1].failed or (mixed and mixed[-1].failed):
+                    break
+                base_stats = [lr.stats["baseline"] for lr in levels]
+                extra += _next_shape(p, shapes, i, extra, base_stats)
+                i += 1
+            lossless_res = _lossless_paired(ctx, need)
+        except PlaybookError as exc:  # a server that cannot start or dies: keep what was measured
+            warnings.append(exc.problem)
+    return levels, mixed, lossless_res, placement.note
+
+
+def _lossless_paired(ctx: _Ctx, need) -> LosslessResult | None:
+    from . import lossless as ll
+    from .workloads import build_requests
+
+    p = ctx.p
+    if not (p.lossless_check and p.lossless_temperatures):
+        return None
+    done = ctx.log.result(STEP, "lossless", ctx.fp) if ctx.resume else None
+    if done:
+        return LosslessResult.model_validate(done)
+    tokens = min(p.max_tokens, 32)
+    items = build_requests(p.workload, p.lossless_requests, p.temperature, tokens, seed=p.seed + 1000)
+    t = need()
+    res = ll.check(t["baseline"], t["spec"], items, p.lossless_temperatures, tokens, p.lossless_alpha, seed=p.seed)
+    ctx.log.record(STEP, "lossless", ctx.fp, "ok", res)
+    return res
+
+
+def _run_abba(ctx: _Ctx, shapes: list[LoadShape], warnings: list[str]):
+    """Baseline over the levels, spec over the same levels, the baseline again at the first level."""
+    from . import lossless as ll
+    from .workloads import build_requests
+
+    p = ctx.p
+    runs: dict[tuple[float, str], LevelRun] = {}
+    order: list[tuple[float, str]] = []
+    tokens = min(p.max_tokens, 32)
+    ll_items = (build_requests(p.workload, p.lossless_requests, p.temperature, tokens, seed=p.seed + 1000)
+                if p.lossless_check and p.lossless_temperatures else [])
+    lossless_res = LosslessResult.model_validate(r) if ctx.resume and (
+        r := ctx.log.result(STEP, "lossless", ctx.fp)) else None
+    spec_outputs = (ctx.log.result(STEP, "lossless-spec-outputs", ctx.fp) or {}) if ctx.resume else {}
+    drift = None
+    workloads = [w for w in (p.workload, p.mixed_workload) if w]
+
+    def level(config: str, target_fn, shape: LoadShape, wl: str, i: int, what: str = "") -> LevelStats:
+        key = ctx.key(what or config, shape, wl)
+        lr = runs.setdefault((shape.level, wl), LevelRun(shape, wl, "abba"))
+        lr.stop_reason = f"{p.min_round_pairs} rounds per configuration (one server at a time)"
+        entry = ctx.log.result(STEP, key, ctx.fp) if ctx.resume else None
+        if (shape.level, wl) not in order:
+            order.append((shape.level, wl))
+        if entry:
+            attempts = entry["attempts"].get(config, [])
+            recs = records_of_attempts(ctx.records(), set(attempts))
+            rounds = [Round(a, recs.get(a, [])) for a in attempts]
+            st = LevelStats.model_validate(entry["stats"][config]).model_copy(update={"resumed": True})
+            if ctx.on_level is not None:
+                ctx.on_level(st)
+        else:
+            rounds, st = measure_single(ctx, target_fn(), config, shape, wl, i)
+            log = {"design": "abba", "stop_reason": lr.stop_reason, "attempts": {config: [r.attempt for r in rounds]},
+                   "stats": {config: st.model_dump(mode="json")}}
+            ctx.log.record(STEP, key, ctx.fp, "ok" if st.status == "ok" else "failed", log)
+            if ctx.on_level is not None:
+                ctx.on_level(st)
+        if not what:
+            lr.rounds[config], lr.stats[config] = rounds, st
+        return st
+
+    measured: list[LoadShape] = []
+    for config in ("baseline", "spec"):
+        try:
+            with LazyEndpoint(p, ctx.run.path, config) as target:
+                todo = shapes if config == "baseline" else (measured or shapes)
+                i = extra = 0
+                while i < len(todo):
+                    stats = [level(config, target, todo[i], wl, i) for wl in workloads]
+                    if any(st.status != "ok" for st in stats):
+                        break
+                    if config == "baseline":
+                        measured.append(todo[i])
+                        base = [runs[(s.level, p.workload)].stats["baseline"] for s in measured]
+                        extra += _next_shape(p, todo, i, extra, base)
+                    i += 1
+                if config == "spec" and ll_items and lossless_res is None and not spec_outputs:
+                    spec_outputs = {str(t): ll.generate(target(), ll_items, t, tokens, p.seed)
+                                    for t in p.lossless_temperatures}
+                    ctx.log.record(STEP, "lossless-spec-outputs", ctx.fp, "ok", spec_outputs)
+        except PlaybookError as exc:
+            warnings.append(f"{config}: {exc.problem}")
+    first = next(iter(order), None)
+    if first is not None and runs[first].stats.get("baseline") and runs[first].stats["baseline"].status == "ok":
+        shape = runs[first].shape
+        try:
+            with LazyEndpoint(p, ctx.run.path, "baseline") as target:
+                again = level("baseline", target, shape, p.workload, 0, what="baseline-again")
+                a, b = runs[first].stats["baseline"].tpot_ms.p50, again.tpot_ms.p50
+                drift = b / a if a and b and again.status == "ok" else None
+                if ll_items and lossless_res is None and spec_outputs:
+                    outs = {float(t): o for t, o in spec_outputs.items()}
+                    lossless_res = ll.check_against_baseline(target(), ll_items, outs, tokens, p.lossless_alpha,
+                                                             seed=p.seed)
+                    ctx.log.record(STEP, "lossless", ctx.fp, "ok", lossless_res)
+        except PlaybookError as exc:
+            warnings.append(f"baseline (re-measured for drift): {exc.problem}")
+    levels = [runs[k] for k in order if k[1] == p.workload]
+    mixed = [runs[k] for k in order if k[1] == p.mixed_workload and p.mixed_workload]
+    return levels, mixed, lossless_res, drift
 
 
 def run_load_test(p, run: RunDir, progress: bool = True, resume: bool = True, on_level=None) -> LoadResult:
-    """Notebook 50 / ``playbook run``: both configurations in turn, then the analysis.
-
-    Managed and embedded modes start one server at a time, so each configuration has the whole
-    machine (on a GPU two servers would split the memory and change the KV capacity being tested).
-    The speculative server runs first: its lossless-check outputs are then scored by the baseline
-    server, with no third start. External mode uses the two URLs as they are. With ``resume``,
-    levels (and the lossless check) completed by an interrupted earlier run are reused, and a server
-    whose levels are all done is not started at all. ``on_level(stats)`` sees each level as it completes.
-    """
-    from . import lossless as ll
+    """Notebook 50 / ``playbook run`` / ``playbook load``: measure every level (paired rounds where both
+    servers can be up at once, else ABBA), the mixed workload at every level when set, the
+    losslessness guard, then the analysis. With ``resume``, levels (and the lossless check) logged
+    done by an interrupted earlier run with the same parameters are reused, and no server starts
+    when nothing is left. ``on_level(stats)`` sees each (configuration, level) as it completes."""
     from .workloads import build_requests
 
     shapes = shapes_for(p.concurrencies, p.rates, p.load_shape, p.burstiness)
     for spec in filter(None, (p.workload, p.mixed_workload)):
         build_requests(spec, 1)  # a bad workload fails here, before any server starts
-
-    def items_for(workload: str, temperature: float):
-        def make(i: int):
-            lvl = shapes[i].concurrency if i < len(shapes) and shapes[i].kind == "concurrency" else 0
-            n = p.warmup_requests + max(p.requests_per_level, lvl)
-            return build_requests(workload, n, temperature, p.max_tokens, seed=p.seed + i)
-        return make
-
-    ll_tokens = min(p.max_tokens, 32)
-    lossless_items = build_requests(p.workload, p.lossless_requests, p.temperature, ll_tokens, seed=p.seed + 1000) \
-        if p.lossless_check and p.lossless_temperatures else []
-    fp = params_fingerprint(p)
-    ll_json, ll_outputs = LOSSLESS_JSON.format(fp), LOSSLESS_SPEC_OUTPUTS.format(fp)
-    common = dict(warmup=p.warmup_requests, duration_s=p.duration_s, timeout_s=p.request_timeout_s, seed=p.seed,
-                  progress=progress, resume=resume, fingerprint=fp, on_level=on_level)
-    out: dict[str, tuple] = {}
-    mixed: dict[str, tuple] = {}
-    lossless_res = run.read_json(ll_json, LosslessResult) if resume and lossless_items else None
-    spec_outputs = {float(t): o for t, o in (run.read_json(ll_outputs) or {}).items()} if resume else {}
+    planned = [s.level for s in shapes]
+    ctx = _Ctx(p, run, PhaseLog(run), p.fingerprint(NOT_IN_FINGERPRINT), resume, progress, on_level)
     warnings: list[str] = []
-    for config in ("spec", "baseline"):
-        try:
-            with LazyEndpoint(p, run.path, config) as target:
-                levels = shapes if config == "spec" else [
-                    LoadShape("concurrency", concurrency=int(s.level)) if s.level_kind == "concurrency"
-                    else LoadShape(p.load_shape, rate=s.level, burstiness=p.burstiness)
-                    for s in out.get("spec", ([], {}))[0]] or shapes
-                out[config] = run_config(target, config, levels, items_for(p.workload, p.temperature), run,
-                                         find_saturation=p.find_saturation and config == "spec",
-                                         min_gain=p.saturation_gain, max_extra_levels=p.max_extra_levels,
-                                         workload=p.workload, **common)
-                if p.mixed_workload:
-                    mixed[config] = run_config(target, config, levels[:1], items_for(p.mixed_workload, p.temperature),
-                                               run, workload=p.mixed_workload, **common)
-                if lossless_items and lossless_res is None:
-                    if config == "spec" and not spec_outputs:
-                        spec_outputs = {t: ll.generate(target(), lossless_items, t, ll_tokens, p.seed)
-                                        for t in p.lossless_temperatures}
-                        run.write_json(ll_outputs, {str(t): o for t, o in spec_outputs.items()})
-                    elif config == "baseline" and spec_outputs:
-                        lossless_res = ll.check_against_baseline(target(), lossless_items, spec_outputs, ll_tokens,
-                                                                 p.lossless_alpha, seed=p.seed)
-                        run.write_json(ll_json, lossless_res)
-        except PlaybookError as exc:  # a server that cannot start or dies: keep what was measured
-            warnings.append(f"{config}: {exc.problem}")
-            out.setdefault(config, ([], {}))
-    base, spec = out.get("baseline", ([], {})), out.get("spec", ([], {}))
-    res = analyze(base[0], spec[0], base[1], spec[1], p.workload, p.temperature,
-                  planned=[s.level for s in shapes], seed=p.seed)
+    drift, pinning = None, ""
+    if _design(p) == "paired":
+        levels, mixed, lossless_res, pinning = _run_paired(ctx, shapes, warnings)
+    else:
+        levels, mixed, lossless_res, drift = _run_abba(ctx, shapes, warnings)
+        pinning = "not pinned: one server at a time (managed mode)"
+    temperature = None if _is_mix(p.workload) else p.temperature
+    res = analyze(levels, p.workload, p.temperature, planned=planned, seed=p.seed, drift=drift)
+    for sp in res.speedup:
+        sp.temperature = temperature
+    res.design, res.pinning = _design(p), pinning  # type: ignore[assignment]
     res.warnings.extend(warnings)
     if warnings and res.status == "ok":
         res.status = "partial"
     res.lossless = lossless_res
     if lossless_res is not None and lossless_res.lossless is False:
         res.finding = "NOT LOSSLESS: speculation changed the outputs; " + res.finding
-    if len(mixed) == 2 and mixed["baseline"][0] and mixed["spec"][0]:
-        lvl = shapes[0].level
-        hom = next((s for s in res.speedup if s.level == lvl), None)
-        b, s = mixed["baseline"], mixed["spec"]
-        mix = speedup_point(lvl, b[1].get(lvl, []), s[1].get(lvl, []), b[0][0], s[0][0], seed=p.seed)
-        res.mixed = compare_mixed(lvl, p.workload, p.mixed_workload, hom, mix)
-        res.mixed_levels = b[0] + s[0]
+    hom = {sp.level: sp for sp in res.speedup}
+    for lr in mixed:
+        mix = lr.point(p.seed, None if _is_mix(p.mixed_workload) else p.temperature)
+        if mix is not None and lr.design == "abba":
+            apply_drift(mix, drift)
+        res.mixed.append(compare_mixed(lr.shape.level, p.workload, p.mixed_workload, hom.get(lr.shape.level), mix))
+        res.mixed_levels.extend(lr.stats.values())
     return res
+
+
+def _is_mix(workload: str) -> bool:
+    return "@" in workload or ":" in workload
 
 
 def levels_table(res: LoadResult):
@@ -382,12 +572,14 @@ def levels_table(res: LoadResult):
 
     rows = []
     for s in sorted(res.levels, key=lambda s: (s.level, s.config)):
-        row = {"level": s.level, "config": s.config, "status": s.status, "requests": s.requests, "errors": s.errors}
+        row = {"level": s.level, "config": s.config, "status": s.status, "rounds": s.rounds, "requests": s.requests,
+               "errors": s.errors, "bursts": s.burst_requests}
         for m in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms"):
             for q in ("p50", "p95", "p99"):
                 row[f"{m[:-3]}_{q}"] = getattr(getattr(s, m), q)
         row.update(output_tok_s=s.output_tok_s, req_s=s.req_s, acceptance=s.acceptance_rate,
-                   server_tpot_mean=s.server_tpot_ms_mean, kv_usage_max=s.kv_cache_usage_max)
+                   server_tpot_mean=s.server_tpot_ms_mean, client_server=s.client_server_tpot_ratio,
+                   kv_usage_max=s.kv_cache_usage_max)
         rows.append(row)
     return pd.DataFrame(rows).round(2)
 

@@ -26,6 +26,7 @@ from .errors import MeasurementError
 from .loadgen import Target, run_sync
 from .schemas.lossless import LosslessPoint, LosslessResult
 from .schemas.workloads import PromptItem
+from .server import auth_headers
 from .stats import permutation_test
 
 
@@ -36,7 +37,7 @@ def _prompt_text(item: PromptItem) -> str:
 
 
 async def _post(session: aiohttp.ClientSession, target: Target, body: dict, timeout_s: float) -> dict:
-    headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
+    headers = auth_headers(target.api_key)
     url = target.url.rstrip("/") + "/v1/completions"
     try:
         async with session.post(url, json=body, headers=headers,

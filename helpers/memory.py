@@ -162,6 +162,14 @@ def default_reserve_gib(target: ModelSpec, gpu: GPUSpec, tp: int = 1, enforce_ea
 
 
 # -- the budget -------------------------------------------------------------------------------
+def _weights(m: ModelSpec, quant: str, group_size: int) -> int:
+    """A pre-quantized checkpoint's own tensor bytes (its safetensors headers) when budgeted at its
+    precision; else the parameters at ``quant`` (e.g. a w8a8 70B is 67.7 GiB on disk, not 69.7)."""
+    if m.quantization and m.quantization == quant and m.weight_bytes_on_disk:
+        return int(m.weight_bytes_on_disk)
+    return q.weight_bytes(param_breakdown(m), quant, group_size)
+
+
 def budget(
     target: ModelSpec,
     draft: ModelSpec | None,
@@ -203,12 +211,12 @@ def budget(
         if m is not None and m.quantization and m.quantization != quant:
             warnings.append(f"{m.name} is a pre-quantized {m.quantization} checkpoint but is budgeted at {quant}; "
                             "pass the matching --target-quant/--draft-quant")
-    tw = q.weight_bytes(param_breakdown(target), target_quant, group_size)
+    tw = _weights(target, target_quant, group_size)
     if method == "mtp":
         dw = 0  # MTP layers ship inside the target checkpoint; their KV layers still join the pool
         warnings.append("MTP layers' weights are part of the target checkpoint (not counted twice)")
     else:
-        dw = q.weight_bytes(param_breakdown(draft), draft_quant, group_size) if draft else 0
+        dw = _weights(draft, draft_quant, group_size) if draft else 0
     tw_gpu, dw_gpu = tw / tp, dw / tp
 
     t_layers = kv_layers(target, tp, kv_cache_dtype)

@@ -21,12 +21,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from .artifacts import append_jsonl
 from .errors import CounterResetError, MetricsError
+from .server import auth_headers
 
 DRAFTS = "vllm:spec_decode_num_drafts_total"
 DRAFT_TOKENS = "vllm:spec_decode_num_draft_tokens_total"
 ACCEPTED = "vllm:spec_decode_num_accepted_tokens_total"
 ACCEPTED_PER_POS = "vllm:spec_decode_num_accepted_tokens_per_pos_total"
 LEGACY_RATE = "vllm:spec_decode_draft_acceptance_rate"
+SPEC_COUNTERS = (DRAFTS, DRAFT_TOKENS, ACCEPTED, ACCEPTED_PER_POS)
 # Gauges sampled during load (names from vllm/v1/metrics/loggers.py).
 KV_CACHE_USAGE = "vllm:kv_cache_usage_perc"
 RUNNING = "vllm:num_requests_running"
@@ -110,9 +112,7 @@ def parse_metrics(text: str, at: float | None = None) -> Snapshot:
 
 def fetch_text(url: str, timeout_s: float = 10, api_key: str | None = None) -> str:
     """GET ``<url>/metrics`` as text; MetricsError naming the URL when it cannot be read."""
-    req = urllib.request.Request(url.rstrip("/") + "/metrics")
-    if api_key:
-        req.add_header("Authorization", f"Bearer {api_key}")
+    req = urllib.request.Request(url.rstrip("/") + "/metrics", headers=auth_headers(api_key))
     try:
         with urllib.request.urlopen(req, timeout=timeout_s) as resp:
             text = resp.read().decode("utf-8", "replace")

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from .embedded import tiny_pair
 from .errors import ModelError
 from .schemas.models import ModelSpec
 
@@ -166,7 +167,7 @@ def from_dir(model_dir: str | Path, name: str | None = None) -> ModelSpec:
         kinds, sw = [], 0
     inventory = tensor_inventory(d)
     exact = sum(n for _, n in inventory.values())
-    on_disk = sum(n * DTYPE_BYTES.get(dt, 2) for dt, n in inventory.values())
+    on_disk = sum(n * DTYPE_BYTES.get(dt, 2) for dt, n in inventory.values()) or _index_total_size(d)
     dtypes = sorted({dt for dt, _ in inventory.values()})
     mtp = cfg.get("num_nextn_predict_layers") or cfg.get("mtp_num_hidden_layers") or 0
     return ModelSpec(
@@ -193,12 +194,26 @@ def from_dir(model_dir: str | Path, name: str | None = None) -> ModelSpec:
     )
 
 
+def _index_total_size(d: Path) -> int:
+    """Tensor bytes from model.safetensors.index.json (metadata.total_size) when the shards are absent."""
+    idx = d / "model.safetensors.index.json"
+    try:
+        return int(json.loads(idx.read_text()).get("metadata", {}).get("total_size") or 0) if idx.exists() else 0
+    except (ValueError, json.JSONDecodeError):
+        return 0
+
+
 def _checkpoint_precision(qc: dict) -> str:
     """'int4' / 'int8' / 'fp8' for a pre-quantized checkpoint's quantization_config ('' if none)."""
     if not qc:
         return ""
     method = str(qc.get("quant_method", "")).lower()
     bits = qc.get("bits") or qc.get("w_bit") or qc.get("weight_bits")
+    groups = [g.get("weights") or {} for g in (qc.get("config_groups") or {}).values() if isinstance(g, dict)]
+    if groups and not bits:  # compressed-tensors (e.g. neuralmagic w8a8): config_groups.*.weights.num_bits/type
+        bits = groups[0].get("num_bits")
+        if groups[0].get("type") == "float" and bits == 8:
+            return "fp8"
     if "fp8" in method:
         return "fp8"
     if bits in (4, 8):
@@ -246,10 +261,6 @@ def tokenizer_fingerprint(model_dir: str | Path) -> str:
 # -- entry point ------------------------------------------------------------------------------
 def embedded_dir(role: str) -> Path:
     """The tiny pair's directory for role 'target' or 'draft'."""
-    try:
-        from playbook.engine import tiny_pair
-    except ImportError as exc:
-        raise ModelError(f"the embedded engine is not available ({exc})", "install the playbook with its cpu extra") from None
     pair = tiny_pair()
     return Path(pair.draft if role == "draft" else pair.target)
 

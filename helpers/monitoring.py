@@ -2,7 +2,7 @@
 
 Rates always come from ``rate()`` over counter deltas, never from the absolute counter values
 (they grow from the server's start and reset on restart). Metric names are vLLM V1's
-(``vllm/v1/metrics``); the old gauge ``vllm:spec_decode_draft_acceptance_rate`` is given as a
+(``vllm/v1/metrics``, kept in :mod:`.metrics`); the old acceptance-rate gauge is given as a
 fallback for vLLM < 0.7.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from .metrics import ACCEPTED, ACCEPTED_PER_POS, DRAFT_TOKENS, DRAFTS, HISTOGRAMS, LEGACY_RATE, RUNNING
 from .schemas.decision import Decision, Evidence
 
 
@@ -36,26 +37,26 @@ def _sel(model_name: str) -> str:
 def queries(model_name: str = "", window: str = "5m") -> list[Query]:
     """PromQL for acceptance rate, mean acceptance length, per-position acceptance and latency."""
     s, w = _sel(model_name), window
-    acc = f"sum(rate(vllm:spec_decode_num_accepted_tokens_total{s}[{w}]))"
-    drafted = f"sum(rate(vllm:spec_decode_num_draft_tokens_total{s}[{w}]))"
-    drafts = f"sum(rate(vllm:spec_decode_num_drafts_total{s}[{w}]))"
+    acc = f"sum(rate({ACCEPTED}{s}[{w}]))"
+    drafted = f"sum(rate({DRAFT_TOKENS}{s}[{w}]))"
+    drafts = f"sum(rate({DRAFTS}{s}[{w}]))"
     return [
         Query(name="acceptance_rate", promql=f"{acc} / {drafted}",
               meaning="draft acceptance rate: accepted / proposed draft tokens over the window"),
         Query(name="mean_acceptance_length", promql=f"1 + {acc} / {drafts}",
               meaning="tokens produced per target step (1 + accepted per draft); 1.0 means speculation does nothing"),
         Query(name="acceptance_by_position",
-              promql=f"sum by (position) (rate(vllm:spec_decode_num_accepted_tokens_per_pos_total{s}[{w}])) / scalar({drafts})",
+              promql=f"sum by (position) (rate({ACCEPTED_PER_POS}{s}[{w}])) / scalar({drafts})",
               meaning="p_i: share of drafts whose first i+1 tokens were accepted; a steep fall says k is too large"),
         Query(name="tpot_p99_seconds",
-              promql=f"histogram_quantile(0.99, sum by (le) (rate(vllm:request_time_per_output_token_seconds_bucket{s}[{w}])))",
+              promql=f"histogram_quantile(0.99, sum by (le) (rate({HISTOGRAMS['tpot']}_bucket{s}[{w}])))",
               meaning="P99 time per output token"),
         Query(name="ttft_p99_seconds",
-              promql=f"histogram_quantile(0.99, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket{s}[{w}])))",
+              promql=f"histogram_quantile(0.99, sum by (le) (rate({HISTOGRAMS['ttft']}_bucket{s}[{w}])))",
               meaning="P99 time to first token (speculation may raise it slightly)"),
-        Query(name="running_requests", promql=f"sum(vllm:num_requests_running{s})",
+        Query(name="running_requests", promql=f"sum({RUNNING}{s})",
               meaning="batch size now: compare with the crossover"),
-        Query(name="acceptance_rate_legacy_gauge", promql=f"avg(vllm:spec_decode_draft_acceptance_rate{s})",
+        Query(name="acceptance_rate_legacy_gauge", promql=f"avg({LEGACY_RATE}{s})",
               meaning="fallback for vLLM < 0.7, which exposed a gauge instead of counters"),
     ]
 

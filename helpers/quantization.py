@@ -8,15 +8,15 @@ per ``group_size`` weights; ``group_size=0`` leaves that overhead out.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from .schemas.models import ModelSpec
 
 Precision = Literal["bf16", "fp16", "fp8", "int8", "int4"]
-PRECISIONS: tuple[str, ...] = ("bf16", "fp8", "int8", "int4")
+ALL_PRECISIONS: tuple[str, ...] = get_args(Precision)
+PRECISIONS: tuple[str, ...] = tuple(p for p in ALL_PRECISIONS if p != "fp16")  # the matrix (fp16 weighs as bf16)
 BYTES_PER_PARAM = {"bf16": 2.0, "fp16": 2.0, "fp32": 4.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
 GROUPED = {"int4", "int8"}  # AWQ/GPTQ style: per-group scale + zero point
-GiB = 2**30
 
 
 def linear_bytes_per_param(precision: str, group_size: int = 128) -> float:
@@ -50,14 +50,6 @@ def recommendation_order(pairs_: list[tuple[str, str]]) -> list[tuple[str, str]]
     """Safest first: quantize the draft before the target; INT8 target before INT4 (SPEC section 3)."""
     rank = {"bf16": 0, "fp16": 0, "fp8": 1, "int8": 1, "int4": 3}
     return sorted(pairs_, key=lambda p: (rank[p[0]] * 10 + rank[p[1]], p))
-
-
-# What vLLM serves on each backend. On the CPU backend there are no FP8 weight kernels, and an FP8
-# KV cache needs AVX-512 or AMX (vllm/v1/attention/backends/cpu_attn.py::_get_attn_isa); INT4/INT8
-# need pre-quantized checkpoints (AWQ/GPTQ/compressed-tensors), which the tiny pair does not ship.
-def server_args_for(precision: str) -> list[str] | None:
-    """vLLM arguments that make a bf16 checkpoint serve at `precision` (None: needs a checkpoint)."""
-    return {"bf16": ["--dtype", "bfloat16"], "fp16": ["--dtype", "float16"], "fp8": ["--quantization", "fp8"]}.get(precision)
 
 
 # -- servable precisions and measured acceptance ------------------------------------------------

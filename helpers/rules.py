@@ -1,7 +1,8 @@
 """The rules of thumb: one function per SPEC.md section 3 rule (helpers/decide.py combines them).
 
-Every rule takes named inputs (None = not measured -> verdict ``unknown``), thresholds that default
-to the SPEC values, and returns a :class:`RuleResult` whose reason quotes the numbers.
+Every rule takes named inputs (None = not measured -> verdict ``unknown``), thresholds whose
+defaults are :class:`Thresholds`' (the SPEC values; ``evaluate_rules`` passes the user's), and
+returns a :class:`RuleResult` whose reason quotes the numbers.
 """
 
 from __future__ import annotations
@@ -9,8 +10,10 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 
-from .schemas.decision import Evidence, LoadLevel, RuleResult
+from .schemas.decision import Evidence, LoadLevel, RuleResult, Thresholds
 from .specconfig import lossy_reasons
+
+_T = Thresholds()  # the defaults; evaluate_rules passes the user's
 
 
 def _unknown(name: str, what: str, measure_next: str) -> RuleResult:
@@ -23,7 +26,8 @@ def _pct(x: float) -> str:
 
 # -- acceptance --------------------------------------------------------------------------------
 def rule_acceptance(
-    acceptance: float | None, temperature: float | None = None, *, no_go_below: float = 0.50, go_above: float = 0.65,
+    acceptance: float | None, temperature: float | None = None, *, no_go_below: float = _T.acceptance_no_go_below,
+    go_above: float = _T.acceptance_go_above,
     note: str = "",
 ) -> RuleResult:
     """Acceptance at the production temperature: < 0.50 no-go, 0.50..0.65 borderline, > 0.65 go.
@@ -45,7 +49,7 @@ def rule_acceptance(
                       reason=f"draft acceptance {acceptance:.2f}{at} is above {go_above:.2f}")
 
 
-def rule_acceptance_p10(p10: float | None, *, threshold: float = 0.50) -> RuleResult:
+def rule_acceptance_p10(p10: float | None, *, threshold: float = _T.acceptance_p10_min) -> RuleResult:
     """Acceptance is a distribution: a P10 below 0.50 means a share of requests is net-negative."""
     name = "acceptance_p10"
     if p10 is None:
@@ -60,7 +64,8 @@ def rule_acceptance_p10(p10: float | None, *, threshold: float = 0.50) -> RuleRe
 
 
 # -- memory ------------------------------------------------------------------------------------
-def rule_draft_vram_share(draft_weights_gib: float | None, usable_gib: float | None, *, max_share: float = 0.15) -> RuleResult:
+def rule_draft_vram_share(draft_weights_gib: float | None, usable_gib: float | None, *,
+                          max_share: float = _T.max_draft_share) -> RuleResult:
     """Draft weights should take at most 15% of usable memory."""
     name = "draft_vram_share"
     if draft_weights_gib is None or not usable_gib:
@@ -74,7 +79,8 @@ def rule_draft_vram_share(draft_weights_gib: float | None, usable_gib: float | N
                       reason=f"draft weights {draft_weights_gib:.3g} GiB are {share:.1%} of {usable_gib:.1f} GiB usable (<= {_pct(max_share)})")
 
 
-def rule_target_vram_share(target_weights_gib: float | None, vram_gib: float | None, *, max_share: float = 0.70) -> RuleResult:
+def rule_target_vram_share(target_weights_gib: float | None, vram_gib: float | None, *,
+                           max_share: float = _T.max_target_share) -> RuleResult:
     """If target weights already use > 70% of VRAM the draft will cut concurrency: test under load."""
     name = "target_vram_share"
     if target_weights_gib is None or not vram_gib:
@@ -94,7 +100,7 @@ def rule_concurrency_loss(
     *,
     expected_peak_concurrency: float | None = None,
     context_length: int | None = None,
-    max_loss: float = 0.10,
+    max_loss: float = _T.max_concurrency_loss,
 ) -> RuleResult:
     """Concurrency lost to the draft's weights and KV at the user's context length.
 
@@ -116,7 +122,8 @@ def rule_concurrency_loss(
     return RuleResult(name=name, verdict="go", numbers=nums, reason=f"{base}")
 
 
-def rule_quantization_drop(drop_pp: float | None, *, config: str | None = None, max_drop_pp: float = 5.0) -> RuleResult:
+def rule_quantization_drop(drop_pp: float | None, *, config: str | None = None,
+                           max_drop_pp: float = _T.acceptance_drop_pp) -> RuleResult:
     """An acceptance drop > 5 points vs unquantized: move the target from INT4 to INT8 or change method."""
     name = "quantization_acceptance_drop"
     if drop_pp is None:
@@ -179,7 +186,7 @@ def rule_tail_gap(
     tpot_p99_spec_ms: float | None,
     *,
     level: float | None = None,
-    max_widening: float = 1.5,
+    max_widening: float = _T.max_gap_widening,
 ) -> RuleResult:
     """A P50-to-P99 TPOT gap that widens with speculation signals a mixed-workload problem."""
     name = "p50_p99_gap_change"
@@ -200,31 +207,60 @@ def rule_tail_gap(
 
 def _win(lv: LoadLevel) -> bool | None:
     """True: a win (CI above 1), False: a loss or a tie (point below 1, or CI crossing 1 below)."""
-    if lv.speedup is None:
+    if lv.speedup is None or lv.status != "ok":
         return None
     if lv.speedup_ci_low is not None:
         return lv.speedup_ci_low > 1.0
     return lv.speedup > 1.0
 
 
+def counted_levels(levels: Sequence[LoadLevel]) -> list[LoadLevel]:
+    """The levels that may count as a win or a loss: measured cleanly (status ok) with a speedup."""
+    return sorted((x for x in levels if x.status == "ok" and x.speedup is not None), key=lambda x: x.concurrency)
+
+
+def withheld_levels(levels: Sequence[LoadLevel]) -> str:
+    """'4: excluded (30% of streams burst-delivered)' for each level that cannot count, '' if none."""
+    return "; ".join(f"{x.concurrency:g}: {x.status}" + (f" ({x.reason})" if x.reason else "")
+                     for x in sorted(levels, key=lambda x: x.concurrency) if x.status != "ok")
+
+
+def temperatures_of(levels: Sequence[LoadLevel], default: float | None = None) -> str:
+    """' at T=0.2' (or ' at T=0, 0.8'): the sampling temperature(s) the speed numbers were measured at."""
+    temps = sorted({x.temperature for x in levels if x.temperature is not None} or ({default} - {None}))
+    return f" at T={', '.join(f'{t:g}' for t in temps)}" if temps else ""
+
+
 def rule_load_crossover(levels: Sequence[LoadLevel], *, expected_peak: float | None = None, level_kind: str = "concurrency",
-                        min_gain: float = 0.05) -> RuleResult:
+                        min_gain: float = _T.min_gain, temperature: float | None = None) -> RuleResult:
     """Where does the measured speedup stop being a win, vs the user's expected peak load?
 
     A win is a speedup whose bootstrap interval lies above 1.0. go: a win at every level up to the
-    peak; borderline: a win only below the peak (GO WITH LIMITS); no-go: no win at any level and no
-    point estimate ``min_gain`` above 1; unknown: a point estimate that high whose interval crosses 1.
+    peak, the peak measured; borderline: a win only below the peak (GO WITH LIMITS); no-go: no win
+    at any level and no point estimate ``min_gain`` above 1; unknown: a point estimate that high
+    whose interval crosses 1, or wins up to a highest measured concurrency below the expected peak
+    ("measure at N": no claim beyond the evidence). Levels excluded or inconclusive (bursts, drift)
+    never count as a win or a loss; the reason names them.
     """
     name = "load_crossover_vs_peak"
-    lv = sorted((x for x in levels if x.speedup is not None), key=lambda x: x.concurrency)
+    lv = counted_levels(levels)
+    held = withheld_levels(levels)
+    not_counted = f"; not counted: {held}" if held else ""
+    at_t = temperatures_of(levels, temperature)
     if not lv:
+        if held:
+            return RuleResult(name=name, verdict="unknown", numbers={"withheld": held, "level_kind": level_kind},
+                              measure_next="rerun the load test (50_load) on a quiet machine: no level was measured cleanly",
+                              reason=f"no load level can count as a win or a loss: {held}")
         return _unknown(name, "speedup vs load", "run the load test (50_load) with and without speculation")
-    peak = expected_peak if expected_peak is not None else lv[-1].concurrency
+    top = lv[-1].concurrency
+    peak = expected_peak if expected_peak is not None else top
     wins = [x.concurrency for x in lv if _win(x)]
     first_loss = next((x.concurrency for x in lv if not _win(x)), None)
     last_win = max((w for w in wins if first_loss is None or w < first_loss), default=None)
     nums = {
         "expected_peak": peak, "level_kind": level_kind, "highest_win": last_win, "first_non_win": first_loss,
+        "highest_measured": top, "temperature": at_t.removeprefix(" at T=") or None, "withheld": held or None,
         "speedups": "; ".join(f"{x.concurrency:g}: {x.speedup:.2f}" + (f" [{x.speedup_ci_low:.2f}, {x.speedup_ci_high:.2f}]" if x.speedup_ci_low is not None and x.speedup_ci_high is not None else "") for x in lv),
     }
     s1 = lv[0]
@@ -232,27 +268,107 @@ def rule_load_crossover(levels: Sequence[LoadLevel], *, expected_peak: float | N
     if not wins:
         if all(x.speedup < 1.0 for x in lv):
             return RuleResult(name=name, verdict="no-go", numbers=nums,
-                              reason=f"no measured {level_kind} shows a win, every speedup is below 1.0: {s1.speedup:.2f}x at {s1.concurrency:g}{ci1} ... {lv[-1].speedup:.2f}x at {lv[-1].concurrency:g}")
+                              reason=f"no measured {level_kind} shows a win{at_t}, every speedup is below 1.0: {s1.speedup:.2f}x at {s1.concurrency:g}{ci1} ... {lv[-1].speedup:.2f}x at {lv[-1].concurrency:g}{not_counted}")
         best = max(lv, key=lambda x: x.speedup)
         if best.speedup < 1.0 + min_gain:
             return RuleResult(name=name, verdict="no-go", numbers=nums,
-                              reason=f"no measured {level_kind} shows a win: the best is {best.speedup:.2f}x at {best.concurrency:g}, "
-                                     f"under the {min_gain:.0%} gain worth having, with no interval above 1.0 ({nums['speedups']})")
+                              reason=f"no measured {level_kind} shows a win{at_t}: the best is {best.speedup:.2f}x at {best.concurrency:g}, "
+                                     f"under the {min_gain:.0%} gain worth having, with no interval above 1.0 ({nums['speedups']}){not_counted}")
         return RuleResult(name=name, verdict="unknown", numbers=nums, measure_next="more requests per load level (the intervals cross 1.0)",
-                          reason=f"up to {best.speedup:.2f}x at {best.concurrency:g} but no interval clears 1.0 ({nums['speedups']}): not a proven win")
+                          reason=f"up to {best.speedup:.2f}x at {best.concurrency:g}{at_t} but no interval clears 1.0 ({nums['speedups']}): not a proven win{not_counted}")
     if last_win is None:
         return RuleResult(name=name, verdict="unknown", numbers=nums,
                           measure_next="more requests per load level, on a quiet machine (the speedup is not monotonic in load)",
-                          reason=f"no win at the lowest {level_kind} {s1.concurrency:g}{ci1} but a win at {wins[0]:g}: the measurements are noisy ({nums['speedups']})")
+                          reason=f"no win at the lowest {level_kind} {s1.concurrency:g}{ci1} but a win at {wins[0]:g}: the measurements are noisy ({nums['speedups']}){not_counted}")
     if first_loss is None or first_loss > peak:
+        if level_kind == "concurrency" and peak > top:
+            return RuleResult(name=name, verdict="unknown", numbers=nums,
+                              measure_next=f"measure at {peak:g}: run the load test (50_load) with concurrencies up to the expected peak {peak:g}",
+                              reason=f"speculation wins up to {level_kind} {last_win:g}{at_t}, the highest measured, but the expected peak "
+                                     f"{peak:g} was not measured: measure at {peak:g} ({nums['speedups']}){not_counted}")
         beyond = f"; stops winning at {first_loss:g}" if first_loss is not None else ""
         return RuleResult(name=name, verdict="go", numbers=nums,
-                          reason=f"speculation wins up to {level_kind} {last_win:g} (>= expected peak {peak:g}){beyond}: {nums['speedups']}")
+                          reason=f"speculation wins up to {level_kind} {last_win:g}{at_t} (>= expected peak {peak:g}){beyond}: {nums['speedups']}{not_counted}")
     return RuleResult(name=name, verdict="borderline", numbers=nums,
-                      reason=f"speculation wins only up to {level_kind} {last_win:g}, below the expected peak of {peak:g} (not a win from {first_loss:g}): limit it by load")
+                      reason=f"speculation wins only up to {level_kind} {last_win:g}{at_t}, below the expected peak of {peak:g} (not a win from {first_loss:g}): limit it by load{not_counted}")
 
 
-def rule_error_rate(error_rate: float | None, *, max_error_rate: float = 0.05) -> RuleResult:
+def rule_ttft_rise(ttft_p50_baseline_ms: float | None, ttft_p50_spec_ms: float | None, *, level: float | None = None,
+                   max_rise: float = _T.max_ttft_rise) -> RuleResult:
+    """Speculation can lengthen TTFT (the draft's prefill): a P50 rise beyond ``max_rise`` is flagged,
+    TTFT SLO or not (P50, not P99: a tail of a few requests would flip the verdict between runs)."""
+    name = "ttft_rise"
+    if not ttft_p50_baseline_ms or ttft_p50_spec_ms is None:
+        return _unknown(name, "TTFT with and without speculation", "run the load test (50_load)")
+    rise = ttft_p50_spec_ms / ttft_p50_baseline_ms - 1
+    at = f" at load {level:g}" if level is not None else ""
+    nums = {"ttft_p50_baseline_ms": round(ttft_p50_baseline_ms, 3), "ttft_p50_spec_ms": round(ttft_p50_spec_ms, 3),
+            "rise": round(rise, 4), "max_rise": max_rise, "level": level}
+    desc = f"TTFT P50{at} goes from {ttft_p50_baseline_ms:.1f} to {ttft_p50_spec_ms:.1f} ms with speculation ({rise:+.0%})"
+    if rise > max_rise:
+        return RuleResult(name=name, verdict="borderline", numbers=nums,
+                          reason=f"{desc}, more than +{max_rise:.0%}: check the time-to-first-token users will see")
+    return RuleResult(name=name, verdict="go", numbers=nums, reason=f"{desc}, within +{max_rise:.0%}")
+
+
+def rule_throughput_slo(throughput_ratio: float | None, *, level: float | None = None, min_gain: float = _T.min_gain) -> RuleResult:
+    """A throughput-bound SLO is judged on output tokens/s (spec / baseline) at the expected peak, not on TPOT."""
+    name = "throughput_at_peak"
+    if throughput_ratio is None:
+        return _unknown(name, "output throughput with and without speculation at the expected peak",
+                        "run the load test (50_load) up to the expected peak")
+    at = f" at load {level:g}" if level is not None else ""
+    nums = {"throughput_ratio": round(throughput_ratio, 4), "min_gain": min_gain, "level": level}
+    if throughput_ratio < 1 - min_gain:
+        return RuleResult(name=name, verdict="no-go", numbers=nums,
+                          reason=f"the SLO is throughput-bound and speculation delivers {throughput_ratio:.2f}x the output tokens/s{at}: it costs throughput")
+    if throughput_ratio < 1 + min_gain:
+        return RuleResult(name=name, verdict="borderline", numbers=nums,
+                          reason=f"the SLO is throughput-bound and speculation delivers {throughput_ratio:.2f}x the output tokens/s{at}: no gain worth having ({min_gain:.0%})")
+    return RuleResult(name=name, verdict="go", numbers=nums,
+                      reason=f"the SLO is throughput-bound and speculation delivers {throughput_ratio:.2f}x the output tokens/s{at}")
+
+
+def rule_load_temperature(load_temperature: float | None, production_temperature: float, *,
+                          max_gap: float = _T.max_load_temperature_gap, workload: str = "") -> RuleResult:
+    """Speed measured colder than production is optimistic (acceptance falls as temperature rises)."""
+    name = "load_temperature"
+    if load_temperature is None:
+        return _unknown(name, "the temperature of the load test", "run the load test (50_load)")
+    nums = {"load_temperature": round(load_temperature, 3), "production_temperature": production_temperature, "max_gap": max_gap}
+    of = f" ({workload})" if workload else ""
+    if load_temperature < production_temperature - max_gap:
+        return RuleResult(name=name, verdict="borderline", numbers=nums,
+                          reason=f"the speedups were measured at T={load_temperature:g}{of}, colder than production's T={production_temperature:g}: "
+                                 f"they are optimistic; rerun 50_load with temperature=-1 (the production temperature)")
+    return RuleResult(name=name, verdict="go", numbers=nums,
+                      reason=f"the speedups were measured at T={load_temperature:g}{of}, production runs at T={production_temperature:g}")
+
+
+def rule_mixed_workload(comparisons: Sequence[dict], *, max_widening: float = _T.max_gap_widening) -> RuleResult:
+    """The P50-to-P99 TPOT gap under speculation in a mixed workload, per level: a widening beyond
+    ``max_widening`` (where the homogeneous workload stays within it or not) is flagged."""
+    name = "mixed_workload_gap"
+    rows = [c for c in comparisons if c.get("gap_change_mixed") is not None]
+    if not rows:
+        return _unknown(name, "the mixed-workload comparison", "set mixed_workload in 50_load (e.g. 'structured:0.6@0.1,creative:0.4@1.0')")
+    desc = "; ".join(f"{c['level']:g}: {c['gap_change_mixed']:.2f}x mixed" +
+                     (f" vs {c['gap_change_homogeneous']:.2f}x homogeneous" if c.get("gap_change_homogeneous") is not None else "")
+                     for c in sorted(rows, key=lambda c: c["level"]))
+    worst = max(rows, key=lambda c: c["gap_change_mixed"])
+    nums = {"worst_level": worst["level"], "gap_change_mixed": round(worst["gap_change_mixed"], 3),
+            "gap_change_homogeneous": worst.get("gap_change_homogeneous"), "max_widening": max_widening,
+            "mixed": str(worst.get("mixed", "")), "per_level": desc}
+    if worst["gap_change_mixed"] > max_widening:
+        return RuleResult(name=name, verdict="borderline", numbers=nums,
+                          reason=f"in the mixed workload ({worst.get('mixed', '')}) speculation widens the P50-to-P99 TPOT gap "
+                                 f"{worst['gap_change_mixed']:.2f}x at load {worst['level']:g} (> {max_widening:g}x): {desc}; "
+                                 "limit speculation to the low-temperature class")
+    return RuleResult(name=name, verdict="go", numbers=nums,
+                      reason=f"in the mixed workload the P50-to-P99 TPOT gap changes at most {worst['gap_change_mixed']:.2f}x (<= {max_widening:g}x): {desc}")
+
+
+def rule_error_rate(error_rate: float | None, *, max_error_rate: float = _T.max_error_rate) -> RuleResult:
     """Above ``max_error_rate`` the measurements cannot be trusted: the verdict is INCONCLUSIVE."""
     name = "error_rate"
     if error_rate is None:
@@ -266,7 +382,8 @@ def rule_error_rate(error_rate: float | None, *, max_error_rate: float = 0.05) -
 
 # -- traffic and method ------------------------------------------------------------------------
 def rule_temperature_mix(
-    temperatures: Sequence[float], *, max_median: float = 0.7, homogeneous_max: float = 0.5, max_spread: float = 0.5
+    temperatures: Sequence[float], *, max_median: float = _T.max_temperature_median,
+    homogeneous_max: float = _T.homogeneous_temperature_max, max_spread: float = _T.max_temperature_spread,
 ) -> RuleResult:
     """Use it when temperature <= 0.5 and homogeneous; leave it off when the median is > 0.7 or widely varying."""
     name = "temperature_mix"
@@ -320,8 +437,9 @@ def rule_acceptance_monitoring(counters: bool | None, names: Sequence[str] = ())
 
 # -- all rules ---------------------------------------------------------------------------------
 def _level_at(levels: Sequence[LoadLevel], target: float) -> LoadLevel | None:
-    """The measured level closest to ``target`` from below (or the lowest level)."""
-    lv = sorted(levels, key=lambda x: x.concurrency)
+    """The cleanly measured level closest to ``target`` from below (or the lowest such level);
+    excluded or inconclusive levels (bursts, drift) are never read."""
+    lv = sorted((x for x in levels if x.status == "ok"), key=lambda x: x.concurrency)
     if not lv:
         return None
     below = [x for x in lv if x.concurrency <= target]
@@ -338,33 +456,47 @@ def evaluate_rules(
     slo_tpot_ms: float = 0.0,
     expected_peak_concurrency: float = 4,
     context_length: int | None = None,
-    max_error_rate: float = 0.05,
+    thresholds: Thresholds | None = None,
 ) -> list[RuleResult]:
-    """Every rule, evaluated on the evidence and the user's situation."""
+    """Every rule, evaluated on the evidence, the user's situation and the user's thresholds."""
+    t = thresholds or Thresholds()
     peak = _level_at(ev.load_levels, expected_peak_concurrency)
     g = (lambda attr: getattr(peak, attr)) if peak else (lambda attr: None)
-    return [  # most informative first: the report's reasons keep this order within a verdict
-        rule_acceptance(ev.acceptance_production, ev.acceptance_temperature, note=ev.acceptance_note),
-        rule_load_crossover(ev.load_levels, expected_peak=expected_peak_concurrency, level_kind=ev.load_kind),
+    at = peak.concurrency if peak else None
+    slo_rule = (rule_throughput_slo(g("throughput_ratio"), level=at, min_gain=t.min_gain) if slo_kind == "throughput"
+                else rule_tpot_slo(slo_tpot_ms, g("tpot_p99_baseline_ms"), g("tpot_p99_spec_ms"), level=at))
+    rules = [  # most informative first: the report's reasons keep this order within a verdict
+        rule_acceptance(ev.acceptance_production, ev.acceptance_temperature, note=ev.acceptance_note,
+                        no_go_below=t.acceptance_no_go_below, go_above=t.acceptance_go_above),
+        rule_load_crossover(ev.load_levels, expected_peak=expected_peak_concurrency, level_kind=ev.load_kind,
+                            min_gain=t.min_gain, temperature=ev.load_temperature),
         rule_lossless(ev.method, ev.speculative_config, guard_passed=ev.lossless_passed, guard_detail=ev.lossless_detail),
         rule_ttft_slo(slo_kind, slo_ttft_ms=slo_ttft_ms, ttft_p99_baseline_ms=g("ttft_p99_baseline_ms"), ttft_p99_spec_ms=g("ttft_p99_spec_ms")),
-        rule_tpot_slo(slo_tpot_ms, g("tpot_p99_baseline_ms"), g("tpot_p99_spec_ms"), level=peak.concurrency if peak else None),
-        rule_acceptance_p10(ev.acceptance_p10),
-        rule_temperature_mix(list(traffic_temperatures) or [production_temperature]),
+        slo_rule,
+        rule_load_temperature(ev.load_temperature, production_temperature, max_gap=t.max_load_temperature_gap,
+                              workload=ev.load_workload),
+        rule_acceptance_p10(ev.acceptance_p10, threshold=t.acceptance_p10_min),
+        rule_temperature_mix(list(traffic_temperatures) or [production_temperature], max_median=t.max_temperature_median,
+                             homogeneous_max=t.homogeneous_temperature_max, max_spread=t.max_temperature_spread),
         rule_tail_gap(g("tpot_p50_baseline_ms"), g("tpot_p99_baseline_ms"), g("tpot_p50_spec_ms"), g("tpot_p99_spec_ms"),
-                      level=peak.concurrency if peak else None),
-        rule_error_rate(ev.load_error_rate, max_error_rate=max_error_rate),
-        rule_draft_vram_share(ev.draft_weights_gib, ev.usable_memory_gib),
-        rule_target_vram_share(ev.target_weights_gib, ev.gpu_memory_gib),
+                      level=at, max_widening=t.max_gap_widening),
+        rule_ttft_rise(g("ttft_p50_baseline_ms"), g("ttft_p50_spec_ms"), level=at, max_rise=t.max_ttft_rise),
+        rule_error_rate(ev.load_error_rate, max_error_rate=t.max_error_rate),
+        rule_draft_vram_share(ev.draft_weights_gib, ev.usable_memory_gib, max_share=t.max_draft_share),
+        rule_target_vram_share(ev.target_weights_gib, ev.gpu_memory_gib, max_share=t.max_target_share),
         rule_concurrency_loss(ev.max_concurrency_baseline, ev.max_concurrency_spec,
                               expected_peak_concurrency=expected_peak_concurrency,
-                              context_length=context_length or ev.memory_context_length),
-        rule_quantization_drop(ev.quant_acceptance_drop_pp, config=ev.quant_config),
+                              context_length=context_length or ev.memory_context_length, max_loss=t.max_concurrency_loss),
+        rule_quantization_drop(ev.quant_acceptance_drop_pp, config=ev.quant_config, max_drop_pp=t.acceptance_drop_pp),
         rule_acceptance_monitoring(ev.acceptance_counters, ev.spec_metrics),
     ]
+    if ev.load_mixed:  # only when the load test compared a mixed workload (mixed_workload set)
+        rules.insert(rules.index(next(r for r in rules if r.name == "p50_p99_gap_change")) + 1,
+                     rule_mixed_workload(ev.load_mixed, max_widening=t.max_gap_widening))
+    return rules
 
 
-def workload_classes_that_win(acceptance_by_workload: dict[str, float], *, go_above: float = 0.65) -> list[str]:
+def workload_classes_that_win(acceptance_by_workload: dict[str, float], *, go_above: float = _T.acceptance_go_above) -> list[str]:
     """Workload classes whose acceptance at the production temperature clears the go band."""
     return sorted(w for w, a in acceptance_by_workload.items() if a is not None and a > go_above)
 
@@ -374,4 +506,6 @@ __all__ = [
     "rule_acceptance", "rule_acceptance_p10", "rule_draft_vram_share", "rule_target_vram_share",
     "rule_concurrency_loss", "rule_quantization_drop", "rule_ttft_slo", "rule_tpot_slo", "rule_tail_gap",
     "rule_load_crossover", "rule_error_rate", "rule_temperature_mix", "rule_lossless", "rule_acceptance_monitoring",
+    "rule_ttft_rise", "rule_throughput_slo", "rule_load_temperature", "rule_mixed_workload",
+    "counted_levels", "withheld_levels", "temperatures_of",
 ]

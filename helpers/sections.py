@@ -93,10 +93,13 @@ def load(ev: Evidence) -> Section:
     if not ev.load_levels:
         return _missing("50_load", "Run `playbook load` or step 50 for latency and speedup under load.")
     df = pd.DataFrame([x.model_dump() for x in ev.load_levels]).rename(columns={"concurrency": ev.load_kind})
-    cols = [ev.load_kind, "speedup", "speedup_ci_low", "speedup_ci_high", "tpot_p50_baseline_ms", "tpot_p50_spec_ms",
+    cols = [ev.load_kind, "temperature", "speedup", "speedup_ci_low", "speedup_ci_high", "tpot_p50_baseline_ms", "tpot_p50_spec_ms",
             "tpot_p99_baseline_ms", "tpot_p99_spec_ms", "ttft_p50_baseline_ms", "ttft_p50_spec_ms", "acceptance_rate", "error_rate"]
+    cols += ["status", "reason"] if any(x.status != "ok" for x in ev.load_levels) else []  # withheld levels: no speedup, the reason
     head = f"<p>Workload {esc(ev.load_workload)} at temperature {ev.load_temperature if ev.load_temperature is not None else '?'}.</p>"
-    return head + frame(df[cols]), plots.latency_vs_load(ev.load_levels, ev.load_kind)
+    mixed = ("<p>Homogeneous vs mixed workload (P50-to-P99 TPOT gap, spec / baseline):</p>" + frame(pd.DataFrame(ev.load_mixed))
+             if ev.load_mixed else "")
+    return head + frame(df[cols]) + mixed, plots.latency_vs_load(ev.load_levels, ev.load_kind)
 
 
 def prediction(pred: Prediction | None, check: PredictionCheck | None, ev: Evidence) -> Section:

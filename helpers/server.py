@@ -29,7 +29,7 @@ from .schemas.server import ServerConfig, StartupFacts
 from .specconfig import is_secret_name, merge_legacy, server_args, validate_speculative_config, vllm_facts
 
 __all__ = ["ServerConfig", "StartupFacts", "ManagedServer", "launch", "check_reachable", "list_models",
-           "parse_startup_log", "port_owner"]
+           "parse_startup_log", "port_owner", "auth_headers"]
 
 MODULE = "vllm.entrypoints.openai.api_server"
 
@@ -64,8 +64,13 @@ def parse_startup_log(text: str) -> StartupFacts:
 
 # -- external servers -------------------------------------------------------------------------
 
+def auth_headers(api_key: str | None) -> dict[str, str]:
+    """HTTP headers for a server that wants an API key (vLLM's ``--api-key``); none without a key."""
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
 def _request(url: str, timeout_s: float, api_key: str | None = None):
-    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {api_key}"} if api_key else {})
+    req = urllib.request.Request(url, headers=auth_headers(api_key))
     return urllib.request.urlopen(req, timeout=timeout_s)  # noqa: S310 (http(s) URLs only, checked)
 
 

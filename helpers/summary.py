@@ -31,11 +31,13 @@ def summary_markdown(decision: Decision, ev: Evidence, check: PredictionCheck | 
     if decision.measure_next:
         lines += ["", "**Measure next**", *[f"- {_md_escape(m)}" for m in decision.measure_next]]
     if ev.load_levels:
-        lines += ["", f"**Measured TPOT speedup by {ev.load_kind}** (baseline P50 / speculative P50, 95% CI)", "",
+        at_t = f" at T={ev.load_temperature:g}" if ev.load_temperature is not None else ""
+        lines += ["", f"**Measured TPOT speedup by {ev.load_kind}{at_t}** (baseline P50 / speculative P50, 95% CI)", "",
                   f"| {ev.load_kind} | speedup | CI | TPOT base ms | TPOT spec ms |", "|---|---|---|---|---|"]
         for lv in ev.load_levels:
             ci = f"{lv.speedup_ci_low:.2f} to {lv.speedup_ci_high:.2f}" if lv.speedup_ci_low is not None and lv.speedup_ci_high is not None else "-"
-            lines.append(f"| {lv.concurrency:g} | {_f(lv.speedup)} | {ci} | {_f(lv.tpot_p50_baseline_ms)} | {_f(lv.tpot_p50_spec_ms)} |")
+            sp = _f(lv.speedup) if lv.status == "ok" else f"not counted ({lv.status}: {_md_escape(lv.reason)})"
+            lines.append(f"| {lv.concurrency:g} | {sp} | {ci} | {_f(lv.tpot_p50_baseline_ms)} | {_f(lv.tpot_p50_spec_ms)} |")
     if check is not None:
         lines += ["", f"Predictor vs measured: mean absolute relative error {check.mean_abs_relative_error:.0%} of the speedup."]
     lines += ["", "**Configuration**", ""]

@@ -5,8 +5,8 @@ after each point, so the acceptance rate, mean acceptance length and per-positio
 counter deltas of that point alone. When the server returns per-request metrics
 (``--per-request-spec-decode-metrics``), their P10/P50/P90 show the spread across requests.
 
-Each point is appended to ``40_sweep_points.jsonl`` as it completes, with a fingerprint of the
-parameters that define it: a resumed sweep reuses the points measured completely with the same
+Each point is logged in the run's phase log (``artifacts.PhaseLog``) as it completes, under a fingerprint of
+the parameters that define it: a resumed sweep reuses the points measured completely with the same
 parameters and measures only the rest (no server starts when nothing is left).
 """
 
@@ -16,39 +16,33 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .artifacts import RunDir
+from .artifacts import PhaseLog, RunDir
 from .errors import CounterResetError, MetricsError
-from .loadgen import LoadShape, PhaseResult, Target, run_phase_sync
+from .loadgen import LoadShape, PhaseResult, Target, records_of_attempts, run_phase_sync
 from .metrics import SpecDelta, scrape, spec_delta
 from .schemas.sweep import SweepPoint, SweepResult
 from .stats import interpolate, percentiles
 from .workloads import build_requests
 
 REQUESTS_JSONL = "40_sweep_requests.jsonl"
-POINTS_JSONL = "40_sweep_points.jsonl"
-# Parameters that do not change what one (workload, temperature) point measures.
-_NOT_IN_FINGERPRINT = {"run_dir", "interactive", "temperatures", "workloads", "production_temperature",
-                       "acceptance_no_go_below", "acceptance_go_above", "server_start_timeout_s"}
+STEP = "40_sweep"
+# Parameters that do not change what one (workload, temperature) point measures (fingerprint exclude set).
+NOT_IN_FINGERPRINT = frozenset({"run_dir", "interactive", "temperatures", "workloads", "production_temperature",
+                                "acceptance_no_go_below", "acceptance_go_above", "server_start_timeout_s"})
 
 
-def params_fingerprint(p) -> str:
-    """Short hash of the step parameters that define a point's measurement (for resuming safely)."""
-    return p.fingerprint(_NOT_IN_FINGERPRINT)
+def point_key(workload: str, temperature: float) -> str:
+    return f"{workload}@T{float(temperature):g}"
 
 
-def completed_points(run: RunDir, fingerprint: str) -> dict[tuple[str, float], tuple[SweepPoint, list[dict]]]:
-    """Points an earlier run measured completely with the same parameters, with their records."""
-    rows: dict[tuple[str, float], dict] = {}
-    for row in run.read_jsonl(POINTS_JSONL):
-        if row.get("fingerprint") == fingerprint:
-            rows[(row["point"]["workload"], float(row["point"]["temperature"]))] = row
-    wanted = {f"{r['phase']}/{r['attempt']}-": k for k, r in rows.items() if r.get("status") == "ok"}
-    records: dict[tuple[str, float], list[dict]] = {k: [] for k in wanted.values()}
-    for rec in run.read_jsonl(REQUESTS_JSONL):
-        key = wanted.get(str(rec.get("id", "")).rsplit("-", 1)[0] + "-")  # id: <phase>/<attempt>-<index>
-        if key is not None:
-            records[key].append(rec)
-    return {k: (SweepPoint.model_validate(rows[k]["point"]), records[k]) for k in records}
+def completed_points(run: RunDir, fingerprint: str, keys: list[tuple[str, float]]
+                     ) -> dict[tuple[str, float], tuple[SweepPoint, list[dict]]]:
+    """Points (of ``keys``) the phase log says an earlier run measured completely with the same
+    parameters, with their records read back."""
+    log = PhaseLog(run)
+    found = {k: r for k in keys if (r := log.result(STEP, point_key(*k), fingerprint))}
+    recs = records_of_attempts(run.read_jsonl(REQUESTS_JSONL), {r["attempt"] for r in found.values()})
+    return {k: (SweepPoint.model_validate(r["point"]), recs.get(r["attempt"], [])) for k, r in found.items()}
 
 
 def acceptance_verdict(rate: float | None, no_go_below: float = 0.5, go_above: float = 0.65) -> str:
@@ -128,12 +122,14 @@ def run_sweep(
     """Run the sweep; records go to ``40_sweep_requests.jsonl`` before any analysis.
 
     ``target`` may be a callable that starts the server: it is called only if a point must be
-    measured. With a ``run`` and a ``fingerprint``, each point is logged to ``40_sweep_points.jsonl``
-    and points an earlier run completed with the same fingerprint are reused (``resumed_points``).
+    measured. With a ``run`` and a ``fingerprint``, each point is logged in the phase log and points
+    an earlier run completed with the same fingerprint are reused (``resumed_points``).
     """
     result = SweepResult(production_temperature=production_temperature, no_go_below=no_go_below,
                          go_above=go_above, method=method, num_speculative_tokens=num_speculative_tokens)
-    done = completed_points(run, fingerprint) if run is not None and fingerprint else {}
+    keys = [(w, float(t)) for w in workloads for t in temperatures]
+    log = PhaseLog(run) if run is not None and fingerprint else None
+    done = completed_points(run, fingerprint, keys) if log is not None else {}
     plans = {w: build_requests(w, requests_per_point, max_tokens=max_tokens, seed=seed, directory=workloads_dir)
              for w in workloads}
     if any((w, float(t)) not in done for w in workloads for t in temperatures):
@@ -181,11 +177,11 @@ def run_sweep(
                 delta = None
             point = make_point(t, w, delta, res.records, no_go_below, go_above)
             result.points.append(point)
-            if run is not None and fingerprint:
-                run.append_jsonl(POINTS_JSONL, {
-                    "fingerprint": fingerprint, "phase": phase, "attempt": res.summary.attempt,
-                    "status": "ok" if delta is not None and not point.errors else "incomplete",
-                    "point": point.model_dump(mode="json")})
+            if log is not None:
+                log.record(STEP, point_key(w, t), fingerprint,
+                                     "ok" if delta is not None and not point.errors else "incomplete",
+                                     {"phase": phase, "attempt": res.summary.attempt, "point": point},
+                                     attempt=res.summary.attempt)
     result.temperatures = [pool(t, result.points, all_records[t], no_go_below, go_above) for t in temperatures]
     result.production_acceptance = interpolate(
         production_temperature, [p.temperature for p in result.temperatures],
@@ -220,7 +216,7 @@ def run_sweep_step(p, run: RunDir, progress: bool = True) -> SweepResult:
             target, p.workloads, p.temperatures, p.requests_per_point, p.max_tokens,
             run, p.production_temperature, p.sweep_concurrency, p.request_timeout_s, p.seed, progress,
             p.acceptance_no_go_below, p.acceptance_go_above, p.method, p.num_speculative_tokens,
-            fingerprint=params_fingerprint(p))
+            fingerprint=p.fingerprint(NOT_IN_FINGERPRINT))
 
 
 def points_table(result: SweepResult):

@@ -33,18 +33,29 @@ def known_workloads(directory: Path | None = None) -> list[str]:
     return sorted(p.stem for p in d.glob("*.jsonl")) if d.is_dir() else []
 
 
-def _sharegpt_item(obj: dict, lineno: int, source: str) -> dict | None:
+def _sharegpt_item(obj: dict, lineno: int, source: str, path: Path | None = None) -> dict | None:
     conv = obj.get("conversations") or obj.get("conversation")
     if not isinstance(conv, list):
         return None
+    bad = next((i for i, t in enumerate(conv) if not isinstance(t, dict)), None)
+    if bad is not None:
+        raise WorkloadError(f"{path or source} record {lineno}: conversation turn {bad + 1} is not a JSON object",
+                            'write each turn as {"from": "human", "value": "..."}')
     first = next((t for t in conv if t.get("from") in ("human", "user") and t.get("value")), None)
-    if first is None:
+    if first is None or not isinstance(first["value"], str):
         return None
     return {"id": str(obj.get("id", f"{source}-{lineno}")), "prompt": first["value"]}
 
 
 def _read_records(path: Path) -> list[tuple[int, dict]]:
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise WorkloadError(f"prompts file {path} is not UTF-8 text (byte {exc.start}: {exc.reason})",
+                            "save it as UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
+    except OSError as exc:
+        raise WorkloadError(f"cannot read prompts file {path}: {exc.strerror or exc}",
+                            "give a readable JSONL or ShareGPT file") from None
     if not text.strip():
         raise WorkloadError(f"prompts file {path} is empty", "put one JSON object per line: {\"prompt\": \"...\"}")
     stripped = text.lstrip()
@@ -53,6 +64,13 @@ def _read_records(path: Path) -> list[tuple[int, dict]]:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise WorkloadError(f"{path}: not valid JSON at line {exc.lineno}: {exc.msg}", "fix that line") from None
+        if not isinstance(data, list):
+            raise WorkloadError(f"{path} is JSON but not a list of records", "write a JSON list of {...} objects, "
+                                "or one object per line (JSONL)")
+        bad = next((i for i, obj in enumerate(data) if not isinstance(obj, dict)), None)
+        if bad is not None:
+            raise WorkloadError(f"{path}: entry {bad + 1} of the JSON list is not an object",
+                                "each entry must be an object with 'prompt', 'messages' or 'conversations'")
         return [(i + 1, obj) for i, obj in enumerate(data)]
     out = []
     for lineno, line in enumerate(text.splitlines(), start=1):
@@ -80,7 +98,7 @@ def load_file(path: str | Path, workload: str | None = None, max_tokens: int | N
     items = []
     for lineno, obj in _read_records(path):
         if "prompt" not in obj and "messages" not in obj:
-            obj = _sharegpt_item(obj, lineno, name) or obj
+            obj = _sharegpt_item(obj, lineno, name, path) or obj
         if "prompt" not in obj and "messages" not in obj:
             raise WorkloadError(
                 f"{path} line {lineno} has neither 'prompt' nor 'messages' (nor ShareGPT 'conversations')",
@@ -137,10 +155,13 @@ def parse_mix(spec: str) -> list[tuple[str, float, float | None]]:
 
 def _number(text: str, spec: str, what: str) -> float:
     try:
-        return float(text)
+        value = float(text)
+        if not np.isfinite(value) or value < 0:
+            raise ValueError(text)
+        return value
     except ValueError:
         raise WorkloadError(
-            f"'{text}' in workload mix '{spec}' is not a number ({what})",
+            f"'{text}' in workload mix '{spec}' is not a number " + ("(a finite, non-negative share)" if what == "share" else f"({what})"),
             "write it like 'structured:0.6@0.1,creative:0.4@1.0'",
         ) from None
 

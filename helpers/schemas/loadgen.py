@@ -39,6 +39,9 @@ class RequestRecord(BaseModel):
     usage_from_server: bool = Field(False, description="token counts came from the server's usage stats")
     spec: dict | None = Field(None, description="the server's metrics.speculative_decoding block, if any")
     text: str = ""
+    burst: bool = Field(False, description="burst-delivered: at least half the gaps between token-carrying chunks "
+                        "were under 0.1 ms (loadgen.is_burst); its TPOT/ITL are not the server's pace")
+    gaps_near_zero: int = Field(0, description="gaps between token-carrying chunks under 0.1 ms")
 
 
 class PhaseSummary(BaseModel):

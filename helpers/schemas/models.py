@@ -67,6 +67,7 @@ class GPUSpec(BaseModel):
     bandwidth_gbs: float | None = None
     bf16_tflops: float | None = None
     fp8_tflops: float | None = None
+    interconnect_gbs: float | None = Field(None, description="GPU-to-GPU bandwidth per direction (NVLink), GB/s")
     source: str = ""
     detected: bool = Field(False, description="found on this machine (nvidia-smi or /proc/meminfo)")
 

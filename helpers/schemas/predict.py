@@ -8,19 +8,43 @@ from pydantic import BaseModel, Field
 
 
 class StepTimeModel(BaseModel):
-    """Time of one forward pass: ``overhead + max(weights + kv_tokens * kv, tokens * compute)``.
+    """Time of one forward pass, additive (measured steps are, see helpers/predict.py):
+
+    ``overhead + weights + moe_layers * distinct_experts(tokens) * expert + kv_tokens * kv
+    + tokens * compute + attention pairs * attention``.
 
     ``tokens`` is every token processed in the pass (batch x (k+1) when verifying), ``kv_tokens``
-    every token of context read from the KV cache. A roofline comes from a GPU catalog entry; a
-    fitted model comes from measured step times (on a CPU the compute term dominates).
+    every token of context read from the KV cache. A roofline comes from GPU and model catalog
+    facts; a fitted model comes from measured step times (on a CPU the compute term dominates).
     """
 
     name: str
     source: Literal["roofline", "fitted", "given"]
-    overhead_ms: float = Field(ge=0, description="fixed per-step cost (launch, scheduling, sampling)")
-    weights_ms: float = Field(0.0, ge=0, description="time to stream the weights once")
+    overhead_ms: float = Field(ge=0, description="fixed per-pass cost (launches per layer, all-reduce latency, sampling)")
+    weights_ms: float = Field(0.0, ge=0, description="time to stream the weights every pass reads (all but routed experts)")
     kv_ms_per_token: float = Field(0.0, ge=0, description="time to read one context token's KV cache")
-    compute_ms_per_token: float = Field(ge=0, description="time to compute one token of the pass")
+    compute_ms_per_token: float = Field(ge=0, description="time to compute one token of the pass (and its all-reduce bytes)")
+    attention_ms_per_pair: float = Field(0.0, ge=0, description="attention compute per (query token, context token) pair")
+    moe_layers: int = Field(0, ge=0, description="layers with routed experts")
+    num_experts: int = Field(0, ge=0)
+    experts_per_token: int = Field(0, ge=0)
+    expert_ms: float = Field(0.0, ge=0, description="time to stream one routed expert of one layer")
+
+
+class StepConstants(BaseModel):
+    """Engine and kernel constants of the GPU step-time model (defaults: vLLM V1 on H100; sources in predict.py)."""
+
+    engine_step_ms: float = Field(ge=0, description="scheduler/output work per engine step, with or without speculation")
+    spec_step_ms: float = Field(ge=0, description="extra work per speculative step (rejection sampler, proposer bookkeeping)")
+    forward_fixed_ms: float = Field(ge=0, description="fixed cost of one target forward pass")
+    draft_forward_fixed_ms: float = Field(ge=0, description="fixed cost of one draft forward pass inside a step")
+    eagle3_forward_extra_ms: float = Field(0.0, ge=0, description="extra per EAGLE-3 draft pass (hidden-state fusion, vocab map)")
+    per_layer_ms: float = Field(ge=0, description="kernel launches per decoder layer")
+    moe_layer_ms: float = Field(ge=0, description="routing/permutation kernels per MoE layer")
+    memory_efficiency: float = Field(gt=0, le=1, description="achieved share of HBM bandwidth streaming weights")
+    kv_efficiency: float = Field(gt=0, le=1, description="achieved share of HBM bandwidth reading the KV cache")
+    compute_efficiency: float = Field(gt=0, le=1, description="achieved share of peak tensor FLOPs per batched token")
+    allreduce_ms_per_log2_tp: float = Field(ge=0, description="latency of one all-reduce per doubling of TP")
 
 
 class PredictionPoint(BaseModel):
@@ -51,6 +75,9 @@ class Prediction(BaseModel):
     )
     target_step: StepTimeModel
     draft_step: StepTimeModel | None = None
+    engine_step_ms: float = Field(0.0, description="per engine step, in both TPOTs (folded into a fitted target step)")
+    spec_step_ms: float = Field(0.0, description="extra per speculative step (folded into a fitted draft step)")
+    verify_tokens_per_seq: int = Field(0, description="tokens verified per sequence per step (k+1 for a chain)")
     assumptions: list[str] = Field(default_factory=list)
     finding: str = ""
 

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from .servers import ServersSummary
+
 StepStatus = Literal["pending", "running", "done", "failed", "interrupted"]
 
 
@@ -25,6 +27,8 @@ class RunState(BaseModel):
     parameters: dict[str, Any] = Field(default_factory=dict, description="merged profile + overrides (names only for secrets)")
     steps: list[StepState] = Field(default_factory=list)
     versions: dict[str, str | None] = Field(default_factory=dict)
+    servers: ServersSummary | None = Field(None, description="the run's server pool: starts, reuses, start-up "
+                                                             "time per configuration and per step")
 
     def step(self, name: str) -> StepState:
         for s in self.steps:

@@ -13,12 +13,5 @@ COMMAND_MODULES = [
 
 
 def load_commands():
-    """Import the command modules that exist (later issues add some)."""
-    mods = []
-    for name in COMMAND_MODULES:
-        try:
-            mods.append(importlib.import_module(f"playbook.commands.{name}"))
-        except ModuleNotFoundError as exc:
-            if exc.name != f"playbook.commands.{name}":
-                raise
-    return mods
+    """The command modules, in COMMAND_MODULES order."""
+    return [importlib.import_module(f"playbook.commands.{name}") for name in COMMAND_MODULES]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 from playbook.commands._common import print_json
-from playbook.helpers import drafts, models
+from playbook.helpers import steps
 from playbook.helpers.errors import ParameterError
+from playbook.helpers.params import DraftsParams, validate_params
 
 NAME = "drafts"
 HELP = "rank draft candidates for a target: same tokenizer, family, size ratio, methods"
@@ -25,15 +26,11 @@ def run(args: argparse.Namespace) -> int:
     if not 1 < args.ratio_low <= args.ratio_high:
         raise ParameterError(f"sweet spot {args.ratio_low}..{args.ratio_high} is not a range above 1",
                              "use e.g. --ratio-low 8 --ratio-high 12")
-    target = models.resolve(args.target, "target")
-    names = [c.strip() for c in args.candidates.split(",") if c.strip()]
-    if names:
-        cands = [models.resolve(n, "draft") for n in names]
-    elif args.target == "embedded":
-        cands = [models.resolve("embedded", "draft")]
-    else:
-        cands = drafts.catalog_siblings(target)
-    result = drafts.rank(target, cands, args.ratio_low, args.ratio_high)
+    p = validate_params(DraftsParams, dict(
+        target_model=args.target, draft_candidates=args.candidates, ratio_low=args.ratio_low, ratio_high=args.ratio_high,
+        draft_model="embedded" if args.target == "embedded" else "",  # the embedded pair's draft, else catalog siblings
+    ))
+    _, _, result = steps.rank_drafts(p)  # the same ranking as step 10, without a probe or a run directory
     if args.json:
         print_json(result)
         return 0

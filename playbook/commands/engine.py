@@ -71,9 +71,10 @@ def run(args: argparse.Namespace) -> int:
                       f"{'healthy' if e['healthy'] else 'NOT healthy'}  log {e['log']}")
         return 0
     if action == "info":
+        from playbook.helpers.embedded import tiny_pair
         from playbook.helpers.specconfig import vllm_version
 
-        pair = engine.tiny_pair(check=False)
+        pair = tiny_pair(check=False)
         data = {"target": str(pair.target), "draft": str(pair.draft),
                 "target_exists": (pair.target / "config.json").exists(),
                 "draft_exists": (pair.draft / "config.json").exists(),

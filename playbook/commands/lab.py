@@ -4,6 +4,11 @@ Creates the workspace when needed (as ``playbook init``), optionally writes a pr
 its notebooks (an ``injected-parameters`` cell after each parameters cell, as papermill does),
 starts JupyterLab with a random token and ``PLAYBOOK_INTERACTIVE=1`` (so ``ui.show_form`` shows its
 forms), prints the URL of the first notebook and runs until Ctrl-C.
+
+This process also hosts the workspace's server pool (:mod:`playbook.helpers.servers`): notebooks get
+their vLLM servers from it, so a configuration starts once for the whole session, whichever notebook
+asks first; the servers stop with JupyterLab. From a cell: ``servers.list_pooled()`` and
+``servers.stop_pooled("spec-1")``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ import nbformat
 
 from playbook.helpers.errors import ArtifactError, PlaybookError
 from playbook.helpers.params import load_profile, resolve_parameters
+from playbook.helpers.servers import ENV as POOL_ENV
+from playbook.helpers.servers import run_pool
 from playbook.resources import init_workspace, profile_path, step_names
 
 NAME = "lab"
@@ -152,16 +159,27 @@ def run(args) -> int:
                                                 or sys.platform == "darwin")
     # The token travels in the environment, not argv (argv is visible to every user in `ps`).
     # Notebooks opened here write to this workspace's runs/interactive/, whatever the shell had set.
-    env = {**os.environ, "JUPYTER_TOKEN": token, "PLAYBOOK_INTERACTIVE": "1",
-           "PLAYBOOK_RUN_DIR": str((Path(ws) / "runs" / "interactive").resolve())}
+    run_dir = (Path(ws) / "runs" / "interactive").resolve()
+    env = {**os.environ, "JUPYTER_TOKEN": token, "PLAYBOOK_INTERACTIVE": "1", "PLAYBOOK_RUN_DIR": str(run_dir)}
     base = f"http://127.0.0.1:{port}"
     # Our own process group gets Ctrl-C (or SIGTERM); JupyterLab, in its own session, gets a clean
     # SIGTERM from stop() so it shuts its kernels down.
     signal.signal(signal.SIGTERM, _interrupt)
+    with run_pool(run_dir, _say, handle_sigterm=False) as pool:  # servers live while JupyterLab runs
+        env[POOL_ENV] = pool.address or ""
+        return _serve(jupyter_command(ws, port, open_browser), ws, env, base, token, args.startup_timeout)
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _serve(cmd: list[str], ws: Path, env: dict, base: str, token: str, startup_timeout: float) -> int:
+    """Run JupyterLab until it exits or Ctrl-C / SIGTERM; stop it cleanly either way."""
     proc = None
     try:
-        proc = subprocess.Popen(jupyter_command(ws, port, open_browser), cwd=ws, env=env, start_new_session=True)
-        wait_ready(proc, base, token, args.startup_timeout)
+        proc = subprocess.Popen(cmd, cwd=ws, env=env, start_new_session=True)
+        wait_ready(proc, base, token, startup_timeout)
         print(f"\nworkspace: {ws}\nrun dirs:  {ws / 'runs'} (interactive runs: runs/interactive; "
               f"`playbook report {ws / 'runs' / 'interactive'}` builds the report)")
         print(f"JupyterLab: {base}/lab/tree/{FIRST_NOTEBOOK}?token={token}\nstop with Ctrl-C", flush=True)

@@ -21,8 +21,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="arrival process for --rates")
     parser.add_argument("--burstiness", type=float, default=1.0, help="gamma shape (< 1 burstier)")
     parser.add_argument("--workload", default="structured", help="workload class, prompts file, or mix")
-    parser.add_argument("--temperature", type=float, default=0.0, help="temperature of a single-class workload")
-    parser.add_argument("--requests", type=int, default=16, help="measured requests per level")
+    parser.add_argument("--temperature", type=float, default=-1.0,
+                        help="temperature of a single-class workload (default: the production temperature, 0.2)")
+    parser.add_argument("--requests", type=int, default=8,
+                        help="measured requests per server in each round of a level (a level adds round pairs "
+                        "until its interval is narrow enough or its time budget is spent)")
+    parser.add_argument("--target-ci", type=float, default=0.10,
+                        help="stop a level once its speedup interval's half-width is at most this fraction")
+    parser.add_argument("--level-budget", type=float, default=45, help="seconds a level may spend adding rounds")
+    parser.add_argument("--min-pairs", type=int, default=3, help="round pairs a level measures at least")
     parser.add_argument("--warmup", type=int, default=2, help="warmup requests per level (excluded)")
     parser.add_argument("--duration", type=float, default=0, help="cap on each level's duration in s (0 = none)")
     parser.add_argument("--max-tokens", type=int, default=64, help="output tokens per request")
@@ -43,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
                         temperature=args.temperature, requests_per_level=args.requests,
                         warmup_requests=args.warmup, duration_s=args.duration, max_tokens=args.max_tokens,
                         request_timeout_s=args.timeout, find_saturation=args.find_saturation,
-                        lossless_check=not args.no_lossless)
+                        lossless_check=not args.no_lossless, target_ci_halfwidth=args.target_ci,
+                        level_time_budget_s=args.level_budget, min_round_pairs=args.min_pairs)
     run_ = _measure.run_dir(args, NAME)
     result = run_load_test(p, run_, progress=not args.no_progress)
     run_.write_json("50_load.json", result)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 
 from playbook.commands._common import print_json
-from playbook.helpers import gpus, memory, models
+from playbook.helpers import gpus, memory, models, steps
 from playbook.helpers.errors import ParameterError
+from playbook.helpers.params import MemoryParams, validate_params
+from playbook.helpers.quantization import ALL_PRECISIONS
 
 NAME = "memory"
 HELP = "predict weights, KV cache tokens and max concurrency with and without the draft"
-PRECISIONS = ["bf16", "fp16", "fp8", "int8", "int4"]
+PRECISIONS = ALL_PRECISIONS
 METHODS = ["none", "draft_model", "eagle", "eagle3", "mtp", "ngram", "suffix"]
 
 
@@ -39,6 +41,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
 
 
+def params_from(args: argparse.Namespace, method: str) -> MemoryParams:
+    """The memory step's model from the flags ('none' budgets no draft: validated as draft_model without one)."""
+    embedded = args.target == "embedded" or (bool(args.kv_cache_gib) and not args.gpu and not args.gpu_memory_gib
+                                            and gpus.detect() is None)
+    return validate_params(MemoryParams, dict(
+        mode="embedded" if embedded else "managed", target_model=args.target,
+        draft_model="" if method == "none" else args.draft, method="draft_model" if method == "none" else method,
+        gpu=args.gpu, gpu_memory_gib=args.gpu_memory_gib, num_gpus=args.num_gpus or args.tp,
+        tensor_parallel_size=args.tp, target_quant=args.target_quant, draft_quant=args.draft_quant,
+        kv_cache_dtype=args.kv_cache_dtype, max_model_len=args.max_model_len,
+        context_length=args.context_length or args.max_model_len, gpu_memory_utilization=args.gpu_memory_utilization,
+        reserve_gib=args.reserve_gib, kv_cache_gib=args.kv_cache_gib, num_speculative_tokens=args.num_speculative_tokens,
+    ))
+
+
 def run(args: argparse.Namespace) -> int:
     if args.list_models or args.list_gpus:
         names = models.catalog_names() if args.list_models else gpus.gpu_names()
@@ -49,19 +66,11 @@ def run(args: argparse.Namespace) -> int:
     if args.tp < 1 or args.max_model_len < 1 or not 0 < args.gpu_memory_utilization <= 1:
         raise ParameterError("--tp and --max-model-len must be >= 1 and --gpu-memory-utilization in (0, 1]",
                              "fix the value given")
-    target = models.resolve(args.target, "target")
-    draft = models.resolve(args.draft, "draft") if args.draft else None
-    method = args.method or ("draft_model" if draft else "none")
-    embedded = args.target == "embedded" or (bool(args.kv_cache_gib) and not args.gpu and not args.gpu_memory_gib
-                                            and gpus.detect() is None)
-    gpu = gpus.resolve_gpu(args.gpu, args.gpu_memory_gib, embedded=embedded)
-    kwargs = dict(
-        method=method, num_gpus=args.num_gpus or args.tp, tensor_parallel_size=args.tp,
-        kv_cache_dtype=args.kv_cache_dtype, num_speculative_tokens=args.num_speculative_tokens,
-        max_model_len=args.max_model_len, context_length=args.context_length or args.max_model_len,
-        gpu_memory_utilization=args.gpu_memory_utilization, reserve_gib=args.reserve_gib,
-        kv_cache_gib=args.kv_cache_gib, block_size=args.block_size,
-    )
+    method = args.method or ("draft_model" if args.draft else "none")
+    s = steps.budget_setup(params_from(args, method))
+    # The CLI fixes the KV space whenever --kv-cache-gib is given (the step only on the CPU backend).
+    kwargs = {**s.kwargs, "method": method, "kv_cache_gib": args.kv_cache_gib, "block_size": args.block_size}
+    target, draft, gpu = s.target, s.draft, s.gpu
     b = memory.budget(target, draft, gpu, target_quant=args.target_quant, draft_quant=args.draft_quant, **kwargs)
     out = b.model_dump(mode="json")
     out["finding"] = memory.finding(b)

@@ -13,23 +13,36 @@ HELP = "predict speculative-decoding speedup vs batch size, the crossover and th
 
 def add_arguments(p) -> None:
     p.add_argument("--target", required=True, help="target: catalog name, local dir or 'embedded'")
-    p.add_argument("--draft", default="", help="draft: catalog name, local dir or 'embedded' ('' for n-gram)")
-    p.add_argument("--method", default="", help="draft_model (default with --draft) or ngram (default without)")
-    p.add_argument("--gpu", default="", help="GPU catalog name for the roofline (e.g. H100-SXM)")
+    p.add_argument("--draft", default="",
+                   help="draft: catalog name, local dir (an EAGLE/EAGLE-3 head's config.json is enough) or 'embedded' "
+                        "('' for n-gram)")
+    p.add_argument("--method", default="",
+                   help="draft_model, eagle, eagle3 (default from --draft) or ngram (default without --draft)")
+    p.add_argument("--gpu", default="", help="GPU catalog name for the step-time model (e.g. H100-SXM)")
     p.add_argument("--num-gpus", type=int, default=1, help="GPUs on the node (replicas = num_gpus / tp)")
     p.add_argument("--tp", type=int, default=0, help="tensor parallel size (default: --num-gpus)")
+    p.add_argument("--draft-tp", type=int, default=0, help="draft tensor parallel size (default: --tp, as vLLM)")
     p.add_argument("--precision", default="bf16", help="target weight precision (bf16, fp8, int8, int4)")
     p.add_argument("--draft-precision", default="bf16", help="draft weight precision")
     acc = p.add_mutually_exclusive_group(required=True)
-    acc.add_argument("--acceptance", type=float, help="per-token acceptance a (i.i.d.)")
-    acc.add_argument("--per-position", type=csv_floats, help="per-position acceptance p_1,...,p_k from vLLM counters")
+    acc.add_argument("--acceptance", type=float, help="per-token acceptance rate a (i.i.d.)")
+    acc.add_argument("--acceptance-length", type=float,
+                     help="mean acceptance length at this k: 1 + accepted / drafts (what papers and vLLM's logs report)")
+    acc.add_argument("--acceptance-per-position", "--per-position", dest="per_position", type=csv_floats,
+                     help="per-position acceptance p_1,...,p_k from vLLM counters, e.g. 0.8,0.6,0.4")
     p.add_argument("--num-speculative-tokens", "-k", type=int, default=4, help="k, tokens proposed per step")
+    p.add_argument("--verify-tokens", type=int, default=None,
+                   help="tokens verified per sequence per step when drafting a tree (default k+1, a chain)")
     p.add_argument("--batch-sizes", type=csv_ints, default=[1, 2, 4, 8, 16, 32, 64, 128, 256], help="e.g. 1,2,4,8")
     p.add_argument("--context-length", type=int, default=1024, help="tokens of context per sequence (KV read per step)")
     p.add_argument("--target-step-ms", type=float, default=None,
-                   help="measured target step (TPOT at concurrency 1); with --per-token-ms replaces the roofline")
+                   help="measured target step (TPOT at concurrency 1); with --per-token-ms replaces the GPU model")
     p.add_argument("--per-token-ms", type=float, default=0.0, help="measured cost of one more token in a pass (prefill slope)")
     p.add_argument("--draft-step-ms", type=float, default=None, help="measured draft step at batch 1")
+    p.add_argument("--tpot-ms", type=csv_floats, default=None, metavar="BASE,SPEC",
+                   help="calibrate on this node: measured TPOT (ms) at concurrency 1 without and with speculation")
+    p.add_argument("--tpot-at", type=csv_floats, default=None, metavar="N,BASE,SPEC",
+                   help="with --tpot-ms: the same TPOTs measured at concurrency N (fits the per-token costs)")
     p.add_argument("--json", action="store_true", help="print the prediction as JSON")
 
 
@@ -40,40 +53,75 @@ def _given(name: str, step_ms: float, per_token: float):
     return StepTimeModel(name=name, source="given", overhead_ms=step_ms - per_token, compute_ms_per_token=per_token)
 
 
+def _calibrated(args, target, draft, method: str, tp: int, acceptance: dict):
+    """Constants fitted to this node's measured TPOTs (a GPU catalog entry, when given, keeps its
+    KV/attention/MoE terms); the curve and crossover follow before any load test."""
+    from playbook.helpers import gpus, predict
+
+    if len(args.tpot_ms) != 2 or (args.tpot_at is not None and len(args.tpot_at) != 3):
+        raise ParameterError("--tpot-ms takes BASE,SPEC and --tpot-at takes N,BASE,SPEC",
+                             "e.g. --tpot-ms 7.1,4.3 --tpot-at 32,9.0,6.2")
+    k = args.num_speculative_tokens
+    e_of = predict._e_function(k, acceptance["acceptance"], acceptance["acceptance_length"],
+                               acceptance["acceptance_per_position"])[0]
+    prior_t = prior_d = None
+    if args.gpu and not gpus.get_gpu(args.gpu).is_cpu:
+        gpu = gpus.get_gpu(args.gpu)
+        prior_t = predict.roofline_from_specs(target, gpu, name="target", tp=tp, precision=args.precision)
+        if draft is not None:
+            prior_d = predict.roofline_from_specs(draft, gpu, name="draft", tp=args.draft_tp or tp,
+                                                  precision=args.draft_precision, draft=True)
+    n, base_n, spec_n = args.tpot_at if args.tpot_at is not None else (None, None, None)
+    t_step, d_step = predict.calibrate_steps(
+        num_speculative_tokens=k, expected_tokens_per_step=e_of(k), tpot_baseline_ms=args.tpot_ms[0],
+        tpot_spec_ms=args.tpot_ms[1], concurrency=int(n) if n else None, tpot_baseline_at_ms=base_n,
+        tpot_spec_at_ms=spec_n, context_tokens=args.context_length, prior_target=prior_t, prior_draft=prior_d)
+    pred = predict.predict(
+        target_step=t_step, draft_step=d_step, num_speculative_tokens=k, **acceptance, batch_sizes=args.batch_sizes,
+        context_tokens=args.context_length, target=target.name, draft=draft.name if draft else "", method=method,
+        verify_tokens_per_seq=args.verify_tokens)
+    pred.assumptions.append("step constants fitted to the TPOTs measured on this node (--tpot-ms/--tpot-at)")
+    return pred
+
+
 def run(args) -> int:
     from playbook.helpers import gpus, models, predict
 
-    method = args.method or ("draft_model" if args.draft else "ngram")
-    if method == "draft_model" and not args.draft:
-        raise ParameterError("method draft_model needs --draft", "give --draft NAME, or --method ngram")
     tp = args.tp or args.num_gpus
     if args.num_gpus % tp:
         raise ParameterError(f"--num-gpus {args.num_gpus} is not a multiple of --tp {tp}", "use e.g. --num-gpus 2 --tp 2")
+    draft = models.resolve(args.draft, "draft") if args.draft and args.method not in ("ngram", "suffix") else None
+    method = args.method or predict.default_method(draft)
+    if method in ("draft_model", "eagle", "eagle3") and draft is None:
+        raise ParameterError(f"method {method} needs --draft", "give --draft NAME or DIR, or --method ngram")
     target = models.resolve(args.target, "target")
-    draft = models.resolve(args.draft, "draft") if method == "draft_model" else None
-    if args.target_step_ms is not None:
+    acceptance = {"acceptance": args.acceptance, "acceptance_length": args.acceptance_length,
+                  "acceptance_per_position": args.per_position or ()}
+    if args.tpot_ms is not None:
+        pred = _calibrated(args, target, draft, method, tp, acceptance)
+    elif args.target_step_ms is not None:
         t_step = _given("target", args.target_step_ms, args.per_token_ms)
         ratio = models.total_params(draft) / models.total_params(target) if draft else 0.0
         d_step = None
         if draft is not None:
             d_ms = args.draft_step_ms if args.draft_step_ms is not None else args.target_step_ms * max(ratio, 0.05)
             d_step = _given("draft", d_ms, min(args.per_token_ms * ratio, d_ms))
+        pred = predict.predict(
+            target_step=t_step, draft_step=d_step, num_speculative_tokens=args.num_speculative_tokens, **acceptance,
+            batch_sizes=args.batch_sizes, context_tokens=args.context_length, target=target.name,
+            draft=draft.name if draft else "", method=method, verify_tokens_per_seq=args.verify_tokens,
+        )
     else:
         if not args.gpu:
-            raise ParameterError("no hardware for the roofline", "give --gpu NAME (e.g. H100-SXM), or measured --target-step-ms")
-        gpu = gpus.get_gpu(args.gpu)
-        if not gpu.bandwidth_gbs or not gpu.bf16_tflops:
-            raise ParameterError(f"'{gpu.name}' has no bandwidth/compute figures in the catalog",
-                                 "give measured step times: --target-step-ms (TPOT at concurrency 1) and --per-token-ms")
-        t_step = predict.roofline_from_specs(target, gpu, name="target", tp=tp, precision=args.precision)
-        d_step = predict.roofline_from_specs(draft, gpu, name="draft", tp=tp, precision=args.draft_precision) if draft else None
+            raise ParameterError("no hardware for the step-time model",
+                                 "give --gpu NAME (e.g. H100-SXM), or measured --target-step-ms")
+        pred = predict.catalog_prediction(
+            target, draft, gpus.get_gpu(args.gpu), num_speculative_tokens=args.num_speculative_tokens, tp=tp,
+            draft_tp=args.draft_tp or None, precision=args.precision, draft_precision=args.draft_precision,
+            method=method, **acceptance, batch_sizes=args.batch_sizes, context_tokens=args.context_length,
+            verify_tokens_per_seq=args.verify_tokens,
+        )
     replicas = args.num_gpus // tp
-    pred = predict.predict(
-        target_step=t_step, draft_step=d_step, num_speculative_tokens=args.num_speculative_tokens,
-        acceptance=args.acceptance, acceptance_per_position=args.per_position or (),
-        batch_sizes=args.batch_sizes, context_tokens=args.context_length,
-        target=target.name, draft=draft.name if draft else "", method=method,
-    )
     if replicas > 1:
         pred.assumptions.append(f"batch sizes are per replica: {replicas} replicas of TP {tp}")
     if args.json:

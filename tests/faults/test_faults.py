@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.faults import scenarios
+from tests.support import scenarios
 
 
 @pytest.mark.parametrize("fault", list(scenarios.SCENARIOS), ids=lambda f: f.split()[0])

@@ -7,7 +7,7 @@ from __future__ import annotations
 from playbook.helpers.endpoints import server_config
 from playbook.helpers.params import StepParams
 from playbook.helpers.server import build_command
-from tests.faults import scenarios
+from tests.support import scenarios
 
 SECRET = "sk-faults-5e3c7a1b9d2f4e60a8c1"
 

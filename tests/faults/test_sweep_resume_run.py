@@ -4,9 +4,9 @@ injection only)."""
 
 from __future__ import annotations
 
-from tests.faults.scenarios import Workspace, jsonl, read, step_status, wait_for
+from tests.support.scenarios import Workspace, jsonl, read, step_status, wait_for
 
-POINTS, REQUESTS = "40_sweep_points.jsonl", "40_sweep_requests.jsonl"
+POINTS, REQUESTS = "phases.jsonl", "40_sweep_requests.jsonl"
 
 
 def test_a_sweep_killed_mid_way_resumes_only_the_missing_points():
@@ -30,7 +30,8 @@ def test_a_sweep_killed_mid_way_resumes_only_the_missing_points():
         assert st["status"] == "failed" and "refused" in st["error"], st
         assert f"--resume {run}" in err
         before = jsonl(recs)
-        done_before = {(p["point"]["temperature"]) for p in jsonl(points) if p["status"] == "ok"}
+        done_before = {p["result"]["point"]["temperature"] for p in jsonl(points)
+                       if p["step"] == "40_sweep" and p["status"] == "ok"}
         assert 0.0 in done_before and 1.0 not in done_before
 
         spec.start()

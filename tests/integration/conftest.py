@@ -2,16 +2,19 @@
 
 Package-scoped: started on first use, stopped when the integration tests are done, so they are not
 left idling while the notebooks run. A test that must watch a server start or stop (or needs other
-settings) launches its own.
+settings) launches its own. ``pair``: the shipped tiny pair, or a random one of its shape when it is not built.
 """
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
-from playbook.engine import embedded_server_config
+from playbook.helpers.embedded import embedded_server_config
 from playbook.helpers.server import launch
 from playbook.vllm_cpu_fix import ENV_SWITCH
+from tests.support.tiny_models import servable_pair_dir
 
 
 def _serve(tmp_path_factory, speculative: str, name: str, env: dict | None = None):
@@ -45,3 +48,14 @@ def baseline_server(tmp_path_factory):
 def ngram_server(tmp_path_factory):
     with _serve(tmp_path_factory, "ngram", "ngram") as s:
         yield s
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    """The shipped tiny pair; a freshly built random pair of the same shape when it is not there yet."""
+    from playbook.helpers.embedded import PAIR_ENV, tiny_pair
+
+    # the pair is built by scripts/build_tiny_pair.py; tests must not depend on it
+    if pair_dir := servable_pair_dir(tmp_path_factory.mktemp("pair")):
+        os.environ[PAIR_ENV] = pair_dir
+    return tiny_pair()

@@ -8,9 +8,9 @@ fix acceptance is clearly higher. The plugin's decision is read back from the se
 from __future__ import annotations
 
 import pytest
-from spec_probe import probe, shipped_prompts
 
 from playbook.vllm_cpu_fix import ENV_SWITCH
+from tests.support.spec_probe import probe, shipped_prompts
 
 pytestmark = pytest.mark.engine
 

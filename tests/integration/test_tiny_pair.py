@@ -8,7 +8,8 @@ an unrelated or broken draft), falling from T=0 to 0.4 to 1.0; outputs mostly kn
 from __future__ import annotations
 
 import pytest
-from spec_probe import known_words, probe, shipped_prompts
+
+from tests.support.spec_probe import known_words, probe, shipped_prompts
 
 pytestmark = pytest.mark.engine
 

@@ -3,10 +3,10 @@
 import json
 
 import pytest
-from decide_fixtures import load, make_run, sweep
 
 from playbook.helpers import decide, evidence, monitoring, summary
 from playbook.helpers.schemas.lossless import LosslessResult
+from tests.support.decide_fixtures import load, make_run, sweep
 
 WIN = {1: (1.6, 1.4, 1.8), 4: (1.3, 1.15, 1.45), 16: (1.1, 1.02, 1.2)}
 WIN_THEN_LOSS = {1: (1.6, 1.4, 1.8), 4: (1.3, 1.15, 1.45), 16: (0.8, 0.7, 0.9)}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_memory_models import llama_dir
 
 from playbook.helpers import drafts, models
+from tests.support.tiny_models import llama_dir
 
 
 @pytest.mark.parametrize("ratio,expected", [(8, 1.0), (10, 1.0), (12, 1.0)])

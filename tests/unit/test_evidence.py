@@ -1,11 +1,11 @@
 """Evidence gathered from the other steps' real result models (memory, drafts, quantization, lossless)."""
 
 import pytest
-from decide_fixtures import load, make_run, sweep
 
 from playbook.helpers import decide, evidence, gpus, memory, models
 from playbook.helpers.schemas.memory import MemoryResult
 from playbook.helpers.schemas.quantization import AcceptanceRow, QuantizationResult
+from tests.support.decide_fixtures import load, make_run, sweep
 
 
 @pytest.fixture(scope="module")

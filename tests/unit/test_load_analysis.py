@@ -6,14 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from playbook.helpers.load_analysis import find_crossover, level_stats, saturation_level, speedup_point
 from playbook.helpers.loadgen import LoadShape
-from playbook.helpers.loadtest import (
-    analyze,
-    find_crossover,
-    level_stats,
-    saturation_level,
-    speedup_point,
-)
+from playbook.helpers.loadtest import LevelRun, Round, analyze
 from playbook.helpers.lossless import compare
 from playbook.helpers.metrics import SpecDelta
 from playbook.helpers.schemas.load import SpeedupPoint
@@ -66,17 +61,25 @@ def test_crossover_is_the_first_level_whose_upper_bound_is_below_one():
     assert find_crossover(pts[:2]) is None
 
 
+def _level(c, base, spec, dur=2.0, spec_status="ok", reason=""):
+    shape = LoadShape("concurrency", concurrency=c)
+    lr = LevelRun(shape, "structured", "paired")
+    lr.rounds = {"baseline": [Round("b", base, dur)], "spec": [Round("s", spec, dur)]}
+    lr.stats = {"baseline": level_stats("baseline", shape, base, dur),
+                "spec": level_stats("spec", shape, spec, dur, status=spec_status, reason=reason)}
+    return lr
+
+
 def test_saturation_and_missing_levels():
     rng = np.random.default_rng(2)
     lv = []
     for c, dur in ((1, 4.0), (2, 2.1), (4, 2.0)):  # throughput doubles, then flattens
         lv.append(level_stats("baseline", LoadShape("concurrency", concurrency=c), records(rng.uniform(5, 6, 20)), dur))
     assert saturation_level(lv) == 4
-    spec = [level_stats("spec", LoadShape("concurrency", concurrency=1), records(rng.uniform(8, 9, 20)), 5.0),
-            level_stats("spec", LoadShape("concurrency", concurrency=2), records([]), 0.1, status="failed",
-                        reason="connection refused")]
-    res = analyze(lv, spec, {1: records(rng.uniform(5, 6, 20))}, {1: records(rng.uniform(8, 9, 20))},
-                  planned=[1, 2, 4])
+    levels = [_level(1, records(rng.uniform(5, 6, 20)), records(rng.uniform(8, 9, 20))),
+              _level(2, records(rng.uniform(5, 6, 20)), records([]), spec_status="failed",
+                     reason="connection refused")]
+    res = analyze(levels, planned=[1, 2, 4])
     assert [sp.level for sp in res.speedup] == [1]
     assert any(m.startswith("spec@2") and "refused" in m for m in res.missing_levels)
     assert any(m.startswith("spec@4") for m in res.missing_levels)

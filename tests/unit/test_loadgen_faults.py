@@ -6,12 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -27,25 +23,15 @@ from playbook.helpers.loadgen import (
 )
 from playbook.helpers.schemas.loadgen import RequestRecord
 from playbook.helpers.schemas.workloads import PromptItem
-
-FAKE = Path(__file__).with_name("fake_openai.py")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support import free_port as _free_port
+from tests.support import start_fake, stop_fake
 
 
 @pytest.fixture
 def fake():
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, str(FAKE), str(port)], stdout=subprocess.PIPE, start_new_session=True)
-    assert proc.stdout.readline().strip() == b"ready"
-    yield proc, f"http://127.0.0.1:{port}"
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    proc, url = start_fake()
+    yield proc, url
+    stop_fake(proc)
 
 
 def items(*modes: str) -> list[PromptItem]:

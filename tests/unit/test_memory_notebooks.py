@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import papermill
 import pytest
-from test_memory_models import llama_dir
 
 from playbook.helpers.schemas.drafts import DraftsResult
 from playbook.helpers.schemas.memory import MemoryResult
 from playbook.helpers.schemas.quantization import QuantizationResult
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
-
-
-@pytest.fixture
-def fake_pair(tmp_path, monkeypatch):
-    """A tiny pair of the NOTES shape (config.json, safetensors headers, identical vocabularies)."""
-    root = tmp_path / "pair"
-    root.mkdir()
-    vocab = json.dumps({"model": {"type": "BPE", "vocab": {f"t{i}": i for i in range(100)}}, "added_tokens": []})
-    for name, kw in (("tiny-target", dict(layers=4, hidden=128, heads=4, kv=2)), ("tiny-draft", dict(layers=1))):
-        d = llama_dir(root, name, **kw)
-        (d / "tokenizer.json").write_text(vocab)
-    monkeypatch.setenv("PLAYBOOK_TINY_PAIR_DIR", str(root))
-    return root
 
 
 @pytest.mark.parametrize("nb,artifact,model,params", [

@@ -6,6 +6,7 @@ from playbook.helpers.errors import ParameterError, ProfileError
 from playbook.helpers.params import (
     STEP_MODELS,
     LoadParams,
+    ReportParams,
     StepParams,
     SweepParams,
     load_profile,
@@ -97,3 +98,22 @@ def test_api_key_is_read_from_the_environment_not_stored(monkeypatch):
     p = validate_params(StepParams, {"api_key_env": "MY_TEST_KEY"})
     assert p.api_key() == "sk-secret-123"
     assert "sk-secret-123" not in p.model_dump_json()
+
+
+def test_load_temperature_defaults_to_the_production_temperature():
+    assert LoadParams().temperature == LoadParams().production_temperature == 0.2
+    per_step = resolve_parameters({"production_temperature": 0.7}, {}, ["50_load"])
+    assert LoadParams(**per_step["50_load"]).temperature == 0.7  # the profile's production temperature reaches 50
+    assert validate_params(LoadParams, {"temperature": -1, "production_temperature": 0.5}).temperature == 0.5
+    assert validate_params(LoadParams, {"temperature": 0, "production_temperature": 0.5}).temperature == 0.0  # explicit T=0 stays
+    with pytest.raises(ParameterError, match="temperature"):
+        validate_params(LoadParams, {"temperature": -0.5})
+
+
+def test_report_params_carry_every_threshold():
+    from playbook.helpers.schemas.decision import Thresholds
+
+    p = validate_params(ReportParams, {"max_ttft_rise": 0.1, "acceptance_no_go_below": 0.4})
+    assert p.thresholds() == Thresholds(max_ttft_rise=0.1, acceptance_no_go_below=0.4)
+    with pytest.raises(ParameterError, match="max_draft_share"):
+        validate_params(ReportParams, {"max_draft_share": 1.5})

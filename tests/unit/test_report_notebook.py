@@ -6,11 +6,11 @@ Runs the real notebook with papermill (a few seconds) and renders it with the re
 import json
 
 import pytest
-from decide_fixtures import load, make_run, sweep
 
 from playbook.helpers.artifacts import append_jsonl
 from playbook.report import build_html
 from playbook.runner import execute_step
+from tests.support.decide_fixtures import load, make_run, sweep
 
 SECRET = "sk-test-DO-NOT-LEAK-4242"
 SCRIPT = "<script>alert('pwned')</script>"

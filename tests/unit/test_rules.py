@@ -104,6 +104,8 @@ def _lv(c, s, lo=None, hi=None):
     ([_lv(1, 1.049, 0.9, 1.2)], 1, "no-go"),
     ([_lv(1, 1.05, 0.9, 1.2)], 1, "unknown"),
     ([_lv(1, 1.3), _lv(4, 1.1)], 4, "go"),  # no intervals: the point estimates decide
+    ([_lv(1, 1.5, 1.3, 1.7), _lv(4, 1.2, 1.05, 1.3)], 64, "unknown"),  # peak 64 never measured: measure at 64
+    ([_lv(1, 1.5, 1.3, 1.7), _lv(4, 0.8, 0.7, 0.9)], 64, "borderline"),  # the measured limit stands
 ])
 def test_load_crossover(levels, peak, verdict):
     r = rules.rule_load_crossover(levels, expected_peak=peak)
@@ -155,3 +157,36 @@ def test_acceptance_monitoring(counters, verdict):
 def test_load_crossover_noisy_non_monotonic_is_unknown():
     r = rules.rule_load_crossover([_lv(1, 0.5, 0.0, 2.0), _lv(2, 2.5, 1.5, 6.2), _lv(4, 1.4, 0.7, 2.5)], expected_peak=4)
     assert r.verdict == "unknown" and "noisy" in r.reason and r.measure_next
+
+
+def test_load_crossover_never_claims_an_unmeasured_peak():
+    r = rules.rule_load_crossover([_lv(1, 1.5, 1.3, 1.7), _lv(4, 1.2, 1.05, 1.3)], expected_peak=64)
+    assert r.verdict == "unknown" and "measure at 64" in r.reason and "measure at 64" in r.measure_next
+    assert r.numbers["highest_measured"] == 4
+
+
+def test_withheld_levels_are_neither_wins_nor_losses():
+    bad = _lv(4, 0.004, 0.0, 1.35).model_copy(update={"status": "excluded", "reason": "bursts"})
+    r = rules.rule_load_crossover([_lv(1, 1.5, 1.3, 1.7), bad], expected_peak=1)
+    assert r.verdict == "go" and "4: excluded (bursts)" in r.reason
+    only = rules.rule_load_crossover([bad], expected_peak=4)
+    assert only.verdict == "unknown" and "bursts" in only.reason
+
+
+@pytest.mark.parametrize("ratio, verdict", [(None, "unknown"), (0.8, "no-go"), (1.0, "borderline"), (1.2, "go")])
+def test_throughput_slo(ratio, verdict):
+    assert rules.rule_throughput_slo(ratio, level=8).verdict == verdict
+
+
+@pytest.mark.parametrize("load_t, prod_t, verdict", [(None, 0.2, "unknown"), (0.0, 0.2, "borderline"), (0.2, 0.2, "go"),
+                                                      (0.18, 0.2, "go"), (1.0, 0.2, "go")])
+def test_load_temperature(load_t, prod_t, verdict):
+    r = rules.rule_load_temperature(load_t, prod_t)
+    assert r.verdict == verdict
+    if verdict == "borderline":
+        assert "T=0" in r.reason and "T=0.2" in r.reason
+
+
+@pytest.mark.parametrize("base, spec, verdict", [(None, 20, "unknown"), (20, 24, "go"), (20, 26, "borderline"), (20, 15, "go")])
+def test_ttft_rise(base, spec, verdict):
+    assert rules.rule_ttft_rise(base, spec).verdict == verdict

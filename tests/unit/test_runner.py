@@ -84,3 +84,59 @@ def test_in_process_main_leaves_sigpipe_alone_but_the_program_ends_quietly_in_a_
     out = subprocess.run(f"'{sys.executable}' -m playbook params 90_report | head -1", shell=True,
                          capture_output=True, text=True, timeout=60)
     assert out.stdout.startswith("Parameters of") and "BrokenPipe" not in out.stderr and "Traceback" not in out.stderr
+
+
+# -- a verdict never rests on a failed step ------------------------------------------------------
+UNREACHABLE = ["-p", "mode=external", "-p", "baseline_url=http://127.0.0.1:9", "-p", "spec_url=http://127.0.0.1:9"]
+
+
+def _only_run(runs_dir):
+    (run,) = [p for p in runs_dir.iterdir() if p.is_dir()]
+    return run, json.loads((run / "run.json").read_text()), json.loads((run / "decision.json").read_text())
+
+
+def test_a_sweep_that_measured_nothing_exits_non_zero_and_inconclusive(runs_dir, capsys):
+    code = main(["run", *UNREACHABLE, "-p", "workloads=", "--only", "40", "--runs-dir", str(runs_dir)])
+    assert code != 0
+    run, state, decision = _only_run(runs_dir)
+    assert decision["verdict"] == "INCONCLUSIVE" and "40_sweep" in decision["headline"]
+    assert {s["name"]: s["status"] for s in state["steps"]}["40_sweep"] == "failed"
+    assert "verdict: INCONCLUSIVE" in capsys.readouterr().out
+
+
+def test_preflight_blocking_failures_stop_the_run_unless_forced(runs_dir, tmp_path):
+    assert main(["run", *UNREACHABLE, "--only", "00_preflight", "--runs-dir", str(runs_dir)]) != 0
+    assert main(["run", *UNREACHABLE, "--only", "00", "20", "--runs-dir", str(tmp_path / "blocked")]) == 1
+    run, state, decision = _only_run(tmp_path / "blocked")
+    status = {s["name"]: s["status"] for s in state["steps"]}
+    assert status == {"00_preflight": "failed", "20_memory": "pending", "90_report": "done"}
+    assert "unreachable" in state["steps"][0]["error"] and not (run / "artifacts/20_memory.json").exists()
+    assert decision["verdict"] == "INCONCLUSIVE" and "00_preflight" in decision["headline"]
+    assert main(["run", *UNREACHABLE, "--only", "00", "20", "--force", "--runs-dir", str(tmp_path / "forced")]) == 0
+    run, state, decision = _only_run(tmp_path / "forced")
+    assert [s["status"] for s in state["steps"]] == ["done", "done", "done"] and (run / "artifacts/20_memory.json").exists()
+    assert "00_preflight" not in decision["headline"]  # forced past preflight: the verdict rests on what was measured
+
+
+def test_report_re_decides_without_measuring(tmp_path, capsys):
+    from tests.support.decide_fixtures import load, make_run, sweep
+
+    run = make_run(tmp_path / "run", sweep_result=sweep(), load_result=load({1: (1.6, 1.4, 1.8), 4: (1.3, 1.15, 1.45),
+                                                                               16: (1.1, 1.02, 1.2)}))
+    measured = run.artifact("50_load.json").read_text()
+    assert main(["report", str(run.path)]) == 0
+    assert json.loads((run.path / "decision.json").read_text())["verdict"] == "GO"
+    assert main(["report", str(run.path), "-p", "acceptance_no_go_below=0.99"]) == 0
+    decision = json.loads((run.path / "decision.json").read_text())
+    assert decision["verdict"] == "NO-GO"
+    assert decision["changes"]["previous_verdict"] == "GO"
+    assert decision["changes"]["parameters"] == {"acceptance_no_go_below": {"from": 0.5, "to": 0.99}}
+    note = (run.path / "redecide.md").read_text()
+    assert "**GO** -> **NO-GO**" in note and "acceptance_no_go_below" in note
+    assert "GO -> NO-GO" in capsys.readouterr().out
+    assert main(["report", str(run.path), "-p", "expected_peak_concurrency=10000"]) == 0
+    decision = json.loads((run.path / "decision.json").read_text())
+    assert decision["verdict"] != "GO" and any("measure at 10000" in m for m in decision["measure_next"])
+    assert run.artifact("50_load.json").read_text() == measured  # nothing measured again
+    assert main(["report", str(run.path), "-p", "mode=managed"]) == 1
+    assert "only the report's parameters" in capsys.readouterr().err

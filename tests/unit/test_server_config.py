@@ -139,7 +139,7 @@ def pair_dir(tmp_path, monkeypatch):
 
 
 def test_embedded_config_uses_the_cpu_settings(pair_dir):
-    from playbook.engine import embedded_server_config, tiny_pair
+    from playbook.helpers.embedded import embedded_server_config, tiny_pair
 
     cfg = embedded_server_config("draft_model", num_speculative_tokens=3)
     assert cfg.model == str(pair_dir / "tiny-target") and cfg.host == "127.0.0.1"
@@ -154,7 +154,7 @@ def test_embedded_config_uses_the_cpu_settings(pair_dir):
 
 
 def test_missing_pair_is_a_clear_error(tmp_path, monkeypatch):
-    from playbook.engine import tiny_pair
+    from playbook.helpers.embedded import tiny_pair
 
     monkeypatch.setenv("PLAYBOOK_TINY_PAIR_DIR", str(tmp_path))
     with pytest.raises(ModelError, match="tiny model pair is missing") as err:
@@ -196,3 +196,22 @@ def test_start_failure_reason_is_the_root_cause():
     assert "gpu_memory_utilization" in _fix_for(reason)
     assert _log_reason(FAILED_START.splitlines()[-1], 1).startswith("RuntimeError: Engine core")
     assert _log_reason("", -9).startswith("killed by signal 9 (out of memory")
+
+
+def test_kv_cache_size_reaches_vllm_the_same_way_in_every_mode(tmp_path):
+    """One rule (helpers.embedded.kv_cache_settings): whole GiB by env, a fraction by --kv-cache-memory-bytes."""
+    from playbook.helpers.embedded import kv_cache_settings
+    from playbook.helpers.endpoints import server_config
+    from playbook.helpers.params import StepParams
+
+    assert kv_cache_settings(2) == ({"VLLM_CPU_KVCACHE_SPACE": "2"}, [])
+    assert kv_cache_settings(0.25) == ({}, ["--kv-cache-memory-bytes", str(2**28)])
+    assert kv_cache_settings(0) == ({}, [])
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    p = StepParams(mode="managed", target_model=str(model), draft_model="", method="ngram", kv_cache_gib=0.5)
+    cfg = server_config(p, "baseline")
+    assert cfg.env == {} and cfg.extra_args[-2:] == ["--kv-cache-memory-bytes", str(2**29)]
+    whole = server_config(p.model_copy(update={"kv_cache_gib": 3.0}), "spec")
+    assert whole.env == {"VLLM_CPU_KVCACHE_SPACE": "3"} and "--kv-cache-memory-bytes" not in whole.extra_args

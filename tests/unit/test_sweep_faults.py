@@ -4,35 +4,19 @@ server replays /metrics text captured from a real vLLM (fault injection only).""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 from playbook.helpers.loadgen import Target
 from playbook.helpers.sweep import run_sweep
+from tests.support import start_fake
+from tests.support import stop_fake as _stop
 
 HERE = Path(__file__).parent
 EARLY, LATER = HERE / "fixtures" / "vllm_metrics_spec_1.txt", HERE / "fixtures" / "vllm_metrics_spec_2.txt"
 
 
 def _fake(metrics: list[Path]):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "FAKE_METRICS": ",".join(map(str, metrics))}
-    proc = subprocess.Popen([sys.executable, str(HERE / "fake_openai.py"), str(port)], stdout=subprocess.PIPE,
-                            env=env, start_new_session=True)
-    assert proc.stdout.readline().strip() == b"ready"
-    return proc, f"http://127.0.0.1:{port}"
-
-
-def _stop(proc):
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    proc.stdout.close()
+    return start_fake(FAKE_METRICS=",".join(map(str, metrics)))
 
 
 def test_counter_reset_between_scrapes_is_detected_and_not_computed_across(tmp_path):

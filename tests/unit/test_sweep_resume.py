@@ -3,35 +3,20 @@ measures only the rest; with nothing left it starts no server. Fake server: faul
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from playbook.helpers.artifacts import RunDir
+from playbook.helpers.artifacts import PHASES_JSONL, RunDir
 from playbook.helpers.loadgen import Target
 from playbook.helpers.params import SweepParams
-from playbook.helpers.sweep import POINTS_JSONL, REQUESTS_JSONL, params_fingerprint, run_sweep, run_sweep_step
-
-HERE = Path(__file__).parent
+from playbook.helpers.sweep import NOT_IN_FINGERPRINT, REQUESTS_JSONL, run_sweep, run_sweep_step
+from tests.support import start_fake, stop_fake
 
 
 @pytest.fixture
 def live_server():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, str(HERE / "fake_openai.py"), str(port)], stdout=subprocess.PIPE,
-                            env={**os.environ, "FAKE_METRICS": "live"}, start_new_session=True)
-    assert proc.stdout.readline().strip() == b"ready"
-    yield f"http://127.0.0.1:{port}"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    proc.stdout.close()
+    proc, url = start_fake(FAKE_METRICS="live")
+    yield url
+    stop_fake(proc)
 
 
 def _phases(run: RunDir) -> list[str]:
@@ -43,7 +28,7 @@ def test_resume_measures_only_the_missing_points(tmp_path, live_server):
     first = run_sweep(Target(live_server, "m"), ["structured"], [0.0], requests_per_point=3, max_tokens=9,
                       run=run, progress=False, fingerprint="fp1")
     assert first.status == "ok" and first.resumed_points == 0
-    assert len(run.read_jsonl(POINTS_JSONL)) == 1
+    assert len(run.read_jsonl(PHASES_JSONL)) == 1
 
     again = run_sweep(Target(live_server, "m"), ["structured"], [0.0, 0.8], requests_per_point=3, max_tokens=9,
                       run=run, progress=False, fingerprint="fp1")
@@ -78,18 +63,21 @@ def test_nothing_left_to_measure_starts_no_server(tmp_path, live_server):
 def test_an_incomplete_point_is_not_reused(tmp_path, live_server):
     run = RunDir(tmp_path / "run")
     run_sweep(Target(live_server, "m"), ["structured"], [0.0], 2, 9, run=run, progress=False, fingerprint="fp")
-    rows = run.read_jsonl(POINTS_JSONL)
+    rows = run.read_jsonl(PHASES_JSONL)
     rows[0]["status"] = "incomplete"  # e.g. the server restarted during the point (counter reset)
-    run.artifact(POINTS_JSONL).write_text("".join(__import__("json").dumps(r) + "\n" for r in rows))
+    run.artifact(PHASES_JSONL).write_text("".join(__import__("json").dumps(r) + "\n" for r in rows))
     res = run_sweep(Target(live_server, "m"), ["structured"], [0.0], 2, 9, run=run, progress=False, fingerprint="fp")
     assert res.resumed_points == 0
 
 
 def test_fingerprint_ignores_the_temperature_list_but_not_what_a_point_measures(tmp_path):
     base = SweepParams(run_dir=str(tmp_path))
-    assert params_fingerprint(base) == params_fingerprint(base.model_copy(update={"temperatures": [0.0], "workloads": ["code"]}))
-    assert params_fingerprint(base) != params_fingerprint(base.model_copy(update={"requests_per_point": 3}))
-    assert params_fingerprint(base) != params_fingerprint(base.model_copy(update={"num_speculative_tokens": 2}))
+    def fp(p):
+        return p.fingerprint(NOT_IN_FINGERPRINT)
+
+    assert fp(base) == fp(base.model_copy(update={"temperatures": [0.0], "workloads": ["code"]}))
+    assert fp(base) != fp(base.model_copy(update={"requests_per_point": 3}))
+    assert fp(base) != fp(base.model_copy(update={"num_speculative_tokens": 2}))
 
 
 def test_the_step_resumes_against_an_external_server(tmp_path, live_server):

@@ -10,7 +10,7 @@ import pytest
 from safetensors import safe_open
 from transformers import AutoConfig, AutoTokenizer
 
-from playbook.engine import tiny_pair
+from playbook.helpers.embedded import tiny_pair
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKLOADS = ROOT / "playbook" / "data" / "workloads"

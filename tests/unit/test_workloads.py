@@ -71,3 +71,23 @@ def test_every_prompt_is_used_before_any_repeats():
     n = len(load_file(workloads_dir() / "code.jsonl"))
     items = build_requests("code", n, seed=0)
     assert len({it.id for it in items}) == n
+
+
+@pytest.mark.parametrize("content, spec_name, needle", [
+    ('{"prompt": "caf\xe9"}\n'.encode("latin-1"), "latin.jsonl", "not UTF-8"),
+    (b"[1, 2]", "list.json", "entry 1 of the JSON list is not an object"),
+    (b'{"a": 1}', "obj.json", "neither 'prompt' nor"),
+    (b'[{"conversations": ["hi"]}]', "turns.json", "conversation turn 1 is not a JSON object"),
+])
+def test_malformed_prompt_files_get_a_workload_error(tmp_path, content, spec_name, needle):
+    path = tmp_path / spec_name
+    path.write_bytes(content)
+    with pytest.raises(WorkloadError) as exc:
+        build_requests(str(path), 2)
+    assert needle in exc.value.problem and str(path) in exc.value.problem
+
+
+@pytest.mark.parametrize("mix", ["structured:inf,code:1", "structured:nan@0.1,code:1", "structured:-1,code:2"])
+def test_mix_shares_must_be_finite_and_non_negative(mix):
+    with pytest.raises(WorkloadError, match="not a number"):
+        build_requests(mix, 4)

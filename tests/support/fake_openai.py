@@ -7,11 +7,12 @@ The prompt's first word picks the behaviour:
   http429 / http503   an error status
   reset    one chunk, then the connection is cut
   stall    one chunk, then nothing (the client must time out)
+  burst    8 one-token chunks held back 30 ms, then written at once (a buffering server or proxy)
 GET /metrics serves, in turn, the files listed in $FAKE_METRICS (comma-separated; the last repeats),
 so a test can replay real scrapes, including a counter reset. FAKE_METRICS=live serves this process's
 own spec-decode counters instead (they start at 0, so killing and restarting it is a real reset).
 With $FAKE_API_KEY set, every /v1 request needs "Authorization: Bearer <that key>" (else HTTP 401).
-Run as a process: python tests/unit/fake_openai.py PORT   (prints "ready" when listening)
+Run as a process: python tests/support/fake_openai.py PORT   (prints "ready" when listening)
 """
 
 from __future__ import annotations
@@ -55,6 +56,11 @@ async def completions(request: web.Request) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await resp.prepare(request)
     gap = 0.05 if mode == "slow" else 0.002
+    if mode == "burst":
+        await asyncio.sleep(0.03)
+        await resp.write(b"".join(_chunk(f"tok{i} ", i + 1) for i in range(8)))
+        await resp.write(b"data: [DONE]\n\n")
+        return resp
     for i in range(CHUNKS):
         await resp.write(_chunk(f"tok{i} " * CHUNK_TOKENS, (i + 1) * CHUNK_TOKENS))
         if mode == "malformed":

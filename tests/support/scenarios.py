@@ -3,7 +3,7 @@
 Shared by ``tests/faults/test_faults.py`` (asserts every outcome) and ``benchmarks/faults/run.py``
 (prints the figures). Each scenario makes its own workspace under a temporary directory, drives the
 playbook as a user would (``python -m playbook run ...`` as a subprocess, external mode against
-fake OpenAI-style server *processes* from ``tests/unit/fake_openai.py``; fakes are for fault
+fake OpenAI-style server *processes* from ``tests/support/fake_openai.py``; fakes are for fault
 injection only), injects its fault, and returns an :class:`Outcome`:
 
 - ``survived``: every check of the expected behaviour held (``detail`` names the ones that did not);
@@ -34,12 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from playbook.helpers.reaper import descendants
+from tests.support import FAKE_OPENAI
 
-ROOT = Path(__file__).resolve().parents[2]
-FAKE_OPENAI = ROOT / "tests" / "unit" / "fake_openai.py"
 PYTHON = sys.executable
 REQUESTS = "50_load_requests.jsonl"
-LEVELS = "50_load_levels.jsonl"
+PHASES = "phases.jsonl"  # the phase log: one entry per load level (both configurations), done or failed
 
 
 @dataclass
@@ -119,7 +118,7 @@ def free_port() -> int:
 
 
 class FakeServer:
-    """tests/unit/fake_openai.py as a process of its own (its own session: we kill its whole group)."""
+    """tests/support/fake_openai.py as a process of its own (its own session: we kill its whole group)."""
 
     def __init__(self, port: int | None = None, env: dict[str, str] | None = None):
         self.port = port or free_port()
@@ -270,12 +269,13 @@ def level_of(record: dict) -> str:
 
 
 def final_levels_hold_n(run: Path, n: int) -> bool:
-    """Every level of the final result has exactly n measured records of the attempt it reports."""
+    """Every round of every level of the final result has exactly n measured records."""
     res = read(run / "artifacts" / "50_load.json")
     recs = measured(jsonl(run / "artifacts" / REQUESTS))
     per_attempt = Counter((r["phase"], r["id"].split("/")[-1].split("-")[0]) for r in recs)
     levels = res.get("levels", [])
-    return bool(levels) and all(per_attempt[(lv["phase"], lv["attempt"])] == n for lv in levels)
+    return bool(levels) and all(lv["attempts"] and all(per_attempt[(lv["phase"], a)] == n for a in lv["attempts"])
+                                for lv in levels)
 
 
 def lost(before: list[dict], after: list[dict]) -> int:
@@ -309,8 +309,8 @@ def server_killed_mid_load() -> Outcome:
         out.check("run.json marks 50_load failed with the reason",
                   st.get("status") == "failed" and "spec@2" in (st.get("error") or "")
                   and "refused" in (st.get("error") or ""))
-        levels = jsonl(run / "artifacts" / LEVELS)
-        failed = [lv for lv in levels if lv["status"] == "failed"]
+        failed = [st for e in jsonl(run / "artifacts" / PHASES) if e["step"] == "50_load" and e["status"] == "failed"
+                  for st in e["result"]["stats"].values() if st["status"] == "failed"]
         out.check("the level is marked failed with its reason",
                   [(lv["config"], lv["level"]) for lv in failed] == [("spec", 2.0)] and "refused" in failed[0]["reason"])
         kept = [r for r in measured(before) if level_of(r) == "spec@c2" and r["status"] == "ok"]
@@ -330,15 +330,16 @@ def server_killed_mid_load() -> Outcome:
         after = jsonl(recs)
         out.records_lost = lost(before, after)
         new = [r for r in measured(after) if r["id"] not in {x["id"] for x in before}]
-        out.check("resume measured only the missing level", {level_of(r) for r in new} == {"spec@c2"})
+        out.check("resume measured only the missing level (both halves of its round pairs)",
+                  {level_of(r) for r in new} == {"spec@c2", "baseline@c2"})
         out.check("no record duplicated", len({r["id"] for r in after}) == len(after))
         out.check(f"every level holds exactly {n} records of its final attempt", final_levels_hold_n(run, n))
         res = read(run / "artifacts" / "50_load.json")
-        out.check("the result is complete, with 3 levels resumed",
-                  res.get("status") == "ok" and sum(lv["resumed"] for lv in res["levels"]) == 3)
+        out.check("the result is complete, with level 1 (both configurations) resumed",
+                  res.get("status") == "ok" and sum(lv["resumed"] for lv in res["levels"]) == 2)
         out.check("run.json: every step done", all(s["status"] == "done" for s in read(run / "run.json")["steps"]))
         out.detail = (f"spec@2 failed ({failed[0]['reason'][:40]}...), {len(kept)} of its records kept; "
-                      f"resume measured only spec@c2 ({len(new)} records)")
+                      f"resume measured only level c2 ({len(new)} records)")
     return out
 
 
@@ -453,18 +454,20 @@ def error_bursts_inconclusive() -> Outcome:
         prompts = ws.prompts(["http429"] * 3 + ["http503"] * 2 + ["reset"] * 2 + ["ok"] * 3)
         n = 10
         res = ws.playbook(*load_args(ws, spec, base, prompts, requests_per_level=n, concurrencies="2",
-                                     warmup_requests=0, max_error_rate=0.2))
+                                     warmup_requests=0, max_error_rate=0.2, min_round_pairs=2,
+                                     target_ci_halfwidth=10))  # exactly 2 round pairs of n requests
+        n *= 2
         run = ws.run_dirs()[0]
         out.check("the run continues to the end (exit 0)", res.returncode == 0)
         levels = read(run / "artifacts" / "50_load.json").get("levels", [])
         out.check("both configurations measured every request",
                   len(levels) == 2 and all(lv["requests"] == n for lv in levels))
         out.check("errors counted by kind", all(
-            lv["errors_by_status"].get("http_error") == 5 and lv["errors_by_status"].get("connection_error") == 2
+            lv["errors_by_status"].get("http_error") == 10 and lv["errors_by_status"].get("connection_error") == 4
             for lv in levels))
         recs = measured(jsonl(run / "artifacts" / REQUESTS))
         out.check("every error recorded with its HTTP status",
-                  sorted(r["http_status"] for r in recs if r["status"] == "http_error") == [429] * 6 + [503] * 4)
+                  sorted(r["http_status"] for r in recs if r["status"] == "http_error") == [429] * 12 + [503] * 8)
         decision = read(run / "decision.json")
         rule = next((r for r in decision.get("rules", []) if r["name"] == "error_rate"), {})
         out.check("decision.json: INCONCLUSIVE because of the error rate",

@@ -19,17 +19,21 @@ def sweep(acc_at_prod=0.75, p10=0.6, per_position=(0.8, 0.6, 0.45, 0.3), workloa
                        finding=f"acceptance {acc_at_prod:.2f} at the production temperature 0.2")
 
 
-def load(levels: dict[float, tuple[float, float, float]], *, tpot_base=5.0, error_rate=0.0, p99_factor=1.2) -> LoadResult:
-    """levels: {concurrency: (speedup, ci_low, ci_high)}; TPOTs derived from the speedup."""
+def load(levels: dict[float, tuple[float, float, float]], *, tpot_base=5.0, error_rate=0.0, p99_factor=1.2,
+         temperature=0.2, withheld: dict | None = None, ttft_spec_p50=22.0, throughput_ratio=None) -> LoadResult:
+    """levels: {concurrency: (speedup, ci_low, ci_high)}; TPOTs derived from the speedup.
+    withheld: {concurrency: (status, reason)} for levels the load test excluded or found inconclusive."""
     stats, sps = [], []
     for c, (s, lo, hi) in levels.items():
         b = tpot_base * (1 + 0.1 * c)
         stats.append(LevelStats(config="baseline", level=c, requests=16, tpot_ms=Percentiles(p50=b, p99=b * p99_factor),
                                 ttft_ms=Percentiles(p50=20, p99=30), error_rate=error_rate))
         stats.append(LevelStats(config="spec", level=c, requests=16, tpot_ms=Percentiles(p50=b / s, p99=b / s * p99_factor),
-                                ttft_ms=Percentiles(p50=22, p99=33), error_rate=error_rate, acceptance_rate=0.6))
-        sps.append(SpeedupPoint(level=c, speedup=s, ci_low=lo, ci_high=hi, significant=lo > 1 or hi < 1))
-    return LoadResult(levels=stats, speedup=sps, error_rate=error_rate, workload="structured", temperature=0.2,
+                                ttft_ms=Percentiles(p50=ttft_spec_p50, p99=33), error_rate=error_rate, acceptance_rate=0.6))
+        status, reason = (withheld or {}).get(c, ("ok", ""))
+        sps.append(SpeedupPoint(level=c, speedup=s, ci_low=lo, ci_high=hi, significant=lo > 1 or hi < 1,
+                                status=status, reason=reason, throughput_ratio=throughput_ratio))
+    return LoadResult(levels=stats, speedup=sps, error_rate=error_rate, workload="structured", temperature=temperature,
                       finding="load test")
 
 

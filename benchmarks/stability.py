@@ -1,0 +1,134 @@
+"""Benchmark: does the same node give the same verdict? The whole playbook, N times in a row.
+
+Runs ``playbook run`` (the embedded default unless ``--profile``) ``--runs`` times, one after the
+other, each into a fresh runs directory, and reads each run's decision.json and 50_load.json.
+Prints one line per run (verdict, the concurrency-1 TPOT speedup with its interval, wall time), then:
+
+    verdict_agreement=<runs with the most common verdict>/<runs>
+    speedup_spread=<max / min of the concurrency-1 speedup point estimates>
+
+Goal on this 2-core machine with nothing else running: 3/3 and at most 1.25. A level the load test
+excluded (burst-delivered streams, drift) has no speedup; it is shown as such and left out of the spread.
+Run: .venv/bin/python benchmarks/stability.py   (about 15 minutes per run on 2 cores)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class RunSummary:
+    run_dir: str
+    verdict: str | None
+    speedup_c1: float | None
+    ci_c1: tuple[float, float] | None
+    c1_status: str
+    seconds: float
+    exit_code: int
+
+    def line(self, i: int) -> str:
+        if self.speedup_c1 is None:
+            c1 = f"c=1 speedup n/a ({self.c1_status})"
+        else:
+            ci = f" [{self.ci_c1[0]:.2f}, {self.ci_c1[1]:.2f}]" if self.ci_c1 else ""
+            c1 = f"c=1 speedup {self.speedup_c1:.3f}{ci}"
+        return f"run {i}: verdict={self.verdict or 'none'} {c1} wall={self.seconds:.0f}s exit={self.exit_code} ({self.run_dir})"
+
+
+def read_run(run_dir: str | Path, seconds: float = 0.0, exit_code: int = 0) -> RunSummary:
+    """Verdict (decision.json) and the concurrency-1 speedup (artifacts/50_load.json) of one run."""
+    run = Path(run_dir)
+    verdict = None
+    try:
+        verdict = json.loads((run / "decision.json").read_text()).get("verdict")
+    except (OSError, ValueError):
+        pass
+    speedup, ci, status = None, None, "no load test result"
+    try:
+        load = json.loads((run / "artifacts" / "50_load.json").read_text())
+    except (OSError, ValueError):
+        load = None
+    if load is not None:
+        point = next((sp for sp in load.get("speedup") or [] if float(sp.get("level", 0)) == 1.0), None)
+        if point is None:
+            status = "concurrency 1 not measured"
+        elif point.get("status", "ok") != "ok":
+            status = f"{point['status']}: {point.get('reason', '')}".strip(": ")
+        elif point.get("speedup") is None:
+            status = "no speedup"
+        else:
+            speedup, status = float(point["speedup"]), "ok"
+            if point.get("ci_low") is not None and point.get("ci_high") is not None:
+                ci = (float(point["ci_low"]), float(point["ci_high"]))
+    return RunSummary(str(run), verdict, speedup, ci, status, seconds, exit_code)
+
+
+def verdict_agreement(verdicts: list[str | None]) -> tuple[int, int]:
+    """(runs sharing the most common verdict, runs); a run without a verdict agrees with nothing."""
+    counts = Counter(v for v in verdicts if v)
+    return (counts.most_common(1)[0][1] if counts else 0), len(verdicts)
+
+
+def speedup_spread(speedups: list[float | None]) -> float | None:
+    """max / min of the point estimates that exist (None when fewer than two, or a non-positive one)."""
+    xs = [x for x in speedups if x is not None]
+    if len(xs) < 2 or min(xs) <= 0:
+        return None
+    return max(xs) / min(xs)
+
+
+def run_once(profile: str | None, params: list[str], runs_dir: Path) -> RunSummary:
+    cmd = [sys.executable, "-m", "playbook", "run", "--runs-dir", str(runs_dir), "--json"]
+    cmd += ["--profile", profile] if profile else []
+    for p in params:
+        cmd += ["-p", p]
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    seconds = time.monotonic() - t0
+    try:
+        run_dir = json.loads(proc.stdout[proc.stdout.index("{"):])["run_dir"]
+    except (ValueError, KeyError):
+        sys.stderr.write(proc.stderr[-3000:])
+        dirs = sorted(p for p in runs_dir.iterdir() if p.is_dir())
+        run_dir = str(dirs[-1]) if dirs else str(runs_dir)
+    return read_run(run_dir, seconds, proc.returncode)
+
+
+def headline(summaries: list[RunSummary]) -> list[str]:
+    """The two closing lines: verdict_agreement=<same>/<runs> and speedup_spread=<max/min>."""
+    same, n = verdict_agreement([s.verdict for s in summaries])
+    spread = speedup_spread([s.speedup_c1 for s in summaries])
+    return [f"verdict_agreement={same}/{n}", f"speedup_spread={spread:.3f}" if spread is not None else "speedup_spread=n/a"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=3, help="playbook runs in a row (default 3)")
+    ap.add_argument("--profile", help="profile (default: the embedded default)")
+    ap.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="override passed to every run")
+    ap.add_argument("--keep", metavar="DIR", help="put the runs here (default: a temporary directory, removed)")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="playbook-stability-") as tmp:
+        base = Path(args.keep or tmp)
+        summaries = []
+        for i in range(1, args.runs + 1):
+            s = run_once(args.profile, args.param, base / f"runs-{i}")  # a fresh runs dir: nothing reused
+            print(s.line(i), flush=True)
+            summaries.append(s)
+    print("\n".join(headline(summaries)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

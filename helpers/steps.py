@@ -1,0 +1,180 @@
+"""The playbook, one function per step, in pipeline order. Notebooks and CLI commands call these.
+
+Each step takes its parameters model (``helpers/params.py``) and a run directory, writes its result
+to ``artifacts/<step>.json`` (a partial result before any server is touched, so an interrupted step
+leaves what it knew) and returns the result model. The notebooks only show what comes back.
+
+    00 preflight     can this node, its vLLM and its server(s) run the playbook at all?
+    10 drafts        which draft (or draft-free method) can this target use?
+    20 memory        what does the draft cost in KV cache and concurrency?
+    30 quantization  which precision pair fits and keeps acceptance?
+    40 sweep         how often does the target accept the draft, by temperature?
+    50 load          is speculation faster under load, and up to which load?
+    90 report        GO / GO WITH LIMITS / NO-GO / INCONCLUSIVE, with the launch command and monitoring
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import decide, evidence, gpus, models, monitoring, predict, summary
+from . import drafts as _drafts
+from . import memory as _memory
+from . import preflight as _preflight
+from . import quantization as _quantization
+from .artifacts import RunDir, write_json_atomic
+from .params import (
+    DraftsParams,
+    LoadParams,
+    MemoryParams,
+    PreflightParams,
+    QuantizationParams,
+    ReportParams,
+    SweepParams,
+)
+from .schemas.drafts import DraftsResult
+from .schemas.load import LoadResult
+from .schemas.memory import MemoryResult
+from .schemas.models import GPUSpec, ModelSpec
+from .schemas.preflight import PreflightResult
+from .schemas.quantization import QuantizationResult
+from .schemas.report import ReportResult
+from .schemas.sweep import SweepResult
+
+MEMORY_PLOT = "20_memory_budget.png"
+
+
+# -- 00 preflight -------------------------------------------------------------------------------
+def preflight(p: PreflightParams, run: RunDir) -> PreflightResult:
+    """vLLM version and build, hardware, then the server(s): reachable, spec-decode counters exposed."""
+    version, build = _preflight.vllm_distribution()
+    hardware = _preflight.detect_hardware()
+    result = PreflightResult(vllm_version=version, vllm_build=build, hardware=hardware, mode=p.mode)
+    result.checks += _preflight.check_vllm(version, build, p.mode)
+    result.checks.append(_preflight.check_hardware(hardware, build))
+    run.write_json("00_preflight.json", result)  # partial result on disk before touching any server
+    result = _preflight.check_servers(p, run, result)
+    result.finding = _preflight.summarize(result)
+    result.status = "ok" if result.ok else "failed"
+    run.write_json("00_preflight.json", result)
+    return result
+
+
+# -- 10 drafts ----------------------------------------------------------------------------------
+def rank_drafts(p: DraftsParams) -> tuple[ModelSpec, list[ModelSpec], DraftsResult]:
+    """The static ranking (no server): the target, its candidates (the listed ones, else the
+    configured draft, else smaller catalog models sharing its tokenizer) and their ranking."""
+    target = models.resolve(p.target_model, "target")
+    candidates = _drafts.candidates_for(target, p.draft_candidates, p.draft_model)
+    return target, candidates, _drafts.rank(target, candidates, p.ratio_low, p.ratio_high)
+
+
+def drafts(p: DraftsParams, run: RunDir) -> DraftsResult:
+    """Rank the draft candidates; with ``acceptance_probe`` measure each usable one and rank again."""
+    target, candidates, result = rank_drafts(p)
+    run.write_json("10_drafts.json", result)  # the static ranking is on disk before any probe
+    if p.acceptance_probe and p.mode != "external" and candidates:
+        result = _drafts.probe(p, run, target, candidates, p.ratio_low, p.ratio_high)
+        run.write_json("10_drafts.json", result)
+    return result
+
+
+# -- 20 memory ----------------------------------------------------------------------------------
+@dataclass
+class BudgetSetup:
+    """What ``memory.budget`` needs besides the precisions: target, draft (None without one), GPU,
+    and its keyword arguments."""
+
+    target: ModelSpec
+    draft: ModelSpec | None
+    gpu: GPUSpec
+    kwargs: dict
+
+
+def budget_setup(p: MemoryParams) -> BudgetSetup:
+    """Resolve target, draft and GPU from a memory/quantization step model (`playbook memory` builds one
+    from its flags). The draft is loaded only for methods with a separate checkpoint."""
+    target = models.resolve(p.target_model, "target")
+    draft = models.resolve(p.draft_model, "draft") if _memory.uses_draft(p.method, p.draft_model) else None
+    gpu = gpus.resolve_gpu(p.gpu, p.gpu_memory_gib, embedded=p.mode == "embedded")
+    return BudgetSetup(target, draft, gpu, _memory.step_kwargs(p, gpu))
+
+
+def memory(p: MemoryParams, run: RunDir) -> MemoryResult:
+    """vLLM's memory budget for the planned precisions, the precision matrix, and the budget plot."""
+    s = budget_setup(p)
+    budget = _memory.budget(s.target, s.draft, s.gpu, target_quant=p.target_quant, draft_quant=p.draft_quant, **s.kwargs)
+    budgets = _memory.matrix_budgets(s.target, s.draft, s.gpu, **s.kwargs)
+    result = MemoryResult(budget=budget, matrix=[_memory.precision_row(b) for b in budgets], rules=budget.rules,
+                          warnings=budget.warnings, finding=_memory.finding(budget), plot=MEMORY_PLOT)
+    run.write_json("20_memory.json", result)
+    _close(_memory.plot_budget(budgets, run.artifact(MEMORY_PLOT)))
+    return result
+
+
+# -- 30 quantization ----------------------------------------------------------------------------
+def quantization(p: QuantizationParams, run: RunDir) -> QuantizationResult:
+    """The (target x draft precision) matrix; in embedded/managed mode each servable pair's acceptance;
+    then the recommended pair (quantize the draft before the target, INT8 before INT4)."""
+    s = budget_setup(p)
+    budgets = _memory.matrix_budgets(s.target, s.draft, s.gpu, **s.kwargs)
+    result = QuantizationResult(matrix=[_memory.precision_row(b) for b in budgets],
+                                acceptance_drop_pp_threshold=p.acceptance_drop_pp)
+    run.write_json("30_quantization.json", result)  # the matrix is on disk before any server starts
+    if p.measure_acceptance and p.mode != "external" and p.method in ("draft_model", "ngram"):
+        embedded = p.mode == "embedded"
+        pairs = _quantization.embedded_pairs() if embedded else _quantization.managed_pairs(result.matrix)
+        result.acceptance = _quantization.measure_pairs(p, run, pairs, p.probe_requests, embedded=embedded)
+        result.baseline_acceptance = _quantization.acceptance_drop(result.acceptance, p.acceptance_drop_pp)
+        run.write_json("30_quantization.json", result)
+    result.recommendation, result.recommended, result.finding = _quantization.recommend(result, p.acceptance_drop_pp)
+    run.write_json("30_quantization.json", result)
+    return result
+
+
+# -- 40 sweep -----------------------------------------------------------------------------------
+def sweep(p: SweepParams, run: RunDir, progress: bool = True) -> SweepResult:
+    """Acceptance by (workload, temperature) on the speculative server; points of an interrupted run
+    in this run directory are reused (the server is not started when none is left)."""
+    from .sweep import run_sweep_step
+
+    result = run_sweep_step(p, run, progress=progress)
+    run.write_json("40_sweep.json", result)
+    return result
+
+
+# -- 50 load ------------------------------------------------------------------------------------
+def load(p: LoadParams, run: RunDir, on_level: Callable | None = None, progress: bool = True,
+         resume: bool = True) -> LoadResult:
+    """Baseline vs speculative at each load level (one server at a time), the losslessness guard,
+    speedups with bootstrap intervals; ``on_level`` is called as each level completes."""
+    from .loadtest import run_load_test
+
+    result = run_load_test(p, run, progress=progress, resume=resume, on_level=on_level)
+    run.write_json("50_load.json", result)
+    return result
+
+
+# -- 90 report ----------------------------------------------------------------------------------
+def report(p: ReportParams, run: RunDir) -> ReportResult:
+    """Gather the evidence every step left, predict the speedup and check it against the load test,
+    decide, build the launch command and the monitoring plan; write decision.json and summary.md."""
+    ev = evidence.gather(run, p.production_temperature, params=p)
+    prediction = predict.calibrated_prediction(ev, context_tokens=p.context_length / 2)
+    measured = {int(x.concurrency): x.speedup for x in ev.load_levels if x.speedup}
+    check = predict.compare(prediction, measured) if prediction and ev.load_kind == "concurrency" and measured else None
+    decision = decide.decide_for(ev, p)
+    decision.recommended.launch_command = decide.launch_command_for(p, decision.recommended)
+    decision.monitoring = monitoring.monitoring_plan(decision, ev, slo_tpot_ms=p.slo_tpot_ms, model_name=p.served_model_name)
+    decision.prediction = predict.prediction_summary(prediction, check)
+    write_json_atomic(run.path / "decision.json", decision)
+    (run.path / "summary.md").write_text(summary.summary_markdown(decision, ev, check))
+    return ReportResult(decision=decision, evidence=ev, prediction=prediction, check=check)
+
+
+def _close(fig) -> None:
+    """Free a figure saved as an artifact (the notebook shows the PNG)."""
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)

@@ -1,0 +1,286 @@
+"""Drift-proof measurement (issue 13): pairing statistics, burst detection, exclusion of untrustworthy
+levels, the ABBA drift flag, and the adaptive number of round pairs (fake servers in real processes:
+fault injection only)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from playbook.helpers.artifacts import RunDir
+from playbook.helpers.load_analysis import (
+    apply_drift,
+    find_crossover,
+    finding,
+    integrity_problems,
+    level_stats,
+    speedup_point,
+    tpots,
+)
+from playbook.helpers.loadgen import LoadShape, is_burst
+from playbook.helpers.loadtest import LevelRun, Round, analyze, run_load_test
+from playbook.helpers.params import LoadParams
+from playbook.helpers.schemas.load import SpeedupPoint
+from playbook.helpers.stats import bootstrap_ratio, paired_bootstrap_ratio, relative_halfwidth
+from tests.support import start_fake, stop_fake
+
+C1 = LoadShape("concurrency", concurrency=1)
+
+
+def rec(tpot, burst=False, status="ok", out=33):
+    return {"status": status, "tpot_ms": tpot, "ttft_ms": 10.0, "e2e_ms": 10.0 + tpot * (out - 1),
+            "itl_ms": [tpot] * (out - 1), "output_tokens": out, "dispatch_lag_ms": 0.1, "burst": burst}
+
+
+# -- pairing statistics ------------------------------------------------------------------------
+
+def _drifting_pairs(rng, n_pairs=10, n=16, ratio=1.25):
+    """The machine slows down from x0.7 to x1.3 over the level; both halves of a pair share its speed."""
+    pairs = []
+    for speed in np.linspace(0.7, 1.3, n_pairs):
+        base = rng.normal(10.0, 0.3, n) * speed
+        spec = rng.normal(10.0 / ratio, 0.3 / ratio, n) * speed
+        pairs.append((list(base), list(spec)))
+    return pairs
+
+
+def test_drift_shared_by_both_halves_of_a_pair_cancels_in_the_paired_interval():
+    pairs = _drifting_pairs(np.random.default_rng(0))
+    point, low, high = paired_bootstrap_ratio(pairs, seed=1)
+    assert point == pytest.approx(1.25, rel=0.05)
+    assert low < 1.25 < high and relative_halfwidth(point, low, high) < 0.05
+    # resampling the two pooled samples independently sees the drift as noise: a far wider interval
+    ind = bootstrap_ratio([x for b, _ in pairs for x in b], [x for _, s in pairs for x in s], seed=1)
+    assert relative_halfwidth(*ind) > 2 * relative_halfwidth(point, low, high)
+
+
+def test_paired_interval_is_none_with_one_pair_and_skips_empty_halves():
+    assert paired_bootstrap_ratio([([10.0, 11.0], [5.0, 5.5])])[1:] == (None, None)
+    point, low, high = paired_bootstrap_ratio([([10.0] * 4, [5.0] * 4), ([], [5.0]), ([10.0] * 4, [5.0] * 4)])
+    assert point == pytest.approx(2.0) and low == pytest.approx(2.0) and high == pytest.approx(2.0)
+    assert paired_bootstrap_ratio([([], [1.0])]) == (None, None, None)
+
+
+# -- stream integrity ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("gaps,near_zero,burst", [
+    (63, 63, True),    # the whole stream in one burst after a late first chunk
+    (63, 32, True),    # half of it held back
+    (63, 10, False),   # a client late to read merges a few chunks: not a burst
+    (3, 3, False),     # too few gaps to tell
+    (12, 6, True),     # speculative stream (5 tokens a chunk): chunk gaps are tested, not per-token ITL
+])
+def test_burst_definition(gaps, near_zero, burst):
+    assert is_burst(gaps, near_zero) is burst
+
+
+def test_bursts_are_counted_but_left_out_of_tpot():
+    recs = [rec(5.0 + i * 0.01) for i in range(18)] + [rec(0.01, burst=True), rec(0.02, burst=True)]
+    st = level_stats("baseline", C1, recs, 2.0)
+    assert st.burst_requests == 2 and st.burst_share == pytest.approx(0.1)
+    assert st.tpot_ms.p50 > 5.0 and len(tpots(recs)) == 18
+    assert st.client_tpot_ms_mean < 5.0  # the client mean keeps them: that is what the server cross-check sees
+    assert st.output_tok_s == pytest.approx(20 * 33 / 2.0)
+
+
+def _stats(config, tpot=5.0, bursts=0, n=20, server=None):
+    recs = [rec(tpot) for _ in range(n - bursts)] + [rec(0.01, burst=True) for _ in range(bursts)]
+    st = level_stats(config, C1, recs, 2.0)
+    if server is not None:
+        st.server_tpot_ms_mean = server
+        st.client_server_tpot_ratio = st.client_tpot_ms_mean / server
+    return recs, st
+
+
+def test_a_level_with_too_many_bursts_is_excluded_and_prints_no_number():
+    b_recs, b = _stats("baseline", 5.0, bursts=3)  # 15% > 10%
+    s_recs, s = _stats("spec", 6.0)
+    sp = speedup_point(1, b_recs, s_recs, b, s)
+    assert sp.status == "excluded" and "burst" in sp.reason and "baseline" in sp.reason
+    assert sp.speedup is None and sp.ci_low is None and not sp.significant
+    assert sp.burst_share_baseline == pytest.approx(0.15)
+    text = finding(analyze([_lr(b_recs, s_recs, b, s)]))
+    assert "excluded" in text and "0.00x" not in text and "significant win" not in text.replace("no significant", "")
+
+
+def test_a_client_server_disagreement_excludes_and_agreement_does_not():
+    b_recs, b = _stats("baseline", 5.0, server=8.0)  # client 5.0 vs server 8.0: 0.62
+    s_recs, s = _stats("spec", 6.0, server=6.1)
+    assert any("server" in p and "baseline" in p for p in integrity_problems({"baseline": b, "spec": s}))
+    assert speedup_point(1, b_recs, s_recs, b, s).status == "excluded"
+    b_recs, b = _stats("baseline", 5.0, server=5.3)
+    sp = speedup_point(1, b_recs, s_recs, b, s)
+    assert sp.status == "ok" and sp.speedup == pytest.approx(5.0 / 6.0)
+
+
+def _lr(b_recs, s_recs, b, s, design="paired"):
+    lr = LevelRun(C1, "structured", design)
+    lr.rounds = {"baseline": [Round("b", b_recs, 2.0)], "spec": [Round("s", s_recs, 2.0)]}
+    lr.stats = {"baseline": b, "spec": s}
+    return lr
+
+
+def test_an_excluded_level_is_never_a_crossover():
+    pts = [SpeedupPoint(level=1, speedup=None, status="excluded", reason="bursts"),
+           SpeedupPoint(level=4, speedup=0.8, ci_low=0.7, ci_high=0.9, status="inconclusive"),
+           SpeedupPoint(level=8, speedup=0.8, ci_low=0.7, ci_high=0.9)]
+    assert find_crossover(pts) == 8
+
+
+# -- ABBA drift ----------------------------------------------------------------------------------
+
+def test_abba_drift_beyond_the_half_width_makes_a_level_inconclusive():
+    sp = SpeedupPoint(level=1, speedup=1.0, ci_low=0.95, ci_high=1.05, significant=False)
+    apply_drift(sp, 1.02)
+    assert sp.status == "ok" and sp.drift == 1.02
+    wide = SpeedupPoint(level=1, speedup=0.8, ci_low=0.76, ci_high=0.84, significant=True)
+    apply_drift(wide, 0.85)
+    assert wide.status == "inconclusive" and not wide.significant and "-15%" in wide.reason
+
+
+def test_abba_analysis_flags_levels_and_reports_the_drift():
+    rng = np.random.default_rng(3)
+    b_recs = [rec(float(x)) for x in rng.normal(5, 0.1, 30)]
+    s_recs = [rec(float(x)) for x in rng.normal(6, 0.1, 30)]
+    lr = _lr(b_recs, s_recs, level_stats("baseline", C1, b_recs, 2.0), level_stats("spec", C1, s_recs, 2.0), "abba")
+    res = analyze([lr], drift=1.3)
+    assert res.drift == 1.3 and res.speedup[0].status == "inconclusive" and res.crossover is None
+    assert analyze([lr], drift=1.0).speedup[0].status == "ok"
+
+
+# -- the adaptive loop against fake servers ------------------------------------------------------
+
+@pytest.fixture
+def two_fakes():
+    procs = [start_fake() for _ in range(2)]
+    yield [url for _, url in procs]
+    for proc, _ in procs:
+        stop_fake(proc)
+
+
+def _params(urls, **kw):
+    values = dict(mode="external", baseline_url=urls[0], spec_url=urls[1], concurrencies=[1], requests_per_level=3,
+                  warmup_requests=1, find_saturation=False, lossless_check=False, max_tokens=9)
+    return LoadParams(**{**values, **kw})
+
+
+def test_a_level_stops_when_its_interval_is_narrow_enough_or_its_budget_is_spent(two_fakes, tmp_path):
+    loose = run_load_test(_params(two_fakes, min_round_pairs=2, target_ci_halfwidth=5.0), RunDir(tmp_path / "a"),
+                          progress=False)
+    (sp,) = loose.speedup
+    assert sp.design == "paired" and sp.rounds == 2 and sp.stop_reason.startswith("interval")
+    tight = run_load_test(_params(two_fakes, min_round_pairs=2, target_ci_halfwidth=1e-6, level_time_budget_s=6),
+                          RunDir(tmp_path / "b"), progress=False)
+    (sp,) = tight.speedup
+    assert sp.stop_reason.startswith("time budget") and sp.rounds > 2
+    recs = RunDir(tmp_path / "b").read_jsonl("50_load_requests.jsonl")
+    measured = [r for r in recs if not r["warmup"]]
+    assert len(measured) == sp.rounds * 2 * 3
+    # the same prompts for both halves of a round pair, a fresh sample for the next pair
+    by_attempt: dict[str, list[str]] = {}
+    for r in measured:
+        by_attempt.setdefault(r["id"].rsplit("/", 1)[1].split("-")[0], []).append(r["prompt_id"])
+    b_att, s_att = (next(lv for lv in tight.levels if lv.config == c).attempts for c in ("baseline", "spec"))
+    assert [sorted(by_attempt[a]) for a in b_att] == [sorted(by_attempt[a]) for a in s_att]
+    assert sorted(by_attempt[b_att[0]]) != sorted(by_attempt[b_att[1]])
+    # the order rotates: baseline first in pair 1, spec first in pair 2 (records are appended in time order)
+    pos = {a: next(i for i, r in enumerate(measured) if f"/{a}-" in r["id"]) for a in b_att + s_att}
+    assert pos[b_att[0]] < pos[s_att[0]] and pos[s_att[1]] < pos[b_att[1]]
+
+
+def test_a_burst_delivered_level_is_measured_once_more_then_excluded(tmp_path):
+    procs = [start_fake() for _ in range(2)]
+    try:
+        prompts = tmp_path / "burst.jsonl"
+        prompts.write_text("".join(json.dumps({"id": f"p{i}", "prompt": f"burst prompt {i}"}) + "\n" for i in range(8)))
+        p = _params([u for _, u in procs], workload=str(prompts), min_round_pairs=2)
+        res = run_load_test(p, RunDir(tmp_path / "run"), progress=False)
+    finally:
+        for proc, _ in procs:
+            stop_fake(proc)
+    (sp,) = res.speedup
+    assert sp.status == "excluded" and "burst-delivered" in sp.reason and sp.speedup is None
+    assert sp.rounds == 4 and "re-measured" in sp.stop_reason  # 2 pairs, then 2 more
+    assert sp.burst_share_baseline == 1.0 and sp.burst_share_spec == 1.0
+    assert "excluded" in res.finding and "x [" not in res.finding
+
+
+def test_the_mixed_workload_is_compared_at_every_level(two_fakes, tmp_path):
+    p = _params(two_fakes, concurrencies=[1, 2], min_round_pairs=2, target_ci_halfwidth=5.0,
+                mixed_workload="structured:0.5@0.0,creative:0.5@1.0")
+    res = run_load_test(p, RunDir(tmp_path / "run"), progress=False)
+    assert [m.level for m in res.mixed] == [1, 2]
+    assert all(m.speedup_mixed is not None and m.speedup_homogeneous is not None for m in res.mixed)
+    assert sorted((lv.config, lv.level) for lv in res.mixed_levels) == [("baseline", 1), ("baseline", 2),
+                                                                         ("spec", 1), ("spec", 2)]
+    assert all(lv.workload == p.mixed_workload and lv.rounds == 2 for lv in res.mixed_levels)
+
+
+def test_abba_measures_baseline_spec_then_baseline_again_and_resumes(two_fakes, tmp_path):
+    from playbook.helpers.artifacts import PhaseLog
+    from playbook.helpers.loadtest import NOT_IN_FINGERPRINT, _Ctx, _run_abba, shapes_for
+
+    p = _params(two_fakes, concurrencies=[1, 2], min_round_pairs=2)
+    run = RunDir(tmp_path / "run")
+
+    def once():
+        ctx = _Ctx(p, run, PhaseLog(run), p.fingerprint(NOT_IN_FINGERPRINT), True, False)
+        warnings: list[str] = []
+        levels, mixed, _, drift = _run_abba(ctx, shapes_for(p.concurrencies, []), warnings)
+        return analyze(levels, p.workload, drift=drift), warnings
+
+    res, warnings = once()
+    assert not warnings and res.design == "abba" and res.drift is not None and res.drift > 0
+    assert [sp.design for sp in res.speedup] == ["abba", "abba"] and all(sp.drift == res.drift for sp in res.speedup)
+    phases = [r["phase"].split("/")[0] for r in run.read_jsonl("50_load_requests.jsonl") if not r["warmup"]]
+    order = list(dict.fromkeys(phases))  # first appearance of each phase
+    assert order == ["baseline@c1", "baseline@c2", "spec@c1", "spec@c2"] and phases[-1] == "baseline@c1"
+    n = len(phases)
+    again, _ = once()
+    assert len([r for r in run.read_jsonl("50_load_requests.jsonl") if not r["warmup"]]) == n  # all reused
+    assert again.drift == res.drift and all(lv.resumed for lv in again.levels)
+
+
+@pytest.mark.skipif(len(__import__("os").sched_getaffinity(0)) < 2, reason="needs 2 cores")
+def test_placement_gives_servers_every_core_but_the_first_and_the_client_the_first():
+    import os
+    import subprocess
+    import sys
+
+    from playbook.helpers.placement import Placement
+
+    before = os.sched_getaffinity(0)
+    cores = sorted(before)
+    place = Placement(True)
+    with place.starting_servers():  # a server started here inherits this thread's affinity
+        child = subprocess.run([sys.executable, "-c", "import os; print(sorted(os.sched_getaffinity(0)))"],
+                               capture_output=True, text=True, check=True)
+    assert child.stdout.strip() == str(cores[1:]) and os.sched_getaffinity(0) == before
+    try:
+        place.pin_client({})
+        assert os.sched_getaffinity(0) == {cores[0]} and place.note.startswith(f"client on core {cores[0]}")
+    finally:
+        place.release()
+    assert os.sched_getaffinity(0) == before
+    assert not Placement(False).enabled and "not the embedded engine" in Placement(False).note
+
+
+def test_placement_favours_the_client_scheduling_group_and_restores_it():
+    from playbook.helpers import placement
+
+    before = placement._autogroup_nice()
+    place = placement.Placement(True)
+    try:
+        place.pin_client({})
+        now = placement._autogroup_nice()
+        if before is None:  # autogroup off here: nothing to favour, and the note says so
+            assert "not favoured" in place.note
+        elif now == placement.CLIENT_AUTOGROUP_NICE:
+            assert "favoured (autogroup nice -10)" in place.note
+        else:  # not permitted (no CAP_SYS_NICE): unchanged, and said
+            assert now == before and "not favoured" in place.note
+    finally:
+        place.release()
+    assert placement._autogroup_nice() == before

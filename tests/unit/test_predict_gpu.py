@@ -1,0 +1,247 @@
+"""The additive GPU step-time model: its shape (batch, MoE, TP), the acceptance inputs, EAGLE heads
+from a config.json alone, and the published-measurements table of benchmarks/predictor."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from playbook.cli import main
+from playbook.helpers import gpus, models, predict
+from playbook.helpers.errors import ParameterError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# yuhuili/EAGLE3-LLaMA3.1-Instruct-8B's config.json (the weights are not needed to predict)
+EAGLE3_8B = {
+    "architectures": ["LlamaForCausalLMEagle3"], "model_type": "llama", "hidden_size": 4096,
+    "intermediate_size": 14336, "num_attention_heads": 32, "num_key_value_heads": 8, "num_hidden_layers": 1,
+    "vocab_size": 128256, "draft_vocab_size": 32000, "tie_word_embeddings": False, "torch_dtype": "float16",
+}
+
+
+@pytest.fixture
+def eagle3_head(tmp_path):
+    d = tmp_path / "EAGLE3-LLaMA3.1-Instruct-8B"
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps(EAGLE3_8B))
+    return d
+
+
+def _curve(target, draft, gpu="H100-SXM", **kw):
+    kw.setdefault("num_speculative_tokens", 3)
+    kw.setdefault("acceptance_length", 2.3)
+    pred = predict.catalog_prediction(models.resolve(target), draft, gpus.get_gpu(gpu), **kw)
+    return pred, [p.speedup for p in pred.points]
+
+
+def test_eagle_head_from_config_only(eagle3_head):
+    head = models.resolve(str(eagle3_head), "draft")
+    assert head.eagle_head and predict.default_method(head) == "eagle3"
+    facts = predict.pass_facts(head)
+    h = 4096
+    layer = 2 * h * 32 * 128 + 2 * h * 8 * 128 + 3 * h * 14336
+    # one decoder layer, the wider first-layer qkv, fc over 3 hidden states, lm_head over the 32k draft vocab
+    assert facts["active_params"] == layer + h * 48 * 128 + 3 * h * h + 32000 * h
+    gpu = gpus.get_gpu("H100-SXM")
+    t = predict.roofline_from_specs(models.resolve("Llama-3.1-8B"), gpu, name="t")
+    d = predict.roofline_from_specs(head, gpu, name="d", draft=True)
+    assert predict.step_ms(d, 1) < 0.2 * predict.step_ms(t, 1)  # a 1-layer head is a fraction of the target
+
+
+def test_target_step_reproduces_the_public_h100_fit():
+    # SpecDecode-Bench (vLLM 0.10.1, H100, Llama-3.1-8B): 5.886 ms + 0.0210 ms/token + 3.93e-5 ms/KV token
+    t = predict.roofline_from_specs(models.resolve("Llama-3.1-8B"), gpus.get_gpu("H100-SXM"), name="t")
+    assert predict.step_ms(t, 1) == pytest.approx(5.886 + 0.021, rel=0.03)
+    assert t.compute_ms_per_token == pytest.approx(0.0210, rel=0.05)
+    assert t.kv_ms_per_token == pytest.approx(3.93e-5, rel=0.05)
+
+
+def test_speedup_falls_with_batch(eagle3_head):
+    _, s = _curve("Llama-3.1-8B", models.resolve(str(eagle3_head)), batch_sizes=[1, 8, 24, 64, 256, 1024],
+                  context_tokens=256)
+    assert all(a > b for a, b in zip(s, s[1:], strict=False))
+    assert 1.3 < s[0] < 2.2 and s[-1] < 1.0  # a gain alone, a loss once verification is compute-bound
+
+
+def test_long_context_keeps_speculation_ahead(eagle3_head):
+    # the KV read is shared by the k+1 verified tokens: long contexts amortise it (MagicDec's observation)
+    head = models.resolve(str(eagle3_head))
+    _, short = _curve("Llama-3.1-8B", head, batch_sizes=[256], context_tokens=256)
+    _, long = _curve("Llama-3.1-8B", head, batch_sizes=[256], context_tokens=8192)
+    assert long[0] > short[0]
+
+
+def test_per_speculative_step_overhead_costs_only_speculation():
+    t = predict.roofline_from_specs(models.resolve("Llama-3.1-8B"), gpus.get_gpu("H100-SXM"), name="t")
+    kw = {"target_step": t, "draft_step": None, "num_speculative_tokens": 3, "acceptance": 0.6, "batch_sizes": [1]}
+    free, paid = predict.predict(**kw), predict.predict(**kw, spec_step_ms=1.0)
+    assert paid.points[0].tpot_baseline_ms == free.points[0].tpot_baseline_ms
+    assert paid.points[0].tpot_spec_ms == pytest.approx(free.points[0].tpot_spec_ms + 1.0 / paid.expected_tokens_per_step)
+
+
+def test_moe_gains_less_than_dense_at_equal_acceptance():
+    draft = models.resolve("Qwen3-0.6B")
+    moe, _ = _curve("Qwen3-30B-A3B", draft, gpu="H200", method="draft_model", batch_sizes=[1])
+    dense, _ = _curve("Qwen3-8B", draft, gpu="H200", method="draft_model", batch_sizes=[1])
+    assert moe.points[0].speedup < dense.points[0].speedup
+    # the MoE baseline streams its active experts, not all 30B parameters: about as fast as the dense 8B
+    assert moe.points[0].tpot_baseline_ms < 1.5 * dense.points[0].tpot_baseline_ms
+    # verification touches more experts than a decode step
+    t = moe.target_step
+    assert predict.step_ms(t, 4, 0, seqs=1) - predict.step_ms(t, 1) > 3 * t.compute_ms_per_token + 10 * t.expert_ms
+
+
+def test_distinct_experts():
+    assert predict.distinct_experts(1, 128, 8) == pytest.approx(8)
+    assert predict.distinct_experts(4, 128, 8) == pytest.approx(128 * (1 - (120 / 128) ** 4))
+    assert predict.distinct_experts(10_000, 128, 8) == pytest.approx(128)
+    assert predict.distinct_experts(5, 0, 0) == 0
+
+
+def test_tp_cost_grows_with_tp():
+    spec, gpu = models.resolve("Llama-3.1-70B"), gpus.get_gpu("H100-SXM")
+    steps = {tp: predict.roofline_from_specs(spec, gpu, name="t", tp=tp) for tp in (2, 4, 8)}
+    comm = {tp: s.overhead_ms - steps[2].overhead_ms for tp, s in steps.items()}
+    assert comm[2] == 0 < comm[4] < comm[8]  # all-reduce latency per layer grows with TP
+    assert predict.step_ms(steps[8], 1) > predict.step_ms(steps[4], 1) / 2 * 1.1  # TP8 is not twice TP4
+    no_link = predict.roofline_from_specs(spec, gpu.model_copy(update={"interconnect_gbs": None}), name="t", tp=8)
+    assert steps[8].compute_ms_per_token > no_link.compute_ms_per_token  # all-reduce bytes per token
+
+
+@pytest.mark.parametrize("a, k", [(0.5, 3), (0.8, 5), (0.3, 1)])
+def test_acceptance_inputs_agree(a, k):
+    length = predict.expected_tokens(a, k)
+    assert predict.acceptance_from_length(length, k) == pytest.approx(a, abs=1e-6)
+    positions = [a ** (i + 1) for i in range(k)]
+    assert predict.acceptance_length_from_positions(positions) == pytest.approx(length)
+    t = predict.roofline_from_specs(models.resolve("Llama-3.1-8B"), gpus.get_gpu("H100-SXM"), name="t")
+    kw = {"target_step": t, "draft_step": None, "num_speculative_tokens": k, "batch_sizes": [1, 16]}
+    by_a = predict.predict(**kw, acceptance=a)
+    by_len = predict.predict(**kw, acceptance_length=length)
+    by_pos = predict.predict(**kw, acceptance_per_position=positions)
+    for other in (by_len, by_pos):
+        assert [p.speedup for p in other.points] == pytest.approx([p.speedup for p in by_a.points])
+
+
+def test_acceptance_length_out_of_range():
+    with pytest.raises(ParameterError, match="outside"):
+        predict.acceptance_from_length(4.5, 3)
+    with pytest.raises(ParameterError):
+        predict.acceptance_from_length(0.9, 3)
+
+
+def test_cli_eagle_head_done_when(capsys, eagle3_head):
+    rc = main(["predict", "--target", "Llama-3.1-8B", "--draft", str(eagle3_head), "--gpu", "H100-SXM", "-k", "3",
+               "--acceptance-length", "2.3", "--batch-sizes", "1,8,24,64", "--json"])
+    assert rc == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["method"] == "eagle3" and data["expected_tokens_per_step"] == pytest.approx(2.3)
+    s = [p["speedup"] for p in data["points"]]
+    assert s[0] > 1 and all(a > b for a, b in zip(s, s[1:], strict=False))
+    assert data["engine_step_ms"] > 0 and data["spec_step_ms"] > 0
+
+
+def test_cli_acceptance_forms(capsys):
+    base = ["predict", "--target", "Llama-3.1-8B", "--draft", "Llama-3.2-1B", "--gpu", "H100-SXM", "-k", "3",
+            "--batch-sizes", "1,8", "--json"]
+    assert main([*base, "--acceptance-per-position", "0.8,0.6,0.4"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["expected_tokens_per_step"] == pytest.approx(2.8) and data["acceptance_per_position"] == [0.8, 0.6, 0.4]
+    assert main([*base, "--acceptance-length", "5"]) == 1
+    assert "outside [1, k+1]" in capsys.readouterr().err
+
+
+def _published():
+    spec = importlib.util.spec_from_file_location("published", ROOT / "benchmarks/predictor/published.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["published"] = mod  # pydantic resolves the row model's annotations through it
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_published_table_parses_and_names_sources():
+    pub = _published()
+    rows = pub.load()
+    assert len(rows) >= 10
+    assert all(r.source and r.measured > 0 and r.acceptance_length >= 1 for r in rows)
+    for r in rows:
+        if not models.Path(pub.HERE / r.draft).is_dir():
+            models.resolve(r.draft, "draft")  # catalog drafts resolve
+    checks = pub.check(rows)
+    s = pub.summary(checks)
+    assert 0 <= s["median_error"] < 1 and s["direction_rows"] == sum(r.kind == "speedup" for r in rows)
+
+
+def test_published_table_rejects_bad_rows(tmp_path):
+    pub = _published()
+    bad = tmp_path / "t.yaml"
+    bad.write_text("rows:\n  - {source: x, gpu: H100-SXM, target: Llama-3.1-8B, k: 0, batch_size: 1, "
+                   "acceptance_length: 2, measured: 1.5}\n")
+    with pytest.raises(ValueError):
+        pub.load(bad)
+
+
+def _measure(target, draft, k, e, b, ctx, engine=0.0, spec=0.0):
+    """Synthetic 'measured' TPOTs at batch b from a known model (the truth the fit must recover)."""
+    base = predict.step_ms(target, b, b * ctx, seqs=b) + engine
+    tpot_spec = predict._spec_tpot(target, draft, b, k, e, ctx, None, engine, spec)[0]
+    return base, tpot_spec
+
+
+def test_calibration_recovers_a_cpu_like_node():
+    # the embedded engine: no catalog prior, per-token costs dominate
+    truth_t = predict.StepTimeModel(name="t", source="given", overhead_ms=6.0, compute_ms_per_token=3.0)
+    truth_d = predict.StepTimeModel(name="d", source="given", overhead_ms=1.5, compute_ms_per_token=0.4)
+    k, e = 4, 2.2
+    b1, s1 = _measure(truth_t, truth_d, k, e, 1, 0)
+    b8, s8 = _measure(truth_t, truth_d, k, e, 8, 0)
+    t, d = predict.calibrate_steps(num_speculative_tokens=k, expected_tokens_per_step=e, tpot_baseline_ms=b1,
+                                   tpot_spec_ms=s1, concurrency=8, tpot_baseline_at_ms=b8, tpot_spec_at_ms=s8)
+    assert (t.overhead_ms, t.compute_ms_per_token) == pytest.approx((6.0, 3.0))
+    assert (d.overhead_ms, d.compute_ms_per_token) == pytest.approx((1.5, 0.4))
+    pred, chk = predict.calibrated_curve(t, d, num_speculative_tokens=k, acceptance_length=e, batch_sizes=[1, 2, 4],
+                                         measured={8: b8 / s8})
+    assert pred.points[0].speedup < 1 and chk.mean_abs_relative_error == pytest.approx(0, abs=1e-6)
+
+
+def test_calibration_keeps_gpu_structure(eagle3_head):
+    # a GPU node whose fixed and per-token costs differ from the catalog's: two measured levels fix them
+    gpu = gpus.get_gpu("H100-SXM")
+    prior_t = predict.roofline_from_specs(models.resolve("Llama-3.1-8B"), gpu, name="t")
+    prior_d = predict.roofline_from_specs(models.resolve(str(eagle3_head)), gpu, name="d", draft=True)
+    truth_t = prior_t.model_copy(update={"overhead_ms": prior_t.overhead_ms * 1.6,
+                                         "compute_ms_per_token": prior_t.compute_ms_per_token * 1.4})
+    k, e, ctx = 3, 2.5, 512
+    b1, s1 = _measure(truth_t, prior_d, k, e, 1, ctx, engine=1.2, spec=0.6)
+    b16, s16 = _measure(truth_t, prior_d, k, e, 16, ctx, engine=1.2, spec=0.6)
+    t, d = predict.calibrate_steps(num_speculative_tokens=k, expected_tokens_per_step=e, tpot_baseline_ms=b1,
+                                   tpot_spec_ms=s1, concurrency=16, tpot_baseline_at_ms=b16, tpot_spec_at_ms=s16,
+                                   context_tokens=ctx, prior_target=prior_t, prior_draft=prior_d)
+    assert t.compute_ms_per_token == pytest.approx(truth_t.compute_ms_per_token, rel=1e-6)
+    assert t.kv_ms_per_token == prior_t.kv_ms_per_token  # the GPU's KV read is kept
+    for b in (4, 64, 256):
+        base, spec = _measure(truth_t, prior_d, k, e, b, ctx, engine=1.2, spec=0.6)
+        pred = predict.predict(target_step=t, draft_step=d, num_speculative_tokens=k, acceptance_length=e,
+                               batch_sizes=[b], context_tokens=ctx)
+        assert pred.points[0].speedup == pytest.approx(base / spec, rel=0.01)
+
+
+def test_cli_calibrates_on_measured_tpots(capsys):
+    # vllm#20780's measured batch-1 TPOTs (7.07 ms vanilla, 4.29 ms EAGLE-1 k=3, AL 2.29) on the H100 prior
+    head = str(ROOT / "benchmarks/predictor/heads/EAGLE-LLaMA3.1-Instruct-8B")
+    rc = main(["predict", "--target", "Llama-3.1-8B", "--draft", head, "--gpu", "H100-SXM", "-k", "3",
+               "--acceptance-length", "2.29", "--tpot-ms", "7.07,4.29", "--batch-sizes", "1,32", "--json"])
+    assert rc == 0
+    data = json.loads(capsys.readouterr().out)
+    first = data["points"][0]
+    assert (first["tpot_baseline_ms"], first["tpot_spec_ms"]) == pytest.approx((7.07, 4.29))
+    assert data["points"][1]["speedup"] < first["speedup"]
+    # the CPU engine: no prior, two measured levels
+    rc = main(["predict", "--target", "Llama-3.1-8B", "--method", "ngram", "-k", "4", "--acceptance-length", "3",
+               "--tpot-ms", "20,19.3", "--tpot-at", "4,40,60", "--batch-sizes", "1,4", "--json"])
+    assert rc == 0
+    pts = json.loads(capsys.readouterr().out)["points"]
+    assert pts[1]["tpot_baseline_ms"] == pytest.approx(40.0) and pts[1]["tpot_spec_ms"] == pytest.approx(60.0)
