@@ -43,6 +43,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from .artifacts import PhaseLog, RunDir
 from .endpoints import LazyEndpoint
 from .errors import CounterResetError, MetricsError, PlaybookError
@@ -207,7 +209,7 @@ def _warmup(ctx: _Ctx, target: Target, config: str, shape: LoadShape, workload: 
 def _round(ctx: _Ctx, target: Target, config: str, shape: LoadShape, workload: str, items, seed: int) -> Round:
     res = run_phase_sync(target, items, shape, phase=_phase_label(config, shape, workload), warmup=0,
                          duration_s=ctx.p.duration_s, timeout_s=ctx.p.request_timeout_s, seed=seed,
-                         jsonl=ctx.run.artifact(REQUESTS_JSONL), progress=ctx.progress)
+                         jsonl=ctx.run.artifact(REQUESTS_JSONL), progress=False)
     return Round(res.summary.attempt, res.records, res.summary.duration_s, res.summary.status, res.summary.reason)
 
 
@@ -262,6 +264,10 @@ def measure_paired(ctx: _Ctx, targets: dict[str, Target], shape: LoadShape, work
     with ExitStack() as stack:
         for w in watches.values():
             stack.enter_context(w.sampler)
+        # One bar per level, not per round: in Jupyter each bar is a widget, and hundreds of them flood the
+        # kernel's output channel (nbval then loses the cell's last messages).
+        bar = stack.enter_context(tqdm(desc=f"{_phase_label('paired', shape, workload)}", unit="pair",
+                                       disable=not ctx.progress, leave=False, mininterval=1.0))
         while True:
             i = len(lr.rounds["baseline"])
             items = ctx.items(workload, shape, level_idx, i)
@@ -275,6 +281,7 @@ def measure_paired(ctx: _Ctx, targets: dict[str, Target], shape: LoadShape, work
                 lr.stop_reason = f"{failed} failed in round pair {i + 1}"
                 break
             n = i + 1
+            bar.update(1)
             if n < forced:
                 continue
             pairs = [(tpots(b.records), tpots(s.records)) for b, s in zip(lr.rounds["baseline"], lr.rounds["spec"],
@@ -282,6 +289,7 @@ def measure_paired(ctx: _Ctx, targets: dict[str, Target], shape: LoadShape, work
             hw = relative_halfwidth(*paired_bootstrap_ratio(pairs, seed=p.seed))
             elapsed = time.monotonic() - t0
             width = f"+-{hw:.0%}" if hw is not None else "no interval"
+            bar.set_postfix_str(width, refresh=False)
             if hw is not None and hw <= p.target_ci_halfwidth:
                 lr.stop_reason = f"interval {width} reached the target +-{p.target_ci_halfwidth:.0%} after {n} pairs"
             elif hw is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from .gpus import nvidia_smi_gpus
-from .metrics import LEGACY_RATE, SPEC_COUNTERS
+from .metrics import ACCEPTED_PER_POS, LEGACY_RATE, SPEC_COUNTERS
 from .schemas.preflight import Check, GpuInfo, Hardware, PreflightResult
 from .specconfig import installed_vllm
 
@@ -73,12 +73,19 @@ def check_metrics(names: set[str], role: str, url: str) -> tuple[list[str], Chec
     if len(counters) == len(SPEC_COUNTERS):
         return found, Check(name=f"spec-decode counters ({role})", status="ok",
                             detail=f"{url}/metrics exposes all {len(SPEC_COUNTERS)} counters")
+    name = f"spec-decode counters ({role})"
+    missing = [c for c in SPEC_COUNTERS if c not in counters]
+    if missing == [ACCEPTED_PER_POS]:  # acceptance is measurable; only the per-position breakdown is not
+        return found, Check(name=name, status="warn",
+                            detail=f"{url}/metrics has no {ACCEPTED_PER_POS}: per-position acceptance unavailable",
+                            fix="upgrade vLLM for per-position counters; acceptance rates still come from the others")
     if LEGACY_RATE in names:
-        return found, Check(name=f"spec-decode counters ({role})", status="warn",
+        return found, Check(name=name, status="warn",
                             detail="only the legacy acceptance-rate gauge (old vLLM)",
                             fix="upgrade vLLM for per-position counters; rates will use the gauge")
-    return found, Check(name=f"spec-decode counters ({role})", status="fail",
-                        detail=f"{url}/metrics has no vllm:spec_decode_* metrics",
+    detail = (f"{url}/metrics lacks {', '.join(missing)}" if found
+              else f"{url}/metrics has no vllm:spec_decode_* metrics")
+    return found, Check(name=name, status="fail", detail=detail,
                         fix="start the server with --speculative-config, or point spec_url at the speculative server")
 
 

@@ -147,8 +147,9 @@ def sweep(p: SweepParams, run: RunDir, progress: bool = True) -> SweepResult:
 # -- 50 load ------------------------------------------------------------------------------------
 def load(p: LoadParams, run: RunDir, on_level: Callable | None = None, progress: bool = True,
          resume: bool = True) -> LoadResult:
-    """Baseline vs speculative at each load level (one server at a time), the losslessness guard,
-    speedups with bootstrap intervals; ``on_level`` is called as each level completes."""
+    """Baseline vs speculative at each load level (alternating rounds on the same prompts where both
+    servers fit, ABBA otherwise), stream checks, the losslessness guard, speedups with paired
+    intervals; ``on_level`` is called as each level completes."""
     from .loadtest import run_load_test
 
     result = run_load_test(p, run, progress=progress, resume=resume, on_level=on_level)

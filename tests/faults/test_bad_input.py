@@ -39,7 +39,7 @@ CASES = {  # id: (arguments, what the message must say)
     "url-without-scheme": (["-p", "mode=external", "-p", "spec_url=gpu-node:8000"],
                            ["'spec_url' = 'gpu-node:8000'", "no scheme", "http://gpu-node:8000"]),
     "temperatures-above-2": (["-p", "temperatures=0,0.8,2.5"], ["'temperatures'", "[0, 2]", "2.5"]),
-    "temperature-negative": (["-p", "temperature=-0.1"], ["'temperature' = -0.1", "greater than or equal to 0"]),
+    "temperature-negative": (["-p", "temperature=-0.1"], ["'temperature' = -0.1", "give a temperature in [0, 2], or -1"]),
     "mix-temperature": (["--only", "50", "-p", "workload=structured:0.5@3,code:0.5@0.1"],
                         ["temperature 3.0 in 'structured:0.5@3,code:0.5@0.1' is outside [0, 2]"]),
 }
