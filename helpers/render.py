@@ -86,3 +86,28 @@ def config_block(decision: Decision) -> str:
         return f"<p><b>Recommended: leave speculative decoding off.</b></p><ul>{notes}</ul>"
     cmd = rec.launch_command or "--speculative-config '" + json.dumps(rec.speculative_config) + "'"
     return f"<p><b>Recommended launch command</b> (vLLM {esc(decision.versions.get('vllm', ''))}):</p>{code(cmd)}<ul>{notes}</ul>"
+
+
+def servers_table(summary: dict | None) -> str:
+    """The run's vLLM servers (run.json ``servers``): one row per configuration, with the start-up time
+    each cost and the steps that shared it."""
+    if not summary or not summary.get("per_config"):
+        return "<p>No server was started by this run (external mode, or the steps that need one did not run).</p>"
+    head = (f"<p>{summary.get('started', 0)} server start(s) for {summary.get('configurations', 0)} "
+            f"configuration(s), {summary.get('startup_s', 0):.0f} s of start-up in all; "
+            f"{summary.get('reuses', 0)} reuse(s) by later steps, {summary.get('restarts', 0)} restart(s).</p>")
+    rows = [{"configuration": c.get("config", ""), "role": c.get("role", ""), "starts": c.get("starts", 0),
+             "start-up (s)": round(c.get("startup_s", 0.0), 1), "used by": ", ".join(c.get("steps", [])),
+             "logs": ", ".join(c.get("logs", []))} for c in summary["per_config"]]
+    return head + frame(pd.DataFrame(rows))
+
+
+def run_servers(run_path) -> str:
+    """:func:`servers_table` of a run directory's run.json (an interactive run may have none)."""
+    from pathlib import Path
+
+    try:
+        state = json.loads((Path(run_path) / "run.json").read_text())
+    except (OSError, ValueError):
+        state = {}
+    return servers_table(state.get("servers") if isinstance(state, dict) else None)

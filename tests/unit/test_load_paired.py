@@ -76,6 +76,15 @@ def test_burst_definition(gaps, near_zero, burst):
     assert is_burst(gaps, near_zero) is burst
 
 
+@pytest.mark.parametrize("decode_ms,e2e_ms,burst", [
+    (0.5, 210.0, True),     # late first chunk, the rest within half a millisecond: the classic burst
+    (180.0, 210.0, False),  # chunks merged in pairs but arriving over the whole request: TPOT still right
+    (40.0, 210.0, True),    # most of the stream held back to the end
+])
+def test_burst_needs_the_tokens_compressed_in_time(decode_ms, e2e_ms, burst):
+    assert is_burst(44, 30, decode_ms, e2e_ms) is burst
+
+
 def test_bursts_are_counted_but_left_out_of_tpot():
     recs = [rec(5.0 + i * 0.01) for i in range(18)] + [rec(0.01, burst=True), rec(0.02, burst=True)]
     st = level_stats("baseline", C1, recs, 2.0)
