@@ -8,7 +8,7 @@ from playbook.helpers.schemas.decision import Thresholds
 from tests.support.decide_fixtures import load, make_run, sweep
 
 WIN = {1: (1.6, 1.4, 1.8), 4: (1.3, 1.15, 1.45)}
-UNPROVEN = {1: (1.08, 0.95, 1.2), 4: (1.07, 0.95, 1.2)}
+UNPROVEN = {1: (1.14, 0.95, 1.3), 4: (1.12, 0.95, 1.3)}
 
 
 def _memory(ev):
@@ -31,7 +31,7 @@ CASES = {
     "acceptance_drop_pp": ({}, 2.0, "quantization_acceptance_drop", ("go", "borderline"), ("GO", "GO WITH LIMITS")),
     "max_error_rate": ({"error_rate": 0.02}, 0.01, "error_rate", ("go", "unknown"), ("GO", "INCONCLUSIVE")),
     "max_gap_widening": ({}, 0.5, "p50_p99_gap_change", ("go", "borderline"), ("GO", "GO WITH LIMITS")),
-    "min_gain": ({"levels": UNPROVEN}, 0.1, "load_crossover_vs_peak", ("unknown", "no-go"), ("INCONCLUSIVE", "NO-GO")),
+    "min_gain": ({"levels": UNPROVEN}, 0.2, "load_crossover_vs_peak", ("unknown", "no-go"), ("INCONCLUSIVE", "NO-GO")),
     "max_temperature_median": ({"traffic_temperatures": [0.6]}, 0.55, "temperature_mix", ("borderline", "no-go"),
                                ("GO WITH LIMITS", "NO-GO")),
     "homogeneous_temperature_max": ({}, 0.1, "temperature_mix", ("go", "borderline"), ("GO", "GO WITH LIMITS")),
