@@ -68,14 +68,18 @@ def _server_pids(run: Path) -> set[int]:
     return {e["pid"] for e in _events(run) if e.get("pid")}
 
 
+def _start_run(ws, prompt_kind: str, n: int):
+    """Start `playbook run` in managed mode on the stand-in vLLM; returns (runner process, run directory)."""
+    model = _managed_workspace(ws)
+    runner = ws.start_playbook(*_run_args(ws, model, ws.prompts([prompt_kind] * 8), n=n))
+    assert wait_for(lambda: len(ws.run_dirs()) == 1, 60), "no run directory appeared"
+    return runner, ws.run_dirs()[0]
+
+
 # == 9. kill -9 of the runner while a pooled server serves its second step =======================
 def runner_killed_while_pool_serves() -> Outcome:
     with scenario("pool-runner-killed") as (out, ws):
-        model = _managed_workspace(ws)
-        prompts = ws.prompts(["slow"] * 8)
-        runner = ws.start_playbook(*_run_args(ws, model, prompts, n=40))
-        assert wait_for(lambda: len(ws.run_dirs()) == 1, 60), "no run directory appeared"
-        run = ws.run_dirs()[0]
+        runner, run = _start_run(ws, "slow", n=40)
 
         def spec_serves_load() -> bool:
             evs = _events(run)
@@ -119,11 +123,7 @@ def runner_killed_while_pool_serves() -> Outcome:
 # == 10. a pooled server dies between two steps =================================================
 def pooled_server_killed_between_steps() -> Outcome:
     with scenario("pool-server-killed") as (out, ws):
-        model = _managed_workspace(ws)
-        prompts = ws.prompts(["ok"] * 8)
-        runner = ws.start_playbook(*_run_args(ws, model, prompts, n=4))
-        assert wait_for(lambda: len(ws.run_dirs()) == 1, 60), "no run directory appeared"
-        run = ws.run_dirs()[0]
+        runner, run = _start_run(ws, "ok", n=4)
         sweep_done = wait_for(lambda: step_status(run, "40_sweep").get("status") == "done", 150)
         spec = next((e for e in _events(run) if e["event"] == "start" and e["role"] == "spec"), {})
         killed_pid = spec.get("pid")
