@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import urlparse
 
 from .loadgen import Target
@@ -94,9 +95,9 @@ _AUTOGROUP = "/proc/self/autogroup"
 def _autogroup_nice() -> int | None:
     """This session's autogroup nice value, or None when autogroup is off or absent."""
     try:
-        if open("/proc/sys/kernel/sched_autogroup_enabled").read().strip() != "1":
+        if Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() != "1":
             return None
-        return int(open(_AUTOGROUP).read().split("nice")[1])
+        return int(Path(_AUTOGROUP).read_text().split("nice")[1])
     except (OSError, ValueError, IndexError):
         return None
 
