@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,8 @@ class RunSummary:
     c1_status: str
     seconds: float
     exit_code: int
+    load: tuple[float, float] | None = None  # 1-minute load average at the run's start and end
+
 
     def line(self, i: int) -> str:
         if self.speedup_c1 is None:
@@ -43,7 +46,9 @@ class RunSummary:
         else:
             ci = f" [{self.ci_c1[0]:.2f}, {self.ci_c1[1]:.2f}]" if self.ci_c1 else ""
             c1 = f"c=1 speedup {self.speedup_c1:.3f}{ci}"
-        return f"run {i}: verdict={self.verdict or 'none'} {c1} wall={self.seconds:.0f}s exit={self.exit_code} ({self.run_dir})"
+        load = f" load={self.load[0]:.1f}->{self.load[1]:.1f}" if self.load else ""
+        return (f"run {i}: verdict={self.verdict or 'none'} {c1} wall={self.seconds:.0f}s exit={self.exit_code}{load} "
+                f"({self.run_dir})")
 
 
 def read_run(run_dir: str | Path, seconds: float = 0.0, exit_code: int = 0) -> RunSummary:
@@ -93,7 +98,7 @@ def run_once(profile: str | None, params: list[str], runs_dir: Path) -> RunSumma
     cmd += ["--profile", profile] if profile else []
     for p in params:
         cmd += ["-p", p]
-    t0 = time.monotonic()
+    t0, load0 = time.monotonic(), os.getloadavg()[0]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     seconds = time.monotonic() - t0
     try:
@@ -102,7 +107,9 @@ def run_once(profile: str | None, params: list[str], runs_dir: Path) -> RunSumma
         sys.stderr.write(proc.stderr[-3000:])
         dirs = sorted(p for p in runs_dir.iterdir() if p.is_dir())
         run_dir = str(dirs[-1]) if dirs else str(runs_dir)
-    return read_run(run_dir, seconds, proc.returncode)
+    summary = read_run(run_dir, seconds, proc.returncode)
+    summary.load = (load0, os.getloadavg()[0])  # other jobs on the machine move the numbers: say how busy it was
+    return summary
 
 
 def headline(summaries: list[RunSummary]) -> list[str]:

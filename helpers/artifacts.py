@@ -218,7 +218,7 @@ def read_jsonl(path: Path) -> list[dict]:
             if not line.strip():
                 continue
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:
                 warnings.warn(
                     f"{path.name} line {lineno}: dropped a truncated or corrupt record "
@@ -226,6 +226,11 @@ def read_jsonl(path: Path) -> list[dict]:
                     TruncatedRecordWarning,
                     stacklevel=2,
                 )
+                continue
+            if not isinstance(record, dict):  # valid JSON, but no record the playbook wrote
+                raise ArtifactError(f"{path} line {lineno} is not a JSON object (a {type(record).__name__})",
+                                    "remove that line or restore the file: each line is one {...} record")
+            records.append(record)
     return records
 
 

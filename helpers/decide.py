@@ -57,6 +57,29 @@ def load_schedule(levels: Sequence[LoadLevel], k: int, max_num_seqs: int = 256) 
     return [[1, edge, int(k)], [edge + 1, max(max_num_seqs, edge + 1), 0]]
 
 
+def for_winner(ev: Evidence) -> Evidence:
+    """The evidence the rules judge: when the candidates' comparison (50_candidates.json) measured another
+    configuration winning more levels than the step's own, its levels, method and k (acceptance stays the sweep's)."""
+    c = ev.candidates
+    if not c.get("winner") or c.get("winner") == c.get("primary") or not ev.winner_load_levels:
+        return ev
+    upd: dict = {"load_levels": ev.winner_load_levels, "method": c.get("winner_method") or ev.method,
+                 "num_speculative_tokens": c.get("winner_k") or ev.num_speculative_tokens}
+    if upd["method"] != ev.method:
+        upd["speculative_config"] = {}
+    return ev.model_copy(update=upd)
+
+
+def _compared(ev: Evidence) -> str:
+    """' (best of 3 measured configurations, wins at 1, 4)' when candidates were compared, else ''."""
+    c = ev.candidates
+    n = len(c.get("measured") or [])
+    if n < 2 or not c.get("winner"):
+        return ""
+    where = ", ".join(f"{x:g}" for x in c.get("win_levels") or [])
+    return f" (best of {n} measured configurations: {c['winner']}" + (f", wins at {ev.load_kind} {where})" if where else ")")
+
+
 def _is_win(x: LoadLevel) -> bool:
     low = x.speedup_ci_low if x.speedup_ci_low is not None else x.speedup
     return low is not None and low > 1.0
@@ -81,6 +104,7 @@ def decide(
     ``thresholds`` (default: the SPEC values) with ``threshold_overrides`` by name on top, e.g.
     ``max_error_rate=0.1``; an unknown name is an error."""
     t = Thresholds.model_validate({**(thresholds or Thresholds()).model_dump(), **threshold_overrides})
+    ev = for_winner(ev)
     situation = dict(
         production_temperature=production_temperature, traffic_temperatures=list(traffic_temperatures),
         slo_kind=slo_kind, slo_ttft_ms=slo_ttft_ms, slo_tpot_ms=slo_tpot_ms,
@@ -163,18 +187,33 @@ def _reasons(verdict: str, rules: list[RuleResult], n: int = 5) -> list[str]:
 
 def recommend(verdict: str, ev: Evidence, by: dict[str, RuleResult]) -> RecommendedConfig:
     """The configuration to run: off for NO-GO/INCONCLUSIVE, with a k-per-batch-size table or a
-    workload class for GO WITH LIMITS."""
-    k = ev.num_speculative_tokens or 4
+    workload class for GO WITH LIMITS; with compared candidates (50_candidates.json) the measured winner and
+    its measured k table."""
+    comp = ev.candidates if ev.candidates.get("winner") else {}
+    k = comp.get("winner_k") or ev.num_speculative_tokens or 4
     enable = verdict in ("GO", "GO WITH LIMITS")
     cfg: dict = {"method": ev.method or "draft_model", "num_speculative_tokens": k}
     if ev.speculative_config:
         cfg = {**ev.speculative_config, "num_speculative_tokens": k}
     if cfg["method"] == "draft_model" and ev.draft and "model" not in cfg:
         cfg["model"] = ev.draft
+    if comp.get("winner_window"):
+        cfg["prompt_lookup_min"], cfg["prompt_lookup_max"] = comp["winner_window"]
     rec = RecommendedConfig(enable=enable, method=cfg["method"], model=str(cfg.get("model", "")), num_speculative_tokens=k)
     notes: list[str] = []
+    table = comp.get("k_table") if enable and ev.load_kind == "concurrency" else None
+    if comp and enable:
+        notes.append(f"measured best configuration {comp['winner']} among {', '.join(comp.get('measured') or [])}; "
+                     + (f"it wins at {ev.load_kind} " + ", ".join(f"{x:g}" for x in comp.get("win_levels") or [])))
+    if table:  # measured: the best k of the winning method at each level, 0 where none wins
+        cfg["num_speculative_tokens_per_batch_size"] = table
+        rec.num_speculative_tokens_per_batch_size = table
+        off = next((r[0] for r in table if r[2] == 0), None)
+        rec.max_concurrency = float(off - 1) if off and off > 1 else rec.max_concurrency
+        notes.append(f"k per batch size measured: {table} (vLLM 0.32 `num_speculative_tokens_per_batch_size`, inclusive "
+                     "ranges starting at 1; ignored when data_parallel_size > 1). " + str(comp.get("k_zero_note", "")))
     if verdict == "GO WITH LIMITS":
-        schedule = load_schedule(ev.load_levels, k) if ev.load_kind == "concurrency" else None
+        schedule = load_schedule(ev.load_levels, k) if ev.load_kind == "concurrency" and not table else None
         if schedule:
             cfg["num_speculative_tokens_per_batch_size"] = schedule
             rec.num_speculative_tokens_per_batch_size = schedule
@@ -197,16 +236,18 @@ def recommend(verdict: str, ev: Evidence, by: dict[str, RuleResult]) -> Recommen
 def _headline(verdict: str, ev: Evidence, rec: RecommendedConfig, measure_next: list[str]) -> str:
     what = f"{ev.method or 'speculative decoding'}" + (f" with draft {ev.draft}" if ev.draft and ev.method == "draft_model" else "")
     if verdict == "GO":
-        return f"turn on {what} (k={rec.num_speculative_tokens})"
+        return f"turn on {what} (k={rec.num_speculative_tokens})" + _compared(ev)
     if verdict == "GO WITH LIMITS":
         lim = []
         if rec.max_concurrency is not None:
             lim.append(f"up to {rec.max_concurrency:g} concurrent request" + ("" if rec.max_concurrency == 1 else "s"))
         if rec.workload_classes:
             lim.append("for " + ", ".join(rec.workload_classes))
-        return f"turn on {what} (k={rec.num_speculative_tokens}) " + (" and ".join(lim) if lim else "and watch acceptance")
+        return (f"turn on {what} (k={rec.num_speculative_tokens}) " + (" and ".join(lim) if lim else "and watch acceptance")
+                + _compared(ev))
     if verdict == "NO-GO":
-        return f"leave speculative decoding off (tested: {what})"
+        tested = ", ".join(ev.candidates.get("measured") or []) if len(ev.candidates.get("measured") or []) > 1 else what
+        return f"leave speculative decoding off (tested: {tested})"
     if ev.steps_failed:
         steps = ", ".join(dict.fromkeys(f.split(":", 1)[0] for f in ev.steps_failed))
         return f"no verdict: step {steps} failed or measured nothing; next: " + "; ".join(measure_next)
@@ -226,13 +267,15 @@ def launch_command_for(params, rec: RecommendedConfig) -> str:
     from .errors import PlaybookError
     from .specconfig import launch_command
 
+    if rec.method and rec.method != getattr(params, "method", rec.method):  # a compared configuration won
+        params = params.model_copy(update={"method": rec.method, "num_speculative_tokens": rec.num_speculative_tokens})
     try:
         base = server_config(params, "spec")
     except PlaybookError as exc:  # e.g. a model directory that is gone: still give the JSON to use
         rec.notes.append(f"launch command not built: {exc.problem}")
         return f"vllm serve {shlex.quote(params.target_model)} --speculative-config {shlex.quote(json.dumps(rec.speculative_config))}"
     spec = dict(base.speculative_config or rec.speculative_config)
-    for key in ("num_speculative_tokens", "num_speculative_tokens_per_batch_size"):
+    for key in ("num_speculative_tokens", "num_speculative_tokens_per_batch_size", "prompt_lookup_min", "prompt_lookup_max"):
         if key in rec.speculative_config:
             spec[key] = rec.speculative_config[key]
     rec.speculative_config = spec

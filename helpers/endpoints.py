@@ -26,7 +26,7 @@ from .embedded import embedded_server_config, kv_cache_settings, tiny_pair
 from .errors import ParameterError
 from .schemas.server import ServerConfig
 from .schemas.servers import Lease
-from .server import ManagedServer, check_reachable, launch
+from .server import ManagedServer, check_reachable, hub_allowed, launch
 from .servers import PoolUnavailable, log_name, pool_address
 from .servers import acquire as _pool_acquire
 from .specconfig import build_speculative_config
@@ -94,7 +94,7 @@ def server_config(params, role: Role) -> ServerConfig:
         gpu_memory_utilization=params.gpu_memory_utilization, tensor_parallel_size=params.tensor_parallel_size,
         pipeline_parallel_size=params.pipeline_parallel_size, data_parallel_size=params.data_parallel_size,
         speculative_config=spec, extra_args=[*params.extra_server_args, *kv_args], env=env,
-        api_key_env=params.api_key_env, allow_hub_model=True,
+        api_key_env=params.api_key_env, allow_hub_model=hub_allowed(getattr(params, "allow_hub_models", False)),
         kv_cache_dtype=getattr(params, "kv_cache_dtype", "auto"),
     )
 
@@ -156,8 +156,9 @@ class LazyEndpoint:
     with nothing left to measure). Use as a context manager: a server started here stops on exit, a
     pooled one is released (see :func:`endpoint`); ``endpoint`` is the Endpoint once called."""
 
-    def __init__(self, params, run_dir: str | os.PathLike, role: Role, exclusive: bool = False):
+    def __init__(self, params, run_dir: str | os.PathLike, role: Role, exclusive: bool = False, **overrides: Any):
         self.params, self.run_dir, self.role, self.exclusive = params, run_dir, role, exclusive
+        self.overrides = overrides  # as for endpoint(): step parameters or ServerConfig fields
         self._stack = ExitStack()
         self._target = None
         self.endpoint: Endpoint | None = None
@@ -166,7 +167,8 @@ class LazyEndpoint:
         if self._target is None:
             from .loadgen import Target
 
-            ep = self._stack.enter_context(endpoint(self.params, self.run_dir, self.role, exclusive=self.exclusive))
+            ep = self._stack.enter_context(endpoint(self.params, self.run_dir, self.role, exclusive=self.exclusive,
+                                                    **self.overrides))
             self.endpoint = ep
             self._target = Target(ep.url, ep.model, ep.api_key)
         return self._target

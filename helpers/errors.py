@@ -71,3 +71,7 @@ class WorkloadError(PlaybookError):
 
 class MeasurementError(PlaybookError):
     """A measurement phase failed; what was measured before the failure is on disk."""
+
+
+class ImportFileError(PlaybookError):
+    """Another tool's result file cannot be imported (playbook import)."""

@@ -139,6 +139,7 @@ def gather(run_dir: str | Path | RunDir, production_temperature: float | None = 
     if load is not None:
         _from_load(load, ev)
         ev.prefill_points = prefill_points(_records(run))
+    _from_candidates(run, ev)
     lossless = _read(run, "lossless.json", LosslessResult, ev)
     if lossless is not None and lossless.lossless is not None:
         _from_lossless(lossless, ev)
@@ -318,6 +319,28 @@ def _from_load(load: LoadResult, ev: Evidence) -> None:
             ev.tpot_c1_baseline_ms, ev.tpot_c1_spec_ms = low.tpot_p50_baseline_ms, low.tpot_p50_spec_ms
     if load.lossless is not None and load.lossless.lossless is not None:
         _from_lossless(load.lossless, ev)
+
+
+def _from_candidates(run: RunDir, ev: Evidence) -> None:
+    """50_candidates.json (helpers/candidates.py): the measured choice, and the winner's levels when it is
+    not the step's own configuration."""
+    from . import candidates
+
+    comp = candidates.read(run)
+    if comp is None:
+        return
+    top = next((c for c in comp.candidates if c.label == comp.winner), None)
+    ev.candidates = {
+        "primary": next((c.label for c in comp.candidates if c.primary), ""), "winner": comp.winner,
+        "measured": [c.label for c in comp.candidates if c.status == "measured"], "winner_method": comp.winner_method,
+        "winner_k": comp.winner_k, "win_levels": comp.win_levels, "k_table": comp.k_table,
+        "winner_window": [top.candidate.lookup_min, top.candidate.lookup_max] if top and top.candidate.lookup_min else None,
+        "k_zero_note": comp.k_zero_note, "finding": comp.finding}
+    won = candidates.winner_load(run.path, comp)
+    if won is not None:
+        scratch = Evidence()
+        _from_load(won, scratch)
+        ev.winner_load_levels = scratch.load_levels
 
 
 def _from_lossless(res: LosslessResult, ev: Evidence) -> None:

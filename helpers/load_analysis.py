@@ -6,6 +6,12 @@ or ITL. A level is **excluded** (no speedup: never a win or a loss) when more th
 configuration's streams were burst-delivered or its client-side mean TPOT and vLLM's own differ by
 more than 20%; **inconclusive** (abba design) when the baseline drifted more than its interval's
 relative half-width.
+
+**Between server starts** (paired design): pairing cancels what drifts within a run, not what is fixed
+for the life of a server process and differs at the next start. :func:`widen_for_restarts` adds that
+spread (a standard deviation of the log speedup, measured on the engine by restarting both servers:
+:data:`EMBEDDED_BETWEEN_START_SD`) to each level's interval, so a level wins only by more than a
+fresh start of the servers moves it.
 """
 
 from __future__ import annotations
@@ -21,6 +27,11 @@ from .stats import bootstrap_ratio, paired_bootstrap_ratio, percentiles, relativ
 CONFIGS = ("baseline", "spec")
 BURST_SHARE_MAX = 0.10  # more burst-delivered streams than this: the level is re-measured, then excluded
 CLIENT_SERVER_TOLERANCE = 0.20  # client/server mean TPOT further apart than this: the same
+# SD of ln(c=1 speedup) between fresh starts of the embedded pair beyond the within-run interval, measured on the
+# 2-core VM with benchmarks/stability.py (README "Stability"): 2026-12-02, speedups 1.06, 1.20, 0.94 (SD of the
+# logs 0.122) with within-run intervals of about +-10% (SD 0.054 in log): sqrt(0.122^2 - 0.054^2) = 0.11.
+EMBEDDED_BETWEEN_START_SD = 0.11
+Z95 = 1.959964
 
 
 def _pct(values) -> Percentiles:
@@ -115,6 +126,20 @@ def speedup_point(level: float, base: list[dict], spec: list[dict], base_stats: 
     return sp
 
 
+def widen_for_restarts(sp: SpeedupPoint, sd: float) -> None:
+    """Add the between-start spread ``sd`` (of the log speedup) to the interval, on each side in log space:
+    half-width' = sqrt(half-width^2 + (1.96 sd)^2). The point estimate stays; ``significant`` follows."""
+    if sd <= 0 or sp.status == "excluded" or sp.speedup is None or sp.ci_low is None or sp.ci_high is None \
+            or min(sp.speedup, sp.ci_low, sp.ci_high) <= 0:
+        return
+    extra = (Z95 * sd) ** 2
+    lo = float(np.sqrt(np.log(sp.speedup / sp.ci_low) ** 2 + extra))
+    hi = float(np.sqrt(np.log(sp.ci_high / sp.speedup) ** 2 + extra))
+    sp.ci_low, sp.ci_high = sp.speedup * float(np.exp(-lo)), sp.speedup * float(np.exp(hi))
+    sp.between_start_sd = sd
+    sp.significant = sp.status == "ok" and (sp.ci_low > 1.0 or sp.ci_high < 1.0)
+
+
 def exclude(sp: SpeedupPoint, reason: str) -> None:
     """Mark a level excluded: its speedup numbers are dropped, so nothing can print or count them."""
     sp.status, sp.reason, sp.significant = "excluded", reason, False
@@ -183,4 +208,6 @@ def finding(r: LoadResult) -> str:
     wins = [sp.level for sp in ok if sp.ci_low is not None and sp.ci_low > 1.0]
     win = f"significant wins at {unit} {', '.join(f'{w:g}' for w in wins)}" if wins else "no significant win"
     design = {"paired": "paired rounds", "abba": "one server at a time, ABBA"}.get(r.design, r.design)
-    return f"TPOT speedup by {unit} ({design}) " + ", ".join(parts) + f"; {win}; {cross}"
+    sd = max((sp.between_start_sd or 0.0 for sp in r.speedup), default=0.0)
+    starts = f"; intervals include the spread between server starts (SD {sd:.2f} of the log speedup)" if sd else ""
+    return f"TPOT speedup by {unit} ({design}) " + ", ".join(parts) + f"; {win}; {cross}{starts}"

@@ -41,10 +41,12 @@ import aiohttp
 import numpy as np
 from tqdm.auto import tqdm
 
+from . import http_policy
 from .artifacts import append_jsonl
 from .schemas.loadgen import PhaseSummary
 from .schemas.workloads import PromptItem
 from .server import auth_headers
+from .workloads import request_extras
 
 ShapeKind = Literal["concurrency", "constant", "poisson", "gamma"]
 _DATA = b"data:"
@@ -184,9 +186,17 @@ def request_body(item: PromptItem, model: str, extra: dict | None = None) -> tup
     else:
         body["prompt"] = item.prompt
         path = "/v1/completions"
+    body.update(request_extras(item))  # guided decoding (JSON schema, tool calls), templated prompts
     if extra:
         body.update(extra)
     return path, body
+
+
+def _chat_piece(delta: dict) -> str | None:
+    """A chat chunk's text: its content, or the arguments of the tool calls it streams."""
+    if delta.get("content") or not delta.get("tool_calls"):
+        return delta.get("content")
+    return "".join((t.get("function") or {}).get("arguments") or "" for t in delta["tool_calls"]) or None
 
 
 class _Phase:
@@ -198,6 +208,7 @@ class _Phase:
         self.stop = asyncio.Event()
         self.reason = ""
         self.base = target.url.rstrip("/")
+        self.http = http_policy.request_kwargs(self.base)  # proxy (never for loopback), no redirects
         self.attempt = uuid.uuid4().hex[:8]  # ids stay unique when a phase is measured again
 
     async def send(self, session: aiohttp.ClientSession, idx: int, item: PromptItem, scheduled: float,
@@ -223,7 +234,7 @@ class _Phase:
         rec["dispatch_lag_ms"] = (rec["sent_s"] - scheduled) * 1000.0
         try:
             async with session.post(self.base + path, json=body, headers=self.headers,
-                                    timeout=aiohttp.ClientTimeout(total=self.timeout_s)) as resp:
+                                    timeout=aiohttp.ClientTimeout(total=self.timeout_s), **self.http) as resp:
                 rec["http_status"] = resp.status
                 if resp.status != 200:
                     rec["status"] = "http_error"
@@ -252,7 +263,7 @@ class _Phase:
                         if choices:
                             chunks += 1
                             c = choices[0]
-                            piece = (c.get("delta") or {}).get("content") if chat else c.get("text")
+                            piece = _chat_piece(c.get("delta") or {}) if chat else c.get("text")
                             if piece:
                                 pieces.append(piece)
                             ct = usage.get("completion_tokens") if usage else None
@@ -310,10 +321,11 @@ class _Phase:
 
 
 def client_session() -> aiohttp.ClientSession:
-    """The HTTP session a phase sends on: no connection limit (the load shape limits), cached DNS,
-    no decompression, and no per-request netrc or proxy lookups (``trust_env`` off: with it on,
-    aiohttp makes two thread-pool hops per request inside the timed span)."""
-    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300), auto_decompress=False)
+    """The HTTP session a phase sends on (:func:`http_policy.client_session`): no connection limit (the
+    load shape limits), cached DNS, no decompression, the environment's CA bundle, and no per-request
+    netrc or proxy lookups (``trust_env`` off: with it on, aiohttp makes two thread-pool hops per request
+    inside the timed span; the proxy is resolved once per target instead)."""
+    return http_policy.client_session()
 
 
 async def send_request(session: aiohttp.ClientSession, target: Target, item: PromptItem, *,

@@ -25,10 +25,10 @@ More than 10% bursts or a client/server ratio off by more than 20%: the level is
 (``min_round_pairs`` more pairs), then, if still so, it is ``excluded`` with the reason and carries no
 speedup: never a win or a loss.
 
-**Placement** (embedded, 2+ cores): the servers start while this thread's CPU affinity holds every
-core but the first (vLLM's CPU backend binds its OpenMP threads inside the affinity it inherits);
-then every thread of this process (the client: event loop, writer, sampler) is pinned to the first
-core until the test ends. ``LoadResult.pinning`` says what was done.
+**Placement** (embedded, 2+ cores): each server's OpenMP (compute) threads are bound to every core
+but the first by its launch environment (``embedded.omp_bind``), whoever starts it; every thread of
+this process (the client: event loop, writer, sampler) is pinned to the first core until the test
+ends. ``LoadResult.pinning`` says what was done.
 
 **Crossover** = the first level (status ok) whose interval's upper bound is below 1.0. Each level is
 logged in the run's phase log (``artifacts.PhaseLog``) when it completes: a resumed run reuses the
@@ -50,6 +50,7 @@ from .endpoints import LazyEndpoint
 from .errors import CounterResetError, MetricsError, PlaybookError
 from .load_analysis import (
     CONFIGS,
+    EMBEDDED_BETWEEN_START_SD,
     apply_drift,
     compare_mixed,
     find_crossover,
@@ -60,9 +61,11 @@ from .load_analysis import (
     speedup_point,
     still_growing,
     tpots,
+    widen_for_restarts,
 )
 from .loadgen import LoadShape, Target, records_of_attempts, run_phase_sync
-from .metrics import Sampler, Snapshot, scrape, server_mean_ms, spec_delta
+from .metrics import Sampler, Snapshot
+from .metrics_sources import MetricsSource, source_for
 from .placement import Placement
 from .schemas.load import LevelStats, LoadResult, SpeedupPoint
 from .schemas.lossless import LosslessResult
@@ -73,7 +76,7 @@ SAMPLES_JSONL = "50_load_samples.jsonl"
 STEP = "50_load"
 # Parameters that do not change what a level measures (a resumed run may differ in these).
 NOT_IN_FINGERPRINT = frozenset({"run_dir", "interactive", "find_saturation", "max_extra_levels", "saturation_gain",
-                                "server_start_timeout_s", "concurrencies", "rates"})
+                                "server_start_timeout_s", "concurrencies", "rates", "between_start_sd", "candidates"})
 
 
 def shapes_for(concurrencies: list[int], rates: list[float], load_shape: str = "poisson",
@@ -123,7 +126,8 @@ class LevelRun:
                 "attempts": {c: [r.attempt for r in rs] for c, rs in self.rounds.items()},
                 "stats": {c: st.model_dump(mode="json") for c, st in self.stats.items()}}
 
-    def point(self, seed: int = 0, temperature: float | None = None) -> SpeedupPoint | None:
+    def point(self, seed: int = 0, temperature: float | None = None,
+              between_start_sd: float = 0.0) -> SpeedupPoint | None:
         b, s = self.stats.get("baseline"), self.stats.get("spec")
         if b is None or s is None or b.status != "ok" or s.status != "ok":
             return None
@@ -131,6 +135,8 @@ class LevelRun:
         pairs = ([(hb.records, hs.records) for hb, hs in zip(self.rounds["baseline"], self.rounds["spec"], strict=False)]
                  if self.design == "paired" else None)
         sp = speedup_point(self.shape.level, recs["baseline"], recs["spec"], b, s, seed=seed, pairs=pairs)
+        if pairs is not None:
+            widen_for_restarts(sp, between_start_sd)
         sp.design = self.design  # type: ignore[assignment]
         sp.rounds = len(pairs) if pairs is not None else min(b.rounds, s.rounds)
         sp.stop_reason, sp.temperature = self.stop_reason, temperature
@@ -148,7 +154,11 @@ class _Ctx:
     resume: bool
     progress: bool
     on_level: Callable | None = None
+    spec_config: dict | None = None  # candidates: the spec server's speculative config, when not the parameters'
     _records: list[dict] | None = None
+
+    def overrides(self, config: str) -> dict:
+        return {"speculative_config": self.spec_config} if config == "spec" and self.spec_config else {}
 
     def records(self) -> list[dict]:
         if self._records is None:
@@ -156,11 +166,13 @@ class _Ctx:
         return self._records
 
     def items(self, workload: str, shape: LoadShape, level_idx: int, round_idx: int, n: int | None = None):
+        from .prompt_shaping import tokenizer_for
         from .workloads import build_requests
 
         p = self.p
         n = n if n is not None else max(p.requests_per_level, shape.concurrency if shape.kind == "concurrency" else 0)
-        return build_requests(workload, n, p.temperature, p.max_tokens, seed=p.seed + 1000 * level_idx + round_idx)
+        return build_requests(workload, n, p.temperature, p.max_tokens, seed=p.seed + 1000 * level_idx + round_idx,
+                              tokenizer=tokenizer_for(p))  # the target's chat template, exact input lengths
 
     def key(self, what: str, shape: LoadShape, workload: str) -> str:
         return f"{what}@{shape.label()}/{_workload_label(workload)}"
@@ -191,9 +203,9 @@ def _phase_label(config: str, shape: LoadShape, workload: str) -> str:
     return f"{config}@{shape.label()}" + (f"/{_workload_label(workload)}" if workload else "")
 
 
-def _scrape(target: Target) -> Snapshot | None:
+def _scrape(source: MetricsSource) -> Snapshot | None:
     try:
-        return scrape(target.url, api_key=target.api_key)
+        return source.snapshot()
     except MetricsError:
         return None
 
@@ -218,10 +230,11 @@ class _Watch:
 
     def __init__(self, ctx: _Ctx, target: Target, config: str, shape: LoadShape, workload: str):
         self.target = target
-        self.before = _scrape(target)
+        self.source = source_for(ctx.p, config, target.url, target.api_key)  # metrics_source (pods, prometheus, ...)
+        self.before = _scrape(self.source)
         self.sampler = Sampler(target.url, ctx.run.artifact(SAMPLES_JSONL), interval_s=1.0,
                                label={"config": config, "level": shape.level, "workload": workload},
-                               api_key=target.api_key)
+                               api_key=target.api_key, gauges=self.source.gauges)
 
     def stats(self, config: str, shape: LoadShape, workload: str, rounds: list[Round]) -> LevelStats:
         """The pooled LevelStats of these rounds, with the server's own figures since the level began."""
@@ -237,11 +250,11 @@ class _Watch:
         st.waiting_max = max(wait) if wait else None
         if self.before is not None and not failed:
             try:
-                after = scrape(self.target.url, api_key=self.target.api_key)
-                st.server_ttft_ms_mean = server_mean_ms(self.before, after, "ttft")
-                st.server_tpot_ms_mean = server_mean_ms(self.before, after, "tpot")
-                d = spec_delta(self.before, after)
+                w = self.source.window(self.before, self.source.snapshot(), [x for r in rounds for x in r.records])
+                st.server_ttft_ms_mean, st.server_tpot_ms_mean = w.server_ms.get("ttft"), w.server_ms.get("tpot")
+                d = w.spec
                 st.acceptance_rate, st.mean_acceptance_length = d.acceptance_rate, d.mean_acceptance_length
+                st.acceptance_per_position = d.per_position
             except CounterResetError as exc:
                 st.reason = exc.problem
             except MetricsError:
@@ -331,7 +344,8 @@ def measure_single(ctx: _Ctx, target: Target, config: str, shape: LoadShape, wor
 # -- the step -----------------------------------------------------------------------------------
 
 def analyze(levels: list[LevelRun], workload: str = "", temperature: float = 0.0,
-            planned: list[float] | None = None, seed: int = 0, drift: float | None = None) -> LoadResult:
+            planned: list[float] | None = None, seed: int = 0, drift: float | None = None,
+            between_start_sd: float = 0.0) -> LoadResult:
     """The step result: per-level stats, speedup and its interval, crossover, missing levels."""
     res = LoadResult(workload=workload, temperature=temperature, levels=[st for lr in levels for st in lr.stats.values()],
                      drift=drift)
@@ -340,7 +354,7 @@ def analyze(levels: list[LevelRun], workload: str = "", temperature: float = 0.0
     if res.levels:
         res.level_kind = res.levels[0].level_kind
     for lr in levels:
-        sp = lr.point(seed, temperature)
+        sp = lr.point(seed, temperature, between_start_sd)
         if sp is not None:
             if lr.design == "abba":
                 apply_drift(sp, drift)
@@ -367,6 +381,15 @@ def analyze(levels: list[LevelRun], workload: str = "", temperature: float = 0.0
     return res
 
 
+def between_start_sd(p) -> float:
+    """The between-start spread added to paired intervals: the parameter, or (-1) the value measured for the
+    embedded engine (:data:`load_analysis.EMBEDDED_BETWEEN_START_SD`); 0 elsewhere (not measured there)."""
+    sd = getattr(p, "between_start_sd", -1.0)
+    if sd >= 0:
+        return sd
+    return EMBEDDED_BETWEEN_START_SD if p.mode == "embedded" else 0.0
+
+
 def _design(p) -> str:
     return "paired" if p.mode in ("embedded", "external") or p.servers_side_by_side else "abba"
 
@@ -388,19 +411,18 @@ def _run_paired(ctx: _Ctx, shapes: list[LoadShape], warnings: list[str]):
     lossless_res = None
     placement = Placement(p.mode == "embedded")
     with ExitStack() as stack:
-        lazy = {c: stack.enter_context(LazyEndpoint(p, ctx.run.path, c)) for c in CONFIGS}
+        lazy = {c: stack.enter_context(LazyEndpoint(p, ctx.run.path, c, **ctx.overrides(c))) for c in CONFIGS}
         stack.callback(placement.release)
         targets: dict[str, Target] = {}
 
         def need() -> dict[str, Target]:
             if not targets:
-                with placement.starting_servers():
-                    for c in CONFIGS:
-                        try:
-                            targets[c] = lazy[c]()
-                        except PlaybookError as exc:
-                            targets.clear()
-                            raise PlaybookError(f"{c}: {exc.problem}", exc.fix) from exc
+                for c in CONFIGS:
+                    try:
+                        targets[c] = lazy[c]()
+                    except PlaybookError as exc:
+                        targets.clear()
+                        raise PlaybookError(f"{c}: {exc.problem}", exc.fix) from exc
                 placement.pin_client(targets)
             return targets
 
@@ -491,7 +513,7 @@ def _run_abba(ctx: _Ctx, shapes: list[LoadShape], warnings: list[str]):
     measured: list[LoadShape] = []
     for config in ("baseline", "spec"):
         try:
-            with LazyEndpoint(p, ctx.run.path, config) as target:
+            with LazyEndpoint(p, ctx.run.path, config, **ctx.overrides(config)) as target:
                 todo = shapes if config == "baseline" else (measured or shapes)
                 i = extra = 0
                 while i < len(todo):
@@ -529,19 +551,21 @@ def _run_abba(ctx: _Ctx, shapes: list[LoadShape], warnings: list[str]):
     return levels, mixed, lossless_res, drift
 
 
-def run_load_test(p, run: RunDir, progress: bool = True, resume: bool = True, on_level=None) -> LoadResult:
+def run_load_test(p, run: RunDir, progress: bool = True, resume: bool = True, on_level=None,
+                  spec_config: dict | None = None) -> LoadResult:
     """Notebook 50 / ``playbook run`` / ``playbook load``: measure every level (paired rounds where both
     servers can be up at once, else ABBA), the mixed workload at every level when set, the
     losslessness guard, then the analysis. With ``resume``, levels (and the lossless check) logged
     done by an interrupted earlier run with the same parameters are reused, and no server starts
-    when nothing is left. ``on_level(stats)`` sees each (configuration, level) as it completes."""
+    when nothing is left. ``on_level(stats)`` sees each (configuration, level) as it completes;
+    ``spec_config`` replaces the speculative server's config (helpers/candidates.py: an n-gram window)."""
     from .workloads import build_requests
 
     shapes = shapes_for(p.concurrencies, p.rates, p.load_shape, p.burstiness)
     for spec in filter(None, (p.workload, p.mixed_workload)):
         build_requests(spec, 1)  # a bad workload fails here, before any server starts
     planned = [s.level for s in shapes]
-    ctx = _Ctx(p, run, PhaseLog(run), p.fingerprint(NOT_IN_FINGERPRINT), resume, progress, on_level)
+    ctx = _Ctx(p, run, PhaseLog(run), p.fingerprint(NOT_IN_FINGERPRINT), resume, progress, on_level, spec_config)
     warnings: list[str] = []
     drift, pinning = None, ""
     if _design(p) == "paired":
@@ -550,7 +574,8 @@ def run_load_test(p, run: RunDir, progress: bool = True, resume: bool = True, on
         levels, mixed, lossless_res, drift = _run_abba(ctx, shapes, warnings)
         pinning = "not pinned: one server at a time (managed mode)"
     temperature = None if _is_mix(p.workload) else p.temperature
-    res = analyze(levels, p.workload, p.temperature, planned=planned, seed=p.seed, drift=drift)
+    res = analyze(levels, p.workload, p.temperature, planned=planned, seed=p.seed, drift=drift,
+                  between_start_sd=between_start_sd(p))
     for sp in res.speedup:
         sp.temperature = temperature
     res.design, res.pinning = _design(p), pinning  # type: ignore[assignment]
@@ -562,11 +587,15 @@ def run_load_test(p, run: RunDir, progress: bool = True, resume: bool = True, on
         res.finding = "NOT LOSSLESS: speculation changed the outputs; " + res.finding
     hom = {sp.level: sp for sp in res.speedup}
     for lr in mixed:
-        mix = lr.point(p.seed, None if _is_mix(p.mixed_workload) else p.temperature)
+        mix = lr.point(p.seed, None if _is_mix(p.mixed_workload) else p.temperature, between_start_sd(p))
         if mix is not None and lr.design == "abba":
             apply_drift(mix, drift)
         res.mixed.append(compare_mixed(lr.shape.level, p.workload, p.mixed_workload, hom.get(lr.shape.level), mix))
         res.mixed_levels.extend(lr.stats.values())
+    from .workload_breakdown import BREAKDOWN_CSV, breakdown, write_csv
+
+    res.breakdown = breakdown(run.read_jsonl(REQUESTS_JSONL), res, p.seed)  # by class and prompt-length bucket
+    write_csv(res.breakdown, run.artifact(BREAKDOWN_CSV))
     return res
 
 

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import aiohttp
 import numpy as np
 
+from . import http_policy
 from .errors import MeasurementError
 from .loadgen import Target, run_sync
 from .schemas.lossless import LosslessPoint, LosslessResult
@@ -40,8 +41,8 @@ async def _post(session: aiohttp.ClientSession, target: Target, body: dict, time
     headers = auth_headers(target.api_key)
     url = target.url.rstrip("/") + "/v1/completions"
     try:
-        async with session.post(url, json=body, headers=headers,
-                                timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
+        async with session.post(url, json=body, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s),
+                                **http_policy.request_kwargs(url)) as resp:
             if resp.status != 200:
                 raise MeasurementError(f"{url} answered HTTP {resp.status}: {(await resp.text())[:300]}",
                                        "check the model name and that the server is a vLLM OpenAI server")
@@ -62,7 +63,7 @@ async def _gather(coros: list, concurrency: int) -> list:
 
 async def _generate(target: Target, items: Sequence[PromptItem], temperature: float, max_tokens: int,
                     seed: int, concurrency: int, timeout_s: float) -> list[dict]:
-    async with aiohttp.ClientSession() as session:
+    async with http_policy.client_session() as session:
         async def one(i: int, item: PromptItem) -> dict:
             body = {"model": target.model, "prompt": _prompt_text(item), "max_tokens": max_tokens,
                     "temperature": temperature, "seed": seed + i, "return_token_ids": True}
@@ -80,7 +81,7 @@ def generate(target: Target, items: Sequence[PromptItem], temperature: float, ma
 
 
 async def _score(target: Target, outputs: list[dict], concurrency: int, timeout_s: float) -> list[float | None]:
-    async with aiohttp.ClientSession() as session:
+    async with http_policy.client_session() as session:
         async def one(o: dict) -> float | None:
             prompt_ids, out_ids = o["prompt_token_ids"] or [], o["token_ids"]
             if not prompt_ids or not out_ids:

@@ -12,11 +12,18 @@ from collections.abc import Sequence
 # as "<Figure size ...>" text; without a display matplotlib falls back to Agg by itself.
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from .schemas.load import LevelStats, SpeedupPoint
 from .schemas.sweep import SweepPoint
 
 CONFIG_COLORS = {"baseline": "C0", "spec": "C1"}
+
+
+def _log2(ax) -> None:
+    """Concurrency doubles from level to level: a log2 axis labelled 1, 2, 4 (not 2^0, 2^1)."""
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
 
 
 def per_request_acceptance(points: Sequence[SweepPoint], no_go_below: float = 0.5) -> Figure:
@@ -65,7 +72,7 @@ def latency_percentiles(levels: Sequence[LevelStats]) -> Figure:
                             color=CONFIG_COLORS[config], label=f"{config} {q.upper()}")
         ax.set(xlabel=kind, ylabel="ms", title=metric.replace("_ms", "").upper())
         if kind == "concurrency":
-            ax.set_xscale("log", base=2)
+            _log2(ax)
     axes.flat[0].legend(fontsize=7, ncol=2)
     fig.tight_layout()
     plt.close(fig)  # shown once, where the notebook displays it (not again by the inline backend)
@@ -85,7 +92,7 @@ def speedup_band(points: Sequence[SpeedupPoint], kind: str = "concurrency", cros
     if crossover is not None:
         ax.axvline(crossover, color="#c62828", ls="--", lw=1, label=f"crossover at {crossover:g}")
     if kind == "concurrency":
-        ax.set_xscale("log", base=2)
+        _log2(ax)
     ax.set(xlabel=kind, ylabel="TPOT speedup (baseline / spec)", title="Speedup vs load")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -103,7 +110,7 @@ def throughput(levels: Sequence[LevelStats]) -> Figure:
                     color=CONFIG_COLORS[config], label=config)
     kind = levels[0].level_kind if levels else "concurrency"
     if kind == "concurrency":
-        ax.set_xscale("log", base=2)
+        _log2(ax)
     ax.set(xlabel=kind, ylabel="output tokens/s", title="Throughput vs load")
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -14,11 +14,13 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from . import http_policy
 from .artifacts import append_jsonl
 from .errors import CounterResetError, MetricsError
 from .server import auth_headers
@@ -33,9 +35,27 @@ SPEC_COUNTERS = (DRAFTS, DRAFT_TOKENS, ACCEPTED, ACCEPTED_PER_POS)
 KV_CACHE_USAGE = "vllm:kv_cache_usage_perc"
 RUNNING = "vllm:num_requests_running"
 WAITING = "vllm:num_requests_waiting"
-GAUGES = {"kv_cache_usage": KV_CACHE_USAGE, "running": RUNNING, "waiting": WAITING}
+PREEMPTIONS = "vllm:num_preemptions_total"  # a counter: per level, the report takes max - min of its samples
+GAUGES = {"kv_cache_usage": KV_CACHE_USAGE, "running": RUNNING, "waiting": WAITING, "preemptions": PREEMPTIONS}
 # Server-side latency histograms (sum and count), a cross-check of the client's TTFT and TPOT.
 HISTOGRAMS = {"ttft": "vllm:time_to_first_token_seconds", "tpot": "vllm:request_time_per_output_token_seconds"}
+
+
+def series(name: str, matchers: str = "") -> str:
+    """PromQL selector of a vLLM metric under either of its stored names, ``vllm:x`` or ``vllm_x``.
+
+    prometheus_client >= 0.22 (vLLM's) writes the colon as an underscore in OpenMetrics sample lines when
+    the scraper negotiates ``escaping=underscores``, as Prometheus 2.x does (prometheus/client_python
+    issue #1177), so the same counter is stored as ``vllm_...`` there and ``vllm:...`` elsewhere.
+    ``matchers``: more label matchers, without braces."""
+    rest = name.removeprefix("vllm:")
+    extra = f",{matchers.strip().strip(',')}" if matchers.strip() else ""
+    return f'{{__name__=~"vllm[:_]{rest}"{extra}}}'
+
+
+def colon_name(name: str) -> str:
+    """``vllm_x`` (as Prometheus may store it, see :func:`series`) -> ``vllm:x``."""
+    return "vllm:" + name[5:] if name.startswith("vllm_") else name
 
 
 @dataclass
@@ -48,6 +68,7 @@ class Snapshot:
     gauges: dict[str, float] = field(default_factory=dict)
     histograms: dict[str, float] = field(default_factory=dict)  # "<key>_sum" / "<key>_count"
     legacy_rate: float | None = None
+    parts: dict[str, Snapshot] = field(default_factory=dict)  # per replica, when summed (:func:`merge`)
 
     @property
     def has_spec_counters(self) -> bool:
@@ -65,6 +86,7 @@ class SpecDelta:
     per_pos_accepted: list[float] = field(default_factory=list)
     source: str = "counters"  # "counters" | "legacy_gauge" | "none"
     legacy_rate: float | None = None
+    origin: str = "server"  # which metrics source measured it: server | pods | prometheus | per_request
 
     @property
     def acceptance_rate(self) -> float | None:
@@ -114,7 +136,7 @@ def fetch_text(url: str, timeout_s: float = 10, api_key: str | None = None) -> s
     """GET ``<url>/metrics`` as text; MetricsError naming the URL when it cannot be read."""
     req = urllib.request.Request(url.rstrip("/") + "/metrics", headers=auth_headers(api_key))
     try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+        with http_policy.urlopen(req, timeout=timeout_s) as resp:
             text = resp.read().decode("utf-8", "replace")
     except (urllib.error.URLError, OSError) as exc:
         raise MetricsError(
@@ -139,20 +161,42 @@ def metric_names(url: str, timeout_s: float = 10, api_key: str | None = None) ->
                            "check that the URL points at a vLLM server (GET <url>/metrics)") from exc
 
 
+def merge(snapshots: dict[str, Snapshot]) -> Snapshot:
+    """One snapshot of several replicas (keyed by URL): counters, histograms, running and waiting summed,
+    KV cache usage the maximum; each replica kept in ``parts`` so a restart of one is still seen."""
+    out = Snapshot(time=max((s.time for s in snapshots.values()), default=time.time()), parts=dict(snapshots))
+    for snap in snapshots.values():
+        for src, dst in ((snap.counters, out.counters), (snap.per_pos, out.per_pos), (snap.histograms, out.histograms)):
+            for k, v in src.items():
+                dst[k] = dst.get(k, 0.0) + v
+        for k, v in snap.gauges.items():
+            out.gauges[k] = max(out.gauges.get(k, v), v) if k == "kv_cache_usage" else out.gauges.get(k, 0.0) + v
+        if out.legacy_rate is None:
+            out.legacy_rate = snap.legacy_rate
+    return out
+
+
+def _backwards(before: Snapshot, after: Snapshot, where: str = "") -> list[str]:
+    names = [n for n in (DRAFTS, DRAFT_TOKENS, ACCEPTED) if after.counters.get(n, 0.0) < before.counters.get(n, 0.0)]
+    names += [f"{ACCEPTED_PER_POS}{{position={i}}}" for i in sorted(before.per_pos)
+              if after.per_pos.get(i, 0.0) < before.per_pos[i]]
+    return [f"{n}{where}" for n in names]
+
+
 def spec_delta(before: Snapshot, after: Snapshot) -> SpecDelta:
-    """Counter deltas between two scrapes; CounterResetError if any counter went backwards."""
+    """Counter deltas between two scrapes; CounterResetError if any counter went backwards (on any
+    replica, for merged snapshots)."""
     if not (before.has_spec_counters and after.has_spec_counters):
         if after.legacy_rate is not None:
             return SpecDelta(available=True, source="legacy_gauge", legacy_rate=after.legacy_rate)
         return SpecDelta(available=False, source="none")
-    deltas = {}
-    for name in (DRAFTS, DRAFT_TOKENS, ACCEPTED):
-        deltas[name] = after.counters.get(name, 0.0) - before.counters.get(name, 0.0)
+    deltas = {name: after.counters.get(name, 0.0) - before.counters.get(name, 0.0)
+              for name in (DRAFTS, DRAFT_TOKENS, ACCEPTED)}
     positions = sorted(set(before.per_pos) | set(after.per_pos))
     per_pos = [after.per_pos.get(i, 0.0) - before.per_pos.get(i, 0.0) for i in positions]
-    backwards = [n for n, d in deltas.items() if d < 0] + [
-        f"{ACCEPTED_PER_POS}{{position={i}}}" for i, d in zip(positions, per_pos, strict=True) if d < 0
-    ]
+    backwards = _backwards(before, after)
+    for key in sorted(set(before.parts) & set(after.parts)):
+        backwards += _backwards(before.parts[key], after.parts[key], f" at {key}")
     if backwards:
         raise CounterResetError(
             f"counter(s) went backwards between two scrapes ({', '.join(backwards)}): "
@@ -183,10 +227,12 @@ class Sampler:
     """
 
     def __init__(self, url: str, path: Path, interval_s: float = 1.0, label: dict | None = None,
-                 api_key: str | None = None):
+                 api_key: str | None = None, gauges: Callable[[], dict[str, float]] | None = None):
         self.url, self.path, self.interval_s = url, Path(path), interval_s
         self.label = label or {}
         self.api_key = api_key
+        # where the gauges come from: ``url``/metrics, or a metrics source's ``gauges`` (pods, Prometheus)
+        self._gauges = gauges or (lambda: scrape(self.url, timeout_s=max(self.interval_s, 2), api_key=self.api_key).gauges)
         self.rows: list[dict] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="metrics-sampler", daemon=True)
@@ -195,7 +241,7 @@ class Sampler:
         while not self._stop.is_set():
             row = {**self.label, "time": time.time()}
             try:
-                row.update(scrape(self.url, timeout_s=max(self.interval_s, 2), api_key=self.api_key).gauges)
+                row.update(self._gauges())
             except MetricsError as exc:
                 row["error"] = exc.problem
             self.rows.append(row)

@@ -97,10 +97,20 @@ def read_safetensors_header(path: Path) -> dict[str, Any]:
         if len(head) != 8:
             raise ModelError(f"{path} is not a safetensors file (shorter than 8 bytes)", "re-download the weights")
         (n,) = struct.unpack("<Q", head)
+        if n > MAX_HEADER_BYTES:
+            raise ModelError(f"{path} has a corrupt safetensors header (it claims {n} bytes of header)",
+                             "re-download the weights")
         try:
-            return json.loads(fh.read(n))
+            header = json.loads(fh.read(n))
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise ModelError(f"{path} has a corrupt safetensors header", "re-download the weights") from None
+    if not isinstance(header, dict):
+        raise ModelError(f"{path} has a corrupt safetensors header (not a JSON object)", "re-download the weights")
+    return header
+
+
+# The safetensors format caps the header at 100 MB (huggingface/safetensors, MAX_HEADER_SIZE in safetensors/src/tensor.rs).
+MAX_HEADER_BYTES = 100_000_000
 
 
 def tensor_inventory(model_dir: Path) -> dict[str, tuple[str, int]]:
@@ -110,8 +120,13 @@ def tensor_inventory(model_dir: Path) -> dict[str, tuple[str, int]]:
         for name, info in read_safetensors_header(f).items():
             if name == "__metadata__":
                 continue
+            shape = info.get("shape") if isinstance(info, dict) else None
+            if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape) \
+                    or not isinstance(info.get("dtype"), str):
+                raise ModelError(f"{f} has a corrupt safetensors header (tensor '{str(name)[:80]}' has no valid "
+                                 "dtype and shape)", "re-download the weights")
             count = 1
-            for d in info["shape"]:
+            for d in shape:
                 count *= d
             out[name] = (info["dtype"], count)
     return out
@@ -128,7 +143,7 @@ _REQUIRED = {
 def _pick(cfg: dict, names: tuple[str, ...], field: str, where: Path) -> Any:
     for n in names:
         if cfg.get(n) is not None:
-            return cfg[n]
+            return _positive_int(cfg[n], n, where)
     raise ModelError(
         f"{where} lacks the field '{field}' (looked for {', '.join(names)})",
         f"add '{names[0]}' to {where.name}, or use a catalog name for this architecture",
@@ -141,11 +156,38 @@ def from_dir(model_dir: str | Path, name: str | None = None) -> ModelSpec:
     if not cfg_path.exists():
         raise ModelError(f"{d} has no config.json", "point to a Hugging Face model directory (config.json, tokenizer, *.safetensors)")
     try:
-        top = json.loads(cfg_path.read_text())
+        top = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ModelError(f"{cfg_path} is not UTF-8 text (byte {exc.start})", "fix or re-download config.json") from None
     except json.JSONDecodeError as exc:
         raise ModelError(f"{cfg_path} is not valid JSON: {exc}", "fix or re-download config.json") from None
+    if not isinstance(top, dict):
+        raise ModelError(f"{cfg_path} holds a JSON {type(top).__name__}, not an object of config fields",
+                         "fix or re-download config.json")
     cfg = {**top, **top.get("text_config", {})} if isinstance(top.get("text_config"), dict) else top
     v = {k: _pick(cfg, names, k, cfg_path) for k, names in _REQUIRED.items()}
+    for key in ("num_key_value_heads", "head_dim", "intermediate_size", "kv_lora_rank"):
+        if cfg.get(key) is not None:
+            v_key = _positive_int(cfg[key], key, cfg_path, allow_zero=True)
+            cfg = {**cfg, key: v_key}
+    try:
+        return _spec_from_config(d, name, top, cfg, cfg_path, v)
+    except ModelError:
+        raise
+    except (TypeError, ValueError, ZeroDivisionError, AttributeError, KeyError) as exc:
+        raise ModelError(f"{cfg_path} has a field of an unexpected type or value ({type(exc).__name__}: "
+                         f"{str(exc)[:200]})", "fix or re-download config.json, or use a catalog name") from None
+
+
+def _positive_int(value: Any, field: str, where: Path, allow_zero: bool = False) -> int:
+    """A config field that must be a whole number (> 0, or >= 0 with allow_zero)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
+        raise ModelError(f"{where}: '{field}' is {str(json.dumps(value))[:60]}, not a whole number "
+                         f"{'>= 0' if allow_zero else '>= 1'}", f"fix '{field}' in {where.name} or re-download it")
+    return value
+
+
+def _spec_from_config(d: Path, name: str | None, top: dict, cfg: dict, cfg_path: Path, v: dict) -> ModelSpec:
     heads = v["num_attention_heads"]
     kv_heads = cfg.get("num_key_value_heads") or heads
     head_dim = cfg.get("head_dim") or v["hidden_size"] // heads
@@ -188,6 +230,7 @@ def from_dir(model_dir: str | Path, name: str | None = None) -> ModelSpec:
         num_shared_experts=cfg.get("n_shared_experts") or 0, first_k_dense=cfg.get("first_k_dense_replace") or 0,
         sliding_window=sw, layer_types=kinds, mtp_layers=mtp,
         eagle_head=any("eagle" in a.lower() for a in archs) or "eagle" in d.name.lower(),
+        draft_vocab_size=int(cfg.get("draft_vocab_size") or 0),
         param_count=exact / 1e9 if exact else 0.0, exact_params=exact, weight_bytes_on_disk=on_disk,
         dtype=str(top.get("torch_dtype") or cfg.get("dtype") or (dtypes[0] if dtypes else "bfloat16")),
         quantization=_checkpoint_precision(top.get("quantization_config") or {}),
@@ -233,19 +276,23 @@ def _family(model_type: str, archs: list[str]) -> str:
 def tokenizer_vocab(model_dir: str | Path) -> dict[str, int] | None:
     """Token -> id from tokenizer.json (model vocab + added tokens) or vocab.json; None if absent."""
     d = Path(model_dir)
-    tj = d / "tokenizer.json"
-    if tj.exists():
-        data = json.loads(tj.read_text())
-        vocab = data.get("model", {}).get("vocab")
-        if isinstance(vocab, list):  # unigram: [[piece, score], ...]
-            vocab = {piece: i for i, (piece, _) in enumerate(vocab)}
-        vocab = dict(vocab or {})
-        for tok in data.get("added_tokens", []):
-            vocab[tok["content"]] = tok["id"]
-        return vocab
-    vj = d / "vocab.json"
-    if vj.exists():
-        return json.loads(vj.read_text())
+    tj, vj = d / "tokenizer.json", d / "vocab.json"
+    try:
+        if tj.exists():
+            data = json.loads(tj.read_text(encoding="utf-8"))
+            vocab = data.get("model", {}).get("vocab")
+            if isinstance(vocab, list):  # unigram: [[piece, score], ...]
+                vocab = {piece: i for i, (piece, _) in enumerate(vocab)}
+            vocab = dict(vocab or {})
+            for tok in data.get("added_tokens", []):
+                vocab[tok["content"]] = tok["id"]
+            return vocab
+        if vj.exists():
+            return dict(json.loads(vj.read_text(encoding="utf-8")))
+    except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        bad = tj if tj.exists() else vj
+        raise ModelError(f"{bad} is not a readable tokenizer file ({type(exc).__name__}: {str(exc)[:120]})",
+                         f"re-download {bad.name} (or remove it: the budget does not need it)") from None
     return None
 
 
@@ -329,6 +376,8 @@ def param_breakdown(spec: ModelSpec) -> dict[str, int]:
 
 def architecture_params(spec: ModelSpec) -> dict[str, int]:
     """Parameter counts computed from the architecture fields (no weights needed)."""
+    if spec.eagle_head:
+        return _eagle_head_params(spec)
     h, L = spec.hidden_size, spec.num_layers
     emb = spec.vocab_size * h
     head = 0 if spec.tie_word_embeddings else emb
@@ -360,6 +409,24 @@ def architecture_params(spec: ModelSpec) -> dict[str, int]:
         "linear": L * attn + mlp,
         "other": L * (attn_other + norms_per_layer) + h + router_total + int(spec.extra_params * 1e9),
     }
+
+
+def _eagle_head_params(spec: ModelSpec) -> dict[str, int]:
+    """An EAGLE head: decoder layer(s) fed with the target's hidden states, no embedding of its own.
+
+    EAGLE-3 (``*Eagle3`` architectures) fuses three target layers (fc: 3h -> h), its attention reads
+    [embedding, hidden] (2h inputs) and its LM head covers ``draft_vocab_size`` tokens; EAGLE-1 fuses
+    [embedding, hidden] (fc: 2h -> h) and predicts over the full vocabulary with the target's head.
+    Layout per vLLM's llama_eagle3.py / llama_eagle.py and the checkpoints' config.json.
+    """
+    h, L, hd = spec.hidden_size, spec.num_layers, spec.head_dim
+    eagle3 = any("eagle3" in a.lower() for a in spec.architectures) or spec.draft_vocab_size > 0
+    attn_in = 2 * h if eagle3 else h
+    attn = attn_in * (spec.num_attention_heads + 2 * spec.num_kv_heads) * hd + spec.num_attention_heads * hd * h
+    fc = (3 if eagle3 else 2) * h * h
+    head = (spec.draft_vocab_size or spec.vocab_size) * h if eagle3 else 0
+    return {"embedding": 0, "lm_head": head, "linear": L * (attn + 3 * h * spec.intermediate_size) + fc,
+            "other": L * 3 * h + h}
 
 
 def total_params(spec: ModelSpec) -> int:

@@ -15,6 +15,8 @@ import difflib
 import hashlib
 import json
 import os
+import re
+import urllib.parse
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -30,13 +32,55 @@ from pydantic import (
 )
 
 from . import safe_yaml
-from .errors import ParameterError, ProfileError
+from .errors import ParameterError, PlaybookError, ProfileError
 from .quantization import Precision
 from .schemas.decision import Thresholds
 
 DEFAULT_RUN_DIR = "../runs/interactive"  # relative to the notebooks folder; PLAYBOOK_RUN_DIR overrides it
 Mode = Literal["embedded", "managed", "external"]
 Method = Literal["draft_model", "ngram", "suffix", "eagle", "eagle3", "mtp", "medusa"]
+
+
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # POSIX environment variable name
+
+
+def check_url(v: str) -> str:
+    """An http(s) URL without spaces; '' passes (not given). Returns it without a trailing '/'."""
+    if not v:
+        return v
+    if any(c.isspace() for c in v):
+        raise ValueError(f"{safe_yaml.short(v)} contains a space or another blank; remove it (a URL has none)")
+    if "://" in v and not v.startswith(("http://", "https://")):
+        raise ValueError(f"{safe_yaml.short(v)} is not an http(s) URL; give http://host:port or https://host:port")
+    if not v.startswith(("http://", "https://")):
+        raise ValueError(f"{safe_yaml.short(v)} has no scheme; write it as http://{v}")
+    try:
+        parts = urllib.parse.urlsplit(v)
+        parts.port  # noqa: B018 - raises ValueError on a port out of range or not a number
+    except ValueError as exc:
+        raise ValueError(f"{safe_yaml.short(v)} is not a valid URL ({exc}); give http://host:port") from None
+    if not parts.hostname:
+        raise ValueError(f"{safe_yaml.short(v)} names no host; give http://host:port")
+    return v.rstrip("/")
+
+
+def check_tensor_parallel(target_model: str, tp: int, mode: str = "managed") -> None:
+    """vLLM needs the attention heads divisible by the tensor parallel size ("Total number of attention
+    heads must be divisible by tensor parallel size", vllm/config ModelConfig.verify_with_parallel_config).
+    Checked when the target resolves (catalog name or local directory); otherwise the step says it."""
+    if tp <= 1 or mode == "external" or not target_model:
+        return
+    from .errors import ModelError
+    from .models import resolve
+
+    try:
+        heads = resolve(target_model).num_attention_heads
+    except ModelError:
+        return
+    if heads and heads % tp:
+        fits = [n for n in range(1, heads + 1) if heads % n == 0 and n <= 16]
+        raise ValueError(f"tensor_parallel_size {tp} does not divide the {heads} attention heads of {target_model} "
+                         f"(vLLM refuses it); use one of {', '.join(map(str, fits))}")
 
 
 def _threshold(name: str):
@@ -55,10 +99,17 @@ def _split_list(value: Any) -> Any:
     return value
 
 
+def _parse_mapping(value: Any) -> Any:
+    """Accept a mapping as YAML/JSON text (the CLI's -p form, a lab form's text box); '' is empty."""
+    if isinstance(value, str):
+        value = yaml.safe_load(value) if value.strip() else {}
+    return value
+
+
 class StepParams(BaseModel):
     """Parameters every step shares. Names match the notebooks' parameters cells."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)  # no nan/inf anywhere
     step: ClassVar[str] = ""
 
     run_dir: str = Field(DEFAULT_RUN_DIR, description="run directory; playbook run sets it")
@@ -71,6 +122,14 @@ class StepParams(BaseModel):
     spec_url: str = Field("", description="external mode: URL of the server with speculation")
     served_model_name: str = Field("", description="model name the server answers to ('' = derive)")
     api_key_env: str = Field("", description="name of the environment variable holding the API key")
+    metrics_source: Literal["server", "pods", "prometheus", "per_request"] = Field(
+        "server", description="where spec-decode counters come from: server (<url>/metrics), pods (metrics_urls summed), "
+        "prometheus (increase() over each window), per_request (the responses' own metrics)")
+    metrics_urls: list[str] = Field(default_factory=list, description="pods: the speculative replicas' base URLs")
+    baseline_metrics_urls: list[str] = Field(default_factory=list, description="pods: the baseline replicas' base URLs")
+    prometheus_url: str = Field("", description="prometheus: the Prometheus server's base URL")
+    prometheus_selector: str = Field("", description='prometheus: label matchers of the speculative replicas, e.g. job="spec"')
+    baseline_prometheus_selector: str = Field("", description="prometheus: label matchers of the baseline replicas")
     max_model_len: int = Field(1024, ge=64, description="max context length given to vLLM")
     gpu_memory_utilization: float = Field(0.3, gt=0, le=1, description="vLLM --gpu-memory-utilization")
     kv_cache_gib: float = Field(1.0, ge=0, description="KV cache space in GiB (CPU backend; 0 = derive)")
@@ -79,17 +138,33 @@ class StepParams(BaseModel):
     data_parallel_size: int = Field(1, ge=1, description="vLLM data parallel size")
     extra_server_args: list[str] = Field(default_factory=list, description="extra vLLM CLI args")
     server_start_timeout_s: float = Field(300, gt=0, description="seconds to wait for /health")
-    seed: int = Field(0, description="seed for prompt sampling and arrival times")
+    seed: int = Field(0, ge=0, description="seed for prompt sampling and arrival times")
     interactive: bool = Field(False, description="show ipywidgets forms (JupyterLab only)")
+    allow_hub_models: bool = Field(False, description="managed mode: a model that is no local directory may be a "
+                                   "hub id vLLM downloads (PLAYBOOK_ALLOW_HUB=1 does the same)")
 
-    _split = field_validator("extra_server_args", mode="before")(classmethod(lambda cls, v: _split_list(v)))
+    # its own name: a subclass's ``_split`` (its list parameters) must not replace this one
+    _split_extra = field_validator("extra_server_args", mode="before")(classmethod(lambda cls, v: _split_list(v)))
+    _split_metrics_urls = field_validator("metrics_urls", "baseline_metrics_urls", mode="before")(
+        classmethod(lambda cls, v: _split_list(v)))
 
     @field_validator("baseline_url", "spec_url")
     @classmethod
     def _url_has_scheme(cls, v: str) -> str:
-        if v and not (v.startswith("http://") or v.startswith("https://")):
-            raise ValueError(f"'{v}' has no scheme; write it as http://{v}")
-        return v.rstrip("/")
+        return check_url(v)
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, v: str) -> str:
+        if v and not ENV_NAME.fullmatch(v):
+            raise ValueError(f"{safe_yaml.short(v)} is not an environment variable name (letters, digits, '_'; "
+                             "not starting with a digit); give the variable's name, never the key")
+        return v
+
+    @model_validator(mode="after")
+    def _tp_divides_heads(self):
+        check_tensor_parallel(self.target_model, self.tensor_parallel_size, self.mode)
+        return self
 
     @model_validator(mode="after")
     def _external_needs_urls(self):
@@ -131,6 +206,13 @@ class DraftsParams(StepParams):
 
     _split = field_validator("draft_candidates", mode="before")(classmethod(lambda cls, v: _split_list(v)))
 
+    @model_validator(mode="after")
+    def _band_in_order(self):
+        if self.ratio_low >= self.ratio_high:
+            raise ValueError(f"ratio_low ({self.ratio_low:g}) must be below ratio_high ({self.ratio_high:g}); "
+                             "e.g. ratio_low=8 ratio_high=12")
+        return self
+
 
 class MemoryParams(StepParams):
     step: ClassVar[str] = "20_memory"
@@ -151,6 +233,16 @@ class QuantizationParams(MemoryParams):
     measure_acceptance: bool = Field(True, description="measure acceptance for each servable precision pair")
     probe_requests: int = Field(8, ge=1, description="requests per precision pair when measuring")
     acceptance_drop_pp: float = _threshold("acceptance_drop_pp")
+    production_temperature: float = Field(0.2, ge=0, le=2, description="the temperature production traffic uses")
+    target_checkpoints: dict[Precision, str] = Field(default_factory=dict, description="checkpoint (local dir or hub "
+                                                     "id) per target precision you have, e.g. {int8: /models/t-w8a8}")
+    draft_checkpoints: dict[Precision, str] = Field(default_factory=dict, description="checkpoint (local dir or hub "
+                                                    "id) per draft precision you have, e.g. {fp8: /models/d-fp8}")
+    pair_urls: dict[str, str] = Field(default_factory=dict, description="external mode: URL of the speculative "
+                                      "server per precision pair, e.g. {int8/bf16: http://host:8001}")
+
+    _mappings = field_validator("target_checkpoints", "draft_checkpoints", "pair_urls", mode="before")(
+        classmethod(lambda cls, v: _parse_mapping(v)))
 
 
 class SweepParams(StepParams):
@@ -204,13 +296,33 @@ class LoadParams(StepParams):
                                        "half-width is at most this fraction of the speedup")
     level_time_budget_s: float = Field(45, gt=0, description="or until it has spent this many seconds")
     min_round_pairs: int = Field(3, ge=2, description="round pairs a level measures at least")
+    between_start_sd: float = Field(-1.0, ge=-1, description="SD of a level's log speedup between fresh server "
+                                    "starts, added to its interval (-1 = measured value for the embedded engine, else 0)")
     lossless_check: bool = Field(True, description="check that speculation does not change the outputs")
     lossless_temperatures: list[float] = Field(default_factory=lambda: [0.0, 0.8], description="temperatures of the lossless check")
     lossless_requests: int = Field(12, ge=2, description="prompts per temperature in the lossless check")
     lossless_alpha: float = Field(0.01, gt=0, lt=1, description="false-alarm rate of the lossless test")
+    candidates: list[str] = Field(default_factory=list, description="configurations compared at the same levels, "
+                                  "'method:k' or 'ngram:k:min-max' (empty: derived; [off]: only this step's own)")
 
-    _split = field_validator("concurrencies", "rates", "lossless_temperatures", mode="before")(
+    _split = field_validator("concurrencies", "rates", "lossless_temperatures", "candidates", mode="before")(
         classmethod(lambda cls, v: _split_list(v)))
+
+    @field_validator("concurrencies")
+    @classmethod
+    def _levels_positive(cls, v: list[int]) -> list[int]:
+        bad = [c for c in v if c < 1]
+        if bad:
+            raise ValueError(f"concurrency levels must be >= 1 (a level needs a request in flight); got {bad}")
+        return v
+
+    @field_validator("rates")
+    @classmethod
+    def _rates_positive(cls, v: list[float]) -> list[float]:
+        bad = [r for r in v if not r > 0]  # nan/inf are refused by allow_inf_nan=False before this
+        if bad:
+            raise ValueError(f"request rates must be > 0 req/s; got {bad}")
+        return v
 
     @field_validator("lossless_temperatures")
     @classmethod
@@ -218,6 +330,19 @@ class LoadParams(StepParams):
         bad = [t for t in v if not 0 <= t <= 2]
         if bad:
             raise ValueError(f"temperatures must lie in [0, 2]; got {bad}")
+        return v
+
+    @field_validator("candidates")
+    @classmethod
+    def _candidates_parse(cls, v: list[str]) -> list[str]:
+        from .candidates import parse
+
+        for c in v:
+            if c.strip().lower() != "off":
+                try:
+                    parse(c)
+                except PlaybookError as exc:
+                    raise ValueError(f"{exc.problem}; {exc.fix}") from exc
         return v
 
     @model_validator(mode="after")
@@ -267,6 +392,14 @@ class ReportParams(StepParams):
 
     _split = field_validator("traffic_temperatures", mode="before")(classmethod(lambda cls, v: _split_list(v)))
 
+    @field_validator("traffic_temperatures")
+    @classmethod
+    def _traffic_temps_in_range(cls, v: list[float]) -> list[float]:
+        bad = [t for t in v if not 0 <= t <= 2]
+        if bad:
+            raise ValueError(f"temperatures must lie in [0, 2]; got {bad}")
+        return v
+
     def thresholds(self) -> Thresholds:
         """The rules' thresholds as given to this step."""
         return Thresholds(**{name: getattr(self, name) for name in Thresholds.model_fields})
@@ -288,11 +421,31 @@ def known_parameters() -> set[str]:
 def _explain(exc: ValidationError, values: dict[str, Any]) -> str:
     lines = []
     for err in exc.errors():
-        name = ".".join(str(p) for p in err["loc"]) or "parameters"
+        name = "".join(f" item {p + 1}" if isinstance(p, int) else (f".{p}" if i else f"{p}'")
+                       for i, p in enumerate(err["loc"])) or "parameters'"
         field = err["loc"][0] if err["loc"] else None
+        msg = err["msg"].removeprefix("Value error, ")
+        if not err["loc"]:  # a constraint between parameters
+            lines.append(msg)
+            continue
         given = values.get(field, "<missing>") if isinstance(field, str) else "<...>"
-        lines.append(f"parameter '{name}' = {safe_yaml.short(given)}: {err['msg'].removeprefix('Value error, ')}")
+        lines.append(f"parameter '{name} = {safe_yaml.short(given)}: {msg}{_quote_hint(exc_model(exc), field, given)}")
     return "; ".join(lines)
+
+
+def exc_model(exc: ValidationError) -> type[BaseModel] | None:
+    return next((m for m in STEP_MODELS.values() if m.__name__ == exc.title), None)
+
+
+def _quote_hint(model: type[BaseModel] | None, field: Any, given: Any) -> str:
+    """A text parameter given a value YAML read as a number or a boolean (``-p served_model_name=1234``)."""
+    if model is None or not isinstance(field, str) or field not in model.model_fields:
+        return ""
+    if model.model_fields[field].annotation is str and isinstance(given, (bool, int, float)):
+        kind = "a boolean" if isinstance(given, bool) else "a number"
+        return (f" (it was read as {kind}; quote it to mean text: -p {field}='\"{given}\"' "
+                f"on the command line, {field}: \"{given}\" in a profile)")
+    return ""
 
 
 def validate_params(model: type[StepParams], values: dict[str, Any]) -> StepParams:

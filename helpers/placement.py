@@ -15,20 +15,21 @@ test also favours the client's group, where it may (root or CAP_SYS_NICE), and s
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
+from .embedded import BIND_ENV
 from .loadgen import Target
 
 
 class Placement:
-    """Embedded engine on 2+ cores: servers on every core but the first, the client on the first.
+    """Embedded engine on 2+ cores: the client on the first core, the servers' compute elsewhere.
 
-    Servers inherit the affinity of the thread that starts them (vLLM's CPU backend then binds its
-    OpenMP threads inside it), so :meth:`starting_servers` narrows this thread's affinity while they
-    start; :meth:`pin_client` then pins every thread of this process to the first core and
-    :meth:`release` restores them. Servers that were already running are left alone (and said so).
+    Each embedded server's OpenMP (compute) threads are bound by its own launch environment
+    (``embedded.omp_bind``: every core but the first), so the binding is the same whoever starts the
+    server (the run's pool, a step, a test) and the same at every start. :meth:`pin_client` pins every
+    thread of this process to the first core and says where each server computes; :meth:`release`
+    restores them. The servers' API and engine-core processes are left to the kernel.
     """
 
     def __init__(self, enabled: bool):
@@ -39,18 +40,6 @@ class Placement:
         self.saved: dict[int, set[int]] = {}
         self.note = "" if self.enabled else ("not pinned: " + ("not the embedded engine" if not enabled else
                                                                f"{len(self.cores)} core(s) available"))
-
-    @contextmanager
-    def starting_servers(self):
-        if not self.enabled:
-            yield
-            return
-        mine = os.sched_getaffinity(0)
-        os.sched_setaffinity(0, self.cores[1:])
-        try:
-            yield
-        finally:
-            os.sched_setaffinity(0, mine)
 
     def pin_client(self, targets: dict[str, Target]) -> None:
         if self.local:
@@ -69,12 +58,12 @@ class Placement:
                 os.sched_setaffinity(tid, self.cores[:1])
             except OSError:
                 continue
-        placed = {c: _server_cores(t.url) for c, t in targets.items()}
-        servers = set(self.cores[1:])
+        placed = {c: _compute_cores(t.url) for c, t in targets.items()}
         where = ", ".join(f"{c} on {sorted(v) if v else '?'}" for c, v in placed.items())
-        self.note = f"client on core {self.cores[0]}; servers: {where}; " + self.note
-        if any(v is not None and v != servers for v in placed.values()):
-            self.note += " (a server already running before this step was not moved)"
+        self.note = f"client on core {self.cores[0]}; servers compute: {where}; " + self.note
+        if any(v is not None and self.cores[0] in v for v in placed.values()):
+            self.note += f" (a server computes on the client's core {self.cores[0]}: started with its own " \
+                         f"{BIND_ENV}, or before this placement)"
 
     def release(self) -> None:
         if self.autogroup_nice is not None:
@@ -118,15 +107,18 @@ def _threads() -> list[int]:
         return [0]
 
 
-def _server_cores(url: str) -> set[int] | None:
-    """CPU affinity of the process listening on the URL's port (None when it cannot be found)."""
+def _compute_cores(url: str) -> set[int] | None:
+    """Cores of the narrowest-bound process in the tree of the server listening on the URL's port
+    (vLLM's worker, whose OpenMP threads are bound); None when it cannot be found."""
     try:
         import psutil
 
         port = urlparse(url).port
         for c in psutil.net_connections(kind="inet"):
             if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN and c.pid:
-                return set(os.sched_getaffinity(c.pid))
+                proc = psutil.Process(c.pid)
+                masks = [set(p.cpu_affinity()) for p in [proc, *proc.children(recursive=True)]]
+                return min(masks, key=len)
     except Exception:  # noqa: BLE001 - informative only (psutil may be missing or denied)
         return None
     return None

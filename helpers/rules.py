@@ -214,6 +214,15 @@ def _win(lv: LoadLevel) -> bool | None:
     return lv.speedup > 1.0
 
 
+def _upper(lv: LoadLevel) -> float:
+    """The interval's upper bound (the point estimate when the level has no interval)."""
+    return lv.speedup_ci_high if lv.speedup_ci_high is not None else lv.speedup
+
+
+def _levels(levels: Sequence[LoadLevel]) -> str:
+    return ", ".join(f"{x.concurrency:g}" for x in levels)
+
+
 def counted_levels(levels: Sequence[LoadLevel]) -> list[LoadLevel]:
     """The levels that may count as a win or a loss: measured cleanly (status ok) with a speedup."""
     return sorted((x for x in levels if x.status == "ok" and x.speedup is not None), key=lambda x: x.concurrency)
@@ -235,12 +244,14 @@ def rule_load_crossover(levels: Sequence[LoadLevel], *, expected_peak: float | N
                         min_gain: float = _T.min_gain, temperature: float | None = None) -> RuleResult:
     """Where does the measured speedup stop being a win, vs the user's expected peak load?
 
-    A win is a speedup whose bootstrap interval lies above 1.0. go: a win at every level up to the
-    peak, the peak measured; borderline: a win only below the peak (GO WITH LIMITS); no-go: no win
-    at any level and no point estimate ``min_gain`` above 1; unknown: a point estimate that high
-    whose interval crosses 1, or wins up to a highest measured concurrency below the expected peak
-    ("measure at N": no claim beyond the evidence). Levels excluded or inconclusive (bursts, drift)
-    never count as a win or a loss; the reason names them.
+    A win is a speedup whose bootstrap interval lies above 1.0, a loss one whose interval lies below.
+    go: a win at every level up to the peak, the peak measured; borderline: a win only below the peak
+    (GO WITH LIMITS); no-go: no win at any level, and either a loss at a level up to the peak or no
+    interval reaching ``min_gain`` above 1 (a gain worth having is excluded); unknown: no win and no
+    loss while some interval still reaches ``min_gain`` above 1, or wins up to a highest measured
+    concurrency below the expected peak ("measure at N": no claim beyond the evidence). Only intervals
+    decide, never a point estimate alone: the highest of several noisy estimates would flip the verdict
+    between runs. Levels excluded or inconclusive (bursts, drift) never count as a win or a loss.
     """
     name = "load_crossover_vs_peak"
     lv = counted_levels(levels)
@@ -266,16 +277,23 @@ def rule_load_crossover(levels: Sequence[LoadLevel], *, expected_peak: float | N
     s1 = lv[0]
     ci1 = f" (95% CI {s1.speedup_ci_low:.2f} to {s1.speedup_ci_high:.2f})" if s1.speedup_ci_low is not None and s1.speedup_ci_high is not None else ""
     if not wins:
-        if all(x.speedup < 1.0 for x in lv):
+        in_range = [x for x in lv if x.concurrency <= peak] or lv
+        losses = [x for x in in_range if _upper(x) < 1.0]
+        if losses:
+            worst = min(losses, key=lambda x: x.speedup)
             return RuleResult(name=name, verdict="no-go", numbers=nums,
-                              reason=f"no measured {level_kind} shows a win{at_t}, every speedup is below 1.0: {s1.speedup:.2f}x at {s1.concurrency:g}{ci1} ... {lv[-1].speedup:.2f}x at {lv[-1].concurrency:g}{not_counted}")
-        best = max(lv, key=lambda x: x.speedup)
-        if best.speedup < 1.0 + min_gain:
+                              reason=f"no measured {level_kind} shows a win{at_t}, and speculation is slower at {_levels(losses)} "
+                                     f"(interval below 1.0; {worst.speedup:.2f}x at {worst.concurrency:g}): {nums['speedups']}{not_counted}")
+        best = max(lv, key=_upper)
+        if _upper(best) < 1.0 + min_gain:
             return RuleResult(name=name, verdict="no-go", numbers=nums,
-                              reason=f"no measured {level_kind} shows a win{at_t}: the best is {best.speedup:.2f}x at {best.concurrency:g}, "
-                                     f"under the {min_gain:.0%} gain worth having, with no interval above 1.0 ({nums['speedups']}){not_counted}")
-        return RuleResult(name=name, verdict="unknown", numbers=nums, measure_next="more requests per load level (the intervals cross 1.0)",
-                          reason=f"up to {best.speedup:.2f}x at {best.concurrency:g}{at_t} but no interval clears 1.0 ({nums['speedups']}): not a proven win{not_counted}")
+                              reason=f"no measured {level_kind} shows a win{at_t}, and every interval stays under the {min_gain:.0%} "
+                                     f"gain worth having (highest bound {_upper(best):.2f} at {best.concurrency:g}): {nums['speedups']}{not_counted}")
+        return RuleResult(name=name, verdict="unknown", numbers=nums,
+                          measure_next="more requests per load level, or a node with less noise: no interval excludes a gain "
+                                       f"of {min_gain:.0%} or a loss",
+                          reason=f"no measured {level_kind} shows a win or a loss{at_t}: the intervals still allow up to "
+                                 f"{_upper(best):.2f}x at {best.concurrency:g} ({nums['speedups']}){not_counted}")
     if last_win is None:
         return RuleResult(name=name, verdict="unknown", numbers=nums,
                           measure_next="more requests per load level, on a quiet machine (the speedup is not monotonic in load)",

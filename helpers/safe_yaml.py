@@ -32,6 +32,12 @@ class _StrictLoader(yaml.SafeLoader):
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
+            try:
+                hash(key)
+            except TypeError:
+                mark = key_node.start_mark
+                raise ProfileError(f"{self.name}: a key that is a list or a mapping (line {mark.line + 1}, column "
+                                   f"{mark.column + 1})", "keys are parameter names: write 'name: value'") from None
             if key in seen:
                 raise ProfileError(
                     f"{self.name}: key {short(key)} appears twice (lines {seen[key]} and {key_node.start_mark.line + 1})",

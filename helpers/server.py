@@ -23,7 +23,9 @@ import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
+from . import http_policy
 from . import reaper as _reaper
+from . import startup_log as _startup_log
 from .errors import ModelError, ServerError, ServerStartError, ServerUnreachableError
 from .schemas.server import ServerConfig, StartupFacts
 from .specconfig import is_secret_name, merge_legacy, server_args, validate_speculative_config, vllm_facts
@@ -33,33 +35,16 @@ __all__ = ["ServerConfig", "StartupFacts", "ManagedServer", "launch", "check_rea
 
 MODULE = "vllm.entrypoints.openai.api_server"
 
-# vLLM >= 0.10 (one line): "GPU KV cache size: 1,234 tokens, Maximum concurrency for 8,192 tokens
-# per request: 12.34x"; older vLLM logged the two parts on separate lines.
-_KV_RE = re.compile(r"(?:\b(?P<dev>[A-Z]{2,5}(?: \+ host)?) )?KV cache size: (?P<tokens>[\d,]+) tokens")
-_CONC_RE = re.compile(r"Maximum concurrency for (?P<len>[\d,]+) tokens per request: (?P<x>[\d.,]+)x")
-_VERSION_RE = re.compile(r"vLLM (?:API )?server version (?P<v>[^\s,]+)")
 _ERROR_RE = re.compile(r"^(?:\S*(?:Error|Exception)\b.*|.*\b(?:ERROR|CRITICAL)\b.*)$")
 
 
-def _int(text: str) -> int:
-    return int(text.replace(",", ""))
-
-
 def parse_startup_log(text: str) -> StartupFacts:
-    """Read the KV-cache size, maximum concurrency and version from a vLLM start-up log."""
-    facts = StartupFacts()
-    for line in text.splitlines():
-        if m := _KV_RE.search(line):
-            facts.kv_cache_tokens = _int(m["tokens"])
-            facts.kv_cache_device = m["dev"]
-        if m := _CONC_RE.search(line):
-            facts.max_concurrency_context = _int(m["len"])
-            facts.max_concurrency = float(m["x"].replace(",", ""))
-        if m := _VERSION_RE.search(line):
-            facts.vllm_version = m["v"]
-    if facts.kv_cache_tokens is None and text:
-        facts.warnings.append("no 'KV cache size' line in the log (vLLM not started yet, or a new wording)")
-    return facts
+    """Read the KV-cache size, maximum concurrency and version from a vLLM start-up log (the patterns
+    of every vLLM version live in :mod:`.startup_log`)."""
+    log = _startup_log.parse(text)
+    return StartupFacts(kv_cache_tokens=log.kv_cache_tokens, kv_cache_device=log.kv_cache_device,
+                        max_concurrency=log.max_concurrency, max_concurrency_context=log.max_concurrency_context,
+                        vllm_version=log.vllm_version, warnings=log.warnings)
 
 
 # -- external servers -------------------------------------------------------------------------
@@ -71,13 +56,18 @@ def auth_headers(api_key: str | None) -> dict[str, str]:
 
 def _request(url: str, timeout_s: float, api_key: str | None = None):
     req = urllib.request.Request(url, headers=auth_headers(api_key))
-    return urllib.request.urlopen(req, timeout=timeout_s)  # noqa: S310 (http(s) URLs only, checked)
+    return http_policy.urlopen(req, timeout=timeout_s)  # proxy/CA/redirect policy; http(s) URLs only, checked
 
 
 def _check_scheme(url: str) -> str:
-    if not url.startswith(("http://", "https://")):
-        raise ServerUnreachableError(f"'{url}' has no scheme", f"write it as http://{url}")
-    return url.rstrip("/")
+    from .params import check_url  # one URL rule for parameters and direct calls (no "http://ftp://x")
+
+    try:
+        return check_url(url)
+    except ValueError as exc:
+        fix = f"write it as http://{url}" if "://" not in url and url.strip() == url and " " not in url \
+            else "give the server's URL as http://host:port"
+        raise ServerUnreachableError(str(exc).split("; ")[0], fix) from None
 
 
 def list_models(url: str, timeout_s: float = 10, api_key: str | None = None) -> list[str]:
@@ -138,6 +128,9 @@ def port_owner(port: int) -> str | None:
 def check_port_free(host: str, port: int) -> None:
     """Raise ServerStartError naming the port (and its owner, when findable) if it is taken."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        # as vLLM's own server binds (uvicorn sets SO_REUSEADDR): a port whose last connections are in
+        # TIME_WAIT after `engine stop` is free; only a listener makes the bind fail
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:
@@ -154,6 +147,27 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+HUB_ENV = "PLAYBOOK_ALLOW_HUB"
+
+
+def hub_allowed(flag: bool = False) -> bool:
+    """Whether a model given as a hub id may go to vLLM: the ``allow_hub_models`` parameter, or
+    ``PLAYBOOK_ALLOW_HUB=1`` in the environment."""
+    return bool(flag) or os.environ.get(HUB_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def absolute_model_path(name, base: Path | None = None):
+    """A model given relative to where the user started (an existing directory there, or anything written as
+    a path: ./x, ../x, ~/x) made absolute, so that the notebooks, which run in the run directory, find it and
+    an error names the real path; hub ids, catalog names and 'embedded' stay as given."""
+    if not isinstance(name, str) or not name or name == "embedded" or os.path.isabs(name):
+        return name
+    p = Path(name).expanduser()
+    if p.is_absolute() or (base or Path.cwd()).joinpath(p).is_dir() or name.startswith(("./", "../")):
+        return str((base or Path.cwd()).joinpath(p).resolve())
+    return name
+
+
 def _looks_like_hub_name(name: str) -> bool:
     """'org/model' that is not a local path (its first part is no local directory)."""
     return (bool(re.fullmatch(r"[\w.-]+/[\w.-]+", name)) and not name.startswith((".", "/", "~"))
@@ -161,20 +175,25 @@ def _looks_like_hub_name(name: str) -> bool:
 
 
 def check_model_dir(model: str, allow_hub: bool = False, what: str = "model") -> None:
-    """A local model directory must exist and hold config.json (before anything is launched)."""
+    """A local model directory must exist and hold config.json; a hub id ('org/name') passes only when
+    ``allow_hub``. Raised before anything is launched, naming the path and the fix."""
     path = Path(model).expanduser()
     if path.is_dir():
         if not (path / "config.json").exists():
             raise ModelError(f"{what} directory {path} has no config.json",
                              "point it at a Hugging Face-format model directory (config.json, weights, tokenizer)")
         return
-    if allow_hub and _looks_like_hub_name(model):
+    hub_like = _looks_like_hub_name(model)
+    if allow_hub and hub_like:
         return
-    raise ModelError(
-        f"{what} directory {path} does not exist",
-        "give the path of a local model directory"
-        + ("" if allow_hub else " (or allow_hub_model=True to let vLLM download a hub name)"),
-    )
+    where = f"{what} directory {model} does not exist" + (
+        f" (resolved to {path})" if path.is_absolute() and str(path) != model else "")
+    if hub_like:
+        raise ModelError(
+            f"{where}, and it is read as a hub id, which this run does not allow",
+            f"fix the path of the local model directory; or, if '{model}' is a Hugging Face hub id that vLLM "
+            f"should download, set allow_hub_models: true (or {HUB_ENV}=1)")
+    raise ModelError(f"{where}", "fix the path: give an existing local model directory holding config.json")
 
 
 _PREFIX_RE = re.compile(r"^(?:\([^)]*\)\s+)?(?:[A-Z]+\s+\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? \[[^\]]+\]\s*)?")
@@ -278,13 +297,9 @@ class ManagedServer:
 
 
 def _redacted_command(cmd: list[str]) -> str:
-    out, hide = [], False
-    for arg in cmd:
-        if arg.startswith("--api-key="):
-            arg = "--api-key=<redacted>"
-        out.append("<redacted>" if hide else arg)
-        hide = arg == "--api-key"
-    return shlex.join(out)
+    from .redact import redact_args
+
+    return shlex.join(redact_args(cmd))
 
 
 def _next_log_path(log_dir: Path, name: str) -> Path:
@@ -309,7 +324,7 @@ def prepare(config: ServerConfig) -> tuple[ServerConfig, list[str], list[str]]:
     if spec:
         if spec.get("model") and spec.get("method") not in ("ngram", "suffix"):
             check_model_dir(str(spec["model"]), config.allow_hub_model, what="draft model")
-        notes += validate_speculative_config(spec, config.python)
+        notes += validate_speculative_config(spec, config.python, target_tp=config.tensor_parallel_size)
     if config.port is None:
         config = config.model_copy(update={"port": free_port(config.host)})
     else:

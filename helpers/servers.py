@@ -66,10 +66,11 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def log_name(log_dir: Path, role: str) -> str:
-    """The first free ``<role>-<n>`` in ``log_dir`` (server-logs/spec-1.log, spec-2.log, ...)."""
+def log_name(log_dir: Path, role: str, taken: set[str] | frozenset[str] = frozenset()) -> str:
+    """The first free ``<role>-<n>`` in ``log_dir`` (server-logs/spec-1.log, spec-2.log, ...) that is not
+    among ``taken`` (the names a run already gave, so a server logging elsewhere never shares a name)."""
     n = 1
-    while (Path(log_dir) / f"{role}-{n}.log").exists():
+    while (Path(log_dir) / f"{role}-{n}.log").exists() or f"{role}-{n}" in taken:
         n += 1
     return f"{role}-{n}"
 
@@ -155,6 +156,7 @@ class ServerPool:
         self._launch = threading.Lock()     # one start at a time: memory profiling, log names, ports
         self._closed = False
         self._n_exclusive = 0
+        self._names: set[str] = set()     # every log name given in this run, whatever its directory
         self._server: _SocketServer | None = None
         self._tmp_dir: str | None = None
 
@@ -336,7 +338,8 @@ class ServerPool:
         if config.api_key_env and api_key and os.environ.get(config.api_key_env) != api_key:
             os.environ[config.api_key_env] = api_key  # the server gets the key the step has
         log_dir.mkdir(parents=True, exist_ok=True)
-        name = log_name(log_dir, role)
+        name = log_name(log_dir, role, self._names | {p.stem for p in (self.run_dir / "server-logs").glob("*.log")})
+        self._names.add(name)
         t0 = time.monotonic()
         try:
             server = launch(run_config, log_dir, timeout_s=timeout_s, name=name)

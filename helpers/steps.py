@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import decide, evidence, gpus, models, monitoring, predict, summary
+from . import decide, evidence, gpus, models, monitoring, ops_outputs, predict, summary
 from . import drafts as _drafts
 from . import memory as _memory
 from . import preflight as _preflight
@@ -33,11 +33,12 @@ from .params import (
     ReportParams,
     SweepParams,
 )
+from .redact import host_warning
 from .schemas.drafts import DraftsResult
 from .schemas.load import LoadResult
 from .schemas.memory import MemoryResult
 from .schemas.models import GPUSpec, ModelSpec
-from .schemas.preflight import PreflightResult
+from .schemas.preflight import Check, PreflightResult
 from .schemas.quantization import QuantizationResult
 from .schemas.report import ReportResult
 from .schemas.sweep import SweepResult
@@ -53,6 +54,8 @@ def preflight(p: PreflightParams, run: RunDir) -> PreflightResult:
     result = PreflightResult(vllm_version=version, vllm_build=build, hardware=hardware, mode=p.mode)
     result.checks += _preflight.check_vllm(version, build, p.mode)
     result.checks.append(_preflight.check_hardware(hardware, build))
+    if p.mode != "external" and (bind := host_warning(p.extra_server_args)):  # issue 17: a --host override
+        result.checks.append(Check(name="server bind address", status="warn", detail=bind))
     run.write_json("00_preflight.json", result)  # partial result on disk before touching any server
     result = _preflight.check_servers(p, run, result)
     result.finding = _preflight.summarize(result)
@@ -107,7 +110,8 @@ def memory(p: MemoryParams, run: RunDir) -> MemoryResult:
     budget = _memory.budget(s.target, s.draft, s.gpu, target_quant=p.target_quant, draft_quant=p.draft_quant, **s.kwargs)
     budgets = _memory.matrix_budgets(s.target, s.draft, s.gpu, **s.kwargs)
     result = MemoryResult(budget=budget, matrix=[_memory.precision_row(b) for b in budgets], rules=budget.rules,
-                          warnings=budget.warnings, finding=_memory.finding(budget), plot=MEMORY_PLOT)
+                          warnings=budget.warnings, finding=_memory.finding(budget), plot=MEMORY_PLOT,
+                          allocated=_memory.allocated_from_logs(budget, run.server_logs))
     run.write_json("20_memory.json", result)
     _close(_memory.plot_budget(budgets, run.artifact(MEMORY_PLOT)))
     return result
@@ -122,10 +126,17 @@ def quantization(p: QuantizationParams, run: RunDir) -> QuantizationResult:
     result = QuantizationResult(matrix=[_memory.precision_row(b) for b in budgets],
                                 acceptance_drop_pp_threshold=p.acceptance_drop_pp)
     run.write_json("30_quantization.json", result)  # the matrix is on disk before any server starts
-    if p.measure_acceptance and p.mode != "external" and p.method in ("draft_model", "ngram"):
-        embedded = p.mode == "embedded"
-        pairs = _quantization.embedded_pairs() if embedded else _quantization.managed_pairs(result.matrix)
-        result.acceptance = _quantization.measure_pairs(p, run, pairs, p.probe_requests, embedded=embedded)
+    if p.measure_acceptance and (p.mode != "embedded" or p.method in ("draft_model", "ngram")):
+        embedded, temps = p.mode == "embedded", _quantization.temperatures_for(p)
+        result.production_temperature = p.production_temperature
+        if p.mode == "external":  # the user's servers, one per precision pair
+            result.acceptance = _quantization.measure_pair_urls(p, run, p.pair_urls, p.probe_requests, temps)
+        elif p.target_checkpoints or p.draft_checkpoints:  # the user's checkpoints, each pair that fits
+            result.checkpoints = _quantization.checkpoint_plans_for(p, s)
+            result.acceptance = _quantization.measure_plans(p, run, result.checkpoints, p.probe_requests, temps)
+        else:
+            pairs = _quantization.embedded_pairs() if embedded else _quantization.managed_pairs(result.matrix)
+            result.acceptance = _quantization.measure_pairs(p, run, pairs, p.probe_requests, embedded, temps)
         result.baseline_acceptance = _quantization.acceptance_drop(result.acceptance, p.acceptance_drop_pp)
         run.write_json("30_quantization.json", result)
     result.recommendation, result.recommended, result.finding = _quantization.recommend(result, p.acceptance_drop_pp)
@@ -149,11 +160,18 @@ def load(p: LoadParams, run: RunDir, on_level: Callable | None = None, progress:
          resume: bool = True) -> LoadResult:
     """Baseline vs speculative at each load level (alternating rounds on the same prompts where both
     servers fit, ABBA otherwise), stream checks, the losslessness guard, speedups with paired
-    intervals; ``on_level`` is called as each level completes."""
+    intervals; ``on_level`` is called as each level completes. Then the other candidate configurations at
+    the same levels (helpers/candidates.py), into ``50_candidates.json``."""
+    from . import candidates as _candidates
     from .loadtest import run_load_test
 
-    result = run_load_test(p, run, progress=progress, resume=resume, on_level=on_level)
-    run.write_json("50_load.json", result)
+    with _candidates.pool_for(run, needed=_candidates.enabled(p)):  # one baseline server for every candidate
+        result = run_load_test(p, run, progress=progress, resume=resume, on_level=on_level)
+        run.write_json("50_load.json", result)
+        if _candidates.enabled(p):
+            ev = evidence.gather(run, p.production_temperature, params=p)  # the predictor's inputs, for pruning
+            comparison = _candidates.run_candidates(p, run, result, ev, progress=progress, resume=resume)
+            run.write_json(_candidates.RESULT, comparison)
     return result
 
 
@@ -167,8 +185,13 @@ def report(p: ReportParams, run: RunDir) -> ReportResult:
     check = predict.compare(prediction, measured) if prediction and ev.load_kind == "concurrency" and measured else None
     decision = decide.decide_for(ev, p)
     decision.recommended.launch_command = decide.launch_command_for(p, decision.recommended)
-    decision.monitoring = monitoring.monitoring_plan(decision, ev, slo_tpot_ms=p.slo_tpot_ms, model_name=p.served_model_name)
+    decision.monitoring = monitoring.monitoring_plan(decision, ev, slo_tpot_ms=p.slo_tpot_ms, model_name=p.served_model_name,
+                                                     no_go_below=p.acceptance_no_go_below)
+    decision.monitoring["files"] = ops_outputs.write_ops_outputs(run.path, decision.monitoring)  # rules + dashboard
     decision.prediction = predict.prediction_summary(prediction, check)
+    from .provenance import for_run
+
+    decision.provenance = for_run(run.path, p)  # machine, software, servers' versions and commands, model revisions
     write_json_atomic(run.path / "decision.json", decision)
     (run.path / "summary.md").write_text(summary.summary_markdown(decision, ev, check))
     return ReportResult(decision=decision, evidence=ev, prediction=prediction, check=check)

@@ -25,6 +25,8 @@ def summary_markdown(decision: Decision, ev: Evidence, check: PredictionCheck | 
         f"Target `{_md_escape(ev.target or '?')}`, draft `{_md_escape(ev.draft or '-')}`, method `{ev.method or '?'}`, "
         f"k={ev.num_speculative_tokens or '?'}; vLLM {ev.versions.get('vllm') or ev.versions.get('vllm_installed_here', '?')}.",
         "",
+        *_headline_lines(decision, ev),
+        "",
         "**Why**",
         *[f"- {_md_escape(r)}" for r in decision.reasons],
     ]
@@ -49,8 +51,20 @@ def summary_markdown(decision: Decision, ev: Evidence, check: PredictionCheck | 
     alerts = decision.monitoring.get("alerts", []) if decision.monitoring else []
     if alerts:
         lines += ["", "**Alerts**", *[f"- {a['name']}: {_md_escape(a['why'])}" for a in alerts]]
+    watch = [w for w in (decision.monitoring or {}).get("watch", []) if w["what"] != "measure next"]  # said above
+    if watch:
+        lines += ["", "**Watch before trying again** (speculation off)",
+                  *[f"- {_md_escape(w['what'])}: {_md_escape(w['when'])}" + (f" (`{w['query']}`)" if w.get("query") else "")
+                    for w in watch]]
     lines += ["", f"Full report: `{report}`; every number: `decision.json`."]
     return "\n".join(lines) + "\n"
+
+
+def _headline_lines(decision: Decision, ev: Evidence) -> list[str]:
+    """The report's three headline numbers, one line each."""
+    from .headline import build
+
+    return [f"- **{n.label}: {n.value}** ({_md_escape(n.detail)})" for n in build(decision, ev).numbers]
 
 
 def _f(x: float | None) -> str:

@@ -1,8 +1,9 @@
 """Temperature sweep: acceptance per workload class and temperature, from counter deltas.
 
-For each class the same prompts are sent at every temperature; ``/metrics`` is scraped before and
-after each point, so the acceptance rate, mean acceptance length and per-position rates come from
-counter deltas of that point alone. When the server returns per-request metrics
+For each class the same prompts are sent at every temperature; the metrics source (``metrics_source``,
+:mod:`.metrics_sources`; default the server's ``/metrics``) is read before and after each point, so
+the acceptance rate, mean acceptance length and per-position rates come from counter deltas of that
+point alone. When the server returns per-request metrics
 (``--per-request-spec-decode-metrics``), their P10/P50/P90 show the spread across requests.
 
 Each point is logged in the run's phase log (``artifacts.PhaseLog``) as it completes, under a fingerprint of
@@ -19,7 +20,8 @@ import numpy as np
 from .artifacts import PhaseLog, RunDir
 from .errors import CounterResetError, MetricsError
 from .loadgen import LoadShape, PhaseResult, Target, records_of_attempts, run_phase_sync
-from .metrics import SpecDelta, scrape, spec_delta
+from .metrics import SpecDelta
+from .metrics_sources import MetricsSource, ServerSource
 from .schemas.sweep import SweepPoint, SweepResult
 from .stats import interpolate, percentiles
 from .workloads import build_requests
@@ -118,11 +120,12 @@ def run_sweep(
     num_speculative_tokens: int | None = None,
     workloads_dir=None,
     fingerprint: str | None = None,
+    metrics: Callable[[Target], MetricsSource] | None = None,
 ) -> SweepResult:
     """Run the sweep; records go to ``40_sweep_requests.jsonl`` before any analysis.
 
     ``target`` may be a callable that starts the server: it is called only if a point must be
-    measured. With a ``run`` and a ``fingerprint``, each point is logged in the phase log and points
+    measured. ``metrics`` builds the target's metrics source (default: its ``/metrics``). With a ``run`` and a ``fingerprint``, each point is logged in the phase log and points
     an earlier run completed with the same fingerprint are reused (``resumed_points``).
     """
     result = SweepResult(production_temperature=production_temperature, no_go_below=no_go_below,
@@ -134,8 +137,8 @@ def run_sweep(
              for w in workloads}
     if any((w, float(t)) not in done for w in workloads for t in temperatures):
         target = target() if callable(target) else target
-        first = scrape(target.url, api_key=target.api_key)
-        if not first.has_spec_counters and first.legacy_rate is None:
+        source = metrics(target) if metrics else ServerSource(target.url, target.api_key)
+        if source.speculating() is False:
             result.speculation = False
             result.production_verdict = "no-speculation"
             result.finding = (f"the server at {target.url} exposes no speculative-decoding metrics: it runs "
@@ -156,7 +159,7 @@ def run_sweep(
                 result.resumed_points += 1
                 continue
             phase = f"sweep:{w}@T{t:g}"
-            before = scrape(target.url, api_key=target.api_key)
+            before = source.snapshot()
             res: PhaseResult = run_phase_sync(
                 target, [it.model_copy(update={"temperature": t}) for it in items],
                 LoadShape("concurrency", concurrency=concurrency), phase=phase,
@@ -167,7 +170,7 @@ def run_sweep(
                 result.warnings.append(f"{w} at T={t:g}: {failed}")
                 break
             try:
-                delta = spec_delta(before, scrape(target.url, api_key=target.api_key))
+                delta = source.window(before, source.snapshot(), res.records).spec
             except CounterResetError as exc:
                 result.warnings.append(f"{w} at T={t:g}: {exc.problem}")
                 delta = None
@@ -210,13 +213,15 @@ def run_sweep_step(p, run: RunDir, progress: bool = True) -> SweepResult:
     """Notebook 40 / ``playbook run``: the sweep on the speculative server (started here unless external,
     and only if a point is left to measure: points of an interrupted run in this run directory are reused)."""
     from .endpoints import LazyEndpoint
+    from .metrics_sources import source_for
 
     with LazyEndpoint(p, run.path, "spec") as target:
         return run_sweep(
             target, p.workloads, p.temperatures, p.requests_per_point, p.max_tokens,
             run, p.production_temperature, p.sweep_concurrency, p.request_timeout_s, p.seed, progress,
             p.acceptance_no_go_below, p.acceptance_go_above, p.method, p.num_speculative_tokens,
-            fingerprint=p.fingerprint(NOT_IN_FINGERPRINT))
+            fingerprint=p.fingerprint(NOT_IN_FINGERPRINT),
+            metrics=lambda t: source_for(p, "spec", t.url, t.api_key))
 
 
 def points_table(result: SweepResult):

@@ -40,7 +40,7 @@ def notebook_for(step: str) -> Path:
 
 
 def profile_path(name: str | None) -> Path:
-    """A profile by path, or by name of a shipped one ('embedded-cpu', 'h100x2-llama70b')."""
+    """A profile by path, or by name of a shipped one ('embedded-cpu', 'h100x2-llama70b-fp8')."""
     if not name:
         return profiles_dir() / DEFAULT_PROFILE
     path = Path(name)

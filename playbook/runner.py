@@ -25,6 +25,7 @@ from playbook import __version__
 from playbook.helpers.artifacts import RunDir, write_json_atomic
 from playbook.helpers.errors import ArtifactError, ParameterError, RunLockedError
 from playbook.helpers.params import load_profile, resolve_parameters
+from playbook.helpers.redact import has_redacted, redact_params
 from playbook.helpers.schemas.run import RunOutcome, RunState, StepState
 from playbook.helpers.specconfig import installed_vllm
 from playbook.resources import notebook_for, profile_path, step_names
@@ -127,14 +128,33 @@ def load_state(run: RunDir) -> RunState:
     path = run.path / "run.json"
     if not path.exists():
         raise ArtifactError(f"{run.path} has no run.json: it is not a playbook run directory", "pass a directory made by `playbook run`")
-    return RunState.model_validate_json(path.read_text())
+    try:
+        return RunState.model_validate_json(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:  # pydantic's ValidationError is a ValueError
+        raise ArtifactError(f"{path} is corrupt: {str(exc).splitlines()[0][:200]}",
+                            "restore it from a backup, or start a new run (the artifacts/ stay readable)") from None
 
 
 def save_state(run: RunDir, state: RunState) -> None:
     from playbook.helpers.servers import summarize
 
     state.servers = summarize(run.path) or state.servers  # the pool's accounting, up to now
+    state.provenance = run_provenance(run, state)
     write_json_atomic(run.path / "run.json", state)
+
+
+def run_provenance(run: RunDir, state: RunState):
+    """The machine facts taken when the run started, with its servers and models as far as it got; a failure
+    to read them never stops a run (the previous record stays)."""
+    from types import SimpleNamespace
+
+    from playbook.helpers import provenance
+
+    try:
+        return provenance.collect(run.path, SimpleNamespace(**state.parameters), previous=state.provenance)
+    except Exception as exc:  # noqa: BLE001 - provenance is a record, not a step
+        _stderr(f"warning: provenance not updated: {type(exc).__name__}: {exc}")
+        return state.provenance
 
 
 # -- executing one notebook ----------------------------------------------------------------------
@@ -176,6 +196,14 @@ def _kernel_manager_class():
             self.transport = "ipc"
             _KERNEL_DIRS.append(tempfile.mkdtemp(prefix="playbook-kernel-"))
             self.ip = os.path.join(_KERNEL_DIRS[-1], "kernel")
+
+        async def _async_interrupt_kernel(self):
+            """jupyter_client interrupts (SIGINT) every kernel before shutting it down; papermill shuts it down
+            after the last cell, so ipykernel logs "KeyboardInterrupt caught in kernel", which reads like a
+            failure in a normal run (issue 17). A shutdown asks the kernel to exit, then kills it, anyway."""
+            if self.shutting_down:
+                return
+            await super()._async_interrupt_kernel()
 
     return _Local
 
@@ -223,6 +251,20 @@ def _absolute_workload_paths(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _absolute_model_paths(values: dict[str, Any]) -> dict[str, Any]:
+    """Model directories given relative to where `playbook run` was started, made absolute (helpers/server.py)."""
+    from playbook.helpers.params import _split_list
+    from playbook.helpers.server import absolute_model_path
+
+    out = dict(values)
+    for name in ("target_model", "draft_model"):
+        if name in out:
+            out[name] = absolute_model_path(out[name])
+    if isinstance(_split_list(out.get("draft_candidates")), list):
+        out["draft_candidates"] = [absolute_model_path(d) for d in _split_list(out["draft_candidates"])]
+    return out
+
+
 def check_workloads(per_step: dict[str, dict[str, Any]]) -> None:
     """An unknown workload or a bad prompts file fails before any run directory or server exists."""
     from playbook.helpers.params import STEP_MODELS
@@ -259,6 +301,10 @@ def run_playbook(
         run = RunDir(resume, create=False)
         state = load_state(run)
         values = {**state.parameters, **overrides}
+        if has_redacted(values):
+            raise ParameterError("run.json holds extra_server_args with a secret redacted (<redacted>): the "
+                                 "servers cannot be started again with it",
+                                 "give them again: --resume ... -p extra_server_args='--api-key,...'")
         todo = state.unfinished()
         if only:
             todo = [s for s in todo if s in {notebook_for(o).stem for o in only} or s == REPORT_STEP]
@@ -274,6 +320,7 @@ def run_playbook(
     if unknown:
         raise ParameterError(f"unknown steps {unknown}", "choose from: " + ", ".join(all_steps))
     values = _absolute_workload_paths(values)  # the notebooks run with the run directory as cwd
+    values = _absolute_model_paths(values)
     per_step = resolve_parameters({}, values, todo)  # fails before any work, naming the parameter
     check_workloads(per_step)
     key_env = values.get("api_key_env")
@@ -289,7 +336,7 @@ def run_playbook(
                 run_id=run.path.name,
                 created_at=_now(),
                 profile=str(prof),
-                parameters=values,
+                parameters=redact_params(values),  # no --api-key value from extra_server_args in run.json
                 steps=[StepState(name=s) for s in todo],
                 versions=software_versions(),
             )
@@ -297,7 +344,7 @@ def run_playbook(
             run.check_writable()
             for msg in repair_records(run):
                 progress(f"warning: {msg}")
-            state.parameters = values
+            state.parameters = redact_params(values)
             for s in todo:
                 st = state.step(s) if s in [x.name for x in state.steps] else None
                 if st is None:
@@ -407,7 +454,8 @@ def blocking_preflight(run: RunDir, step: str) -> str | None:
         data = json.loads(run.artifact("00_preflight.json").read_text())
     except (OSError, ValueError):
         return "preflight wrote no readable result (00_preflight.json)"
-    fails = [f"{c.get('name')}: {c.get('detail', '')}".strip(": ") for c in data.get("checks") or [] if c.get("status") == "fail"]
+    fails = [f"{c.get('name')}: {c.get('detail', '')}".strip(": ") + (f" (fix: {c['fix']})" if c.get("fix") else "")
+             for c in data.get("checks") or [] if c.get("status") == "fail"]
     if not fails and data.get("status") == "failed":
         fails = [data.get("finding") or "the step reported status 'failed'"]
     return ("blocking preflight checks failed (fix them, or run with --force): " + "; ".join(fails))[:2000] if fails else None

@@ -2,8 +2,11 @@
 
 Each row names its source, configuration, acceptance and measured speedup; the prediction comes
 from catalog facts alone (``predict.catalog_prediction``), as a new user would get it from
-``playbook predict``. Summary: median absolute relative error of the speedup and how many rows have
-the direction (gain vs loss) right.
+``playbook predict``. Rows marked ``fit: true`` were used to set a constant of the step-time model
+(helpers/predict.py names them); the others are held out. Summary, over all rows and over the
+held-out rows: median absolute relative error of the speedup (speedup and ratio rows), how many
+rows have the direction (gain vs loss) right (speedup and crossover rows), and the factor between
+predicted and published crossover batch sizes (crossover rows).
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ TABLE = HERE / "published.yaml"
 
 class PublishedRow(BaseModel):
     source: str
-    kind: Literal["speedup", "ratio"] = "speedup"
+    kind: Literal["speedup", "ratio", "crossover"] = "speedup"
+    fit: bool = Field(False, description="used to set a constant of the model (in-sample); else held out")
+    engine: Literal["vllm", "sglang"] = "vllm"
     gpu: str
     target: str
     draft: str = ""
@@ -35,6 +40,7 @@ class PublishedRow(BaseModel):
     acceptance_assumed: bool = False
     context: int = 512
     verify_tokens: int | None = None
+    tree_width: int = 1
     measured: float = Field(gt=0)
     note: str = ""
 
@@ -59,21 +65,38 @@ def _spec(name: str, role: str):
     return models.resolve(str(local) if local.is_dir() else name, role)
 
 
+CROSSOVER_GRID = [1, 2, 3, 4, 6, 8, 12, 16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 256]
+
+
 def predicted(row: PublishedRow) -> float:
-    """The speedup (or the ratio to batch 1) the predictor gives for a row's configuration."""
+    """The speedup, the ratio to batch 1, or the crossover batch size (crossover rows; 0 when the
+    prediction wins over the whole grid) the predictor gives for a row's configuration."""
+    sizes = CROSSOVER_GRID if row.kind == "crossover" else sorted({1, row.batch_size})
     pred = predict.catalog_prediction(
         _spec(row.target, "target"), _spec(row.draft, "draft"), gpus.get_gpu(row.gpu),
         num_speculative_tokens=row.k, tp=row.tp, method=row.method, acceptance_length=row.acceptance_length,
-        batch_sizes=sorted({1, row.batch_size}), context_tokens=row.context, verify_tokens_per_seq=row.verify_tokens,
+        batch_sizes=sizes, context_tokens=row.context, verify_tokens_per_seq=row.verify_tokens,
+        tree_width=row.tree_width,
     )
+    if row.kind == "crossover":
+        return float(pred.crossover_batch_size or 0)
     by_batch = {p.batch_size: p.speedup for p in pred.points}
     return by_batch[row.batch_size] / by_batch[1] if row.kind == "ratio" else by_batch[row.batch_size]
+
+
+def crossover_factor(p: float, measured: float) -> float:
+    """max(p/m, m/p): 1 is exact; inf when the prediction never crosses."""
+    return max(p / measured, measured / p) if p > 0 else float("inf")
 
 
 def check(rows: list[PublishedRow]) -> list[PublishedCheck]:
     out = []
     for row in rows:
         p = predicted(row)
+        if row.kind == "crossover":  # a published slowdown from that batch on: right if predicted within 1.5x
+            factor = crossover_factor(p, row.measured)
+            out.append(PublishedCheck(row=row, predicted=p, relative_error=factor - 1, direction_right=factor <= 1.5))
+            continue
         direction = (p >= 1) == (row.measured >= 1) if row.kind == "speedup" else None
         out.append(PublishedCheck(row=row, predicted=p, relative_error=abs(p - row.measured) / row.measured,
                                   direction_right=direction))
@@ -81,29 +104,37 @@ def check(rows: list[PublishedRow]) -> list[PublishedCheck]:
 
 
 def summary(checks: list[PublishedCheck]) -> dict:
-    """Median absolute relative error over all rows, direction right over the speedup rows."""
+    """Median absolute relative error over the speedup and ratio rows, direction right over the
+    speedup and crossover rows, the worst crossover factor."""
+    errors = [c.relative_error for c in checks if c.row.kind != "crossover"]
     directed = [c for c in checks if c.direction_right is not None]
+    crossovers = [c.relative_error + 1 for c in checks if c.row.kind == "crossover"]
     return {
-        "median_error": statistics.median(c.relative_error for c in checks) if checks else float("nan"),
+        "median_error": statistics.median(errors) if errors else float("nan"),
         "direction_right": sum(bool(c.direction_right) for c in directed), "direction_rows": len(directed),
-        "slowdowns": sum(c.row.measured < 1 for c in directed),
+        "slowdowns": sum(c.row.kind == "crossover" or c.row.measured < 1 for c in directed),
+        "crossover_factor": max(crossovers) if crossovers else None, "rows": len(checks),
     }
 
 
 def report(path: Path = TABLE) -> int:
     checks = check(load(path))
     print(f"published GPU measurements: {path}")
-    print(f"{'source':<34} {'config':<44} {'bs':>4} {'AL':>5} {'meas':>6} {'pred':>6} {'err':>6}")
+    print(f"{'source':<34} {'use':<4} {'config':<52} {'bs':>4} {'AL':>5} {'meas':>6} {'pred':>6} {'err':>6}")
     for c in checks:
         r = c.row
-        cfg = f"{r.target}+{Path(r.draft).name or r.method} k={r.k} {r.gpu} TP{r.tp}" + (" ratio" if r.kind == "ratio" else "")
+        kind = {"ratio": " ratio", "crossover": " crossover"}.get(r.kind, "")
+        cfg = f"{r.target}+{Path(r.draft).name or r.method} k={r.k} {r.gpu} TP{r.tp}{kind}"
         al = f"{r.acceptance_length:.2f}" + ("*" if r.acceptance_assumed else "")
-        print(f"{r.source[:34]:<34} {cfg[:44]:<44} {r.batch_size:>4} {al:>5} {r.measured:>6.3f} {c.predicted:>6.3f} "
-              f"{c.relative_error:>6.1%}")
-    s = summary(checks)
-    print("(* acceptance assumed: the source gives none for that row)")
-    print(f"published_median_error={s['median_error']:.4f}")
-    print(f"published_direction_right={s['direction_right']}/{s['direction_rows']}")
+        print(f"{r.source[:34]:<34} {'fit' if r.fit else 'held':<4} {cfg[:52]:<52} {r.batch_size:>4} {al:>5} "
+              f"{r.measured:>6.3f} {c.predicted:>6.3f} {c.relative_error:>6.1%}")
+    print("(* acceptance assumed: the source gives none for that row; crossover rows give batch sizes, error = factor - 1)")
+    for label, subset in (("", checks), ("_heldout", [c for c in checks if not c.row.fit])):
+        s = summary(subset)
+        print(f"published_median_error{label}={s['median_error']:.4f}")
+        print(f"published_direction_right{label}={s['direction_right']}/{s['direction_rows']}")
+        if s["crossover_factor"] is not None:
+            print(f"published_crossover_factor{label}={s['crossover_factor']:.2f}")
     return 0
 
 

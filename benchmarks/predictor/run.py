@@ -89,6 +89,27 @@ def main(argv: list[str] | None = None) -> int:
     return rc
 
 
+def server_side_levels(run: RunDir, ev) -> None:
+    """When the load test withheld every client-side speedup (e.g. the CPU engine delivered the streams
+    in bursts, so client TPOTs are not per-token times), use each server's own TPOT (vLLM's
+    time-per-output-token histogram, recorded per level in 50_load.json) for the measured speedups,
+    the target's step time vs batch and the calibration at concurrency 1. Says so on stdout."""
+    data = json.loads((run.artifacts / "50_load.json").read_text())
+    tpot = {(x["config"], float(x["level"])): x.get("server_tpot_ms_mean") for x in data.get("levels", [])}
+    used = []
+    for lv in ev.load_levels:
+        b, s = tpot.get(("baseline", float(lv.concurrency))), tpot.get(("spec", float(lv.concurrency)))
+        if b and s:
+            lv.tpot_p50_baseline_ms, lv.tpot_p50_spec_ms, lv.speedup = b, s, b / s
+            lv.speedup_ci_low = lv.speedup_ci_high = None
+            used.append(int(lv.concurrency))
+    low = ev.load_levels[0]
+    if low.concurrency == 1 and low.speedup:
+        ev.tpot_c1_baseline_ms, ev.tpot_c1_spec_ms = low.tpot_p50_baseline_ms, low.tpot_p50_spec_ms
+    print(f"client-side levels withheld by the load test ({(ev.load_levels[0].reason or '')[:120]}...); "
+          f"measured speedups from the servers' own TPOT at levels {used}")
+
+
 def embedded(args) -> int:
     """Predicted vs measured on the embedded engine (CPU); prints prediction_error=."""
     if args.run_dir:
@@ -112,6 +133,8 @@ def embedded(args) -> int:
     if not ev.load_levels:
         print(f"no 50_load.json with speedups in {run.path}", file=sys.stderr)
         return 1
+    if not any(x.speedup for x in ev.load_levels):
+        server_side_levels(run, ev)
     pred = predict.calibrated_prediction(ev, batch_sizes=[int(x.concurrency) for x in ev.load_levels])
     if pred is None:
         print("cannot calibrate: TPOT at concurrency 1 or the acceptance is missing", file=sys.stderr)

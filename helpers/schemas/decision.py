@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .provenance import Provenance
+
 Verdict = Literal["go", "borderline", "no-go", "unknown"]
 Overall = Literal["GO", "GO WITH LIMITS", "NO-GO", "INCONCLUSIVE"]
 
@@ -16,8 +18,8 @@ class Thresholds(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    acceptance_no_go_below: float = Field(0.5, ge=0, le=1, description="acceptance below this is a no-go (SPEC 3)")
-    acceptance_go_above: float = Field(0.65, ge=0, le=1, description="acceptance above this is likely a go (SPEC 3)")
+    acceptance_no_go_below: float = Field(0.5, ge=0, le=1, description="acceptance below this is a no-go (rule of thumb)")
+    acceptance_go_above: float = Field(0.65, ge=0, le=1, description="acceptance above this is likely a go (rule of thumb)")
     acceptance_p10_min: float = Field(0.5, ge=0, le=1, description="rule: per-request acceptance P10 below this is flagged")
     max_draft_share: float = Field(0.15, ge=0, le=1, description="rule: draft weights at most this share of usable memory")
     max_target_share: float = Field(0.70, ge=0, le=1, description="rule: above this share of memory the draft cuts concurrency")
@@ -25,8 +27,8 @@ class Thresholds(BaseModel):
     acceptance_drop_pp: float = Field(5.0, ge=0, description="flag a drop larger than this (percentage points)")
     max_error_rate: float = Field(0.05, ge=0, le=1, description="above this error rate the verdict is INCONCLUSIVE")
     max_gap_widening: float = Field(1.5, gt=0, description="rule: a P50-to-P99 TPOT gap widening more than this factor is flagged")
-    min_gain: float = Field(0.10, ge=0, description="rule: a speedup below 1 + this, with no interval above 1, "
-                            "is not a gain worth having (the load test measures to +-10% by default)")
+    min_gain: float = Field(0.10, ge=0, description="rule: with no win, intervals that all stay below 1 + this exclude a "
+                            "gain worth having: NO-GO (the load test measures to +-10% by default)")
     max_temperature_median: float = Field(0.7, ge=0, le=2, description="rule: a median traffic temperature above this is a no-go")
     homogeneous_temperature_max: float = Field(0.5, ge=0, le=2, description="rule: traffic hotter than this is flagged")
     max_temperature_spread: float = Field(0.5, ge=0, le=2, description="rule: traffic temperatures spread wider than this are flagged")
@@ -111,6 +113,10 @@ class Evidence(BaseModel):
     load_workload: str = ""
     load_mixed: list[dict] = Field(default_factory=list, description="homogeneous vs mixed workload per level "
                                    "(WorkloadComparison of 50_load)")
+    candidates: dict = Field(default_factory=dict, description="50_candidates.json's choice: primary, measured, winner, "
+                             "winner_method, winner_k, winner_window, win_levels, k_table, k_zero_note")
+    winner_load_levels: list[LoadLevel] = Field(default_factory=list, description="the winner's levels when a compared "
+                                                "configuration beat the step's own (the rules judge those)")
     # single-request step times (for the predictor)
     tpot_c1_baseline_ms: float | None = None
     tpot_c1_spec_ms: float | None = None
@@ -162,5 +168,7 @@ class Decision(BaseModel):
     inputs: dict = Field(default_factory=dict, description="the user's situation the rules used (SLOs, load, temperatures)")
     created_at: str = ""
     finding: str = ""
+    provenance: Provenance | None = Field(None, description="GPUs, driver, CUDA, vLLM versions, exact server "
+                                          "commands and model revisions of the run (helpers/provenance.py)")
     changes: dict = Field(default_factory=dict, description="set by a re-decision (`playbook report RUN_DIR -p ...`): "
                           "the previous verdict and the parameters changed")

@@ -15,9 +15,15 @@ class DraftCandidate(BaseModel):
     params_b: float = Field(description="draft parameters, billions")
     ratio: float = Field(description="target parameters / draft parameters (1:8 to 1:12 is the sweet spot)")
     ratio_score: float
-    same_family: bool
-    same_tokenizer: bool | None = Field(description="None when it cannot be checked (catalog vs directory)")
+    same_family: bool = Field(description="same model family and generation (config model_type), not vendor")
+    same_tokenizer: bool | None = Field(description="equal vocab_size and token -> id map; None when it cannot "
+                                        "be checked (catalog vs directory)")
     tokenizer_detail: str = ""
+    heterogeneous_vocab: bool = Field(False, description="usable only with vLLM's use_heterogeneous_vocab "
+                                      "(draft_model only, greedy draft sampling)")
+    speculative_config: dict = Field(default_factory=dict, description="keys this candidate needs in "
+                                     "--speculative-config besides method/model/k")
+    conditions: list[str] = Field(default_factory=list, description="what vLLM requires for this candidate")
     methods: list[str] = Field(default_factory=list, description="speculative methods this candidate enables")
     score: float
     rank: int = 0
@@ -33,4 +39,6 @@ class DraftsResult(StepResult):
     target_params_b: float
     target_methods: list[str] = Field(description="methods the target supports (n-gram and suffix always)")
     candidates: list[DraftCandidate] = Field(default_factory=list)
+    lossy_settings: list[str] = Field(default_factory=list, description="settings the installed vLLM offers "
+                                      "that change the output distribution (never recommended)")
     best: str = Field("", description="name of the top-ranked candidate ('' when none is usable)")

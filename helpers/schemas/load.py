@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from .base import StepResult
 from .lossless import LosslessResult
+from .workloads import BreakdownRow
 
 
 class Percentiles(BaseModel):
@@ -43,6 +44,8 @@ class LevelStats(BaseModel):
     dispatch_lag_p99_ms: float | None = None
     acceptance_rate: float | None = None
     mean_acceptance_length: float | None = None
+    acceptance_per_position: list[float] = Field(default_factory=list, description="accepted at draft position i / "
+                                                 "drafts over the level (vLLM's per-position counter)")
     server_ttft_ms_mean: float | None = Field(None, description="the server's own mean TTFT (vllm histogram) in this level")
     server_tpot_ms_mean: float | None = Field(None, description="the server's own mean TPOT: a cross-check when "
                                               "streams reach the client in bursts (client TPOT near 0)")
@@ -84,6 +87,8 @@ class SpeedupPoint(BaseModel):
     client_server_tpot_ratio_baseline: float | None = Field(None, description="client TPOT mean / server's own")
     client_server_tpot_ratio_spec: float | None = None
     drift: float | None = Field(None, description="baseline re-measured at the end / first measurement (ABBA)")
+    between_start_sd: float | None = Field(None, description="SD of the log speedup between server starts added "
+                                           "to the interval (paired design; None: not added)")
     temperature: float | None = Field(None, description="sampling temperature of this level's requests")
 
 
@@ -119,3 +124,7 @@ class LoadResult(StepResult):
         "re-measured at the end for drift")
     drift: float | None = Field(None, description="abba: baseline median TPOT re-measured at the end / first")
     pinning: str = Field("", description="where the client and the servers ran (CPU cores), or why they were not pinned")
+    breakdown: list[BreakdownRow] = Field(default_factory=list, description="acceptance and speedup by workload class "
+                                          "and by prompt-length bucket at each level (helpers/workload_breakdown.py)")
+    source: dict | None = Field(None, description="imported results: the tool, its version, the files and their "
+                                "SHA-256, the command if recorded (playbook import); None when measured here")

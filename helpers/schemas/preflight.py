@@ -35,6 +35,10 @@ class PreflightResult(StepResult):
     hardware: Hardware = Field(default_factory=Hardware)
     mode: str = "embedded"
     spec_metrics: list[str] = Field(default_factory=list, description="spec-decode metric names the server exposes")
+    server_versions: dict[str, str | None] = Field(default_factory=dict,
+                                                   description="vLLM version per server role (its /version endpoint)")
+    features_needed: list[str] = Field(default_factory=list,
+                                       description="vLLM features the run uses (keys of helpers/preflight.FEATURES)")
     checks: list[Check] = Field(default_factory=list)
 
     @property

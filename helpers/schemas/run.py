@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from .provenance import Provenance
 from .servers import ServersSummary
 
 StepStatus = Literal["pending", "running", "done", "failed", "interrupted"]
@@ -29,6 +30,8 @@ class RunState(BaseModel):
     versions: dict[str, str | None] = Field(default_factory=dict)
     servers: ServersSummary | None = Field(None, description="the run's server pool: starts, reuses, start-up "
                                                              "time per configuration and per step")
+    provenance: Provenance | None = Field(None, description="GPUs, driver, CUDA, vLLM versions, exact server "
+                                          "commands and model revisions (helpers/provenance.py)")
 
     def step(self, name: str) -> StepState:
         for s in self.steps:

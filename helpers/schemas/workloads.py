@@ -1,19 +1,30 @@
-"""A prompt to send: one line of a prompt set, with the temperature its workload class uses."""
+"""A prompt to send (one line of a prompt set, with the temperature its workload class uses), the
+length distributions a workload spec can impose, and the per-class / per-length breakdown of a load test."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
 
 class PromptItem(BaseModel):
-    """``prompt`` goes to /v1/completions; ``messages`` (chat) to /v1/chat/completions."""
+    """``prompt`` goes to /v1/completions; ``messages`` (chat) to /v1/chat/completions.
+
+    A prompt rendered from ``messages`` with the model's own chat template (``templated``) goes to
+    /v1/completions without the tokenizer's special tokens added again (the template has them)."""
 
     id: str
-    workload: str = Field(description="workload class or file the prompt came from")
+    workload: str = Field(description="workload class or file the prompt came from (the report's class breakdown)")
     prompt: str | None = None
     messages: list[dict] | None = None
     max_tokens: int = Field(64, ge=1)
     temperature: float = Field(0.0, ge=0, le=2)
+    json_schema: dict | None = Field(None, description="structured output: vLLM guided decoding to this JSON schema")
+    tools: list[dict] | None = Field(None, description="OpenAI-style tool definitions: the request must call one")
+    templated: bool = Field(False, description="prompt rendered from messages with the tokenizer's chat template")
+    input_tokens: int | None = Field(None, description="prompt length in tokens when the workload set it (exact "
+                                     "with the model's tokenizer)")
 
     @model_validator(mode="after")
     def _has_text(self):
@@ -24,3 +35,41 @@ class PromptItem(BaseModel):
     @property
     def is_chat(self) -> bool:
         return bool(self.messages)
+
+
+class LengthSpec(BaseModel):
+    """Token lengths for a workload: ``fixed`` (``128``), ``uniform`` (``64-256``, both ends included)
+    or ``file`` (``file:PATH``: one length per line, or JSONL with the field ``field``), sampled with
+    replacement from the file's lengths."""
+
+    kind: Literal["fixed", "uniform", "file"]
+    low: int = Field(1, ge=1)
+    high: int = Field(1, ge=1)
+    values: list[int] = Field(default_factory=list)
+    source: str = ""
+
+    def describe(self) -> str:
+        if self.kind == "fixed":
+            return str(self.low)
+        if self.kind == "uniform":
+            return f"uniform {self.low}-{self.high}"
+        return f"{len(self.values)} lengths from {self.source}"
+
+
+class BreakdownRow(BaseModel):
+    """One group of a load test's requests (a workload class, or a prompt-length bucket) at one level:
+    the speculative server's acceptance on that group and the TPOT speedup (median baseline / median spec)."""
+
+    by: Literal["class", "length"]
+    group: str = Field(description="class name, or length bucket like '128-255' (prompt tokens)")
+    level: float
+    requests_baseline: int = 0
+    requests_spec: int = 0
+    tpot_p50_baseline_ms: float | None = None
+    tpot_p50_spec_ms: float | None = None
+    speedup: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    acceptance_rate: float | None = Field(None, description="pooled from the responses' own spec-decode metrics "
+                                          "(accepted / draft tokens); None when the server sent none")
+    mean_acceptance_length: float | None = None

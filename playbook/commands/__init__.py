@@ -8,7 +8,7 @@ import importlib
 # Order here is the order in `playbook --help`.
 COMMAND_MODULES = [
     "init", "run", "report", "params", "engine", "lab",
-    "memory", "drafts", "sweep", "load", "lossless", "predict",
+    "memory", "drafts", "sweep", "load", "lossless", "predict", "import_",
 ]
 
 

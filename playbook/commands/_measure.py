@@ -7,6 +7,7 @@ import sys
 from datetime import datetime, timezone
 
 from playbook.helpers.artifacts import RunDir
+from playbook.helpers.errors import ParameterError
 from playbook.helpers.params import validate_params
 
 
@@ -28,19 +29,28 @@ def run_dir(args: argparse.Namespace, command: str) -> RunDir:
 
 
 def params(model, args: argparse.Namespace, **values):
-    """Validate through the step's parameter model, so the CLI and the notebooks reject the same input."""
-    return validate_params(model, {"mode": "external", "served_model_name": args.model,
-                                   "api_key_env": args.api_key_env, "seed": args.seed, **values})
+    """Validate through the step's parameter model, so the CLI and the notebooks reject the same input;
+    an ``--api-key-env`` must name a variable that is set."""
+    p = validate_params(model, {"mode": "external", "served_model_name": args.model,
+                                "api_key_env": args.api_key_env, "seed": args.seed, **values})
+    if p.api_key_env and not p.api_key():
+        raise ParameterError(f"--api-key-env names {p.api_key_env}, but that environment variable is not set",
+                             f"export {p.api_key_env}=<key> first, or leave --api-key-env out")
+    return p
 
 
-def model_name(url: str, given: str, api_key: str | None) -> str:
-    if given:
-        return given
+def reachable_model(url: str, given: str, api_key: str | None) -> str:
+    """Check that ``url`` answers /v1/models (naming the URL and the cause when not: a closed port, a 401)
+    before anything is written; returns the model to ask for."""
     from playbook.helpers.server import check_reachable
 
     models = check_reachable(url, timeout_s=10, api_key=api_key)
+    if given:
+        return given
     if not models:
-        from playbook.helpers.errors import ParameterError
-
         raise ParameterError(f"{url}/v1/models lists no model", "give --model NAME")
     return models[0]
+
+
+def model_name(url: str, given: str, api_key: str | None) -> str:
+    return reachable_model(url, given, api_key)

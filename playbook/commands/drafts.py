@@ -1,4 +1,6 @@
-"""`playbook drafts`: rank draft candidates for a target (tokenizer, family, size ratio, methods)."""
+"""`playbook drafts`: rank draft candidates for a target (vLLM's vocabulary rule, family and generation,
+size ratio, methods). A draft of another vocab_size is never "same tokenizer": it is listed as a
+heterogeneous-vocab candidate with the flags and conditions vLLM needs (helpers/compat.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from playbook.helpers.errors import ParameterError
 from playbook.helpers.params import DraftsParams, validate_params
 
 NAME = "drafts"
-HELP = "rank draft candidates for a target: same tokenizer, family, size ratio, methods"
+HELP = "rank draft candidates for a target: vocabulary (as vLLM checks it), family, size ratio, methods"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -36,7 +38,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(result.finding)
     for c in result.candidates:
-        print(f"  {c.rank}. {c.name:28s} 1:{c.ratio:<8.1f} score {c.score:5.1f}  {', '.join(c.methods) or '-'}")
+        hetero = "  [heterogeneous vocab]" if c.heterogeneous_vocab else ""
+        print(f"  {c.rank}. {c.name:28s} 1:{c.ratio:<8.1f} score {c.score:5.1f}  {', '.join(c.methods) or '-'}{hetero}")
         for r in c.reasons:
             print(f"       - {r}")
+        if c.speculative_config:
+            print(f"       - speculative config needs: {c.speculative_config}")
+    for s in result.lossy_settings:
+        print(f"  lossy, never recommended: {s}")
     return 0

@@ -39,16 +39,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     info.add_argument("--json", action="store_true", help="print JSON")
 
 
+def check_start_arguments(args: argparse.Namespace) -> None:
+    """The same ranges as ``playbook run`` (the shared parameter model), and a real port, before starting."""
+    from playbook.helpers.errors import ParameterError
+    from playbook.helpers.params import PreflightParams, validate_params
+
+    if args.port is not None and not 1 <= args.port <= 65535:
+        raise ParameterError(f"--port {args.port} is not a TCP port", "give a port in 1..65535, or leave --port out")
+    validate_params(PreflightParams, {"num_speculative_tokens": args.num_speculative_tokens,
+                                      "kv_cache_gib": args.kv_cache_gib, "max_model_len": args.max_model_len,
+                                      "server_start_timeout_s": args.timeout})
+    if args.kv_cache_gib <= 0:
+        raise ParameterError(f"--kv-cache-gib {args.kv_cache_gib:g} leaves no KV cache", "give e.g. --kv-cache-gib 1")
+
+
 def run(args: argparse.Namespace) -> int:
     from playbook import engine
 
     action = args.engine_command
     if action == "start":
-        if args.num_speculative_tokens < 1:
-            from playbook.helpers.errors import ParameterError
-
-            raise ParameterError(f"--num-speculative-tokens must be >= 1, got {args.num_speculative_tokens}",
-                                 "use e.g. --num-speculative-tokens 4")
+        check_start_arguments(args)
         rec = engine.start_engine(args.speculative, args.num_speculative_tokens, args.port, args.kv_cache_gib,
                                   args.max_model_len, args.host, args.timeout)
         print_json({"url": rec.url, "pid": rec.pid, "log": rec.log, "model": rec.model,

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import nbformat
 
+from playbook.helpers import http_policy, reaper
 from playbook.helpers.errors import ArtifactError, PlaybookError
 from playbook.helpers.params import load_profile, resolve_parameters
 from playbook.helpers.servers import ENV as POOL_ENV
@@ -123,7 +124,7 @@ def wait_ready(proc: subprocess.Popen, url: str, token: str, timeout_s: float) -
             raise PlaybookError(f"JupyterLab exited with code {proc.returncode} before it answered",
                                 "read its log above; a busy port? give --port")
         try:
-            with urllib.request.urlopen(req, timeout=2) as resp:
+            with http_policy.urlopen(req, timeout=2) as resp:
                 if resp.status == 200:
                     return
         except (urllib.error.URLError, OSError):
@@ -151,6 +152,11 @@ def _interrupt(signum, frame):
 
 
 def run(args) -> int:
+    if not 0 <= args.port <= 65535 or args.startup_timeout <= 0:
+        from playbook.helpers.errors import ParameterError
+
+        raise ParameterError(f"--port {args.port} / --startup-timeout {args.startup_timeout:g} out of range",
+                             "give a port in 1..65535 (or leave --port out) and a positive --startup-timeout")
     require_jupyterlab()
     ws = prepare_workspace(args.dir, args.profile, args.force)
     port = args.port or free_port()
@@ -165,28 +171,41 @@ def run(args) -> int:
     # Our own process group gets Ctrl-C (or SIGTERM); JupyterLab, in its own session, gets a clean
     # SIGTERM from stop() so it shuts its kernels down.
     signal.signal(signal.SIGTERM, _interrupt)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, _interrupt)  # the terminal closed
+    if hasattr(signal, "SIGPIPE"):  # `playbook lab | tee lab.log`, tee gone first: a failed print, not death
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     with run_pool(run_dir, _say, handle_sigterm=False) as pool:  # servers live while JupyterLab runs
         env[POOL_ENV] = pool.address or ""
         return _serve(jupyter_command(ws, port, open_browser), ws, env, base, token, args.startup_timeout)
 
 
-def _say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+def _say(msg: str, stream=None) -> None:
+    """Print, and go on when the reader is gone (EPIPE): JupyterLab must still be stopped."""
+    try:
+        print(msg, file=stream or sys.stderr, flush=True)
+    except (BrokenPipeError, OSError, ValueError):
+        pass
 
 
 def _serve(cmd: list[str], ws: Path, env: dict, base: str, token: str, startup_timeout: float) -> int:
     """Run JupyterLab until it exits or Ctrl-C / SIGTERM; stop it cleanly either way."""
-    proc = None
+    proc = watchdog = None
     try:
         proc = subprocess.Popen(cmd, cwd=ws, env=env, start_new_session=True)
+        # JupyterLab and its kernels stop when this process ends for any reason, SIGKILL included: the
+        # same watchdog as the vLLM servers' (it sees EOF on a pipe only this process holds)
+        watchdog = reaper.start_reaper(proc.pid, grace_s=20)
         wait_ready(proc, base, token, startup_timeout)
-        print(f"\nworkspace: {ws}\nrun dirs:  {ws / 'runs'} (interactive runs: runs/interactive; "
-              f"`playbook report {ws / 'runs' / 'interactive'}` builds the report)")
-        print(f"JupyterLab: {base}/lab/tree/{FIRST_NOTEBOOK}?token={token}\nstop with Ctrl-C", flush=True)
+        _say(f"\nworkspace: {ws}\nrun dirs:  {ws / 'runs'} (interactive runs: runs/interactive; "
+             f"`playbook report {ws / 'runs' / 'interactive'}` builds the report)", sys.stdout)
+        _say(f"JupyterLab: {base}/lab/tree/{FIRST_NOTEBOOK}?token={token}\nstop with Ctrl-C", sys.stdout)
         return proc.wait() or 0
     except KeyboardInterrupt:
-        print("\nstopping JupyterLab ...", file=sys.stderr)
+        _say("\nstopping JupyterLab ...")
         return 0
     finally:
         if proc is not None:
             stop(proc)
+        if watchdog is not None:
+            watchdog.disarm()

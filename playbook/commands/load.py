@@ -52,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
                         request_timeout_s=args.timeout, find_saturation=args.find_saturation,
                         lossless_check=not args.no_lossless, target_ci_halfwidth=args.target_ci,
                         level_time_budget_s=args.level_budget, min_round_pairs=args.min_pairs)
+    for url in dict.fromkeys((p.baseline_url, p.spec_url)):  # a closed port or a 401 fails here, naming the URL
+        _measure.reachable_model(url, p.served_model_name, p.api_key())
     run_ = _measure.run_dir(args, NAME)
     result = run_load_test(p, run_, progress=not args.no_progress)
     run_.write_json("50_load.json", result)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from playbook.commands._common import print_json
-from playbook.helpers import gpus, memory, models, steps
+from playbook.helpers import gpus, memory, models, startup_log, steps
 from playbook.helpers.errors import ParameterError
 from playbook.helpers.params import MemoryParams, validate_params
 from playbook.helpers.quantization import ALL_PRECISIONS
@@ -16,7 +17,18 @@ PRECISIONS = ALL_PRECISIONS
 METHODS = ["none", "draft_model", "eagle", "eagle3", "mtp", "ngram", "suffix"]
 
 
+# Profile parameter -> flag: `--profile` fills every flag left at its default from these.
+PROFILE_KEYS = {"target_model": "target", "draft_model": "draft", "method": "method", "gpu": "gpu",
+                "gpu_memory_gib": "gpu_memory_gib", "num_gpus": "num_gpus", "tensor_parallel_size": "tp",
+                "target_quant": "target_quant", "draft_quant": "draft_quant", "kv_cache_dtype": "kv_cache_dtype",
+                "max_model_len": "max_model_len", "context_length": "context_length",
+                "gpu_memory_utilization": "gpu_memory_utilization", "reserve_gib": "reserve_gib",
+                "kv_cache_gib": "kv_cache_gib", "num_speculative_tokens": "num_speculative_tokens"}
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default="", metavar="YAML",
+                   help="take the models, GPUs and memory settings from a profile (flags given here win)")
     p.add_argument("--target", help="local model dir, catalog name (see --list-models) or 'embedded'")
     p.add_argument("--draft", default="", help="draft model (dir, catalog name, 'embedded'); omit for none")
     p.add_argument("--method", choices=METHODS, default=None, help="speculative method (default: draft_model with --draft, else none)")
@@ -33,6 +45,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpu-memory-utilization", type=float, default=0.9)
     p.add_argument("--reserve-gib", type=float, default=-1.0, help="activation/CUDA-graph reserve per GPU (-1: estimate)")
     p.add_argument("--kv-cache-gib", type=float, default=0.0, help="fix the KV space (CPU backend, kv_cache_memory_bytes)")
+    p.add_argument("--max-num-batched-tokens", type=int, default=0,
+                   help="vLLM's batched-token budget; sizes the activation reserve (0: vLLM's default for the GPU)")
+    p.add_argument("--reserve-from-log", default="", metavar="LOG",
+                   help="set --reserve-gib from a vLLM start-up log of this node ('Available KV cache memory')")
+    p.add_argument("--compare-log", default="", metavar="LOG",
+                   help="show predicted vs what this vLLM start-up log allocated (KV tokens, concurrency, KV GiB)")
     p.add_argument("--num-speculative-tokens", type=int, default=4)
     p.add_argument("--block-size", type=int, default=0, help="KV block size in tokens (0: vLLM's default)")
     p.add_argument("--matrix", action="store_true", help="also print the (target x draft precision) matrix")
@@ -56,7 +74,42 @@ def params_from(args: argparse.Namespace, method: str) -> MemoryParams:
     ))
 
 
+def _log_path(path: str) -> Path:
+    if not Path(path).is_file():
+        raise ParameterError(f"no vLLM log at '{path}'", "give the server log file (a run's server-logs/*.log)")
+    return Path(path)
+
+
+def _reserve_from_log(path: str, b) -> float:
+    """The reserve vLLM kept on this node: memory x utilization - weights - 'Available KV cache memory'."""
+    log = startup_log.parse_file(_log_path(path))
+    reserve = startup_log.reserve_gib_from_log(
+        log, weights_gib_per_gpu=b.target_weights_per_gpu_gib + b.draft_weights_per_gpu_gib,
+        gpu_memory_gib=b.gpu_memory_gib or 0.0, gpu_memory_utilization=b.gpu_memory_utilization)
+    if reserve is None:
+        raise ParameterError(f"'{path}' has no 'Available KV cache memory' line (vLLM V1 GPU logs have it)",
+                             "give --reserve-gib yourself, or a GPU server's start-up log")
+    return reserve
+
+
+def apply_profile(args: argparse.Namespace) -> None:
+    """Fill each flag still at its default from the profile's parameter of the same meaning."""
+    from playbook.helpers.params import load_profile
+
+    defaults = argparse.ArgumentParser()
+    add_arguments(defaults)
+    default = vars(defaults.parse_args([]))
+    profile = load_profile(args.profile)
+    for key, flag in PROFILE_KEYS.items():
+        if key in profile and profile[key] is not None and getattr(args, flag) == default[flag]:
+            value = profile[key]
+            setattr(args, flag, "none" if flag == "method" and not profile.get("draft_model") and value == "draft_model"
+                    else value)
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.profile:
+        apply_profile(args)
     if args.list_models or args.list_gpus:
         names = models.catalog_names() if args.list_models else gpus.gpu_names()
         print_json(names) if args.json else print("\n".join(names))
@@ -69,11 +122,20 @@ def run(args: argparse.Namespace) -> int:
     method = args.method or ("draft_model" if args.draft else "none")
     s = steps.budget_setup(params_from(args, method))
     # The CLI fixes the KV space whenever --kv-cache-gib is given (the step only on the CPU backend).
-    kwargs = {**s.kwargs, "method": method, "kv_cache_gib": args.kv_cache_gib, "block_size": args.block_size}
+    kwargs = {**s.kwargs, "method": method, "kv_cache_gib": args.kv_cache_gib, "block_size": args.block_size,
+              "max_num_batched_tokens": args.max_num_batched_tokens}
     target, draft, gpu = s.target, s.draft, s.gpu
     b = memory.budget(target, draft, gpu, target_quant=args.target_quant, draft_quant=args.draft_quant, **kwargs)
+    if args.reserve_from_log:
+        kwargs["reserve_gib"] = _reserve_from_log(args.reserve_from_log, b)
+        b = memory.budget(target, draft, gpu, target_quant=args.target_quant, draft_quant=args.draft_quant, **kwargs)
+        b.reserve_source = "log"
     out = b.model_dump(mode="json")
     out["finding"] = memory.finding(b)
+    if args.compare_log:
+        log = startup_log.parse_file(_log_path(args.compare_log), block_size=b.block_size)
+        out["allocated"] = memory.check_against_log(b, log, source=args.compare_log, with_draft=draft is not None
+                                                    ).model_dump(mode="json")
     if args.matrix:
         out["matrix"] = [r.model_dump(mode="json") for r in memory.precision_matrix(target, draft, gpu, **kwargs)]
     if args.json:
@@ -83,6 +145,12 @@ def run(args: argparse.Namespace) -> int:
     for key in ("target_weights_gib", "draft_weights_gib", "kv_bytes_per_token", "kv_cache_gib", "kv_cache_tokens",
                 "max_concurrency", "max_concurrency_without_draft", "concurrency_lost_pct", "fits"):
         print(f"  {key:32s} {out[key]}")
+    if "allocated" in out:
+        a = out["allocated"]
+        for key in ("kv_cache_tokens", "max_concurrency", "kv_cache_gib", "weights_gib"):
+            err = a[key.removesuffix("_gib") + "_error" if key == "weights_gib" else key + "_error"]
+            print(f"  {key + ' predicted/logged':32s} {a['predicted_' + key]} / {a['logged_' + key]}"
+                  + (f" ({err:+.1%})" if err is not None else ""))
     for w in b.reasons + b.warnings:
         print(f"  ! {w}")
     if args.matrix:

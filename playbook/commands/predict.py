@@ -33,6 +33,8 @@ def add_arguments(p) -> None:
     p.add_argument("--num-speculative-tokens", "-k", type=int, default=4, help="k, tokens proposed per step")
     p.add_argument("--verify-tokens", type=int, default=None,
                    help="tokens verified per sequence per step when drafting a tree (default k+1, a chain)")
+    p.add_argument("--tree-width", type=int, default=1,
+                   help="draft tokens per sequence in each later draft pass of a tree (SGLang's speculative_eagle_topk)")
     p.add_argument("--batch-sizes", type=csv_ints, default=[1, 2, 4, 8, 16, 32, 64, 128, 256], help="e.g. 1,2,4,8")
     p.add_argument("--context-length", type=int, default=1024, help="tokens of context per sequence (KV read per step)")
     p.add_argument("--target-step-ms", type=float, default=None,
@@ -119,7 +121,7 @@ def run(args) -> int:
             target, draft, gpus.get_gpu(args.gpu), num_speculative_tokens=args.num_speculative_tokens, tp=tp,
             draft_tp=args.draft_tp or None, precision=args.precision, draft_precision=args.draft_precision,
             method=method, **acceptance, batch_sizes=args.batch_sizes, context_tokens=args.context_length,
-            verify_tokens_per_seq=args.verify_tokens,
+            verify_tokens_per_seq=args.verify_tokens, tree_width=args.tree_width,
         )
     replicas = args.num_gpus // tp
     if replicas > 1:

@@ -6,11 +6,13 @@ Jupyter kernel can start; the kernel only renders the report notebook into repor
 
 from __future__ import annotations
 
-import sys
+import re
+import warnings
 
 from playbook.commands._common import print_json
 from playbook.helpers import steps
-from playbook.helpers.artifacts import RunDir
+from playbook.helpers.artifacts import RunDir, read_jsonl
+from playbook.helpers.errors import ArtifactError
 from playbook.helpers.params import ReportParams, validate_params
 from playbook.report import build_html
 from playbook.runner import REPORT_STEP, execute_step, load_state
@@ -27,6 +29,30 @@ def add_arguments(p) -> None:
     p.add_argument("--json", action="store_true", help="print the outcome as JSON")
 
 
+STEP_RESULT = re.compile(r"\d\d_\w+\.json")  # artifacts/40_sweep.json, 50_load.json, ...
+
+
+def check_run_directory(run: RunDir) -> None:
+    """Refuse what is not a run directory (a workspace, ``runs/``, an empty directory) before writing
+    anything into it: one with run.json (``playbook run``), or an interactive run's artifacts/ holding a
+    step result."""
+    if (run.path / "run.json").exists() or (
+            run.artifacts.is_dir() and any(STEP_RESULT.fullmatch(p.name) for p in run.artifacts.iterdir())):
+        # a run (or an interactive run: no run.json, but step results); a raw-record file the playbook
+        # did not write (a line that is no JSON object) is refused before anything is written
+        for path in sorted(run.artifacts.glob("*.jsonl")):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                read_jsonl(path)
+        return
+    inside = sorted(p.parent.name for p in run.path.glob("*/run.json"))[:3]
+    raise ArtifactError(
+        f"{run.path} has no run.json and no step results in artifacts/: it is not a run directory"
+        + (f" (it holds the runs {', '.join(inside)})" if inside else ""),
+        "pass a directory made by `playbook run` (runs/<timestamp>) or an interactive run (runs/interactive)",
+    )
+
+
 def report_parameters(run: RunDir) -> dict:
     """The report step's parameters the run recorded in run.json (none for an interactive run)."""
     if not (run.path / "run.json").exists():
@@ -39,6 +65,7 @@ def run(args) -> int:
     from playbook.helpers.params import parse_override
 
     run_dir = RunDir(args.run_dir, create=False)
+    check_run_directory(run_dir)
     overrides = redecide.check_overrides(dict(parse_override(x) for x in getattr(args, "param", [])))
     params = report_parameters(run_dir)
     before, p_before = redecide.previous_decision(run_dir), validate_params(ReportParams, {**params, "run_dir": str(run_dir.path)})
@@ -49,12 +76,16 @@ def run(args) -> int:
     changes = redecide.changes(before, p_before, p_after, result.decision, overrides) if overrides else None
     if changes:
         redecide.record(run_dir, changes)  # before rendering: the report notebook may show redecide.md
+    failure = None
     try:
+        run_dir.notebooks.mkdir(exist_ok=True)
         execute_step(run_dir, REPORT_STEP, params)
         out["report"] = str(build_html(run_dir))
-    except Exception as exc:  # noqa: BLE001 - the verdict stands; say why the HTML is missing
-        print(f"report.html not rendered ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-              "decision.json and summary.md are written", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - the verdict stands; say why the HTML is missing (one error line)
+        reason = (f"{getattr(exc, 'ename', '')}: {getattr(exc, 'evalue', '')}" if hasattr(exc, "ename")
+                  else f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        failure = ArtifactError(f"report.html not rendered ({reason[:300]}); decision.json and summary.md are written",
+                                f"see {run_dir.notebooks / '90_report.ipynb'}, fix the cause and rerun `playbook report`")
     if changes:  # the report notebook wrote decision.json again: the changes block goes back in
         redecide.record(run_dir, changes, append=False)
         out["changes"] = changes
@@ -65,4 +96,6 @@ def run(args) -> int:
         if changes:
             print(f"re-decided without measuring: {changes['previous_verdict'] or 'none'} -> {changes['verdict']} "
                   f"({', '.join(f'{k}={v}' for k, v in overrides.items())}); see {run_dir.path / redecide.NOTE}")
-    return 0 if out["report"] else 1
+    if failure is not None:
+        raise failure
+    return 0

@@ -37,6 +37,13 @@ def exit_status(verdict: str | None, failed_steps: list[str], by_verdict: bool) 
 
 
 def run(args) -> int:
+    if args.resume and args.profile:
+        from playbook.helpers.errors import ParameterError
+
+        raise ParameterError(f"--resume continues {args.resume} with the parameters recorded in its run.json; "
+                             f"--profile {args.profile} would be ignored",
+                             "drop --profile (-p NAME=VALUE still changes one parameter), or start a new run with "
+                             "--profile and without --resume")
     overrides = dict(parse_override(x) for x in args.param)
     outcome = run_playbook(
         profile=args.profile, overrides=overrides, only=args.only, resume=args.resume, runs_dir=args.runs_dir,
@@ -47,6 +54,10 @@ def run(args) -> int:
     else:
         print(f"report:  {outcome.report or '(not built: the report step failed)'}")
         print(f"verdict: {outcome.verdict or 'none'}")
+        from playbook.helpers.candidates import read as read_candidates
+
+        if (comparison := read_candidates(outcome.run_dir)) is not None:  # step 50's configurations (issue 19)
+            print(f"compared: {comparison.finding}")
         if outcome.failed_steps:
             print(f"failed:  {', '.join(outcome.failed_steps)}")
     return exit_status(outcome.verdict, outcome.failed_steps, args.exit_code)

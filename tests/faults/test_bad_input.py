@@ -31,7 +31,7 @@ CASES = {  # id: (arguments, what the message must say)
     "below-range": (["-p", "num_speculative_tokens=0"], ["'num_speculative_tokens' = 0", "greater than or equal to 1"]),
     "unknown-name": (["-p", "concurrency=4"], ["unknown parameter 'concurrency'", "did you mean", "concurrencies"]),
     "unknown-workload": (["--only", "50", "-p", "workload=legal"],
-                         ["unknown workload 'legal'", "chat, code, creative, structured, summarization"]),
+                         ["unknown workload 'legal'", "chat, code, creative", "structured"]),
     "empty-prompts": (["--only", "50", "-p", "workload={d}/empty.jsonl"], ["empty.jsonl is empty"]),
     "malformed-prompts": (["--only", "50", "-p", "workload={d}/broken.jsonl"], ["broken.jsonl line 3 is not valid JSON"]),
     "prompt-missing": (["--only", "40", "-p", "workloads=structured,{d}/noprompt.jsonl"],

@@ -142,3 +142,15 @@ def test_missing_load_levels_make_it_inconclusive_and_are_named(tmp_path):
     lossy = make_run(tmp_path / "lossy", sweep_result=sweep(acc_at_prod=0.3), load_result=res)
     d2, _ = _decide(lossy)
     assert d2.verdict == "NO-GO" and any("spec@32" in m for m in d2.measure_next)  # low acceptance stands
+
+
+def test_no_go_summary_says_what_to_watch_before_trying_again(tmp_path):
+    run = make_run(tmp_path, sweep_result=sweep(acc_at_prod=0.45), load_result=load(WIN))
+    d, ev = _decide(run)
+    assert d.verdict == "NO-GO"
+    d.monitoring = monitoring.monitoring_plan(d, ev, model_name="m")
+    assert not d.monitoring["alerts"], "no alert rules for a configuration that stays off"
+    md = summary.summary_markdown(d, ev)
+    assert "**Watch before trying again** (speculation off)" in md
+    assert "- acceptance: acceptance was under the 0.50 band" in md
+    assert "**Alerts**" not in md

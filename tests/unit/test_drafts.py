@@ -44,7 +44,11 @@ def test_tokenizers_compared_by_vocabulary_not_by_name(tmp_path):
     assert ok is False and "differ" in detail
     assert T.tokenizer == S.tokenizer != X.tokenizer
     ranked = drafts.rank(T, [X, S])
-    assert ranked.best == "same" and ranked.candidates[-1].score == 0 and ranked.candidates[-1].methods == []
+    assert ranked.best == "same"
+    other_row = ranked.candidates[-1]  # another token -> id map: a heterogeneous-vocab candidate only
+    assert other_row.name == "other" and other_row.heterogeneous_vocab and other_row.same_tokenizer is False
+    assert other_row.speculative_config == {"use_heterogeneous_vocab": True, "draft_sample_method": "greedy"}
+    assert other_row.score < ranked.candidates[0].score
 
 
 def test_missing_tokenizer_files_are_unverified_not_equal(tmp_path):
@@ -61,8 +65,32 @@ def test_catalog_tokenizer_ids_and_family():
     assert [c.name for c in r.candidates] == ["Llama-3.1-8B", "Llama-3.2-1B", "Qwen2.5-0.5B"]
     assert r.candidates[0].ratio == pytest.approx(8.8, abs=0.1) and r.candidates[0].same_tokenizer
     assert r.candidates[-1].same_tokenizer is False and not r.candidates[-1].same_family
-    # Qwen2.5 sizes share one tokenizer although vocab_size differs (151936 vs 152064)
-    assert drafts.compare_tokenizers(models.from_catalog("Qwen2.5-72B"), models.from_catalog("Qwen2.5-0.5B"))[0]
+    assert r.candidates[-1].heterogeneous_vocab and r.candidates[-1].methods == ["draft_model"]
+
+
+def test_qwen25_72b_never_ranks_another_vocab_size_as_same_tokenizer():
+    """vocab_size from the public config.json of each model (catalog `source`): Qwen2.5-72B/7B/14B/32B
+    152064, Qwen2.5-0.5B/1.5B/3B and every Qwen3 151936; vLLM's draft_model refuses unequal sizes."""
+    t = models.from_catalog("Qwen2.5-72B")
+    r = drafts.rank(t, drafts.catalog_siblings(t))
+    names = {c.name for c in r.candidates}
+    assert {"Qwen2.5-0.5B", "Qwen2.5-1.5B", "Qwen2.5-3B", "Qwen3-8B", "Qwen2.5-7B"} <= names
+    for c in r.candidates:
+        cand = models.from_catalog(c.name)
+        if cand.vocab_size != t.vocab_size:
+            assert c.same_tokenizer is False and c.heterogeneous_vocab, c.name
+            assert c.speculative_config["use_heterogeneous_vocab"] and c.methods == ["draft_model"]
+        else:
+            assert c.same_tokenizer is True and not c.heterogeneous_vocab
+    assert r.best == "Qwen2.5-7B" and "same tokenizer" in r.finding
+
+
+def test_family_means_family_and_generation_not_vendor():
+    t = models.from_catalog("Qwen2.5-72B")
+    q25, q3 = (drafts.score_candidate(t, models.from_catalog(n)) for n in ("Qwen2.5-7B", "Qwen3-8B"))
+    assert q25.same_family and not q3.same_family
+    moe = models.from_catalog("Qwen3-30B-A3B")  # qwen3_moe is Qwen3's generation too
+    assert drafts.score_candidate(moe, models.from_catalog("Qwen3-1.7B")).same_family
 
 
 def test_catalog_siblings_share_tokenizer_and_are_smaller():
@@ -75,11 +103,17 @@ def test_methods_detected(tmp_path):
     ds = models.from_catalog("DeepSeek-V3")
     assert "mtp" in drafts.target_methods(ds) and drafts.target_methods(ds)[-2:] == ["ngram", "suffix"]
     assert "mtp" not in drafts.target_methods(models.from_catalog("Llama-3.1-8B"))
-    head = models.resolve(str(llama_dir(tmp_path, "eagle3-head", layers=1,
-                                        extra_cfg={"architectures": ["LlamaForCausalLMEagle3"]})))
     t = models.resolve(str(llama_dir(tmp_path, "t", layers=8)))
+    head = models.resolve(str(llama_dir(tmp_path, "eagle3-head", layers=1, extra_cfg={
+        "architectures": ["LlamaForCausalLMEagle3"],
+        "speculators_config": {"verifier": {"name_or_path": str(tmp_path / "t")}}})))
     assert "eagle3" in drafts.target_methods(t, [head])
     assert drafts.score_candidate(t, head).methods == ["eagle3"]
+    stranger = models.resolve(str(llama_dir(tmp_path, "eagle3-other", layers=1, extra_cfg={
+        "architectures": ["LlamaForCausalLMEagle3"], "speculators_config": {"verifier": {"name_or_path": "x/other"}}})))
+    assert "eagle3" not in drafts.target_methods(t, [stranger])
+    row = drafts.score_candidate(t, stranger)
+    assert row.methods == [] and row.score == 0 and any("names x/other" in r for r in row.reasons)
 
 
 def test_measured_acceptance_changes_the_ranking():

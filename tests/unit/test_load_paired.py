@@ -252,21 +252,39 @@ def test_abba_measures_baseline_spec_then_baseline_again_and_resumes(two_fakes, 
     assert again.drift == res.drift and all(lv.resumed for lv in again.levels)
 
 
-@pytest.mark.skipif(len(__import__("os").sched_getaffinity(0)) < 2, reason="needs 2 cores")
-def test_placement_gives_servers_every_core_but_the_first_and_the_client_the_first():
+@pytest.mark.parametrize("cores, bound", [([0], []), ([0, 1], [1]), ([0, 1, 2], [1]), ([2, 3, 4, 5], [3, 4])])
+def test_embedded_servers_compute_away_from_the_client_core(cores, bound, monkeypatch):
+    from playbook.helpers import embedded
+
+    monkeypatch.delenv(embedded.BIND_ENV, raising=False)
+    assert embedded.server_cores(cores) == bound
+    assert embedded.omp_bind(cores) == ({embedded.BIND_ENV: ",".join(map(str, bound))} if bound else {})
+    monkeypatch.setenv(embedded.BIND_ENV, "0-1")  # the user's own binding wins
+    assert embedded.omp_bind(cores) == {}
+
+
+def test_the_embedded_config_carries_the_binding_whoever_starts_it(monkeypatch):
     import os
-    import subprocess
-    import sys
+
+    from playbook.helpers import embedded
+
+    monkeypatch.delenv(embedded.BIND_ENV, raising=False)
+    want = embedded.server_cores(sorted(os.sched_getaffinity(0)))
+    for spec in ("none", "draft_model"):
+        env = embedded.embedded_server_config(spec).env
+        assert env.get(embedded.BIND_ENV) == (",".join(map(str, want)) if want else None)
+        assert env["VLLM_CPU_KVCACHE_SPACE"] == "1"
+
+
+@pytest.mark.skipif(len(__import__("os").sched_getaffinity(0)) < 2, reason="needs 2 cores")
+def test_placement_pins_the_client_to_the_first_core_and_restores_it():
+    import os
 
     from playbook.helpers.placement import Placement
 
     before = os.sched_getaffinity(0)
     cores = sorted(before)
     place = Placement(True)
-    with place.starting_servers():  # a server started here inherits this thread's affinity
-        child = subprocess.run([sys.executable, "-c", "import os; print(sorted(os.sched_getaffinity(0)))"],
-                               capture_output=True, text=True, check=True)
-    assert child.stdout.strip() == str(cores[1:]) and os.sched_getaffinity(0) == before
     try:
         place.pin_client({})
         assert os.sched_getaffinity(0) == {cores[0]} and place.note.startswith(f"client on core {cores[0]}")
@@ -274,6 +292,46 @@ def test_placement_gives_servers_every_core_but_the_first_and_the_client_the_fir
         place.release()
     assert os.sched_getaffinity(0) == before
     assert not Placement(False).enabled and "not the embedded engine" in Placement(False).note
+
+
+@pytest.mark.skipif(len(__import__("os").sched_getaffinity(0)) < 2, reason="needs 2 cores")
+def test_placement_reads_where_a_server_tree_computes(tmp_path):
+    """A listening parent on every core with a child bound like vLLM's worker: the narrowest mask is reported."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from playbook.helpers import placement
+
+    last = max(os.sched_getaffinity(0))
+    code = ("import os, socket, subprocess, sys, time\n"
+            "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); print(s.getsockname()[1], flush=True)\n"
+            f"c = subprocess.Popen([sys.executable, '-c', 'import os, time; os.sched_setaffinity(0, {{{last}}}); "
+            "time.sleep(30)'])\n"
+            "time.sleep(30)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(proc.stdout.readline())
+        deadline = time.monotonic() + 10
+        found = None
+        while time.monotonic() < deadline and found != {max(os.sched_getaffinity(0))}:
+            time.sleep(0.2)
+            found = placement._compute_cores(f"http://127.0.0.1:{port}")
+        assert found == {max(os.sched_getaffinity(0))}
+        assert placement._compute_cores(f"http://127.0.0.1:{_free_port(socket)}") is None
+    finally:
+        for child in __import__("psutil").Process(proc.pid).children(recursive=True):
+            child.kill()
+        proc.kill()
+        proc.wait()
+
+
+def _free_port(socket) -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def test_placement_favours_the_client_scheduling_group_and_restores_it():

@@ -108,7 +108,9 @@ def test_tpot_consistency():
     pred = predict.predict(target_step=target, draft_step=draft, num_speculative_tokens=3, acceptance=0.7, batch_sizes=[1, 8])
     for p in pred.points:
         assert p.speedup == pytest.approx(p.tpot_baseline_ms / p.tpot_spec_ms)
-        assert p.tpot_spec_ms == pytest.approx((3 * p.draft_step_ms + p.target_step_ms) / predict.expected_tokens(0.7, 3))
+        drafting = predict._draft_ms(draft, p.batch_size, 3, 512)
+        assert p.tpot_spec_ms == pytest.approx((drafting + p.target_step_ms) / predict.expected_tokens(0.7, 3))
+        assert drafting == pytest.approx(3 * p.draft_step_ms)  # a chain: k passes of one token per sequence
 
 
 def test_fit_step_model_recovers_line():
@@ -124,7 +126,7 @@ def test_calibration_reproduces_single_request_measurements():
         prefill_points=[(10, 12.0), (50, 32.0), (90, 52.0)], draft_param_ratio=0.1)
     assert predict.step_ms(target, 1) == pytest.approx(5.0)
     assert target.compute_ms_per_token == pytest.approx(0.5)
-    spec_c1 = (k * predict.step_ms(draft, 1) + predict.step_ms(target, k + 1)) / e
+    spec_c1 = (predict._draft_ms(draft, 1, k, 0) + predict.step_ms(target, k + 1)) / e
     assert spec_c1 == pytest.approx(6.0)
 
 
@@ -176,3 +178,21 @@ def test_calibration_prefers_baseline_decode_slope():
         prefill_points=[(10, 12.0), (90, 14.0)], baseline_points=[(1, 5.0), (2, 5.5), (4, 6.5), (8, 8.5)])
     assert target.compute_ms_per_token == pytest.approx(0.5)  # from decode, not the flatter prefill slope
     assert predict.step_ms(target, 5) == pytest.approx(4.5 + 2.5)  # verifying k+1=5 tokens
+
+
+def test_draft_tokens_per_step_chain_and_tree():
+    # k passes of one token per sequence (a chain), of topk per sequence for a tree
+    assert predict.draft_tokens_per_step(1, 3) == 3
+    assert predict.draft_tokens_per_step(32, 3) == 96
+    assert predict.draft_tokens_per_step(8, 5, verify=8, width=4) == 8 * 5 * 4
+
+
+def test_a_tree_costs_more_at_batch_than_a_chain():
+    target, draft = _gpu_like()
+    kw = dict(target_step=target, draft_step=draft, num_speculative_tokens=5, acceptance_length=3.0,
+              batch_sizes=[1, 64], engine_step_ms=1.2, spec_step_ms=0.6)
+    chain = predict.predict(**kw)
+    tree = predict.predict(**kw, verify_tokens_per_seq=8, tree_width=4)
+    assert tree.points[1].speedup < chain.points[1].speedup
+    drop = lambda p: p.points[1].speedup / p.points[0].speedup  # noqa: E731
+    assert drop(tree) < drop(chain)

@@ -1,9 +1,12 @@
-"""Notebook 90 end to end on synthetic step results: sections, numbers, escaping, no secrets.
+"""Notebook 90 end to end on synthetic step results: first screen, sections, numbers, escaping, no secrets,
+no table twice, plain words, exports.
 
 Runs the real notebook with papermill (a few seconds) and renders it with the report builder.
 """
 
+import html as h
 import json
+import re
 
 import pytest
 
@@ -11,6 +14,7 @@ from playbook.helpers.artifacts import append_jsonl
 from playbook.report import build_html
 from playbook.runner import execute_step
 from tests.support.decide_fixtures import load, make_run, sweep
+from tests.support.report_fixtures import memory_and_quantization
 
 SECRET = "sk-test-DO-NOT-LEAK-4242"
 SCRIPT = "<script>alert('pwned')</script>"
@@ -28,7 +32,7 @@ def _records(run):
 @pytest.fixture(scope="module")
 def report(tmp_path_factory, monkeypatch_module):
     monkeypatch_module.setenv("PLAYBOOK_TEST_KEY", SECRET)
-    run = make_run(tmp_path_factory.mktemp("run"), sweep_result=sweep(),
+    run = make_run(tmp_path_factory.mktemp("run"), sweep_result=sweep(), extra=memory_and_quantization(),
                    load_result=load({1: (1.6, 1.4, 1.8), 4: (1.3, 1.15, 1.45), 16: (0.8, 0.7, 0.9)}))
     _records(run)
     execute_step(run, "90_report", {"expected_peak_concurrency": 16, "api_key_env": "PLAYBOOK_TEST_KEY",
@@ -45,27 +49,74 @@ def monkeypatch_module():
     mp.undo()
 
 
-def test_sections_present(report):
+def _text(page: str) -> str:
+    """The visible text: no style, script, code or pre blocks (commands and rule files are code), no tags."""
+    page = re.sub(r"<(style|script|pre|code)\b.*?</\1>", " ", page, flags=re.S | re.I)
+    return h.unescape(re.sub(r"<[^>]+>", " ", page))
+
+
+def test_first_screen_holds_the_verdict_numbers_chart_and_command(report):
+    _, html, d = report
+    first = html[html.index('id="first-screen"'):html.index("How to read this report")]
+    for element in ('id="verdict"', 'id="headline-speedup"', 'id="headline-acceptance"', 'id="headline-concurrency"',
+                    'id="deciding-chart"', 'id="launch"', 'id="would-change"', "data:image/png;base64,"):
+        assert element in first, element
+    assert f"Verdict: {d['verdict']}" in first
+    text = _text(first)
+    assert "0.80x" in text and "0.70x to 0.90x" in text  # the level at the expected peak (16) with its interval
+    assert "0.75" in text and "P10 per request 0.60" in text  # acceptance at T=0.2 with its P10
+    assert "-21%" in text and "39 to 31" in text  # the draft's concurrency cost
+    assert h.unescape(d["recommended"]["launch_command"]) in h.unescape(first)
+
+
+def test_sections_follow_the_pipeline_each_with_a_finding(report):
     _, html, _ = report
-    for title in ("Verdict:", "Rules", "Draft ranking", "Memory budget", "Quantization", "Acceptance by temperature",
-                  "Latency vs load", "predicted and measured", "Recommended configuration", "Monitoring"):
-        assert title in html, title
-    assert "def " not in html and "import " not in html  # input cells hidden
+    ids = re.findall(r'<section class="pb-section" id="([a-z]+)"', html)
+    order = ["why", "provenance", "preflight", "drafts", "memory", "quantization", "sweep", "lossless", "load", "predicted",
+             "workloads", "recommendation", "operations"]
+    assert [i for i in ids if i in order] == order, ids  # pipeline order (other sections may sit between)
+    assert len(re.findall(r'<section class="pb-section"', html)) == len(re.findall(r'<p class="pb-finding">\S', html))
+    assert "from playbook.helpers import" not in html and "display(HTML(" not in html  # input cells hidden
+
+
+def test_no_table_twice_and_wide_matrix_collapsed_with_full_csv(report):
+    run, html, _ = report
+    tables = [re.sub(r"\s+", " ", _text(t)) for t in re.findall(r"<table.*?</table>", html, flags=re.S)]
+    repeated = {t[:80] for t in tables if tables.count(t) > 1}
+    assert not repeated, repeated
+    assert html.count("Memory by precision pair") == 1
+    csv = (run.path / "tables" / "30_precision_matrix.csv").read_text().splitlines()
+    assert len(csv) == 7  # header + the 6 pairs, while the page merges the 5 that fit alike into one row
+    assert "bf16/int8, int8/bf16, int8/int8, int4/bf16, int4/int8" in html
+
+
+def test_plain_words_no_internal_names(report):
+    _, html, d = report
+    text = _text(html)
+    assert "SPEC" not in text
+    for rule in d["rules"]:
+        assert rule["name"] not in text, rule["name"]  # titles, not identifiers
+    assert "Verification is cheap only while decoding is memory-bound" in text  # each rule explained once
+    assert text.count("Verification is cheap only while decoding is memory-bound") == 1
 
 
 def test_numbers_match_decision_json(report):
     run, html, d = report
     assert d["verdict"] == "GO WITH LIMITS"
     assert f"Verdict: {d['verdict']}" in html
-    import html as h
-
     text = h.unescape(html)  # the escaping itself is checked in test_model_output_is_escaped
-    for reason in d["reasons"]:
-        assert reason in text
     for rule in d["rules"]:
         assert rule["reason"] in text
     summary = (run.path / "summary.md").read_text()
     assert f"**{d['verdict']}**" in summary
+
+
+def test_exports_pdf_and_notebooks(report):
+    run, _, _ = report
+    pytest.importorskip("weasyprint")
+    pdf = run.path / "report.pdf"
+    assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.read_bytes().rstrip().endswith(b"%%EOF")
+    assert pdf.stat().st_size > 20_000  # pages with text and the inline figures
 
 
 def test_launch_command_in_todays_syntax(report):
@@ -74,7 +125,7 @@ def test_launch_command_in_todays_syntax(report):
     assert "--speculative-config" in cmd and "num_speculative_tokens_per_batch_size" in cmd
     assert "--speculative-model" not in cmd
     assert "/models/draft" in d["recommended"]["speculative_config"]["model"]
-    assert "rate(vllm:spec_decode_num_accepted_tokens_total" in html
+    assert "rate(" in html and "spec_decode_num_accepted_tokens_total" in html  # the monitoring queries
 
 
 def test_model_output_is_escaped(report):
@@ -98,4 +149,5 @@ def test_only_preflight_renders_inconclusive(tmp_path):
     assert d["verdict"] == "INCONCLUSIVE" and d["measure_next"]
     assert "Verdict: INCONCLUSIVE" in html and "Measure next" in html
     assert "Not measured: step 50_load" in html
+    assert 'id="headline-speedup"' in html and "not measured" in html
     assert (run.path / "summary.md").read_text().startswith("## Speculative decoding: **INCONCLUSIVE**")

@@ -101,7 +101,10 @@ def _lv(c, s, lo=None, hi=None):
     ([_lv(1, 0.9, 0.8, 0.99), _lv(4, 0.7, 0.6, 0.8)], 4, "no-go"),
     ([_lv(1, 1.1, 0.9, 1.3), _lv(4, 1.05, 0.9, 1.2)], 4, "unknown"),  # point above 1, intervals cross: not proven
     ([_lv(1, 0.77, 0.0, 0.99), _lv(4, 1.01, 0.87, 1.11), _lv(16, 0.66, 0.58, 0.72)], 4, "no-go"),  # a tie is no win
-    ([_lv(1, 1.049, 0.9, 1.2)], 1, "no-go"),
+    ([_lv(1, 1.049, 0.9, 1.2)], 1, "unknown"),  # a point under the gain worth having, but the interval allows it
+    ([_lv(1, 1.02, 0.95, 1.09)], 1, "no-go"),  # the interval excludes a 10% gain
+    ([_lv(1, 1.12, 0.9, 1.3), _lv(4, 0.7, 0.6, 0.8)], 4, "no-go"),  # slower at the peak, a win nowhere
+    ([_lv(1, 1.12, 0.9, 1.3), _lv(16, 0.6, 0.5, 0.7)], 4, "unknown"),  # a loss beyond the peak decides nothing
     ([_lv(1, 1.15, 0.9, 1.4)], 1, "unknown"),
     ([_lv(1, 1.3), _lv(4, 1.1)], 4, "go"),  # no intervals: the point estimates decide
     ([_lv(1, 1.5, 1.3, 1.7), _lv(4, 1.2, 1.05, 1.3)], 64, "unknown"),  # peak 64 never measured: measure at 64

@@ -139,18 +139,18 @@ def pair_dir(tmp_path, monkeypatch):
 
 
 def test_embedded_config_uses_the_cpu_settings(pair_dir):
-    from playbook.helpers.embedded import embedded_server_config, tiny_pair
+    from playbook.helpers.embedded import embedded_server_config, omp_bind, tiny_pair
 
     cfg = embedded_server_config("draft_model", num_speculative_tokens=3)
     assert cfg.model == str(pair_dir / "tiny-target") and cfg.host == "127.0.0.1"
     assert (cfg.dtype, cfg.gpu_memory_utilization, cfg.enforce_eager, cfg.max_model_len) == ("bfloat16", 0.3, True, 1024)
-    assert cfg.env == {"VLLM_CPU_KVCACHE_SPACE": "1"}
+    assert cfg.env == {"VLLM_CPU_KVCACHE_SPACE": "1", **omp_bind()}  # compute bound off the client's core
     assert cfg.speculative_config == {"method": "draft_model", "num_speculative_tokens": 3,
                                       "model": str(tiny_pair().draft)}
     assert embedded_server_config("ngram").speculative_config["method"] == "ngram"
     assert embedded_server_config("none").speculative_config is None
     half = embedded_server_config(kv_cache_gib=0.5)
-    assert half.env == {} and half.extra_args == ["--kv-cache-memory-bytes", str(2**29)]
+    assert half.env == omp_bind() and half.extra_args == ["--kv-cache-memory-bytes", str(2**29)]
 
 
 def test_missing_pair_is_a_clear_error(tmp_path, monkeypatch):

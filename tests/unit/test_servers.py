@@ -63,6 +63,18 @@ def events(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+def test_servers_logging_elsewhere_never_share_a_name(run, cfg):
+    """A candidate's server logs under candidates/<slug>/server-logs: its name stays unique in the run."""
+    with servers.acquire(cfg(), "spec", step="50_load") as main:
+        pass
+    with servers.acquire(cfg(speculative_config={"method": "ngram", "num_speculative_tokens": 1}), "spec", step="50_load",
+                         log_dir=run.run_dir / "candidates" / "x" / "server-logs") as other:
+        pass
+    assert (main.name, other.name) == ("spec-1", "spec-2")
+    assert (run.run_dir / "candidates" / "x" / "server-logs" / "spec-2.log").exists()
+    assert [c.logs for c in servers.summarize(run.run_dir).per_config] == [["spec-1"], ["spec-2"]]
+
+
 def test_same_configuration_is_started_once_and_shared(run, cfg):
     with servers.acquire(cfg(), "spec", step="00_preflight") as first:
         assert not first.reused and first.start_s > 0 and health_ok(first.url)

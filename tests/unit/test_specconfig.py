@@ -7,6 +7,7 @@ import shlex
 
 import pytest
 
+from playbook.helpers import specconfig
 from playbook.helpers.errors import SpecConfigError
 from playbook.helpers.schemas.server import ServerConfig
 from playbook.helpers.specconfig import (
@@ -131,6 +132,42 @@ def test_legacy_typical_acceptance_is_dropped_with_a_warning():
     assert any("typical_acceptance_sampler" in w for w in warns)
 
 
+def test_every_removed_flag_is_consumed_and_translated_or_explained():
+    """vLLM 0.7.3's speculative flags (removed by vllm-project/vllm#15466): none reaches today's vLLM."""
+    args = ["--tensor-parallel-size", "2", "--speculative-model", "/m/draft", "--num-speculative-tokens", "4",
+            "--speculative-model-quantization", "fp8", "--speculative-draft-tensor-parallel-size", "1",
+            "--speculative-max-model-len", "2048", "--speculative-disable-mqa-scorer",
+            "--spec-decoding-acceptance-method", "typical_acceptance_sampler",
+            "--typical-acceptance-sampler-posterior-threshold", "0.09",
+            "--typical-acceptance-sampler-posterior-alpha=0.3", "--disable-logprobs-during-spec-decoding", "--seed", "1"]
+    rest, cfg, warns = translate_legacy_args(args)
+    assert rest == ["--tensor-parallel-size", "2", "--seed", "1"]
+    assert cfg == {"method": "draft_model", "model": "/m/draft", "num_speculative_tokens": 4, "quantization": "fp8",
+                   "draft_tensor_parallel_size": 2, "max_model_len": 2048}
+    text = "\n".join(warns)
+    for flag in ("--speculative-disable-mqa-scorer", "--typical-acceptance-sampler-posterior-threshold",
+                 "--typical-acceptance-sampler-posterior-alpha", "--disable-logprobs-during-spec-decoding"):
+        assert f"{flag} cannot be translated" in text
+    assert "draft_tensor_parallel_size=1 became 2" in text
+    validate_speculative_config(cfg)
+    assert set(cfg) <= set(vllm_facts().spec_fields)
+    covered = {k for k, _ in specconfig.LEGACY_FLAGS.values()}
+    assert covered - specconfig.LEGACY_SAME_KEY - set(specconfig.UNTRANSLATABLE) == {
+        "acceptance_method", "disable_by_batch_size"}  # the two translated by rule
+
+
+def test_legacy_draft_tp_short_alias_and_bad_value():
+    _, cfg, _ = translate_legacy_args(["-spec-draft-tp", "1", "--speculative-model", "h/eagle3-x"], target_tp=4)
+    assert cfg["draft_tensor_parallel_size"] == 1 and cfg["method"] == "eagle3"  # a head may run at TP 1
+    with pytest.raises(SpecConfigError, match="only 1 or the target's TP"):
+        translate_legacy_args(["--speculative-model", "/d", "--speculative-draft-tensor-parallel-size", "2"], target_tp=4)
+
+
+def test_only_untranslatable_flags_are_still_removed():
+    rest, cfg, warns = translate_legacy_args(["--speculative-disable-mqa-scorer", "--seed", "2"])
+    assert rest == ["--seed", "2"] and cfg == {} and "none has an equivalent" in warns[0]
+
+
 def test_no_legacy_flags_means_no_change():
     assert translate_legacy_args(["--seed", "3"]) == (["--seed", "3"], None, [])
 
@@ -166,3 +203,13 @@ def test_launch_command_translates_legacy_extra_args():
         cmd = launch_command(ServerConfig(model="/m/t", extra_args=["--speculative-model", "/m/d",
                                                                      "--num-speculative-tokens", "3"]))
     assert "--speculative-model" not in cmd and '"method":"draft_model"' in cmd
+
+
+def test_validation_refuses_a_draft_tp_draft_model_rejects():
+    """vLLM 0.32's draft_model refuses draft TP 1 under target TP 2 (v1/spec_decode/draft_model.py)."""
+    cfg = {"method": "draft_model", "model": "/d", "num_speculative_tokens": 3, "draft_tensor_parallel_size": 1}
+    with pytest.raises(SpecConfigError, match="draft_tensor_parallel_size=1 is refused") as exc:
+        validate_speculative_config(cfg, target_tp=2)
+    assert "set draft_tensor_parallel_size to 2" in exc.value.fix
+    validate_speculative_config(cfg, target_tp=1)
+    validate_speculative_config({**cfg, "method": "eagle3"}, target_tp=2)  # heads may run at TP 1

@@ -52,7 +52,9 @@ def test_user_jsonl_and_sharegpt(tmp_path):
     share.write_text(json.dumps([{"id": "a", "conversations": [{"from": "human", "value": "Q1"},
                                                                  {"from": "gpt", "value": "A1"}]},
                                  {"conversations": [{"from": "human", "value": "Q2"}]}]))
-    assert [it.prompt for it in load_file(share)] == ["Q1", "Q2"]
+    got = load_file(share)  # ShareGPT turns are chat messages (templated by the model's own chat template)
+    assert [it.messages for it in got] == [[{"role": "user", "content": "Q1"}], [{"role": "user", "content": "Q2"}]]
+    assert all(it.prompt is None and it.is_chat for it in got)
 
 
 def test_mix_shares_and_temperatures_are_kept():

@@ -1,0 +1,406 @@
+"""Candidates: the speculative configurations (method, k, n-gram window) compared at the load test's levels.
+
+The step's own configuration is measured first by :func:`loadtest.run_load_test` (``50_load.json``
+stays the primary result). Every other candidate then runs the SAME levels the primary measured
+(after its saturation search), in the same paired/interleaved design with the same stream checks,
+against the same baseline server (the run's pool hands it back; without ``$PLAYBOOK_POOL`` the load
+step hosts a pool of its own, :func:`pool_for`). Each candidate has its own run directory
+``candidates/<slug>/`` (phase log, raw records, its own ``50_load.json``), so it resumes per
+(candidate, level) and nothing collides with the primary.
+
+**Budget**: the other candidates share one level budget: each gets ``level_time_budget_s / n`` per
+level (``n`` = candidates measured besides the primary; ``min_round_pairs`` still applies), with
+``find_saturation``, the mixed workload and the losslessness guard off (the primary ran them).
+
+**Pruning**: the predictor (:func:`predict.calibrated_prediction`, from the run's own sweep and load
+measurements) predicts each candidate of the primary's method at every level, scaled by the primary's
+measured / predicted speedup at that level; a candidate predicted below :data:`PRUNE_BELOW` at every
+level, or below :data:`FAR_BELOW` x the best predicted-or-measured speedup, is not measured (the
+reason is recorded). Other methods have no measured acceptance to predict from and are never pruned.
+
+**Choice**: per level, the best candidate (highest speedup) whose interval's lower bound clears 1.0.
+The winner is the configuration that wins the most levels (then the higher mean speedup); its
+method's candidates give the measured ``num_speculative_tokens_per_batch_size`` table (best k per
+level, 0 where none wins), see :data:`K_ZERO_NOTE`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from .artifacts import RunDir
+from .errors import ParameterError, PlaybookError
+from .schemas.candidates import Candidate, CandidateLevel, CandidateResult, CandidatesResult, LevelChoice
+from .schemas.load import LoadResult
+
+RESULT = "50_candidates.json"
+SUBDIR = "candidates"
+METHODS = ("draft_model", "ngram", "suffix", "eagle", "eagle3", "mtp")
+DRAFT_METHODS = ("draft_model", "eagle", "eagle3", "mtp")  # a model drafts: its cost grows with k
+EMBEDDED_METHODS = ("draft_model", "ngram")  # what the embedded engine serves (endpoints.server_config)
+PRUNE_BELOW = 0.8  # predicted (calibrated) speedup below this at every level: cannot win, even with the
+# predictor's error on the embedded pair (README: measured speedups spread 0.9-1.2x between runs)
+FAR_BELOW = 0.75  # ... or below this share of the best predicted-or-measured speedup
+# Read from the installed vLLM 0.32: vllm/v1/spec_decode/dynamic/utils.py (build_dynamic_sd_schedule_lookup:
+# K = min(table k, num_speculative_tokens)), vllm/v1/core/sched/scheduler.py (dynamic_sd_lookup[batch size]),
+# vllm/v1/spec_decode/llm_base_proposer.py (propose: "No draft tokens requested (e.g. Dynamic SD decided K=0).
+# The prefill forward pass above already ran to keep the drafter KV cache in sync").
+K_ZERO_NOTE = ("k=0 in vLLM 0.32's num_speculative_tokens_per_batch_size proposes no tokens, but is not the same as "
+               "off: a draft model (draft_model, EAGLE, MTP) still runs one forward pass per step to keep its KV cache "
+               "in sync, and its weights and KV cache stay allocated (n-gram and suffix simply propose nothing). Every "
+               "k is capped at num_speculative_tokens, so launch with the table's largest k. Source: vllm/v1/spec_decode/"
+               "llm_base_proposer.py (propose), vllm/v1/spec_decode/dynamic/utils.py.")
+
+
+# -- parsing and defaults ------------------------------------------------------------------------
+def parse(text: str) -> Candidate:
+    """``method:k`` or ``ngram:k:min-max`` (the n-gram lookup window) as a :class:`Candidate`."""
+    parts = [x.strip() for x in str(text).split(":")]
+    fix = "write method:k, e.g. draft_model:2 or ngram:4, or ngram:4:1-4 with the n-gram lookup window"
+    if len(parts) not in (2, 3) or parts[0] not in METHODS:
+        raise ParameterError(f"candidate '{text}' is not method:k with a method among {', '.join(METHODS)}", fix)
+    try:
+        k = int(parts[1])
+        lo = hi = None
+        if len(parts) == 3:
+            if parts[0] != "ngram":
+                raise ParameterError(f"candidate '{text}': only ngram takes a lookup window", fix)
+            lo, hi = (int(x) for x in parts[2].split("-"))
+    except ValueError as exc:
+        raise ParameterError(f"candidate '{text}': k and the window must be integers", fix) from exc
+    if not 1 <= k <= 16 or (lo is not None and not 1 <= lo <= hi):
+        raise ParameterError(f"candidate '{text}': k must be in 1..16 and the window min-max with 1 <= min <= max", fix)
+    return Candidate(method=parts[0], k=k, lookup_min=lo, lookup_max=hi)
+
+
+def enabled(p) -> bool:
+    """False for ``candidates: [off]`` and for external servers (the playbook cannot start other configurations)."""
+    return [c.lower() for c in p.candidates] != ["off"] and p.mode != "external"
+
+
+def primary_of(p) -> Candidate:
+    return Candidate(method=p.method, k=p.num_speculative_tokens)
+
+
+def defaults(p, best_k: int | None = None, methods: Sequence[str] = ()) -> list[Candidate]:
+    """The small default set: the step's own (method, k) first; for a draft method one more k (the
+    predictor's best when it differs, else k/2: smaller k wins at higher load); n-gram at the step's k
+    (with vLLM's window defaults of specconfig.NGRAM_DEFAULTS); suffix when ``methods`` offers it."""
+    own = primary_of(p)
+    out = [own]
+    if own.method in DRAFT_METHODS:
+        other = best_k if best_k and best_k != own.k else max(1, own.k // 2)
+        if other == own.k:
+            other = own.k + 2
+        out.append(Candidate(method=own.method, k=min(other, 16)))
+    elif p.draft_model and "draft_model" in (methods or ("draft_model",)):
+        out.append(Candidate(method="draft_model", k=own.k))
+    if own.method != "ngram":
+        out.append(Candidate(method="ngram", k=own.k))
+    if "suffix" in methods and own.method != "suffix":
+        out.append(Candidate(method="suffix", k=own.k))
+    return out
+
+
+def candidate_list(p, best_k: int | None = None, methods: Sequence[str] = ()) -> list[Candidate]:
+    """The candidates to compare, the step's own first, each once."""
+    given = [c for c in p.candidates if c.strip()]
+    cands = [primary_of(p)] + ([parse(c) for c in given] if given else defaults(p, best_k, methods))
+    seen: dict[str, Candidate] = {}
+    for c in cands:
+        seen.setdefault(c.label, c)
+    return list(seen.values())
+
+
+def offered_methods(p) -> list[str]:
+    """Methods this target can run here: the embedded engine serves draft_model and ngram; elsewhere
+    helpers/compat.py's target_methods, suffix only with arctic-inference importable (vLLM's
+    SpeculativeConfig._validate_suffix_decoding requires it)."""
+    if p.mode == "embedded":
+        return list(EMBEDDED_METHODS)
+    try:
+        from . import compat, models
+
+        methods = compat.target_methods(models.resolve(p.target_model, "target"))
+    except (PlaybookError, OSError, ValueError):
+        methods = ["draft_model", "ngram"]
+    import importlib.util
+
+    if "suffix" in methods and importlib.util.find_spec("arctic_inference") is None:
+        methods.remove("suffix")
+    return methods
+
+
+# -- prediction and pruning ----------------------------------------------------------------------
+def predicted(ev, primary: Candidate, cands: Sequence[Candidate], load: LoadResult
+              ) -> tuple[dict[str, dict[float, float]], int | None]:
+    """Per candidate of the primary's method: predicted speedup by level, scaled by the primary's
+    measured / predicted speedup there; and the predictor's best k at the lowest level."""
+    from . import predict
+
+    if load.level_kind != "concurrency":
+        return {}, None
+    levels = sorted({int(s.level) for s in load.speedup})
+    try:
+        base = predict.calibrated_prediction(ev, batch_sizes=levels or None)
+    except (PlaybookError, ValueError, ArithmeticError):  # pruning is optional: without a prediction, measure all
+        base = None
+    if base is None or not base.points:
+        return {}, None
+    measured = {s.level: s.speedup for s in load.speedup if s.status == "ok" and s.speedup}
+    scale = {pt.batch_size: measured.get(pt.batch_size, pt.speedup) / pt.speedup for pt in base.points}
+    out: dict[str, dict[float, float]] = {}
+    for c in cands:
+        if c.method != primary.method or c.label == primary.label:
+            continue
+        try:
+            pr = predict.predict(target_step=base.target_step, draft_step=base.draft_step, num_speculative_tokens=c.k,
+                                 acceptance_per_position=base.acceptance_per_position, batch_sizes=levels,
+                                 method=c.method, engine_step_ms=base.engine_step_ms, spec_step_ms=base.spec_step_ms)
+        except (PlaybookError, ValueError, ArithmeticError):
+            continue
+        out[c.label] = {float(pt.batch_size): pt.speedup * scale[pt.batch_size] for pt in pr.points}
+    return out, base.optimal_k_by_batch_size.get(levels[0]) if levels else None
+
+
+def prune_reason(pred: dict[float, float], best: float) -> str:
+    """Why a candidate cannot win (see the module doc), or ''."""
+    if not pred:
+        return ""
+    top = max(pred.values())
+    if top < PRUNE_BELOW:
+        return f"predicted speedup at most {top:.2f}x at every level (< {PRUNE_BELOW:g}): cannot win"
+    if best > 0 and top < FAR_BELOW * best:
+        return f"predicted at most {top:.2f}x, far below the best {best:.2f}x (< {FAR_BELOW:.0%} of it)"
+    return ""
+
+
+# -- measuring -----------------------------------------------------------------------------------
+@contextlib.contextmanager
+def pool_for(run: RunDir, needed: bool = True) -> Iterator[None]:
+    """The run's server pool: the one of ``playbook run``/``lab`` when there is one, else one hosted here
+    for the step, so every candidate gets the same baseline server (started once)."""
+    from .servers import pool_address, run_pool
+
+    if not needed or pool_address():
+        yield
+        return
+    with run_pool(run.path, handle_sigterm=False):
+        yield
+
+
+def sub_params(p, cand: Candidate, levels: Sequence[float], level_kind: str, share: int):
+    """The step parameters for one other candidate: its method and k, the primary's measured levels, its
+    share of the level budget, no saturation search, no mixed workload, no losslessness guard."""
+    upd = dict(method=cand.method, num_speculative_tokens=cand.k, find_saturation=False, mixed_workload="",
+               lossless_check=False, level_time_budget_s=p.level_time_budget_s / max(share, 1))
+    if level_kind == "concurrency":
+        upd.update(concurrencies=[int(x) for x in levels], rates=[])
+    else:
+        upd.update(concurrencies=[], rates=list(levels))
+    return p.model_copy(update=upd)
+
+
+def spec_config(q, cand: Candidate) -> dict | None:
+    """The speculative config override for a candidate's server: only the n-gram window differs from what
+    ``endpoints.server_config`` builds from the parameters."""
+    if cand.lookup_min is None:
+        return None
+    from .endpoints import server_config
+
+    cfg = dict(server_config(q, "spec").speculative_config or {})
+    cfg.update(prompt_lookup_min=cand.lookup_min, prompt_lookup_max=cand.lookup_max)
+    return cfg
+
+
+def levels_of(load: LoadResult) -> list[CandidateLevel]:
+    """A LoadResult's levels as one candidate's rows (speedup and interval, TPOT, throughput, acceptance)."""
+    stats = {(s.config, s.level): s for s in load.levels}
+    out = []
+    for sp in load.speedup:
+        b, s = stats.get(("baseline", sp.level)), stats.get(("spec", sp.level))
+        row = CandidateLevel(level=sp.level, status=sp.status, reason=sp.reason, rounds=sp.rounds)
+        if sp.status == "ok":
+            row.speedup, row.ci_low, row.ci_high = sp.speedup, sp.ci_low, sp.ci_high
+        if b is not None:
+            row.baseline_tpot_p50_ms, row.baseline_output_tok_s = b.tpot_ms.p50, b.output_tok_s
+        if s is not None:
+            row.tpot_p50_ms, row.output_tok_s = s.tpot_ms.p50, s.output_tok_s
+            row.acceptance_rate, row.mean_acceptance_length = s.acceptance_rate, s.mean_acceptance_length
+            row.acceptance_per_position = list(getattr(s, "acceptance_per_position", []) or [])
+        out.append(row)
+    measured = {r.level for r in out}
+    for lvl in sorted({s.level for s in load.levels} - measured):
+        why = "; ".join(m for m in load.missing_levels if m.split("@", 1)[-1].split(":", 1)[0] == f"{lvl:g}")
+        out.append(CandidateLevel(level=lvl, status="excluded", reason=why or "no speedup measured"))
+    return sorted(out, key=lambda r: r.level)
+
+
+def run_candidates(p, run: RunDir, primary: LoadResult, ev=None, progress: bool = True,
+                   resume: bool = True) -> CandidatesResult:
+    """Measure every other candidate at the primary's levels (see the module doc) and choose."""
+    from .loadtest import run_load_test
+
+    own = primary_of(p)
+    res = CandidatesResult(level_kind=primary.level_kind, k_zero_note=K_ZERO_NOTE,
+                           levels=sorted({s.level for s in primary.levels}))
+    methods = offered_methods(p)
+    best_k = predicted(ev, own, [], primary)[1] if ev is not None else None  # the predictor's best k
+    cands = candidate_list(p, best_k, methods)
+    pred = predicted(ev, own, cands, primary)[0] if ev is not None else {}
+    res.candidates.append(CandidateResult(candidate=own, label=own.label, primary=True, levels=levels_of(primary),
+                                          run_dir="artifacts"))
+    best = max([s.speedup for s in primary.speedup if s.speedup] + [max(v.values()) for v in pred.values() if v] or [0.0])
+    todo: list[CandidateResult] = []
+    for c in cands[1:]:
+        cr = CandidateResult(candidate=c, label=c.label, predicted_speedup=pred.get(c.label, {}),
+                             run_dir=f"{SUBDIR}/{c.slug}")
+        if c.method not in methods:
+            cr.status, cr.reason = "skipped", f"method {c.method} cannot run here (offered: {', '.join(methods)})"
+        elif why := prune_reason(cr.predicted_speedup, best):
+            cr.status, cr.reason = "pruned", why
+        else:
+            todo.append(cr)
+        res.candidates.append(cr)
+    if not res.levels:
+        res.status, res.finding = "skipped", "the primary configuration measured no level: nothing to compare at"
+        return choose(res)
+    res.budget_note = (f"{len(todo)} other configuration(s) share one level budget: {p.level_time_budget_s:g} s / "
+                       f"{max(len(todo), 1)} per level each (at least {p.min_round_pairs} round pairs), at the "
+                       f"primary's {len(res.levels)} level(s); no saturation search, mixed workload or lossless guard")
+    for cr in todo:
+        q = sub_params(p, cr.candidate, res.levels, primary.level_kind, len(todo))
+        sub = RunDir(run.path / SUBDIR / cr.candidate.slug)
+        try:
+            load = run_load_test(q, sub, progress=progress, resume=resume, spec_config=spec_config(q, cr.candidate))
+        except PlaybookError as exc:
+            cr.status, cr.reason = "failed", exc.problem
+            res.warnings.append(f"{cr.label}: {exc.problem}")
+            continue
+        sub.write_json("50_load.json", load)
+        cr.levels = levels_of(load)
+        if not load.speedup:
+            cr.status, cr.reason = "failed", "; ".join(load.warnings or load.missing_levels) or "no level measured"
+        res.warnings.extend(f"{cr.label}: {w}" for w in load.warnings)
+    if any(c.status == "failed" for c in res.candidates):
+        res.status = "partial"
+    return choose(res)
+
+
+# -- the choice ----------------------------------------------------------------------------------
+def _wins(row: CandidateLevel) -> bool:
+    return row.status == "ok" and row.ci_low is not None and row.ci_low > 1.0
+
+
+def k_table(k_by_level: dict[float, int], max_num_seqs: int = 256) -> list[list[int]] | None:
+    """vLLM's ``num_speculative_tokens_per_batch_size`` from the best k per measured concurrency: level
+    c_i covers [c_i, c_(i+1) - 1], the first range starts at 1, the last runs to ``max_num_seqs``;
+    neighbouring ranges with the same k merge. None when one k holds everywhere (no table needed)."""
+    if not k_by_level:
+        return None
+    levels = sorted(k_by_level)
+    rows: list[list[int]] = []
+    for i, lvl in enumerate(levels):
+        start = 1 if i == 0 else int(lvl)
+        end = int(levels[i + 1]) - 1 if i + 1 < len(levels) else max(max_num_seqs, int(lvl))
+        k = int(k_by_level[lvl])
+        if rows and rows[-1][2] == k:
+            rows[-1][1] = end
+        else:
+            rows.append([start, end, k])
+    return rows if len(rows) > 1 else None
+
+
+def choose(res: CandidatesResult) -> CandidatesResult:
+    """Per level the best winning candidate; the overall winner; its method's measured k table; the finding."""
+    measured = [c for c in res.candidates if c.status == "measured"]
+    rows = {c.label: {r.level: r for r in c.levels} for c in measured}
+    res.per_level = []
+    for lvl in res.levels:
+        wins = [(rows[c.label][lvl], c) for c in measured if lvl in rows[c.label] and _wins(rows[c.label][lvl])]
+        if wins:
+            row, c = max(wins, key=lambda w: w[0].speedup or 0.0)
+            res.per_level.append(LevelChoice(level=lvl, winner=c.label, speedup=row.speedup, ci_low=row.ci_low,
+                                             ci_high=row.ci_high))
+        else:
+            res.per_level.append(LevelChoice(level=lvl))
+
+    def score(c: CandidateResult) -> tuple[int, float, bool]:
+        won = [r for r in c.levels if _wins(r)]
+        sp = [r.speedup for r in c.levels if r.status == "ok" and r.speedup]
+        return len(won), (math.exp(sum(math.log(s) for s in sp) / len(sp)) if sp else 0.0), c.primary
+
+    ranked = sorted((c for c in measured if score(c)[0] > 0), key=score, reverse=True)
+    res.winner, res.winner_method, res.winner_k, res.win_levels, res.k_by_level, res.k_table = None, "", None, [], {}, None
+    if ranked:
+        top = ranked[0]
+        res.winner, res.winner_method = top.label, top.candidate.method
+        same = [c for c in measured if c.candidate.method == top.candidate.method
+                and c.candidate.lookup_min == top.candidate.lookup_min]
+        for lvl in res.levels:
+            wins = [(c.candidate.k, rows[c.label][lvl].speedup or 0.0) for c in same
+                    if lvl in rows[c.label] and _wins(rows[c.label][lvl])]
+            res.k_by_level[lvl] = max(wins, key=lambda w: w[1])[0] if wins else 0
+        res.win_levels = [lvl for lvl, k in res.k_by_level.items() if k > 0]
+        res.winner_k = max(res.k_by_level.values()) or top.candidate.k
+        if res.level_kind == "concurrency":
+            res.k_table = k_table(res.k_by_level)
+    res.finding = finding(res)
+    return res
+
+
+def finding(res: CandidatesResult) -> str:
+    n = sum(c.status == "measured" for c in res.candidates)
+    pruned = [c.label for c in res.candidates if c.status in ("pruned", "skipped")]
+    tail = f"; not measured: {', '.join(pruned)}" if pruned else ""
+    unit = "concurrency" if res.level_kind == "concurrency" else "rate"
+    if res.winner is None:
+        return f"{n} configuration(s) measured; none wins (interval above 1.0) at any level{tail}"
+    where = ", ".join(f"{x:g}" for x in res.win_levels)
+    table = f"; measured k table {res.k_table}" if res.k_table else ""
+    return (f"{n} configuration(s) measured; best: {res.winner} (wins at {unit} {where}; launch with k="
+            f"{res.winner_k}){table}{tail}")
+
+
+# -- for the report and the decision -------------------------------------------------------------
+def read(run: RunDir | Path) -> CandidatesResult | None:
+    path = (run.artifacts if isinstance(run, RunDir) else Path(run) / "artifacts") / RESULT
+    if not path.is_file():
+        return None
+    try:
+        return CandidatesResult.model_validate_json(path.read_text())
+    except ValueError:
+        return None
+
+
+def winner_load(run_path: Path, res: CandidatesResult) -> LoadResult | None:
+    """The winner's own LoadResult when it is not the step's own configuration (None otherwise)."""
+    top = next((c for c in res.candidates if c.label == res.winner), None)
+    if top is None or top.primary:
+        return None
+    path = Path(run_path) / top.run_dir / "artifacts" / "50_load.json"
+    try:
+        return LoadResult.model_validate_json(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def comparison_table(res: CandidatesResult):
+    """One row per (candidate, level), and one per candidate not measured, as a pandas DataFrame."""
+    import pandas as pd
+
+    rows = []
+    for c in res.candidates:
+        if c.status != "measured" or not c.levels:
+            rows.append({"candidate": c.label, "status": c.status, "reason": c.reason})
+            continue
+        for r in c.levels:
+            rows.append({"candidate": c.label + (" (step's own)" if c.primary else ""), "status": r.status,
+                         "level": r.level, "speedup": r.speedup, "95% interval, low": r.ci_low,
+                         "95% interval, high": r.ci_high, "TPOT P50 (ms)": r.tpot_p50_ms,
+                         "output tokens/s": r.output_tok_s, "tokens per target step": r.mean_acceptance_length,
+                         "predicted speedup": c.predicted_speedup.get(r.level), "reason": r.reason})
+    return pd.DataFrame(rows).round(3)

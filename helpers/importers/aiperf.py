@@ -1,0 +1,95 @@
+"""Read an AIPerf profile: the per-request ``profile_export.jsonl`` and, beside it, the aggregate
+``profile_export_aiperf.json`` (for the load level, the command and the version).
+
+Format as documented in ai-dynamo/aiperf docs/tutorials/working-with-profile-exports.md (and as
+AIPerf 0.13.0 writes it: the load in ``input_config.phases``, the model in ``input_config.models``,
+``--extra-inputs temperature:T`` in ``input_config.endpoint.extra``): one JSON
+record per request with ``metadata`` (``request_start_ns``, ``benchmark_phase``, ``was_cancelled``),
+``metrics`` (each ``{"value", "unit"}``: ``input_sequence_length``, ``output_sequence_length``,
+``time_to_first_token`` (ms), ``request_latency`` (ms), ``inter_chunk_latency`` (list, ms)) and
+``error`` (null on success); the aggregate file's ``input_config`` holds ``loadgen.concurrency`` or
+``loadgen.request_rate`` and ``cli_command``. TPOT = (latency - TTFT) / (output tokens - 1).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import ImportFileError
+from .common import ImportedSide, read_json, record, tpot
+
+TOOL = "aiperf"
+RECORDS = "profile_export.jsonl"
+AGGREGATE = "profile_export_aiperf.json"
+_MS = {"ms": 1.0, "ns": 1e-6, "us": 1e-3, "sec": 1000.0, "s": 1000.0}
+
+
+def _ms(metric: dict | None):
+    if not metric or metric.get("value") is None:
+        return None
+    f = _MS.get(str(metric.get("unit", "ms")), 1.0)
+    v = metric["value"]
+    return [x * f for x in v] if isinstance(v, list) else v * f
+
+
+def read(path: str | Path) -> list[ImportedSide]:
+    """One :class:`ImportedSide` from an AIPerf artifact directory or its ``profile_export.jsonl``."""
+    path = Path(path).expanduser()
+    jsonl = path / RECORDS if path.is_dir() else path
+    if not jsonl.is_file():
+        raise ImportFileError(f"{jsonl} does not exist", f"give an AIPerf artifact directory or its {RECORDS}")
+    agg = read_json(jsonl.parent / AGGREGATE, TOOL) if (jsonl.parent / AGGREGATE).is_file() else {}
+    cfg = (agg.get("input_config") or {}) if isinstance(agg, dict) else {}
+    # the load: input_config.loadgen (the documented 0.x layout) or the profiling phase (AIPerf 0.13)
+    phase = next((x for x in cfg.get("phases") or [] if x.get("kind", x.get("name")) == "profiling"), {})
+    loadgen = cfg.get("loadgen") or phase
+    if loadgen.get("concurrency"):
+        level, kind = float(loadgen["concurrency"]), "concurrency"
+    elif loadgen.get("request_rate"):
+        level, kind = float(loadgen["request_rate"]), "rate"
+    else:
+        raise ImportFileError(f"no load level for {jsonl}: {AGGREGATE} beside it is missing or names no "
+                              "loadgen concurrency / request_rate", f"keep {AGGREGATE} next to {RECORDS}")
+    records, starts = [], []
+    for lineno, line in enumerate(jsonl.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            raise ImportFileError(f"{jsonl} line {lineno} is not JSON", f"give the {RECORDS} AIPerf wrote") from None
+        meta, m = obj.get("metadata") or {}, obj.get("metrics") or {}
+        if meta.get("benchmark_phase", "profiling") != "profiling":
+            continue
+        ok = obj.get("error") is None and not meta.get("was_cancelled") and m.get("time_to_first_token") is not None
+        ttft, e2e = _ms(m.get("time_to_first_token")), _ms(m.get("request_latency"))
+        out = (m.get("output_sequence_length") or m.get("output_token_count") or {}).get("value")
+        start = meta.get("request_start_ns")
+        starts.append(start)
+        err = obj.get("error") or {}
+        records.append(record(
+            len(records), ok=ok, error=f"{err.get('code')} {err.get('type')}: {err.get('message')}" if err else None,
+            prompt_tokens=(m.get("input_sequence_length") or m.get("error_isl") or {}).get("value"), output_tokens=out,
+            ttft_ms=ttft, e2e_ms=e2e, tpot_ms=tpot(ttft, e2e, out), chunk_gaps_ms=_ms(m.get("inter_chunk_latency")) or [],
+            sent_s=0.0 if start is None else start, workload="aiperf", temperature=None))
+    if not records:
+        raise ImportFileError(f"{jsonl} holds no profiling record", f"give the {RECORDS} of a finished AIPerf run")
+    t0 = min((s for s in starts if s is not None), default=0)
+    for r, s in zip(records, starts, strict=True):
+        r["sent_s"] = r["scheduled_s"] = (s - t0) / 1e9 if s is not None else 0.0
+    duration = (agg.get("benchmark_duration") or {}).get("avg") if isinstance(agg, dict) else None
+    if not duration:
+        duration = max(r["sent_s"] + (r["e2e_ms"] or 0) / 1000.0 for r in records)
+    version = (agg.get("aiperf_version") if isinstance(agg, dict) else None) or None
+    ep = cfg.get("endpoint") or {}
+    model = (ep.get("model_names") or [x.get("name") for x in (cfg.get("models") or {}).get("items") or []] or [""])[0]
+    temperature = (ep.get("extra") or {}).get("temperature")  # --extra-inputs temperature:T
+    for r in records:
+        if temperature is not None:
+            r["temperature"] = float(temperature)
+    return [ImportedSide(tool=TOOL, path=jsonl, level=level, level_kind=kind, records=records, duration_s=float(duration),
+                         model=str(model), tool_version=version,
+                         temperature=float(temperature) if temperature is not None else None,
+                         command=cfg.get("cli_command"), workload="aiperf",
+                         extra_files=[jsonl.parent / AGGREGATE] if (jsonl.parent / AGGREGATE).is_file() else [])]

@@ -1,0 +1,221 @@
+"""What every importer shares: one imported measurement (:class:`ImportedSide`, one configuration at
+one load level), its provenance, and the run directory it becomes.
+
+A pair of sides at the same level (baseline and speculative) becomes the load step's evidence exactly
+as the playbook's own load test leaves it: per-request records in ``artifacts/50_load_requests.jsonl``
+(our record fields), ``artifacts/50_load.json`` (a :class:`LoadResult` built by the same analysis
+functions, speedup with an independent bootstrap interval: the tools do not pair rounds), and, when the
+speculative side recorded the server's acceptance counters, ``artifacts/40_sweep.json`` with that one
+point. The original files are copied to ``artifacts/imported/`` and described (tool, version, SHA-256,
+command) in ``artifacts/import.json`` and ``LoadResult.source``; ``run.json`` records the parameters
+the report step reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..artifacts import RunDir, write_json_atomic
+from ..errors import ImportFileError
+from ..load_analysis import find_crossover, finding, level_stats, speedup_point
+from ..loadgen import NEAR_ZERO_GAP_MS, LoadShape, is_burst
+from ..schemas.load import LoadResult
+from ..schemas.sweep import SweepPoint, SweepResult
+from ..workload_breakdown import BREAKDOWN_CSV, breakdown, write_csv
+
+REQUESTS_JSONL = "50_load_requests.jsonl"  # the load test's own file name (helpers/loadtest.py)
+IMPORT_JSON = "import.json"
+
+
+@dataclass
+class ImportedSide:
+    """One configuration at one load level, as read from another tool's result file."""
+
+    tool: str
+    path: Path
+    level: float
+    level_kind: str = "concurrency"  # or "rate"
+    records: list[dict] = field(default_factory=list)
+    duration_s: float = 0.0
+    temperature: float | None = None
+    model: str = ""
+    tool_version: str | None = None
+    command: str | None = None
+    workload: str = "imported"
+    acceptance: dict | None = None  # rate, mean_length, per_position, drafts, draft_tokens, accepted
+    notes: list[str] = field(default_factory=list)
+    extra_files: list[Path] = field(default_factory=list)  # read too (e.g. AIPerf's aggregate): copied and hashed
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_json(path: Path, tool: str) -> object:
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ImportFileError(f"{tool} result file {path} does not exist", "give the path of the file the tool wrote")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ImportFileError(f"{path} is not a JSON file ({str(exc).splitlines()[0][:120]})",
+                           f"give the JSON file {tool} wrote") from None
+
+
+def record(i: int, *, ok: bool, error: str | None, prompt_tokens: int | None, output_tokens: int | None,
+           ttft_ms: float | None, e2e_ms: float | None, tpot_ms: float | None, chunk_gaps_ms: list[float],
+           sent_s: float, workload: str, temperature: float | None, text: str = "", spec: dict | None = None) -> dict:
+    """One request in our record fields (schemas/loadgen.RequestRecord); id and phase are set on writing.
+    ``chunk_gaps_ms``: gaps between token-carrying chunks, tested for burst delivery as our own streams are."""
+    gaps = [g for g in chunk_gaps_ms if g is not None]
+    near = sum(1 for g in gaps if g < NEAR_ZERO_GAP_MS)
+    decode = sum(gaps) if gaps else None
+    return {
+        "id": str(i), "prompt_id": str(i), "workload": workload, "temperature": temperature if temperature is not None else 0.0,
+        "phase": "", "warmup": False, "scheduled_s": sent_s, "sent_s": sent_s, "dispatch_lag_ms": 0.0,
+        "status": "ok" if ok else "http_error", "http_status": None, "error": None if ok else (error or "failed")[:300],
+        "prompt_tokens": prompt_tokens, "output_tokens": output_tokens if ok else 0,
+        "ttft_ms": ttft_ms if ok else None, "tpot_ms": tpot_ms if ok else None, "e2e_ms": e2e_ms,
+        "itl_ms": gaps if ok else [], "chunks": len(gaps) + 1 if ok and ttft_ms is not None else 0, "malformed_lines": 0,
+        "usage_from_server": False, "spec": spec, "text": text[:2000] if text else "",
+        "burst": bool(ok and is_burst(len(gaps), near, decode, e2e_ms)), "gaps_near_zero": near,
+    }
+
+
+def tpot(ttft_ms: float | None, e2e_ms: float | None, out: int | None) -> float | None:
+    """(E2E - TTFT) / (output tokens - 1): the load generator's TPOT, and vllm bench serve's."""
+    if ttft_ms is None or e2e_ms is None or not out or out < 2:
+        return None
+    return (e2e_ms - ttft_ms) / (out - 1)
+
+
+def _phase(config: str, side: ImportedSide) -> str:
+    lvl = f"c{side.level:g}" if side.level_kind == "concurrency" else f"rate{side.level:g}rps"
+    return f"{config}@{lvl}/imported"
+
+
+def build_run(pairs: list[tuple[ImportedSide, ImportedSide]], run_dir: str | Path, *, temperature: float | None = None,
+              params: dict | None = None, seed: int = 0, force: bool = False) -> LoadResult:
+    """Write the pairs (baseline, spec), one per level, into ``run_dir`` as the load step's evidence."""
+    run = RunDir(run_dir)
+    if run.artifact("50_load.json").exists() and not force:
+        raise ImportFileError(f"{run.path} already holds a load result (artifacts/50_load.json)",
+                           "import into a new directory, or pass --force to replace it")
+    if not pairs:
+        raise ImportFileError("nothing to import", "give a baseline file and a speculative file")
+    imported = run.artifacts / "imported"
+    imported.mkdir(parents=True, exist_ok=True)
+    (run.artifact(REQUESTS_JSONL)).unlink(missing_ok=True)
+    files, levels, speedups, warnings, all_records = [], [], [], [], []
+    kinds = {s.level_kind for pair in pairs for s in pair}
+    if len(kinds) > 1:
+        raise ImportFileError("the files mix concurrency levels and request rates", "import one kind of load at a time")
+    t = temperature
+    for n, (base, spec) in enumerate(sorted(pairs, key=lambda p: p[0].level), start=1):
+        if base.level != spec.level:
+            raise ImportFileError(f"baseline {base.path} ran at {base.level:g} and speculative {spec.path} at {spec.level:g}",
+                               "pair files measured at the same concurrency or request rate")
+        per_config = {}
+        for config, side in (("baseline", base), ("spec", spec)):
+            sha = sha256(side.path)
+            attempt = f"imp{sha[:8]}{n}"
+            for j, src in enumerate([side.path, *side.extra_files]):
+                copy = imported / f"{config}-{n}{f'-{j}' if j else ''}-{src.name}"
+                shutil.copyfile(src, copy)
+                files.append({"role": config, "level": side.level, "path": str(src.resolve()),
+                              "copied_to": str(copy.relative_to(run.path)), "sha256": sha if not j else sha256(src),
+                              "tool_version": side.tool_version, "command": side.command, "model": side.model,
+                              "notes": side.notes if not j else []})
+            side_t = side.temperature if side.temperature is not None else t
+            recs = []
+            for i, r in enumerate(side.records):
+                r = dict(r, id=f"{_phase(config, side)}/{attempt}-{i}", phase=_phase(config, side), workload=r["workload"])
+                if side_t is not None:
+                    r["temperature"] = side_t
+                recs.append(r)
+            all_records.extend(recs)
+            shape = LoadShape("concurrency", concurrency=int(side.level)) if side.level_kind == "concurrency" \
+                else LoadShape("constant", rate=side.level)
+            st = level_stats(config, shape, recs, side.duration_s, workload=side.workload)
+            st.phase, st.attempt, st.attempts, st.rounds = _phase(config, side), attempt, [attempt], 1
+            if config == "spec" and side.acceptance:
+                st.acceptance_rate = side.acceptance.get("rate")
+                st.mean_acceptance_length = side.acceptance.get("mean_length")
+            per_config[config] = (st, recs)
+            levels.append(st)
+        (b, brecs), (s, srecs) = per_config["baseline"], per_config["spec"]
+        sp = speedup_point(base.level, brecs, srecs, b, s, seed=seed)
+        sp.temperature = t if t is not None else spec.temperature
+        speedups.append(sp)
+        warnings.extend(f"{side.path.name}: {note}" for side in (base, spec) for note in side.notes)
+    with open(run.artifact(REQUESTS_JSONL), "w") as f:
+        for r in all_records:
+            f.write(json.dumps(r) + "\n")
+    first = pairs[0][1]
+    load_t = t if t is not None else first.temperature
+    if load_t is None:
+        warnings.append("the files do not record the sampling temperature: pass --temperature so the report "
+                        "can compare it with the production temperature")
+    source = {"tool": first.tool, "tool_version": first.tool_version, "files": files,
+              "command": first.command, "imported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "importer": "playbook import"}
+    res = LoadResult(level_kind=first.level_kind, workload=first.workload, temperature=load_t or 0.0,
+                     levels=levels, speedup=sorted(speedups, key=lambda x: x.level), design="sequential",
+                     pinning=f"imported from {first.tool}: not measured by the playbook", source=source,
+                     warnings=warnings)
+    res.crossover = find_crossover(res.speedup)
+    res.error_rate = (sum(x.errors for x in levels) / total) if (total := sum(x.requests for x in levels)) else 0.0
+    res.finding = f"imported from {first.tool}: " + finding(res)
+    res.breakdown = breakdown(all_records, res, seed)
+    write_csv(res.breakdown, run.artifact(BREAKDOWN_CSV))
+    run.write_json("50_load.json", res)
+    _write_sweep(run, pairs, load_t, source)
+    write_json_atomic(run.artifact(IMPORT_JSON), source)
+    _write_run_json(run, pairs, load_t, params or {}, source, has_sweep=any(s.acceptance for _, s in pairs))
+    return res
+
+
+def _write_sweep(run: RunDir, pairs, temperature: float | None, source: dict) -> None:
+    """The speculative side's acceptance (the tool's counter deltas) as a one-point sweep at the load's temperature."""
+    acc = [s.acceptance for _, s in pairs if s.acceptance and s.acceptance.get("draft_tokens")]
+    if not acc:
+        run.artifact("40_sweep.json").unlink(missing_ok=True)
+        return
+    drafts = sum(a.get("drafts") or 0 for a in acc)
+    draft_tokens = sum(a["draft_tokens"] for a in acc)
+    accepted = sum(a.get("accepted") or 0 for a in acc)
+    per_pos = acc[0].get("per_position") or []
+    t = temperature if temperature is not None else 0.0
+    point = SweepPoint(temperature=t, acceptance_rate=accepted / draft_tokens,
+                       mean_acceptance_length=1 + accepted / drafts if drafts else None, per_position=per_pos,
+                       drafts=drafts, draft_tokens=draft_tokens, accepted=accepted,
+                       requests=sum(len(s.records) for _, s in pairs), source="counters")
+    k = len(per_pos) or None
+    sweep = SweepResult(production_temperature=t, production_acceptance=point.acceptance_rate, temperatures=[point],
+                        num_speculative_tokens=k,
+                        finding=f"imported from {source['tool']}: acceptance {point.acceptance_rate:.2f} at T={t:g} "
+                                "(the server's counters over the speculative run)")
+    run.write_json("40_sweep.json", sweep)
+
+
+def _write_run_json(run: RunDir, pairs, temperature: float | None, params: dict, source: dict, has_sweep: bool) -> None:
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    model = pairs[0][1].model
+    parameters = {"mode": "managed", **({"target_model": model, "served_model_name": model} if model else {}),
+                  **({"production_temperature": temperature} if temperature is not None else {}), **params}
+    steps = [{"name": "50_load", "status": "done", "finished_at": now}]
+    if has_sweep:
+        steps.insert(0, {"name": "40_sweep", "status": "done", "finished_at": now})
+    state = {"run_id": run.path.name, "created_at": now, "profile": f"imported ({source['tool']})",
+             "parameters": parameters, "steps": steps,
+             "versions": {k: v for k, v in {source["tool"]: source.get("tool_version")}.items() if v}}
+    write_json_atomic(run.path / "run.json", state)

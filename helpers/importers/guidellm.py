@@ -1,0 +1,78 @@
+"""Read a GuideLLM report (``benchmarks.json``, GenerativeBenchmarksReport, metadata version 2).
+
+Format as serialized by vllm-project/guidellm (src/guidellm/benchmark/schemas/report.py and
+benchmark.py, src/guidellm/schemas/request_stats.py, checked at commit ee7a774, and against a file
+GuideLLM 0.8.1 wrote): ``metadata``
+(``guidellm_version``), ``benchmarks`` (one per strategy: ``config.strategy`` with ``type_``
+synchronous / concurrent (``streams``) / constant / poisson (``rate``) / throughput, ``duration`` (s),
+``requests.successful / errored / incomplete``: each request's ``prompt_tokens``, ``output_tokens``,
+``time_to_first_token_ms``, ``inter_token_latency_ms`` (last minus first token over output tokens - 1:
+our TPOT), ``request_latency`` (s), ``request_start_time``). GuideLLM's ``time_per_output_token_ms``
+includes the first token and is not used. Chunk gaps are not serialized, so burst delivery cannot be
+checked on imported GuideLLM runs. Each benchmark becomes one level.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ImportFileError
+from .common import ImportedSide, read_json, record
+
+TOOL = "guidellm"
+
+
+def _level(strategy: dict) -> tuple[float, str] | None:
+    kind = strategy.get("type_")
+    if kind == "synchronous":
+        return 1.0, "concurrency"
+    if kind == "concurrent" and strategy.get("streams"):
+        return float(strategy["streams"]), "concurrency"
+    if kind in ("constant", "poisson") and strategy.get("rate"):
+        return float(strategy["rate"]), "rate"
+    return None
+
+
+def read(path: str | Path) -> list[ImportedSide]:
+    """One :class:`ImportedSide` per benchmark (strategy) in the report; throughput sweeps are skipped."""
+    path = Path(path).expanduser()
+    data = read_json(path, TOOL)
+    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
+        raise ImportFileError(f"{path} is not a GuideLLM report (no 'benchmarks' list)",
+                              "give the benchmarks.json GuideLLM wrote (guidellm benchmark --output-path ...)")
+    meta = data.get("metadata") or {}
+    scenario = data.get("config") or {}
+    backend = (scenario.get("spec") or {}).get("backend") or {}  # 0.8: config.spec.backend.model
+    model = str(scenario.get("model") or backend.get("model") or "")
+    sides = []
+    for b in data["benchmarks"]:
+        strategy = (b.get("config") or {}).get("strategy") or {}
+        lvl = _level(strategy)
+        if lvl is None:
+            continue
+        reqs = b.get("requests") or {}
+        records = []
+        rows = [(r, True) for r in reqs.get("successful") or []] + \
+               [(r, False) for r in (reqs.get("errored") or []) + (reqs.get("incomplete") or [])]
+        starts = [r.get("request_start_time") for r, _ in rows if r.get("request_start_time") is not None]
+        t0 = min(starts, default=0.0)
+        for i, (r, ok) in enumerate(rows):
+            lat = r.get("request_latency")
+            e2e = lat * 1000.0 if lat is not None else None
+            ok = ok and r.get("time_to_first_token_ms") is not None
+            records.append(record(
+                i, ok=ok, error=(r.get("info") or {}).get("error") or ("incomplete or errored" if not ok else None),
+                prompt_tokens=r.get("prompt_tokens"), output_tokens=r.get("output_tokens"),
+                ttft_ms=r.get("time_to_first_token_ms"), e2e_ms=e2e, tpot_ms=r.get("inter_token_latency_ms"),
+                chunk_gaps_ms=[], sent_s=(r.get("request_start_time") or t0) - t0, workload="guidellm",
+                temperature=None, text=r.get("output") or ""))
+        if not records:
+            continue
+        sides.append(ImportedSide(
+            tool=TOOL, path=path, level=lvl[0], level_kind=lvl[1], records=records, duration_s=float(b.get("duration") or 0.0),
+            model=model, tool_version=meta.get("guidellm_version"), command=None, workload="guidellm",
+            notes=["GuideLLM does not serialize chunk gaps: burst-delivered streams cannot be detected"]))
+    if not sides:
+        raise ImportFileError(f"{path} holds no benchmark at a fixed concurrency or rate with requests",
+                              "run guidellm with --profile synchronous, concurrent, constant or poisson")
+    return sides

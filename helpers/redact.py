@@ -1,0 +1,77 @@
+"""Secrets given as server arguments stay on this machine: redact them wherever arguments are written.
+
+``extra_server_args`` may carry ``--api-key X`` (vLLM's OpenAI server, docs.vllm.ai "OpenAI-Compatible
+Server", ``--api-key``) or a token; run.json, decision.json, logs and reports show ``<redacted>``
+instead. ``host_override`` finds a ``--host`` that would replace the playbook's loopback bind.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+MARK = "<redacted>"
+_SECRET_FLAG = re.compile(r"--[\w-]*(key|token|secret|password|passwd|credential)[\w-]*", re.IGNORECASE)
+_NOT_SECRET = {"--kv-cache-dtype", "--tokenizer", "--tokenizer-mode", "--tokenizer-revision", "--max-num-batched-tokens",
+               "--tokenizer-pool-size", "--skip-tokenizer-init", "--max-logprobs"}
+
+
+def is_secret_flag(flag: str) -> bool:
+    name = flag.split("=", 1)[0]
+    return name not in _NOT_SECRET and "tokens" not in name and bool(_SECRET_FLAG.fullmatch(name))
+
+
+def redact_args(args: list[str]) -> list[str]:
+    """``args`` with the value of every secret-looking flag (``--api-key X``, ``--hf-token=Y``) replaced."""
+    out: list[str] = []
+    hide = False
+    for arg in map(str, args):
+        if hide and not arg.startswith("--"):
+            out.append(MARK)
+            hide = False
+            continue
+        hide = False
+        if arg.startswith("--") and is_secret_flag(arg):
+            if "=" in arg:
+                arg = arg.split("=", 1)[0] + "=" + MARK
+            else:
+                hide = True
+        out.append(arg)
+    return out
+
+
+def redact_params(values: dict[str, Any]) -> dict[str, Any]:
+    """A copy of step parameters with ``extra_server_args`` redacted (what run.json may hold)."""
+    extra = values.get("extra_server_args")
+    if not extra:
+        return dict(values)
+    items = extra.split(",") if isinstance(extra, str) else list(extra)
+    return {**values, "extra_server_args": redact_args(items)}
+
+
+def has_redacted(values: dict[str, Any]) -> bool:
+    return any(MARK in str(a) for a in (values.get("extra_server_args") or []))
+
+
+def host_override(args: list[str]) -> str | None:
+    """The address a ``--host`` in ``args`` binds to (the last one wins, as in argparse), or None."""
+    host = None
+    for i, arg in enumerate(map(str, args)):
+        if arg == "--host" and i + 1 < len(args):
+            host = str(args[i + 1])
+        elif arg.startswith("--host="):
+            host = arg.split("=", 1)[1]
+    return host
+
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def host_warning(args: list[str]) -> str | None:
+    """A finding when ``extra_server_args`` makes a started server listen beyond loopback."""
+    host = host_override(args)
+    if host is None or host in LOOPBACK:
+        return None
+    return (f"extra_server_args sets --host {host}: the vLLM servers this run starts listen on {host}, not only "
+            "on 127.0.0.1, so other machines can reach them (and use them without a key unless --api-key is set); "
+            "remove --host from extra_server_args unless that is what you want")

@@ -1,0 +1,51 @@
+"""`playbook import`: bring `vllm bench serve`, GuideLLM or AIPerf results into a run directory as the
+load step's evidence (with their provenance), for `playbook report RUN_DIR` to decide on."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from playbook.commands._common import print_json
+
+NAME = "import"
+HELP = "import vllm bench serve / guidellm / aiperf results (baseline and speculative) as a run's load evidence"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("tool", choices=["vllm-bench", "guidellm", "aiperf"],
+                        help="vllm-bench: files of `vllm bench serve --save-result --save-detailed`; guidellm: its "
+                             "benchmarks.json; aiperf: an artifact directory (or its profile_export.jsonl)")
+    parser.add_argument("files", nargs="+", metavar="BASELINE SPEC",
+                        help="pairs: the run without speculation, then the run with it (repeat the pair for "
+                             "more load levels: B1 S1 B2 S2 ...)")
+    parser.add_argument("--run-dir", default=None, help="where to write (default runs/import-<time>)")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="sampling temperature of the runs, when the files do not record it")
+    parser.add_argument("--method", default=None, help="speculative method the spec server ran (draft_model, eagle, ngram, ...)")
+    parser.add_argument("--draft-model", default=None, help="its draft model (for the launch command)")
+    parser.add_argument("--num-speculative-tokens", type=int, default=None, help="its k (for the launch command)")
+    parser.add_argument("--force", action="store_true", help="replace the load result of an existing run directory")
+    parser.add_argument("--json", action="store_true", help="print the load result as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from playbook.helpers.errors import ImportFileError
+    from playbook.helpers.importers import import_results
+
+    if len(args.files) % 2:
+        raise ImportFileError(f"{len(args.files)} files given: they go in pairs (baseline, speculative)",
+                              "give BASELINE SPEC [BASELINE2 SPEC2 ...]")
+    run_dir = args.run_dir or f"runs/import-{time.strftime('%Y%m%d-%H%M%S')}"
+    params = {k: v for k, v in (("method", args.method), ("draft_model", args.draft_model),
+                                ("num_speculative_tokens", args.num_speculative_tokens)) if v is not None}
+    res = import_results(args.tool, args.files[0::2], args.files[1::2], run_dir,
+                         temperature=args.temperature, params=params, force=args.force)
+    if args.json:
+        print_json(res)
+    else:
+        print(f"imported into {run_dir}: {res.finding}")
+        for w in res.warnings:
+            print(f"warning: {w}")
+        print(f"next: playbook report {run_dir}")
+    return 0

@@ -1,0 +1,183 @@
+"""Candidates (helpers/candidates.py): parsing, the default set, pruning, the choice per level, the measured
+k table, and the decision that follows it (constructed results: no server)."""
+
+from __future__ import annotations
+
+import pytest
+
+from playbook.helpers import candidates as cd
+from playbook.helpers import decide
+from playbook.helpers.errors import ParameterError
+from playbook.helpers.params import LoadParams, ReportParams
+from playbook.helpers.schemas.candidates import Candidate, CandidateLevel, CandidateResult, CandidatesResult
+from playbook.helpers.schemas.decision import Evidence, LoadLevel
+from playbook.helpers.schemas.load import LevelStats, LoadResult, SpeedupPoint
+
+
+def test_parse_method_k_and_window():
+    assert cd.parse("draft_model:2") == Candidate(method="draft_model", k=2)
+    c = cd.parse(" ngram : 4 : 1-3 ")
+    assert (c.method, c.k, c.lookup_min, c.lookup_max) == ("ngram", 4, 1, 3)
+    assert c.label == "ngram:4:1-3" and c.slug == "ngram-4-1-3"
+    for bad in ("draft_model", "foo:2", "draft_model:0", "draft_model:x", "draft_model:2:1-3", "ngram:4:3-1", "ngram:17"):
+        with pytest.raises(ParameterError):
+            cd.parse(bad)
+
+
+def test_params_accept_a_comma_list_and_reject_a_bad_candidate():
+    assert LoadParams(candidates="draft_model:2, ngram:4:1-4").candidates == ["draft_model:2", "ngram:4:1-4"]
+    assert not cd.enabled(LoadParams(candidates="off"))
+    assert not cd.enabled(LoadParams(mode="external", spec_url="http://x", baseline_url="http://y"))
+    with pytest.raises(ValueError, match="method:k"):
+        LoadParams(candidates=["eagle3"])
+
+
+def test_default_set_on_the_embedded_pair_is_own_k_another_k_and_ngram():
+    p = LoadParams()  # draft_model k=4, embedded
+    labels = [c.label for c in cd.candidate_list(p, best_k=None, methods=cd.offered_methods(p))]
+    assert labels == ["draft_model:4", "draft_model:2", "ngram:4"]
+    assert [c.label for c in cd.candidate_list(p, best_k=6, methods=["draft_model", "ngram"])][1] == "draft_model:6"
+    assert [c.label for c in cd.candidate_list(p, best_k=4, methods=["draft_model", "ngram"])][1] == "draft_model:2"
+    # suffix only where offered; an explicit list replaces the defaults, the step's own stays first, once
+    assert "suffix:4" in [c.label for c in cd.defaults(p, None, ["draft_model", "ngram", "suffix"])]
+    q = LoadParams(candidates=["ngram:3", "draft_model:4", "ngram:3"])
+    assert [c.label for c in cd.candidate_list(q)] == ["draft_model:4", "ngram:3"]
+
+
+def test_pruning_says_why():
+    assert cd.prune_reason({1.0: 0.6, 4.0: 0.5}, best=1.1).startswith("predicted speedup at most 0.60x")
+    assert "far below the best 1.60x" in cd.prune_reason({1.0: 1.0, 4.0: 0.9}, best=1.6)
+    assert cd.prune_reason({1.0: 1.05, 4.0: 0.9}, best=1.1) == ""
+    assert cd.prune_reason({}, best=2.0) == ""  # nothing predicted (another method): measured
+
+
+def _row(level, speedup, low, high, k=4):
+    return CandidateLevel(level=level, speedup=speedup, ci_low=low, ci_high=high, tpot_p50_ms=10 / speedup,
+                          output_tok_s=100 * speedup, baseline_tpot_p50_ms=10, baseline_output_tok_s=100,
+                          acceptance_per_position=[0.8, 0.6, 0.4, 0.3][:k])
+
+
+def _cand(label, rows, primary=False, status="measured"):
+    c = cd.parse(label)
+    return CandidateResult(candidate=c, label=label, primary=primary, status=status, levels=rows)
+
+
+def _comparison():
+    return CandidatesResult(levels=[1, 4, 16], candidates=[
+        _cand("draft_model:4", [_row(1, 1.30, 1.20, 1.40), _row(4, 1.05, 0.97, 1.12), _row(16, 0.8, 0.7, 0.9)], True),
+        _cand("draft_model:2", [_row(1, 1.20, 1.10, 1.30, 2), _row(4, 1.15, 1.06, 1.24, 2), _row(16, 0.95, 0.9, 1.0, 2)]),
+        _cand("ngram:4", [_row(1, 1.25, 0.95, 1.5), _row(4, 0.9, 0.8, 1.0), _row(16, 0.7, 0.6, 0.8)]),
+        _cand("draft_model:6", [], status="pruned")])
+
+
+def test_choice_per_level_winner_and_measured_k_table():
+    res = cd.choose(_comparison())
+    assert [(c.level, c.winner) for c in res.per_level] == [(1, "draft_model:4"), (4, "draft_model:2"), (16, None)]
+    # draft_model:2 wins 2 levels (1 and 4), draft_model:4 only 1: the winner; its method's best k per level
+    assert res.winner == "draft_model:2" and res.winner_method == "draft_model"
+    assert res.k_by_level == {1: 4, 4: 2, 16: 0} and res.win_levels == [1, 4] and res.winner_k == 4
+    assert res.k_table == [[1, 3, 4], [4, 15, 2], [16, 256, 0]]
+    assert "draft_model:6" in res.finding and "draft_model:2" in res.finding
+
+
+def test_k_table_merges_equal_neighbours_and_drops_a_constant_table():
+    assert cd.k_table({1: 4, 4: 4, 16: 0}, max_num_seqs=64) == [[1, 15, 4], [16, 64, 0]]
+    assert cd.k_table({1: 3, 8: 3}) is None
+    assert cd.k_table({}) is None
+
+
+def test_no_winner_when_no_interval_clears_one():
+    res = CandidatesResult(levels=[1], candidates=[_cand("draft_model:4", [_row(1, 1.1, 0.98, 1.2)], True)])
+    res = cd.choose(res)
+    assert res.winner is None and res.k_table is None and res.per_level[0].winner is None
+    assert "none wins" in res.finding
+
+
+def test_levels_of_a_load_result_carry_acceptance_per_position_and_withheld_levels():
+    b = LevelStats(config="baseline", level=1, output_tok_s=50)
+    s = LevelStats(config="spec", level=1, output_tok_s=60, acceptance_per_position=[0.7, 0.5], mean_acceptance_length=2.2)
+    b.tpot_ms.p50, s.tpot_ms.p50 = 20.0, 16.0
+    b4, s4 = LevelStats(config="baseline", level=4), LevelStats(config="spec", level=4, status="failed")
+    load = LoadResult(levels=[b, s, b4, s4], speedup=[SpeedupPoint(level=1, speedup=1.25, ci_low=1.1, ci_high=1.4)],
+                      missing_levels=["spec@4: server died"])
+    rows = cd.levels_of(load)
+    assert rows[0].acceptance_per_position == [0.7, 0.5] and rows[0].tpot_p50_ms == 16.0 and rows[0].speedup == 1.25
+    assert rows[1].level == 4 and rows[1].status == "excluded" and "server died" in rows[1].reason
+
+
+def test_sub_params_use_the_primarys_levels_and_share_the_budget():
+    p = LoadParams(concurrencies=[1, 4], level_time_budget_s=40, mixed_workload="creative")
+    q = cd.sub_params(p, cd.parse("ngram:3"), [1.0, 4.0, 8.0], "concurrency", 2)
+    assert (q.method, q.num_speculative_tokens, q.concurrencies, q.level_time_budget_s) == ("ngram", 3, [1, 4, 8], 20)
+    assert not q.find_saturation and not q.lossless_check and q.mixed_workload == ""
+    assert cd.spec_config(q, cd.parse("ngram:3")) is None
+    window = cd.spec_config(q, cd.parse("ngram:3:1-2"))
+    assert window["method"] == "ngram" and (window["prompt_lookup_min"], window["prompt_lookup_max"]) == (1, 2)
+
+
+def _ev(comp: dict, levels: list[LoadLevel], winner_levels: list[LoadLevel] = ()) -> Evidence:
+    return Evidence(method="draft_model", num_speculative_tokens=4, draft="/models/draft", target="/models/target",
+                    acceptance_production=0.8, acceptance_by_temperature={0.2: 0.8}, acceptance_temperature=0.2,
+                    load_levels=levels, candidates=comp, winner_load_levels=list(winner_levels),
+                    steps_present=["40_sweep", "50_load"])
+
+
+def _lv(c, s, low, high):
+    return LoadLevel(concurrency=c, speedup=s, speedup_ci_low=low, speedup_ci_high=high, error_rate=0.0)
+
+
+def test_the_decision_recommends_the_measured_winner_and_its_table():
+    comp = {"primary": "draft_model:4", "winner": "ngram:3", "winner_method": "ngram", "winner_k": 3,
+            "measured": ["draft_model:4", "draft_model:2", "ngram:3"], "win_levels": [1, 4],
+            "k_table": [[1, 7, 3], [8, 256, 0]], "winner_window": [1, 3], "k_zero_note": cd.K_ZERO_NOTE}
+    own = [_lv(1, 0.9, 0.8, 0.95), _lv(4, 0.8, 0.7, 0.9), _lv(8, 0.7, 0.6, 0.8)]
+    won = [_lv(1, 1.4, 1.2, 1.6), _lv(4, 1.2, 1.1, 1.3), _lv(8, 0.9, 0.8, 0.95)]
+    p = ReportParams(expected_peak_concurrency=4)
+    d = decide.decide_for(_ev(comp, own, won), p)
+    assert d.verdict in ("GO", "GO WITH LIMITS"), d.reasons
+    rec = d.recommended
+    assert rec.method == "ngram" and rec.num_speculative_tokens == 3
+    assert rec.num_speculative_tokens_per_batch_size == [[1, 7, 3], [8, 256, 0]] and rec.max_concurrency == 7
+    assert "ngram" in d.headline and "best of 3 measured configurations: ngram:3" in d.headline
+    assert any("not the same as off" in n for n in rec.notes)
+    cmd = decide.launch_command_for(p, rec)
+    assert '"method": "ngram"' in cmd or '"method":"ngram"' in cmd.replace(" ", "")
+    assert "prompt_lookup_max" in cmd and "num_speculative_tokens_per_batch_size" in cmd
+    # the same evidence without the comparison: the step's own configuration, which loses
+    assert decide.decide_for(_ev({}, own), p).verdict == "NO-GO"
+
+
+def test_no_go_names_every_measured_configuration():
+    comp = {"primary": "draft_model:4", "winner": None, "measured": ["draft_model:4", "ngram:4"]}
+    d = decide.decide_for(_ev(comp, [_lv(1, 0.8, 0.7, 0.9), _lv(4, 0.7, 0.6, 0.8)]), ReportParams())
+    assert d.verdict == "NO-GO" and "draft_model:4, ngram:4" in d.headline
+
+
+def test_report_section_shows_the_comparison_and_says_when_there_is_none(tmp_path):
+    from playbook.helpers import sections
+    from playbook.helpers.artifacts import RunDir
+
+    run = RunDir(tmp_path / "run")
+    assert "No configurations were compared" in sections.candidates(run, Evidence())
+    run.write_json(cd.RESULT, cd.choose(_comparison()))
+    html = sections.candidates(run, Evidence())
+    assert html.count("<img") == 3 and "[[1, 3, 4], [4, 15, 2], [16, 256, 0]]" in html
+    assert "pruned" in html and "not the same as off" in html and "draft_model:2" in html
+
+
+def test_the_predictor_predicts_other_ks_of_the_same_method_scaled_by_the_measured_speedup():
+    ev = Evidence(method="draft_model", num_speculative_tokens=4, tpot_c1_baseline_ms=20.0, tpot_c1_spec_ms=14.0,
+                  acceptance_per_position=[0.8, 0.6, 0.45, 0.3], load_kind="concurrency",
+                  load_levels=[LoadLevel(concurrency=1, tpot_p50_baseline_ms=20.0),
+                               LoadLevel(concurrency=4, tpot_p50_baseline_ms=26.0)])
+    load = LoadResult(speedup=[SpeedupPoint(level=1, speedup=1.3, ci_low=1.2, ci_high=1.4),
+                               SpeedupPoint(level=4, speedup=0.9, ci_low=0.8, ci_high=1.0)])
+    own = cd.parse("draft_model:4")
+    pred, best_k = cd.predicted(ev, own, [own, cd.parse("draft_model:2"), cd.parse("ngram:4")], load)
+    assert set(pred) == {"draft_model:2"}  # n-gram has no measured acceptance to predict from; own is measured
+    assert set(pred["draft_model:2"]) == {1.0, 4.0} and all(0 < v < 5 for v in pred["draft_model:2"].values())
+    assert best_k is not None and 0 <= best_k <= 8
+    # the same k as the primary would be predicted at exactly the primary's measured speedup
+    same, _ = cd.predicted(ev, cd.parse("draft_model:3"), [own], load)
+    ratio = {lvl: v for lvl, v in same["draft_model:4"].items()}
+    assert ratio[1.0] == pytest.approx(1.3) and ratio[4.0] == pytest.approx(0.9)

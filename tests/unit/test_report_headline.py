@@ -1,0 +1,80 @@
+"""The report's first screen as data: which level is 'at the peak', how each number is judged, what
+would change the decision, and the plain words every rule is explained with."""
+
+import re
+
+import pytest
+
+from playbook.helpers import glossary, headline
+from playbook.helpers.rules import evaluate_rules
+from playbook.helpers.schemas.decision import Decision, Evidence, LoadLevel, RecommendedConfig, Thresholds
+
+
+def _lv(c, s, lo, hi, status="ok"):
+    return LoadLevel(concurrency=c, speedup=s if status == "ok" else None, speedup_ci_low=lo, speedup_ci_high=hi,
+                     status=status, reason="" if status == "ok" else "bursts")
+
+
+def _decision(verdict="GO", peak=4, **kw):
+    return Decision(verdict=verdict, confidence="high", headline="h", reasons=[], rules=[],
+                    recommended=RecommendedConfig(enable=verdict.startswith("GO"), launch_command="vllm serve t"),
+                    inputs={"expected_peak_concurrency": peak, "slo_kind": "tpot", "thresholds": {}}, **kw)
+
+
+def test_level_at_peak_exact_else_nearest():
+    levels = [_lv(1, 1.5, 1.3, 1.7), _lv(4, 1.2, 1.1, 1.3), _lv(16, 0.8, 0.7, 0.9)]
+    assert headline.level_at_peak(levels, 4).concurrency == 4
+    assert headline.level_at_peak(levels, 12).concurrency == 16
+    assert headline.level_at_peak([], 4) is None
+
+
+@pytest.mark.parametrize(("level", "verdict", "value"), [
+    (_lv(4, 1.3, 1.15, 1.45), "go", "1.30x"),
+    (_lv(4, 1.05, 1.01, 1.09), "borderline", "1.05x"),  # a win, but under the 10% worth having
+    (_lv(4, 0.8, 0.7, 0.9), "no-go", "0.80x"),
+    (_lv(4, None, None, None, status="excluded"), "unknown", "withheld"),
+])
+def test_speedup_number_is_judged_by_its_interval(level, verdict, value):
+    n = headline.speedup_number(Evidence(load_levels=[level]), 4, Thresholds())
+    assert (n.verdict, n.value) == (verdict, value)
+    if value != "withheld":
+        assert f"{level.speedup_ci_low:.2f}x to {level.speedup_ci_high:.2f}x" in n.detail
+
+
+def test_acceptance_number_flags_a_low_p10_and_concurrency_cost():
+    ev = Evidence(acceptance_production=0.8, acceptance_p10=0.3, acceptance_temperature=0.2,
+                  max_concurrency_baseline=40, max_concurrency_spec=30, memory_context_length=4096, draft="d")
+    a = headline.acceptance_number(ev, Thresholds())
+    assert (a.value, a.verdict) == ("0.80", "borderline") and "P10 per request 0.30" in a.detail
+    c = headline.concurrency_number(ev, Thresholds())
+    assert (c.value, c.verdict) == ("-25%", "borderline") and "40 to 30 concurrent 4,096-token" in c.detail
+    ngram = headline.concurrency_number(Evidence(method="ngram"), Thresholds())
+    assert ngram.value == "0%"
+
+
+def test_would_change_names_thresholds_and_todays_values():
+    ev = Evidence(acceptance_production=0.72, acceptance_temperature=0.2,
+                  load_levels=[_lv(1, 1.5, 1.3, 1.7), _lv(4, 1.2, 1.12, 1.3), _lv(16, 0.8, 0.7, 0.9)])
+    lines = headline.would_change(_decision("GO WITH LIMITS"), ev, Thresholds(), 4)
+    assert any("below 0.50 (today 0.72)" in x for x in lines)
+    assert any("concurrency 4" in x and "1.12x" in x for x in lines)
+    assert any("rising past concurrency 16" in x for x in lines)
+    assert 2 <= len(lines) <= 4
+
+
+def test_build_off_has_no_command():
+    hl = headline.build(_decision("NO-GO"), Evidence())
+    assert hl.launch_command == "" and "none" in hl.launch_label
+    assert [n.key for n in hl.numbers] == ["speedup", "acceptance", "concurrency"]
+    assert all(n.value == "not measured" for n in hl.numbers[:2])
+
+
+def test_every_rule_has_plain_words():
+    rules = evaluate_rules(Evidence(), production_temperature=0.2)
+    assert len(rules) >= 15
+    for r in rules:
+        assert r.name in glossary.RULES, r.name
+        title, why = glossary.title(r.name), glossary.why(r.name, Thresholds().model_dump())
+        assert title and why.endswith(".") and "{" not in why, (r.name, why)
+        assert not re.search(r"SPEC|_", title + why), (r.name, title, why)
+    assert "above 0.70" in glossary.why("acceptance_at_production_temperature", {"acceptance_go_above": 0.7})

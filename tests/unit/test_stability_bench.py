@@ -1,0 +1,26 @@
+"""benchmarks/stability.py: each run's line says how busy the machine was (other jobs move the numbers)."""
+
+from __future__ import annotations
+
+from benchmarks import stability
+
+
+def test_a_run_line_carries_the_load_average_at_start_and_end():
+    s = stability.RunSummary("r", "NO-GO", 0.97, (0.9, 1.05), "ok", 300.0, 0)
+    assert " load=" not in s.line(1)
+    s.load = (0.42, 1.87)
+    line = s.line(2)
+    assert line.startswith("run 2: verdict=NO-GO c=1 speedup 0.970 [0.90, 1.05] wall=300s exit=0 load=0.4->1.9 ")
+
+
+def test_run_once_records_the_load_average(tmp_path, monkeypatch):
+    import subprocess
+
+    loads = iter([(0.5, 0, 0), (2.5, 0, 0)])
+    monkeypatch.setattr(stability.os, "getloadavg", lambda: next(loads))
+    run = tmp_path / "runs" / "r1"
+    run.mkdir(parents=True)
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(
+        a, 1, stdout=f'{{"run_dir": "{run}"}}', stderr=""))
+    s = stability.run_once(None, [], tmp_path / "runs")
+    assert s.load == (0.5, 2.5) and s.exit_code == 1 and s.run_dir == str(run) and s.verdict is None
