@@ -1,6 +1,6 @@
 """helpers/metrics_sources.py without a server: summing replicas, pooling per-request blocks, router
 detection from scrapes, choosing a source from the parameters. Real servers, a proxy and Prometheus:
-tests/integration/test_metrics_sources.py."""
+tests/integration/test_metrics_sources_engine.py."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Step 30 with the user's checkpoints: parameters, each checkpoint's own weights, the pairs and their
 budgets, the server overrides, drops per temperature. The served path is tests/integration/
-test_quantization_checkpoints.py (real vLLM)."""
+test_quantization_checkpoints_engine.py (real vLLM)."""
 
 from __future__ import annotations
 
