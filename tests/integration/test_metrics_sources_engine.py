@@ -43,12 +43,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def pods(pair, tmp_path_factory):
-    """Two speculative servers (draft_model, k=4), started one after the other."""
-    logs = tmp_path_factory.mktemp("pods")
-    with launch(embedded_server_config("draft_model", 4), logs, name="pod-a") as a, \
-            launch(embedded_server_config("draft_model", 4), logs, name="pod-b") as b:
-        yield a, b
+def pods(pair, spec_server, tmp_path_factory):
+    """Two speculative servers (draft_model, k=4): the package's shared one and a second of the same
+    configuration (the tests read counter deltas, so what the shared one served before does not matter)."""
+    with launch(embedded_server_config("draft_model", 4), tmp_path_factory.mktemp("pods"), name="pod-b") as b:
+        yield spec_server, b
 
 
 class RoundRobinProxy:
