@@ -2,12 +2,73 @@
 
 The notebooks' default run_dir (../runs/interactive) yields to $PLAYBOOK_RUN_DIR, so every notebook of
 the test session writes to, and 90_report reads from, the same fresh directory, never the user's runs/.
+
+Each notebook runs as `playbook lab --profile smoke` would open it: the shipped notebook with the smoke
+profile's values in an injected cell after its parameters cell (environments/smoke.yaml: every step, few
+requests). The full defaults are what `make run` measures; measuring them again here would cost the
+suite ten minutes for no more coverage of the code. As under `playbook lab`, this process hosts the run's
+server pool while the notebooks run, so a server configuration starts once for all of them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from pathlib import Path
+
+import pytest
+
+NBVAL_PROFILE = "smoke"
+NOTEBOOKS = Path(__file__).parent / "notebooks"
 
 if not os.environ.get("PLAYBOOK_RUN_DIR"):
     os.environ["PLAYBOOK_RUN_DIR"] = os.path.join(tempfile.mkdtemp(prefix="playbook-nbval-"), "run")
+
+_workspace: Path | None = None
+_pool = contextlib.ExitStack()
+_pool_started = False
+
+
+def _profiled_copy(notebook: Path) -> Path:
+    """The notebook's copy in a session workspace parameterised with the nbval profile (made once)."""
+    global _workspace
+    if _workspace is None:
+        from playbook.commands.lab import prepare_workspace
+
+        _workspace = prepare_workspace(tempfile.mkdtemp(prefix="playbook-nbval-ws-"), NBVAL_PROFILE)
+    return _workspace / "notebooks" / notebook.name
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collect_file(file_path: Path, parent):
+    collected = yield
+    if file_path.suffix != ".ipynb" or file_path.parent != NOTEBOOKS:
+        return collected
+    from nbval.plugin import IPyNbFile
+
+    class ProfiledNotebook(IPyNbFile):
+        """nbval reads (and starts the kernel beside) the profiled copy; test ids keep the shipped path."""
+
+        @property
+        def fspath(self):
+            from _pytest.compat import legacy_path
+
+            return legacy_path(_profiled_copy(self.path))
+
+    return [ProfiledNotebook.from_parent(parent, path=file_path) if type(c) is IPyNbFile else c for c in collected]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Before the first notebook's kernel starts: the pool its kernel (and the next ones) will find."""
+    global _pool_started
+    if item.path.suffix == ".ipynb" and item.path.parent == NOTEBOOKS and not _pool_started:
+        from playbook.helpers.servers import run_pool
+
+        _pool_started = True
+        _pool.enter_context(run_pool(os.environ["PLAYBOOK_RUN_DIR"], handle_sigterm=False))
+
+
+def pytest_sessionfinish(session):
+    _pool.close()  # every pooled server stops

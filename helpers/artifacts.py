@@ -55,6 +55,8 @@ class RunDir:
                         "choose a writable location with --runs-dir or -p run_dir=...",
                     ) from exc
             self.check_writable()
+        elif self.path.exists() and not self.path.is_dir():
+            raise ArtifactError(f"{self.path} is a file, not a run directory", "give the run's directory (runs/<timestamp>)")
         elif not self.path.is_dir():
             raise ArtifactError(f"run directory {self.path} does not exist", "check the path you gave")
 
@@ -116,6 +118,14 @@ class RunDir:
             return None
         data = json.loads(path.read_text())
         return model.model_validate(data) if model else data
+
+    def read_json_if_valid(self, name: str, model: type[M] | None = None) -> Any:
+        """Like :meth:`read_json`, for a reader that shows what it can (the report): None when the artifact
+        is missing, unreadable, not JSON, or not what ``model`` describes."""
+        try:
+            return self.read_json(name, model)
+        except (OSError, ValueError):  # pydantic's ValidationError and JSONDecodeError are ValueErrors
+            return None
 
     def has(self, name: str) -> bool:
         return self.artifact(name).exists()

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from .artifacts import RunDir
 from .errors import ParameterError, PlaybookError
+from .rules import is_win
 from .schemas.candidates import Candidate, CandidateLevel, CandidateResult, CandidatesResult, LevelChoice
 from .schemas.load import LoadResult
 
@@ -292,7 +293,7 @@ def run_candidates(p, run: RunDir, primary: LoadResult, ev=None, progress: bool 
 
 # -- the choice ----------------------------------------------------------------------------------
 def _wins(row: CandidateLevel) -> bool:
-    return row.status == "ok" and row.ci_low is not None and row.ci_low > 1.0
+    return row.status == "ok" and row.ci_low is not None and is_win(row.speedup, row.ci_low)  # measured: has an interval
 
 
 def k_table(k_by_level: dict[float, int], max_num_seqs: int = 256) -> list[list[int]] | None:
@@ -367,13 +368,7 @@ def finding(res: CandidatesResult) -> str:
 
 # -- for the report and the decision -------------------------------------------------------------
 def read(run: RunDir | Path) -> CandidatesResult | None:
-    path = (run.artifacts if isinstance(run, RunDir) else Path(run) / "artifacts") / RESULT
-    if not path.is_file():
-        return None
-    try:
-        return CandidatesResult.model_validate_json(path.read_text())
-    except ValueError:
-        return None
+    return (run if isinstance(run, RunDir) else RunDir(run, create=False)).read_json_if_valid(RESULT, CandidatesResult)
 
 
 def winner_load(run_path: Path, res: CandidatesResult) -> LoadResult | None:

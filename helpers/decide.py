@@ -22,7 +22,7 @@ import shlex
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
-from .rules import counted_levels, evaluate_rules, workload_classes_that_win
+from .rules import counted_levels, evaluate_rules, wins_below_first_non_win, workload_classes_that_win
 from .schemas.decision import Decision, Evidence, LoadLevel, RecommendedConfig, RuleResult, Thresholds
 
 REQUIRED = {
@@ -48,9 +48,7 @@ def load_schedule(levels: Sequence[LoadLevel], k: int, max_num_seqs: int = 256) 
     Only for concurrency levels (a request rate is not a batch size). None when speculation wins at
     every measured level or at none.
     """
-    lv = counted_levels(levels)
-    first_loss = next((x for x in lv if not _is_win(x)), None)
-    wins = [x for x in lv if _is_win(x) and (first_loss is None or x.concurrency < first_loss.concurrency)]
+    wins, first_loss = wins_below_first_non_win(levels)
     if not wins or first_loss is None:
         return None
     edge = int(wins[-1].concurrency)
@@ -78,11 +76,6 @@ def _compared(ev: Evidence) -> str:
         return ""
     where = ", ".join(f"{x:g}" for x in c.get("win_levels") or [])
     return f" (best of {n} measured configurations: {c['winner']}" + (f", wins at {ev.load_kind} {where})" if where else ")")
-
-
-def _is_win(x: LoadLevel) -> bool:
-    low = x.speedup_ci_low if x.speedup_ci_low is not None else x.speedup
-    return low is not None and low > 1.0
 
 
 def decide(

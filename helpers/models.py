@@ -170,6 +170,11 @@ def from_dir(model_dir: str | Path, name: str | None = None) -> ModelSpec:
         if cfg.get(key) is not None:
             v_key = _positive_int(cfg[key], key, cfg_path, allow_zero=True)
             cfg = {**cfg, key: v_key}
+    kv_heads = cfg.get("num_key_value_heads") or 0
+    if kv_heads and v["num_attention_heads"] % kv_heads:  # grouped-query attention: whole groups of heads
+        raise ModelError(f"{cfg_path}: 'num_attention_heads' ({v['num_attention_heads']}) is not a multiple of "
+                         f"'num_key_value_heads' ({kv_heads}): no model has that shape",
+                         f"fix the two fields in {cfg_path.name} or re-download it")
     try:
         return _spec_from_config(d, name, top, cfg, cfg_path, v)
     except ModelError:
@@ -180,10 +185,11 @@ def from_dir(model_dir: str | Path, name: str | None = None) -> ModelSpec:
 
 
 def _positive_int(value: Any, field: str, where: Path, allow_zero: bool = False) -> int:
-    """A config field that must be a whole number (> 0, or >= 0 with allow_zero)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
+    """A config field that must be a whole number (> 0, or >= 0 with allow_zero), below 2**31 (no layer,
+    head or vocabulary count comes near it: a larger one is a corrupt file, and would give absurd budgets)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not (0 if allow_zero else 1) <= value < 2**31:
         raise ModelError(f"{where}: '{field}' is {str(json.dumps(value))[:60]}, not a whole number "
-                         f"{'>= 0' if allow_zero else '>= 1'}", f"fix '{field}' in {where.name} or re-download it")
+                         f"{'>= 0' if allow_zero else '>= 1'} below 2**31", f"fix '{field}' in {where.name} or re-download it")
     return value
 
 

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+import unicodedata
 import urllib.parse
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -42,6 +43,8 @@ Method = Literal["draft_model", "ngram", "suffix", "eagle", "eagle3", "mtp", "me
 
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # POSIX environment variable name
+TOKENS_MAX = 2**31 - 1  # a token count (context, output) beyond int32 is a typo, not a model
+SEED_MAX = 2**32 - 1  # the seed (and seed + request index) must fit the 64-bit seed vLLM accepts per request
 
 
 def check_url(v: str) -> str:
@@ -50,6 +53,10 @@ def check_url(v: str) -> str:
         return v
     if any(c.isspace() for c in v):
         raise ValueError(f"{safe_yaml.short(v)} contains a space or another blank; remove it (a URL has none)")
+    hidden = next((c for c in v if unicodedata.category(c) in ("Cc", "Cf", "Co", "Cn")), None)
+    if hidden is not None:  # a zero-width space or a control character pasted with the URL: invisible when printed
+        raise ValueError(f"{safe_yaml.short(v)} contains the invisible character U+{ord(hidden):04X} at position "
+                         f"{v.index(hidden) + 1}; type the URL again by hand")
     if "://" in v and not v.startswith(("http://", "https://")):
         raise ValueError(f"{safe_yaml.short(v)} is not an http(s) URL; give http://host:port or https://host:port")
     if not v.startswith(("http://", "https://")):
@@ -61,6 +68,12 @@ def check_url(v: str) -> str:
         raise ValueError(f"{safe_yaml.short(v)} is not a valid URL ({exc}); give http://host:port") from None
     if not parts.hostname:
         raise ValueError(f"{safe_yaml.short(v)} names no host; give http://host:port")
+    if not parts.hostname.isascii() and not parts.hostname.startswith("["):
+        try:
+            parts.hostname.encode("idna")
+        except UnicodeError:
+            raise ValueError(f"{safe_yaml.short(v)}: {safe_yaml.short(parts.hostname)} is not a valid host name "
+                             "(an empty label, or a character no domain name can hold); give http://host:port") from None
     return v.rstrip("/")
 
 
@@ -106,6 +119,13 @@ def _parse_mapping(value: Any) -> Any:
     return value
 
 
+def _numeric(annotation: Any) -> bool:
+    """int or float, or a list of them."""
+    if annotation in (int, float):
+        return True
+    return getattr(annotation, "__origin__", None) is list and annotation.__args__[0] in (int, float)
+
+
 class StepParams(BaseModel):
     """Parameters every step shares. Names match the notebooks' parameters cells."""
 
@@ -130,7 +150,7 @@ class StepParams(BaseModel):
     prometheus_url: str = Field("", description="prometheus: the Prometheus server's base URL")
     prometheus_selector: str = Field("", description='prometheus: label matchers of the speculative replicas, e.g. job="spec"')
     baseline_prometheus_selector: str = Field("", description="prometheus: label matchers of the baseline replicas")
-    max_model_len: int = Field(1024, ge=64, description="max context length given to vLLM")
+    max_model_len: int = Field(1024, ge=64, le=TOKENS_MAX, description="max context length given to vLLM")
     gpu_memory_utilization: float = Field(0.3, gt=0, le=1, description="vLLM --gpu-memory-utilization")
     kv_cache_gib: float = Field(1.0, ge=0, description="KV cache space in GiB (CPU backend; 0 = derive)")
     tensor_parallel_size: int = Field(1, ge=1, description="vLLM tensor parallel size")
@@ -138,7 +158,7 @@ class StepParams(BaseModel):
     data_parallel_size: int = Field(1, ge=1, description="vLLM data parallel size")
     extra_server_args: list[str] = Field(default_factory=list, description="extra vLLM CLI args")
     server_start_timeout_s: float = Field(300, gt=0, description="seconds to wait for /health")
-    seed: int = Field(0, ge=0, description="seed for prompt sampling and arrival times")
+    seed: int = Field(0, ge=0, le=SEED_MAX, description="seed for prompt sampling and arrival times")
     interactive: bool = Field(False, description="show ipywidgets forms (JupyterLab only)")
     allow_hub_models: bool = Field(False, description="managed mode: a model that is no local directory may be a "
                                    "hub id vLLM downloads (PLAYBOOK_ALLOW_HUB=1 does the same)")
@@ -148,10 +168,27 @@ class StepParams(BaseModel):
     _split_metrics_urls = field_validator("metrics_urls", "baseline_metrics_urls", mode="before")(
         classmethod(lambda cls, v: _split_list(v)))
 
-    @field_validator("baseline_url", "spec_url")
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, v: Any, info: ValidationInfo) -> Any:
+        """YAML reads true/false/yes/no/on/off as booleans, and pydantic would take them as 1 and 0
+        (``-p num_speculative_tokens=true`` would run k=1): a number parameter given a boolean is refused."""
+        field = cls.model_fields.get(info.field_name or "")
+        if field is not None and _numeric(field.annotation):
+            if isinstance(v, bool) or (isinstance(v, list) and any(isinstance(x, bool) for x in v)):
+                raise ValueError("a boolean (YAML reads true/false/yes/no/on/off as one) where a number belongs; "
+                                 "give a number")
+        return v
+
+    @field_validator("baseline_url", "spec_url", "prometheus_url")
     @classmethod
     def _url_has_scheme(cls, v: str) -> str:
         return check_url(v)
+
+    @field_validator("metrics_urls", "baseline_metrics_urls")
+    @classmethod
+    def _urls_have_scheme(cls, v: list[str]) -> list[str]:
+        return [check_url(u) for u in v]
 
     @field_validator("api_key_env")
     @classmethod
@@ -222,7 +259,7 @@ class MemoryParams(StepParams):
     target_quant: Precision = Field("bf16", description="target weight precision")
     draft_quant: Precision = Field("bf16", description="draft weight precision")
     kv_cache_dtype: Literal["auto", "fp8"] = Field("auto", description="KV cache dtype")
-    context_length: int = Field(1024, ge=1, description="tokens per request (prompt + output) for max concurrency")
+    context_length: int = Field(1024, ge=1, le=TOKENS_MAX, description="tokens per request (prompt + output) for max concurrency")
     reserve_gib: float = Field(-1.0, description="activation/CUDA-graph reserve in GiB (-1 = vLLM-like default)")
     max_draft_share: float = _threshold("max_draft_share")
     max_target_share: float = _threshold("max_target_share")
@@ -250,7 +287,7 @@ class SweepParams(StepParams):
     temperatures: list[float] = Field(default_factory=lambda: [0.0, 0.4, 0.8, 1.0], description="temperatures to sweep")
     workloads: list[str] = Field(default_factory=lambda: ["structured", "code", "creative"], description="workload classes or prompt files")
     requests_per_point: int = Field(8, ge=1, description="requests per (workload, temperature)")
-    max_tokens: int = Field(64, ge=1, description="output tokens per request")
+    max_tokens: int = Field(64, ge=1, le=TOKENS_MAX, description="output tokens per request")
     production_temperature: float = Field(0.2, ge=0, le=2, description="the temperature production traffic uses")
     sweep_concurrency: int = Field(4, ge=1, description="requests in flight during the sweep")
     request_timeout_s: float = Field(120, gt=0, description="per-request timeout")
@@ -269,6 +306,13 @@ class SweepParams(StepParams):
             raise ValueError("give at least one temperature")
         return v
 
+    @field_validator("workloads")
+    @classmethod
+    def _some_workload(cls, v: list[str]) -> list[str]:
+        if not any(str(w).strip() for w in v):
+            raise ValueError("give at least one workload class or prompts file, e.g. structured")
+        return v
+
 
 class LoadParams(StepParams):
     step: ClassVar[str] = "50_load"
@@ -283,7 +327,7 @@ class LoadParams(StepParams):
     production_temperature: float = Field(0.2, ge=0, le=2, description="the temperature production traffic uses")
     temperature: float = Field(-1.0, ge=-1, le=2, validate_default=True, description="temperature for a single-class workload "
                                "(-1 = production_temperature; a mix keeps its own temperatures)")
-    max_tokens: int = Field(64, ge=1, description="output tokens per request")
+    max_tokens: int = Field(64, ge=1, le=TOKENS_MAX, description="output tokens per request")
     request_timeout_s: float = Field(120, gt=0, description="per-request timeout")
     find_saturation: bool = Field(True, description="keep doubling concurrency until throughput stops growing")
     saturation_gain: float = Field(0.1, ge=0, description="throughput must grow by this fraction to keep doubling")
@@ -305,8 +349,17 @@ class LoadParams(StepParams):
     candidates: list[str] = Field(default_factory=list, description="configurations compared at the same levels, "
                                   "'method:k' or 'ngram:k:min-max' (empty: derived; [off]: only this step's own)")
 
-    _split = field_validator("concurrencies", "rates", "lossless_temperatures", "candidates", mode="before")(
+    _split = field_validator("concurrencies", "rates", "lossless_temperatures", mode="before")(
         classmethod(lambda cls, v: _split_list(v)))
+
+    @field_validator("candidates", mode="before")
+    @classmethod
+    def _candidates_off(cls, v: Any) -> Any:
+        """YAML reads ``off`` as False (``-p candidates=off``, ``candidates: [off]``): it means the word here."""
+        if v is False:
+            return ["off"]
+        v = _split_list(v)
+        return ["off" if x is False else x for x in v] if isinstance(v, list) else v
 
     @field_validator("concurrencies")
     @classmethod
@@ -345,6 +398,13 @@ class LoadParams(StepParams):
                     raise ValueError(f"{exc.problem}; {exc.fix}") from exc
         return v
 
+    @field_validator("workload")
+    @classmethod
+    def _workload_given(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("give a workload class, a prompts file or a mix, e.g. structured")
+        return v
+
     @model_validator(mode="after")
     def _has_levels(self):
         if not self.concurrencies and not self.rates:
@@ -372,7 +432,7 @@ class ReportParams(StepParams):
     slo_tpot_ms: float = Field(0, ge=0, description="TPOT SLO in ms (0 = none)")
     slo_kind: Literal["tpot", "ttft", "throughput", "e2e"] = Field("tpot", description="what the SLO is bound by")
     expected_peak_concurrency: int = Field(4, ge=1, description="expected peak concurrent requests")
-    context_length: int = Field(1024, ge=1, description="typical tokens per request")
+    context_length: int = Field(1024, ge=1, le=TOKENS_MAX, description="typical tokens per request")
     # the rules' thresholds (helpers/schemas/decision.py: Thresholds), same names as in the steps that flag them
     acceptance_no_go_below: float = _threshold("acceptance_no_go_below")
     acceptance_go_above: float = _threshold("acceptance_go_above")
@@ -474,15 +534,28 @@ def unknown_parameter_error(names: list[str]) -> ParameterError:
     )
 
 
+def _clip(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """Parse one ``-p name=value``; the value is read as YAML (numbers, booleans, lists)."""
     if "=" not in text:
         raise ParameterError(f"-p '{text}' is not of the form name=value", "write it as -p name=value")
     name, raw = text.split("=", 1)
     name = name.strip()
+    if not name:
+        raise ParameterError(f"-p '{_clip(text)}' names no parameter before '='",
+                             "write it as -p name=value (`playbook params STEP` lists the names)")
     try:
         value = safe_yaml.load(raw, f"-p {name}") if raw.strip() else ""
-    except yaml.YAMLError:
+    except yaml.YAMLError as exc:
+        if raw.lstrip().startswith(("[", "{")):  # a list or mapping cut short: never read as text
+            mark = getattr(exc, "problem_mark", None)
+            raise ParameterError(
+                f"-p {_clip(name)}={_clip(raw)} is not a valid YAML list or mapping"
+                + (f" (column {mark.column + 1}: {getattr(exc, 'problem', '')})" if mark else ""),
+                f"close the brackets, e.g. -p {name}=[1,4] or -p {name}=1,4") from None
         value = raw
     return name, value
 
@@ -517,8 +590,17 @@ def load_profile(path: str | os.PathLike) -> dict[str, Any]:
             f"profile {path} is not valid YAML{where}: {getattr(exc, 'problem', exc)}{started}",
             "fix the YAML syntax there (indentation, a missing ':' or quote)",
         ) from None
+    if data is None or data == {}:
+        raise ProfileError(f"profile {path} is empty: it sets no parameter",
+                           "write one 'name: value' per line (e.g. environments/embedded-cpu.yaml), or leave "
+                           "--profile out to use the default")
     if not isinstance(data, dict):
         raise ProfileError(f"profile {path} must be a mapping of parameter names to values", "write one 'name: value' per line")
+    not_names = [k for k in data if not isinstance(k, str)]
+    if not_names:
+        raise ProfileError(f"profile {path}: the key {safe_yaml.short(not_names[0])} is not a parameter name "
+                           f"(YAML read it as a {type(not_names[0]).__name__})",
+                           "keys are parameter names: write 'name: value' (`playbook params STEP` lists them)")
     data.pop("description", None)
     return data
 

@@ -205,13 +205,18 @@ def rule_tail_gap(
                       reason=f"the P50-to-P99 TPOT gap{at} changes {change:.2f}x ({gap_b:.1f} -> {gap_s:.1f} ms), within {max_widening:g}x")
 
 
-def _win(lv: LoadLevel) -> bool | None:
-    """True: a win (CI above 1), False: a loss or a tie (point below 1, or CI crossing 1 below)."""
-    if lv.speedup is None or lv.status != "ok":
-        return None
-    if lv.speedup_ci_low is not None:
-        return lv.speedup_ci_low > 1.0
-    return lv.speedup > 1.0
+def is_win(speedup: float | None, ci_low: float | None) -> bool:
+    """The one definition of a win, for every load level and candidate: the speedup interval lies wholly above
+    1.0 (without an interval, e.g. an imported result, the point estimate is above 1.0)."""
+    bound = ci_low if ci_low is not None else speedup
+    return bound is not None and bound > 1.0
+
+
+def wins_below_first_non_win(levels: Sequence[LoadLevel]) -> tuple[list[LoadLevel], LoadLevel | None]:
+    """Of the counted levels (ascending load): the wins below the first level that is not a win, and that level."""
+    lv = counted_levels(levels)
+    first = next((x for x in lv if not is_win(x.speedup, x.speedup_ci_low)), None)
+    return [x for x in lv if first is None or x.concurrency < first.concurrency], first
 
 
 def _upper(lv: LoadLevel) -> float:
@@ -266,9 +271,10 @@ def rule_load_crossover(levels: Sequence[LoadLevel], *, expected_peak: float | N
         return _unknown(name, "speedup vs load", "run the load test (50_load) with and without speculation")
     top = lv[-1].concurrency
     peak = expected_peak if expected_peak is not None else top
-    wins = [x.concurrency for x in lv if _win(x)]
-    first_loss = next((x.concurrency for x in lv if not _win(x)), None)
-    last_win = max((w for w in wins if first_loss is None or w < first_loss), default=None)
+    wins = [x.concurrency for x in lv if is_win(x.speedup, x.speedup_ci_low)]
+    below, first = wins_below_first_non_win(lv)
+    first_loss = first.concurrency if first is not None else None
+    last_win = below[-1].concurrency if below else None
     nums = {
         "expected_peak": peak, "level_kind": level_kind, "highest_win": last_win, "first_non_win": first_loss,
         "highest_measured": top, "temperature": at_t.removeprefix(" at T=") or None, "withheld": held or None,

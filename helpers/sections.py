@@ -43,21 +43,12 @@ def _missing(step: str, how: str) -> str:
 
 
 def _load(run: RunDir, name: str) -> dict | None:
-    path = run.artifact(name)
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except ValueError:
-        return None
+    data = run.read_json_if_valid(name)
+    return data if isinstance(data, dict) else None
 
 
 def _model(run: RunDir, name: str, model: type[BaseModel]):
-    data = _load(run, name)
-    try:
-        return model.model_validate(data) if data else None
-    except ValidationError:
-        return None
+    return run.read_json_if_valid(name, model) if _load(run, name) else None
 
 
 def _state(run: RunDir) -> dict:

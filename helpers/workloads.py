@@ -426,8 +426,6 @@ def request_extras(item: PromptItem) -> dict:
         extra["add_special_tokens"] = False
     schema = item.json_schema if item.json_schema is not None else (tool_call_schema(item.tools) if item.tools else None)
     if schema is not None:
-        # compact JSON: with whitespace allowed anywhere, a small model can emit newlines until max_tokens
-        # (measured on the embedded pair: 256 tokens of '\n' after '{'); vLLM's StructuredOutputsParams
-        # disable_any_whitespace (vllm/sampling_params.py) closes that door
-        extra["structured_outputs"] = {"json": schema, "disable_any_whitespace": True}
+        # whitespace between JSON tokens is a server setting in vLLM 0.32 (embedded.STRUCTURED_OUTPUTS_ARGS)
+        extra["structured_outputs"] = {"json": schema}
     return extra

@@ -13,8 +13,17 @@ from playbook.commands import load_commands
 from playbook.helpers.errors import PlaybookError
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's usage errors in the playbook's own form: one ``error:`` line naming the argument, and a
+    ``fix:`` (exit status 2, a bad command line, as before). Subcommand parsers are of this class too."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(2, f"error: {self.prog}: {message}\n  fix: see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="playbook",
         description="Measure, then decide whether to turn on speculative decoding in vLLM.",
     )

@@ -18,12 +18,13 @@ from playbook.helpers.errors import ArtifactError
 
 REPORT_NOTEBOOK = "90_report.ipynb"
 NOTEBOOKS_HTML = "notebooks-html"
-# Printed pages: landscape for the wide tables; figures and table rows not split across pages.
+# Printed pages: landscape for the wide tables; figures and table rows not split across pages. The first
+# screen is one unbreakable table: its text column gets the width so that it fits page 1 under the title.
 _PRINT_CSS = """@page { size: A4 landscape; margin: 12mm }
 body { font-size: 10px } img { max-width: 100%; page-break-inside: avoid } tr { page-break-inside: avoid }
 pre { white-space: pre-wrap; word-break: break-all } h1 { font-size: 20px }
-.pb-first { display: table !important; width: 100%; font-size: 11px }
-.pb-first > div { display: table-cell !important; vertical-align: top; width: 46% } .pb-first > .pb-chart { width: 54% }
+.pb-first { display: table !important; width: 100%; font-size: 10px } .pb-first .pb-number { padding: 4px !important }
+.pb-first > div { display: table-cell !important; vertical-align: top; width: 58% } .pb-first > .pb-chart { width: 42% }
 .jp-Cell, .jp-Cell-outputWrapper, .jp-OutputArea, .jp-OutputArea-child, .jp-OutputArea-output
   { break-inside: auto !important; page-break-inside: auto !important }"""
 _OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}

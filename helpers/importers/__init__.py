@@ -42,7 +42,20 @@ def import_results(tool: str, baseline: list[str | Path], spec: list[str | Path]
     """Read the baseline and speculative files of ``tool`` and write them into ``run_dir``."""
     if tool not in READERS:
         raise ImportFileError(f"unknown tool '{tool}'", f"use one of {', '.join(READERS)}")
-    read = READERS[tool]
+    reader = READERS[tool]
+
+    def read(f: str | Path) -> list[ImportedSide]:
+        """The file's sides; a field of a type the reader did not expect (an edited file, another tool's)
+        is an ImportFileError naming the file, raised before anything is written."""
+        try:
+            return reader(f)
+        except ImportFileError:
+            raise
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError) as exc:
+            raise ImportFileError(f"{f} does not have the shape of a {tool} result: a field has an unexpected type "
+                                  f"or value ({type(exc).__name__}: {str(exc)[:160]})",
+                                  f"give the file {tool} wrote, unedited") from None
+
     base = [side for f in baseline for side in read(f)]
     sp = [side for f in spec for side in read(f)]
     return build_run(pair_sides(base, sp), run_dir, temperature=temperature, params=params, force=force)

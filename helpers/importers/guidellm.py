@@ -14,6 +14,7 @@ checked on imported GuideLLM runs. Each benchmark becomes one level.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from ..errors import ImportFileError
@@ -45,7 +46,10 @@ def read(path: str | Path) -> list[ImportedSide]:
     backend = (scenario.get("spec") or {}).get("backend") or {}  # 0.8: config.spec.backend.model
     model = str(scenario.get("model") or backend.get("model") or "")
     sides = []
-    for b in data["benchmarks"]:
+    for i, b in enumerate(data["benchmarks"]):
+        if not isinstance(b, dict):
+            raise ImportFileError(f"{path}: benchmark {i + 1} is {json.dumps(b)[:60]}, not an object",
+                                  "give the benchmarks.json GuideLLM wrote, unedited")
         strategy = (b.get("config") or {}).get("strategy") or {}
         lvl = _level(strategy)
         if lvl is None:

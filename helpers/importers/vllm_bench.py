@@ -15,6 +15,7 @@ vLLM version unless given as ``--metadata temperature=0 vllm_version=...``.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -33,6 +34,57 @@ def _float(value) -> float | None:
         return None
 
 
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0
+
+
+def _count(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+
+# per-request list -> (what each item must be, its test); vllm bench serve writes exactly these
+ITEM_RULES = {
+    "input_lens": ("a token count", _count),
+    "output_lens": ("a token count", _count),
+    "ttfts": ("a time in seconds", _number),
+    "latencies": ("a time in seconds", _number),
+    "itls": ("a list of times in seconds", lambda x: isinstance(x, list) and all(_number(g) for g in x)),
+    "errors": ("an error text ('' when the request succeeded)", lambda x: isinstance(x, str) or x is None),
+    "start_times": ("a time in seconds", lambda x: x is None or _number(x)),
+    "generated_texts": ("a text", lambda x: isinstance(x, str) or x is None),
+}
+
+
+def _check_types(path: Path, data: dict) -> None:
+    """Every field the import reads has the type vllm bench serve writes: a file edited or produced by
+    another tool fails here, naming the field and the request, before anything is written."""
+    fix = "give the file vllm bench serve --save-result --save-detailed wrote, unedited"
+    for key, (what, ok) in ITEM_RULES.items():
+        items = data.get(key)
+        if items is None and key in ("start_times", "generated_texts"):
+            continue
+        if not isinstance(items, list):
+            raise ImportFileError(f"{path}: '{key}' is not a list", fix)
+        bad = next((i for i, x in enumerate(items) if not ok(x)), None)
+        if bad is not None:
+            raise ImportFileError(f"{path}: '{key}' item {bad + 1} is {json.dumps(items[bad])[:60]}, not {what}", fix)
+    for key in ("duration", "max_concurrency", "num_prompts"):
+        if data.get(key) is not None and not _number(data[key]):
+            raise ImportFileError(f"{path}: '{key}' is {json.dumps(data[key])[:60]}, not a number >= 0", fix)
+    rate = data.get("request_rate")
+    if rate is not None and rate != "inf" and _float(rate) is None:
+        raise ImportFileError(f"{path}: 'request_rate' is {json.dumps(rate)[:60]}, not a rate in req/s or \"inf\"", fix)
+    if data.get("spec_decode_draft_tokens"):
+        for key in ("spec_decode_draft_tokens", "spec_decode_acceptance_rate"):
+            if not _number(data.get(key)):
+                raise ImportFileError(f"{path}: '{key}' is {json.dumps(data.get(key))[:60]}, not a number >= 0 "
+                                      "(the spec-decode counters must come together)", fix)
+    t = data.get("temperature")
+    if t is not None and not (_float(t) is not None and 0 <= float(t) <= 2):
+        raise ImportFileError(f"{path}: 'temperature' is {json.dumps(t)[:60]}, not a sampling temperature in [0, 2]",
+                              "fix the --metadata temperature=... the run was given, or pass --temperature")
+
+
 def read(path: str | Path) -> list[ImportedSide]:
     """One :class:`ImportedSide` (vllm bench serve runs one load level per file)."""
     path = Path(path).expanduser()
@@ -48,6 +100,7 @@ def read(path: str | Path) -> list[ImportedSide]:
     n = len(data["ttfts"])
     if any(len(data[k]) != n for k in DETAILED):
         raise ImportFileError(f"{path}: the per-request lists have different lengths", "give the file as vllm bench serve wrote it")
+    _check_types(path, data)
     notes: list[str] = []
     temperature = _float(data.get("temperature"))
     starts = data.get("start_times") or [None] * n

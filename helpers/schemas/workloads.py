@@ -30,6 +30,12 @@ class PromptItem(BaseModel):
     def _has_text(self):
         if not self.prompt and not self.messages:
             raise ValueError("needs a non-empty 'prompt' or 'messages'")
+        for i, m in enumerate(self.messages or []):  # the chat API refuses a turn without role or content
+            if not isinstance(m.get("role"), str) or not m["role"]:
+                raise ValueError(f"message {i + 1} has no 'role' (write {{\"role\": \"user\", \"content\": \"...\"}})")
+            if not isinstance(m.get("content"), (str, list)) and not m.get("tool_calls"):
+                raise ValueError(f"message {i + 1} has no 'content' text (write {{\"role\": \"{m['role'][:20]}\", "
+                                 "\"content\": \"...\"})")
         return self
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from typing import Any
@@ -19,8 +20,14 @@ def print_json(data: Any) -> None:
 
 
 def csv_floats(text: str) -> list[float]:
-    return [float(x) for x in text.split(",") if x.strip()]
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:80]!r} is not a comma-separated list of numbers (e.g. 0.8,0.6)") from None
 
 
 def csv_ints(text: str) -> list[int]:
-    return [int(x) for x in text.split(",") if x.strip()]
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:80]!r} is not a comma-separated list of whole numbers (e.g. 1,4,16)") from None

@@ -26,8 +26,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if not 1 < args.ratio_low <= args.ratio_high:
-        raise ParameterError(f"sweet spot {args.ratio_low}..{args.ratio_high} is not a range above 1",
-                             "use e.g. --ratio-low 8 --ratio-high 12")
+        raise ParameterError(f"sweet spot --ratio-low {args.ratio_low:g} .. --ratio-high {args.ratio_high:g} is not "
+                             "a range above 1", "use e.g. --ratio-low 8 --ratio-high 12")
+    if args.candidates.strip() and not [c for c in args.candidates.split(",") if c.strip()]:
+        raise ParameterError(f"--candidates '{args.candidates[:80]}' names no draft",
+                             "give comma-separated drafts (dirs, catalog names, 'embedded'), or leave --candidates "
+                             "out for the catalog's smaller models with the target's tokenizer")
     p = validate_params(DraftsParams, dict(
         target_model=args.target, draft_candidates=args.candidates, ratio_low=args.ratio_low, ratio_high=args.ratio_high,
         draft_model="embedded" if args.target == "embedded" else "",  # the embedded pair's draft, else catalog siblings

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from playbook.commands._common import print_json
@@ -39,6 +40,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     info.add_argument("--json", action="store_true", help="print JSON")
 
 
+HOST_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
+
+
+def valid_host(host: str) -> bool:
+    """An IPv4/IPv6 address or an RFC 1123 host name (what vLLM's --host can bind to)."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return True
+    except ValueError:
+        return bool(HOST_NAME.fullmatch(host))
+
+
 def check_start_arguments(args: argparse.Namespace) -> None:
     """The same ranges as ``playbook run`` (the shared parameter model), and a real port, before starting."""
     from playbook.helpers.errors import ParameterError
@@ -46,6 +61,9 @@ def check_start_arguments(args: argparse.Namespace) -> None:
 
     if args.port is not None and not 1 <= args.port <= 65535:
         raise ParameterError(f"--port {args.port} is not a TCP port", "give a port in 1..65535, or leave --port out")
+    if not valid_host(args.host):
+        raise ParameterError(f"--host {args.host[:80]!r} is not an IP address or a host name to bind to",
+                             "give e.g. --host 127.0.0.1 (the default), or leave --host out")
     validate_params(PreflightParams, {"num_speculative_tokens": args.num_speculative_tokens,
                                       "kv_cache_gib": args.kv_cache_gib, "max_model_len": args.max_model_len,
                                       "server_start_timeout_s": args.timeout})

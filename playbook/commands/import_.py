@@ -29,6 +29,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the load result as JSON")
 
 
+def check_arguments(args: argparse.Namespace, params: dict) -> None:
+    """What the import records in run.json must pass the report step's model (``playbook report`` reads it):
+    refused here, before anything is read or written."""
+    import math
+
+    from playbook.helpers.errors import ParameterError
+    from playbook.helpers.params import ReportParams, validate_params
+
+    t = args.temperature
+    if t is not None and not (math.isfinite(t) and 0 <= t <= 2):
+        raise ParameterError(f"--temperature {t:g} is not a sampling temperature in [0, 2]",
+                             "give the temperature the runs sampled at, e.g. --temperature 0")
+    k = args.num_speculative_tokens
+    if k is not None and not 1 <= k <= 16:
+        raise ParameterError(f"--num-speculative-tokens {k} is outside 1..16",
+                             "give the k the speculative server ran (its --speculative-config num_speculative_tokens)")
+    validate_params(ReportParams, params)
+
+
 def run(args: argparse.Namespace) -> int:
     from playbook.helpers.errors import ImportFileError
     from playbook.helpers.importers import import_results
@@ -39,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     run_dir = args.run_dir or f"runs/import-{time.strftime('%Y%m%d-%H%M%S')}"
     params = {k: v for k, v in (("method", args.method), ("draft_model", args.draft_model),
                                 ("num_speculative_tokens", args.num_speculative_tokens)) if v is not None}
+    check_arguments(args, params)
     res = import_results(args.tool, args.files[0::2], args.files[1::2], run_dir,
                          temperature=args.temperature, params=params, force=args.force)
     if args.json:

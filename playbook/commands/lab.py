@@ -152,7 +152,7 @@ def _interrupt(signum, frame):
 
 
 def run(args) -> int:
-    if not 0 <= args.port <= 65535 or args.startup_timeout <= 0:
+    if not 0 <= args.port <= 65535 or not 0 < args.startup_timeout < float("inf"):
         from playbook.helpers.errors import ParameterError
 
         raise ParameterError(f"--port {args.port} / --startup-timeout {args.startup_timeout:g} out of range",

@@ -116,9 +116,17 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.target:
         raise ParameterError("--target is required", "give a local model dir, a catalog name or 'embedded'")
-    if args.tp < 1 or args.max_model_len < 1 or not 0 < args.gpu_memory_utilization <= 1:
-        raise ParameterError("--tp and --max-model-len must be >= 1 and --gpu-memory-utilization in (0, 1]",
-                             "fix the value given")
+    bad = [f"{flag} {value:g} ({rule})" for flag, value, ok, rule in (
+        ("--tp", args.tp, args.tp >= 1, "must be >= 1"),
+        ("--max-model-len", args.max_model_len, args.max_model_len >= 1, "must be >= 1"),
+        ("--gpu-memory-utilization", args.gpu_memory_utilization, 0 < args.gpu_memory_utilization <= 1,
+         "must lie in (0, 1]"),
+        ("--block-size", args.block_size, args.block_size >= 0, "must be >= 0; 0 takes vLLM's default"),
+        ("--max-num-batched-tokens", args.max_num_batched_tokens, args.max_num_batched_tokens >= 0,
+         "must be >= 0; 0 takes vLLM's default"),
+    ) if not ok]
+    if bad:
+        raise ParameterError(f"out of range: {'; '.join(bad)}", "give values in those ranges (`playbook memory --help`)")
     method = args.method or ("draft_model" if args.draft else "none")
     s = steps.budget_setup(params_from(args, method))
     # The CLI fixes the KV space whenever --kv-cache-gib is given (the step only on the CPU backend).
@@ -134,6 +142,11 @@ def run(args: argparse.Namespace) -> int:
     out["finding"] = memory.finding(b)
     if args.compare_log:
         log = startup_log.parse_file(_log_path(args.compare_log), block_size=b.block_size)
+        if all(x is None for x in (log.kv_cache_tokens, log.max_concurrency, log.available_kv_cache_gib,
+                                   log.model_weights_gib)):
+            raise ParameterError(f"'{args.compare_log}' holds none of the lines to compare with (KV cache size, "
+                                 "maximum concurrency, available KV cache memory, model loading)",
+                                 "give the start-up log of a vLLM server that became healthy (a run's server-logs/*.log)")
         out["allocated"] = memory.check_against_log(b, log, source=args.compare_log, with_draft=draft is not None
                                                     ).model_dump(mode="json")
     if args.matrix:

@@ -31,15 +31,33 @@ def _constraints(model, name: str) -> str:
     return " ".join(parts)
 
 
+def _cells(path: Path) -> list[dict]:
+    import nbformat
+
+    return nbformat.read(path, as_version=4).cells
+
+
 def run(args) -> int:
     import papermill
 
+    if not args.notebook.strip():
+        raise ParameterError("playbook params was given an empty notebook name",
+                             "pass a step name (00_preflight, 40, sweep) or a .ipynb file")
     path = Path(args.notebook)
     if not path.exists():
         path = notebook_for(args.notebook)
-    if path.suffix != ".ipynb":
+    if path.suffix != ".ipynb" or not path.is_file():
         raise ParameterError(f"{path} is not a notebook", "pass a .ipynb file or a step name")
-    info = papermill.inspect_notebook(str(path))
+    try:
+        info = papermill.inspect_notebook(str(path))
+    except Exception as exc:  # noqa: BLE001 - nbformat and papermill raise many kinds for a file that is no notebook
+        raise ParameterError(f"{path} is not a readable notebook ({type(exc).__name__}: {str(exc)[:160]})",
+                             "pass a Jupyter notebook (.ipynb) or a step name (00_preflight, 40, sweep)") from None
+    if not info and not any("parameters" in (c.get("metadata", {}).get("tags") or [])
+                            for c in _cells(path)):
+        raise ParameterError(f"{path} has no cell tagged 'parameters'",
+                             "pass one of the playbook's notebooks (a step name: 00_preflight, 40, sweep), or tag "
+                             "the notebook's parameters cell 'parameters'")
     model = STEP_MODELS.get(path.stem)
     rows = []
     for name, p in info.items():

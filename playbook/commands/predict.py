@@ -86,9 +86,61 @@ def _calibrated(args, target, draft, method: str, tp: int, acceptance: dict):
     return pred
 
 
+def _shown(value) -> str:
+    if isinstance(value, list):
+        return ",".join(f"{x:g}" for x in value) or "''"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def check_arguments(args) -> None:
+    """Every number in range and every name known, before any model is resolved (one error naming each
+    bad flag); the acceptance values themselves are checked by the predictor."""
+    import math
+    import typing
+
+    from playbook.helpers.params import Method
+    from playbook.helpers.quantization import BYTES_PER_PARAM
+
+    def finite(x) -> bool:
+        return x is not None and math.isfinite(x) and x > 0
+
+    checks = [
+        ("--num-gpus", args.num_gpus, args.num_gpus >= 1, "must be >= 1"),
+        ("--tp", args.tp, args.tp >= 0, "must be >= 1; 0 takes --num-gpus"),
+        ("--draft-tp", args.draft_tp, args.draft_tp >= 0, "must be >= 1; 0 takes --tp"),
+        ("-k", args.num_speculative_tokens, 1 <= args.num_speculative_tokens <= 16, "must lie in 1..16"),
+        ("--tree-width", args.tree_width, args.tree_width >= 1, "must be >= 1"),
+        ("--verify-tokens", args.verify_tokens, args.verify_tokens is None or args.verify_tokens >= 1, "must be >= 1"),
+        ("--context-length", args.context_length, args.context_length >= 0, "must be >= 0"),
+        ("--batch-sizes", ",".join(map(str, args.batch_sizes)),
+         bool(args.batch_sizes) and all(b >= 1 for b in args.batch_sizes), "each must be >= 1"),
+        ("--target-step-ms", args.target_step_ms, args.target_step_ms is None or finite(args.target_step_ms),
+         "must be a time > 0"),
+        ("--draft-step-ms", args.draft_step_ms, args.draft_step_ms is None or finite(args.draft_step_ms),
+         "must be a time > 0"),
+        ("--per-token-ms", args.per_token_ms, math.isfinite(args.per_token_ms) and args.per_token_ms >= 0,
+         "must be >= 0"),
+        ("--tpot-ms", args.tpot_ms, args.tpot_ms is None or all(finite(x) for x in args.tpot_ms), "must be times > 0"),
+        ("--tpot-at", args.tpot_at, args.tpot_at is None or all(finite(x) for x in args.tpot_at),
+         "must be a concurrency and times > 0"),
+        ("--acceptance-per-position", args.per_position, args.per_position is None or bool(args.per_position),
+         "holds no number"),
+    ]
+    bad = [f"{flag} {_shown(value)} ({rule})" for flag, value, ok, rule in checks if not ok]
+    methods = typing.get_args(Method)
+    if args.method and args.method not in methods:
+        bad.append(f"--method {args.method} (not one of {', '.join(methods)})")
+    for flag, value in (("--precision", args.precision), ("--draft-precision", args.draft_precision)):
+        if value not in BYTES_PER_PARAM:
+            bad.append(f"{flag} {value} (not one of {', '.join(BYTES_PER_PARAM)})")
+    if bad:
+        raise ParameterError(f"playbook predict: {'; '.join(bad)}", "fix those flags (`playbook predict --help`)")
+
+
 def run(args) -> int:
     from playbook.helpers import gpus, models, predict
 
+    check_arguments(args)
     tp = args.tp or args.num_gpus
     if args.num_gpus % tp:
         raise ParameterError(f"--num-gpus {args.num_gpus} is not a multiple of --tp {tp}", "use e.g. --num-gpus 2 --tp 2")

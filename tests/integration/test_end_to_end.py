@@ -11,13 +11,10 @@ from playbook.resources import step_names
 pytestmark = pytest.mark.engine
 
 VERDICTS = {"GO", "GO WITH LIMITS", "NO-GO", "INCONCLUSIVE"}
-# Every step on the embedded default, with fewer requests than `make run` makes: the notebooks' full
-# default measurements already run under nbval in the same suite, so this test spends its time on
-# the path around them (runner, papermill, run directory, report, verdict, server clean-up). The other
-# candidate configurations are measured by notebook 50 under nbval and by test_candidates_engine.py.
-LIGHTER = ["-p", "measure_acceptance=false", "-p", "temperatures=0,0.8", "-p", "requests_per_point=4",
-           "-p", "concurrencies=1,2", "-p", "find_saturation=false", "-p", "requests_per_level=6",
-           "-p", "lossless_requests=4", "-p", "candidates=off"]
+# Every step on the embedded pair with the smoke profile (few requests): this test spends its time on the
+# path around the measurements (runner, papermill, run directory, report, verdict, server clean-up). The
+# full defaults are `make run`'s; other candidate configurations are measured by test_candidates_engine.py.
+LIGHTER = ["--profile", "smoke"]
 
 
 def vllm_processes() -> list[str]:

@@ -27,6 +27,11 @@ def test_parse_method_k_and_window():
 def test_params_accept_a_comma_list_and_reject_a_bad_candidate():
     assert LoadParams(candidates="draft_model:2, ngram:4:1-4").candidates == ["draft_model:2", "ngram:4:1-4"]
     assert not cd.enabled(LoadParams(candidates="off"))
+    # YAML reads a bare off as False: `-p candidates=off` and a profile's `candidates: [off]` still mean off
+    from playbook.helpers.params import parse_override
+
+    assert not cd.enabled(LoadParams(candidates=parse_override("candidates=off")[1]))
+    assert not cd.enabled(LoadParams(candidates=[False]))
     assert not cd.enabled(LoadParams(mode="external", spec_url="http://x", baseline_url="http://y"))
     with pytest.raises(ValueError, match="method:k"):
         LoadParams(candidates=["eagle3"])

@@ -111,6 +111,7 @@ def test_cli_parsing_never_raises_past_main(argv, capsys):
     def refuse(*a, **k):
         raise RuntimeError("would start a run")
 
+    capsys.readouterr()  # the fixture lives across examples: drop what earlier examples printed
     try:
         with mock.patch("playbook.runner.new_run_dir", refuse):
             rc = main(argv)

@@ -139,7 +139,7 @@ def pair_dir(tmp_path, monkeypatch):
 
 
 def test_embedded_config_uses_the_cpu_settings(pair_dir):
-    from playbook.helpers.embedded import embedded_server_config, omp_bind, tiny_pair
+    from playbook.helpers.embedded import STRUCTURED_OUTPUTS_ARGS, embedded_server_config, omp_bind, tiny_pair
 
     cfg = embedded_server_config("draft_model", num_speculative_tokens=3)
     assert cfg.model == str(pair_dir / "tiny-target") and cfg.host == "127.0.0.1"
@@ -150,7 +150,8 @@ def test_embedded_config_uses_the_cpu_settings(pair_dir):
     assert embedded_server_config("ngram").speculative_config["method"] == "ngram"
     assert embedded_server_config("none").speculative_config is None
     half = embedded_server_config(kv_cache_gib=0.5)
-    assert half.env == omp_bind() and half.extra_args == ["--kv-cache-memory-bytes", str(2**29)]
+    assert half.env == omp_bind() and half.extra_args == ["--kv-cache-memory-bytes", str(2**29), *STRUCTURED_OUTPUTS_ARGS]
+    assert cfg.extra_args == STRUCTURED_OUTPUTS_ARGS  # guided JSON without whitespace, a server setting in vLLM 0.32
 
 
 def test_missing_pair_is_a_clear_error(tmp_path, monkeypatch):
