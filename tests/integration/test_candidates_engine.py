@@ -19,7 +19,7 @@ def test_two_candidates_at_one_level_share_the_baseline_and_resume(tmp_path):
     run = RunDir(tmp_path / "run")
     p = LoadParams(run_dir=str(run.path), concurrencies=[2], requests_per_level=4, warmup_requests=1, max_tokens=24,
                    temperature=0.0, find_saturation=False, lossless_check=False, min_round_pairs=2,
-                   level_time_budget_s=16, candidates=["ngram:2:1-3"])
+                   level_time_budget_s=10, candidates=["ngram:2:1-3"])
     load = steps.load(p, run, progress=False)
     assert [sp.level for sp in load.speedup] == [2]
     comp = candidates.read(run)
@@ -34,7 +34,7 @@ def test_two_candidates_at_one_level_share_the_baseline_and_resume(tmp_path):
         assert row.acceptance_per_position and len(row.acceptance_per_position) == c.candidate.k
     sub = run.path / "candidates" / "ngram-2-1-3"
     assert (sub / "artifacts" / "50_load.json").is_file() and read_jsonl(sub / "artifacts" / "50_load_requests.jsonl")
-    assert "16 s / 1 per level" in comp.budget_note  # the one other candidate has the whole level budget
+    assert "10 s / 1 per level" in comp.budget_note  # the one other candidate has the whole level budget
     events = read_jsonl(run.artifacts / "servers.jsonl")
     starts = [e for e in events if e["event"] == "start"]
     assert sorted(e["role"] for e in starts) == ["baseline", "spec", "spec"]  # the baseline started once

@@ -79,7 +79,7 @@ def _start_run(ws, prompt_kind: str, n: int):
 # == 9. kill -9 of the runner while a pooled server serves its second step =======================
 def runner_killed_while_pool_serves() -> Outcome:
     with scenario("pool-runner-killed") as (out, ws):
-        runner, run = _start_run(ws, "slow", n=40)
+        runner, run = _start_run(ws, "slow", n=24)
 
         def spec_serves_load() -> bool:
             evs = _events(run)

@@ -135,3 +135,24 @@ def test_gpu_range_covers_every_feature_and_the_tested_version():
     assert low + (0,) * (3 - len(low)) >= newest_feature  # every feature the playbook uses is in the range
     tested = tuple(int(x) for x in re.search(r"==([\d.]+)", extras()["cpu"][0]).group(1).split("."))
     assert low <= tested < high  # the version the real-engine tests run is inside it
+
+
+def test_the_wheel_holds_every_module_and_data_file(tmp_path):
+    """`pip install '.[gpu]'` (not editable) installs the wheel: every module of playbook/ and helpers/ (as
+    playbook.helpers) and every shipped notebook, profile, catalog, workload and model file must be in it.
+    (playbook.helpers.importers once was not: `playbook import` failed on a non-editable install.)"""
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(tmp_path)],
+                   check=True, capture_output=True, timeout=600)
+    import zipfile
+
+    (wheel,) = tmp_path.glob("*.whl")
+    inside = set(zipfile.ZipFile(wheel).namelist())
+    expected = set()
+    for src, dest in (("playbook", "playbook"), ("helpers", "playbook/helpers")):
+        for f in (ROOT / src).rglob("*"):
+            if f.is_file() and "__pycache__" not in f.parts and f.suffix not in (".pyc",):
+                expected.add(f"{dest}/{f.relative_to(ROOT / src).as_posix()}")
+    for src, dest, pattern in (("notebooks", "playbook/notebooks", "*.ipynb"),
+                               ("environments", "playbook/environments", "*.yaml")):
+        expected |= {f"{dest}/{f.name}" for f in (ROOT / src).glob(pattern)}
+    assert not expected - inside, sorted(expected - inside)
