@@ -100,7 +100,25 @@ def paired_bootstrap_ratio(
     ratios = ratios[np.isfinite(ratios)]
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(ratios, [tail, 100 - tail])
+    half = _t_halfwidth([np.median(a) / np.median(b) for a, b in kept], confidence)
+    if half is not None:
+        low, high = min(low, point * np.exp(-half)), max(high, point * np.exp(half))
     return point, float(low), float(high)
+
+
+def _t_halfwidth(pair_ratios: Sequence[float], confidence: float) -> float | None:
+    """Half-width, in log space, of Student's t interval of the per-pair log ratios (n - 1 degrees of freedom).
+
+    The percentile bootstrap cannot see the spread between round pairs when there are few of them (2 pairs
+    have 3 distinct draws; measured: 1.65x [1.27, 3.26] from 2 pairs on an idle-looking 2-core machine,
+    where 10 pairs give about +-15%). The paired interval is therefore at least this one: with 2 pairs
+    t = 12.7, with 3 pairs 4.3, with 10 pairs 2.26, so a claim from few pairs needs pairs that agree."""
+    from scipy.stats import t as student_t
+
+    logs = np.log([r for r in pair_ratios if np.isfinite(r) and r > 0])
+    if logs.size < 2:
+        return None
+    return float(student_t.ppf(0.5 + confidence / 2, logs.size - 1) * logs.std(ddof=1) / np.sqrt(logs.size))
 
 
 def relative_halfwidth(point: float | None, low: float | None, high: float | None) -> float | None:
