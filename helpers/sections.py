@@ -48,7 +48,11 @@ def _load(run: RunDir, name: str) -> dict | None:
 
 
 def _model(run: RunDir, name: str, model: type[BaseModel]):
-    return run.read_json_if_valid(name, model) if _load(run, name) else None
+    data = _load(run, name)  # read once; an empty or mismatched result shows as missing
+    try:
+        return model.model_validate(data) if data else None
+    except ValidationError:
+        return None
 
 
 def _state(run: RunDir) -> dict:
