@@ -8,6 +8,12 @@ profile's values in an injected cell after its parameters cell (environments/smo
 requests). The full defaults are what `make run` measures; measuring them again here would cost the
 suite ten minutes for no more coverage of the code. As under `playbook lab`, this process hosts the run's
 server pool while the notebooks run, so a server configuration starts once for all of them.
+
+The same pool (``session_pool()``) serves the integration tests' shared embedded servers (the speculative
+and the baseline one, tests/integration/conftest.py): the notebooks ask for exactly those configurations, so
+they reuse them instead of starting their own (each start costs 35 to 50 s on 2 cores). The pool is started
+on first use and announced to kernels ($PLAYBOOK_POOL) only when the notebooks run, so no other test's
+step finds it by accident.
 """
 
 from __future__ import annotations
@@ -27,7 +33,25 @@ if not os.environ.get("PLAYBOOK_RUN_DIR"):
 
 _workspace: Path | None = None
 _pool = contextlib.ExitStack()
-_pool_started = False
+_session_pool = None
+_announced = False
+
+
+def session_pool():
+    """The test session's server pool (a ServerPool over $PLAYBOOK_RUN_DIR), started on first use and
+    closed, every server stopped, when the session ends."""
+    global _session_pool
+    if _session_pool is None:
+        from playbook.helpers.servers import ServerPool
+
+        _session_pool = _pool.enter_context(ServerPool(os.environ["PLAYBOOK_RUN_DIR"]))
+    return _session_pool
+
+
+@pytest.fixture(scope="session")
+def server_pool():
+    """:func:`session_pool` for a fixture."""
+    return session_pool()
 
 
 def _profiled_copy(notebook: Path) -> Path:
@@ -62,12 +86,12 @@ def pytest_collect_file(file_path: Path, parent):
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
     """Before the first notebook's kernel starts: the pool its kernel (and the next ones) will find."""
-    global _pool_started
-    if item.path.suffix == ".ipynb" and item.path.parent == NOTEBOOKS and not _pool_started:
-        from playbook.helpers.servers import run_pool
+    global _announced
+    if item.path.suffix == ".ipynb" and item.path.parent == NOTEBOOKS and not _announced:
+        from playbook.helpers.servers import ENV
 
-        _pool_started = True
-        _pool.enter_context(run_pool(os.environ["PLAYBOOK_RUN_DIR"], handle_sigterm=False))
+        _announced = True
+        os.environ[ENV] = session_pool().address
 
 
 def pytest_sessionfinish(session):

@@ -304,12 +304,13 @@ def measure_paired(ctx: _Ctx, targets: dict[str, Target], shape: LoadShape, work
             width = f"+-{hw:.0%}" if hw is not None else "no interval"
             bar.set_postfix_str(width, refresh=False)
             if hw is not None and hw <= p.target_ci_halfwidth:
-                lr.stop_reason = f"interval {width} reached the target +-{p.target_ci_halfwidth:.0%} after {n} pairs"
+                lr.stop_reason = (f"within-run interval {width} reached the target +-{p.target_ci_halfwidth:.0%} after {n} "
+                                  "pairs")
             elif hw is None:
                 lr.stop_reason = f"no interval after {n} pairs: too few streams with a usable TPOT"
             elif elapsed * (n + 1) / n > p.level_time_budget_s:
                 lr.stop_reason = (f"time budget {p.level_time_budget_s:g} s spent after {n} pairs "
-                                  f"(interval {width}, target +-{p.target_ci_halfwidth:.0%})")
+                                  f"(within-run interval {width}, target +-{p.target_ci_halfwidth:.0%})")
             else:
                 continue
             if not remeasured:

@@ -404,11 +404,19 @@ def load(run: RunDir, ev: Evidence, decision: Decision) -> str:
         finding = "No level could be counted as a win or a loss: see the status column."
     temp = f" at temperature {ev.load_temperature:g}" if ev.load_temperature is not None else ""
     body = f"<p>Workload {esc(ev.load_workload or '?')}{temp}; design: {esc(res.design)}.</p>"
+    measured = {x.level: x for x in res.speedup}
     sp = pd.DataFrame([{kind: v.concurrency, "speedup": v.speedup, "95% interval": (
         f"{v.speedup_ci_low:.2f} to {v.speedup_ci_high:.2f}" if v.speedup_ci_low is not None and v.speedup_ci_high is not None else "-"),
-        "output throughput ratio": v.throughput_ratio, "status": v.status if v.status == "ok" else f"{v.status}: {v.reason}"}
+        "output throughput ratio": v.throughput_ratio, "status": v.status if v.status == "ok" else f"{v.status}: {v.reason}",
+        "round pairs": measured[v.concurrency].rounds if v.concurrency in measured else "-",
+        "measuring stopped": measured[v.concurrency].stop_reason if v.concurrency in measured else "-"}
         for v in ev.load_levels])
     body += "<p><b>Speedup per level</b> (median time per output token, baseline / speculative):</p>" + frame(sp)
+    sd = max((x.between_start_sd or 0.0 for x in res.speedup), default=0.0)
+    if sd > 0:
+        body += (f"<p><small>Each interval is the paired interval of this run widened by the spread measured between "
+                 f"server starts (SD {sd:.2f} of the log speedup): more round pairs narrow only the first part, so a "
+                 f"level can stop at its within-run target and still show a wider interval.</small></p>")
     body += f"<p><small>{esc(CALIBRATION)}</small></p>"
     inputs = decision.inputs or {}
     slo_ttft, slo_tpot = float(inputs.get("slo_ttft_ms") or 0), float(inputs.get("slo_tpot_ms") or 0)

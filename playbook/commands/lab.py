@@ -24,8 +24,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import nbformat
-
 from playbook.helpers import http_policy, reaper
 from playbook.helpers.errors import ArtifactError, PlaybookError
 from playbook.helpers.params import load_profile, resolve_parameters
@@ -69,6 +67,8 @@ def free_port(preferred: int = 8888) -> int:
 
 def inject_parameters(notebook: Path, values: dict) -> None:
     """Put ``values`` in an injected-parameters cell right after the parameters cell (replacing one)."""
+    import nbformat  # here, not at the top: it costs every other command ~2 s (jsonschema's format checkers)
+
     nb = nbformat.read(notebook, as_version=4)
     nb.cells = [c for c in nb.cells if INJECTED_TAG not in c.metadata.get("tags", [])]
     idx = next((i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])), None)

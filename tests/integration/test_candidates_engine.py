@@ -1,6 +1,7 @@
-"""Two candidate configurations at one level on the embedded pair, for real (three server starts: one
-baseline shared by both candidates through the step's own pool, draft_model k=4 and n-gram k=2 with a
-lookup window), then the same step again, resumed: nothing is measured and no server starts."""
+"""Two candidate configurations at one level on the embedded pair, for real, as `playbook run` runs step 50:
+through the run's server pool (here the session's, which already holds the embedded baseline and the
+draft_model k=4 server; only the n-gram k=2 candidate with its own lookup window starts). One baseline
+serves both candidates; then the same step again, resumed: nothing is measured and no server starts."""
 
 from __future__ import annotations
 
@@ -11,11 +12,16 @@ import pytest
 from playbook.helpers import candidates, steps
 from playbook.helpers.artifacts import RunDir, read_jsonl
 from playbook.helpers.params import LoadParams
+from playbook.helpers.servers import ENV as POOL_ENV
 
 pytestmark = pytest.mark.engine
 
 
-def test_two_candidates_at_one_level_share_the_baseline_and_resume(tmp_path):
+def test_two_candidates_at_one_level_share_the_baseline_and_resume(tmp_path, server_pool, spec_server,
+                                                                   baseline_server, monkeypatch):
+    monkeypatch.setenv(POOL_ENV, server_pool.address)
+    pool_log = server_pool.run_dir / "artifacts" / "servers.jsonl"
+    seen = len(read_jsonl(pool_log))
     run = RunDir(tmp_path / "run")
     p = LoadParams(run_dir=str(run.path), concurrencies=[2], requests_per_level=4, warmup_requests=1, max_tokens=24,
                    temperature=0.0, find_saturation=False, lossless_check=False, min_round_pairs=2,
@@ -35,13 +41,16 @@ def test_two_candidates_at_one_level_share_the_baseline_and_resume(tmp_path):
     sub = run.path / "candidates" / "ngram-2-1-3"
     assert (sub / "artifacts" / "50_load.json").is_file() and read_jsonl(sub / "artifacts" / "50_load_requests.jsonl")
     assert "10 s / 1 per level" in comp.budget_note  # the one other candidate has the whole level budget
-    events = read_jsonl(run.artifacts / "servers.jsonl")
+    events = read_jsonl(pool_log)[seen:]
     starts = [e for e in events if e["event"] == "start"]
-    assert sorted(e["role"] for e in starts) == ["baseline", "spec", "spec"]  # the baseline started once
-    ngram = next(e for e in starts if "ngram k=2" in e["config"])  # the candidate's own window, not the defaults
+    assert [e["role"] for e in starts] == ["spec"], json.dumps(events)  # the pooled baseline and k=4 reused
+    ngram = starts[0]  # the candidate's own window, not the defaults
+    assert "ngram k=2" in ngram["config"]
     assert '"prompt_lookup_min":1' in ngram["config"] and '"prompt_lookup_max":3' in ngram["config"]
-    before = len(events)
+    baseline = [e for e in events if e["role"] == "baseline" and e["event"] == "reuse"]
+    assert len(baseline) >= 2 and len({e["name"] for e in baseline}) == 1, json.dumps(events)  # one, twice
+    before = len(read_jsonl(pool_log))
     steps.load(p, run, progress=False)  # resumed: every (candidate, level) is in its phase log
-    again = read_jsonl(run.artifacts / "servers.jsonl")[before:]
+    again = read_jsonl(pool_log)[before:]
     assert not [e for e in again if e["event"] == "start"], json.dumps(again)
     assert candidates.read(run).candidates[1].levels[0].speedup == comp.candidates[1].levels[0].speedup

@@ -1,4 +1,4 @@
-"""Metrics behind a router: two real vLLM CPU servers, a round-robin proxy in front, a real Prometheus.
+"""Metrics behind a router: two real vLLM CPU servers (the package's shared ones), a round-robin proxy in front, a real Prometheus.
 
 The proxy (aiohttp, in a thread) sends each request, ``/metrics`` included, to the next server in turn,
 as a plain load balancer does. Through it, preflight's router detection must warn with the default
@@ -21,14 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from playbook.helpers.embedded import embedded_server_config
 from playbook.helpers.loadgen import Target
 from playbook.helpers.metrics import merge, scrape, spec_delta
 from playbook.helpers.metrics_sources import PerRequestSource, PodsSource, PrometheusSource, router_check
 from playbook.helpers.params import PreflightParams
 from playbook.helpers.preflight import check_servers
 from playbook.helpers.schemas.preflight import PreflightResult
-from playbook.helpers.server import launch
 from playbook.helpers.sweep import run_sweep
 from tests.support.prometheus_tools import prometheus_tool
 
@@ -43,11 +41,12 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def pods(pair, spec_server, tmp_path_factory):
-    """Two speculative servers (draft_model, k=4): the package's shared one and a second of the same
-    configuration (the tests read counter deltas, so what the shared one served before does not matter)."""
-    with launch(embedded_server_config("draft_model", 4), tmp_path_factory.mktemp("pods"), name="pod-b") as b:
-        yield spec_server, b
+def pods(pair, spec_server, ngram_server):
+    """Two speculative servers of the same target, both proposing k=4 tokens: the package's shared
+    draft_model and n-gram ones (no extra start: each start costs 30 to 40 s on 2 cores). The tests read
+    counter deltas, so what they served before does not matter, and a router's sum is a sum whatever
+    each replica's method."""
+    return spec_server, ngram_server
 
 
 class RoundRobinProxy:

@@ -192,7 +192,7 @@ def test_a_level_stops_when_its_interval_is_narrow_enough_or_its_budget_is_spent
     loose = run_load_test(_params(two_fakes, min_round_pairs=2, target_ci_halfwidth=5.0), RunDir(tmp_path / "a"),
                           progress=False)
     (sp,) = loose.speedup
-    assert sp.design == "paired" and sp.rounds == 2 and sp.stop_reason.startswith("interval")
+    assert sp.design == "paired" and sp.rounds == 2 and sp.stop_reason.startswith("within-run interval")
     tight = run_load_test(_params(two_fakes, min_round_pairs=2, target_ci_halfwidth=1e-6, level_time_budget_s=6),
                           RunDir(tmp_path / "b"), progress=False)
     (sp,) = tight.speedup

@@ -53,3 +53,28 @@ def test_goodput_share_meets_both_slos(tmp_path):
                                                           "status": "ok", "warmup": True, "ttft_ms": 1, "tpot_ms": 1})
     assert sections._goodput(run, [level], 500, 20) == {("spec", 4): 0.5}
     assert sections._goodput(run, [level], 0, 0) == {("spec", 4): 1.0}
+
+
+def test_load_section_says_what_stopped_each_level_and_why_its_interval_is_wider(tmp_path):
+    """Issue 13.3: the report says which stopped a level (interval target or time budget), and that the shown
+    interval carries the between-start spread that more pairs cannot narrow."""
+    from playbook.helpers import decide, evidence
+    from playbook.helpers.params import ReportParams
+    from tests.support.decide_fixtures import load, make_run, sweep
+
+    res = load({1: (1.12, 0.87, 1.41), 4: (1.09, 0.83, 1.42)})
+    res.speedup[0] = res.speedup[0].model_copy(update={"rounds": 5, "between_start_sd": 0.11,
+                                                       "stop_reason": "within-run interval +-10% reached the target"})
+    res.speedup[1] = res.speedup[1].model_copy(update={"rounds": 18, "between_start_sd": 0.11,
+                                                       "stop_reason": "time budget 45 s spent after 18 pairs"})
+    run = make_run(tmp_path / "run", sweep_result=sweep(), load_result=res)
+    params = ReportParams(run_dir=str(run.path))
+    ev = evidence.gather(run, params.production_temperature, params=params)
+    page = sections.load(run, ev, decide.decide_for(ev, params))
+    assert "round pairs" in page and "measuring stopped" in page
+    assert "within-run interval +-10% reached the target" in page and "time budget 45 s spent after 18 pairs" in page
+    assert "SD 0.11 of the log speedup" in page
+    res.speedup = [sp.model_copy(update={"between_start_sd": None}) for sp in res.speedup]
+    run.write_json("50_load.json", res)
+    ev = evidence.gather(run, params.production_temperature, params=params)
+    assert "log speedup" not in sections.load(run, ev, decide.decide_for(ev, params))
