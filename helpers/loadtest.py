@@ -560,11 +560,10 @@ def run_load_test(p, run: RunDir, progress: bool = True, resume: bool = True, on
     done by an interrupted earlier run with the same parameters are reused, and no server starts
     when nothing is left. ``on_level(stats)`` sees each (configuration, level) as it completes;
     ``spec_config`` replaces the speculative server's config (helpers/candidates.py: an n-gram window)."""
-    from .workloads import build_requests
+    from .workloads import check_specs
 
     shapes = shapes_for(p.concurrencies, p.rates, p.load_shape, p.burstiness)
-    for spec in filter(None, (p.workload, p.mixed_workload)):
-        build_requests(spec, 1)  # a bad workload fails here, before any server starts
+    check_specs(p)  # a bad workload fails here, before any server starts
     planned = [s.level for s in shapes]
     ctx = _Ctx(p, run, PhaseLog(run), p.fingerprint(NOT_IN_FINGERPRINT), resume, progress, on_level, spec_config)
     warnings: list[str] = []

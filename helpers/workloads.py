@@ -397,6 +397,14 @@ def build_requests(
     return [out[i] for i in order]
 
 
+
+def check_specs(p) -> None:
+    """Every workload a step's parameters name (``workloads``, ``workload``, ``mixed_workload``) builds: an
+    unknown class or a bad prompts file fails here, before any server starts or any file is written."""
+    specs = [*(getattr(p, "workloads", None) or []), getattr(p, "workload", ""), getattr(p, "mixed_workload", "")]
+    for spec in filter(None, specs):
+        build_requests(spec, 1)
+
 def tool_call_schema(tools: list[dict]) -> dict:
     """The JSON schema vLLM guides a ``tool_choice: "required"`` call to (vllm/tool_parsers/utils.py
     ``_get_json_schema_from_tools``): a non-empty array of ``{"name": <one tool>, "parameters": {...}}``."""

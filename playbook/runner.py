@@ -268,15 +268,11 @@ def _absolute_model_paths(values: dict[str, Any]) -> dict[str, Any]:
 def check_workloads(per_step: dict[str, dict[str, Any]]) -> None:
     """An unknown workload or a bad prompts file fails before any run directory or server exists."""
     from playbook.helpers.params import STEP_MODELS
-    from playbook.helpers.workloads import build_requests
+    from playbook.helpers.workloads import check_specs
 
-    for step, names in (("40_sweep", ("workloads",)), ("50_load", ("workload", "mixed_workload"))):
-        if step not in per_step:
-            continue
-        p = STEP_MODELS[step].model_validate(per_step[step])
-        for name in names:
-            for spec in filter(None, getattr(p, name) if isinstance(getattr(p, name), list) else [getattr(p, name)]):
-                build_requests(spec, 1)
+    for step in ("40_sweep", "50_load"):
+        if step in per_step:
+            check_specs(STEP_MODELS[step].model_validate(per_step[step]))
 
 
 # -- the whole run -------------------------------------------------------------------------------

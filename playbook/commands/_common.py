@@ -31,3 +31,15 @@ def csv_ints(text: str) -> list[int]:
         return [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text[:80]!r} is not a comma-separated list of whole numbers (e.g. 1,4,16)") from None
+
+
+def shown(value: Any) -> str:
+    """A flag's value as the user typed it, near enough: floats and lists of numbers with ``g``."""
+    if isinstance(value, list):
+        return ",".join(f"{x:g}" for x in value) or "''"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def flag_problems(checks: list[tuple[str, Any, bool, str]]) -> list[str]:
+    """``"--flag value (rule)"`` for every ``(flag, value, ok, rule)`` that is not ok: one error names each."""
+    return [f"{flag} {shown(value)} ({rule})" for flag, value, ok, rule in checks if not ok]

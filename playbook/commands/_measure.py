@@ -37,22 +37,13 @@ def params(model, args: argparse.Namespace, **values):
     if p.api_key_env and not p.api_key():
         raise ParameterError(f"--api-key-env names {p.api_key_env}, but that environment variable is not set",
                              f"export {p.api_key_env}=<key> first, or leave --api-key-env out")
-    check_workloads(p)
+    from playbook.helpers.workloads import check_specs
+
+    check_specs(p)  # an unknown workload or a bad prompts file fails before any server is asked, as in `playbook run`
     if args.run_dir and Path(args.run_dir).expanduser().exists() and not Path(args.run_dir).expanduser().is_dir():
         raise ParameterError(f"--run-dir {args.run_dir} is a file, not a directory",
                              "give a directory for the raw records (created if missing), or leave --run-dir out")
     return p
-
-
-def check_workloads(p) -> None:
-    """An unknown workload or a bad prompts file fails before any server is asked or any file written
-    (as in ``playbook run``)."""
-    from playbook.helpers.workloads import build_requests
-
-    specs = list(getattr(p, "workloads", []) or [])
-    specs += [getattr(p, name) for name in ("workload", "mixed_workload") if getattr(p, name, "")]
-    for spec in specs:
-        build_requests(spec, 1)
 
 
 def reachable_model(url: str, given: str, api_key: str | None) -> str:

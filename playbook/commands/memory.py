@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from playbook.commands._common import print_json
+from playbook.commands._common import flag_problems, print_json
 from playbook.helpers import gpus, memory, models, startup_log, steps
 from playbook.helpers.errors import ParameterError
 from playbook.helpers.params import MemoryParams, validate_params
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.target:
         raise ParameterError("--target is required", "give a local model dir, a catalog name or 'embedded'")
-    bad = [f"{flag} {value:g} ({rule})" for flag, value, ok, rule in (
+    bad = flag_problems([
         ("--tp", args.tp, args.tp >= 1, "must be >= 1"),
         ("--max-model-len", args.max_model_len, args.max_model_len >= 1, "must be >= 1"),
         ("--gpu-memory-utilization", args.gpu_memory_utilization, 0 < args.gpu_memory_utilization <= 1,
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         ("--block-size", args.block_size, args.block_size >= 0, "must be >= 0; 0 takes vLLM's default"),
         ("--max-num-batched-tokens", args.max_num_batched_tokens, args.max_num_batched_tokens >= 0,
          "must be >= 0; 0 takes vLLM's default"),
-    ) if not ok]
+    ])
     if bad:
         raise ParameterError(f"out of range: {'; '.join(bad)}", "give values in those ranges (`playbook memory --help`)")
     method = args.method or ("draft_model" if args.draft else "none")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from playbook.commands._common import csv_floats, csv_ints, print_json
+from playbook.commands._common import csv_floats, csv_ints, flag_problems, print_json
 from playbook.helpers.errors import ParameterError
 
 NAME = "predict"
@@ -86,12 +86,6 @@ def _calibrated(args, target, draft, method: str, tp: int, acceptance: dict):
     return pred
 
 
-def _shown(value) -> str:
-    if isinstance(value, list):
-        return ",".join(f"{x:g}" for x in value) or "''"
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
 def check_arguments(args) -> None:
     """Every number in range and every name known, before any model is resolved (one error naming each
     bad flag); the acceptance values themselves are checked by the predictor."""
@@ -126,7 +120,7 @@ def check_arguments(args) -> None:
         ("--acceptance-per-position", args.per_position, args.per_position is None or bool(args.per_position),
          "holds no number"),
     ]
-    bad = [f"{flag} {_shown(value)} ({rule})" for flag, value, ok, rule in checks if not ok]
+    bad = flag_problems(checks)
     methods = typing.get_args(Method)
     if args.method and args.method not in methods:
         bad.append(f"--method {args.method} (not one of {', '.join(methods)})")
