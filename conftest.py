@@ -18,7 +18,6 @@ step finds it by accident.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -32,7 +31,6 @@ if not os.environ.get("PLAYBOOK_RUN_DIR"):
     os.environ["PLAYBOOK_RUN_DIR"] = os.path.join(tempfile.mkdtemp(prefix="playbook-nbval-"), "run")
 
 _workspace: Path | None = None
-_pool = contextlib.ExitStack()
 _session_pool = None
 _announced = False
 
@@ -44,7 +42,7 @@ def session_pool():
     if _session_pool is None:
         from playbook.helpers.servers import ServerPool
 
-        _session_pool = _pool.enter_context(ServerPool(os.environ["PLAYBOOK_RUN_DIR"]))
+        _session_pool = ServerPool(os.environ["PLAYBOOK_RUN_DIR"]).start()
     return _session_pool
 
 
@@ -95,4 +93,5 @@ def pytest_runtest_setup(item):
 
 
 def pytest_sessionfinish(session):
-    _pool.close()  # every pooled server stops
+    if _session_pool is not None:
+        _session_pool.close()  # every pooled server stops
