@@ -124,6 +124,11 @@ def _measured(res) -> list:
     return [c for c in res.candidates if c.status == "measured" and c.levels]
 
 
+def _colour(i: int) -> str:
+    """The i-th measured configuration's colour, the same in every candidates figure (C0 is the baseline's)."""
+    return f"C{i + 1}"
+
+
 def candidates_speedup(res, kind: str = "concurrency") -> Figure:
     """TPOT speedup vs load per candidate configuration, each with its 95% interval; 1.0 marked."""
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
@@ -136,7 +141,7 @@ def candidates_speedup(res, kind: str = "concurrency") -> Figure:
         xs = [r.level * dx for r in rows]
         err = [[r.speedup - (r.ci_low if r.ci_low is not None else r.speedup) for r in rows],
                [(r.ci_high if r.ci_high is not None else r.speedup) - r.speedup for r in rows]]
-        ax.errorbar(xs, [r.speedup for r in rows], yerr=err, marker="o", capsize=3,
+        ax.errorbar(xs, [r.speedup for r in rows], yerr=err, marker="o", capsize=3, color=_colour(i),
                     label=plain_text(c.label + (" (step's own)" if c.primary else "")))
     ax.axhline(1.0, color="k", lw=1)
     if kind == "concurrency":
@@ -161,11 +166,12 @@ def candidates_pareto(res) -> Figure:
             r = next((r for r in c.levels if r.level == lvl), None)
             if r is None or r.tpot_p50_ms is None or r.output_tok_s is None:
                 continue
-            ax.scatter([r.output_tok_s], [r.tpot_p50_ms], color=f"C{i + 1}", label=plain_text(c.label), zorder=3)
+            ax.scatter([r.output_tok_s], [r.tpot_p50_ms], color=_colour(i), label=plain_text(c.label), zorder=3)
             if r.baseline_tpot_p50_ms is not None and r.baseline_output_tok_s is not None:
                 base.append((r.baseline_output_tok_s, r.baseline_tpot_p50_ms))
         if base:
-            ax.scatter([b[0] for b in base], [b[1] for b in base], color="C0", marker="s", label="baseline", zorder=2)
+            ax.scatter([b[0] for b in base], [b[1] for b in base], color="C0", marker="s", zorder=2,
+                       label="baseline (beside each)" if len(base) > 1 else "baseline")
         ax.set(title=f"level {lvl:g}", xlabel="output tokens/s")
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel("median TPOT (ms)")
@@ -185,7 +191,7 @@ def candidates_acceptance(res) -> Figure:
             continue
         n = min(len(r) for r in rows)
         mean = [sum(r[j] for r in rows) / len(rows) for j in range(n)]
-        ax.plot(range(1, n + 1), mean, marker="o", color=f"C{i + 1}", label=plain_text(c.label))
+        ax.plot(range(1, n + 1), mean, marker="o", color=_colour(i), label=plain_text(c.label))
         drawn += 1
     ax.set(xlabel="draft position", ylabel="acceptance at position", ylim=(0, 1),
            title="Acceptance per position, per configuration")

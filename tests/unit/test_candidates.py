@@ -186,3 +186,29 @@ def test_the_predictor_predicts_other_ks_of_the_same_method_scaled_by_the_measur
     same, _ = cd.predicted(ev, cd.parse("draft_model:3"), [own], load)
     ratio = {lvl: v for lvl, v in same["draft_model:4"].items()}
     assert ratio[1.0] == pytest.approx(1.3) and ratio[4.0] == pytest.approx(0.9)
+
+
+def test_each_configuration_keeps_its_colour_in_every_comparison_figure():
+    from matplotlib.colors import to_hex
+
+    from playbook.helpers import plots
+
+    res = cd.choose(_comparison())
+    labels = ["draft_model:4", "draft_model:2", "ngram:4"]
+
+    def colours(fig) -> dict[str, str]:
+        out = {}
+        for ax in fig.axes:
+            handles, names = ax.get_legend_handles_labels()
+            for h, name in zip(handles, names, strict=True):
+                h = h.lines[0] if hasattr(h, "lines") else h  # an errorbar container
+                c = h.get_color() if hasattr(h, "get_color") else h.get_facecolor()[0]
+                out.setdefault(name.replace(" (step's own)", ""), to_hex(c))
+        return out
+
+    figs = [colours(plots.candidates_speedup(res)), colours(plots.candidates_pareto(res)),
+            colours(plots.candidates_acceptance(res))]
+    for label in labels:
+        assert len({f[label] for f in figs}) == 1, (label, figs)
+    assert len({figs[0][label] for label in labels}) == 3
+    assert figs[1]["baseline (beside each)"] not in {figs[0][label] for label in labels}
