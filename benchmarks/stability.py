@@ -5,7 +5,12 @@ other, each into a fresh runs directory, and reads each run's decision.json and 
 Prints one line per run (verdict, the concurrency-1 TPOT speedup with its interval, wall time), then:
 
     verdict_agreement=<runs with the most common verdict>/<runs>
+    recommendation_agreement=<runs recommending the most common configuration (none counts as one)>/<runs>
     speedup_spread=<max / min of the concurrency-1 speedup point estimates>
+
+Each run's line also names the configuration it recommends (step 50's comparison, 50_candidates.json) and
+the levels where it won: a verdict that holds while the recommended method or k changes would still flip
+what a user launches.
 
 Goal on this 2-core machine with nothing else running: 3/3 and at most 1.25. A level the load test
 excluded (burst-delivered streams, drift) has no speedup; it is shown as such and left out of the spread.
@@ -38,6 +43,8 @@ class RunSummary:
     seconds: float
     exit_code: int
     load: tuple[float, float] | None = None  # 1-minute load average at the run's start and end
+    best: str | None = None  # the recommended configuration (method:k), None when none won
+    best_levels: tuple[float, ...] = ()  # where it won
 
 
     def line(self, i: int) -> str:
@@ -47,7 +54,8 @@ class RunSummary:
             ci = f" [{self.ci_c1[0]:.2f}, {self.ci_c1[1]:.2f}]" if self.ci_c1 else ""
             c1 = f"c=1 speedup {self.speedup_c1:.3f}{ci}"
         load = f" load={self.load[0]:.1f}->{self.load[1]:.1f}" if self.load else ""
-        return (f"run {i}: verdict={self.verdict or 'none'} {c1} wall={self.seconds:.0f}s exit={self.exit_code}{load} "
+        best = (f" best={self.best}@{','.join(f'{x:g}' for x in self.best_levels)}" if self.best else " best=none")
+        return (f"run {i}: verdict={self.verdict or 'none'}{best} {c1} wall={self.seconds:.0f}s exit={self.exit_code}{load} "
                 f"({self.run_dir})")
 
 
@@ -76,13 +84,25 @@ def read_run(run_dir: str | Path, seconds: float = 0.0, exit_code: int = 0) -> R
             speedup, status = float(point["speedup"]), "ok"
             if point.get("ci_low") is not None and point.get("ci_high") is not None:
                 ci = (float(point["ci_low"]), float(point["ci_high"]))
-    return RunSummary(str(run), verdict, speedup, ci, status, seconds, exit_code)
+    best, levels = None, ()
+    try:
+        comparison = json.loads((run / "artifacts" / "50_candidates.json").read_text())
+        best, levels = comparison.get("winner"), tuple(float(x) for x in comparison.get("win_levels") or ())
+    except (OSError, ValueError):
+        pass
+    return RunSummary(str(run), verdict, speedup, ci, status, seconds, exit_code, best=best, best_levels=levels)
 
 
 def verdict_agreement(verdicts: list[str | None]) -> tuple[int, int]:
     """(runs sharing the most common verdict, runs); a run without a verdict agrees with nothing."""
     counts = Counter(v for v in verdicts if v)
     return (counts.most_common(1)[0][1] if counts else 0), len(verdicts)
+
+
+def recommendation_agreement(best: list[str | None]) -> tuple[int, int]:
+    """(runs recommending the most common configuration, runs); "none won" is a recommendation too."""
+    counts = Counter(b or "none" for b in best)
+    return (counts.most_common(1)[0][1] if counts else 0), len(best)
 
 
 def speedup_spread(speedups: list[float | None]) -> float | None:
@@ -113,10 +133,12 @@ def run_once(profile: str | None, params: list[str], runs_dir: Path) -> RunSumma
 
 
 def headline(summaries: list[RunSummary]) -> list[str]:
-    """The two closing lines: verdict_agreement=<same>/<runs> and speedup_spread=<max/min>."""
+    """The closing lines: verdict_agreement=<same>/<runs>, recommendation_agreement=<same>/<runs> and
+    speedup_spread=<max/min>."""
     same, n = verdict_agreement([s.verdict for s in summaries])
+    rec, _ = recommendation_agreement([s.best for s in summaries])
     spread = speedup_spread([s.speedup_c1 for s in summaries])
-    return [f"verdict_agreement={same}/{n}", f"speedup_spread={spread:.3f}" if spread is not None else "speedup_spread=n/a"]
+    return [f"verdict_agreement={same}/{n}", f"recommendation_agreement={rec}/{n}", f"speedup_spread={spread:.3f}" if spread is not None else "speedup_spread=n/a"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ def test_a_run_line_carries_the_load_average_at_start_and_end():
     assert " load=" not in s.line(1)
     s.load = (0.42, 1.87)
     line = s.line(2)
-    assert line.startswith("run 2: verdict=NO-GO c=1 speedup 0.970 [0.90, 1.05] wall=300s exit=0 load=0.4->1.9 ")
+    assert line.startswith("run 2: verdict=NO-GO best=none c=1 speedup 0.970 [0.90, 1.05] wall=300s exit=0 load=0.4->1.9 ")
 
 
 def test_run_once_records_the_load_average(tmp_path, monkeypatch):
@@ -24,3 +24,20 @@ def test_run_once_records_the_load_average(tmp_path, monkeypatch):
         a, 1, stdout=f'{{"run_dir": "{run}"}}', stderr=""))
     s = stability.run_once(None, [], tmp_path / "runs")
     assert s.load == (0.5, 2.5) and s.exit_code == 1 and s.run_dir == str(run) and s.verdict is None
+
+
+def test_each_run_names_its_recommendation_and_the_runs_agree_on_it(tmp_path):
+    import json
+
+    run = tmp_path / "r"
+    (run / "artifacts").mkdir(parents=True)
+    (run / "decision.json").write_text(json.dumps({"verdict": "GO WITH LIMITS"}))
+    (run / "artifacts" / "50_candidates.json").write_text(json.dumps({"winner": "draft_model:4", "win_levels": [1, 4]}))
+    s = stability.read_run(run, 600.0)
+    assert (s.best, s.best_levels) == ("draft_model:4", (1.0, 4.0))
+    assert "verdict=GO WITH LIMITS best=draft_model:4@1,4 " in s.line(1)
+    other = stability.RunSummary("o", "GO WITH LIMITS", None, None, "n/a", 1.0, 0, best="draft_model:2")
+    none = stability.RunSummary("n", "INCONCLUSIVE", None, None, "n/a", 1.0, 0)
+    assert stability.headline([s, s, other])[1] == "recommendation_agreement=2/3"
+    assert stability.recommendation_agreement([None, None, "ngram:4"]) == (2, 3)  # "none won" agrees with itself
+    assert stability.headline([s, none])[:2] == ["verdict_agreement=1/2", "recommendation_agreement=1/2"]
