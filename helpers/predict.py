@@ -592,6 +592,16 @@ def compare(pred: Prediction, measured: dict[int, float]) -> PredictionCheck:
 
 
 # -- from a run's evidence ---------------------------------------------------------------------
+def positions_at_temperature(by_temperature: dict[float, Sequence[float]], temp: float) -> list[float]:
+    """Per-position acceptance at ``temp``, linear between the sweep's temperatures around it (as the
+    headline's acceptance is; clamped outside the swept range)."""
+    temps = sorted(t for t, v in by_temperature.items() if v)
+    if not temps:
+        return []
+    n = min(len(by_temperature[t]) for t in temps)
+    return [interpolate(temp, temps, [by_temperature[t][i] for t in temps]) for i in range(n)]
+
+
 def calibrated_prediction(ev, *, batch_sizes: Sequence[int] | None = None, draft_param_ratio: float | None = None,
                           context_tokens: float = 512) -> Prediction | None:
     """Predict from a run's own single-request measurements (``Evidence``), or None if they are missing.
@@ -607,8 +617,7 @@ def calibrated_prediction(ev, *, batch_sizes: Sequence[int] | None = None, draft
     temp = ev.load_temperature if ev.load_temperature is not None else ev.acceptance_temperature
     positions: list[float] = []
     if ev.per_position_by_temperature and temp is not None:
-        nearest = min(ev.per_position_by_temperature, key=lambda t: abs(t - temp))
-        positions = ev.per_position_by_temperature[nearest]
+        positions = positions_at_temperature(ev.per_position_by_temperature, temp)
     positions = positions or ev.acceptance_per_position
     acceptance = None
     if not positions:

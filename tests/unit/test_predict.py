@@ -196,3 +196,11 @@ def test_a_tree_costs_more_at_batch_than_a_chain():
     assert tree.points[1].speedup < chain.points[1].speedup
     drop = lambda p: p.points[1].speedup / p.points[0].speedup  # noqa: E731
     assert drop(tree) < drop(chain)
+
+
+def test_per_position_acceptance_between_swept_temperatures_is_interpolated():
+    swept = {0.0: [0.9, 0.8, 0.6], 0.4: [0.7, 0.5, 0.4, 0.3], 1.0: [0.5, 0.3, 0.2]}
+    assert predict.positions_at_temperature(swept, 0.2) == pytest.approx([0.8, 0.65, 0.5])  # not T=0's (nearest)
+    assert predict.positions_at_temperature(swept, 0.0) == pytest.approx([0.9, 0.8, 0.6])
+    assert predict.positions_at_temperature(swept, 1.5) == pytest.approx([0.5, 0.3, 0.2])  # clamped
+    assert predict.positions_at_temperature({}, 0.2) == []
