@@ -18,8 +18,9 @@ measured / predicted speedup at that level; a candidate predicted below :data:`P
 level, or below :data:`FAR_BELOW` x the best predicted-or-measured speedup, is not measured (the
 reason is recorded). Other methods have no measured acceptance to predict from and are never pruned.
 
-**Choice**: per level, the best candidate (highest speedup) whose interval's lower bound clears 1.0.
-The winner is the configuration that wins the most levels (then the higher mean speedup); its
+**Choice**: per level, the best candidate (highest speedup) whose interval's lower bound clears 1.0, counting
+for each candidate only its unbroken wins from the lowest load up (:func:`win_prefix`). The winner is the
+configuration that wins the most such levels (then the higher mean speedup); its
 method's candidates give the measured ``num_speculative_tokens_per_batch_size`` table (best k per
 level, 0 where none wins), see :data:`K_ZERO_NOTE`.
 """
@@ -296,6 +297,27 @@ def _wins(row: CandidateLevel) -> bool:
     return row.status == "ok" and row.ci_low is not None and is_win(row.speedup, row.ci_low)  # measured: has an interval
 
 
+def win_prefix(c: CandidateResult) -> tuple[list[float], list[float]]:
+    """(levels a candidate wins from the lowest load up, to its first measured level that is not a win;
+    its wins above that level, which are not counted). Excluded levels (bursts, drift) are passed over.
+
+    Speculation's gain falls as load rises (SPEC.md), so a win above a measured non-win is the noise of a
+    wide interval, not a range to launch in: the verdict's own rule reads load levels the same way
+    (rules.wins_below_first_non_win). Measured on 2026-12-03: a run whose draft_model k=2 won at 1 and 8 but
+    not at 4 outranked k=4, which won at 1 only, by counting levels, and the verdict turned INCONCLUSIVE."""
+    counted, stray, broken = [], [], False
+    for r in sorted(c.levels, key=lambda r: r.level):
+        if r.status != "ok":
+            continue
+        if _wins(r) and not broken:
+            counted.append(r.level)
+        elif _wins(r):
+            stray.append(r.level)
+        else:
+            broken = True
+    return counted, stray
+
+
 def k_table(k_by_level: dict[float, int], max_num_seqs: int = 256) -> list[list[int]] | None:
     """vLLM's ``num_speculative_tokens_per_batch_size`` from the best k per measured concurrency: level
     c_i covers [c_i, c_(i+1) - 1], the first range starts at 1, the last runs to ``max_num_seqs``;
@@ -316,12 +338,14 @@ def k_table(k_by_level: dict[float, int], max_num_seqs: int = 256) -> list[list[
 
 
 def choose(res: CandidatesResult) -> CandidatesResult:
-    """Per level the best winning candidate; the overall winner; its method's measured k table; the finding."""
+    """Per level the best winning candidate; the overall winner; its method's measured k table; the finding.
+    A candidate's wins are those of :func:`win_prefix` (from the lowest load up, unbroken)."""
     measured = [c for c in res.candidates if c.status == "measured"]
     rows = {c.label: {r.level: r for r in c.levels} for c in measured}
+    prefix = {c.label: win_prefix(c) for c in measured}
     res.per_level = []
     for lvl in res.levels:
-        wins = [(rows[c.label][lvl], c) for c in measured if lvl in rows[c.label] and _wins(rows[c.label][lvl])]
+        wins = [(rows[c.label][lvl], c) for c in measured if lvl in prefix[c.label][0]]
         if wins:
             row, c = max(wins, key=lambda w: w[0].speedup or 0.0)
             res.per_level.append(LevelChoice(level=lvl, winner=c.label, speedup=row.speedup, ci_low=row.ci_low,
@@ -330,20 +354,22 @@ def choose(res: CandidatesResult) -> CandidatesResult:
             res.per_level.append(LevelChoice(level=lvl))
 
     def score(c: CandidateResult) -> tuple[int, float, bool]:
-        won = [r for r in c.levels if _wins(r)]
         sp = [r.speedup for r in c.levels if r.status == "ok" and r.speedup]
-        return len(won), (math.exp(sum(math.log(s) for s in sp) / len(sp)) if sp else 0.0), c.primary
+        return len(prefix[c.label][0]), (math.exp(sum(math.log(s) for s in sp) / len(sp)) if sp else 0.0), c.primary
 
     ranked = sorted((c for c in measured if score(c)[0] > 0), key=score, reverse=True)
     res.winner, res.winner_method, res.winner_k, res.win_levels, res.k_by_level, res.k_table = None, "", None, [], {}, None
+    res.warnings = [w for w in res.warnings if not w.startswith(_STRAY)]
+    res.warnings += [f"{_STRAY} {c.label} at {unit_levels(res, prefix[c.label][1])}: it does not win at a lower load "
+                     "measured, so these are read as noise, not as a range to run it in"
+                     for c in measured if prefix[c.label][1]]
     if ranked:
         top = ranked[0]
         res.winner, res.winner_method = top.label, top.candidate.method
         same = [c for c in measured if c.candidate.method == top.candidate.method
                 and c.candidate.lookup_min == top.candidate.lookup_min]
         for lvl in res.levels:
-            wins = [(c.candidate.k, rows[c.label][lvl].speedup or 0.0) for c in same
-                    if lvl in rows[c.label] and _wins(rows[c.label][lvl])]
+            wins = [(c.candidate.k, rows[c.label][lvl].speedup or 0.0) for c in same if lvl in prefix[c.label][0]]
             res.k_by_level[lvl] = max(wins, key=lambda w: w[1])[0] if wins else 0
         res.win_levels = [lvl for lvl, k in res.k_by_level.items() if k > 0]
         res.winner_k = max(res.k_by_level.values()) or top.candidate.k
@@ -351,6 +377,14 @@ def choose(res: CandidatesResult) -> CandidatesResult:
             res.k_table = k_table(res.k_by_level)
     res.finding = finding(res)
     return res
+
+
+_STRAY = "wins not counted for"
+
+
+def unit_levels(res: CandidatesResult, levels: Sequence[float]) -> str:
+    unit = "concurrency" if res.level_kind == "concurrency" else "rate"
+    return f"{unit} " + ", ".join(f"{x:g}" for x in levels)
 
 
 def finding(res: CandidatesResult) -> str:
@@ -368,7 +402,9 @@ def finding(res: CandidatesResult) -> str:
 
 # -- for the report and the decision -------------------------------------------------------------
 def read(run: RunDir | Path) -> CandidatesResult | None:
-    return (run if isinstance(run, RunDir) else RunDir(run, create=False)).read_json_if_valid(RESULT, CandidatesResult)
+    """The run's comparison, its choice made again by today's rule (re-deciding a run applies it too)."""
+    res = (run if isinstance(run, RunDir) else RunDir(run, create=False)).read_json_if_valid(RESULT, CandidatesResult)
+    return choose(res) if res is not None else None
 
 
 def winner_load(run_path: Path, res: CandidatesResult) -> LoadResult | None:

@@ -212,3 +212,28 @@ def test_each_configuration_keeps_its_colour_in_every_comparison_figure():
         assert len({f[label] for f in figs}) == 1, (label, figs)
     assert len({figs[0][label] for label in labels}) == 3
     assert figs[1]["baseline (beside each)"] not in {figs[0][label] for label in labels}
+
+
+def test_a_win_above_a_measured_non_win_is_not_counted():
+    # measured 2026-12-03 on the embedded pair: k=2 "won" at 1 (interval from 1.004) and at 8 but not at 4;
+    # counting levels made it outrank k=4, which won clearly at 1 only
+    res = cd.choose(CandidatesResult(levels=[1, 4, 8], candidates=[
+        _cand("draft_model:4", [_row(1, 1.70, 1.27, 2.22), _row(4, 1.17, 0.90, 1.52), _row(8, 1.03, 0.81, 1.30)], True),
+        _cand("draft_model:2", [_row(1, 1.48, 0.98, 2.19, 2), _row(4, 1.09, 0.82, 1.64, 2), _row(8, 1.40, 1.06, 1.85, 2)]),
+        _cand("ngram:4", [_row(1, 0.86, 0.60, 1.21), _row(4, 0.78, 0.57, 1.06), _row(8, 0.66, 0.52, 0.91)])]))
+    assert res.winner == "draft_model:4" and res.win_levels == [1]
+    assert [(c.level, c.winner) for c in res.per_level] == [(1, "draft_model:4"), (4, None), (8, None)]
+    assert res.k_by_level == {1: 4, 4: 0, 8: 0} and res.k_table == [[1, 3, 4], [4, 256, 0]]
+    assert any("draft_model:2 at concurrency 8" in w for w in res.warnings)
+    assert cd.win_prefix(res.candidates[1]) == ([], [8])
+    again = cd.choose(res)  # choosing twice (read() re-chooses) keeps one warning
+    assert sum("draft_model:2" in w for w in again.warnings) == 1
+
+
+def test_reading_a_run_applies_todays_choice(tmp_path):
+    from playbook.helpers.artifacts import RunDir
+
+    run = RunDir(tmp_path / "run")
+    stale = _comparison().model_copy(update={"winner": "ngram:4"})  # as an older rule might have stored it
+    run.write_json(cd.RESULT, stale)
+    assert cd.read(run).winner == "draft_model:2"  # wins at 1 and 4
