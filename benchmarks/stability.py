@@ -30,6 +30,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from playbook.helpers import candidates
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -85,11 +87,9 @@ def read_run(run_dir: str | Path, seconds: float = 0.0, exit_code: int = 0) -> R
             if point.get("ci_low") is not None and point.get("ci_high") is not None:
                 ci = (float(point["ci_low"]), float(point["ci_high"]))
     best, levels = None, ()
-    try:
-        comparison = json.loads((run / "artifacts" / "50_candidates.json").read_text())
-        best, levels = comparison.get("winner"), tuple(float(x) for x in comparison.get("win_levels") or ())
-    except (OSError, ValueError):
-        pass
+    comparison = candidates.read(run)  # the choice as today's rule makes it, as `playbook report` re-decides
+    if comparison is not None:
+        best, levels = comparison.winner, tuple(comparison.win_levels)
     return RunSummary(str(run), verdict, speedup, ci, status, seconds, exit_code, best=best, best_levels=levels)
 
 

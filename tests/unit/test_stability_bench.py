@@ -32,7 +32,18 @@ def test_each_run_names_its_recommendation_and_the_runs_agree_on_it(tmp_path):
     run = tmp_path / "r"
     (run / "artifacts").mkdir(parents=True)
     (run / "decision.json").write_text(json.dumps({"verdict": "GO WITH LIMITS"}))
-    (run / "artifacts" / "50_candidates.json").write_text(json.dumps({"winner": "draft_model:4", "win_levels": [1, 4]}))
+    from playbook.helpers import candidates
+    from playbook.helpers.schemas.candidates import CandidateLevel, CandidateResult, CandidatesResult
+
+    def row(level, speedup, low, high):
+        return CandidateLevel(level=level, speedup=speedup, ci_low=low, ci_high=high)
+
+    stored = CandidatesResult(levels=[1, 4, 8], winner="ngram:4", candidates=[  # winner: as an older rule stored it
+        CandidateResult(candidate=candidates.parse("draft_model:4"), label="draft_model:4", primary=True,
+                        status="measured", levels=[row(1, 1.6, 1.2, 2.0), row(4, 1.3, 1.1, 1.5), row(8, 1.0, 0.8, 1.2)]),
+        CandidateResult(candidate=candidates.parse("ngram:4"), label="ngram:4", status="measured",
+                        levels=[row(1, 0.9, 0.7, 1.1), row(4, 0.8, 0.6, 1.0), row(8, 1.5, 1.2, 1.8)])])
+    (run / "artifacts" / "50_candidates.json").write_text(stored.model_dump_json())
     s = stability.read_run(run, 600.0)
     assert (s.best, s.best_levels) == ("draft_model:4", (1.0, 4.0))
     assert "verdict=GO WITH LIMITS best=draft_model:4@1,4 " in s.line(1)
