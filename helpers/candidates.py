@@ -395,9 +395,10 @@ def finding(res: CandidatesResult) -> str:
     if res.winner is None:
         return f"{n} configuration(s) measured; none wins (interval above 1.0) at any level{tail}"
     where = ", ".join(f"{x:g}" for x in res.win_levels)
-    table = f"; measured k table {res.k_table}" if res.k_table else ""
-    return (f"{n} configuration(s) measured; best: {res.winner} (wins at {unit} {where}; launch with k="
-            f"{res.winner_k}){table}{tail}")
+    fastest = ", ".join(f"{p.winner} at {p.level:g}" for p in res.per_level if p.winner)
+    table = f" and the measured k table {res.k_table}" if res.k_table else ""
+    return (f"{n} configuration(s) measured; best: {res.winner} (wins at {unit} {where}); fastest per level: "
+            f"{fastest}; launch {res.winner_method} with k={res.winner_k}{table}{tail}")
 
 
 # -- for the report and the decision -------------------------------------------------------------

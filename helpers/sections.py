@@ -337,13 +337,15 @@ def lossless(run: RunDir) -> str:
         return section("lossless", title, "The guard did not run.", _missing("50_load", "The load test runs the guard first."))
     rows = [{"temperature": p.temperature, "requests": p.requests,
              "identical outputs": "-" if p.identical_share is None else f"{p.identical_share:.0%}",
+             "near-tie flips": "-" if p.identical_share is None else len(p.near_tie_margins),
              "mean log-likelihood, baseline": p.loglik_baseline, "mean log-likelihood, speculative": p.loglik_spec,
              "p-value": p.p_value, "alpha": p.alpha,
              "first divergence": "-" if not p.first_divergence else json.dumps(p.first_divergence),
              "result": {True: "unchanged", False: "CHANGED", None: "unknown"}[p.lossless]} for p in res.temperatures]
     verdict = {True: "Speculation did not change the outputs", False: "Speculation CHANGED the outputs",
                None: "The guard could not decide"}[res.lossless]
-    finding = f"{verdict} (greedy outputs compared token for token; sampled outputs by a permutation test at alpha {res.alpha:g})."
+    finding = (f"{verdict} (greedy outputs compared token for token, a flip where the baseline itself nearly tied "
+               f"counted as rounding; sampled outputs by a permutation test at alpha {res.alpha:g}).")
     body = ("<p>At temperature 0 both servers must write the same tokens; above 0 the speculative server's outputs must be "
             "as likely under the baseline model as the baseline's own (a small p-value says they are not).</p>"
             + frame(pd.DataFrame(rows), "{:.4g}"))

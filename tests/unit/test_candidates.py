@@ -83,6 +83,10 @@ def test_choice_per_level_winner_and_measured_k_table():
     assert res.k_by_level == {1: 4, 4: 2, 16: 0} and res.win_levels == [1, 4] and res.winner_k == 4
     assert res.k_table == [[1, 3, 4], [4, 15, 2], [16, 256, 0]]
     assert "draft_model:6" in res.finding and "draft_model:2" in res.finding
+    # the label that wins most levels and the per-level fastest are both named, and what to launch
+    assert "best: draft_model:2 (wins at concurrency 1, 4)" in res.finding
+    assert "fastest per level: draft_model:4 at 1, draft_model:2 at 4;" in res.finding
+    assert "launch draft_model with k=4 and the measured k table [[1, 3, 4], [4, 15, 2], [16, 256, 0]]" in res.finding
 
 
 def test_k_table_merges_equal_neighbours_and_drops_a_constant_table():

@@ -108,16 +108,39 @@ def _out(pid, toks):
 
 def test_lossless_t0_identity_and_first_divergence():
     base = [_out("a", [1, 2, 3]), _out("b", [4, 5, 6])]
-    pt = compare(0.0, base, [_out("a", [1, 2, 3]), _out("b", [4, 9, 6])], [-1, -1], [-1, -2])
-    assert pt.identical_share == 0.5 and pt.lossless is False
+    lps = [[-1.0, -1.0, -1.0], [-0.5, -0.2, -1.0]]
+    pt = compare(0.0, base, [_out("a", [1, 2, 3]), _out("b", [4, 9, 6])], lps, [[-1.0] * 3, [-0.5, -3.0, -2.0]])
+    assert pt.identical_share == 0.5 and pt.lossless is False and not pt.near_tie_margins
     assert pt.first_divergence["prompt_id"] == "b" and pt.first_divergence["token_index"] == 1
-    assert compare(0.0, base, base, [-1, -1], [-1, -1]).lossless is True
+    assert pt.first_divergence["margin_nats"] == pytest.approx(2.8) and not pt.first_divergence["near_tie"]
+    assert "1 changed beyond a near-tie" in pt.reason
+    assert compare(0.0, base, base, lps, lps).lossless is True
+
+
+def test_lossless_t0_counts_a_flip_at_a_near_tie_as_rounding_and_nothing_else():
+    base = [_out(str(i), [1, 2, 3]) for i in range(10)]
+    spec = [*base[:8], _out("8", [1, 7, 3]), _out("9", [1, 2, 8])]
+    lp_b = [[-0.1, -0.70, -0.60]] * 10
+    tie = compare(0.0, base, spec, lp_b, [*lp_b[:8], [-0.1, -0.75, -0.6], [-0.1, -0.7, -0.62]])
+    assert tie.identical_share == 0.8 and tie.near_tie_margins == pytest.approx([0.05, 0.02]) and tie.lossless is True
+    assert "2 diverged at a near-tie" in tie.reason and tie.first_divergence["near_tie"] is True
+    # the same flips where the baseline clearly preferred its own token: a changed output each
+    clear = compare(0.0, base, spec, lp_b, [*lp_b[:8], [-0.1, -2.5, -0.6], [-0.1, -0.7, -4.0]])
+    assert clear.lossless is False and not clear.near_tie_margins and clear.first_divergence["prompt_id"] == "8"
+    # one clear change among near-ties is still within the 90% threshold at 10 outputs; its margin is named first
+    one = compare(0.0, base, spec, lp_b, [*lp_b[:8], [-0.1, -0.75, -0.6], [-0.1, -0.7, -4.0]])
+    assert one.lossless is True and one.first_divergence["prompt_id"] == "9" and one.first_divergence["margin_nats"] > 3
+    # no log-probabilities at the divergence (the scoring call failed): not a near-tie
+    assert compare(0.0, base, spec, [None] * 10, [None] * 10).lossless is False
+    # a tolerance of 0 turns every flip into a change
+    assert compare(0.0, base, spec, lp_b, [*lp_b[:8], [-0.1, -0.75, -0.6], [-0.1, -0.7, -0.62]],
+                   near_tie_nats=0.0).lossless is False
 
 
 def test_lossless_t_positive_uses_the_likelihood_test():
     rng = np.random.default_rng(4)
     outs = [_out(str(i), [i]) for i in range(16)]
-    same = compare(0.8, outs, outs, list(rng.normal(-2, 0.3, 16)), list(rng.normal(-2, 0.3, 16)))
+    same = compare(0.8, outs, outs, [[x] for x in rng.normal(-2, 0.3, 16)], [[x] for x in rng.normal(-2, 0.3, 16)])
     assert same.lossless is True and same.p_value >= 0.01
-    broken = compare(0.8, outs, outs, list(rng.normal(-2, 0.3, 16)), list(rng.normal(-6, 0.5, 16)))
+    broken = compare(0.8, outs, outs, [[x] for x in rng.normal(-2, 0.3, 16)], [[x] for x in rng.normal(-6, 0.5, 16)])
     assert broken.lossless is False and broken.p_value < 0.01 and "significant gap" in broken.reason

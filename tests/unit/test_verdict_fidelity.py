@@ -148,13 +148,14 @@ def test_stability_reads_verdict_and_c1_speedup_of_fixture_runs(tmp_path):
         (run.path / "decision.json").write_text(json.dumps({"verdict": verdict}))
         runs.append(stability.read_run(run.path, seconds=60 + i))
     assert [r.speedup_c1 for r in runs] == [1.6, 1.4, 1.3] and runs[0].ci_c1 == pytest.approx((1.5, 1.7))
-    assert stability.headline(runs) == ["verdict_agreement=2/3", "speedup_spread=1.231"]
-    assert "verdict=GO c=1 speedup 1.600 [1.50, 1.70] wall=60s" in runs[0].line(1)
+    assert stability.headline(runs) == ["verdict_agreement=2/3", "recommendation_agreement=3/3",  # none won, 3 times
+                                        "speedup_spread=1.231"]
+    assert "verdict=GO best=none c=1 speedup 1.600 [1.50, 1.70] wall=60s" in runs[0].line(1)
     excluded = make_run(tmp_path / "x", load_result=load({1: (0.004, 0.0, 1.3)}, withheld={1: ("excluded", "bursts")}))
     x = stability.read_run(excluded.path)
     assert x.speedup_c1 is None and x.verdict is None and "excluded: bursts" in x.line(4)
     assert stability.verdict_agreement(["GO", None, None]) == (1, 3)
-    assert stability.speedup_spread([1.2, None]) is None and stability.headline([x])[1] == "speedup_spread=n/a"
+    assert stability.speedup_spread([1.2, None]) is None and stability.headline([x])[2] == "speedup_spread=n/a"
 
 
 # -- re-deciding without measuring (helpers/redecide.py; the CLI end to end is in test_runner.py) ------
