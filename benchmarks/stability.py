@@ -8,9 +8,9 @@ Prints one line per run (verdict, the concurrency-1 TPOT speedup with its interv
     recommendation_agreement=<runs recommending the most common configuration (none counts as one)>/<runs>
     speedup_spread=<max / min of the concurrency-1 speedup point estimates>
 
-Each run's line also names the configuration it recommends (step 50's comparison, 50_candidates.json) and
-the levels where it won: a verdict that holds while the recommended method or k changes would still flip
-what a user launches.
+Each run's line also names the configuration it recommends, as its launch command runs it (step 50's
+comparison, 50_candidates.json: the method and num_speculative_tokens), and the levels where that method
+won: a verdict that holds while the recommended method or k changes would still flip what a user launches.
 
 Goal on this 2-core machine with nothing else running: 3/3 and at most 1.25. A level the load test
 excluded (burst-delivered streams, drift) has no speedup; it is shown as such and left out of the spread.
@@ -89,7 +89,8 @@ def read_run(run_dir: str | Path, seconds: float = 0.0, exit_code: int = 0) -> R
     best, levels = None, ()
     comparison = candidates.read(run)  # the choice as today's rule makes it, as `playbook report` re-decides
     if comparison is not None:
-        best, levels = comparison.winner, tuple(comparison.win_levels)
+        if comparison.winner:  # what the launch command runs: the method, k = the measured table's largest
+            best, levels = f"{comparison.winner_method}:{comparison.winner_k}", tuple(comparison.win_levels)
     return RunSummary(str(run), verdict, speedup, ci, status, seconds, exit_code, best=best, best_levels=levels)
 
 

@@ -463,7 +463,7 @@ def candidates(run: RunDir, ev: Evidence) -> str:
     body += "against the same baseline server; predicted: the predictor, scaled by the step's own measured speedup):</p>"
     body += frame(comparison_table(res))
     body += figure(plots.candidates_speedup(res, kind), "speedup vs load per configuration")
-    choice = pd.DataFrame([{kind: c.level, "best configuration (interval above 1.0)": c.winner or "none: off",
+    choice = pd.DataFrame([{kind: c.level, "chosen configuration (interval above 1.0; the step's own unless another is clearly faster)": c.winner or "none: off",
                             "speedup": c.speedup, "95% interval": f"{c.ci_low:.2f} to {c.ci_high:.2f}"
                             if c.ci_low is not None and c.ci_high is not None else "-",
                             "k of the winner's method": res.k_by_level.get(c.level, 0) if res.winner else "-"}

@@ -84,9 +84,9 @@ def test_choice_per_level_winner_and_measured_k_table():
     assert res.k_table == [[1, 3, 4], [4, 15, 2], [16, 256, 0]]
     assert "draft_model:6" in res.finding and "draft_model:2" in res.finding
     # the label that wins most levels and the per-level fastest are both named, and what to launch
-    assert "best: draft_model:2 (wins at concurrency 1, 4)" in res.finding
-    assert "fastest per level: draft_model:4 at 1, draft_model:2 at 4;" in res.finding
-    assert "launch draft_model with k=4 and the measured k table [[1, 3, 4], [4, 15, 2], [16, 256, 0]]" in res.finding
+    assert "widest winning range: draft_model:2 (concurrency 1, 4)" in res.finding
+    assert "clearly faster): draft_model:4 at 1, draft_model:2 at 4;" in res.finding
+    assert "launch draft_model with k=4 and the measured k table [[1, 3, 4], [4, 15, 2], [16, 256, 0]];" in res.finding
 
 
 def test_k_table_merges_equal_neighbours_and_drops_a_constant_table():
@@ -241,3 +241,37 @@ def test_reading_a_run_applies_todays_choice(tmp_path):
     stale = _comparison().model_copy(update={"winner": "ngram:4"})  # as an older rule might have stored it
     run.write_json(cd.RESULT, stale)
     assert cd.read(run).winner == "draft_model:2"  # wins at 1 and 4
+
+
+def _measured(label, rows, primary=False):
+    k = cd.parse(label).k
+    return _cand(label, [_row(lvl, s, lo, hi, k) for lvl, s, lo, hi in rows], primary)
+
+
+def test_the_step_s_own_configuration_holds_a_level_unless_another_is_clearly_faster():
+    """Two stability runs of 2026-12-04 (benchmarks/stability.py): k=5 and k=2 'beat' the primary k=4 by
+    1-7% with intervals of +-25%; the recommended k flipped with them. Now k=4 holds where it wins."""
+    run1 = cd.choose(CandidatesResult(levels=[1, 4, 8, 16], candidates=[
+        _measured("draft_model:4", [(1, 1.92, 1.52, 2.41), (4, 1.54, 1.22, 1.95), (8, 1.44, 1.14, 1.81),
+                                    (16, 1.17, 0.93, 1.48)], primary=True),
+        _measured("draft_model:5", [(1, 1.95, 1.43, 2.66), (4, 1.65, 1.22, 2.25), (8, 1.51, 1.04, 2.2),
+                                    (16, 1.19, 0.89, 1.6)])]))
+    assert [p.winner for p in run1.per_level] == ["draft_model:4"] * 3 + [None]
+    assert run1.winner == "draft_model:4" and run1.winner_k == 4 and run1.k_table == [[1, 15, 4], [16, 256, 0]]
+    run2 = cd.choose(CandidatesResult(levels=[1, 4, 8, 16], candidates=[
+        _measured("draft_model:4", [(1, 1.81, 1.43, 2.29), (4, 1.44, 1.14, 1.82), (8, 1.33, 0.98, 1.8),
+                                    (16, 1.11, 0.87, 1.41)], primary=True),
+        _measured("draft_model:2", [(1, 1.43, 1.13, 1.82), (4, 1.46, 1.1, 1.94), (8, 1.35, 1.07, 1.71),
+                                    (16, 1.23, 0.98, 1.55)])]))
+    # k=2 wins one level more (8, where k=4's interval touches 1.0): it is the widest winner, k=4 keeps 1 and 4
+    assert run2.winner == "draft_model:2" and run2.k_by_level == {1: 4, 4: 4, 8: 2, 16: 0} and run2.winner_k == 4
+    # a candidate whose whole interval lies above the primary's speedup takes the level
+    clear = cd.choose(CandidatesResult(levels=[1], candidates=[
+        _measured("draft_model:4", [(1, 1.30, 1.10, 1.50)], primary=True),
+        _measured("draft_model:2", [(1, 1.60, 1.35, 1.85)])]))
+    assert clear.per_level[0].winner == "draft_model:2" and clear.k_by_level == {1: 2}
+    # on equal levels won, the primary is the winner, not the higher geometric mean
+    tie = cd.choose(CandidatesResult(levels=[1], candidates=[
+        _measured("draft_model:4", [(1, 1.30, 1.10, 1.50)], primary=True),
+        _measured("draft_model:6", [(1, 1.40, 1.12, 1.70)])]))
+    assert tie.winner == "draft_model:4"

@@ -52,3 +52,26 @@ def test_each_run_names_its_recommendation_and_the_runs_agree_on_it(tmp_path):
     assert stability.headline([s, s, other])[1] == "recommendation_agreement=2/3"
     assert stability.recommendation_agreement([None, None, "ngram:4"]) == (2, 3)  # "none won" agrees with itself
     assert stability.headline([s, none])[:2] == ["verdict_agreement=1/2", "recommendation_agreement=1/2"]
+
+
+def test_the_recommendation_is_what_the_launch_command_runs(tmp_path):
+    """k=2 wins the widest range, k=4 the low loads: the launch runs draft_model with k=4 and a table."""
+    import json
+
+    from playbook.helpers import candidates
+    from playbook.helpers.schemas.candidates import CandidateLevel, CandidateResult, CandidatesResult
+
+    def cand(label, rows, primary=False):
+        return CandidateResult(candidate=candidates.parse(label), label=label, primary=primary, status="measured",
+                               levels=[CandidateLevel(level=lv, speedup=s, ci_low=lo, ci_high=hi) for lv, s, lo, hi in rows])
+
+    run = tmp_path / "r"
+    (run / "artifacts").mkdir(parents=True)
+    (run / "decision.json").write_text(json.dumps({"verdict": "GO WITH LIMITS"}))
+    stored = CandidatesResult(levels=[1, 4, 8], candidates=[
+        cand("draft_model:4", [(1, 1.81, 1.43, 2.29), (4, 1.44, 1.14, 1.82), (8, 1.33, 0.98, 1.8)], primary=True),
+        cand("draft_model:2", [(1, 1.43, 1.13, 1.82), (4, 1.46, 1.1, 1.94), (8, 1.35, 1.07, 1.71)])])
+    (run / "artifacts" / "50_candidates.json").write_text(stored.model_dump_json())
+    s = stability.read_run(run)
+    assert candidates.read(run).winner == "draft_model:2"
+    assert (s.best, s.best_levels) == ("draft_model:4", (1.0, 4.0, 8.0))
