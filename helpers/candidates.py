@@ -410,10 +410,10 @@ def finding(res: CandidatesResult) -> str:
     if res.winner is None:
         return f"{n} configuration(s) measured; none wins (interval above 1.0) at any level{tail}"
     where = ", ".join(f"{x:g}" for x in res.win_levels)
-    fastest = ", ".join(f"{p.winner} at {p.level:g}" for p in res.per_level if p.winner)
+    chosen = ", ".join(f"{p.winner} at {p.level:g}" for p in res.per_level if p.winner)
     table = f" and the measured k table {res.k_table}" if res.k_table else ""
     return (f"{n} configuration(s) measured; launch {res.winner_method} with k={res.winner_k}{table}; fastest per "
-            f"level (the step's own configuration unless another is clearly faster): {fastest}; widest winning "
+            f"level (the step's own configuration unless another is clearly faster): {chosen}; widest winning "
             f"range: {res.winner} ({unit} {where}){tail}")
 
 
