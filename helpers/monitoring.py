@@ -151,10 +151,12 @@ def crossover_of(decision: Decision, ev: Evidence) -> float | None:
 
 def watch_items(decision: Decision, ev: Evidence, *, model_name: str = "", no_go_below: float = 0.50) -> list[dict]:
     """For NO-GO / INCONCLUSIVE: what to watch in production (speculation off) before measuring again,
-    one item per blocking rule, each with the query to watch and when to try again."""
+    one item per rule that measured a loss, each with the query to watch and when to try again. A rule that
+    measured nothing ('unknown') gets no item of its own, since each states a measured cause: what it lacks is
+    in ``measure_next``."""
     m = matchers(model_name)
     out: list[dict] = []
-    blocking = {r.name: r for r in decision.rules if r.verdict in ("no-go", "unknown")}
+    blocking = {r.name: r for r in decision.rules if r.verdict == "no-go"}
     if any(n.startswith("acceptance") for n in blocking) or "temperature_mix" in blocking:
         got = f" (measured {ev.acceptance_production:.2f})" if ev.acceptance_production is not None else ""
         out.append({"what": "acceptance", "query": "",

@@ -34,12 +34,22 @@ DEFAULT_BATCH_SIZES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 def expected_tokens(a: float, k: int) -> float:
     """E(k) = (1 - a^(k+1)) / (1 - a): expected tokens per target step with i.i.d. acceptance a."""
     if not 0 <= a <= 1:
-        raise ParameterError(f"acceptance {a} is outside [0, 1]", "give a per-token acceptance rate, e.g. 0.7")
+        raise ParameterError(f"acceptance {a} is outside [0, 1]", _rate_fix(a, k))
     if k < 0:
         raise ParameterError(f"num_speculative_tokens {k} is negative", "give k >= 0")
     if a == 1:
         return float(k + 1)
     return (1 - a ** (k + 1)) / (1 - a)
+
+
+def _rate_fix(a: float, k: int) -> str:
+    """How to give a rate, naming the two usual mix-ups: a mean acceptance length, a percentage."""
+    fix = "give a per-token acceptance rate, e.g. 0.7"
+    if 1 < a <= k + 1:
+        fix += f"; {a:g} looks like a mean acceptance length: pass it as --acceptance-length {a:g}"
+    elif 1 < a <= 100:
+        fix += f"; if {a:g} is a percentage, give {a / 100:g}"
+    return fix
 
 
 def positions_for_k(positions: Sequence[float], k: int) -> list[float]:
@@ -86,7 +96,8 @@ def acceptance_from_length(length: float, k: int) -> float:
     if not 1 <= length <= k + 1:
         raise ParameterError(
             f"mean acceptance length {length} is outside [1, k+1] = [1, {k + 1}]",
-            "give the acceptance length measured at this k (1 + accepted / drafts), or change -k",
+            "give the acceptance length measured at this k (1 + accepted / drafts), or change -k"
+            + (f"; {length:g} looks like a per-token rate: pass it as --acceptance {length:g}" if 0 < length < 1 else ""),
         )
     return iid_acceptance(length, k)
 

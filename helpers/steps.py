@@ -53,7 +53,7 @@ def preflight(p: PreflightParams, run: RunDir) -> PreflightResult:
     hardware = _preflight.detect_hardware()
     result = PreflightResult(vllm_version=version, vllm_build=build, hardware=hardware, mode=p.mode)
     result.checks += _preflight.check_vllm(version, build, p.mode)
-    result.checks.append(_preflight.check_hardware(hardware, build))
+    result.checks.append(_preflight.check_hardware(hardware, build, p.mode))
     if p.mode != "external" and (bind := host_warning(p.extra_server_args)):  # issue 17: a --host override
         result.checks.append(Check(name="server bind address", status="warn", detail=bind))
     run.write_json("00_preflight.json", result)  # partial result on disk before touching any server

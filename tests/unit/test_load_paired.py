@@ -237,7 +237,9 @@ def test_the_mixed_workload_is_compared_at_every_level(two_fakes, tmp_path):
     assert all(m.speedup_mixed is not None and m.speedup_homogeneous is not None for m in res.mixed)
     assert sorted((lv.config, lv.level) for lv in res.mixed_levels) == [("baseline", 1), ("baseline", 2),
                                                                          ("spec", 1), ("spec", 2)]
-    assert all(lv.workload == p.mixed_workload and lv.rounds == 2 for lv in res.mixed_levels)
+    # min_round_pairs rounds, or as many again when the integrity check re-measured the level (it can on a busy
+    # machine, where a fake server's stream stalls): never fewer, never another count.
+    assert all(lv.workload == p.mixed_workload and lv.rounds in (2, 4) for lv in res.mixed_levels)
 
 
 def test_abba_measures_baseline_spec_then_baseline_again_and_resumes(two_fakes, tmp_path):

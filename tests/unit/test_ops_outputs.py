@@ -67,6 +67,17 @@ def test_no_go_has_no_alerts_and_says_what_to_watch(tmp_path):
     assert "alert:" not in text and "Watch before trying again" in text
 
 
+def test_what_was_not_measured_is_never_watched_as_a_measured_cause(tmp_path):
+    # a run whose preflight failed: no sweep, no load test, no memory step. Every rule is 'unknown'.
+    run = make_run(tmp_path / "run", sweep_result=None, load_result=None)
+    p = ReportParams(run_dir=str(run.path), mode="managed", target_model="/models/target", draft_model="/models/draft")
+    d = steps.report(p, run).decision
+    assert d.verdict == "INCONCLUSIVE" and d.monitoring["watch"]
+    assert {w["what"] for w in d.monitoring["watch"]} == {"measure next"}
+    text = json.dumps(d.monitoring["watch"])
+    assert "was under the" not in text and "leaves too little KV cache" not in text
+
+
 def test_the_dashboard_is_built_by_the_sdk_with_the_panels_operators_need(tmp_path):
     run, d = _report(tmp_path, WIN_THEN_LOSS, expected_peak_concurrency=16)
     dash = json.loads((run.path / "grafana-dashboard.json").read_text())

@@ -130,8 +130,17 @@ def test_acceptance_inputs_agree(a, k):
 def test_acceptance_length_out_of_range():
     with pytest.raises(ParameterError, match="outside"):
         predict.acceptance_from_length(4.5, 3)
-    with pytest.raises(ParameterError):
+    with pytest.raises(ParameterError, match="pass it as --acceptance 0.9"):
         predict.acceptance_from_length(0.9, 3)
+
+
+@pytest.mark.parametrize("a, hint", [(2.3, "looks like a mean acceptance length: pass it as --acceptance-length 2.3"),
+                                     (70, "if 70 is a percentage, give 0.7"), (-0.1, "")])
+def test_an_acceptance_rate_out_of_range_names_the_likely_mix_up(a, hint):
+    with pytest.raises(ParameterError) as err:
+        predict.expected_tokens(a, 3)
+    assert err.value.fix.startswith("give a per-token acceptance rate") and hint in err.value.fix
+    assert ("looks like" in err.value.fix or "percentage" in err.value.fix) == bool(hint)
 
 
 def test_cli_eagle_head_done_when(capsys, eagle3_head):

@@ -121,7 +121,31 @@ def test_working_extras_and_gpu_builds_pass(tmp_path):
     _fake_package(tmp_path, "torchvision", "")
     env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
     assert preflight.check_torch_extras("cpu", env=env, names=("torchvision",)).status == "ok"
-    assert preflight.check_torch_extras("gpu", env=env, names=("torchvision",)) is None
+    assert preflight.check_torch_extras("gpu", env=env, names=("torchvision",)).status == "ok"
+
+
+def test_broken_torchvision_beside_the_gpu_build_names_the_pinned_reinstall(tmp_path, monkeypatch):
+    """Fault injection: the GPU build of vLLM with a torchvision that does not match torch (seen here:
+    `make setup ENGINE=gpu` on a registry serving only the CPU torch 2.13.0+cpu beside torchvision 0.28.0)."""
+    _fake_package(tmp_path, "torchvision", "raise RuntimeError('operator torchvision::nms does not exist')\n")
+    env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    monkeypatch.setattr(preflight.metadata, "requires", lambda d: ["torch==2.13.0", "torchvision==0.28.0",
+                                                                   "torchcodec>=0.14", "numpy"])
+    monkeypatch.setattr(preflight, "installed_distributions", lambda names: {"torch": "2.13.0+cpu"})
+    check = preflight.check_torch_extras("gpu", env=env, names=("torchvision",))
+    assert check.status == "fail"
+    assert "torch 2.13.0+cpu (a CPU-only torch" in check.detail and "torchvision::nms" in check.detail
+    assert check.fix.startswith(f"{sys.executable} -m pip install --force-reinstall torch==2.13.0 torchvision==0.28.0 ")
+    assert "torchcodec" not in check.fix  # not pinned: left alone
+
+
+def test_the_gpu_build_without_a_gpu_blocks_a_server_started_here():
+    none = preflight.Hardware(gpus=[], cpu_count=2, memory_gib=23.0)
+    for mode in ("embedded", "managed"):
+        check = preflight.check_hardware(none, "gpu", mode)
+        assert check.status == "fail" and "make setup ENGINE=cpu" in check.fix and mode in check.detail
+    assert preflight.check_hardware(none, "gpu", "external").status == "warn"  # the servers run elsewhere
+    assert preflight.check_hardware(none, "cpu", "embedded").status == "warn"
 
 
 def test_this_environment_has_no_broken_extras():
