@@ -42,6 +42,25 @@ def confidence(levels: Sequence[LoadLevel]) -> str:
     return "medium" if clear else "low"
 
 
+# Read from the installed vLLM 0.32 (vllm/config/vllm.py, VllmConfig._maybe_override_dynamic_sd_cudagraph_mode): a
+# num_speculative_tokens_per_batch_size table makes vLLM's default (V1) model runner override cudagraph_mode
+# FULL_AND_PIECEWISE -> PIECEWISE "for reliability" unless VLLM_USE_V2_MODEL_RUNNER=1. vLLM issue 49548 (open,
+# 2026-07, Qwen3.5-122B MTP k=2) measured that downgrade at ~14% slower single-stream (59.6 -> 50.0 tok/s), and an
+# aggregate-throughput collapse when concurrency crossed the table's threshold (232 -> 24-157 tok/s at 8 requests).
+# The levels measured here ran at a static k, so the table is a launch the load test did not run as such.
+def dynamic_k_note(table: list[list[int]]) -> str:
+    """What launching a k table costs on a GPU that a static-k measurement did not see, and the static alternative."""
+    spec = [r for r in table if r[2] > 0]
+    edge = spec[-1][1] if spec else 0
+    static = (f"num_speculative_tokens={max(r[2] for r in spec)} on a server kept below {edge + 1} running requests "
+              "(max_num_seqs, or a router sending more load to a server without speculation)") if spec else ""
+    return ("on a GPU, vLLM 0.32 serves a k table with PIECEWISE CUDA graphs instead of FULL_AND_PIECEWISE unless "
+            "VLLM_USE_V2_MODEL_RUNNER=1 (vllm/config/vllm.py); vLLM issue 49548 (open) measured ~14% slower "
+            "single-stream decoding with a table and a throughput collapse where concurrency crossed its threshold. The "
+            "levels here were measured at a static k: load-test the launch command as written, at and just above "
+            "the table's edge, before shipping it" + (f"; the static alternative is {static}" if static else ""))
+
+
 def load_schedule(levels: Sequence[LoadLevel], k: int, max_num_seqs: int = 256) -> list[list[int]] | None:
     """vLLM's ``num_speculative_tokens_per_batch_size`` from the load test: k up to the last win, 0 after.
 
@@ -218,6 +237,8 @@ def recommend(verdict: str, ev: Evidence, by: dict[str, RuleResult]) -> Recommen
         if classes and len(classes) < len(ev.acceptance_by_workload):
             rec.workload_classes = classes
             notes.append("enable speculation only for: " + ", ".join(classes) + " (route the other classes to a server without it)")
+    if enable and cfg.get("num_speculative_tokens_per_batch_size"):
+        notes.append(dynamic_k_note(cfg["num_speculative_tokens_per_batch_size"]))
     if not enable:
         notes.append("keep speculative decoding off: " + ("the measurements say it does not pay" if verdict == "NO-GO"
                                                           else "measure what is missing first"))

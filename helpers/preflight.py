@@ -126,7 +126,8 @@ def check_hardware(hw: Hardware, build: str, mode: str = "external") -> Check:
                      fix="fine for the embedded demo; speed verdicts need the production GPU")
     if mode != "external":
         return Check(name="accelerators", status="fail",
-                     detail=f"vLLM's GPU build is installed but nvidia-smi found no GPU: a {mode} server cannot start here",
+                     detail=f"vLLM's GPU build is installed but nvidia-smi found no GPU: the servers of {mode} mode "
+                            "cannot start here",
                      fix="run on the GPU node; on a machine without GPUs install the CPU build instead "
                          "(make setup ENGINE=cpu), or point mode=external at servers elsewhere")
     return Check(name="accelerators", status="warn", detail="nvidia-smi found no GPU",

@@ -71,6 +71,25 @@ def test_limits_become_a_vllm_batch_size_table(tmp_path):
     table = d.recommended.speculative_config["num_speculative_tokens_per_batch_size"]
     assert table == [[1, 4, 4], [5, 256, 0]]
     assert d.recommended.max_concurrency == 4
+    # the table is a launch the static-k levels did not run as such: the GPU cost is named, with the alternative
+    note = next(n for n in d.recommended.notes if "PIECEWISE" in n)
+    assert "vLLM issue 49548" in note and "VLLM_USE_V2_MODEL_RUNNER=1" in note
+    assert "num_speculative_tokens=4 on a server kept below 5 running requests" in note
+
+
+def test_the_dynamic_k_note_reads_the_table_edge_and_largest_k():
+    from playbook.helpers.decide import dynamic_k_note
+
+    assert "num_speculative_tokens=5 on a server kept below 17 running" in dynamic_k_note([[1, 8, 5], [9, 16, 2],
+                                                                                           [17, 256, 0]])
+    assert "static alternative" not in dynamic_k_note([[1, 256, 0]])
+
+
+def test_no_table_no_dynamic_k_note(tmp_path):
+    run = make_run(tmp_path, sweep_result=sweep(), load_result=load(WIN))
+    d, _ = _decide(run, expected_peak_concurrency=4)
+    assert d.recommended.enable and not d.recommended.speculative_config.get("num_speculative_tokens_per_batch_size")
+    assert not any("PIECEWISE" in n for n in d.recommended.notes)
 
 
 def test_limits_to_one_workload_class(tmp_path):

@@ -156,3 +156,15 @@ def test_the_wheel_holds_every_module_and_data_file(tmp_path):
                                ("environments", "playbook/environments", "*.yaml")):
         expected |= {f"{dest}/{f.name}" for f in (ROOT / src).glob(pattern)}
     assert not expected - inside, sorted(expected - inside)
+
+
+def test_a_clone_imports_its_helpers_without_the_editable_finder():
+    """`pip install .` (not editable) then `python -m playbook` in the clone: the clone's playbook/ shadows the
+    installed package, so it must find helpers/, notebooks/ and environments/ beside it. -S drops site-packages and
+    with them the editable install's finder: only the clone is on the path."""
+    root = Path(__file__).resolve().parents[2]
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]); import playbook.helpers, playbook.notebooks, "
+             "playbook.environments as e; print(playbook.helpers.__file__); print(e.__file__)")
+    out = subprocess.run([sys.executable, "-S", "-c", probe, str(root)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [str(root / "helpers" / "__init__.py"), str(root / "environments" / "__init__.py")]
