@@ -192,7 +192,11 @@ def test_a_level_stops_when_its_interval_is_narrow_enough_or_its_budget_is_spent
     loose = run_load_test(_params(two_fakes, min_round_pairs=2, target_ci_halfwidth=5.0), RunDir(tmp_path / "a"),
                           progress=False)
     (sp,) = loose.speedup
-    assert sp.design == "paired" and sp.rounds == 2 and sp.stop_reason.startswith("within-run interval")
+    # it stops at the first pair count (>= 2) whose interval is within +-500%: 2 pairs as a rule, but on a busy
+    # machine two pairs can disagree by more than that (Student's t with one degree of freedom is 12.7) and a
+    # third is measured (seen 2026-12-04: 3 pairs, 0.97x [0.55, 1.72])
+    assert sp.design == "paired" and 2 <= sp.rounds <= 4 and sp.stop_reason.startswith("within-run interval")
+    assert f"after {sp.rounds} pairs" in sp.stop_reason or "re-measured" in sp.stop_reason
     tight = run_load_test(_params(two_fakes, min_round_pairs=2, target_ci_halfwidth=1e-6, level_time_budget_s=6),
                           RunDir(tmp_path / "b"), progress=False)
     (sp,) = tight.speedup
@@ -237,9 +241,9 @@ def test_the_mixed_workload_is_compared_at_every_level(two_fakes, tmp_path):
     assert all(m.speedup_mixed is not None and m.speedup_homogeneous is not None for m in res.mixed)
     assert sorted((lv.config, lv.level) for lv in res.mixed_levels) == [("baseline", 1), ("baseline", 2),
                                                                          ("spec", 1), ("spec", 2)]
-    # min_round_pairs rounds, or as many again when the integrity check re-measured the level (it can on a busy
-    # machine, where a fake server's stream stalls): never fewer, never another count.
-    assert all(lv.workload == p.mixed_workload and lv.rounds in (2, 4) for lv in res.mixed_levels)
+    # min_round_pairs rounds as a rule; on a busy machine a fake server's stream stalls, and a level takes a third
+    # pair (two disagreeing pairs), or two more (the integrity check re-measures it): never fewer
+    assert all(lv.workload == p.mixed_workload and 2 <= lv.rounds <= 6 for lv in res.mixed_levels)
 
 
 def test_abba_measures_baseline_spec_then_baseline_again_and_resumes(two_fakes, tmp_path):
