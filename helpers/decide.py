@@ -48,6 +48,12 @@ def confidence(levels: Sequence[LoadLevel]) -> str:
 # 2026-07, Qwen3.5-122B MTP k=2) measured that downgrade at ~14% slower single-stream (59.6 -> 50.0 tok/s), and an
 # aggregate-throughput collapse when concurrency crossed the table's threshold (232 -> 24-157 tok/s at 8 requests).
 # The levels measured here ran at a static k, so the table is a launch the load test did not run as such.
+TABLE_UNMEASURED = ("k=0 still runs the draft once per step, and on the embedded engine (2026-12-04) the table "
+                    "[[1, 15, 4], [16, 256, 0]] served 16 concurrent requests at 16.7-17.4 ms TPOT against 11.0-11.2 "
+                    "ms for static k=4 and 12.7-15.0 ms without speculation (helpers/candidates.py); load-test it "
+                    "as launched before using it")
+
+
 def dynamic_k_note(table: list[list[int]]) -> str:
     """What launching a k table costs on a GPU that a static-k measurement did not see, and the static alternative."""
     spec = [r for r in table if r[2] > 0]
@@ -224,15 +230,18 @@ def recommend(verdict: str, ev: Evidence, by: dict[str, RuleResult]) -> Recommen
         rec.max_concurrency = float(off - 1) if off and off > 1 else rec.max_concurrency
         notes.append(f"k per batch size measured: {table} (vLLM 0.32 `num_speculative_tokens_per_batch_size`, inclusive "
                      "ranges starting at 1; ignored when data_parallel_size > 1). " + str(comp.get("k_zero_note", "")))
+    measured_table = comp.get("k_table_measured") if enable else None
+    if measured_table and not table:
+        notes.append(comp.get("launch_check") or f"the measured k table {measured_table} was not measured as "
+                     f"launched: launching static k={k}")
     if verdict == "GO WITH LIMITS":
         schedule = load_schedule(ev.load_levels, k) if ev.load_kind == "concurrency" and not table else None
-        if schedule:
-            cfg["num_speculative_tokens_per_batch_size"] = schedule
-            rec.num_speculative_tokens_per_batch_size = schedule
+        if schedule:  # a limit to keep, not a table to launch: a table no level ran as launched is not shipped
             rec.max_concurrency = float(schedule[0][1])
-            notes.append(f"speculate with k={k} up to {schedule[0][1]} running requests, off above "
-                         "(vLLM 0.32 `num_speculative_tokens_per_batch_size`, inclusive ranges starting at 1; "
-                         "vLLM ignores it when data_parallel_size > 1)")
+            notes.append(f"speculate with k={k} up to {schedule[0][1]} running requests: keep each server below "
+                         f"{schedule[0][1] + 1} (max_num_seqs) or route the load above it to a server without "
+                         f"speculation. vLLM's num_speculative_tokens_per_batch_size={schedule} would turn it down "
+                         "above that, but it was not measured as launched: " + TABLE_UNMEASURED)
         classes = workload_classes_that_win(ev.acceptance_by_workload)
         if classes and len(classes) < len(ev.acceptance_by_workload):
             rec.workload_classes = classes

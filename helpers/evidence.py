@@ -333,7 +333,9 @@ def _from_candidates(run: RunDir, ev: Evidence) -> None:
     ev.candidates = {
         "primary": next((c.label for c in comp.candidates if c.primary), ""), "winner": comp.winner,
         "measured": [c.label for c in comp.candidates if c.status == "measured"], "winner_method": comp.winner_method,
-        "winner_k": comp.winner_k, "win_levels": comp.win_levels, "k_table": comp.k_table,
+        "winner_k": candidates.launch_k(comp), "win_levels": comp.win_levels,
+        "k_table": candidates.launched_table(comp), "k_table_measured": comp.k_table,
+        "launch_check": comp.launch_check.finding if comp.launch_check is not None else "",
         "winner_window": [top.candidate.lookup_min, top.candidate.lookup_max] if top and top.candidate.lookup_min else None,
         "k_zero_note": comp.k_zero_note, "finding": comp.finding}
     won = candidates.winner_load(run.path, comp)

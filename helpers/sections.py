@@ -472,6 +472,7 @@ def candidates(run: RunDir, ev: Evidence) -> str:
     if res.k_table:
         body += (f"<p><b>Measured <code>num_speculative_tokens_per_batch_size</code></b> ({esc(res.winner_method)}): "
                  f"<code>{esc(json.dumps(res.k_table))}</code></p>")
+        body += _launch_check(res, kind)
     body += f"<p><small>{esc(res.k_zero_note or K_ZERO_NOTE)}</small></p>"
     body += ("<p><b>Latency vs throughput per level</b> (lower and to the right is better):</p>"
              + figure(plots.candidates_pareto(res), "TPOT vs output throughput per level"))
@@ -479,6 +480,19 @@ def candidates(run: RunDir, ev: Evidence) -> str:
     if res.warnings:
         body += "<ul>" + "".join(f"<li>{esc(w)}</li>" for w in res.warnings) + "</ul>"
     return section("candidates", title, res.finding, body)
+
+
+def _launch_check(res, kind: str) -> str:
+    """The k table measured as launched, level by level against the static configuration it would replace."""
+    lc = res.launch_check
+    if lc is None:
+        return "<p>The table was not measured as launched, so the launch command does not carry it.</p>"
+    rows = pd.DataFrame([{kind: r.level, "table as launched": r.speedup,
+                          "95% interval": f"{r.ci_low:.2f} to {r.ci_high:.2f}" if r.ci_low is not None and r.ci_high
+                          is not None else "-", f"static {lc.label}": lc.expected.get(r.level), "status": r.status}
+                         for r in lc.levels])
+    table = frame(rows) if not rows.empty else ""
+    return f"<p><b>The table measured as launched</b> ({esc(lc.status)}): {esc(lc.finding)}</p>" + table
 
 
 def predicted_vs_measured(pred: Prediction | None, check: PredictionCheck | None, ev: Evidence, run: RunDir) -> str:

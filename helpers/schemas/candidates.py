@@ -69,6 +69,20 @@ class LevelChoice(BaseModel):
     ci_high: float | None = None
 
 
+class LaunchCheck(BaseModel):
+    """The k table measured as launched (vLLM's ``num_speculative_tokens_per_batch_size``) at the measured levels
+    on either side of each of its edges, against the static configuration it would replace."""
+
+    table: list[list[int]]
+    label: str = Field("", description="the static configuration launched instead when the table does not hold")
+    status: Literal["held", "slower", "failed"] = "held"
+    levels: list[CandidateLevel] = Field(default_factory=list, description="the table's server against the baseline")
+    expected: dict[float, float] = Field(default_factory=dict, description="per checked level, the static "
+                                         "configuration's measured speedup there")
+    run_dir: str = ""
+    finding: str = ""
+
+
 class CandidatesResult(BaseModel):
     status: Literal["ok", "partial", "failed", "skipped"] = "ok"
     level_kind: str = "concurrency"
@@ -84,6 +98,8 @@ class CandidatesResult(BaseModel):
     k_table: list[list[int]] | None = Field(None, description="vLLM's num_speculative_tokens_per_batch_size from "
                                             "k_by_level (None: one k everywhere, or rates)")
     k_zero_note: str = ""
+    launch_check: LaunchCheck | None = Field(None, description="k_table measured as launched; the launch command "
+                                             "carries the table only when it held")
     budget_note: str = ""
     warnings: list[str] = Field(default_factory=list)
     finding: str = ""

@@ -9,7 +9,13 @@ from playbook.helpers import candidates as cd
 from playbook.helpers import decide
 from playbook.helpers.errors import ParameterError
 from playbook.helpers.params import LoadParams, ReportParams
-from playbook.helpers.schemas.candidates import Candidate, CandidateLevel, CandidateResult, CandidatesResult
+from playbook.helpers.schemas.candidates import (
+    Candidate,
+    CandidateLevel,
+    CandidateResult,
+    CandidatesResult,
+    LaunchCheck,
+)
 from playbook.helpers.schemas.decision import Evidence, LoadLevel
 from playbook.helpers.schemas.load import LevelStats, LoadResult, SpeedupPoint
 
@@ -86,7 +92,40 @@ def test_choice_per_level_winner_and_measured_k_table():
     # the label that wins most levels and the per-level fastest are both named, and what to launch
     assert "widest winning range: draft_model:2 (concurrency 1, 4)" in res.finding
     assert "clearly faster): draft_model:4 at 1, draft_model:2 at 4;" in res.finding
+    # the table was not measured as launched here: the winner is launched at its own k, static
+    assert cd.launched_table(res) is None and cd.launch_k(res) == 2
+    assert "launch draft_model with k=2; fastest" in res.finding
+    assert "the k table [[1, 3, 4], [4, 15, 2], [16, 256, 0]] was not measured as launched" in res.finding
+    # measured as launched and held: the table goes into the launch command, with its largest k
+    res.launch_check = cd.judge_launch(LaunchCheck(table=res.k_table, label="draft_model:2",
+                                                   expected={1: 1.20, 4: 1.15, 16: 0.95},
+                                                   levels=[_row(1, 1.25, 1.1, 1.4), _row(4, 1.12, 1.0, 1.25),
+                                                           _row(16, 0.93, 0.8, 1.05)]))
+    assert res.launch_check.status == "held" and cd.launched_table(cd.choose(res)) == res.k_table
+    assert cd.launch_k(res) == 4
     assert "launch draft_model with k=4 and the measured k table [[1, 3, 4], [4, 15, 2], [16, 256, 0]];" in res.finding
+
+
+def test_a_table_slower_as_launched_than_the_static_winner_is_not_launched():
+    """The embedded engine's own numbers (2026-12-04): the table [[1, 15, 4], [16, 256, 0]] served concurrency 16
+    at 0.90x where static k=4 measured 1.10x; at 8 both ran k=4 alike."""
+    lc = cd.judge_launch(LaunchCheck(table=[[1, 15, 4], [16, 256, 0]], label="draft_model:4",
+                                     expected={8: 1.31, 16: 1.10},
+                                     levels=[_row(8, 1.30, 1.05, 1.6), _row(16, 0.90, 0.75, 1.08)]))
+    assert lc.status == "slower"
+    assert "slower than static draft_model:4 at 16 (0.90x vs 1.10x): launching draft_model:4 (static)" in lc.finding
+    # within the tolerance of two unpaired phases it holds; a level measuring nothing fails the check
+    near = cd.judge_launch(lc.model_copy(update={"status": "held", "levels": [_row(16, 0.96, 0.8, 1.1)]}))
+    assert near.status == "held"
+    none = cd.judge_launch(lc.model_copy(update={"status": "held",
+                                                 "levels": [CandidateLevel(level=16, status="excluded")]}))
+    assert none.status == "failed" and "launching draft_model:4 (static)" in none.finding
+
+
+def test_edge_levels_are_the_measured_levels_either_side_of_each_edge():
+    assert cd.edge_levels([[1, 15, 4], [16, 256, 0]], [1, 4, 8, 16]) == [8, 16]
+    assert cd.edge_levels([[1, 3, 4], [4, 15, 2], [16, 256, 0]], [1, 4, 16]) == [1, 4, 16]
+    assert cd.edge_levels([[1, 7, 4], [8, 256, 0]], [1, 2, 4, 32]) == [4, 32]
 
 
 def test_k_table_merges_equal_neighbours_and_drops_a_constant_table():
@@ -154,6 +193,20 @@ def test_the_decision_recommends_the_measured_winner_and_its_table():
     assert "prompt_lookup_max" in cmd and "num_speculative_tokens_per_batch_size" in cmd
     # the same evidence without the comparison: the step's own configuration, which loses
     assert decide.decide_for(_ev({}, own), p).verdict == "NO-GO"
+
+
+def test_a_table_not_held_as_launched_leaves_the_launch_command_static():
+    finding = "the k table [[1, 7, 3], [8, 256, 0]] measured as launched was slower than static ngram:3 at 8"
+    comp = {"primary": "draft_model:4", "winner": "ngram:3", "winner_method": "ngram", "winner_k": 3,
+            "measured": ["draft_model:4", "ngram:3"], "win_levels": [1, 4], "k_table": None,
+            "k_table_measured": [[1, 7, 3], [8, 256, 0]], "launch_check": finding, "winner_window": [1, 3]}
+    won = [_lv(1, 1.4, 1.2, 1.6), _lv(4, 1.2, 1.1, 1.3), _lv(8, 0.9, 0.8, 0.95)]
+    p = ReportParams(expected_peak_concurrency=4)
+    d = decide.decide_for(_ev(comp, [_lv(1, 0.9, 0.8, 0.95)], won), p)
+    rec = d.recommended
+    assert rec.enable and rec.num_speculative_tokens == 3 and rec.num_speculative_tokens_per_batch_size is None
+    assert finding in rec.notes and not any("PIECEWISE" in n for n in rec.notes)
+    assert "num_speculative_tokens_per_batch_size" not in decide.launch_command_for(p, rec)
 
 
 def test_no_go_names_every_measured_configuration():

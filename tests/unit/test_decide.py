@@ -65,16 +65,14 @@ def test_only_preflight_is_inconclusive_naming_what_to_measure(tmp_path):
     assert not d.recommended.enable
 
 
-def test_limits_become_a_vllm_batch_size_table(tmp_path):
+def test_limits_become_a_load_limit_not_an_unmeasured_table(tmp_path):
     run = make_run(tmp_path, sweep_result=sweep(), load_result=load(WIN_THEN_LOSS))
     d, _ = _decide(run, expected_peak_concurrency=16)
-    table = d.recommended.speculative_config["num_speculative_tokens_per_batch_size"]
-    assert table == [[1, 4, 4], [5, 256, 0]]
-    assert d.recommended.max_concurrency == 4
-    # the table is a launch the static-k levels did not run as such: the GPU cost is named, with the alternative
-    note = next(n for n in d.recommended.notes if "PIECEWISE" in n)
-    assert "vLLM issue 49548" in note and "VLLM_USE_V2_MODEL_RUNNER=1" in note
-    assert "num_speculative_tokens=4 on a server kept below 5 running requests" in note
+    assert "num_speculative_tokens_per_batch_size" not in d.recommended.speculative_config
+    assert d.recommended.num_speculative_tokens_per_batch_size is None and d.recommended.max_concurrency == 4
+    assert "num_speculative_tokens_per_batch_size" not in d.recommended.launch_command
+    note = next(n for n in d.recommended.notes if "up to 4 running requests" in n)
+    assert "[[1, 4, 4], [5, 256, 0]]" in note and "not measured as launched" in note and "k=0 still runs" in note
 
 
 def test_the_dynamic_k_note_reads_the_table_edge_and_largest_k():

@@ -127,7 +127,8 @@ def test_exports_pdf_and_notebooks(report):
 def test_launch_command_in_todays_syntax(report):
     _, html, d = report
     cmd = d["recommended"]["launch_command"]
-    assert "--speculative-config" in cmd and "num_speculative_tokens_per_batch_size" in cmd
+    assert "--speculative-config" in cmd and '"num_speculative_tokens":4' in cmd.replace(" ", "")
+    assert "num_speculative_tokens_per_batch_size" not in cmd  # a limit, not a table no level ran as launched
     assert "--speculative-model" not in cmd
     assert "/models/draft" in d["recommended"]["speculative_config"]["model"]
     assert "rate(" in html and "spec_decode_num_accepted_tokens_total" in html  # the monitoring queries
