@@ -54,3 +54,30 @@ def test_two_candidates_at_one_level_share_the_baseline_and_resume(tmp_path, ser
     again = read_jsonl(pool_log)[before:]
     assert not [e for e in again if e["event"] == "start"], json.dumps(again)
     assert candidates.read(run).candidates[1].levels[0].speedup == comp.candidates[1].levels[0].speedup
+
+
+def test_a_k_table_is_measured_as_launched_on_its_own_server(tmp_path, server_pool, spec_server, baseline_server,
+                                                             monkeypatch):
+    """The launch check for real: the table [[1, 2, 4], [3, 256, 0]] is served by a vLLM started with it (not the
+    pooled static k=4 server) and measured at the levels either side of its edge, against the pooled baseline."""
+    monkeypatch.setenv(POOL_ENV, server_pool.address)
+    pool_log = server_pool.run_dir / "artifacts" / "servers.jsonl"
+    seen = len(read_jsonl(pool_log))
+    run = RunDir(tmp_path / "run")
+    p = LoadParams(run_dir=str(run.path), concurrencies=[1, 3], requests_per_level=3, warmup_requests=1, max_tokens=24,
+                   temperature=0.0, find_saturation=False, lossless_check=False, min_round_pairs=2,
+                   level_time_budget_s=8, candidates=["off"])
+    own = candidates.Candidate(method="draft_model", k=4)
+    rows = [candidates.CandidateLevel(level=1, speedup=1.5, ci_low=1.2, ci_high=1.8),
+            candidates.CandidateLevel(level=3, speedup=1.3, ci_low=1.1, ci_high=1.5)]
+    res = candidates.CandidatesResult(levels=[1, 3], winner="draft_model:4", winner_method="draft_model", winner_k=4,
+                                      k_table=[[1, 2, 4], [3, 256, 0]], candidates=[candidates.CandidateResult(
+                                          candidate=own, label=own.label, primary=True, levels=rows)])
+    lc = candidates.check_launch(p, run, res, progress=False)
+    assert lc.table == [[1, 2, 4], [3, 256, 0]] and lc.label == "draft_model:4" and lc.expected == {1: 1.5, 3: 1.3}
+    assert [r.level for r in lc.levels] == [1, 3] and all(r.rounds >= 2 for r in lc.levels)
+    assert lc.status in ("held", "slower", "failed") and "[[1, 2, 4], [3, 256, 0]]" in lc.finding
+    assert (run.path / "candidates" / candidates.LAUNCH_SLUG / "artifacts" / "50_load.json").is_file()
+    starts = [e for e in read_jsonl(pool_log)[seen:] if e["event"] == "start"]
+    assert [e["role"] for e in starts] == ["spec"], json.dumps(starts)  # its own server; the baseline is pooled
+    assert "num_speculative_tokens_per_batch_size" in starts[0]["config"]
