@@ -225,6 +225,14 @@ def test_report_section_shows_the_comparison_and_says_when_there_is_none(tmp_pat
     html = sections.candidates(run, Evidence())
     assert html.count("<img") == 3 and "[[1, 3, 4], [4, 15, 2], [16, 256, 0]]" in html
     assert "pruned" in html and "not the same as off" in html and "draft_model:2" in html
+    assert "The table was not measured as launched" in html
+    res = cd.choose(_comparison())
+    res.launch_check = cd.judge_launch(LaunchCheck(table=res.k_table, label="draft_model:2", expected={16: 0.95},
+                                                   levels=[_row(16, 0.70, 0.6, 0.8)]))
+    run.write_json(cd.RESULT, res)
+    html = sections.candidates(run, Evidence())
+    assert "The table measured as launched</b> (slower)" in html and "static draft_model:2" in html
+    assert "16 (0.70x vs 0.95x)" in html
 
 
 def test_the_predictor_predicts_other_ks_of_the_same_method_scaled_by_the_measured_speedup():
