@@ -156,9 +156,11 @@ class _Ctx:
     on_level: Callable | None = None
     spec_config: dict | None = None  # candidates: the spec server's speculative config, when not the parameters'
     _records: list[dict] | None = None
+    baseline_config: dict | None = None  # candidates' launch check: the reference server speculates too
 
     def overrides(self, config: str) -> dict:
-        return {"speculative_config": self.spec_config} if config == "spec" and self.spec_config else {}
+        cfg = self.spec_config if config == "spec" else self.baseline_config
+        return {"speculative_config": cfg} if cfg else {}
 
     def records(self) -> list[dict]:
         if self._records is None:
@@ -553,19 +555,21 @@ def _run_abba(ctx: _Ctx, shapes: list[LoadShape], warnings: list[str]):
 
 
 def run_load_test(p, run: RunDir, progress: bool = True, resume: bool = True, on_level=None,
-                  spec_config: dict | None = None) -> LoadResult:
+                  spec_config: dict | None = None, baseline_config: dict | None = None) -> LoadResult:
     """Notebook 50 / ``playbook run`` / ``playbook load``: measure every level (paired rounds where both
     servers can be up at once, else ABBA), the mixed workload at every level when set, the
     losslessness guard, then the analysis. With ``resume``, levels (and the lossless check) logged
     done by an interrupted earlier run with the same parameters are reused, and no server starts
     when nothing is left. ``on_level(stats)`` sees each (configuration, level) as it completes;
-    ``spec_config`` replaces the speculative server's config (helpers/candidates.py: an n-gram window)."""
+    ``spec_config`` replaces the speculative server's config (helpers/candidates.py: an n-gram window);
+    ``baseline_config`` gives the reference server one (the launch check: a k table against the static winner)."""
     from .workloads import check_specs
 
     shapes = shapes_for(p.concurrencies, p.rates, p.load_shape, p.burstiness)
     check_specs(p)  # a bad workload fails here, before any server starts
     planned = [s.level for s in shapes]
-    ctx = _Ctx(p, run, PhaseLog(run), p.fingerprint(NOT_IN_FINGERPRINT), resume, progress, on_level, spec_config)
+    ctx = _Ctx(p, run, PhaseLog(run), p.fingerprint(NOT_IN_FINGERPRINT), resume, progress, on_level, spec_config,
+               baseline_config=baseline_config)
     warnings: list[str] = []
     drift, pinning = None, ""
     if _design(p) == "paired":

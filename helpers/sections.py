@@ -487,10 +487,10 @@ def _launch_check(res, kind: str) -> str:
     lc = res.launch_check
     if lc is None:
         return "<p>The table was not measured as launched, so the launch command does not carry it.</p>"
-    rows = pd.DataFrame([{kind: r.level, "table as launched": r.speedup,
+    rows = pd.DataFrame([{kind: r.level, f"table vs static {lc.label} (paired, TPOT ratio)": r.speedup,
                           "95% interval": f"{r.ci_low:.2f} to {r.ci_high:.2f}" if r.ci_low is not None and r.ci_high
-                          is not None else "-", f"static {lc.label}": lc.expected.get(r.level), "status": r.status}
-                         for r in lc.levels])
+                          is not None else "-", f"static {lc.label} vs no speculation": lc.expected.get(r.level),
+                          "status": r.status} for r in lc.levels])
     table = frame(rows) if not rows.empty else ""
     return f"<p><b>The table measured as launched</b> ({esc(lc.status)}): {esc(lc.finding)}</p>" + table
 

@@ -76,9 +76,10 @@ class LaunchCheck(BaseModel):
     table: list[list[int]]
     label: str = Field("", description="the static configuration launched instead when the table does not hold")
     status: Literal["held", "slower", "failed"] = "held"
-    levels: list[CandidateLevel] = Field(default_factory=list, description="the table's server against the baseline")
+    levels: list[CandidateLevel] = Field(default_factory=list, description="the table's server against the static "
+                                         "configuration's, in paired rounds (speedup: static TPOT / table TPOT)")
     expected: dict[float, float] = Field(default_factory=dict, description="per checked level, the static "
-                                         "configuration's measured speedup there")
+                                         "configuration's measured speedup over no speculation there")
     run_dir: str = ""
     finding: str = ""
 

@@ -59,7 +59,8 @@ def test_two_candidates_at_one_level_share_the_baseline_and_resume(tmp_path, ser
 def test_a_k_table_is_measured_as_launched_on_its_own_server(tmp_path, server_pool, spec_server, baseline_server,
                                                              monkeypatch):
     """The launch check for real: the table [[1, 2, 4], [3, 256, 0]] is served by a vLLM started with it (not the
-    pooled static k=4 server) and measured at the levels either side of its edge, against the pooled baseline."""
+    pooled static k=4 server) and measured at the levels either side of its edge, paired against the static k=4
+    configuration (the pooled k=4 server, reused as the reference)."""
     monkeypatch.setenv(POOL_ENV, server_pool.address)
     pool_log = server_pool.run_dir / "artifacts" / "servers.jsonl"
     seen = len(read_jsonl(pool_log))
@@ -78,6 +79,9 @@ def test_a_k_table_is_measured_as_launched_on_its_own_server(tmp_path, server_po
     assert [r.level for r in lc.levels] == [1, 3] and all(r.rounds >= 2 for r in lc.levels)
     assert lc.status in ("held", "slower", "failed") and "[[1, 2, 4], [3, 256, 0]]" in lc.finding
     assert (run.path / "candidates" / candidates.LAUNCH_SLUG / "artifacts" / "50_load.json").is_file()
-    starts = [e for e in read_jsonl(pool_log)[seen:] if e["event"] == "start"]
-    assert [e["role"] for e in starts] == ["spec"], json.dumps(starts)  # its own server; the baseline is pooled
-    assert "num_speculative_tokens_per_batch_size" in starts[0]["config"]
+    events = read_jsonl(pool_log)[seen:]
+    (table,) = [e for e in events if e["event"] == "start"]  # the table's own server; the static k=4 one is pooled
+    assert "num_speculative_tokens_per_batch_size" in table["config"], json.dumps(events)
+    reference = [e for e in events if e["event"] == "reuse" and "draft_model k=4" in e["config"]
+                 and "per_batch_size" not in e["config"]]
+    assert reference and reference[0]["name"] != table["name"], json.dumps(events)
