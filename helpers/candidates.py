@@ -367,7 +367,9 @@ def check_launch(p, run: RunDir, res: CandidatesResult, *, share: int = 1, progr
         load = run_load_test(q, sub, progress=progress, resume=resume, spec_config=launched,
                              baseline_config=reference)
     except PlaybookError as exc:
-        lc.status, lc.finding = "failed", f"the k table {table} could not be measured as launched: {exc.problem}"
+        lc.status = "failed"
+        lc.finding = (f"the k table {table} could not be measured as launched ({exc.problem}): launching {lc.label} "
+                      "(static)")
         return lc
     sub.write_json("50_load.json", load)
     lc.levels = levels_of(load)

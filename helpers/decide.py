@@ -63,8 +63,9 @@ def dynamic_k_note(table: list[list[int]]) -> str:
     return ("on a GPU, vLLM 0.32 serves a k table with PIECEWISE CUDA graphs instead of FULL_AND_PIECEWISE unless "
             "VLLM_USE_V2_MODEL_RUNNER=1 (vllm/config/vllm.py); vLLM issue 49548 (open) measured ~14% slower "
             "single-stream decoding with a table and a throughput collapse where concurrency crossed its threshold. The "
-            "levels here were measured at a static k: load-test the launch command as written, at and just above "
-            "the table's edge, before shipping it" + (f"; the static alternative is {static}" if static else ""))
+            "launch check measured this table as launched on this node only: on other hardware (a GPU, when this "
+            "was the CPU engine) measure it again at and just above its edge"
+            + (f"; the static alternative is {static}" if static else ""))
 
 
 def load_schedule(levels: Sequence[LoadLevel], k: int, max_num_seqs: int = 256) -> list[list[int]] | None:
