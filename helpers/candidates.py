@@ -355,12 +355,12 @@ def check_launch(p, run: RunDir, res: CandidatesResult, *, share: int = 1, progr
     from .endpoints import server_config
     from .loadtest import run_load_test
 
-    static = static_of(res)
+    static = static_of(res)  # a table exists only with a winner (choose)
     table = [list(r) for r in res.k_table or []]
-    cand = static.candidate if static else Candidate(method=res.winner_method, k=res.winner_k or 1)
+    cand = static.candidate
     lc = LaunchCheck(table=table, label=cand.label, run_dir=f"{SUBDIR}/{LAUNCH_SLUG}")
     levels = edge_levels(table, res.levels)
-    rows = {r.level: r for r in (static.levels if static else [])}
+    rows = {r.level: r for r in static.levels}
     lc.expected = {lvl: rows[lvl].speedup for lvl in levels if lvl in rows and rows[lvl].speedup}
     q = sub_params(p, cand, levels, res.level_kind, max(share, 1))
     reference = dict(spec_config(q, cand) or server_config(q, "spec").speculative_config or {})
@@ -538,8 +538,10 @@ def finding(res: CandidatesResult) -> str:
     where = ", ".join(f"{x:g}" for x in res.win_levels)
     chosen = ", ".join(f"{p.winner} at {p.level:g}" for p in res.per_level if p.winner)
     table = f" and the measured k table {res.k_table}" if launched_table(res) else ""
-    check = f"; {res.launch_check.finding}" if res.k_table and res.launch_check is not None else (
-        f"; the k table {res.k_table} was not measured as launched, so it is not launched" if res.k_table else "")
+    check = ""
+    if res.k_table:
+        check = (f"; {res.launch_check.finding}" if res.launch_check is not None
+                 else f"; the k table {res.k_table} was not measured as launched, so it is not launched")
     return (f"{n} configuration(s) measured; launch {res.winner_method} with k={launch_k(res)}{table}; fastest per "
             f"level (the step's own configuration unless another is clearly faster): {chosen}; widest winning "
             f"range: {res.winner} ({unit} {where}){check}{tail}")
