@@ -88,8 +88,10 @@ def read_run(run_dir: str | Path, seconds: float = 0.0, exit_code: int = 0) -> R
                 ci = (float(point["ci_low"]), float(point["ci_high"]))
     best, levels = None, ()
     comparison = candidates.read(run)  # the choice as today's rule makes it, as `playbook report` re-decides
-    if comparison is not None and comparison.winner:  # what the launch command runs: the method, k = the table's largest
-        best, levels = f"{comparison.winner_method}:{comparison.winner_k}", tuple(comparison.win_levels)
+    if comparison is not None and comparison.winner:  # what the launch command runs: method, k, and the table if launched
+        table = "+table" if candidates.launched_table(comparison) else ""
+        best = f"{comparison.winner_method}:{candidates.launch_k(comparison)}{table}"
+        levels = tuple(comparison.win_levels)
     return RunSummary(str(run), verdict, speedup, ci, status, seconds, exit_code, best=best, best_levels=levels)
 
 

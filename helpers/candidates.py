@@ -320,7 +320,13 @@ LAUNCH_TOLERANCE = 0.15  # the table is slower where its point estimate falls mo
 # measured at every level, the table only here. A clean-clone `make run` (2026-12-04 21:04) measured the table
 # [[1, 15, 4], [16, 256, 0]] at 0.64x [0.44, 1.15] of static k=4 at 16 (0.88x [0.70, 1.12] at 8); an
 # interval-only rule launched it, though the direct measurement above puts it 35-50% behind there.
-LAUNCH_SLUG = "launch-k-table"
+
+
+def launch_slug(label: str, table: Sequence[Sequence[int]]) -> str:
+    """The launch check's own run directory: it names the static configuration and the table, so a resumed run
+    whose re-decided table (or winner) differs measures afresh instead of reusing another table's levels."""
+    rows = "_".join("-".join(str(int(x)) for x in row) for row in table)
+    return f"launch-{label.replace(':', '-')}-table-{rows}"
 
 
 def edge_levels(table: Sequence[Sequence[int]], levels: Sequence[float]) -> list[float]:
@@ -358,7 +364,7 @@ def check_launch(p, run: RunDir, res: CandidatesResult, *, share: int = 1, progr
     static = static_of(res)  # a table exists only with a winner (choose)
     table = [list(r) for r in res.k_table or []]
     cand = static.candidate
-    lc = LaunchCheck(table=table, label=cand.label, run_dir=f"{SUBDIR}/{LAUNCH_SLUG}")
+    lc = LaunchCheck(table=table, label=cand.label, run_dir=f"{SUBDIR}/{launch_slug(cand.label, table)}")
     levels = edge_levels(table, res.levels)
     rows = {r.level: r for r in static.levels}
     lc.expected = {lvl: rows[lvl].speedup for lvl in levels if lvl in rows and rows[lvl].speedup}

@@ -54,12 +54,18 @@ TABLE_UNMEASURED = ("k=0 still runs the draft once per step, and on the embedded
                     "as launched before using it")
 
 
-def dynamic_k_note(table: list[list[int]]) -> str:
-    """What launching a k table costs on a GPU that a static-k measurement did not see, and the static alternative."""
+def dynamic_k_note(table: list[list[int]], static_k: int | None = None) -> str:
+    """What launching a k table costs on a GPU that a static-k measurement did not see, and the static alternative:
+    ``static_k``, the winner at its own k that the launch check compared the table against (measured at every
+    level); without it, the table's largest k below its edge."""
     spec = [r for r in table if r[2] > 0]
     edge = spec[-1][1] if spec else 0
-    static = (f"num_speculative_tokens={max(r[2] for r in spec)} on a server kept below {edge + 1} running requests "
-              "(max_num_seqs, or a router sending more load to a server without speculation)") if spec else ""
+    if static_k:
+        static = (f"num_speculative_tokens={static_k} without the table, the configuration the launch check compared "
+                  "it against (measured at every level of the comparison)")
+    else:
+        static = (f"num_speculative_tokens={max(r[2] for r in spec)} on a server kept below {edge + 1} running "
+                  "requests (max_num_seqs, or a router sending more load to a server without speculation)") if spec else ""
     return ("on a GPU, vLLM 0.32 serves a k table with PIECEWISE CUDA graphs instead of FULL_AND_PIECEWISE unless "
             "VLLM_USE_V2_MODEL_RUNNER=1 (vllm/config/vllm.py); vLLM issue 49548 (open) measured ~14% slower "
             "single-stream decoding with a table and a throughput collapse where concurrency crossed its threshold. The "
@@ -248,7 +254,9 @@ def recommend(verdict: str, ev: Evidence, by: dict[str, RuleResult]) -> Recommen
             rec.workload_classes = classes
             notes.append("enable speculation only for: " + ", ".join(classes) + " (route the other classes to a server without it)")
     if enable and cfg.get("num_speculative_tokens_per_batch_size"):
-        notes.append(dynamic_k_note(cfg["num_speculative_tokens_per_batch_size"]))
+        static = str(comp.get("winner") or "").split(":")
+        static_k = int(static[1]) if len(static) > 1 and static[1].isdigit() else None
+        notes.append(dynamic_k_note(cfg["num_speculative_tokens_per_batch_size"], static_k))
     if not enable:
         notes.append("keep speculative decoding off: " + ("the measurements say it does not pay" if verdict == "NO-GO"
                                                           else "measure what is missing first"))

@@ -308,6 +308,10 @@ for name in sys.argv[2:]:
     except BaseException as exc:  # a broken extension raises RuntimeError/OSError/ImportError
         out[name] = [version, (type(exc).__name__ + ": " + str(exc)).splitlines()[0][:300]]
 print("PLAYBOOK_IMPORTS " + json.dumps(out))
+try:
+    print("PLAYBOOK_TORCH " + md.version("torch"))
+except md.PackageNotFoundError:
+    print("PLAYBOOK_TORCH ?")
 """
 
 
@@ -342,7 +346,7 @@ def check_torch_extras(build: str, python: str | None = None, env: dict[str, str
     `pip install '.[cpu]'` does not, so this names the fix. With the GPU build they break when torch is
     not the build they match (e.g. a CPU-only torch from another index): the fix reinstalls the versions vLLM
     pins. A subprocess of ``python`` imports those installed (``names``: import these even without package
-    metadata, for tests)."""
+    metadata, for tests) and reads its torch version."""
     python = python or sys.executable
     if python == sys.executable and names is None and not installed_distributions(TORCH_EXTRAS):
         return None  # nothing to import: no subprocess
@@ -352,6 +356,7 @@ def check_torch_extras(build: str, python: str | None = None, env: dict[str, str
                               timeout=300, env=env)
         line = next(ln for ln in reversed(proc.stdout.splitlines()) if ln.startswith("PLAYBOOK_IMPORTS "))
         found = {k: tuple(v) for k, v in __import__("json").loads(line.split(" ", 1)[1]).items()}
+        torch = next((ln.split(" ", 1)[1] for ln in proc.stdout.splitlines() if ln.startswith("PLAYBOOK_TORCH ")), "?")
     except (OSError, subprocess.TimeoutExpired, StopIteration, ValueError) as exc:
         return Check(name="torch extras", status="warn", detail=f"could not check {', '.join(wanted)}: {exc}",
                      fix=f"run {python} -c 'import torchvision, torchaudio' by hand")
@@ -364,7 +369,6 @@ def check_torch_extras(build: str, python: str | None = None, env: dict[str, str
                      detail=", ".join(f"{d} {v}" for d, (v, _) in found.items()) + f" import beside {beside}")
     errors = "; ".join(f"{d} {v}: {err}" for d, (v, err) in broken.items())
     if build != "cpu":
-        torch = installed_distributions(["torch"]).get("torch", "?")
         cpu_only = " (a CPU-only torch: vLLM's GPU build cannot use a GPU with it)" if "+cpu" in torch else ""
         return Check(name="torch extras", status="fail",
                      detail=f"broken beside torch {torch}{cpu_only}, and vLLM imports them: {errors}",

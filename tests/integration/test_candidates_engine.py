@@ -78,7 +78,7 @@ def test_a_k_table_is_measured_as_launched_on_its_own_server(tmp_path, server_po
     assert lc.table == [[1, 2, 4], [3, 256, 0]] and lc.label == "draft_model:4" and lc.expected == {1: 1.5, 3: 1.3}
     assert [r.level for r in lc.levels] == [1, 3] and all(r.rounds >= 2 for r in lc.levels)
     assert lc.status in ("held", "slower", "failed") and "[[1, 2, 4], [3, 256, 0]]" in lc.finding
-    assert (run.path / "candidates" / candidates.LAUNCH_SLUG / "artifacts" / "50_load.json").is_file()
+    assert (run.path / lc.run_dir / "artifacts" / "50_load.json").is_file()
     events = read_jsonl(pool_log)[seen:]
     (table,) = [e for e in events if e["event"] == "start"]  # the table's own server; the static k=4 one is pooled
     assert "num_speculative_tokens_per_batch_size" in table["config"], json.dumps(events)

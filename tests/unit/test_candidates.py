@@ -194,6 +194,7 @@ def test_the_decision_recommends_the_measured_winner_and_its_table():
     assert rec.num_speculative_tokens_per_batch_size == [[1, 7, 3], [8, 256, 0]] and rec.max_concurrency == 7
     assert "ngram" in d.headline and "best of 3 measured configurations: ngram:3" in d.headline
     assert any("not the same as off" in n for n in rec.notes)
+    assert any("the static alternative is num_speculative_tokens=3 without the table" in n for n in rec.notes)
     cmd = decide.launch_command_for(p, rec)
     assert '"method": "ngram"' in cmd or '"method":"ngram"' in cmd.replace(" ", "")
     assert "prompt_lookup_max" in cmd and "num_speculative_tokens_per_batch_size" in cmd
@@ -342,3 +343,12 @@ def test_the_step_s_own_configuration_holds_a_level_unless_another_is_clearly_fa
         _measured("draft_model:4", [(1, 1.30, 1.10, 1.50)], primary=True),
         _measured("draft_model:6", [(1, 1.40, 1.12, 1.70)])]))
     assert tie.winner == "draft_model:4"
+
+
+def test_the_launch_check_directory_names_the_table_and_the_static_configuration():
+    """A resumed run resumes per directory: a re-decided table or winner must not find another table's levels."""
+    a = cd.launch_slug("draft_model:4", [[1, 15, 4], [16, 256, 0]])
+    assert a == "launch-draft_model-4-table-1-15-4_16-256-0"
+    assert a != cd.launch_slug("draft_model:4", [[1, 7, 4], [8, 256, 3]])
+    assert a != cd.launch_slug("draft_model:3", [[1, 15, 4], [16, 256, 0]])
+    assert "/" not in cd.launch_slug("ngram:4:2-5", [[1, 3, 4], [4, 256, 2]])

@@ -83,6 +83,16 @@ def test_the_dynamic_k_note_reads_the_table_edge_and_largest_k():
     assert "static alternative" not in dynamic_k_note([[1, 256, 0]])
 
 
+def test_the_dynamic_k_note_names_the_static_winner_the_launch_check_compared_against():
+    """The table [[1, 7, 4], [8, 256, 3]] held against draft_model k=3 (the winner at its own k): the alternative
+    is k=3 without the table, not the table's largest k kept below its edge."""
+    from playbook.helpers.decide import dynamic_k_note
+
+    note = dynamic_k_note([[1, 7, 4], [8, 256, 3]], static_k=3)
+    assert "the static alternative is num_speculative_tokens=3 without the table" in note
+    assert "num_speculative_tokens=4" not in note
+
+
 def test_no_table_no_dynamic_k_note(tmp_path):
     run = make_run(tmp_path, sweep_result=sweep(), load_result=load(WIN))
     d, _ = _decide(run, expected_peak_concurrency=4)

@@ -7,6 +7,7 @@ import json
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from importlib import metadata
 
 import pytest
 
@@ -131,10 +132,11 @@ def test_broken_torchvision_beside_the_gpu_build_names_the_pinned_reinstall(tmp_
     env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
     monkeypatch.setattr(preflight.metadata, "requires", lambda d: ["torch==2.13.0", "torchvision==0.28.0",
                                                                    "torchcodec>=0.14", "numpy"])
-    monkeypatch.setattr(preflight, "installed_distributions", lambda names: {"torch": "2.13.0+cpu"})
+    torch = metadata.version("torch")  # read by the probed interpreter (the same one here), not by this one
     check = preflight.check_torch_extras("gpu", env=env, names=("torchvision",))
     assert check.status == "fail"
-    assert "torch 2.13.0+cpu (a CPU-only torch" in check.detail and "torchvision::nms" in check.detail
+    assert f"broken beside torch {torch}" in check.detail and "torchvision::nms" in check.detail
+    assert ("(a CPU-only torch" in check.detail) == ("+cpu" in torch)
     assert check.fix.startswith(f"{sys.executable} -m pip install --force-reinstall torch==2.13.0 torchvision==0.28.0 ")
     assert "torchcodec" not in check.fix  # not pinned: left alone
 

@@ -55,7 +55,8 @@ def test_each_run_names_its_recommendation_and_the_runs_agree_on_it(tmp_path):
 
 
 def test_the_recommendation_is_what_the_launch_command_runs(tmp_path):
-    """k=2 wins the widest range, k=4 the low loads: the launch runs draft_model with k=4 and a table."""
+    """k=2 wins the widest range, k=4 the low loads; with no launch check on record the table is not launched,
+    so the launch command (and the benchmark's recommendation) is the winner at its own k, static."""
     import json
 
     from playbook.helpers import candidates
@@ -74,4 +75,43 @@ def test_the_recommendation_is_what_the_launch_command_runs(tmp_path):
     (run / "artifacts" / "50_candidates.json").write_text(stored.model_dump_json())
     s = stability.read_run(run)
     assert candidates.read(run).winner == "draft_model:2"
-    assert (s.best, s.best_levels) == ("draft_model:4", (1.0, 4.0, 8.0))
+    assert candidates.read(run).k_table and not candidates.launched_table(candidates.read(run))
+    assert (s.best, s.best_levels) == ("draft_model:2", (1.0, 4.0, 8.0))
+
+
+def test_a_table_that_held_as_launched_is_part_of_the_recommendation(tmp_path):
+    """When the launch check held, the launch command runs the table's largest k with the table: so does the
+    benchmark's recommendation; when it was slower, the winner at its own k, static."""
+    import json
+
+    from playbook.helpers import candidates
+    from playbook.helpers.schemas.candidates import (
+        CandidateLevel,
+        CandidateResult,
+        CandidatesResult,
+        LaunchCheck,
+    )
+
+    def cand(label, rows, primary=False):
+        return CandidateResult(candidate=candidates.parse(label), label=label, primary=primary, status="measured",
+                               levels=[CandidateLevel(level=lv, speedup=s, ci_low=lo, ci_high=hi) for lv, s, lo, hi in rows])
+
+    def stored(check_speedup):
+        res = CandidatesResult(levels=[1, 4, 8], candidates=[
+            cand("draft_model:4", [(1, 1.81, 1.43, 2.29), (4, 1.44, 1.14, 1.82), (8, 1.33, 0.98, 1.8)], primary=True),
+            cand("draft_model:2", [(1, 1.43, 1.13, 1.82), (4, 1.46, 1.1, 1.94), (8, 1.35, 1.07, 1.71)])])
+        run = tmp_path / f"r{check_speedup}"
+        (run / "artifacts").mkdir(parents=True)
+        (run / "decision.json").write_text(json.dumps({"verdict": "GO WITH LIMITS"}))
+        (run / "artifacts" / "50_candidates.json").write_text(res.model_dump_json())
+        table = candidates.read(run).k_table
+        assert table, "the fixture must give a k table"
+        res.launch_check = LaunchCheck(table=table, label="draft_model:2", levels=[
+            CandidateLevel(level=lv, status="ok", speedup=check_speedup, ci_low=check_speedup - 0.1,
+                           ci_high=check_speedup + 0.1) for lv in candidates.edge_levels(table, [1, 4, 8])])
+        (run / "artifacts" / "50_candidates.json").write_text(res.model_dump_json())
+        return run
+
+    held, slower = stability.read_run(stored(1.0)), stability.read_run(stored(0.7))
+    assert held.best == "draft_model:4+table"
+    assert slower.best == "draft_model:2"
