@@ -9,7 +9,8 @@ Prints one line per run (verdict, the concurrency-1 TPOT speedup with its interv
     speedup_spread=<max / min of the concurrency-1 speedup point estimates>
 
 Each run's line also names the configuration it recommends, as its launch command runs it (step 50's
-comparison, 50_candidates.json: the method and num_speculative_tokens), and the levels where that method
+comparison, 50_candidates.json: the method and num_speculative_tokens, ``+table`` when its k table held as
+launched), and the levels where that method
 won: a verdict that holds while the recommended method or k changes would still flip what a user launches.
 
 Goal on this 2-core machine with nothing else running: 3/3 and at most 1.25. A level the load test
