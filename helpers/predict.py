@@ -142,9 +142,13 @@ def optimal_k(a: float, c: float, k_max: int = 16) -> int:
 # 2.4e-6 ms per KV token), so with these constants a chain of k=3 at mean acceptance length 2.3 on an
 # 8B H100 loses only from batch ~150-200: verification's extra b*k tokens at 0.021 ms each must outgrow
 # (AL-1) saved steps of ~7 ms. The paper's own measurement agrees (speedup -4.3% from batch 1 to 32,
-# benchmarks/predictor/published.yaml). Losses in the twenties are published for SGLang trees
-# (EAGLE-3 paper: EAGLE beyond batch 24), where each step verifies speculative_num_draft_tokens per
-# sequence and drafts topk per pass: predict(verify_tokens_per_seq=, tree_width=).
+# benchmarks/predictor/published.yaml). Losses in the twenties are published for other engines and GPUs:
+# the EAGLE-3 paper (arXiv 2503.01840, Table 3) measured EAGLE-1 with a chain of 3 on SGLang v0.4.4 on one
+# H100 at 0.93x from batch 24, and (Table 5) on vLLM on an RTX 3090 at 0.93x from batch 32. The second this
+# model reproduces (compute-bound: 71 TFLOPs for 936 GB/s); the first it does not (1.27x predicted at 24
+# with the acceptance anchored at batch 2): SGLang 0.4.4 lost 27% between batch 4 and 16 where the roofline
+# sees no reason to, and vLLM on the same H100 did not (SpecDecode-Bench above). SGLang trees verify
+# speculative_num_draft_tokens per sequence and draft topk per pass: predict(verify_tokens_per_seq=, tree_width=).
 H100_VLLM_V1 = StepConstants(
     # SpecDecode-Bench predictor.py `overhead_constant_per_step` = 1.2068e-3 s; simulator.py adds it
     # to every decode step of the baseline as well as of speculation (simulate_org_batch, simulate_sd_batch).

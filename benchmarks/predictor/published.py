@@ -3,10 +3,14 @@
 Each row names its source, configuration, acceptance and measured speedup; the prediction comes
 from catalog facts alone (``predict.catalog_prediction``), as a new user would get it from
 ``playbook predict``. Rows marked ``fit: true`` were used to set a constant of the step-time model
-(helpers/predict.py names them); the others are held out. Summary, over all rows and over the
-held-out rows: median absolute relative error of the speedup (speedup and ratio rows), how many
-rows have the direction (gain vs loss) right (speedup and crossover rows), and the factor between
-predicted and published crossover batch sizes (crossover rows).
+(helpers/predict.py names them); the others are held out. A source without an acceptance length
+for its rows either has one assumed (marked ``acceptance_assumed``) or anchors it (``anchor_batch``:
+the length at which the prediction matches the source's own speedup at its lowest batch, as the
+playbook calibrates on a node; that row is then fit). Summary, over the vLLM rows (the engine the
+playbook drives), the SGLang rows, the held-out rows and all rows (last): median absolute relative
+error of the speedup (speedup and ratio rows), how many rows have the direction (gain vs loss)
+right (speedup and crossover rows), and the worst factor between predicted and published crossover
+batch sizes (crossover rows).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from playbook.helpers import gpus, models, predict
 
@@ -42,7 +46,16 @@ class PublishedRow(BaseModel):
     verify_tokens: int | None = None
     tree_width: int = 1
     measured: float = Field(gt=0)
+    anchor_batch: int | None = Field(None, ge=1, description="the source gives no acceptance: the acceptance length is "
+                                     "the one at which the predicted speedup at this batch equals anchor_speedup")
+    anchor_speedup: float | None = Field(None, gt=0, description="the source's own speedup at anchor_batch")
     note: str = ""
+
+    @model_validator(mode="after")
+    def _anchor_pair(self):
+        if (self.anchor_batch is None) != (self.anchor_speedup is None):
+            raise ValueError("give anchor_batch and anchor_speedup together")
+        return self
 
 
 class PublishedCheck(BaseModel):
@@ -68,16 +81,34 @@ def _spec(name: str, role: str):
 CROSSOVER_GRID = [1, 2, 3, 4, 6, 8, 12, 16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 256]
 
 
+def _prediction(row: PublishedRow, sizes: list[int], acceptance_length: float):
+    return predict.catalog_prediction(
+        _spec(row.target, "target"), _spec(row.draft, "draft"), gpus.get_gpu(row.gpu),
+        num_speculative_tokens=row.k, tp=row.tp, method=row.method, acceptance_length=acceptance_length,
+        batch_sizes=sizes, context_tokens=row.context, verify_tokens_per_seq=row.verify_tokens,
+        tree_width=row.tree_width,
+    )
+
+
+def acceptance_length(row: PublishedRow) -> float:
+    """The row's acceptance length: as given, or (``anchor_batch``) the one at which the predicted speedup
+    at the anchor batch equals the source's own there (bisection over (1, k+1]; the speedup grows with it).
+    The way the playbook calibrates on a node: from the lowest load, the rest of the curve is predicted."""
+    if row.anchor_batch is None:
+        return row.acceptance_length
+    lo, hi = 1.0 + 1e-6, float(row.k + 1)
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        s = _prediction(row, [row.anchor_batch], mid).points[0].speedup
+        lo, hi = (mid, hi) if s < row.anchor_speedup else (lo, mid)
+    return (lo + hi) / 2
+
+
 def predicted(row: PublishedRow) -> float:
     """The speedup, the ratio to batch 1, or the crossover batch size (crossover rows; 0 when the
     prediction wins over the whole grid) the predictor gives for a row's configuration."""
     sizes = CROSSOVER_GRID if row.kind == "crossover" else sorted({1, row.batch_size})
-    pred = predict.catalog_prediction(
-        _spec(row.target, "target"), _spec(row.draft, "draft"), gpus.get_gpu(row.gpu),
-        num_speculative_tokens=row.k, tp=row.tp, method=row.method, acceptance_length=row.acceptance_length,
-        batch_sizes=sizes, context_tokens=row.context, verify_tokens_per_seq=row.verify_tokens,
-        tree_width=row.tree_width,
-    )
+    pred = _prediction(row, sizes, acceptance_length(row))
     if row.kind == "crossover":
         return float(pred.crossover_batch_size or 0)
     by_batch = {p.batch_size: p.speedup for p in pred.points}
@@ -125,11 +156,18 @@ def report(path: Path = TABLE) -> int:
         r = c.row
         kind = {"ratio": " ratio", "crossover": " crossover"}.get(r.kind, "")
         cfg = f"{r.target}+{Path(r.draft).name or r.method} k={r.k} {r.gpu} TP{r.tp}{kind}"
-        al = f"{r.acceptance_length:.2f}" + ("*" if r.acceptance_assumed else "")
+        al = (f"~{acceptance_length(r):.2f}" if r.anchor_batch is not None
+              else f"{r.acceptance_length:.2f}" + ("*" if r.acceptance_assumed else ""))
         print(f"{r.source[:34]:<34} {'fit' if r.fit else 'held':<4} {cfg[:52]:<52} {r.batch_size:>4} {al:>5} "
               f"{r.measured:>6.3f} {c.predicted:>6.3f} {c.relative_error:>6.1%}")
-    print("(* acceptance assumed: the source gives none for that row; crossover rows give batch sizes, error = factor - 1)")
-    for label, subset in (("", checks), ("_heldout", [c for c in checks if not c.row.fit])):
+    print("(* acceptance assumed: the source gives none for that row; ~ acceptance set so the prediction matches the "
+          "source at its lowest batch (that row is fit); crossover rows give batch sizes, error = factor - 1)")
+    subsets = (("_vllm", [c for c in checks if c.row.engine == "vllm"]),
+               ("_sglang", [c for c in checks if c.row.engine == "sglang"]),
+               ("_heldout", [c for c in checks if not c.row.fit]), ("", checks))
+    for label, subset in subsets:
+        if not subset:
+            continue
         s = summary(subset)
         print(f"published_median_error{label}={s['median_error']:.4f}")
         print(f"published_direction_right{label}={s['direction_right']}/{s['direction_rows']}")

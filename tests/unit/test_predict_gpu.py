@@ -200,6 +200,25 @@ def test_published_crossover_rows_are_judged_by_factor():
     assert c.predicted in pub.CROSSOVER_GRID and c.direction_right == (pub.crossover_factor(c.predicted, 24) <= 1.5)
 
 
+def test_an_anchored_acceptance_reproduces_the_sources_lowest_batch():
+    """A source without acceptance lengths (the EAGLE-3 paper's batch tables): the length is set so the
+    prediction equals the source at its lowest batch; that row is marked fit, the others are predicted."""
+    pub = _published()
+    row = pub.PublishedRow(source="s", engine="vllm", gpu="RTX-3090", target="Llama-3.1-8B",
+                           draft="heads/EAGLE-LLaMA3.1-Instruct-8B", method="eagle", k=2, batch_size=32,
+                           acceptance_length=2.1, anchor_batch=2, anchor_speedup=1.30, context=600, measured=0.93)
+    al = pub.acceptance_length(row)
+    assert 1 < al < 2.1  # below the assumed one: the prediction with 2.1 is well above 1.30 at batch 2
+    at_anchor = row.model_copy(update={"batch_size": 2, "measured": 1.30})
+    assert pub.predicted(at_anchor) == pytest.approx(1.30, abs=1e-3)
+    assert pub.predicted(row) < pub.predicted(at_anchor)  # the rest of the curve is the model's
+    anchored = [r for r in pub.load() if r.anchor_batch is not None]
+    assert anchored and all(r.fit == (r.batch_size == r.anchor_batch and r.kind == "speedup") for r in anchored)
+    with pytest.raises(ValueError, match="together"):
+        pub.PublishedRow(source="s", gpu="H100-SXM", target="Llama-3.1-8B", k=2, batch_size=4,
+                         acceptance_length=2, anchor_batch=2, measured=1.2)
+
+
 def test_published_table_rejects_bad_rows(tmp_path):
     pub = _published()
     bad = tmp_path / "t.yaml"
