@@ -35,9 +35,12 @@ def host_memory_gib() -> float:
 
 
 def get_gpu(name: str) -> GPUSpec:
-    """A catalog entry by name (case- and dash-insensitive); unknown names list close matches."""
+    """A catalog entry by name (case- and dash-insensitive) or by the product name nvidia-smi prints
+    ('NVIDIA H100 80GB HBM3'); unknown names list close matches."""
     norm = {n.lower().replace("-", "").replace(" ", ""): n for n in _catalog()}
     key = name.lower().replace("-", "").replace(" ", "").replace("_", "")
+    if key not in norm and match_smi_name(name):
+        key = match_smi_name(name).lower().replace("-", "")
     if key not in norm:
         close = difflib.get_close_matches(name, gpu_names(), n=4, cutoff=0.3)
         raise ParameterError(

@@ -11,7 +11,7 @@ from playbook.helpers.schemas.quantization import AcceptanceRow
 
 
 @pytest.mark.parametrize("name", ["H100-SXM", "H100-PCIe", "H200", "A100-40GB", "A100-80GB", "L40S", "L4", "A10G",
-                                  "B200", "MI300X"])
+                                  "B200", "MI300X", "RTX-3090"])
 def test_gpu_catalog_has_the_listed_gpus(name):
     g = gpus.get_gpu(name)
     assert g.memory_gib > 10 and g.bandwidth_gbs > 100 and g.bf16_tflops > 10
@@ -21,6 +21,11 @@ def test_gpu_names_are_forgiving_and_unknown_lists_close_ones():
     assert gpus.get_gpu("h100 sxm").name == "H100-SXM"
     with pytest.raises(ParameterError, match="H100"):
         gpus.get_gpu("H1000")
+    # what nvidia-smi prints, copied as is
+    assert gpus.get_gpu("NVIDIA H100 80GB HBM3").name == "H100-SXM"
+    assert gpus.get_gpu("NVIDIA GeForce RTX 3090").name == "RTX-3090"
+    with pytest.raises(ParameterError, match="unknown GPU 'NVIDIA GeForce RTX 4090'"):
+        gpus.get_gpu("NVIDIA GeForce RTX 4090")
 
 
 @pytest.mark.parametrize("smi,expected", [("NVIDIA H100 80GB HBM3", "H100-SXM"), ("NVIDIA H100 PCIe", "H100-PCIe"),
