@@ -265,17 +265,26 @@ def recommend(verdict: str, ev: Evidence, by: dict[str, RuleResult]) -> Recommen
     return rec
 
 
+def _k_words(rec: RecommendedConfig) -> str:
+    """'k=4', or with a launched k table 'k=4 at 1-7 running requests, k=3 at 8-256'."""
+    table = rec.num_speculative_tokens_per_batch_size
+    if not table:
+        return f"k={rec.num_speculative_tokens}"
+    rows = [f"k={r[2]} at {r[0]}-{r[1]}" for r in table]
+    return rows[0] + " running requests" + "".join(f", {r}" for r in rows[1:])
+
+
 def _headline(verdict: str, ev: Evidence, rec: RecommendedConfig, measure_next: list[str]) -> str:
     what = f"{ev.method or 'speculative decoding'}" + (f" with draft {ev.draft}" if ev.draft and ev.method == "draft_model" else "")
     if verdict == "GO":
-        return f"turn on {what} (k={rec.num_speculative_tokens})" + _compared(ev)
+        return f"turn on {what} ({_k_words(rec)})" + _compared(ev)
     if verdict == "GO WITH LIMITS":
         lim = []
         if rec.max_concurrency is not None:
             lim.append(f"up to {rec.max_concurrency:g} concurrent request" + ("" if rec.max_concurrency == 1 else "s"))
         if rec.workload_classes:
             lim.append("for " + ", ".join(rec.workload_classes))
-        return (f"turn on {what} (k={rec.num_speculative_tokens}) " + (" and ".join(lim) if lim else "and watch acceptance")
+        return (f"turn on {what} ({_k_words(rec)}) " + (" and ".join(lim) if lim else "and watch acceptance")
                 + _compared(ev))
     if verdict == "NO-GO":
         tested = ", ".join(ev.candidates.get("measured") or []) if len(ev.candidates.get("measured") or []) > 1 else what

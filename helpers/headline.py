@@ -33,6 +33,18 @@ class Headline(BaseModel):
     would_change: list[str] = Field(default_factory=list)
     expected_peak: float | None = None
     kind: str = "concurrency"
+    levels: list[LoadLevel] = Field(default_factory=list, description="the measured levels the verdict judged "
+                                    "(the compared winner's when it is not the step's own configuration)")
+    judged: str = Field("", description="that configuration's label when it is not the step's own, else ''")
+
+
+def judged_evidence(ev: Evidence) -> tuple[Evidence, str]:
+    """(the evidence the verdict judged, its configuration's label when it is the compared winner rather
+    than the step's own configuration, else ''): the first screen's numbers are those of what it recommends."""
+    from .decide import for_winner
+
+    judged = for_winner(ev)
+    return judged, (str(ev.candidates.get("winner") or "") if judged is not ev else "")
 
 
 def _thresholds(decision: Decision) -> Thresholds:
@@ -56,14 +68,14 @@ def crossover(levels: list[LoadLevel]) -> float | None:
     return None
 
 
-def speedup_number(ev: Evidence, peak: float | None, t: Thresholds) -> Number:
+def speedup_number(ev: Evidence, peak: float | None, t: Thresholds, judged: str = "") -> Number:
     lv = level_at_peak(ev.load_levels, peak)
     kind = ev.load_kind
     if lv is None:
         return Number(key="speedup", label="Speedup at the expected peak", value="not measured",
                       detail="run the load test (step 50)")
-    where = f"at {kind} {lv.concurrency:g}" + ("" if peak is None or lv.concurrency == peak else
-                                                f" (nearest measured to your peak {peak:g})")
+    where = (f"{judged} " if judged else "") + f"at {kind} {lv.concurrency:g}" + (
+        "" if peak is None or lv.concurrency == peak else f" (nearest measured to your peak {peak:g})")
     if lv.status != "ok" or lv.speedup is None:
         return Number(key="speedup", label="Speedup at the expected peak", value="withheld",
                       detail=f"{where}: {lv.status}, not counted as a win or a loss")
@@ -166,7 +178,8 @@ def would_change(decision: Decision, ev: Evidence, t: Thresholds, peak: float | 
 
 
 def build(decision: Decision, ev: Evidence) -> Headline:
-    """The first screen of the report, from the decision and its evidence."""
+    """The first screen of the report, from the decision and the evidence it judged."""
+    ev, judged = judged_evidence(ev)
     t = _thresholds(decision)
     peak = (decision.inputs or {}).get("expected_peak_concurrency")
     rec = decision.recommended
@@ -177,7 +190,7 @@ def build(decision: Decision, ev: Evidence) -> Headline:
     return Headline(
         verdict=decision.verdict, confidence=decision.confidence, headline=decision.headline,
         configuration=configuration(decision, ev),
-        numbers=[speedup_number(ev, peak, t), acceptance_number(ev, t), concurrency_number(ev, t)],
+        numbers=[speedup_number(ev, peak, t, judged), acceptance_number(ev, t), concurrency_number(ev, t)],
         launch_label=label, launch_command=cmd, would_change=would_change(decision, ev, t, peak),
-        expected_peak=peak, kind=ev.load_kind,
+        expected_peak=peak, kind=ev.load_kind, levels=list(ev.load_levels), judged=judged,
     )

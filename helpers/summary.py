@@ -16,7 +16,10 @@ def _md_escape(text: str) -> str:
 
 def summary_markdown(decision: Decision, ev: Evidence, check: PredictionCheck | None = None, report: str = "report.html") -> str:
     """The ticket text: verdict, reasons, measured speedups, the command to run, what to watch."""
+    from .headline import judged_evidence
+
     rec = decision.recommended
+    judged_ev, judged = judged_evidence(ev)
     lines = [
         f"## Speculative decoding: **{decision.verdict}** ({decision.confidence} confidence)",
         "",
@@ -32,11 +35,13 @@ def summary_markdown(decision: Decision, ev: Evidence, check: PredictionCheck | 
     ]
     if decision.measure_next:
         lines += ["", "**Measure next**", *[f"- {_md_escape(m)}" for m in decision.measure_next]]
-    if ev.load_levels:
+    if judged_ev.load_levels:
         at_t = f" at T={ev.load_temperature:g}" if ev.load_temperature is not None else ""
-        lines += ["", f"**Measured TPOT speedup by {ev.load_kind}{at_t}** (baseline P50 / speculative P50, 95% CI)", "",
-                  f"| {ev.load_kind} | speedup | CI | TPOT base ms | TPOT spec ms |", "|---|---|---|---|---|"]
-        for lv in ev.load_levels:
+        which = (f", {judged} (the measured configuration the verdict judged; the step's own "
+                 f"{ev.candidates.get('primary') or 'configuration'} is in the report)" if judged else "")
+        lines += ["", f"**Measured TPOT speedup by {ev.load_kind}{at_t}{_md_escape(which)}** (baseline P50 / speculative "
+                  "P50, 95% CI)", "", f"| {ev.load_kind} | speedup | CI | TPOT base ms | TPOT spec ms |", "|---|---|---|---|---|"]
+        for lv in judged_ev.load_levels:
             ci = f"{lv.speedup_ci_low:.2f} to {lv.speedup_ci_high:.2f}" if lv.speedup_ci_low is not None and lv.speedup_ci_high is not None else "-"
             sp = _f(lv.speedup) if lv.status == "ok" else f"not counted ({lv.status}: {_md_escape(lv.reason)})"
             lines.append(f"| {lv.concurrency:g} | {sp} | {ci} | {_f(lv.tpot_p50_baseline_ms)} | {_f(lv.tpot_p50_spec_ms)} |")

@@ -193,6 +193,7 @@ def test_the_decision_recommends_the_measured_winner_and_its_table():
     assert rec.method == "ngram" and rec.num_speculative_tokens == 3
     assert rec.num_speculative_tokens_per_batch_size == [[1, 7, 3], [8, 256, 0]] and rec.max_concurrency == 7
     assert "ngram" in d.headline and "best of 3 measured configurations: ngram:3" in d.headline
+    assert "(k=3 at 1-7 running requests, k=0 at 8-256)" in d.headline  # the launched table, in words
     assert any("not the same as off" in n for n in rec.notes)
     assert any("the static alternative is num_speculative_tokens=3 without the table" in n for n in rec.notes)
     cmd = decide.launch_command_for(p, rec)

@@ -78,3 +78,26 @@ def test_every_rule_has_plain_words():
         assert title and why.endswith(".") and "{" not in why, (r.name, why)
         assert not re.search(r"SPEC|_", title + why), (r.name, title, why)
     assert "above 0.70" in glossary.why("acceptance_at_production_temperature", {"acceptance_go_above": 0.7})
+
+
+def test_the_first_screen_and_summary_show_the_configuration_the_verdict_judged():
+    """The compared winner (draft_model:3) is recommended and judged: the headline speedup, the deciding
+    chart's levels and summary.md's table are its measurements, named, not the step's own draft_model:4's."""
+    from playbook.helpers.summary import summary_markdown
+
+    own = [_lv(1, 1.40, 1.11, 1.78), _lv(4, 1.33, 1.06, 1.68)]
+    won = [_lv(1, 1.56, 1.24, 1.97), _lv(4, 1.36, 1.07, 1.83)]
+    comp = {"primary": "draft_model:4", "winner": "draft_model:3", "winner_method": "draft_model", "winner_k": 3,
+            "measured": ["draft_model:4", "draft_model:3"], "win_levels": [1, 4]}
+    ev = Evidence(method="draft_model", num_speculative_tokens=4, load_levels=own, winner_load_levels=won,
+                  candidates=comp)
+    hl = headline.build(_decision("GO"), ev)
+    speed = hl.numbers[0]
+    assert speed.value == "1.36x" and speed.detail.startswith("draft_model:3 at concurrency 4")
+    assert [x.speedup for x in hl.levels] == [1.56, 1.36] and hl.judged == "draft_model:3"
+    md = summary_markdown(_decision("GO"), ev)
+    assert "draft_model:3 (the measured configuration the verdict judged" in md
+    assert "| 1 | 1.56 | 1.24 to 1.97 |" in md and "| 1 | 1.40 |" not in md
+    # without a comparison (or when the step's own configuration won) nothing changes
+    plain = headline.build(_decision("GO"), Evidence(load_levels=own))
+    assert plain.judged == "" and plain.numbers[0].value == "1.33x" and plain.numbers[0].detail.startswith("at ")
