@@ -46,7 +46,10 @@ def summary_markdown(decision: Decision, ev: Evidence, check: PredictionCheck | 
             sp = _f(lv.speedup) if lv.status == "ok" else f"not counted ({lv.status}: {_md_escape(lv.reason)})"
             lines.append(f"| {lv.concurrency:g} | {sp} | {ci} | {_f(lv.tpot_p50_baseline_ms)} | {_f(lv.tpot_p50_spec_ms)} |")
     if check is not None:
-        lines += ["", f"Predictor vs measured: mean absolute relative error {check.mean_abs_relative_error:.0%} of the speedup."]
+        primary = ev.candidates.get("primary") or "the step's own configuration"
+        own = f" ({_md_escape(primary)}, the step's own configuration)" if judged else ""
+        lines += ["", f"Predictor vs measured{own}: mean absolute relative error {check.mean_abs_relative_error:.0%} of "
+                  "the speedup."]
     lines += ["", "**Configuration**", ""]
     if rec.enable:
         lines += ["```", rec.launch_command or "--speculative-config '" + json.dumps(rec.speculative_config) + "'", "```"]

@@ -95,7 +95,12 @@ def test_the_first_screen_and_summary_show_the_configuration_the_verdict_judged(
     speed = hl.numbers[0]
     assert speed.value == "1.36x" and speed.detail.startswith("draft_model:3 at concurrency 4")
     assert [x.speedup for x in hl.levels] == [1.56, 1.36] and hl.judged == "draft_model:3"
-    md = summary_markdown(_decision("GO"), ev)
+    from playbook.helpers.schemas.predict import PredictionCheck
+
+    check = PredictionCheck(concurrency=[1, 4], measured_speedup=[1.40, 1.33], predicted_speedup=[1.40, 1.2],
+                            relative_error=[0.0, 0.1], mean_abs_relative_error=0.05)
+    md = summary_markdown(_decision("GO"), ev, check)
+    assert "Predictor vs measured (draft_model:4, the step's own configuration): mean absolute relative error 5%" in md
     assert "draft_model:3 (the measured configuration the verdict judged" in md
     assert "| 1 | 1.56 | 1.24 to 1.97 |" in md and "| 1 | 1.40 |" not in md
     # without a comparison (or when the step's own configuration won) nothing changes
