@@ -121,3 +121,17 @@ def test_measured_acceptance_changes_the_ranking():
     c = [models.from_catalog("Llama-3.1-8B"), models.from_catalog("Llama-3.2-3B")]
     assert drafts.rank(t, c).best == "Llama-3.1-8B"
     assert drafts.rank(t, c, acceptance={"Llama-3.1-8B": 0.3, "Llama-3.2-3B": 0.8}).best == "Llama-3.2-3B"
+
+
+def test_the_public_eagle_heads_of_llama_31_8b_are_offered_for_it_only():
+    """The catalog's EAGLE-3 and EAGLE-1 heads of Llama-3.1-8B (by their Hub ids, as vLLM's docs name them)
+    rank for that target, EAGLE-3 first; the EAGLE-1 head trained for Llama-3-70B is not offered for 3.1-70B."""
+    assert models.resolve("yuhuili/EAGLE-LLaMA3.1-Instruct-8B", "draft").name == "EAGLE-Llama-3.1-8B"
+    assert models.resolve("yuhuili/EAGLE-LLaMA3-Instruct-70B", "draft").eagle_head
+    target = models.resolve("Llama-3.1-8B")
+    ranked = drafts.rank(target, drafts.catalog_siblings(target)).candidates
+    names = [c.name for c in ranked]
+    assert names[:2] == ["EAGLE3-Llama-3.1-8B", "EAGLE-Llama-3.1-8B"]
+    assert ranked[0].methods == ["eagle3"] and ranked[1].methods == ["eagle"]
+    big = models.resolve("Llama-3.1-70B")
+    assert not any(c.eagle_head for c in drafts.catalog_siblings(big))

@@ -219,6 +219,21 @@ def test_an_anchored_acceptance_reproduces_the_sources_lowest_batch():
                          acceptance_length=2, anchor_batch=2, measured=1.2)
 
 
+def test_a_public_eagle_head_by_its_hub_id_predicts_as_its_config_dir(capsys):
+    """`--draft yuhuili/EAGLE-LLaMA3.1-Instruct-8B` (the catalog entry) gives the curve its public config.json gives."""
+    from playbook.cli import main
+
+    base = ["predict", "--target", "Llama-3.1-8B", "--gpu", "H100-SXM", "-k", "3", "--acceptance-length", "2.3",
+            "--batch-sizes", "1,8,24,64", "--json", "--draft"]
+    curves = []
+    for draft in ("yuhuili/EAGLE-LLaMA3.1-Instruct-8B", str(ROOT / "benchmarks/predictor/heads/EAGLE-LLaMA3.1-Instruct-8B")):
+        assert main([*base, draft]) == 0
+        data = json.loads(capsys.readouterr().out)
+        curves.append([round(p["speedup"], 6) for p in data["points"]])
+        assert data["method"] == "eagle"
+    assert curves[0] == curves[1] and curves[0][0] > curves[0][-1] > 1
+
+
 def test_published_table_rejects_bad_rows(tmp_path):
     pub = _published()
     bad = tmp_path / "t.yaml"
