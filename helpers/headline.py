@@ -139,7 +139,7 @@ def configuration(decision: Decision, ev: Evidence) -> str:
     if rec.enable:
         limits = []
         if rec.max_concurrency is not None:
-            limits.append(f"below {ev.load_kind} {rec.max_concurrency:g}")
+            limits.append(f"up to {ev.load_kind} {rec.max_concurrency:g}")  # as the headline: the last level won
         if rec.workload_classes:
             limits.append("for " + ", ".join(rec.workload_classes))
         return "Enable: " + what + (" (" + "; ".join(limits) + ")" if limits else "")

@@ -106,3 +106,11 @@ def test_the_first_screen_and_summary_show_the_configuration_the_verdict_judged(
     # without a comparison (or when the step's own configuration won) nothing changes
     plain = headline.build(_decision("GO"), Evidence(load_levels=own))
     assert plain.judged == "" and plain.numbers[0].value == "1.33x" and plain.numbers[0].detail.startswith("at ")
+
+
+def test_the_configuration_line_states_the_limit_as_the_headline_does():
+    """max_concurrency is the last level speculation won: 'up to', as in the headline, not 'below'."""
+    d = _decision("GO WITH LIMITS")
+    d.recommended.max_concurrency = 8
+    line = headline.configuration(d, Evidence(method="draft_model", num_speculative_tokens=4))
+    assert "(up to concurrency 8)" in line and "below" not in line
