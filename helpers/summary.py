@@ -25,8 +25,8 @@ def summary_markdown(decision: Decision, ev: Evidence, check: PredictionCheck | 
         "",
         _md_escape(decision.headline),
         "",
-        f"Target `{_md_escape(ev.target or '?')}`, draft `{_md_escape(ev.draft or '-')}`, method `{ev.method or '?'}`, "
-        f"k={ev.num_speculative_tokens or '?'}; vLLM {ev.versions.get('vllm') or ev.versions.get('vllm_installed_here', '?')}.",
+        f"Target `{_md_escape(ev.target or '?')}`, draft `{_md_escape(ev.draft or '-')}`, method `{judged_ev.method or '?'}`, "
+        f"k={judged_ev.num_speculative_tokens or '?'}; vLLM {ev.versions.get('vllm') or ev.versions.get('vllm_installed_here', '?')}.",
         "",
         *_headline_lines(decision, ev),
         "",
