@@ -322,11 +322,11 @@ LAUNCH_TOLERANCE = 0.15  # the table is slower where its point estimate falls mo
 # interval-only rule launched it, though the direct measurement above puts it 35-50% behind there.
 
 
-def launch_slug(label: str, table: Sequence[Sequence[int]]) -> str:
+def launch_slug(static: Candidate, table: Sequence[Sequence[int]]) -> str:
     """The launch check's own run directory: it names the static configuration and the table, so a resumed run
     whose re-decided table (or winner) differs measures afresh instead of reusing another table's levels."""
     rows = "_".join("-".join(str(int(x)) for x in row) for row in table)
-    return f"launch-{label.replace(':', '-')}-table-{rows}"
+    return f"launch-{static.slug}-table-{rows}"
 
 
 def edge_levels(table: Sequence[Sequence[int]], levels: Sequence[float]) -> list[float]:
@@ -364,7 +364,7 @@ def check_launch(p, run: RunDir, res: CandidatesResult, *, share: int = 1, progr
     static = static_of(res)  # a table exists only with a winner (choose)
     table = [list(r) for r in res.k_table or []]
     cand = static.candidate
-    lc = LaunchCheck(table=table, label=cand.label, run_dir=f"{SUBDIR}/{launch_slug(cand.label, table)}")
+    lc = LaunchCheck(table=table, label=cand.label, run_dir=f"{SUBDIR}/{launch_slug(cand, table)}")
     levels = edge_levels(table, res.levels)
     rows = {r.level: r for r in static.levels}
     lc.expected = {lvl: rows[lvl].speedup for lvl in levels if lvl in rows and rows[lvl].speedup}

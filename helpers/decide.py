@@ -254,9 +254,10 @@ def recommend(verdict: str, ev: Evidence, by: dict[str, RuleResult]) -> Recommen
             rec.workload_classes = classes
             notes.append("enable speculation only for: " + ", ".join(classes) + " (route the other classes to a server without it)")
     if enable and cfg.get("num_speculative_tokens_per_batch_size"):
-        static = str(comp.get("winner") or "").split(":")
-        static_k = int(static[1]) if len(static) > 1 and static[1].isdigit() else None
-        notes.append(dynamic_k_note(cfg["num_speculative_tokens_per_batch_size"], static_k))
+        from .candidates import parse
+
+        # a table comes with the comparison's winner, whose label (method:k[:window]) gives its own k
+        notes.append(dynamic_k_note(cfg["num_speculative_tokens_per_batch_size"], parse(comp["winner"]).k))
     if not enable:
         notes.append("keep speculative decoding off: " + ("the measurements say it does not pay" if verdict == "NO-GO"
                                                           else "measure what is missing first"))

@@ -39,8 +39,9 @@ def get_gpu(name: str) -> GPUSpec:
     ('NVIDIA H100 80GB HBM3'); unknown names list close matches."""
     norm = {n.lower().replace("-", "").replace(" ", ""): n for n in _catalog()}
     key = name.lower().replace("-", "").replace(" ", "").replace("_", "")
-    if key not in norm and match_smi_name(name):
-        key = match_smi_name(name).lower().replace("-", "")
+    smi = match_smi_name(name) if key not in norm else None
+    if smi:
+        key = smi.lower().replace("-", "")
     if key not in norm:
         close = difflib.get_close_matches(name, gpu_names(), n=4, cutoff=0.3)
         raise ParameterError(

@@ -61,6 +61,7 @@ class PublishedRow(BaseModel):
 class PublishedCheck(BaseModel):
     row: PublishedRow
     predicted: float
+    acceptance_length: float = Field(description="the row's, or solved at its anchor batch")
     relative_error: float
     direction_right: bool | None = Field(None, description="gain vs loss agrees (speedup rows only)")
 
@@ -104,11 +105,12 @@ def acceptance_length(row: PublishedRow) -> float:
     return (lo + hi) / 2
 
 
-def predicted(row: PublishedRow) -> float:
+def predicted(row: PublishedRow, al: float | None = None) -> float:
     """The speedup, the ratio to batch 1, or the crossover batch size (crossover rows; 0 when the
-    prediction wins over the whole grid) the predictor gives for a row's configuration."""
+    prediction wins over the whole grid) the predictor gives for a row's configuration (``al``: its
+    :func:`acceptance_length`, when already solved)."""
     sizes = CROSSOVER_GRID if row.kind == "crossover" else sorted({1, row.batch_size})
-    pred = _prediction(row, sizes, acceptance_length(row))
+    pred = _prediction(row, sizes, acceptance_length(row) if al is None else al)
     if row.kind == "crossover":
         return float(pred.crossover_batch_size or 0)
     by_batch = {p.batch_size: p.speedup for p in pred.points}
@@ -123,14 +125,16 @@ def crossover_factor(p: float, measured: float) -> float:
 def check(rows: list[PublishedRow]) -> list[PublishedCheck]:
     out = []
     for row in rows:
-        p = predicted(row)
+        al = acceptance_length(row)
+        p = predicted(row, al)
         if row.kind == "crossover":  # a published slowdown from that batch on: right if predicted within 1.5x
             factor = crossover_factor(p, row.measured)
-            out.append(PublishedCheck(row=row, predicted=p, relative_error=factor - 1, direction_right=factor <= 1.5))
+            out.append(PublishedCheck(row=row, predicted=p, acceptance_length=al, relative_error=factor - 1,
+                                      direction_right=factor <= 1.5))
             continue
         direction = (p >= 1) == (row.measured >= 1) if row.kind == "speedup" else None
-        out.append(PublishedCheck(row=row, predicted=p, relative_error=abs(p - row.measured) / row.measured,
-                                  direction_right=direction))
+        out.append(PublishedCheck(row=row, predicted=p, acceptance_length=al,
+                                  relative_error=abs(p - row.measured) / row.measured, direction_right=direction))
     return out
 
 
@@ -156,7 +160,7 @@ def report(path: Path = TABLE) -> int:
         r = c.row
         kind = {"ratio": " ratio", "crossover": " crossover"}.get(r.kind, "")
         cfg = f"{r.target}+{Path(r.draft).name or r.method} k={r.k} {r.gpu} TP{r.tp}{kind}"
-        al = (f"~{acceptance_length(r):.2f}" if r.anchor_batch is not None
+        al = (f"~{c.acceptance_length:.2f}" if r.anchor_batch is not None
               else f"{r.acceptance_length:.2f}" + ("*" if r.acceptance_assumed else ""))
         print(f"{r.source[:34]:<34} {'fit' if r.fit else 'held':<4} {cfg[:52]:<52} {r.batch_size:>4} {al:>5} "
               f"{r.measured:>6.3f} {c.predicted:>6.3f} {c.relative_error:>6.1%}")

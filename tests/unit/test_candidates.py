@@ -348,8 +348,8 @@ def test_the_step_s_own_configuration_holds_a_level_unless_another_is_clearly_fa
 
 def test_the_launch_check_directory_names_the_table_and_the_static_configuration():
     """A resumed run resumes per directory: a re-decided table or winner must not find another table's levels."""
-    a = cd.launch_slug("draft_model:4", [[1, 15, 4], [16, 256, 0]])
+    a = cd.launch_slug(cd.parse("draft_model:4"), [[1, 15, 4], [16, 256, 0]])
     assert a == "launch-draft_model-4-table-1-15-4_16-256-0"
-    assert a != cd.launch_slug("draft_model:4", [[1, 7, 4], [8, 256, 3]])
-    assert a != cd.launch_slug("draft_model:3", [[1, 15, 4], [16, 256, 0]])
-    assert "/" not in cd.launch_slug("ngram:4:2-5", [[1, 3, 4], [4, 256, 2]])
+    assert a != cd.launch_slug(cd.parse("draft_model:4"), [[1, 7, 4], [8, 256, 3]])
+    assert a != cd.launch_slug(cd.parse("draft_model:3"), [[1, 15, 4], [16, 256, 0]])
+    assert "/" not in cd.launch_slug(cd.parse("ngram:4:2-5"), [[1, 3, 4], [4, 256, 2]])
