@@ -145,9 +145,9 @@ def optimal_k(a: float, c: float, k_max: int = 16) -> int:
 # benchmarks/predictor/published.yaml). Losses in the twenties are published for other engines and GPUs:
 # the EAGLE-3 paper (arXiv 2503.01840, Table 3) measured EAGLE-1 with a chain of 3 on SGLang v0.4.4 on one
 # H100 at 0.93x from batch 24, and (Table 5) on vLLM on an RTX 3090 at 0.93x from batch 32. The second this
-# model reproduces (compute-bound: 71 TFLOPs for 936 GB/s); the first it does not (1.27x predicted at 24
-# with the acceptance anchored at batch 2): SGLang 0.4.4 lost 27% between batch 4 and 16 where the roofline
-# sees no reason to, and vLLM on the same H100 did not (SpecDecode-Bench above). SGLang trees verify
+# model reproduces (compute-bound: 71 TFLOPs for 936 GB/s); the first needs SGLang 0.4.4's own per-sequence
+# speculative cost (:data:`H100_SGLANG_V044`): it lost 27% between batch 4 and 16 where the roofline sees no
+# reason to, and vLLM on the same H100 did not (SpecDecode-Bench above). SGLang trees verify
 # speculative_num_draft_tokens per sequence and draft topk per pass: predict(verify_tokens_per_seq=, tree_width=).
 H100_VLLM_V1 = StepConstants(
     # SpecDecode-Bench predictor.py `overhead_constant_per_step` = 1.2068e-3 s; simulator.py adds it
@@ -186,7 +186,25 @@ H100_VLLM_V1 = StepConstants(
     # Issue 15's measured Llama-3.1-70B TP8 baseline step on H100 (11.3 ms) leaves ~2.9 ms for 160
     # all-reduces: ~18 us each at TP8, i.e. ~6 us per doubling (NCCL/custom all-reduce latency).
     allreduce_ms_per_log2_tp=0.006,
+    # SpecDecode-Bench predictor.py: 8.4e-4 ms per speculative token of the draft's proposal, i.e.
+    # ~0.003 ms per sequence at k=3: vLLM V1's per-sequence speculative work is negligible.
+    spec_seq_ms=0.0,
 )
+
+# SGLang v0.4.4 on H100 (the EAGLE-3 paper's Table 3 engine, arXiv 2503.01840 section 4.3): the same
+# kernels and GPU, but its speculative step costs more per sequence: EAGLE-3 with a chain of 3 falls from
+# 1.81x at batch 2 to 1.32x at 32, where the vLLM constants above (spec_seq_ms=0) predict 1.63x; least
+# squares over that EAGLE-3 series (anchored at batch 2) gives 0.12 ms per sequence per speculative
+# step (median error 2.8%; with vllm#20780's measured acceptance length 2.79 instead of the anchor, the
+# same 0.12 and vLLM's spec_step_ms fit best). The mechanism is not isolated here (host-side tree and mask bookkeeping and
+# the draft-extend pass over accepted tokens both grow with the batch). Held out, the same paper's
+# EAGLE-1 series on that engine is then predicted to lose from batch 32 (measured: from 24, factor 1.33)
+# with a median error of 4.4% (benchmarks/predictor/published.py, `_sglang` lines).
+H100_SGLANG_V044 = H100_VLLM_V1.model_copy(update={"spec_seq_ms": 0.12})
+
+# The serving engine whose constants a catalog prediction uses (playbook predict --engine).
+ENGINES: dict[str, StepConstants] = {"vllm": H100_VLLM_V1, "sglang": H100_SGLANG_V044}
+ENGINE_NAMES = {"vllm": "vLLM V1", "sglang": "SGLang v0.4.4"}
 
 
 def distinct_experts(tokens: float, num_experts: int, per_token: int) -> float:
@@ -432,17 +450,17 @@ def _draft_ms(draft: StepTimeModel, b: int, k: int, ctx: float, verify: int | No
 
 def _spec_tpot(target: StepTimeModel, draft: StepTimeModel | None, b: int, k: int, e: float, ctx: float,
                verify: int | None = None, engine_ms: float = 0.0, spec_ms: float = 0.0, ngram: bool = False,
-               width: int = 1):
+               width: int = 1, seq_ms: float = 0.0):
     """Speculative TPOT at batch ``b``: k draft passes (:func:`_draft_ms`), one verification pass
     of b x ``verify`` tokens (k+1 for a chain), the engine step and the speculative step's own
-    cost, over the E(k) tokens a step yields."""
+    cost (``spec_ms`` once, ``seq_ms`` per sequence), over the E(k) tokens a step yields."""
     v = verify or k + 1
     t_target = step_ms(target, b * v, b * ctx, seqs=b)
     t_draft = step_ms(draft, b, b * ctx, seqs=b) if draft is not None else 0.0
     drafting = _draft_ms(draft, b, k, ctx, verify, width) if draft is not None else 0.0
     # n-gram lookup: ~0.59% of the verification pass (SpecDecode-Bench predictor.py, ngram_draft_percentage)
     lookup = 0.005875 * t_target if ngram and draft is None else 0.0
-    return (drafting + t_target + engine_ms + spec_ms + lookup) / e, t_target, t_draft
+    return (drafting + t_target + engine_ms + spec_ms + seq_ms * b + lookup) / e, t_target, t_draft
 
 
 def _e_function(k: int, acceptance: float | None, acceptance_length: float | None,
@@ -482,6 +500,7 @@ def predict(
     k_max: int = 8,
     engine_step_ms: float = 0.0,
     spec_step_ms: float = 0.0,
+    spec_seq_ms: float = 0.0,
     verify_tokens_per_seq: int | None = None,
     tree_width: int = 1,
 ) -> Prediction:
@@ -490,8 +509,8 @@ def predict(
     Give one of ``acceptance`` (i.i.d. per-token a), ``acceptance_length`` (mean acceptance length
     at this k, 1 + accepted/drafts) or ``acceptance_per_position`` (p_i from the sweep).
     ``draft_step`` None means a draft with no model cost (n-gram, suffix). ``engine_step_ms`` is in
-    both TPOTs, ``spec_step_ms`` only in the speculative one (both 0 for fitted models, which hold
-    them already). ``verify_tokens_per_seq`` replaces k+1 for tree verification (SGLang's
+    both TPOTs, ``spec_step_ms`` (once) and ``spec_seq_ms`` (per sequence) only in the speculative
+    one (0 for fitted models, which hold them already). ``verify_tokens_per_seq`` replaces k+1 for tree verification (SGLang's
     ``speculative_num_draft_tokens``), ``tree_width`` the tokens per sequence of each later draft
     pass (SGLang's ``speculative_eagle_topk``; 1 for vLLM's chain).
     """
@@ -503,7 +522,8 @@ def predict(
     if not sizes:
         raise ParameterError(f"batch sizes {list(batch_sizes)} hold no positive size", "give e.g. 1,2,4,8")
     ngram = method in ("ngram", "suffix")
-    over = {"engine_ms": engine_step_ms, "spec_ms": spec_step_ms, "ngram": ngram, "width": max(int(tree_width), 1)}
+    over = {"engine_ms": engine_step_ms, "spec_ms": spec_step_ms, "ngram": ngram, "width": max(int(tree_width), 1),
+            "seq_ms": spec_seq_ms}
 
     points: list[PredictionPoint] = []
     best_k: dict[int, int] = {}
@@ -532,13 +552,14 @@ def predict(
         optimal_k=best_k[sizes[0]] if sizes[0] == 1 else optimal_k(a, c, k_max),
         optimal_k_by_batch_size=best_k, points=points, crossover_batch_size=crossover,
         target_step=target_step, draft_step=draft_step, engine_step_ms=engine_step_ms, spec_step_ms=spec_step_ms,
-        verify_tokens_per_seq=verify_tokens_per_seq or k + 1,
+        spec_seq_ms=spec_seq_ms, verify_tokens_per_seq=verify_tokens_per_seq or k + 1,
         assumptions=[
             f"context of {context_tokens:.0f} tokens per sequence read from the KV cache each step",
             f"one verification pass of batch*{verify_tokens_per_seq or k + 1} tokens plus k draft passes of batch "
             "tokens per step",
             f"step-time model: target {target_step.source}, draft {draft_step.source if draft_step else 'free (n-gram)'}",
-            f"per engine step {engine_step_ms:.2f} ms in both TPOTs; per speculative step {spec_step_ms:.2f} ms",
+            f"per engine step {engine_step_ms:.2f} ms in both TPOTs; per speculative step {spec_step_ms:.2f} ms"
+            + (f" + {spec_seq_ms:.3f} ms per sequence" if spec_seq_ms else ""),
         ],
     )
     pred.finding = finding(pred)
@@ -774,9 +795,13 @@ def catalog_prediction(target_spec, draft_spec, gpu, *, num_speculative_tokens: 
                        method: str = "", acceptance: float | None = None, acceptance_length: float | None = None,
                        acceptance_per_position: Sequence[float] = (), batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
                        context_tokens: float = 1024, verify_tokens_per_seq: int | None = None, tree_width: int = 1,
-                       constants: StepConstants = H100_VLLM_V1) -> Prediction:
-    """Predict on a GPU from catalog facts alone: target and draft step models plus the engine's
-    per-step costs (vLLM V1 on H100 by default, see :data:`H100_VLLM_V1`)."""
+                       engine: str = "vllm", constants: StepConstants | None = None) -> Prediction:
+    """Predict on a GPU from catalog facts alone: target and draft step models plus the serving
+    ``engine``'s per-step costs (:data:`ENGINES`; vLLM V1 by default, see :data:`H100_VLLM_V1`);
+    ``constants`` replaces the engine's."""
+    if engine not in ENGINES:
+        raise ParameterError(f"unknown serving engine '{engine}'", f"give one of: {', '.join(ENGINES)}")
+    constants = constants or ENGINES[engine]
     method = method or default_method(draft_spec)
     if not gpu.bandwidth_gbs or not gpu.bf16_tflops:
         raise ParameterError(f"'{gpu.name}' has no bandwidth/compute figures in the catalog",
@@ -792,9 +817,11 @@ def catalog_prediction(target_spec, draft_spec, gpu, *, num_speculative_tokens: 
         batch_sizes=batch_sizes, context_tokens=context_tokens, target=target_spec.name,
         draft=draft_spec.name if draft_spec is not None else "", method=method,
         engine_step_ms=constants.engine_step_ms, spec_step_ms=constants.spec_step_ms,
-        verify_tokens_per_seq=verify_tokens_per_seq, tree_width=tree_width,
+        spec_seq_ms=constants.spec_seq_ms, verify_tokens_per_seq=verify_tokens_per_seq, tree_width=tree_width,
     )
-    pred.assumptions.append(f"{gpu.name}, TP {tp}: engine and kernel constants of vLLM V1 on H100 (helpers/predict.py)")
+    pred.engine = engine
+    pred.assumptions.append(f"{gpu.name}, TP {tp}: engine and kernel constants of {ENGINE_NAMES[engine]} on H100 "
+                            "(helpers/predict.py)")
     return pred
 
 

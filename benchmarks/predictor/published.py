@@ -87,7 +87,7 @@ def _prediction(row: PublishedRow, sizes: list[int], acceptance_length: float):
         _spec(row.target, "target"), _spec(row.draft, "draft"), gpus.get_gpu(row.gpu),
         num_speculative_tokens=row.k, tp=row.tp, method=row.method, acceptance_length=acceptance_length,
         batch_sizes=sizes, context_tokens=row.context, verify_tokens_per_seq=row.verify_tokens,
-        tree_width=row.tree_width,
+        tree_width=row.tree_width, engine=row.engine,
     )
 
 

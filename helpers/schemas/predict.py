@@ -36,6 +36,8 @@ class StepConstants(BaseModel):
 
     engine_step_ms: float = Field(ge=0, description="scheduler/output work per engine step, with or without speculation")
     spec_step_ms: float = Field(ge=0, description="extra work per speculative step (rejection sampler, proposer bookkeeping)")
+    spec_seq_ms: float = Field(0.0, ge=0, description="extra work per sequence in each speculative step (host-side "
+                               "bookkeeping that grows with the batch)")
     forward_fixed_ms: float = Field(ge=0, description="fixed cost of one target forward pass")
     draft_forward_fixed_ms: float = Field(ge=0, description="fixed cost of one draft forward pass inside a step")
     eagle3_forward_extra_ms: float = Field(0.0, ge=0, description="extra per EAGLE-3 draft pass (hidden-state fusion, vocab map)")
@@ -77,6 +79,8 @@ class Prediction(BaseModel):
     draft_step: StepTimeModel | None = None
     engine_step_ms: float = Field(0.0, description="per engine step, in both TPOTs (folded into a fitted target step)")
     spec_step_ms: float = Field(0.0, description="extra per speculative step (folded into a fitted draft step)")
+    spec_seq_ms: float = Field(0.0, description="extra per sequence in each speculative step")
+    engine: str = Field("", description="the serving engine whose constants the prediction used (catalog predictions)")
     verify_tokens_per_seq: int = Field(0, description="tokens verified per sequence per step (k+1 for a chain)")
     assumptions: list[str] = Field(default_factory=list)
     finding: str = ""

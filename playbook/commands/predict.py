@@ -19,6 +19,9 @@ def add_arguments(p) -> None:
     p.add_argument("--method", default="",
                    help="draft_model, eagle, eagle3 (default from --draft) or ngram (default without --draft)")
     p.add_argument("--gpu", default="", help="GPU catalog name for the step-time model (e.g. H100-SXM)")
+    p.add_argument("--engine", default="vllm", choices=["vllm", "sglang"],
+                   help="serving engine whose per-step costs the --gpu model uses: vllm (V1, the engine the playbook "
+                        "drives) or sglang (v0.4.4, fitted on the EAGLE-3 paper's batch table)")
     p.add_argument("--num-gpus", type=int, default=1, help="GPUs on the node (replicas = num_gpus / tp)")
     p.add_argument("--tp", type=int, default=0, help="tensor parallel size (default: --num-gpus)")
     p.add_argument("--draft-tp", type=int, default=0, help="draft tensor parallel size (default: --tp, as vLLM)")
@@ -167,7 +170,7 @@ def run(args) -> int:
             target, draft, gpus.get_gpu(args.gpu), num_speculative_tokens=args.num_speculative_tokens, tp=tp,
             draft_tp=args.draft_tp or None, precision=args.precision, draft_precision=args.draft_precision,
             method=method, **acceptance, batch_sizes=args.batch_sizes, context_tokens=args.context_length,
-            verify_tokens_per_seq=args.verify_tokens, tree_width=args.tree_width,
+            verify_tokens_per_seq=args.verify_tokens, tree_width=args.tree_width, engine=args.engine,
         )
     replicas = args.num_gpus // tp
     if replicas > 1:
