@@ -146,7 +146,7 @@ def optimal_k(a: float, c: float, k_max: int = 16) -> int:
 # the EAGLE-3 paper (arXiv 2503.01840, Table 3) measured EAGLE-1 with a chain of 3 on SGLang v0.4.4 on one
 # H100 at 0.93x from batch 24, and (Table 5) on vLLM on an RTX 3090 at 0.93x from batch 32. The second this
 # model reproduces (compute-bound: 71 TFLOPs for 936 GB/s); the first needs SGLang 0.4.4's own per-sequence
-# speculative cost (:data:`H100_SGLANG_V044`): it lost 27% between batch 4 and 16 where the roofline sees no
+# speculative cost (:data:`H100_SGLANG`): it lost 27% between batch 4 and 16 where the roofline sees no
 # reason to, and vLLM on the same H100 did not (SpecDecode-Bench above). SGLang trees verify
 # speculative_num_draft_tokens per sequence and draft topk per pass: predict(verify_tokens_per_seq=, tree_width=).
 H100_VLLM_V1 = StepConstants(
@@ -191,20 +191,22 @@ H100_VLLM_V1 = StepConstants(
     spec_seq_ms=0.0,
 )
 
-# SGLang v0.4.4 on H100 (the EAGLE-3 paper's Table 3 engine, arXiv 2503.01840 section 4.3): the same
-# kernels and GPU, but its speculative step costs more per sequence: EAGLE-3 with a chain of 3 falls from
-# 1.81x at batch 2 to 1.32x at 32, where the vLLM constants above (spec_seq_ms=0) predict 1.63x; least
-# squares over that EAGLE-3 series (anchored at batch 2) gives 0.12 ms per sequence per speculative
-# step (median error 2.8%; with vllm#20780's measured acceptance length 2.79 instead of the anchor, the
-# same 0.12 and vLLM's spec_step_ms fit best). The mechanism is not isolated here (host-side tree and mask bookkeeping and
-# the draft-extend pass over accepted tokens both grow with the batch). Held out, the same paper's
-# EAGLE-1 series on that engine is then predicted to lose from batch 32 (measured: from 24, factor 1.33)
-# with a median error of 4.4% (benchmarks/predictor/published.py, `_sglang` lines).
-H100_SGLANG_V044 = H100_VLLM_V1.model_copy(update={"spec_seq_ms": 0.12})
+# SGLang on H100 (the EAGLE-3 paper's Table 3 engine, v0.4.4, arXiv 2503.01840 section 4.3): the same kernels
+# and GPU, but its host work is exposed only under speculation. SGLang overlaps the scheduler's host work with
+# the GPU (its overlap scheduler) and turns that off for EAGLE: server_args.py logs "Overlap scheduler is
+# disabled because of using eagle speculative decoding" (v0.4.x to v0.5.6, unless SGLANG_ENABLE_SPEC_V2). So
+# the baseline TPOT hides the engine step and the speculative one pays it, plus host work that grows with the
+# batch (per-request result processing): spec_seq_ms. EAGLE-3 with a chain of 3 falls from 1.81x at batch 2 to
+# 1.32x at 32, where vLLM's constants predict 1.63x; least squares over that EAGLE-3 series (acceptance anchored
+# at batch 2, engine step kept at vLLM's 1.207 ms) gives 0.15 ms per sequence per speculative step (median
+# error 2.2%). Held out: the same paper's EAGLE-1 series on that engine is predicted with median error 2.9%
+# and a loss from batch 28 (measured: from 24), and Qwen3-30B-A3B on two H100s (SpecForge#339, SGLang of
+# December 2025) as a loss in all 8 configurations (benchmarks/predictor/published.py, `_sglang` lines).
+H100_SGLANG = H100_VLLM_V1.model_copy(update={"spec_seq_ms": 0.15, "baseline_overlaps_engine_step": True})
 
 # The serving engine whose constants a catalog prediction uses (playbook predict --engine).
-ENGINES: dict[str, StepConstants] = {"vllm": H100_VLLM_V1, "sglang": H100_SGLANG_V044}
-ENGINE_NAMES = {"vllm": "vLLM V1", "sglang": "SGLang v0.4.4"}
+ENGINES: dict[str, StepConstants] = {"vllm": H100_VLLM_V1, "sglang": H100_SGLANG}
+ENGINE_NAMES = {"vllm": "vLLM V1", "sglang": "SGLang (EAGLE without the overlap scheduler)"}
 
 
 def distinct_experts(tokens: float, num_experts: int, per_token: int) -> float:
@@ -501,6 +503,7 @@ def predict(
     engine_step_ms: float = 0.0,
     spec_step_ms: float = 0.0,
     spec_seq_ms: float = 0.0,
+    baseline_engine_step_ms: float | None = None,
     verify_tokens_per_seq: int | None = None,
     tree_width: int = 1,
 ) -> Prediction:
@@ -510,7 +513,8 @@ def predict(
     at this k, 1 + accepted/drafts) or ``acceptance_per_position`` (p_i from the sweep).
     ``draft_step`` None means a draft with no model cost (n-gram, suffix). ``engine_step_ms`` is in
     both TPOTs, ``spec_step_ms`` (once) and ``spec_seq_ms`` (per sequence) only in the speculative
-    one (0 for fitted models, which hold them already). ``verify_tokens_per_seq`` replaces k+1 for tree verification (SGLang's
+    one (0 for fitted models, which hold them already); ``baseline_engine_step_ms`` replaces
+    ``engine_step_ms`` in the baseline TPOT where the engine hides its host work without speculation. ``verify_tokens_per_seq`` replaces k+1 for tree verification (SGLang's
     ``speculative_num_draft_tokens``), ``tree_width`` the tokens per sequence of each later draft
     pass (SGLang's ``speculative_eagle_topk``; 1 for vLLM's chain).
     """
@@ -525,10 +529,11 @@ def predict(
     over = {"engine_ms": engine_step_ms, "spec_ms": spec_step_ms, "ngram": ngram, "width": max(int(tree_width), 1),
             "seq_ms": spec_seq_ms}
 
+    base_engine_ms = engine_step_ms if baseline_engine_step_ms is None else baseline_engine_step_ms
     points: list[PredictionPoint] = []
     best_k: dict[int, int] = {}
     for b in sizes:
-        base = step_ms(target_step, b, b * context_tokens, seqs=b) + engine_step_ms
+        base = step_ms(target_step, b, b * context_tokens, seqs=b) + base_engine_ms
         spec, t_target, t_draft = _spec_tpot(target_step, draft_step, b, k, e_of(k), context_tokens,
                                              verify_tokens_per_seq, **over)
         points.append(
@@ -552,13 +557,16 @@ def predict(
         optimal_k=best_k[sizes[0]] if sizes[0] == 1 else optimal_k(a, c, k_max),
         optimal_k_by_batch_size=best_k, points=points, crossover_batch_size=crossover,
         target_step=target_step, draft_step=draft_step, engine_step_ms=engine_step_ms, spec_step_ms=spec_step_ms,
-        spec_seq_ms=spec_seq_ms, verify_tokens_per_seq=verify_tokens_per_seq or k + 1,
+        spec_seq_ms=spec_seq_ms, baseline_engine_step_ms=baseline_engine_step_ms,
+        verify_tokens_per_seq=verify_tokens_per_seq or k + 1,
         assumptions=[
             f"context of {context_tokens:.0f} tokens per sequence read from the KV cache each step",
             f"one verification pass of batch*{verify_tokens_per_seq or k + 1} tokens plus k draft passes of batch "
             "tokens per step",
             f"step-time model: target {target_step.source}, draft {draft_step.source if draft_step else 'free (n-gram)'}",
-            f"per engine step {engine_step_ms:.2f} ms in both TPOTs; per speculative step {spec_step_ms:.2f} ms"
+            (f"per engine step {engine_step_ms:.2f} ms in both TPOTs" if base_engine_ms == engine_step_ms else
+             f"per engine step {engine_step_ms:.2f} ms with speculation, {base_engine_ms:.2f} ms without")
+            + f"; per speculative step {spec_step_ms:.2f} ms"
             + (f" + {spec_seq_ms:.3f} ms per sequence" if spec_seq_ms else ""),
         ],
     )
@@ -818,6 +826,7 @@ def catalog_prediction(target_spec, draft_spec, gpu, *, num_speculative_tokens: 
         draft=draft_spec.name if draft_spec is not None else "", method=method,
         engine_step_ms=constants.engine_step_ms, spec_step_ms=constants.spec_step_ms,
         spec_seq_ms=constants.spec_seq_ms, verify_tokens_per_seq=verify_tokens_per_seq, tree_width=tree_width,
+        baseline_engine_step_ms=0.0 if constants.baseline_overlaps_engine_step else None,
     )
     pred.engine = engine
     pred.assumptions.append(f"{gpu.name}, TP {tp}: engine and kernel constants of {ENGINE_NAMES[engine]} on H100 "

@@ -38,6 +38,9 @@ class StepConstants(BaseModel):
     spec_step_ms: float = Field(ge=0, description="extra work per speculative step (rejection sampler, proposer bookkeeping)")
     spec_seq_ms: float = Field(0.0, ge=0, description="extra work per sequence in each speculative step (host-side "
                                "bookkeeping that grows with the batch)")
+    baseline_overlaps_engine_step: bool = Field(
+        False, description="the engine overlaps its host work with the GPU without speculation (SGLang's overlap "
+                           "scheduler), so only the speculative TPOT pays engine_step_ms")
     forward_fixed_ms: float = Field(ge=0, description="fixed cost of one target forward pass")
     draft_forward_fixed_ms: float = Field(ge=0, description="fixed cost of one draft forward pass inside a step")
     eagle3_forward_extra_ms: float = Field(0.0, ge=0, description="extra per EAGLE-3 draft pass (hidden-state fusion, vocab map)")
@@ -78,6 +81,8 @@ class Prediction(BaseModel):
     target_step: StepTimeModel
     draft_step: StepTimeModel | None = None
     engine_step_ms: float = Field(0.0, description="per engine step, in both TPOTs (folded into a fitted target step)")
+    baseline_engine_step_ms: float | None = Field(None, description="per engine step without speculation when it "
+                                                  "differs (None: engine_step_ms)")
     spec_step_ms: float = Field(0.0, description="extra per speculative step (folded into a fitted draft step)")
     spec_seq_ms: float = Field(0.0, description="extra per sequence in each speculative step")
     engine: str = Field("", description="the serving engine whose constants the prediction used (catalog predictions)")

@@ -21,7 +21,7 @@ def add_arguments(p) -> None:
     p.add_argument("--gpu", default="", help="GPU catalog name for the step-time model (e.g. H100-SXM)")
     p.add_argument("--engine", default="vllm", choices=["vllm", "sglang"],
                    help="serving engine whose per-step costs the --gpu model uses: vllm (V1, the engine the playbook "
-                        "drives) or sglang (v0.4.4, fitted on the EAGLE-3 paper's batch table)")
+                        "drives) or sglang (EAGLE without its overlap scheduler; fitted on the EAGLE-3 paper's batch table)")
     p.add_argument("--num-gpus", type=int, default=1, help="GPUs on the node (replicas = num_gpus / tp)")
     p.add_argument("--tp", type=int, default=0, help="tensor parallel size (default: --num-gpus)")
     p.add_argument("--draft-tp", type=int, default=0, help="draft tensor parallel size (default: --tp, as vLLM)")
