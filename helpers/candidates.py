@@ -22,7 +22,9 @@ reason is recorded). Other methods have no measured acceptance to predict from a
 for each candidate only its unbroken wins from the lowest load up (:func:`win_prefix`). The winner is the
 configuration that wins the most such levels (then the higher mean speedup); its
 method's candidates give the measured ``num_speculative_tokens_per_batch_size`` table (best k per
-level, 0 where none wins), see :data:`K_ZERO_NOTE`.
+level; 0 only where every candidate of the method measured no faster than the baseline, the interval's upper
+bound at most 1 (:func:`loses`); where none wins and none clearly loses, the k of the level below, which the
+static launch runs there anyway), see :data:`K_ZERO_NOTE`.
 
 **Launch check**: the table is a launch no level ran as such, so it is measured as launched
 (:func:`check_launch`) at the measured levels on either side of each of its edges, in paired rounds against
@@ -450,6 +452,14 @@ def win_prefix(c: CandidateResult) -> tuple[list[float], list[float]]:
     return counted, stray
 
 
+def loses(row: CandidateLevel | None) -> bool:
+    """Measured no faster than the baseline at a level: the interval's upper bound at most 1 (the point estimate
+    below 1 without an interval). A level that is neither a win nor a loss is inconclusive."""
+    if row is None or row.status != "ok" or row.speedup is None:
+        return False
+    return row.ci_high <= 1.0 if row.ci_high is not None else row.speedup < 1.0
+
+
 def k_table(k_by_level: dict[float, int], max_num_seqs: int = 256) -> list[list[int]] | None:
     """vLLM's ``num_speculative_tokens_per_batch_size`` from the best k per measured concurrency: level
     c_i covers [c_i, c_(i+1) - 1], the first range starts at 1, the last runs to ``max_num_seqs``;
@@ -515,10 +525,18 @@ def choose(res: CandidatesResult) -> CandidatesResult:
         res.winner, res.winner_method = top.label, top.candidate.method
         same = [c for c in measured if c.candidate.method == top.candidate.method
                 and c.candidate.lookup_min == top.candidate.lookup_min]
-        for lvl in res.levels:
+        k = top.candidate.k
+        for lvl in sorted(res.levels):
             wins = [(rows[c.label][lvl], c) for c in same if lvl in prefix[c.label][0]]
-            res.k_by_level[lvl] = fastest(wins)[1].candidate.k if wins else 0
-        res.win_levels = [lvl for lvl, k in res.k_by_level.items() if k > 0]
+            if wins:
+                k = fastest(wins)[1].candidate.k
+                res.win_levels.append(lvl)
+            elif all(loses(rows[c.label].get(lvl)) for c in same):
+                k = 0
+            # else inconclusive (an interval reaching both sides of 1): keep the k of the level below. Measured
+            # 2026-12-04 on the embedded pair: k=0 at 16, where static k=4 measured 1.17x [0.93, 1.48], ran at
+            # 0.65x of static k=4 as launched, because k=0 still runs the draft (K_ZERO_NOTE).
+            res.k_by_level[lvl] = k
         res.winner_k = max(res.k_by_level.values()) or top.candidate.k
         if res.level_kind == "concurrency":
             res.k_table = k_table(res.k_by_level)

@@ -94,8 +94,9 @@ class CandidatesResult(BaseModel):
     winner_method: str = ""
     winner_k: int | None = Field(None, description="num_speculative_tokens to launch with (the table's largest k)")
     win_levels: list[float] = Field(default_factory=list, description="levels where the winner's method wins")
-    k_by_level: dict[float, int] = Field(default_factory=dict, description="best measured k of the winner's method "
-                                         "per level, 0 where none of its candidates wins")
+    k_by_level: dict[float, int] = Field(default_factory=dict, description="the k the winner's method runs at each "
+                                         "level: its best winning k; 0 where all its candidates measured no faster than "
+                                         "the baseline; the k of the level below where none wins but none lost")
     k_table: list[list[int]] | None = Field(None, description="vLLM's num_speculative_tokens_per_batch_size from "
                                             "k_by_level (None: one k everywhere, or rates)")
     k_zero_note: str = ""

@@ -296,7 +296,8 @@ def test_a_win_above_a_measured_non_win_is_not_counted():
         _cand("ngram:4", [_row(1, 0.86, 0.60, 1.21), _row(4, 0.78, 0.57, 1.06), _row(8, 0.66, 0.52, 0.91)])]))
     assert res.winner == "draft_model:4" and res.win_levels == [1]
     assert [(c.level, c.winner) for c in res.per_level] == [(1, "draft_model:4"), (4, None), (8, None)]
-    assert res.k_by_level == {1: 4, 4: 0, 8: 0} and res.k_table == [[1, 3, 4], [4, 256, 0]]
+    # at 4 and 8 neither k wins nor clearly loses (intervals reach both sides of 1): k=4 runs on, no table
+    assert res.k_by_level == {1: 4, 4: 4, 8: 4} and res.k_table is None
     assert any("draft_model:2 at concurrency 8" in w for w in res.warnings)
     assert cd.win_prefix(res.candidates[1]) == ([], [8])
     again = cd.choose(res)  # choosing twice (read() re-chooses) keeps one warning
@@ -326,14 +327,16 @@ def test_the_step_s_own_configuration_holds_a_level_unless_another_is_clearly_fa
         _measured("draft_model:5", [(1, 1.95, 1.43, 2.66), (4, 1.65, 1.22, 2.25), (8, 1.51, 1.04, 2.2),
                                     (16, 1.19, 0.89, 1.6)])]))
     assert [p.winner for p in run1.per_level] == ["draft_model:4"] * 3 + [None]
-    assert run1.winner == "draft_model:4" and run1.winner_k == 4 and run1.k_table == [[1, 15, 4], [16, 256, 0]]
+    # at 16 k=4 neither wins nor loses (1.17x [0.93, 1.48]): it runs on there, no k=0 table to check as launched
+    assert run1.winner == "draft_model:4" and run1.winner_k == 4 and run1.k_table is None
+    assert run1.k_by_level == {1: 4, 4: 4, 8: 4, 16: 4} and run1.win_levels == [1, 4, 8]
     run2 = cd.choose(CandidatesResult(levels=[1, 4, 8, 16], candidates=[
         _measured("draft_model:4", [(1, 1.81, 1.43, 2.29), (4, 1.44, 1.14, 1.82), (8, 1.33, 0.98, 1.8),
                                     (16, 1.11, 0.87, 1.41)], primary=True),
         _measured("draft_model:2", [(1, 1.43, 1.13, 1.82), (4, 1.46, 1.1, 1.94), (8, 1.35, 1.07, 1.71),
                                     (16, 1.23, 0.98, 1.55)])]))
     # k=2 wins one level more (8, where k=4's interval touches 1.0): it is the widest winner, k=4 keeps 1 and 4
-    assert run2.winner == "draft_model:2" and run2.k_by_level == {1: 4, 4: 4, 8: 2, 16: 0} and run2.winner_k == 4
+    assert run2.winner == "draft_model:2" and run2.k_by_level == {1: 4, 4: 4, 8: 2, 16: 2} and run2.winner_k == 4
     # a candidate whose whole interval lies above the primary's speedup takes the level
     clear = cd.choose(CandidatesResult(levels=[1], candidates=[
         _measured("draft_model:4", [(1, 1.30, 1.10, 1.50)], primary=True),
@@ -353,3 +356,17 @@ def test_the_launch_check_directory_names_the_table_and_the_static_configuration
     assert a != cd.launch_slug(cd.parse("draft_model:4"), [[1, 7, 4], [8, 256, 3]])
     assert a != cd.launch_slug(cd.parse("draft_model:3"), [[1, 15, 4], [16, 256, 0]])
     assert "/" not in cd.launch_slug(cd.parse("ngram:4:2-5"), [[1, 3, 4], [4, 256, 2]])
+
+
+def test_k_zero_only_where_the_method_clearly_loses():
+    """k=0 is not 'off' for a draft model (K_ZERO_NOTE): the table proposes it only where every candidate of the
+    winner's method measured no faster than the baseline; an inconclusive level keeps the k of the level below,
+    and once the method has lost, a later inconclusive level stays at 0."""
+    assert cd.loses(_row(16, 0.95, 0.9, 1.0)) and not cd.loses(_row(16, 1.17, 0.93, 1.48))
+    assert cd.loses(CandidateLevel(level=16, speedup=0.9)) and not cd.loses(CandidateLevel(level=16, status="excluded"))
+    res = cd.choose(CandidatesResult(levels=[1, 4, 8, 16], candidates=[
+        _measured("draft_model:4", [(1, 1.6, 1.3, 1.9), (4, 1.1, 0.9, 1.3), (8, 0.8, 0.7, 0.95), (16, 0.95, 0.8, 1.1)],
+                  primary=True),
+        _measured("draft_model:2", [(1, 1.4, 1.2, 1.6), (4, 1.05, 0.95, 1.2), (8, 0.9, 0.8, 0.99), (16, 1.0, 0.9, 1.1)])]))
+    assert res.k_by_level == {1: 4, 4: 4, 8: 0, 16: 0} and res.win_levels == [1]
+    assert res.k_table == [[1, 7, 4], [8, 256, 0]]
