@@ -479,15 +479,17 @@ def k_table(k_by_level: dict[float, int], max_num_seqs: int = 256) -> list[list[
     return rows if len(rows) > 1 else None
 
 
-def fastest(wins: Sequence[tuple[CandidateLevel, CandidateResult]]) -> tuple[CandidateLevel, CandidateResult]:
-    """The fastest of the candidates that win at one level, keeping the step's own configuration (the
-    primary) unless another is clearly faster: its whole interval above the primary's speedup.
+def fastest(wins: Sequence[tuple[CandidateLevel, CandidateResult]], incumbent: str | None = None
+            ) -> tuple[CandidateLevel, CandidateResult]:
+    """The fastest of the candidates that win at one level, keeping the incumbent (the step's own configuration,
+    the primary, unless ``incumbent`` names another) unless another is clearly faster: its whole interval above
+    the incumbent's speedup.
 
     Each candidate's interval is about +-25% on the embedded engine, so the fastest point estimate among
     k=2, 4 and 5 changed from run to run (2026-12-04: k=5 1.95x vs k=4 1.92x, then k=2 1.46x vs k=4
     1.44x) while the data could not tell them apart; the incumbent holds until the data can."""
     row, top = max(wins, key=lambda w: w[0].speedup or 0.0)
-    inc = next((w for w in wins if w[1].primary), None)
+    inc = next((w for w in wins if (w[1].label == incumbent if incumbent else w[1].primary)), None)
     if inc is None or inc[1] is top or (row.ci_low is not None and row.ci_low > (inc[0].speedup or 0.0)):
         return row, top
     return inc
@@ -528,8 +530,8 @@ def choose(res: CandidatesResult) -> CandidatesResult:
         k = top.candidate.k
         for lvl in sorted(res.levels):
             wins = [(rows[c.label][lvl], c) for c in same if lvl in prefix[c.label][0]]
-            if wins:
-                k = fastest(wins)[1].candidate.k
+            if wins:  # the winner holds its level unless another k is clearly faster: a table needs evidence
+                k = fastest(wins, incumbent=top.label)[1].candidate.k
                 res.win_levels.append(lvl)
             elif all(loses(rows[c.label].get(lvl)) for c in same):
                 k = 0

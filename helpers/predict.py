@@ -831,7 +831,20 @@ def catalog_prediction(target_spec, draft_spec, gpu, *, num_speculative_tokens: 
     pred.engine = engine
     pred.assumptions.append(f"{gpu.name}, TP {tp}: engine and kernel constants of {ENGINE_NAMES[engine]} on H100 "
                             "(helpers/predict.py)")
+    if engine == "vllm" and method in ASYNC_OFF_METHODS:
+        pred.assumptions.append(ASYNC_OFF_NOTE.format(method=method, engine_ms=constants.engine_step_ms))
     return pred
+
+
+# vLLM turns async scheduling on by default (v0.14, PR 31998, with speculative decoding) and off again for
+# speculative methods it does not support: the installed vLLM 0.32's vllm/config/vllm.py keeps it for EAGLE, MTP,
+# draft_model, ngram_gpu, DFlash and DSpark and logs "Async scheduling not supported with %s-based speculative
+# decoding and will be disabled" for the others. The H100 constants above come from vLLM 0.10.1 (synchronous
+# scheduling in both TPOTs); not modelled, but said with the prediction.
+ASYNC_OFF_METHODS = ("ngram", "suffix")
+ASYNC_OFF_NOTE = ("vLLM >= 0.14 schedules asynchronously without speculation but not with {method} (vllm/config/"
+                  "vllm.py), so the baseline may hide up to {engine_ms:.1f} ms per step of host work that {method} "
+                  "pays: its gain can be smaller than shown (the constants come from vLLM 0.10.1, synchronous in both)")
 
 
 def prediction_summary(pred: Prediction | None, check: PredictionCheck | None) -> dict:

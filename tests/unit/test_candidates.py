@@ -75,7 +75,7 @@ def _cand(label, rows, primary=False, status="measured"):
 
 def _comparison():
     return CandidatesResult(levels=[1, 4, 16], candidates=[
-        _cand("draft_model:4", [_row(1, 1.30, 1.20, 1.40), _row(4, 1.05, 0.97, 1.12), _row(16, 0.8, 0.7, 0.9)], True),
+        _cand("draft_model:4", [_row(1, 1.45, 1.32, 1.58), _row(4, 1.05, 0.97, 1.12), _row(16, 0.8, 0.7, 0.9)], True),
         _cand("draft_model:2", [_row(1, 1.20, 1.10, 1.30, 2), _row(4, 1.15, 1.06, 1.24, 2), _row(16, 0.95, 0.9, 1.0, 2)]),
         _cand("ngram:4", [_row(1, 1.25, 0.95, 1.5), _row(4, 0.9, 0.8, 1.0), _row(16, 0.7, 0.6, 0.8)]),
         _cand("draft_model:6", [], status="pruned")])
@@ -331,12 +331,16 @@ def test_the_step_s_own_configuration_holds_a_level_unless_another_is_clearly_fa
     assert run1.winner == "draft_model:4" and run1.winner_k == 4 and run1.k_table is None
     assert run1.k_by_level == {1: 4, 4: 4, 8: 4, 16: 4} and run1.win_levels == [1, 4, 8]
     run2 = cd.choose(CandidatesResult(levels=[1, 4, 8, 16], candidates=[
-        _measured("draft_model:4", [(1, 1.81, 1.43, 2.29), (4, 1.44, 1.14, 1.82), (8, 1.33, 0.98, 1.8),
+        _measured("draft_model:4", [(1, 1.81, 1.50, 2.29), (4, 1.44, 1.14, 1.82), (8, 1.33, 0.98, 1.8),
                                     (16, 1.11, 0.87, 1.41)], primary=True),
         _measured("draft_model:2", [(1, 1.43, 1.13, 1.82), (4, 1.46, 1.1, 1.94), (8, 1.35, 1.07, 1.71),
                                     (16, 1.23, 0.98, 1.55)])]))
-    # k=2 wins one level more (8, where k=4's interval touches 1.0): it is the widest winner, k=4 keeps 1 and 4
-    assert run2.winner == "draft_model:2" and run2.k_by_level == {1: 4, 4: 4, 8: 2, 16: 2} and run2.winner_k == 4
+    # k=2 wins one level more (8, where k=4's interval touches 1.0): it is the widest winner. k=4 keeps 1 and 4 in
+    # the per-level choice (the step's own configuration), but the table holds the winner's k unless another is
+    # clearly faster: k=4 only at 1 (its interval from 1.50 lies above k=2's 1.43x)
+    assert [p.winner for p in run2.per_level] == ["draft_model:4", "draft_model:4", "draft_model:2", None]
+    assert run2.winner == "draft_model:2" and run2.k_by_level == {1: 4, 4: 2, 8: 2, 16: 2} and run2.winner_k == 4
+    assert run2.k_table == [[1, 3, 4], [4, 256, 2]]
     # a candidate whose whole interval lies above the primary's speedup takes the level
     clear = cd.choose(CandidatesResult(levels=[1], candidates=[
         _measured("draft_model:4", [(1, 1.30, 1.10, 1.50)], primary=True),
@@ -370,3 +374,18 @@ def test_k_zero_only_where_the_method_clearly_loses():
         _measured("draft_model:2", [(1, 1.4, 1.2, 1.6), (4, 1.05, 0.95, 1.2), (8, 0.9, 0.8, 0.99), (16, 1.0, 0.9, 1.1)])]))
     assert res.k_by_level == {1: 4, 4: 4, 8: 0, 16: 0} and res.win_levels == [1]
     assert res.k_table == [[1, 7, 4], [8, 256, 0]]
+
+
+def test_the_table_holds_the_winner_s_k_unless_another_is_clearly_faster():
+    """`make run` of 2026-12-05 01:39 (clean clone): k=3 won every level and was at least as fast as the step's own
+    k=4 at each, yet the table put k=4 at 1-15 because the per-level choice keeps the primary; it was then launched
+    at 0.94x and 0.91x of static k=3. The table now keeps the winner unless another k is clearly faster."""
+    res = cd.choose(CandidatesResult(levels=[1, 4, 8, 16], candidates=[
+        _measured("draft_model:4", [(1, 1.46, 1.16, 1.85), (4, 1.49, 1.18, 1.89), (8, 1.31, 1.04, 1.65),
+                                    (16, 1.18, 0.94, 1.51)], primary=True),
+        _measured("draft_model:3", [(1, 1.53, 1.22, 1.92), (4, 1.50, 1.15, 1.95), (8, 1.37, 1.07, 1.78),
+                                    (16, 1.44, 1.14, 1.82)]),
+        _measured("ngram:4", [(1, 0.86, 0.67, 1.1), (4, 0.77, 0.6, 0.98), (8, 0.69, 0.54, 0.86), (16, 0.69, 0.53, 0.92)])]))
+    assert [p.winner for p in res.per_level] == ["draft_model:4"] * 3 + ["draft_model:3"]  # the primary holds its levels
+    assert res.winner == "draft_model:3" and res.k_by_level == {1: 3, 4: 3, 8: 3, 16: 3} and res.k_table is None
+    assert cd.launch_k(res) == 3 and "launch draft_model with k=3;" in res.finding
