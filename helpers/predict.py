@@ -145,9 +145,9 @@ def optimal_k(a: float, c: float, k_max: int = 16) -> int:
 # benchmarks/predictor/published.yaml). Losses in the twenties are published for other engines and GPUs:
 # the EAGLE-3 paper (arXiv 2503.01840, Table 3) measured EAGLE-1 with a chain of 3 on SGLang v0.4.4 on one
 # H100 at 0.93x from batch 24, and (Table 5) on vLLM on an RTX 3090 at 0.93x from batch 32. The second this
-# model reproduces (compute-bound: 71 TFLOPs for 936 GB/s); the first needs SGLang 0.4.4's own per-sequence
-# speculative cost (:data:`H100_SGLANG`): it lost 27% between batch 4 and 16 where the roofline sees no
-# reason to, and vLLM on the same H100 did not (SpecDecode-Bench above). SGLang trees verify
+# model reproduces (compute-bound: 71 TFLOPs for 936 GB/s); the first needs SGLang's own host costs under
+# EAGLE (:data:`H100_SGLANG`): it lost 27% between batch 4 and 16 where the roofline sees no reason to, and
+# vLLM on the same H100 did not (SpecDecode-Bench above). SGLang trees verify
 # speculative_num_draft_tokens per sequence and draft topk per pass: predict(verify_tokens_per_seq=, tree_width=).
 H100_VLLM_V1 = StepConstants(
     # SpecDecode-Bench predictor.py `overhead_constant_per_step` = 1.2068e-3 s; simulator.py adds it
@@ -514,9 +514,10 @@ def predict(
     ``draft_step`` None means a draft with no model cost (n-gram, suffix). ``engine_step_ms`` is in
     both TPOTs, ``spec_step_ms`` (once) and ``spec_seq_ms`` (per sequence) only in the speculative
     one (0 for fitted models, which hold them already); ``baseline_engine_step_ms`` replaces
-    ``engine_step_ms`` in the baseline TPOT where the engine hides its host work without speculation. ``verify_tokens_per_seq`` replaces k+1 for tree verification (SGLang's
-    ``speculative_num_draft_tokens``), ``tree_width`` the tokens per sequence of each later draft
-    pass (SGLang's ``speculative_eagle_topk``; 1 for vLLM's chain).
+    ``engine_step_ms`` in the baseline TPOT where the engine hides its host work without speculation.
+    ``verify_tokens_per_seq`` replaces k+1 for tree verification (SGLang's ``speculative_num_draft_tokens``),
+    ``tree_width`` the tokens per sequence of each later draft pass (SGLang's ``speculative_eagle_topk``; 1 for
+    vLLM's chain).
     """
     k = num_speculative_tokens
     if k < 1:
