@@ -37,18 +37,16 @@ def host_memory_gib() -> float:
 def get_gpu(name: str) -> GPUSpec:
     """A catalog entry by name (case- and dash-insensitive) or by the product name nvidia-smi prints
     ('NVIDIA H100 80GB HBM3'); unknown names list close matches."""
-    norm = {n.lower().replace("-", "").replace(" ", ""): n for n in _catalog()}
-    key = name.lower().replace("-", "").replace(" ", "").replace("_", "")
-    smi = match_smi_name(name) if key not in norm else None
-    if smi:
-        key = smi.lower().replace("-", "")
-    if key not in norm:
+    def key(n: str) -> str:
+        return n.lower().replace("-", "").replace(" ", "").replace("_", "")
+
+    cname = {key(n): n for n in _catalog()}.get(key(name)) or match_smi_name(name)
+    if cname is None:
         close = difflib.get_close_matches(name, gpu_names(), n=4, cutoff=0.3)
         raise ParameterError(
             f"unknown GPU '{name}'" + (f"; closest: {', '.join(close)}" if close else ""),
             f"use one of {', '.join(gpu_names())}, or give --gpu-memory-gib",
         )
-    cname = norm[key]
     entry = {k: v for k, v in _catalog()[cname].items() if k in GPUSpec.model_fields}
     spec = GPUSpec(name=cname, **entry)
     if spec.is_cpu:
