@@ -495,6 +495,31 @@ def fastest(wins: Sequence[tuple[CandidateLevel, CandidateResult]], incumbent: s
     return inc
 
 
+def displaces(c: CandidateResult, own: CandidateResult, rows: dict[str, dict[float, CandidateLevel]],
+              won: Sequence[float], own_won: Sequence[float]) -> bool:
+    """Whether candidate ``c`` (winning levels ``won``) may take the recommendation from the step's own configuration
+    ``own`` (winning ``own_won``): at a level ``c`` wins, ``own`` measured a loss or is clearly slower (``c``'s whole
+    interval above its speedup); or ``c`` wins more levels and is at least as fast as ``own`` at every level both
+    measured. Winning one level more where ``own``'s interval merely touches 1.0 is not evidence.
+
+    Measured 2026-12-05 (clean-clone `make run` of eb2ba84): k=4 1.67x / 1.50x / 1.28x at 1 / 4 / 8, k=2 1.39x /
+    1.39x / 1.28x; k=4's interval at 8 started at exactly 1.00 and k=2's at 1.02, so k=2 won one level more and was
+    launched, where the three stability runs an hour before had all launched k=4."""
+    if c is own:
+        return True
+    mine_rows, theirs_rows = rows[c.label], rows[own.label]
+    for lvl in won:
+        mine, theirs = mine_rows[lvl], theirs_rows.get(lvl)
+        if theirs is None or theirs.status != "ok" or theirs.speedup is None:
+            continue  # not measured there (excluded): the data cannot tell them apart
+        if loses(theirs) or (mine.ci_low is not None and mine.ci_low > theirs.speedup):
+            return True
+    both = [(m.speedup, theirs_rows[lvl].speedup) for lvl, m in mine_rows.items()
+            if m.status == "ok" and m.speedup and lvl in theirs_rows and theirs_rows[lvl].status == "ok"
+            and theirs_rows[lvl].speedup]
+    return len(won) > len(own_won) and bool(both) and all(a >= b for a, b in both)
+
+
 def choose(res: CandidatesResult) -> CandidatesResult:
     """Per level the best winning candidate; the overall winner; its method's measured k table; the finding.
     A candidate's wins are those of :func:`win_prefix` (from the lowest load up, unbroken)."""
@@ -512,11 +537,14 @@ def choose(res: CandidatesResult) -> CandidatesResult:
             res.per_level.append(LevelChoice(level=lvl))
 
     def score(c: CandidateResult) -> tuple[int, bool, float]:
-        """Most levels won; on a tie the step's own configuration, then the geometric-mean speedup."""
+        """Most levels won; on a tie the step's own configuration, then the geometric-mean speedup. A candidate
+        outranks the step's own configuration only where :func:`displaces` finds the data tell them apart."""
         sp = [r.speedup for r in c.levels if r.status == "ok" and r.speedup]
         return len(prefix[c.label][0]), c.primary, (math.exp(sum(math.log(s) for s in sp) / len(sp)) if sp else 0.0)
 
     ranked = sorted((c for c in measured if score(c)[0] > 0), key=score, reverse=True)
+    own = next((c for c in ranked if c.primary), None)
+    ranked = [c for c in ranked if own is None or displaces(c, own, rows, prefix[c.label][0], prefix[own.label][0])]
     res.winner, res.winner_method, res.winner_k, res.win_levels, res.k_by_level, res.k_table = None, "", None, [], {}, None
     res.warnings = [w for w in res.warnings if not w.startswith(_STRAY)]
     res.warnings += [f"{_STRAY} {c.label} at {unit_levels(res, prefix[c.label][1])}: it does not win at a lower load "
@@ -530,9 +558,15 @@ def choose(res: CandidatesResult) -> CandidatesResult:
         k = top.candidate.k
         for lvl in sorted(res.levels):
             wins = [(rows[c.label][lvl], c) for c in same if lvl in prefix[c.label][0]]
+            held = rows[top.label].get(lvl)
+            if wins and held is not None and all(c is not top for _, c in wins) and not loses(held) \
+                    and held.status == "ok" and held.speedup:
+                wins.append((held, top))  # measured, not lost: the winner runs on unless another k is clearly faster
             if wins:  # the winner holds its level unless another k is clearly faster: a table needs evidence
-                k = fastest(wins, incumbent=top.label)[1].candidate.k
-                res.win_levels.append(lvl)
+                row, chosen = fastest(wins, incumbent=top.label)
+                k = chosen.candidate.k
+                if _wins(row):
+                    res.win_levels.append(lvl)
             elif all(loses(rows[c.label].get(lvl)) for c in same):
                 k = 0
             # else inconclusive (an interval reaching both sides of 1): keep the k of the level below. Measured

@@ -207,6 +207,10 @@ H100_SGLANG = H100_VLLM_V1.model_copy(update={"spec_seq_ms": 0.15, "baseline_ove
 # The serving engine whose constants a catalog prediction uses (playbook predict --engine).
 ENGINES: dict[str, StepConstants] = {"vllm": H100_VLLM_V1, "sglang": H100_SGLANG}
 ENGINE_NAMES = {"vllm": "vLLM V1", "sglang": "SGLang (EAGLE without the overlap scheduler)"}
+# Said beside every vLLM EAGLE prediction: published EAGLE batch curves (the EAGLE-3 paper's Table 3) are SGLang's,
+# and fall below 1.0 from batch ~24 where vLLM's own (SpecDecode-Bench) lose ~4% from batch 1 to 32.
+OTHER_ENGINE_NOTE = ("vLLM's constants: SGLang up to v0.5.6 runs EAGLE without its overlap scheduler and loses from "
+                     "batch ~24 (EAGLE-3 paper, Table 3); `--engine sglang` predicts that engine")
 
 
 def distinct_experts(tokens: float, num_experts: int, per_token: int) -> float:
@@ -832,6 +836,8 @@ def catalog_prediction(target_spec, draft_spec, gpu, *, num_speculative_tokens: 
     pred.engine = engine
     pred.assumptions.append(f"{gpu.name}, TP {tp}: engine and kernel constants of {ENGINE_NAMES[engine]} on H100 "
                             "(helpers/predict.py)")
+    if engine == "vllm" and method in ("eagle", "eagle3"):
+        pred.assumptions.append(OTHER_ENGINE_NOTE)
     if engine == "vllm" and method in ASYNC_OFF_METHODS:
         pred.assumptions.append(ASYNC_OFF_NOTE.format(method=method, engine_ms=constants.engine_step_ms))
     return pred

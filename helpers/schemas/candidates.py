@@ -90,10 +90,11 @@ class CandidatesResult(BaseModel):
     levels: list[float] = Field(default_factory=list)
     candidates: list[CandidateResult] = Field(default_factory=list)
     per_level: list[LevelChoice] = Field(default_factory=list)
-    winner: str | None = Field(None, description="the configuration to run: the most levels won, then the best speedup")
+    winner: str | None = Field(None, description="the configuration to run: the most levels won, then the best speedup; the step's own "
+                                  "configuration unless the data tell another apart (candidates.displaces)")
     winner_method: str = ""
     winner_k: int | None = Field(None, description="num_speculative_tokens to launch with (the table's largest k)")
-    win_levels: list[float] = Field(default_factory=list, description="levels where the winner's method wins")
+    win_levels: list[float] = Field(default_factory=list, description="levels where the k run there (k_by_level) wins")
     k_by_level: dict[float, int] = Field(default_factory=dict, description="the k the winner's method runs at each "
                                          "level: its best winning k; 0 where all its candidates measured no faster than "
                                          "the baseline; the k of the level below where none wins but none lost")

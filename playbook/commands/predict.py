@@ -166,12 +166,15 @@ def run(args) -> int:
         if not args.gpu:
             raise ParameterError("no hardware for the step-time model",
                                  "give --gpu NAME (e.g. H100-SXM), or measured --target-step-ms")
+        gpu = gpus.get_gpu(args.gpu)
         pred = predict.catalog_prediction(
-            target, draft, gpus.get_gpu(args.gpu), num_speculative_tokens=args.num_speculative_tokens, tp=tp,
+            target, draft, gpu, num_speculative_tokens=args.num_speculative_tokens, tp=tp,
             draft_tp=args.draft_tp or None, precision=args.precision, draft_precision=args.draft_precision,
             method=method, **acceptance, batch_sizes=args.batch_sizes, context_tokens=args.context_length,
             verify_tokens_per_seq=args.verify_tokens, tree_width=args.tree_width, engine=args.engine,
         )
+        if gpu.name.lower() != args.gpu.lower():  # a product name or a near spelling: say what it was read as
+            pred.assumptions.insert(0, f"--gpu {args.gpu} read as {gpu.name}")
     replicas = args.num_gpus // tp
     if replicas > 1:
         pred.assumptions.append(f"batch sizes are per replica: {replicas} replicas of TP {tp}")
@@ -183,5 +186,6 @@ def run(args) -> int:
     for pt in pred.points:
         print(f"{pt.batch_size:>6} {pt.speedup:>8.2f} {pt.tpot_baseline_ms:>13.2f} {pt.tpot_spec_ms:>13.2f} "
               f"{pred.optimal_k_by_batch_size.get(pt.batch_size, 0):>7}")
+    print("assumptions:\n" + "\n".join(f"  - {a}" for a in pred.assumptions))
     print(f"crossover_batch_size: {pred.crossover_batch_size}", file=sys.stderr)
     return 0

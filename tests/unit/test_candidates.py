@@ -335,12 +335,11 @@ def test_the_step_s_own_configuration_holds_a_level_unless_another_is_clearly_fa
                                     (16, 1.11, 0.87, 1.41)], primary=True),
         _measured("draft_model:2", [(1, 1.43, 1.13, 1.82), (4, 1.46, 1.1, 1.94), (8, 1.35, 1.07, 1.71),
                                     (16, 1.23, 0.98, 1.55)])]))
-    # k=2 wins one level more (8, where k=4's interval touches 1.0): it is the widest winner. k=4 keeps 1 and 4 in
-    # the per-level choice (the step's own configuration), but the table holds the winner's k unless another is
-    # clearly faster: k=4 only at 1 (its interval from 1.50 lies above k=2's 1.43x)
+    # k=2 wins one level more (8, where k=4's interval touches 1.0), but is nowhere clearly faster than k=4 nor
+    # does k=4 lose anywhere: k=4 stays the winner and runs on at 8 (measured, not lost); no table
     assert [p.winner for p in run2.per_level] == ["draft_model:4", "draft_model:4", "draft_model:2", None]
-    assert run2.winner == "draft_model:2" and run2.k_by_level == {1: 4, 4: 2, 8: 2, 16: 2} and run2.winner_k == 4
-    assert run2.k_table == [[1, 3, 4], [4, 256, 2]]
+    assert run2.winner == "draft_model:4" and run2.k_by_level == {1: 4, 4: 4, 8: 4, 16: 4} and run2.winner_k == 4
+    assert run2.k_table is None and run2.win_levels == [1, 4]
     # a candidate whose whole interval lies above the primary's speedup takes the level
     clear = cd.choose(CandidatesResult(levels=[1], candidates=[
         _measured("draft_model:4", [(1, 1.30, 1.10, 1.50)], primary=True),
@@ -387,5 +386,32 @@ def test_the_table_holds_the_winner_s_k_unless_another_is_clearly_faster():
                                     (16, 1.44, 1.14, 1.82)]),
         _measured("ngram:4", [(1, 0.86, 0.67, 1.1), (4, 0.77, 0.6, 0.98), (8, 0.69, 0.54, 0.86), (16, 0.69, 0.53, 0.92)])]))
     assert [p.winner for p in res.per_level] == ["draft_model:4"] * 3 + ["draft_model:3"]  # the primary holds its levels
+    # k=3 is nowhere clearly faster than k=4, but wins one level more and is at least as fast at every level: it
+    # displaces the step's own configuration (candidates.displaces)
     assert res.winner == "draft_model:3" and res.k_by_level == {1: 3, 4: 3, 8: 3, 16: 3} and res.k_table is None
     assert cd.launch_k(res) == 3 and "launch draft_model with k=3;" in res.finding
+
+
+def test_one_more_level_won_where_the_own_configuration_touches_one_does_not_change_the_recommendation():
+    """Clean-clone `make run` of eb2ba84 (2026-12-05): k=4 (the step's own) 1.67x / 1.50x / 1.28x at 1 / 4 / 8 with
+    its interval at 8 from exactly 1.00; k=2 1.39x / 1.39x / 1.28x, from 1.02 at 8. Counting levels launched k=2,
+    where the three stability runs before had launched k=4. k=2 is nowhere clearly faster: k=4 holds."""
+    res = cd.choose(CandidatesResult(levels=[1, 4, 8], candidates=[
+        _measured("draft_model:4", [(1, 1.67, 1.33, 2.09), (4, 1.50, 1.17, 1.92), (8, 1.28, 1.00, 1.64)], primary=True),
+        _measured("draft_model:2", [(1, 1.39, 1.12, 1.73), (4, 1.39, 1.10, 1.76), (8, 1.28, 1.02, 1.61)]),
+        _measured("ngram:4", [(1, 0.86, 0.67, 1.1), (4, 0.77, 0.6, 0.98), (8, 0.69, 0.54, 0.86)])]))
+    assert res.winner == "draft_model:4" and cd.launch_k(res) == 4 and res.k_table is None
+    assert res.k_by_level == {1: 4, 4: 4, 8: 4} and res.win_levels == [1, 4]
+    assert "launch draft_model with k=4;" in res.finding
+    # the same k=2 with its whole interval at 8 above k=4's speedup there is evidence: it takes over
+    clear = res.model_copy(deep=True)
+    clear.candidates[1].levels[2] = _row(8, 1.60, 1.35, 1.90, 2)
+    assert cd.choose(clear).winner == "draft_model:2"
+    # and so is k=4 measured losing at 8 (interval below 1) while k=2 wins there
+    lost = res.model_copy(deep=True)
+    lost.candidates[0].levels[2] = _row(8, 0.90, 0.80, 0.99)
+    assert cd.choose(lost).winner == "draft_model:2"
+    # when the step's own configuration wins nowhere, the candidate that wins most is the winner, as before
+    none = res.model_copy(deep=True)
+    none.candidates[0].levels = [_row(lvl, 1.05, 0.95, 1.15) for lvl in (1, 4, 8)]
+    assert cd.choose(none).winner == "draft_model:2"

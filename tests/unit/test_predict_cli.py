@@ -45,3 +45,18 @@ def test_predict_with_measured_step_times(capsys):
     data = json.loads(out.out)
     assert data["points"][0]["tpot_baseline_ms"] == pytest.approx(5.0)
     assert data["draft_step"] is None
+
+
+def test_the_text_output_says_what_it_assumed_and_how_the_gpu_was_read(capsys):
+    """A new user reads the table, not the JSON: the GPU as the catalog read it, the engine's constants, and
+    the hint for the other engine under an EAGLE prediction are printed under it."""
+    head = "benchmarks/predictor/heads/EAGLE-LLaMA3.1-Instruct-8B"
+    rc, out = _run(capsys, "--target", "Llama-3.1-8B", "--draft", head, "--gpu", "NVIDIA H100 80GB HBM3", "-k", "3",
+                   "--acceptance-length", "2.3", "--batch-sizes", "1,8")
+    assert rc == 0
+    text = out.out.split("assumptions:\n", 1)[1]
+    assert "--gpu NVIDIA H100 80GB HBM3 read as H100-SXM" in text and "vLLM V1" in text
+    assert "`--engine sglang` predicts that engine" in text
+    rc, out = _run(capsys, "--target", "Llama-3.1-8B", "--draft", head, "--gpu", "h100-sxm", "-k", "3",
+                   "--acceptance-length", "2.3", "--engine", "sglang", "--batch-sizes", "1,8")
+    assert rc == 0 and "read as" not in out.out and "--engine sglang" not in out.out
