@@ -563,9 +563,9 @@ def choose(res: CandidatesResult) -> CandidatesResult:
                     and held.status == "ok" and held.speedup:
                 wins.append((held, top))  # measured, not lost: the winner runs on unless another k is clearly faster
             if wins:  # the winner holds its level unless another k is clearly faster: a table needs evidence
-                row, chosen = fastest(wins, incumbent=top.label)
+                chosen = fastest(wins, incumbent=top.label)[1]
                 k = chosen.candidate.k
-                if _wins(row):
+                if chosen is not top or lvl in prefix[top.label][0]:  # a win counted in its prefix, not a held row
                     res.win_levels.append(lvl)
             elif all(loses(rows[c.label].get(lvl)) for c in same):
                 k = 0

@@ -415,3 +415,13 @@ def test_one_more_level_won_where_the_own_configuration_touches_one_does_not_cha
     none = res.model_copy(deep=True)
     none.candidates[0].levels = [_row(lvl, 1.05, 0.95, 1.15) for lvl in (1, 4, 8)]
     assert cd.choose(none).winner == "draft_model:2"
+
+
+def test_a_held_level_is_not_counted_as_won():
+    """Where the winner runs on without winning (its interval reaches below 1) the level is not in its win range,
+    nor is a win of its above that level (noise, win_prefix), even where another k of its method wins."""
+    res = cd.choose(CandidatesResult(levels=[1, 4, 8], candidates=[
+        _measured("draft_model:4", [(1, 1.70, 1.30, 2.10), (4, 1.30, 0.98, 1.70), (8, 1.30, 1.02, 1.65)], primary=True),
+        _measured("draft_model:2", [(1, 1.40, 1.10, 1.75), (4, 1.32, 1.05, 1.66), (8, 1.31, 1.03, 1.64)])]))
+    assert res.winner == "draft_model:4" and res.k_by_level == {1: 4, 4: 4, 8: 4} and res.k_table is None
+    assert res.win_levels == [1] and "draft_model:4 (concurrency 1)" in res.finding
