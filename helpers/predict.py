@@ -456,11 +456,14 @@ def _draft_ms(draft: StepTimeModel, b: int, k: int, ctx: float, verify: int | No
 
 def _spec_tpot(target: StepTimeModel, draft: StepTimeModel | None, b: int, k: int, e: float, ctx: float,
                verify: int | None = None, engine_ms: float = 0.0, spec_ms: float = 0.0, ngram: bool = False,
-               width: int = 1, seq_ms: float = 0.0):
+               width: int = 1, seq_ms: float = 0.0, proposal_rate: float = 1.0):
     """Speculative TPOT at batch ``b``: k draft passes (:func:`_draft_ms`), one verification pass
     of b x ``verify`` tokens (k+1 for a chain), the engine step and the speculative step's own
-    cost (``spec_ms`` once, ``seq_ms`` per sequence), over the E(k) tokens a step yields."""
-    v = verify or k + 1
+    cost (``spec_ms`` once, ``seq_ms`` per sequence), over the tokens a step yields. ``e`` is E(k) per
+    proposal; with ``proposal_rate`` q < 1 (an n-gram finds no match on some steps) a sequence verifies
+    1 + q (v - 1) tokens and yields 1 + q (E - 1) per step."""
+    v = 1 + proposal_rate * ((verify or k + 1) - 1)
+    e = 1 + proposal_rate * (e - 1)
     t_target = step_ms(target, b * v, b * ctx, seqs=b)
     t_draft = step_ms(draft, b, b * ctx, seqs=b) if draft is not None else 0.0
     drafting = _draft_ms(draft, b, k, ctx, verify, width) if draft is not None else 0.0
@@ -510,6 +513,7 @@ def predict(
     baseline_engine_step_ms: float | None = None,
     verify_tokens_per_seq: int | None = None,
     tree_width: int = 1,
+    proposal_rate: float = 1.0,
 ) -> Prediction:
     """Predicted TPOT with and without speculation, speedup and best k per batch size, crossover.
 
@@ -521,18 +525,25 @@ def predict(
     ``engine_step_ms`` in the baseline TPOT where the engine hides its host work without speculation.
     ``verify_tokens_per_seq`` replaces k+1 for tree verification (SGLang's ``speculative_num_draft_tokens``),
     ``tree_width`` the tokens per sequence of each later draft pass (SGLang's ``speculative_eagle_topk``; 1 for
-    vLLM's chain).
+    vLLM's chain). ``proposal_rate``: the fraction of steps on which the method proposes at all (an n-gram or
+    suffix lookup finds no match on the others, which then verify one token); the acceptance is per proposal,
+    as vLLM counts it (its metrics count only steps with draft tokens: vllm/v1/core/sched/scheduler.py,
+    ``make_spec_decoding_stats``). 1 (every step) is the upper bound on the verification cost.
     """
     k = num_speculative_tokens
     if k < 1:
         raise ParameterError(f"num_speculative_tokens={k}", "give k >= 1")
+    if not 0 < proposal_rate <= 1:
+        raise ParameterError(f"proposal rate {proposal_rate} is outside (0, 1]",
+                             "give the fraction of decode steps on which the method proposes (vLLM: "
+                             "spec_decode_num_drafts / decode steps), or leave it at 1")
     e_of, a, positions = _e_function(k, acceptance, acceptance_length, acceptance_per_position)
     sizes = sorted({int(b) for b in batch_sizes if int(b) >= 1})
     if not sizes:
         raise ParameterError(f"batch sizes {list(batch_sizes)} hold no positive size", "give e.g. 1,2,4,8")
     ngram = method in ("ngram", "suffix")
     over = {"engine_ms": engine_step_ms, "spec_ms": spec_step_ms, "ngram": ngram, "width": max(int(tree_width), 1),
-            "seq_ms": spec_seq_ms}
+            "seq_ms": spec_seq_ms, "proposal_rate": proposal_rate}
 
     base_engine_ms = engine_step_ms if baseline_engine_step_ms is None else baseline_engine_step_ms
     points: list[PredictionPoint] = []
@@ -558,16 +569,17 @@ def predict(
     c = (step_ms(draft_step, 1, context_tokens) / t1) if draft_step is not None else 0.0
     pred = Prediction(
         target=target, draft=draft, method=method, num_speculative_tokens=k, acceptance=a,
-        acceptance_per_position=positions, expected_tokens_per_step=e_of(k), cost_ratio=c,
+        acceptance_per_position=positions, expected_tokens_per_step=1 + proposal_rate * (e_of(k) - 1), cost_ratio=c,
         optimal_k=best_k[sizes[0]] if sizes[0] == 1 else optimal_k(a, c, k_max),
         optimal_k_by_batch_size=best_k, points=points, crossover_batch_size=crossover,
         target_step=target_step, draft_step=draft_step, engine_step_ms=engine_step_ms, spec_step_ms=spec_step_ms,
         spec_seq_ms=spec_seq_ms, baseline_engine_step_ms=baseline_engine_step_ms,
-        verify_tokens_per_seq=verify_tokens_per_seq or k + 1,
+        verify_tokens_per_seq=verify_tokens_per_seq or k + 1, proposal_rate=proposal_rate,
         assumptions=[
             f"context of {context_tokens:.0f} tokens per sequence read from the KV cache each step",
             f"one verification pass of batch*{verify_tokens_per_seq or k + 1} tokens plus k draft passes of batch "
-            "tokens per step",
+            "tokens per step" + (f"; a proposal on {proposal_rate:.0%} of steps (the others verify one token)"
+                                 if proposal_rate < 1 else ""),
             f"step-time model: target {target_step.source}, draft {draft_step.source if draft_step else 'free (n-gram)'}",
             (f"per engine step {engine_step_ms:.2f} ms in both TPOTs" if base_engine_ms == engine_step_ms else
              f"per engine step {engine_step_ms:.2f} ms with speculation, {base_engine_ms:.2f} ms without")
@@ -808,10 +820,11 @@ def catalog_prediction(target_spec, draft_spec, gpu, *, num_speculative_tokens: 
                        method: str = "", acceptance: float | None = None, acceptance_length: float | None = None,
                        acceptance_per_position: Sequence[float] = (), batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
                        context_tokens: float = 1024, verify_tokens_per_seq: int | None = None, tree_width: int = 1,
-                       engine: str = "vllm", constants: StepConstants | None = None) -> Prediction:
+                       engine: str = "vllm", constants: StepConstants | None = None,
+                       proposal_rate: float = 1.0) -> Prediction:
     """Predict on a GPU from catalog facts alone: target and draft step models plus the serving
     ``engine``'s per-step costs (:data:`ENGINES`; vLLM V1 by default, see :data:`H100_VLLM_V1`);
-    ``constants`` replaces the engine's."""
+    ``constants`` replaces the engine's; ``proposal_rate`` as in :func:`predict`."""
     if engine not in ENGINES:
         raise ParameterError(f"unknown serving engine '{engine}'", f"give one of: {', '.join(ENGINES)}")
     constants = constants or ENGINES[engine]
@@ -831,7 +844,7 @@ def catalog_prediction(target_spec, draft_spec, gpu, *, num_speculative_tokens: 
         draft=draft_spec.name if draft_spec is not None else "", method=method,
         engine_step_ms=constants.engine_step_ms, spec_step_ms=constants.spec_step_ms,
         spec_seq_ms=constants.spec_seq_ms, verify_tokens_per_seq=verify_tokens_per_seq, tree_width=tree_width,
-        baseline_engine_step_ms=0.0 if constants.baseline_overlaps_engine_step else None,
+        baseline_engine_step_ms=0.0 if constants.baseline_overlaps_engine_step else None, proposal_rate=proposal_rate,
     )
     pred.engine = engine
     pred.assumptions.append(f"{gpu.name}, TP {tp}: engine and kernel constants of {ENGINE_NAMES[engine]} on H100 "

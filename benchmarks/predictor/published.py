@@ -49,6 +49,9 @@ class PublishedRow(BaseModel):
     anchor_batch: int | None = Field(None, ge=1, description="the source gives no acceptance: the acceptance length is "
                                      "the one at which the predicted speedup at this batch equals anchor_speedup")
     anchor_speedup: float | None = Field(None, gt=0, description="the source's own speedup at anchor_batch")
+    ngram_match: float | None = Field(None, gt=0, le=1, description="n-gram rows: the probability that the lookup "
+                                      "finds a match on a step whose first proposed token would be rejected (the "
+                                      "source's own simulator constant); sets the proposal rate (proposal_rate)")
     note: str = ""
 
     @model_validator(mode="after")
@@ -82,12 +85,24 @@ def _spec(name: str, role: str):
 CROSSOVER_GRID = [1, 2, 3, 4, 6, 8, 12, 16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 256]
 
 
+def proposal_rate(row: PublishedRow, acceptance_length: float) -> float:
+    """The fraction of steps on which an n-gram proposes, as SpecDecode-Bench's simulator models it
+    (simulator.py, ``_not_matched_ngram``): every step whose first token would be accepted has a match, a step
+    whose first token would be rejected has one with probability m (``ngram_match``). With a the per-proposal
+    first-token acceptance, q = P(first accepted) + m P(first rejected) and a = P(first accepted) / q, so
+    q = m / (1 - a (1 - m)). 1 without ``ngram_match``."""
+    if row.ngram_match is None:
+        return 1.0
+    a = predict.acceptance_from_length(acceptance_length, row.k)
+    return row.ngram_match / (1 - a * (1 - row.ngram_match))
+
+
 def _prediction(row: PublishedRow, sizes: list[int], acceptance_length: float):
     return predict.catalog_prediction(
         _spec(row.target, "target"), _spec(row.draft, "draft"), gpus.get_gpu(row.gpu),
         num_speculative_tokens=row.k, tp=row.tp, method=row.method, acceptance_length=acceptance_length,
         batch_sizes=sizes, context_tokens=row.context, verify_tokens_per_seq=row.verify_tokens,
-        tree_width=row.tree_width, engine=row.engine,
+        tree_width=row.tree_width, engine=row.engine, proposal_rate=proposal_rate(row, acceptance_length),
     )
 
 

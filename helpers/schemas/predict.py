@@ -70,7 +70,8 @@ class Prediction(BaseModel):
     num_speculative_tokens: int
     acceptance: float = Field(description="per-token acceptance a used (i.i.d.), or the mean of per-position rates")
     acceptance_per_position: list[float] = Field(default_factory=list)
-    expected_tokens_per_step: float = Field(description="E(k) = 1 + sum of per-position acceptance")
+    expected_tokens_per_step: float = Field(description="tokens a step yields: 1 + q (E(k) - 1), E(k) = 1 + sum of "
+                                            "per-position acceptance, q the proposal rate")
     cost_ratio: float = Field(description="c = draft step / target step at batch 1")
     optimal_k: int = Field(description="k maximising the speedup at batch 1")
     optimal_k_by_batch_size: dict[int, int] = Field(default_factory=dict, description="best k per batch size (0 = off)")
@@ -87,6 +88,8 @@ class Prediction(BaseModel):
     spec_seq_ms: float = Field(0.0, description="extra per sequence in each speculative step")
     engine: str = Field("", description="the serving engine whose constants the prediction used (catalog predictions)")
     verify_tokens_per_seq: int = Field(0, description="tokens verified per sequence per step (k+1 for a chain)")
+    proposal_rate: float = Field(1.0, description="fraction of steps on which the method proposes (n-gram, suffix: "
+                                 "the steps with a match); acceptance is per proposal, as vLLM counts it")
     assumptions: list[str] = Field(default_factory=list)
     finding: str = ""
 

@@ -33,6 +33,10 @@ def add_arguments(p) -> None:
                      help="mean acceptance length at this k: 1 + accepted / drafts (what papers and vLLM's logs report)")
     acc.add_argument("--acceptance-per-position", "--per-position", dest="per_position", type=csv_floats,
                      help="per-position acceptance p_1,...,p_k from vLLM counters, e.g. 0.8,0.6,0.4")
+    p.add_argument("--proposal-rate", type=float, default=1.0,
+                   help="n-gram/suffix: fraction of decode steps on which the lookup finds a match and proposes "
+                        "(vLLM: spec_decode_num_drafts / decode steps; its acceptance counts only those steps); "
+                        "default 1, the most verification work")
     p.add_argument("--num-speculative-tokens", "-k", type=int, default=4, help="k, tokens proposed per step")
     p.add_argument("--verify-tokens", type=int, default=None,
                    help="tokens verified per sequence per step when drafting a tree (default k+1, a chain)")
@@ -66,6 +70,9 @@ def _calibrated(args, target, draft, method: str, tp: int, acceptance: dict):
     if len(args.tpot_ms) != 2 or (args.tpot_at is not None and len(args.tpot_at) != 3):
         raise ParameterError("--tpot-ms takes BASE,SPEC and --tpot-at takes N,BASE,SPEC",
                              "e.g. --tpot-ms 7.1,4.3 --tpot-at 32,9.0,6.2")
+    if args.proposal_rate < 1:
+        raise ParameterError("--proposal-rate with --tpot-ms: the fit to measured TPOTs assumes a proposal every step",
+                             "leave --proposal-rate out, or predict from --gpu or --target-step-ms")
     k = args.num_speculative_tokens
     e_of = predict._e_function(k, acceptance["acceptance"], acceptance["acceptance_length"],
                                acceptance["acceptance_per_position"])[0]
@@ -107,6 +114,7 @@ def check_arguments(args) -> None:
         ("--draft-tp", args.draft_tp, args.draft_tp >= 0, "must be >= 1; 0 takes --tp"),
         ("-k", args.num_speculative_tokens, 1 <= args.num_speculative_tokens <= 16, "must lie in 1..16"),
         ("--tree-width", args.tree_width, args.tree_width >= 1, "must be >= 1"),
+        ("--proposal-rate", args.proposal_rate, 0 < args.proposal_rate <= 1, "must lie in (0, 1]"),
         ("--verify-tokens", args.verify_tokens, args.verify_tokens is None or args.verify_tokens >= 1, "must be >= 1"),
         ("--context-length", args.context_length, args.context_length >= 0, "must be >= 0"),
         ("--batch-sizes", ",".join(map(str, args.batch_sizes)),
@@ -161,6 +169,7 @@ def run(args) -> int:
             target_step=t_step, draft_step=d_step, num_speculative_tokens=args.num_speculative_tokens, **acceptance,
             batch_sizes=args.batch_sizes, context_tokens=args.context_length, target=target.name,
             draft=draft.name if draft else "", method=method, verify_tokens_per_seq=args.verify_tokens,
+            proposal_rate=args.proposal_rate,
         )
     else:
         if not args.gpu:
@@ -172,6 +181,7 @@ def run(args) -> int:
             draft_tp=args.draft_tp or None, precision=args.precision, draft_precision=args.draft_precision,
             method=method, **acceptance, batch_sizes=args.batch_sizes, context_tokens=args.context_length,
             verify_tokens_per_seq=args.verify_tokens, tree_width=args.tree_width, engine=args.engine,
+            proposal_rate=args.proposal_rate,
         )
         if gpu.name.lower() != args.gpu.lower():  # a product name or a near spelling: say what it was read as
             pred.assumptions.insert(0, f"--gpu {args.gpu} read as {gpu.name}")

@@ -367,3 +367,51 @@ def test_benchmark_falls_back_to_the_servers_own_tpot(tmp_path, capsys):
     assert [round(x.speedup, 3) for x in ev.load_levels] == [1.5, 1.2]
     assert (ev.tpot_c1_baseline_ms, ev.tpot_c1_spec_ms) == (2.4, 1.6)
     assert "servers' own TPOT" in capsys.readouterr().out
+
+
+def test_an_ngram_that_proposes_on_fewer_steps_verifies_fewer_tokens():
+    """vLLM counts acceptance only over steps with draft tokens (scheduler.make_spec_decoding_stats): an n-gram that
+    finds a match on a third of the steps verifies 1 + k/3 tokens per sequence and yields 1 + (E - 1)/3 per step.
+    Its curve is flatter than at q=1: less gain alone, far less verification to pay at a large batch."""
+    target = models.resolve("Llama-3.1-8B", "target")
+
+    def curve(q):
+        return predict.catalog_prediction(target, None, gpus.get_gpu("H100-SXM"), num_speculative_tokens=3,
+                                          method="ngram", acceptance_length=1.9, batch_sizes=[1, 128],
+                                          context_tokens=300, proposal_rate=q)
+
+    full, third = curve(1.0), curve(1 / 3)
+    assert third.expected_tokens_per_step == pytest.approx(1 + 0.9 / 3) and full.expected_tokens_per_step == pytest.approx(1.9)
+    assert third.points[0].speedup < full.points[0].speedup
+    ratio = [p.points[1].speedup / p.points[0].speedup for p in (full, third)]
+    assert ratio[1] > ratio[0] + 0.1  # flatter: the verification pass grows by b*(1+k/3), not b*(k+1)
+    assert third.proposal_rate == pytest.approx(1 / 3) and "a proposal on 33% of steps" in " ".join(third.assumptions)
+    with pytest.raises(ParameterError, match="proposal rate"):
+        curve(0.0)
+
+
+def test_cli_proposal_rate(capsys):
+    base = ["predict", "--target", "Llama-3.1-8B", "--method", "ngram", "--gpu", "H100-SXM", "-k", "3",
+            "--acceptance-length", "1.9", "--batch-sizes", "1,128", "--json"]
+    assert main([*base, "--proposal-rate", "0.3"]) == 0
+    assert json.loads(capsys.readouterr().out)["proposal_rate"] == 0.3
+    assert main([*base, "--proposal-rate", "1.5"]) == 1
+    assert "--proposal-rate 1.5 (must lie in (0, 1])" in capsys.readouterr().err
+    assert main([*base, "--proposal-rate", "0.3", "--tpot-ms", "7,5"]) == 1
+    assert "assumes a proposal every step" in capsys.readouterr().err
+
+
+def test_published_ngram_rows_propose_as_the_sources_simulator_does():
+    """SpecDecode-Bench's simulator: a step whose first token would be accepted always has a match, one whose first
+    token would be rejected has one with probability m; so q = m / (1 - a (1 - m)) for per-proposal acceptance a."""
+    pub = _published()
+    row = pub.PublishedRow(source="s", gpu="H100-SXM", target="Llama-3.1-8B", method="ngram", k=3, batch_size=128,
+                           acceptance_length=1.9, ngram_match=0.2, context=190, measured=1.05)
+    a = predict.acceptance_from_length(1.9, 3)
+    q = pub.proposal_rate(row, 1.9)
+    assert q == pytest.approx(0.2 / (1 - a * 0.8)) and 0.2 < q < 1
+    assert pub.proposal_rate(row.model_copy(update={"ngram_match": 1.0}), 1.9) == 1.0
+    assert pub.proposal_rate(row.model_copy(update={"ngram_match": None}), 1.9) == 1.0
+    # anchored at batch 1 (as the source's rows are), the n-gram that proposes less keeps more of its gain at 128
+    anchored = row.model_copy(update={"anchor_batch": 1, "anchor_speedup": 1.17})
+    assert pub.predicted(anchored) > pub.predicted(anchored.model_copy(update={"ngram_match": None})) + 0.1
