@@ -250,6 +250,7 @@ def _from_sweep(s: SweepResult, ev: Evidence, production_temperature: float | No
         ev.acceptance_per_position = list(near.per_position)
         ev.acceptance_p10 = near.per_request_p10
         ev.mean_acceptance_length = near.mean_acceptance_length
+        ev.proposal_rate = near.proposal_rate
     by_wl: dict[str, SweepPoint] = {}
     for p in s.points:
         if p.acceptance_rate is None or p.workload == "all":

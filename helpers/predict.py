@@ -322,6 +322,7 @@ def calibrate_from_measurements(
     prefill_points: Sequence[tuple[float, float]] = (),
     baseline_points: Sequence[tuple[float, float]] = (),
     draft_param_ratio: float | None = None,
+    proposal_rate: float = 1.0,
 ) -> tuple[StepTimeModel, StepTimeModel | None]:
     """Fit target and draft step times from measured step times.
 
@@ -335,6 +336,8 @@ def calibrate_from_measurements(
       ``tpot_spec * E = k * t_draft + t_target(k+1)``.
     - ``draft_param_ratio``: draft/target parameters, to split the draft step into overhead and
       per-token cost (the draft's per-token cost scales with its size); default: same split as target.
+    - ``proposal_rate`` q: a step proposes on a fraction q of steps (:func:`predict`); E(k) is then per proposal,
+      a step yields 1 + q (E - 1) tokens and verifies 1 + q k.
     """
     k = num_speculative_tokens
     slope = 0.0
@@ -348,7 +351,8 @@ def calibrate_from_measurements(
     )
     if tpot_spec_ms is None:
         return target, None
-    drafting = max(tpot_spec_ms * expected_tokens_per_step - step_ms(target, k + 1), 0.0)  # all k passes
+    per_step = 1 + proposal_rate * (expected_tokens_per_step - 1)
+    drafting = max(tpot_spec_ms * per_step - step_ms(target, 1 + proposal_rate * k), 0.0)  # all k passes
     ratio = draft_param_ratio if draft_param_ratio is not None else 1.0
     tokens = draft_tokens_per_step(1, k)
     per_token = min(slope * ratio, drafting / tokens)
@@ -688,21 +692,27 @@ def calibrated_prediction(ev, *, batch_sizes: Sequence[int] | None = None, draft
         acceptance = iid_acceptance(1 + acc * k, k)
     e = expected_tokens_from_positions(positions, k) if positions else expected_tokens(acceptance, k)
     draft_free = ev.method in ("ngram", "suffix")
+    # a lookup proposes only where it finds a match: the measured share of steps with a proposal (sweep)
+    q = ev.proposal_rate if draft_free and ev.proposal_rate else 1.0
     target_step, draft_step = calibrate_from_measurements(
         tpot_baseline_ms=ev.tpot_c1_baseline_ms, tpot_spec_ms=ev.tpot_c1_spec_ms, expected_tokens_per_step=e,
         num_speculative_tokens=k, prefill_points=ev.prefill_points,
         baseline_points=[(x.concurrency, x.tpot_p50_baseline_ms) for x in ev.load_levels
                          if ev.load_kind == "concurrency" and x.tpot_p50_baseline_ms],
         draft_param_ratio=draft_param_ratio if draft_param_ratio is not None else ev.draft_param_ratio,
+        proposal_rate=q,
     )
     if draft_free and draft_step is not None:
-        # n-gram lookup costs CPU time per step, not per token: keep it as a fixed draft overhead.
-        draft_step = draft_step.model_copy(update={"name": "ngram lookup", "compute_ms_per_token": 0.0})
+        # n-gram lookup costs CPU time per step, not per token: all of the fitted drafting time as a fixed
+        # overhead (k passes of it), so the single-request TPOT is reproduced.
+        total = _draft_ms(draft_step, 1, k, 0.0)
+        draft_step = StepTimeModel(name="ngram lookup", source="fitted", overhead_ms=total / k, compute_ms_per_token=0.0)
     sizes = batch_sizes or sorted({int(x.concurrency) for x in ev.load_levels} | {1, 2, 4, 8, 16, 32})
     return predict(
         target_step=target_step, draft_step=draft_step, num_speculative_tokens=k, acceptance=acceptance,
         acceptance_per_position=positions, batch_sizes=sizes, context_tokens=context_tokens,
         target=ev.target or "target", draft=ev.draft or "draft", method=ev.method or "draft_model",
+        proposal_rate=q,
     )
 
 

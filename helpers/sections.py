@@ -314,6 +314,10 @@ def sweep(run: RunDir, ev: Evidence) -> str:
         pooled = pd.DataFrame([{"temperature": p.temperature, "acceptance": p.acceptance_rate,
                                 "tokens per target step": p.mean_acceptance_length, "P10 per request": p.per_request_p10,
                                 "P50 per request": p.per_request_p50, "requests": p.requests} for p in s.temperatures])
+        if any(p.proposal_rate is not None and p.proposal_rate < 0.95 for p in s.temperatures):
+            # an n-gram or suffix lookup proposes only where it finds a match; vLLM's counters cover those steps only
+            pooled["steps with a proposal"] = [p.proposal_rate for p in s.temperatures]
+            pooled = pooled.rename(columns={"tokens per target step": "tokens per step with a proposal"})
         body += "<p><b>Pooled over workload classes</b>:</p>" + frame(pooled.sort_values("temperature"))
         body += ("<p><b>Per draft position</b> (a steep fall means later drafted tokens are mostly wasted: a smaller k "
                  "wastes less) and <b>per request</b> (the spread behind the average):</p>")

@@ -66,6 +66,17 @@ def per_request_rates(records: list[dict]) -> list[float]:
     return out
 
 
+def proposal_rate(delta: SpecDelta | None, records: list[dict]) -> float | None:
+    """The share of decode steps that carried draft tokens: drafts over the steps the requests took, each step
+    giving 1 + accepted tokens after the prefill's first (so steps = output tokens - requests - accepted). 1 for a
+    draft model; below 1 for an n-gram or suffix lookup that finds no match on some steps. None when unknown."""
+    if delta is None or not delta.available or delta.source != "counters" or delta.drafts <= 0:
+        return None
+    ok = [r for r in records if r.get("status") == "ok" and r.get("output_tokens")]
+    steps = sum(r["output_tokens"] - 1 for r in ok) - delta.accepted
+    return min(delta.drafts / steps, 1.0) if steps > 0 else None
+
+
 def make_point(temperature: float, workload: str, delta: SpecDelta | None, records: list[dict],
                no_go_below: float = 0.5, go_above: float = 0.65) -> SweepPoint:
     rates = per_request_rates(records)
@@ -78,7 +89,7 @@ def make_point(temperature: float, workload: str, delta: SpecDelta | None, recor
         per_request_p10=pr["p10"], per_request_p50=pr["p50"], per_request_p90=pr["p90"],
         per_request=rates,
         drafts=delta.drafts if delta else 0, draft_tokens=delta.draft_tokens if delta else 0,
-        accepted=delta.accepted if delta else 0,
+        accepted=delta.accepted if delta else 0, proposal_rate=proposal_rate(delta, records),
         requests=len(records), errors=sum(r["status"] != "ok" for r in records),
         source=delta.source if delta else "none",
         verdict=acceptance_verdict(rate, no_go_below, go_above),

@@ -83,6 +83,8 @@ class Evidence(BaseModel):
     acceptance_by_workload: dict[str, float] = Field(default_factory=dict, description="at the production temperature")
     acceptance_per_position: list[float] = Field(default_factory=list, description="p_i at the production temperature")
     per_position_by_temperature: dict[float, list[float]] = Field(default_factory=dict, description="pooled p_i per sweep temperature")
+    proposal_rate: float | None = Field(None, description="share of decode steps with a proposal at the production "
+                                        "temperature (sweep; below 1 for an n-gram or suffix lookup)")
     mean_acceptance_length: float | None = None
     sweep_points: list[dict] = Field(default_factory=list, description="the sweep's points, for the report's plot")
     acceptance_p10: float | None = Field(None, description="P10 of per-request acceptance at the production temperature")

@@ -22,6 +22,9 @@ class SweepPoint(BaseModel):
     drafts: float = 0
     draft_tokens: float = 0
     accepted: float = 0
+    proposal_rate: float | None = Field(None, description="decode steps with a proposal / decode steps (n-gram, "
+                                        "suffix: the steps with a match): drafts / (output tokens - requests - "
+                                        "accepted); vLLM counts acceptance over the steps with a proposal only")
     requests: int = 0
     errors: int = 0
     source: str = Field("counters", description="counters | legacy_gauge | none")

@@ -204,3 +204,70 @@ def test_per_position_acceptance_between_swept_temperatures_is_interpolated():
     assert predict.positions_at_temperature(swept, 0.0) == pytest.approx([0.9, 0.8, 0.6])
     assert predict.positions_at_temperature(swept, 1.5) == pytest.approx([0.5, 0.3, 0.2])  # clamped
     assert predict.positions_at_temperature({}, 0.2) == []
+
+
+def test_calibration_with_a_proposal_rate_reproduces_the_measurement_and_the_flatter_curve():
+    """An n-gram proposing on 40% of steps, measured at concurrency 1 (TPOT 5.0 ms without, 4.2 ms with): the fit
+    charges the verification of 1 + 0.4 k tokens over 1 + 0.4 (E - 1) tokens per step, and so reproduces the
+    measured TPOT; fitted as if it proposed every step it would read a cheaper lookup and the wrong slope."""
+    e, k, q = 2.5, 4, 0.4
+    pts = [(1, 5.0), (4, 5.6), (16, 8.0)]
+    target, lookup = predict.calibrate_from_measurements(
+        tpot_baseline_ms=5.0, tpot_spec_ms=4.2, expected_tokens_per_step=e, num_speculative_tokens=k,
+        baseline_points=pts, proposal_rate=q)
+    assert (predict._draft_ms(lookup, 1, k, 0) + predict.step_ms(target, 1 + q * k)) / (1 + q * (e - 1)) \
+        == pytest.approx(4.2)
+    pred = predict.predict(target_step=target, draft_step=lookup, num_speculative_tokens=k, acceptance_length=e,
+                           batch_sizes=[1, 16], method="ngram", proposal_rate=q)
+    assert pred.points[0].tpot_spec_ms == pytest.approx(4.2)
+
+
+def test_the_sweep_measures_the_share_of_steps_with_a_proposal():
+    from playbook.helpers.metrics import SpecDelta
+    from playbook.helpers.sweep import make_point, proposal_rate
+
+    records = [{"status": "ok", "output_tokens": 101}, {"status": "ok", "output_tokens": 61},
+               {"status": "error", "output_tokens": None}]
+    delta = SpecDelta(available=True, drafts=40, draft_tokens=160, accepted=60)
+    # 160 tokens after the first ones, 60 of them accepted drafts: 100 steps, 40 with a proposal
+    assert proposal_rate(delta, records) == pytest.approx(0.4)
+    assert make_point(0.0, "all", delta, records).proposal_rate == pytest.approx(0.4)
+    assert proposal_rate(SpecDelta(available=True, drafts=500, accepted=60), records) == 1.0  # capped
+    assert proposal_rate(SpecDelta(available=False), records) is None
+    assert proposal_rate(SpecDelta(available=True, source="legacy_gauge", legacy_rate=0.5), records) is None
+
+
+def test_a_run_s_ngram_prediction_uses_its_measured_proposal_rate():
+    from playbook.helpers.schemas.decision import Evidence
+
+    ev = Evidence(method="ngram", num_speculative_tokens=4, tpot_c1_baseline_ms=5.0, tpot_c1_spec_ms=4.2,
+                  acceptance_per_position=[0.8, 0.6, 0.4, 0.2], prefill_points=[(10, 12.0), (50, 32.0)],
+                  proposal_rate=0.4)
+    pred = predict.calibrated_prediction(ev, batch_sizes=[1, 16])
+    assert pred.proposal_rate == pytest.approx(0.4) and pred.points[0].tpot_spec_ms == pytest.approx(4.2)
+    # without a measured rate (q = 1) the lookup's fitted time still reproduces the measured TPOT at concurrency 1
+    # (it was cut to its overhead before, 3.53 ms here), and the curve is steeper than with q = 0.4
+    every = predict.calibrated_prediction(ev.model_copy(update={"proposal_rate": None}), batch_sizes=[1, 16])
+    assert every.points[0].tpot_spec_ms == pytest.approx(4.2) and every.points[1].speedup < pred.points[1].speedup
+    # a draft model proposes every step: a measured rate is not applied to it
+    assert predict.calibrated_prediction(ev.model_copy(update={"method": "draft_model"}), batch_sizes=[1]).proposal_rate == 1
+
+
+def test_the_report_shows_how_often_an_ngram_proposed(tmp_path):
+    from playbook.helpers import sections
+    from playbook.helpers.artifacts import RunDir
+    from playbook.helpers.schemas.decision import Evidence
+    from playbook.helpers.schemas.sweep import SweepPoint, SweepResult
+
+    run = RunDir(tmp_path / "run")
+    pts = [SweepPoint(temperature=t, acceptance_rate=0.6, mean_acceptance_length=2.4, proposal_rate=q, requests=8,
+                      per_position=[0.7, 0.5, 0.4, 0.3])
+           for t, q in ((0.0, 0.42), (0.7, 0.35))]
+    run.write_json("40_sweep.json", SweepResult(method="ngram", num_speculative_tokens=4, temperatures=pts))
+    ev = Evidence(acceptance_production=0.6, acceptance_temperature=0.0, acceptance_by_temperature={0.0: 0.6, 0.7: 0.6})
+    html = sections.sweep(run, ev)
+    assert "steps with a proposal" in html and "tokens per step with a proposal" in html and "0.42" in html
+    for p in pts:
+        p.proposal_rate = 1.0  # a draft model: no such column
+    run.write_json("40_sweep.json", SweepResult(method="draft_model", num_speculative_tokens=4, temperatures=pts))
+    assert "steps with a proposal" not in sections.sweep(run, ev)
