@@ -35,6 +35,8 @@ def test_sweep_counter_deltas_agree_with_per_request_metrics(spec_server, tmp_pa
         assert pt.accepted == sum(r["spec"]["num_accepted_draft_tokens"] for r in mine)
         assert len(pt.per_position) == 4 and 0 <= pt.acceptance_rate <= 1
         assert pt.mean_acceptance_length == pytest.approx(1 + sum(pt.per_position))
+        # a draft model proposes on every decode step: drafts over (output tokens - requests - accepted) is ~1
+        assert pt.proposal_rate is not None and pt.proposal_rate >= 0.8
     t0 = res.temperatures[0]
     assert t0.per_request_p10 <= t0.per_request_p50 <= t0.per_request_p90
 
