@@ -153,6 +153,9 @@ def run(args) -> int:
     method = args.method or predict.default_method(draft)
     if method in ("draft_model", "eagle", "eagle3") and draft is None:
         raise ParameterError(f"method {method} needs --draft", "give --draft NAME or DIR, or --method ngram")
+    if args.proposal_rate < 1 and method not in ("ngram", "suffix"):
+        raise ParameterError(f"--proposal-rate {args.proposal_rate:g} with method {method}: a draft model or head "
+                             "proposes on every step", "leave --proposal-rate out (it is for --method ngram or suffix)")
     target = models.resolve(args.target, "target")
     acceptance = {"acceptance": args.acceptance, "acceptance_length": args.acceptance_length,
                   "acceptance_per_position": args.per_position or ()}

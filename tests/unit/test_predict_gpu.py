@@ -399,6 +399,11 @@ def test_cli_proposal_rate(capsys):
     assert "--proposal-rate 1.5 (must lie in (0, 1])" in capsys.readouterr().err
     assert main([*base, "--proposal-rate", "0.3", "--tpot-ms", "7,5"]) == 1
     assert "assumes a proposal every step" in capsys.readouterr().err
+    eagle = [a for a in base if a != "ngram"]
+    eagle[eagle.index("--method")] = "--draft"
+    eagle.insert(eagle.index("--draft") + 1, "benchmarks/predictor/heads/EAGLE-LLaMA3.1-Instruct-8B")
+    assert main([*eagle, "--proposal-rate", "0.3"]) == 1
+    assert "proposes on every step" in capsys.readouterr().err
 
 
 def test_published_ngram_rows_propose_as_the_sources_simulator_does():
