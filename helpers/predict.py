@@ -204,6 +204,9 @@ H100_VLLM_V1 = StepConstants(
 # December 2025) as a loss in all 8 configurations (benchmarks/predictor/published.py, `_sglang` lines).
 H100_SGLANG = H100_VLLM_V1.model_copy(update={"spec_seq_ms": 0.15, "baseline_overlaps_engine_step": True})
 
+# Methods whose proposals come from a lookup, not a model: no draft step; they propose only where it finds a match.
+LOOKUP_METHODS = ("ngram", "suffix")
+
 # The serving engine whose constants a catalog prediction uses (playbook predict --engine).
 ENGINES: dict[str, StepConstants] = {"vllm": H100_VLLM_V1, "sglang": H100_SGLANG}
 ENGINE_NAMES = {"vllm": "vLLM V1", "sglang": "SGLang (EAGLE without the overlap scheduler)"}
@@ -545,7 +548,7 @@ def predict(
     sizes = sorted({int(b) for b in batch_sizes if int(b) >= 1})
     if not sizes:
         raise ParameterError(f"batch sizes {list(batch_sizes)} hold no positive size", "give e.g. 1,2,4,8")
-    ngram = method in ("ngram", "suffix")
+    ngram = method in LOOKUP_METHODS
     over = {"engine_ms": engine_step_ms, "spec_ms": spec_step_ms, "ngram": ngram, "width": max(int(tree_width), 1),
             "seq_ms": spec_seq_ms, "proposal_rate": proposal_rate}
 
@@ -691,7 +694,7 @@ def calibrated_prediction(ev, *, batch_sizes: Sequence[int] | None = None, draft
             return None
         acceptance = iid_acceptance(1 + acc * k, k)
     e = expected_tokens_from_positions(positions, k) if positions else expected_tokens(acceptance, k)
-    draft_free = ev.method in ("ngram", "suffix")
+    draft_free = ev.method in LOOKUP_METHODS
     # a lookup proposes only where it finds a match: the measured share of steps with a proposal (sweep)
     q = ev.proposal_rate if draft_free and ev.proposal_rate else 1.0
     target_step, draft_step = calibrate_from_measurements(
@@ -844,7 +847,7 @@ def catalog_prediction(target_spec, draft_spec, gpu, *, num_speculative_tokens: 
                              "give measured step times: --target-step-ms (TPOT at concurrency 1) and --per-token-ms")
     t_step = roofline_from_specs(target_spec, gpu, name="target", tp=tp, precision=precision, constants=constants)
     d_step = None
-    if draft_spec is not None and method not in ("ngram", "suffix"):
+    if draft_spec is not None and method not in LOOKUP_METHODS:
         d_step = roofline_from_specs(draft_spec, gpu, name="draft", tp=draft_tp or tp, precision=draft_precision,
                                      draft=True, constants=constants)
     pred = predict(

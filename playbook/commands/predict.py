@@ -149,11 +149,11 @@ def run(args) -> int:
     tp = args.tp or args.num_gpus
     if args.num_gpus % tp:
         raise ParameterError(f"--num-gpus {args.num_gpus} is not a multiple of --tp {tp}", "use e.g. --num-gpus 2 --tp 2")
-    draft = models.resolve(args.draft, "draft") if args.draft and args.method not in ("ngram", "suffix") else None
+    draft = models.resolve(args.draft, "draft") if args.draft and args.method not in predict.LOOKUP_METHODS else None
     method = args.method or predict.default_method(draft)
     if method in ("draft_model", "eagle", "eagle3") and draft is None:
         raise ParameterError(f"method {method} needs --draft", "give --draft NAME or DIR, or --method ngram")
-    if args.proposal_rate < 1 and method not in ("ngram", "suffix"):
+    if args.proposal_rate < 1 and method not in predict.LOOKUP_METHODS:
         raise ParameterError(f"--proposal-rate {args.proposal_rate:g} with method {method}: a draft model or head "
                              "proposes on every step", "leave --proposal-rate out (it is for --method ngram or suffix)")
     target = models.resolve(args.target, "target")
