@@ -386,6 +386,7 @@ def calibrate_steps(
     context_tokens: float = 0.0,
     prior_target: StepTimeModel | None = None,
     prior_draft: StepTimeModel | None = None,
+    proposal_rate: float = 1.0,
 ) -> tuple[StepTimeModel, StepTimeModel | None]:
     """Fit the additive model's constants to a node's own measured TPOTs (GPU or the CPU engine).
 
@@ -399,14 +400,17 @@ def calibrate_steps(
 
     With one level only, c comes from ``prior_target`` (a GPU catalog model) and d1 from
     ``prior_draft`` (0 without). The engine step is in F and the per-speculative-step overhead in d0:
-    the returned models predict with ``engine_step_ms=spec_step_ms=0``.
+    the returned models predict with ``engine_step_ms=spec_step_ms=0``. With ``proposal_rate`` q < 1 (an
+    n-gram, :func:`predict`) E is per proposal: a step yields 1 + q (E - 1) and verifies 1 + q k per sequence.
     """
     k, e = num_speculative_tokens, expected_tokens_per_step
     if k < 1 or e < 1:
         raise ParameterError(f"k={k}, E={e}", "give k >= 1 and the sweep's E(k) >= 1")
+    e = 1 + proposal_rate * (e - 1)
+    v = 1 + proposal_rate * k  # tokens verified per sequence (k+1 for a draft model)
     n, ctx = concurrency, context_tokens
     two = n is not None and n > 1 and tpot_baseline_at_ms is not None
-    x1, xv1 = _extras(prior_target, 1, ctx, 1), _extras(prior_target, k + 1, ctx, 1)
+    x1, xv1 = _extras(prior_target, 1, ctx, 1), _extras(prior_target, v, ctx, 1)
     if two:
         xn = _extras(prior_target, n, n * ctx, n)
         c = max((tpot_baseline_at_ms - xn - (tpot_baseline_ms - x1)) / (n - 1), 0.0)
@@ -421,11 +425,11 @@ def calibrate_steps(
         return target, None
     d1 = prior_draft.compute_ms_per_token if prior_draft is not None else 0.0
     if two and tpot_spec_at_ms is not None:
-        xvn = _extras(prior_target, n * (k + 1), n * ctx, n)
-        dn = (tpot_spec_at_ms * e - f - c * n * (k + 1) - xvn) / k
-        d_1 = (tpot_spec_ms * e - f - c * (k + 1) - xv1) / k
+        xvn = _extras(prior_target, n * v, n * ctx, n)
+        dn = (tpot_spec_at_ms * e - f - c * n * v - xvn) / k
+        d_1 = (tpot_spec_ms * e - f - c * v - xv1) / k
         d1 = max((dn - d_1) * k / (draft_tokens_per_step(n, k) - draft_tokens_per_step(1, k)), 0.0)
-    d0 = max((tpot_spec_ms * e - f - c * (k + 1) - xv1 - d1 * draft_tokens_per_step(1, k)) / k, 0.0)
+    d0 = max((tpot_spec_ms * e - f - c * v - xv1 - d1 * draft_tokens_per_step(1, k)) / k, 0.0)
     draft = StepTimeModel(name="draft", source="fitted", overhead_ms=d0, compute_ms_per_token=d1)
     return target, draft
 

@@ -70,9 +70,6 @@ def _calibrated(args, target, draft, method: str, tp: int, acceptance: dict):
     if len(args.tpot_ms) != 2 or (args.tpot_at is not None and len(args.tpot_at) != 3):
         raise ParameterError("--tpot-ms takes BASE,SPEC and --tpot-at takes N,BASE,SPEC",
                              "e.g. --tpot-ms 7.1,4.3 --tpot-at 32,9.0,6.2")
-    if args.proposal_rate < 1:
-        raise ParameterError("--proposal-rate with --tpot-ms: the fit to measured TPOTs assumes a proposal every step",
-                             "leave --proposal-rate out, or predict from --gpu or --target-step-ms")
     k = args.num_speculative_tokens
     e_of = predict._e_function(k, acceptance["acceptance"], acceptance["acceptance_length"],
                                acceptance["acceptance_per_position"])[0]
@@ -87,11 +84,12 @@ def _calibrated(args, target, draft, method: str, tp: int, acceptance: dict):
     t_step, d_step = predict.calibrate_steps(
         num_speculative_tokens=k, expected_tokens_per_step=e_of(k), tpot_baseline_ms=args.tpot_ms[0],
         tpot_spec_ms=args.tpot_ms[1], concurrency=int(n) if n else None, tpot_baseline_at_ms=base_n,
-        tpot_spec_at_ms=spec_n, context_tokens=args.context_length, prior_target=prior_t, prior_draft=prior_d)
+        tpot_spec_at_ms=spec_n, context_tokens=args.context_length, prior_target=prior_t, prior_draft=prior_d,
+        proposal_rate=args.proposal_rate)
     pred = predict.predict(
         target_step=t_step, draft_step=d_step, num_speculative_tokens=k, **acceptance, batch_sizes=args.batch_sizes,
         context_tokens=args.context_length, target=target.name, draft=draft.name if draft else "", method=method,
-        verify_tokens_per_seq=args.verify_tokens)
+        verify_tokens_per_seq=args.verify_tokens, proposal_rate=args.proposal_rate)
     pred.assumptions.append("step constants fitted to the TPOTs measured on this node (--tpot-ms/--tpot-at)")
     return pred
 

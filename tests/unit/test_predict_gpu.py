@@ -307,6 +307,29 @@ def test_calibration_recovers_a_cpu_like_node():
     assert pred.points[0].speedup < 1 and chk.mean_abs_relative_error == pytest.approx(0, abs=1e-6)
 
 
+def test_calibration_recovers_a_lookup_that_proposes_on_a_share_of_steps():
+    """An n-gram with a lookup cost, proposing on 30% of steps: the fit to TPOTs at 1 and 8 recovers the target's
+    constants when told the proposal rate, and the curve it predicts is the truth's."""
+    truth_t = predict.StepTimeModel(name="t", source="given", overhead_ms=6.0, compute_ms_per_token=3.0)
+    lookup = predict.StepTimeModel(name="d", source="given", overhead_ms=0.2, compute_ms_per_token=0.0)
+    k, e, q = 4, 2.6, 0.3
+
+    def measure(b):
+        return (predict.step_ms(truth_t, b, 0, seqs=b),
+                predict._spec_tpot(truth_t, lookup, b, k, e, 0, proposal_rate=q)[0])
+
+    (b1, s1), (b8, s8) = measure(1), measure(8)
+    t, d = predict.calibrate_steps(num_speculative_tokens=k, expected_tokens_per_step=e, tpot_baseline_ms=b1,
+                                   tpot_spec_ms=s1, concurrency=8, tpot_baseline_at_ms=b8, tpot_spec_at_ms=s8,
+                                   proposal_rate=q)
+    assert (t.overhead_ms, t.compute_ms_per_token) == pytest.approx((6.0, 3.0))
+    for b in (2, 16, 64):
+        pred = predict.predict(target_step=t, draft_step=d, num_speculative_tokens=k, acceptance_length=e,
+                               batch_sizes=[b], method="ngram", proposal_rate=q)
+        base, spec = measure(b)
+        assert pred.points[0].speedup == pytest.approx(base / spec, rel=1e-6)
+
+
 def test_calibration_keeps_gpu_structure(eagle3_head):
     # a GPU node whose fixed and per-token costs differ from the catalog's: two measured levels fix them
     gpu = gpus.get_gpu("H100-SXM")
@@ -397,8 +420,8 @@ def test_cli_proposal_rate(capsys):
     assert json.loads(capsys.readouterr().out)["proposal_rate"] == 0.3
     assert main([*base, "--proposal-rate", "1.5"]) == 1
     assert "--proposal-rate 1.5 (must lie in (0, 1])" in capsys.readouterr().err
-    assert main([*base, "--proposal-rate", "0.3", "--tpot-ms", "7,5"]) == 1
-    assert "assumes a proposal every step" in capsys.readouterr().err
+    assert main([*base, "--proposal-rate", "0.3", "--tpot-ms", "7,6"]) == 0  # the node fit takes it too
+    assert json.loads(capsys.readouterr().out)["points"][0]["tpot_spec_ms"] == pytest.approx(6.0)
     eagle = [a for a in base if a != "ngram"]
     eagle[eagle.index("--method")] = "--draft"
     eagle.insert(eagle.index("--draft") + 1, "benchmarks/predictor/heads/EAGLE-LLaMA3.1-Instruct-8B")
