@@ -316,6 +316,12 @@ def fit_step_model(name: str, points: Sequence[tuple[float, float]]) -> StepTime
     return StepTimeModel(name=name, source="fitted", overhead_ms=intercept, compute_ms_per_token=slope)
 
 
+def with_proposals(per_proposal: float, proposal_rate: float) -> float:
+    """Tokens per sequence per step when only a share q of steps propose (an n-gram finds no match on the others,
+    which verify and yield one token): 1 + q (x - 1), for the tokens verified (x = k+1) or yielded (x = E)."""
+    return 1 + proposal_rate * (per_proposal - 1)
+
+
 def calibrate_from_measurements(
     *,
     tpot_baseline_ms: float,
@@ -354,8 +360,8 @@ def calibrate_from_measurements(
     )
     if tpot_spec_ms is None:
         return target, None
-    per_step = 1 + proposal_rate * (expected_tokens_per_step - 1)
-    drafting = max(tpot_spec_ms * per_step - step_ms(target, 1 + proposal_rate * k), 0.0)  # all k passes
+    per_step = with_proposals(expected_tokens_per_step, proposal_rate)
+    drafting = max(tpot_spec_ms * per_step - step_ms(target, with_proposals(k + 1, proposal_rate)), 0.0)  # all k passes
     ratio = draft_param_ratio if draft_param_ratio is not None else 1.0
     tokens = draft_tokens_per_step(1, k)
     per_token = min(slope * ratio, drafting / tokens)
@@ -406,8 +412,8 @@ def calibrate_steps(
     k, e = num_speculative_tokens, expected_tokens_per_step
     if k < 1 or e < 1:
         raise ParameterError(f"k={k}, E={e}", "give k >= 1 and the sweep's E(k) >= 1")
-    e = 1 + proposal_rate * (e - 1)
-    v = 1 + proposal_rate * k  # tokens verified per sequence (k+1 for a draft model)
+    e = with_proposals(e, proposal_rate)
+    v = with_proposals(k + 1, proposal_rate)  # tokens verified per sequence (k+1 for a draft model)
     n, ctx = concurrency, context_tokens
     two = n is not None and n > 1 and tpot_baseline_at_ms is not None
     x1, xv1 = _extras(prior_target, 1, ctx, 1), _extras(prior_target, v, ctx, 1)
@@ -473,8 +479,8 @@ def _spec_tpot(target: StepTimeModel, draft: StepTimeModel | None, b: int, k: in
     cost (``spec_ms`` once, ``seq_ms`` per sequence), over the tokens a step yields. ``e`` is E(k) per
     proposal; with ``proposal_rate`` q < 1 (an n-gram finds no match on some steps) a sequence verifies
     1 + q (v - 1) tokens and yields 1 + q (E - 1) per step."""
-    v = 1 + proposal_rate * ((verify or k + 1) - 1)
-    e = 1 + proposal_rate * (e - 1)
+    v = with_proposals(verify or k + 1, proposal_rate)
+    e = with_proposals(e, proposal_rate)
     t_target = step_ms(target, b * v, b * ctx, seqs=b)
     t_draft = step_ms(draft, b, b * ctx, seqs=b) if draft is not None else 0.0
     drafting = _draft_ms(draft, b, k, ctx, verify, width) if draft is not None else 0.0
@@ -580,7 +586,7 @@ def predict(
     c = (step_ms(draft_step, 1, context_tokens) / t1) if draft_step is not None else 0.0
     pred = Prediction(
         target=target, draft=draft, method=method, num_speculative_tokens=k, acceptance=a,
-        acceptance_per_position=positions, expected_tokens_per_step=1 + proposal_rate * (e_of(k) - 1), cost_ratio=c,
+        acceptance_per_position=positions, expected_tokens_per_step=with_proposals(e_of(k), proposal_rate), cost_ratio=c,
         optimal_k=best_k[sizes[0]] if sizes[0] == 1 else optimal_k(a, c, k_max),
         optimal_k_by_batch_size=best_k, points=points, crossover_batch_size=crossover,
         target_step=target_step, draft_step=draft_step, engine_step_ms=engine_step_ms, spec_step_ms=spec_step_ms,
