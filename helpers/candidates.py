@@ -394,7 +394,7 @@ def judge_launch(lc: LaunchCheck) -> LaunchCheck:
     1; it holds unless slower at some level; failed when no level was measured."""
     if lc.status == "failed":
         return lc
-    ok = [r for r in lc.levels if r.status == "ok" and r.speedup]
+    ok = [r for r in lc.levels if _measured(r)]
     if not ok:
         lc.status = "failed"
         lc.finding = f"the k table {lc.table} measured no level as launched: launching {lc.label} (static)"
@@ -452,10 +452,15 @@ def win_prefix(c: CandidateResult) -> tuple[list[float], list[float]]:
     return counted, stray
 
 
+def _measured(row: CandidateLevel | None) -> bool:
+    """A level with a speedup (not missing, not excluded for bursts or drift)."""
+    return row is not None and row.status == "ok" and row.speedup is not None
+
+
 def loses(row: CandidateLevel | None) -> bool:
     """Measured no faster than the baseline at a level: the interval's upper bound at most 1 (the point estimate
     below 1 without an interval). A level that is neither a win nor a loss is inconclusive."""
-    if row is None or row.status != "ok" or row.speedup is None:
+    if not _measured(row):
         return False
     return row.ci_high <= 1.0 if row.ci_high is not None else row.speedup < 1.0
 
@@ -510,13 +515,12 @@ def displaces(c: CandidateResult, own: CandidateResult, rows: dict[str, dict[flo
     mine_rows, theirs_rows = rows[c.label], rows[own.label]
     for lvl in won:
         mine, theirs = mine_rows[lvl], theirs_rows.get(lvl)
-        if theirs is None or theirs.status != "ok" or theirs.speedup is None:
+        if not _measured(theirs):
             continue  # not measured there (excluded): the data cannot tell them apart
         if loses(theirs) or (mine.ci_low is not None and mine.ci_low > theirs.speedup):
             return True
     both = [(m.speedup, theirs_rows[lvl].speedup) for lvl, m in mine_rows.items()
-            if m.status == "ok" and m.speedup and lvl in theirs_rows and theirs_rows[lvl].status == "ok"
-            and theirs_rows[lvl].speedup]
+            if _measured(m) and _measured(theirs_rows.get(lvl))]
     return len(won) > len(own_won) and bool(both) and all(a >= b for a, b in both)
 
 
@@ -539,7 +543,7 @@ def choose(res: CandidatesResult) -> CandidatesResult:
     def score(c: CandidateResult) -> tuple[int, bool, float]:
         """Most levels won; on a tie the step's own configuration, then the geometric-mean speedup. A candidate
         outranks the step's own configuration only where :func:`displaces` finds the data tell them apart."""
-        sp = [r.speedup for r in c.levels if r.status == "ok" and r.speedup]
+        sp = [r.speedup for r in c.levels if _measured(r)]
         return len(prefix[c.label][0]), c.primary, (math.exp(sum(math.log(s) for s in sp) / len(sp)) if sp else 0.0)
 
     ranked = sorted((c for c in measured if score(c)[0] > 0), key=score, reverse=True)
@@ -559,8 +563,7 @@ def choose(res: CandidatesResult) -> CandidatesResult:
         for lvl in sorted(res.levels):
             wins = [(rows[c.label][lvl], c) for c in same if lvl in prefix[c.label][0]]
             held = rows[top.label].get(lvl)
-            if wins and held is not None and all(c is not top for _, c in wins) and not loses(held) \
-                    and held.status == "ok" and held.speedup:
+            if wins and _measured(held) and not loses(held) and all(c is not top for _, c in wins):
                 wins.append((held, top))  # measured, not lost: the winner runs on unless another k is clearly faster
             if wins:  # the winner holds its level unless another k is clearly faster: a table needs evidence
                 chosen = fastest(wins, incumbent=top.label)[1]
