@@ -171,10 +171,14 @@ H100_VLLM_V1 = StepConstants(
     # decoder layer replayed from a CUDA graph at ~1.2 us each). It is what makes a deep draft model
     # cost more per pass than a 1-layer EAGLE head of similar bytes.
     per_layer_ms=0.012,
-    # SafeAILab/EAGLE issue 211 (SGLang, H200, batch 1): Qwen3-30B-A3B decodes at 147 tok/s
-    # (6.8 ms) although its active weights stream in ~1.5 ms; the 48 MoE layers' routing,
-    # permutation and grouped-GEMM launches account for ~0.07 ms each (SGLang's figure, used for vLLM too).
-    moe_layer_ms=0.07,
+    # Qwen3-30B-A3B's batch-1 decode without speculation on H100s (SGLang of December 2025): 222.47 tok/s
+    # (4.49 ms) at TP2 (sgl-project/SpecForge#339) and 218.89 tok/s (4.57 ms) at TP4 (Tencent/AngelSlim#163),
+    # where the rest of this model accounts for 2.68 and 2.74 ms: the 48 MoE layers' routing, permutation
+    # and grouped-GEMM launches take ~0.038 ms each at both TPs (SGLang's figure, used for vLLM too). An
+    # older SGLang (v0.4.9, July 2025; SafeAILab/EAGLE issues 203 and 211) decoded it at 147 tok/s on one
+    # H200, ~0.07 ms per layer; that figure predicted the two H100 baselines 33% too slow and their losses
+    # under EAGLE-3 as gains (benchmarks/predictor/published.yaml, 2026-12-05).
+    moe_layer_ms=0.038,
     # decode GEMVs reach ~90% of HBM peak; with forward_fixed_ms this reproduces the 5.886 ms above.
     memory_efficiency=0.9,
     # SpecDecode-Bench `target_c_kv` = 3.93e-5 ms per KV token = Llama-3.1-8B's 128 KiB per token
@@ -200,8 +204,9 @@ H100_VLLM_V1 = StepConstants(
 # 1.32x at 32, where vLLM's constants predict 1.63x; least squares over that EAGLE-3 series (acceptance anchored
 # at batch 2, engine step kept at vLLM's 1.207 ms) gives 0.15 ms per sequence per speculative step (median
 # error 2.2%). Held out: the same paper's EAGLE-1 series on that engine is predicted with median error 2.9%
-# and a loss from batch 28 (measured: from 24), and Qwen3-30B-A3B on two H100s (SpecForge#339, SGLang of
-# December 2025) as a loss in all 8 configurations (benchmarks/predictor/published.py, `_sglang` lines).
+# and a loss from batch 28 (measured: from 24), and Qwen3-30B-A3B under EAGLE-3 (SGLang of December 2025) as a
+# loss in all 8 configurations on two H100s (SpecForge#339) and 5 of 6 on four (AngelSlim#163; the sixth measured
+# 0.994x, predicted 1.03x), with moe_layer_ms set from their baselines (benchmarks/predictor/published.py, `_sglang`).
 H100_SGLANG = H100_VLLM_V1.model_copy(update={"spec_seq_ms": 0.15, "baseline_overlaps_engine_step": True})
 
 # Methods whose proposals come from a lookup, not a model: no draft step; they propose only where it finds a match.

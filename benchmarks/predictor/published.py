@@ -9,7 +9,8 @@ the length at which the prediction matches the source's own speedup at its lowes
 playbook calibrates on a node; that row is then fit). Summary, over the vLLM rows (the engine the
 playbook drives), the SGLang rows, the held-out rows and all rows (last): median absolute relative
 error of the speedup (speedup and ratio rows), how many rows have the direction (gain vs loss)
-right (speedup and crossover rows), and the worst factor between predicted and published crossover
+right (speedup and crossover rows), how many of the published slowdowns (a speedup below 1, or a crossover batch)
+are predicted as losses, and the worst factor between predicted and published crossover
 batch sizes (crossover rows).
 """
 
@@ -159,10 +160,11 @@ def summary(checks: list[PublishedCheck]) -> dict:
     errors = [c.relative_error for c in checks if c.row.kind != "crossover"]
     directed = [c for c in checks if c.direction_right is not None]
     crossovers = [c.relative_error + 1 for c in checks if c.row.kind == "crossover"]
+    slowdowns = [c for c in directed if c.row.kind == "crossover" or c.row.measured < 1]
     return {
         "median_error": statistics.median(errors) if errors else float("nan"),
         "direction_right": sum(bool(c.direction_right) for c in directed), "direction_rows": len(directed),
-        "slowdowns": sum(c.row.kind == "crossover" or c.row.measured < 1 for c in directed),
+        "slowdowns": len(slowdowns), "slowdowns_right": sum(bool(c.direction_right) for c in slowdowns),
         "crossover_factor": max(crossovers) if crossovers else None, "rows": len(checks),
     }
 
@@ -190,6 +192,7 @@ def report(path: Path = TABLE) -> int:
         s = summary(subset)
         print(f"published_median_error{label}={s['median_error']:.4f}")
         print(f"published_direction_right{label}={s['direction_right']}/{s['direction_rows']}")
+        print(f"published_slowdowns_right{label}={s['slowdowns_right']}/{s['slowdowns']}")
         if s["crossover_factor"] is not None:
             print(f"published_crossover_factor{label}={s['crossover_factor']:.2f}")
     return 0

@@ -17,7 +17,8 @@ then predicts the speedup at every measured level. Prints one line per level and
 Then the published GPU measurements of benchmarks/predictor/published.yaml (each row names its
 source), predicted from catalog facts alone as `playbook predict` does (published.py), ending with
 ``published_median_error=<median absolute relative error of the speedup>`` and
-``published_direction_right=<rows with gain vs loss right>/<speedup rows>``.
+``published_direction_right=<rows with gain vs loss right>/<speedup rows>`` (and ``published_slowdowns_right=``: of
+the published slowdowns, how many are predicted as losses).
 """
 
 from __future__ import annotations

@@ -238,6 +238,30 @@ def test_published_crossover_rows_are_judged_by_factor():
     assert c.predicted in pub.CROSSOVER_GRID and c.direction_right == (pub.crossover_factor(c.predicted, 24) <= 1.5)
 
 
+def test_published_slowdowns_count_only_losses_and_crossovers():
+    """published_slowdowns_right: of the rows where the source measured a loss (or a crossover batch), how many the
+    predictor calls a loss; a predicted gain on a measured loss is a miss, a measured gain is not a slowdown."""
+    pub = _published()
+    base = {"source": "s", "gpu": "H100-SXM", "target": "Llama-3.1-8B", "draft": "heads/EAGLE-LLaMA3.1-Instruct-8B",
+            "method": "eagle", "k": 3, "acceptance_length": 2.4, "context": 600}
+    loss_missed = pub.PublishedRow(**base, batch_size=1, measured=0.8)  # an EAGLE head at batch 1: a gain predicted
+    gain = pub.PublishedRow(**base, batch_size=1, measured=1.5)
+    loss_right = pub.PublishedRow(**base, engine="sglang", batch_size=64, measured=0.7)  # SGLang loses from ~28
+    checks = pub.check([loss_missed, gain, loss_right])
+    assert [c.predicted >= 1 for c in checks] == [True, True, False]
+    s = pub.summary(checks)
+    assert (s["slowdowns"], s["slowdowns_right"], s["direction_right"]) == (2, 1, 2)
+
+
+def test_moe_baseline_matches_the_published_h100_baselines():
+    """moe_layer_ms comes from Qwen3-30B-A3B's batch-1 decode on H100s under SGLang (SpecForge#339, TP2: 222.47 tok/s;
+    AngelSlim#163, TP4: 218.89 tok/s); the catalog model reproduces both within 5%."""
+    target, gpu = models.resolve("Qwen3-30B-A3B"), gpus.get_gpu("H100-SXM")
+    for tp, measured_ms in ((2, 1000 / 222.47), (4, 1000 / 218.89)):
+        t = predict.roofline_from_specs(target, gpu, name="t", tp=tp, constants=predict.H100_SGLANG)
+        assert predict.step_ms(t, 1, 600) == pytest.approx(measured_ms, rel=0.05)
+
+
 def test_an_anchored_acceptance_reproduces_the_sources_lowest_batch():
     """A source without acceptance lengths (the EAGLE-3 paper's batch tables): the length is set so the
     prediction equals the source at its lowest batch; that row is marked fit, the others are predicted."""
