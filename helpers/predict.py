@@ -321,6 +321,23 @@ def fit_step_model(name: str, points: Sequence[tuple[float, float]]) -> StepTime
     return StepTimeModel(name=name, source="fitted", overhead_ms=intercept, compute_ms_per_token=slope)
 
 
+# A fitted cost below zero by more than this share of the measured time it comes from is said, not only clamped.
+CLAMP_TOLERANCE = 0.05
+
+
+def _clamped(raw: float, measured_ms: float, what: str, why: str, notes: list[str]) -> float:
+    """``raw`` floored at 0; when it was negative by more than :data:`CLAMP_TOLERANCE` of ``measured_ms`` the fit
+    cannot explain the measurements, and ``notes`` gets a line naming the cost, the amount and the likely cause."""
+    if raw < -CLAMP_TOLERANCE * measured_ms:
+        notes.append(f"{what} fitted as 0 (the measurements give {raw:.2f} ms): {why}")
+    return max(raw, 0.0)
+
+
+SPEC_TOO_FAST = ("the speculative TPOT is lower than verifying these tokens at this acceptance allows, so the acceptance "
+                 "given is too low for it (compare with the server's own mean acceptance length; for n-gram give "
+                 "--proposal-rate) or the two TPOTs come from different loads or prompts")
+
+
 def with_proposals(per_proposal: float, proposal_rate: float) -> float:
     """Tokens per sequence per step when only a share q of steps propose (an n-gram finds no match on the others,
     which verify and yield one token): 1 + q (x - 1), for the tokens verified (x = k+1) or yielded (x = E)."""
@@ -366,13 +383,15 @@ def calibrate_from_measurements(
     if tpot_spec_ms is None:
         return target, None
     per_step = with_proposals(expected_tokens_per_step, proposal_rate)
-    drafting = max(tpot_spec_ms * per_step - step_ms(target, with_proposals(k + 1, proposal_rate)), 0.0)  # all k passes
+    notes: list[str] = []
+    drafting = _clamped(tpot_spec_ms * per_step - step_ms(target, with_proposals(k + 1, proposal_rate)),  # all k passes
+                        tpot_spec_ms * per_step, "the draft's cost", SPEC_TOO_FAST, notes)
     ratio = draft_param_ratio if draft_param_ratio is not None else 1.0
     tokens = draft_tokens_per_step(1, k)
     per_token = min(slope * ratio, drafting / tokens)
     draft = StepTimeModel(
         name="draft", source="fitted", overhead_ms=(drafting - per_token * tokens) / max(k, 1),
-        compute_ms_per_token=per_token,
+        compute_ms_per_token=per_token, fit_notes=notes,
     )
     return target, draft
 
@@ -422,26 +441,36 @@ def calibrate_steps(
     n, ctx = concurrency, context_tokens
     two = n is not None and n > 1 and tpot_baseline_at_ms is not None
     x1, xv1 = _extras(prior_target, 1, ctx, 1), _extras(prior_target, v, ctx, 1)
+    t_notes: list[str] = []
     if two:
         xn = _extras(prior_target, n, n * ctx, n)
-        c = max((tpot_baseline_at_ms - xn - (tpot_baseline_ms - x1)) / (n - 1), 0.0)
+        c = _clamped((tpot_baseline_at_ms - xn - (tpot_baseline_ms - x1)) / (n - 1), tpot_baseline_ms / n,
+                     "the target's cost per batched token",
+                     f"the baseline TPOT at concurrency {n:g} is lower than at 1 (measure both at steady load)", t_notes)
     else:
         c = prior_target.compute_ms_per_token if prior_target is not None else 0.0
-    f = max(tpot_baseline_ms - x1 - c, 0.0)
+    f = _clamped(tpot_baseline_ms - x1 - c, tpot_baseline_ms, "the target's fixed cost per step",
+                 "the GPU model's KV, attention and MoE terms alone exceed the measured baseline TPOT (check --gpu, "
+                 "--tp and --context-length)", t_notes)
     base = prior_target if prior_target is not None else StepTimeModel(name="target", source="fitted", overhead_ms=0,
                                                                       compute_ms_per_token=0)
     target = base.model_copy(update={"name": "target", "source": "fitted", "overhead_ms": f, "weights_ms": 0.0,
-                                     "compute_ms_per_token": c})
+                                     "compute_ms_per_token": c, "fit_notes": t_notes})
     if tpot_spec_ms is None:
         return target, None
+    d_notes: list[str] = []
     d1 = prior_draft.compute_ms_per_token if prior_draft is not None else 0.0
     if two and tpot_spec_at_ms is not None:
         xvn = _extras(prior_target, n * v, n * ctx, n)
         dn = (tpot_spec_at_ms * e - f - c * n * v - xvn) / k
         d_1 = (tpot_spec_ms * e - f - c * v - xv1) / k
-        d1 = max((dn - d_1) * k / (draft_tokens_per_step(n, k) - draft_tokens_per_step(1, k)), 0.0)
-    d0 = max((tpot_spec_ms * e - f - c * v - xv1 - d1 * draft_tokens_per_step(1, k)) / k, 0.0)
-    draft = StepTimeModel(name="draft", source="fitted", overhead_ms=d0, compute_ms_per_token=d1)
+        d1 = _clamped((dn - d_1) * k / (draft_tokens_per_step(n, k) - draft_tokens_per_step(1, k)),
+                      tpot_spec_at_ms * e / draft_tokens_per_step(n, k), "the draft's cost per token",
+                      f"at concurrency {n:g} speculation gained more over its own concurrency 1 than the baseline "
+                      "did, which verifying more tokens cannot do (measure both at the same loads)", d_notes)
+    d0 = _clamped((tpot_spec_ms * e - f - c * v - xv1 - d1 * draft_tokens_per_step(1, k)) / k, tpot_spec_ms * e / k,
+                  "the draft pass's fixed cost", SPEC_TOO_FAST, d_notes)
+    draft = StepTimeModel(name="draft", source="fitted", overhead_ms=d0, compute_ms_per_token=d1, fit_notes=d_notes)
     return target, draft
 
 
@@ -609,8 +638,14 @@ def predict(
             + (f" + {spec_seq_ms:.3f} ms per sequence" if spec_seq_ms else ""),
         ],
     )
+    pred.assumptions += fit_notes(pred)
     pred.finding = finding(pred)
     return pred
+
+
+def fit_notes(pred: Prediction) -> list[str]:
+    """What fitting the prediction's step models to measured times had to clamp (empty for catalog models)."""
+    return [*pred.target_step.fit_notes, *(pred.draft_step.fit_notes if pred.draft_step is not None else [])]
 
 
 def finding(pred: Prediction) -> str:
@@ -724,7 +759,8 @@ def calibrated_prediction(ev, *, batch_sizes: Sequence[int] | None = None, draft
         # n-gram lookup costs CPU time per step, not per token: all of the fitted drafting time as a fixed
         # overhead (k passes of it), so the single-request TPOT is reproduced.
         total = _draft_ms(draft_step, 1, k, 0.0)
-        draft_step = StepTimeModel(name="ngram lookup", source="fitted", overhead_ms=total / k, compute_ms_per_token=0.0)
+        draft_step = StepTimeModel(name="ngram lookup", source="fitted", overhead_ms=total / k, compute_ms_per_token=0.0,
+                                   fit_notes=draft_step.fit_notes)
     sizes = batch_sizes or sorted({int(x.concurrency) for x in ev.load_levels} | {1, 2, 4, 8, 16, 32})
     return predict(
         target_step=target_step, draft_step=draft_step, num_speculative_tokens=k, acceptance=acceptance,

@@ -29,6 +29,8 @@ class StepTimeModel(BaseModel):
     num_experts: int = Field(0, ge=0)
     experts_per_token: int = Field(0, ge=0)
     expert_ms: float = Field(0.0, ge=0, description="time to stream one routed expert of one layer")
+    fit_notes: list[str] = Field(default_factory=list, description="what a fit to measured times had to clamp to stay "
+                                 "physical (a negative cost): the measurements and the acceptance given disagree")
 
 
 class StepConstants(BaseModel):

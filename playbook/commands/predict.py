@@ -189,6 +189,8 @@ def run(args) -> int:
     replicas = args.num_gpus // tp
     if replicas > 1:
         pred.assumptions.append(f"batch sizes are per replica: {replicas} replicas of TP {tp}")
+    for note in predict.fit_notes(pred):  # said on stderr as well, also under --json: the curve rests on a clamp
+        print(f"warning: {note}", file=sys.stderr)
     if args.json:
         print_json(pred)
         return 0

@@ -130,6 +130,38 @@ def test_calibration_reproduces_single_request_measurements():
     assert spec_c1 == pytest.approx(6.0)
 
 
+def test_run_calibration_says_when_the_speculative_tpot_is_too_fast_for_the_acceptance():
+    """The run's own fit (calibrated_prediction's): a speculative TPOT below what verifying k+1 tokens costs at E
+    leaves no time for the draft; the note travels with the prediction (the report shows fit_notes)."""
+    target, draft = predict.calibrate_from_measurements(
+        tpot_baseline_ms=5.0, tpot_spec_ms=1.0, expected_tokens_per_step=1.5, num_speculative_tokens=4,
+        prefill_points=[(10, 12.0), (50, 32.0), (90, 52.0)])
+    assert draft.overhead_ms == 0 and draft.compute_ms_per_token == 0
+    assert len(draft.fit_notes) == 1 and "the draft's cost fitted as 0" in draft.fit_notes[0]
+    pred = predict.predict(target_step=target, draft_step=draft, num_speculative_tokens=4, acceptance_length=1.5,
+                           batch_sizes=[1])
+    assert predict.fit_notes(pred) == draft.fit_notes and draft.fit_notes[0] in pred.assumptions
+    _, ok = predict.calibrate_from_measurements(tpot_baseline_ms=5.0, tpot_spec_ms=6.0, expected_tokens_per_step=2.5,
+                                                num_speculative_tokens=4, prefill_points=[(10, 12.0), (50, 32.0)])
+    assert ok.fit_notes == []
+
+
+def test_report_shows_what_the_fit_could_not_explain(tmp_path):
+    from playbook.helpers import sections
+    from playbook.helpers.artifacts import RunDir
+    from playbook.helpers.schemas.decision import Evidence
+
+    target, draft = predict.calibrate_from_measurements(
+        tpot_baseline_ms=5.0, tpot_spec_ms=1.0, expected_tokens_per_step=1.5, num_speculative_tokens=4,
+        prefill_points=[(10, 12.0), (50, 32.0)])
+    pred = predict.predict(target_step=target, draft_step=draft, num_speculative_tokens=4, acceptance_length=1.5,
+                           batch_sizes=[1, 2])
+    html = sections.predicted_vs_measured(pred, None, Evidence(), RunDir(tmp_path))
+    assert "could not explain the measurements" in html and "the draft&#x27;s cost fitted as 0" in html
+    pred.draft_step = pred.draft_step.model_copy(update={"fit_notes": []})
+    assert "could not explain" not in sections.predicted_vs_measured(pred, None, Evidence(), RunDir(tmp_path))
+
+
 def test_per_batch_size_schedule_is_valid_for_vllm():
     # vLLM's own validator, loaded from its file (importing the vllm package takes seconds)
     import importlib.util

@@ -394,6 +394,30 @@ def test_cli_calibrates_on_measured_tpots(capsys):
     assert pts[1]["tpot_baseline_ms"] == pytest.approx(40.0) and pts[1]["tpot_spec_ms"] == pytest.approx(60.0)
 
 
+def test_a_fit_that_cannot_explain_the_tpots_says_so(capsys):
+    """A speculative TPOT faster than the acceptance given allows (AL 1.5 for 7.0 -> 3.0 ms, a 2.3x gain): the draft's
+    cost would be negative; it is fitted as 0 and the prediction, its JSON and stderr say why, naming the fix.
+    Measurements the model explains (vllm#20780's) carry no such note."""
+    base = ["predict", "--target", "Llama-3.1-8B", "--draft", str(ROOT / "benchmarks/predictor/heads/EAGLE-LLaMA3.1-Instruct-8B"),
+            "--gpu", "H100-SXM", "-k", "3", "--batch-sizes", "1,32", "--json"]
+    assert main([*base, "--acceptance-length", "1.5", "--tpot-ms", "7.0,3.0"]) == 0
+    out, err = capsys.readouterr()
+    notes = [a for a in json.loads(out)["assumptions"] if "fitted as 0" in a]
+    assert len(notes) == 1 and "draft pass's fixed cost" in notes[0] and "acceptance" in notes[0]
+    assert err.count("warning: ") == 1 and "mean acceptance length" in err
+    assert main([*base, "--acceptance-length", "2.29", "--tpot-ms", "7.07,4.29"]) == 0
+    out, err = capsys.readouterr()
+    assert not any("fitted as 0" in a for a in json.loads(out)["assumptions"]) and "warning" not in err
+    # a baseline faster at concurrency 8 than alone: the per-token cost is clamped, and said
+    t, _ = predict.calibrate_steps(num_speculative_tokens=3, expected_tokens_per_step=2.0, tpot_baseline_ms=10.0,
+                                   concurrency=8, tpot_baseline_at_ms=6.0)
+    assert t.compute_ms_per_token == 0 and "lower than at 1" in t.fit_notes[0]
+    # within the tolerance (noise): clamped without a note
+    t, _ = predict.calibrate_steps(num_speculative_tokens=3, expected_tokens_per_step=2.0, tpot_baseline_ms=10.0,
+                                   concurrency=8, tpot_baseline_at_ms=9.99)
+    assert t.compute_ms_per_token == 0 and t.fit_notes == []
+
+
 def test_benchmark_falls_back_to_the_servers_own_tpot(tmp_path, capsys):
     # the CPU engine can deliver streams in bursts: the load test then withholds client-side speedups
     sys.path.insert(0, str(ROOT / "benchmarks/predictor"))
