@@ -106,3 +106,20 @@ def test_prequantized_checkpoint_counts_parameters_from_the_architecture(tmp_pat
     assert any("pre-quantized int4" in w for w in b.warnings)
     ok = memory.budget(spec, None, gpus.get_gpu("cpu"), method="none", kv_cache_gib=1, target_quant="int4")
     assert not any("pre-quantized" in w for w in ok.warnings)
+
+
+def test_a_gpu_family_name_says_which_entries_it_could_mean():
+    """'H100' or 'a100' (what people type) is two catalog entries: the error names both, not the nearest spelling."""
+    from playbook.helpers import gpus
+    from playbook.helpers.errors import ParameterError
+
+    with pytest.raises(ParameterError) as exc:
+        gpus.get_gpu("H100")
+    assert "H100-SXM or H100-PCIe" in str(exc.value) and "H200" not in str(exc.value)
+    with pytest.raises(ParameterError) as exc:
+        gpus.get_gpu("a100")
+    assert "A100-40GB or A100-80GB" in str(exc.value)
+    with pytest.raises(ParameterError) as exc:  # no family: the nearest spellings, and every name
+        gpus.get_gpu("V100")
+    assert "unknown GPU 'V100'; closest:" in str(exc.value) and "--gpu-memory-gib" in str(exc.value)
+    assert gpus.get_gpu("h100-sxm").name == "H100-SXM"
