@@ -356,6 +356,8 @@ CASES: list[Case] = [
     Case("predict-acceptance-nan", _PREDICT + ["--acceptance", "nan"], None, ("acceptance",)),
     Case("predict-per-position-text", _PREDICT + ["--acceptance-per-position", "0.8,abc"], None, ("0.8,abc",)),
     Case("predict-per-position-empty", _PREDICT + ["--acceptance-per-position", ","], None, ("--acceptance-per-position",)),
+    Case("predict-gpu-family-name", ["predict", "--target", "Llama-3.1-8B", "--gpu", "H100", "--acceptance-length", "2"],
+         None, ("H100-SXM or H100-PCIe",)),
     Case("predict-length-below-one", _PREDICT + ["--acceptance-length", "0.5"], None, ("0.5",)),
     Case("predict-batch-zero", _PREDICT + ["--acceptance", "0.7", "--batch-sizes", "0,1"], None, ("--batch-sizes 0,1",)),
     Case("predict-k-zero", _PREDICT + ["--acceptance", "0.7", "-k", "0"], None, ("-k 0",)),
