@@ -693,8 +693,9 @@ def crossover_from_measured(levels: Sequence[int], speedups: Sequence[float]) ->
     return None
 
 
-def compare(pred: Prediction, measured: dict[int, float]) -> PredictionCheck:
-    """Predicted vs measured speedup at the measured concurrency levels (interpolated in log batch)."""
+def compare(pred: Prediction, measured: dict[int, float], calibration_levels: Sequence[int] = (1,)) -> PredictionCheck:
+    """Predicted vs measured speedup at the measured concurrency levels (interpolated in log batch); the
+    held-out error leaves out ``calibration_levels`` (a run's fit uses the measurements at concurrency 1)."""
     if not measured:
         raise ParameterError("no measured speedups to compare with", "run the load test (50_load) first")
     xs = [p.batch_size for p in pred.points]
@@ -703,10 +704,22 @@ def compare(pred: Prediction, measured: dict[int, float]) -> PredictionCheck:
     predicted = [interpolate(math.log(lv), [math.log(x) for x in xs], ys) for lv in levels]  # in log batch
     meas = [measured[lv] for lv in levels]
     rel = [abs(p - m) / m if m else math.inf for p, m in zip(predicted, meas, strict=True)]
+    held = [(lv, e) for lv, e in zip(levels, rel, strict=True) if lv not in set(calibration_levels)]
     return PredictionCheck(
         concurrency=levels, measured_speedup=meas, predicted_speedup=predicted,
         relative_error=rel, mean_abs_relative_error=sum(rel) / len(rel),
+        held_out_error=sum(e for _, e in held) / len(held) if held else None, held_out_levels=[lv for lv, _ in held],
     )
+
+
+def error_sentence(check: PredictionCheck) -> str:
+    """How far the predictor was from the load test, said without flattering it: the error at the loads it was
+    not calibrated on first, then the mean that counts the calibration level."""
+    if check.held_out_error is None:
+        return (f"{check.mean_abs_relative_error:.0%} at concurrency {', '.join(map(str, check.concurrency))}, where it "
+                "is calibrated (no other level measured)")
+    return (f"{check.held_out_error:.0%} on average at the loads it was not calibrated on "
+            f"({', '.join(map(str, check.held_out_levels))}); {check.mean_abs_relative_error:.0%} counting every level")
 
 
 # -- from a run's evidence ---------------------------------------------------------------------
@@ -943,4 +956,6 @@ def prediction_summary(pred: Prediction | None, check: PredictionCheck | None) -
     }
     if check is not None:
         out["mean_abs_relative_error"] = round(check.mean_abs_relative_error, 4)
+        if check.held_out_error is not None:
+            out["held_out_error"] = round(check.held_out_error, 4)
     return out

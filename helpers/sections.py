@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from . import measure_plots, plots
 from .artifacts import RunDir, read_jsonl
 from .headline import crossover, model_name
-from .predict import fit_notes
+from .predict import error_sentence, fit_notes
 from .render import collapse, esc, figure, frame, section
 from .schemas.decision import Decision, Evidence
 from .schemas.load import LevelStats, LoadResult
@@ -507,8 +507,8 @@ def predicted_vs_measured(pred: Prediction | None, check: PredictionCheck | None
     if pred is None:
         finding = "No prediction: it needs single-request step times and the sweep's acceptance (steps 40 and 50)."
     else:
-        finding = (f"The predictor's speedup is off by {check.mean_abs_relative_error:.0%} on average against the load test."
-                   if check is not None else pred.finding)
+        finding = (f"The predictor's speedup is off by {error_sentence(check)} of the load test." if check is not None
+                   else pred.finding)
         body += f"<p>{esc(pred.finding)}</p>"
         body += "".join(f"<p><b>The fit could not explain the measurements:</b> {esc(n)}</p>" for n in fit_notes(pred))
         k, best = pred.num_speculative_tokens, pred.optimal_k

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+from .predict import error_sentence
 from .schemas.decision import Decision, Evidence
 from .schemas.predict import PredictionCheck
 
@@ -48,8 +49,7 @@ def summary_markdown(decision: Decision, ev: Evidence, check: PredictionCheck | 
     if check is not None:
         primary = ev.candidates.get("primary") or "the step's own configuration"
         own = f" ({_md_escape(primary)}, the step's own configuration)" if judged else ""
-        lines += ["", f"Predictor vs measured{own}: mean absolute relative error {check.mean_abs_relative_error:.0%} of "
-                  "the speedup."]
+        lines += ["", f"Predictor vs measured{own}: the speedup is off by {error_sentence(check)}."]
     lines += ["", "**Configuration**", ""]
     if rec.enable:
         lines += ["```", rec.launch_command or "--speculative-config '" + json.dumps(rec.speculative_config) + "'", "```"]

@@ -157,12 +157,11 @@ def embedded(args) -> int:
         print(f"{c:>6} {m:>9.3f} {ci:>15} {p:>10.3f} {e:>8.1%}")
     print(f"predicted crossover batch size: {pred.crossover_batch_size}; "
           f"measured: {predict.crossover_from_measured(check.concurrency, check.measured_speedup)}")
-    held_out = [e for c, e in zip(check.concurrency, check.relative_error, strict=True) if c > 1]
     calib = [e for c, e in zip(check.concurrency, check.relative_error, strict=True) if c == 1]
     if calib:
         print(f"calibration_level_error={calib[0]:.4f}")
-    mare = sum(held_out) / len(held_out) if held_out else check.mean_abs_relative_error
-    print(f"prediction_error={mare:.4f}")
+    held_out = check.held_out_error
+    print(f"prediction_error={held_out if held_out is not None else check.mean_abs_relative_error:.4f}")
     return 0
 
 

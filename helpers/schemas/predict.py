@@ -104,3 +104,7 @@ class PredictionCheck(BaseModel):
     predicted_speedup: list[float]
     relative_error: list[float]
     mean_abs_relative_error: float
+    held_out_error: float | None = Field(None, description="mean absolute relative error over the levels the prediction "
+                                         "was not calibrated on (above concurrency 1, where the run's fit reproduces "
+                                         "the measurement by construction); None when only calibration levels exist")
+    held_out_levels: list[int] = Field(default_factory=list)

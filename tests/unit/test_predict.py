@@ -186,6 +186,13 @@ def test_compare_errors():
     assert chk.relative_error[1] == pytest.approx(0.0, abs=1e-9)
     assert chk.mean_abs_relative_error == pytest.approx((abs(1 / 1.1 - 1)) / 2)
     assert not math.isnan(chk.mean_abs_relative_error)
+    # concurrency 1 is the run's calibration point: the held-out error leaves it out, and the sentence says it first
+    assert chk.held_out_levels == [4] and chk.held_out_error == pytest.approx(0.0, abs=1e-9)
+    assert predict.error_sentence(chk).startswith("0% on average at the loads it was not calibrated on (4); 5% counting")
+    only_c1 = predict.compare(pred, {1: pred.points[0].speedup})
+    assert only_c1.held_out_error is None and "where it is calibrated (no other level measured)" in \
+        predict.error_sentence(only_c1)
+    assert predict.prediction_summary(pred, chk)["held_out_error"] == 0.0
 
 
 def test_roofline_from_catalog():

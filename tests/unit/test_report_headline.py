@@ -100,7 +100,7 @@ def test_the_first_screen_and_summary_show_the_configuration_the_verdict_judged(
     check = PredictionCheck(concurrency=[1, 4], measured_speedup=[1.40, 1.33], predicted_speedup=[1.40, 1.2],
                             relative_error=[0.0, 0.1], mean_abs_relative_error=0.05)
     md = summary_markdown(_decision("GO"), ev, check)
-    assert "Predictor vs measured (draft_model:4, the step's own configuration): mean absolute relative error 5%" in md
+    assert "Predictor vs measured (draft_model:4, the step's own configuration): the speedup is off by 5%" in md
     assert "method `draft_model`, k=3;" in md  # the judged (and launched) configuration's k, not the step's own 4
     assert "draft_model:3 (the measured configuration the verdict judged" in md
     assert "| 1 | 1.56 | 1.24 to 1.97 |" in md and "| 1 | 1.40 |" not in md
