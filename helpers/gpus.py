@@ -42,14 +42,17 @@ def get_gpu(name: str) -> GPUSpec:
 
     cname = {key(n): n for n in _catalog()}.get(key(name)) or match_smi_name(name)
     if cname is None:
-        # 'H100' names two form factors: the entries it is the start of come first, then near spellings
-        forms = [n for n in gpu_names() if key(name) and key(n).startswith(key(name))]
+        typed = key(name)
+        # 'H100' names two form factors: say both, not the nearest spelling (H200)
+        forms = [n for n in gpu_names() if typed and key(n).startswith(typed)]
+        if len(forms) > 1:
+            raise ParameterError(f"'{name}' names more than one GPU in the catalog: {' or '.join(forms)}",
+                                 f"use {' or '.join(forms)} (nvidia-smi -L prints which)")
         close = forms + [n for n in difflib.get_close_matches(name, gpu_names(), n=4, cutoff=0.3) if n not in forms]
-        what = (f"'{name}' names more than one GPU in the catalog: {' or '.join(forms)}" if len(forms) > 1
-                else f"unknown GPU '{name}'" + (f"; closest: {', '.join(close[:4])}" if close else ""))
-        fix = (f"use {' or '.join(forms)} (nvidia-smi -L prints which)" if len(forms) > 1 else
-               f"use one of {', '.join(gpu_names())} (playbook memory also takes --gpu-memory-gib for another GPU)")
-        raise ParameterError(what, fix)
+        raise ParameterError(
+            f"unknown GPU '{name}'" + (f"; closest: {', '.join(close[:4])}" if close else ""),
+            f"use one of {', '.join(gpu_names())} (playbook memory also takes --gpu-memory-gib for another GPU)",
+        )
     entry = {k: v for k, v in _catalog()[cname].items() if k in GPUSpec.model_fields}
     spec = GPUSpec(name=cname, **entry)
     if spec.is_cpu:

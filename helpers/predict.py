@@ -704,11 +704,13 @@ def compare(pred: Prediction, measured: dict[int, float], calibration_levels: Se
     predicted = [interpolate(math.log(lv), [math.log(x) for x in xs], ys) for lv in levels]  # in log batch
     meas = [measured[lv] for lv in levels]
     rel = [abs(p - m) / m if m else math.inf for p, m in zip(predicted, meas, strict=True)]
-    held = [(lv, e) for lv, e in zip(levels, rel, strict=True) if lv not in set(calibration_levels)]
+    calibration = set(calibration_levels)
+    held = [e for lv, e in zip(levels, rel, strict=True) if lv not in calibration]
     return PredictionCheck(
         concurrency=levels, measured_speedup=meas, predicted_speedup=predicted,
         relative_error=rel, mean_abs_relative_error=sum(rel) / len(rel),
-        held_out_error=sum(e for _, e in held) / len(held) if held else None, held_out_levels=[lv for lv, _ in held],
+        held_out_error=sum(held) / len(held) if held else None,
+        held_out_levels=[lv for lv in levels if lv not in calibration],
     )
 
 

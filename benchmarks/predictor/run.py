@@ -157,7 +157,7 @@ def embedded(args) -> int:
         print(f"{c:>6} {m:>9.3f} {ci:>15} {p:>10.3f} {e:>8.1%}")
     print(f"predicted crossover batch size: {pred.crossover_batch_size}; "
           f"measured: {predict.crossover_from_measured(check.concurrency, check.measured_speedup)}")
-    calib = [e for c, e in zip(check.concurrency, check.relative_error, strict=True) if c == 1]
+    calib = [e for c, e in zip(check.concurrency, check.relative_error, strict=True) if c not in check.held_out_levels]
     if calib:
         print(f"calibration_level_error={calib[0]:.4f}")
     held_out = check.held_out_error
