@@ -693,9 +693,12 @@ def crossover_from_measured(levels: Sequence[int], speedups: Sequence[float]) ->
     return None
 
 
-def compare(pred: Prediction, measured: dict[int, float], calibration_levels: Sequence[int] = (1,)) -> PredictionCheck:
+def compare(pred: Prediction, measured: dict[int, float], calibration_levels: Sequence[int] = (1,),
+            intervals: dict[int, tuple[float | None, float | None]] | None = None) -> PredictionCheck:
     """Predicted vs measured speedup at the measured concurrency levels (interpolated in log batch); the
-    held-out error leaves out ``calibration_levels`` (a run's fit uses the measurements at concurrency 1)."""
+    held-out error leaves out ``calibration_levels`` (a run's fit uses the measurements at concurrency 1).
+    ``intervals``: the load test's 95% interval per level (low, high), kept to say whether the prediction
+    falls inside what the measurement can resolve."""
     if not measured:
         raise ParameterError("no measured speedups to compare with", "run the load test (50_load) first")
     xs = [p.batch_size for p in pred.points]
@@ -711,7 +714,32 @@ def compare(pred: Prediction, measured: dict[int, float], calibration_levels: Se
         relative_error=rel, mean_abs_relative_error=sum(rel) / len(rel),
         held_out_error=sum(held) / len(held) if held else None,
         held_out_levels=[lv for lv in levels if lv not in calibration],
+        measured_interval=[_interval((intervals or {}).get(lv)) for lv in levels],
     )
+
+
+def _interval(bounds: tuple[float | None, float | None] | None) -> tuple[float, float] | None:
+    return (bounds[0], bounds[1]) if bounds and bounds[0] is not None and bounds[1] is not None else None
+
+
+def held_out_agreement(check: PredictionCheck) -> str:
+    """Where the held-out predictions sit against the load test: inside its 95% intervals at how many levels,
+    and the bias when every one errs the same way ('' without held-out levels)."""
+    rows = [(p, m, ci) for lv, p, m, ci in zip(check.concurrency, check.predicted_speedup, check.measured_speedup,
+                                                 check.measured_interval or [None] * len(check.concurrency), strict=True)
+            if lv in check.held_out_levels]
+    if not rows:
+        return ""
+    parts = []
+    with_ci = [(p, ci) for p, _, ci in rows if ci is not None]
+    if with_ci:
+        inside = sum(ci[0] <= p <= ci[1] for p, ci in with_ci)
+        parts.append(f"inside the load test's 95% interval at {inside} of {len(with_ci)}")
+    if len(rows) > 1 and all(p > m for p, m, _ in rows):
+        parts.append("above the measured speedup at every one (too optimistic)")
+    elif len(rows) > 1 and all(p < m for p, m, _ in rows):
+        parts.append("below the measured speedup at every one (too pessimistic)")
+    return "; ".join(parts)
 
 
 def error_sentence(check: PredictionCheck) -> str:
@@ -720,8 +748,10 @@ def error_sentence(check: PredictionCheck) -> str:
     if check.held_out_error is None:
         return (f"{check.mean_abs_relative_error:.0%} at concurrency {', '.join(map(str, check.concurrency))}, where it "
                 "is calibrated (no other level measured)")
+    agreement = held_out_agreement(check)
     return (f"{check.held_out_error:.0%} on average at the loads it was not calibrated on "
-            f"({', '.join(map(str, check.held_out_levels))}); {check.mean_abs_relative_error:.0%} counting every level")
+            f"({', '.join(map(str, check.held_out_levels))}); {check.mean_abs_relative_error:.0%} counting every level"
+            + (f"; there, {agreement}" if agreement else ""))
 
 
 # -- from a run's evidence ---------------------------------------------------------------------
@@ -960,4 +990,7 @@ def prediction_summary(pred: Prediction | None, check: PredictionCheck | None) -
         out["mean_abs_relative_error"] = round(check.mean_abs_relative_error, 4)
         if check.held_out_error is not None:
             out["held_out_error"] = round(check.held_out_error, 4)
+            agreement = held_out_agreement(check)
+            if agreement:
+                out["held_out_agreement"] = agreement
     return out

@@ -507,7 +507,7 @@ def predicted_vs_measured(pred: Prediction | None, check: PredictionCheck | None
     if pred is None:
         finding = "No prediction: it needs single-request step times and the sweep's acceptance (steps 40 and 50)."
     else:
-        finding = (f"The predictor's speedup is off by {error_sentence(check)} of the load test." if check is not None
+        finding = (f"Against the load test, the predictor's speedup is off by {error_sentence(check)}." if check is not None
                    else pred.finding)
         body += f"<p>{esc(pred.finding)}</p>"
         body += "".join(f"<p><b>The fit could not explain the measurements:</b> {esc(n)}</p>" for n in fit_notes(pred))
@@ -519,8 +519,11 @@ def predicted_vs_measured(pred: Prediction | None, check: PredictionCheck | None
              f"try <code>-p num_speculative_tokens={best}</code> in a new run.</p>")
         body += k
         if check is not None:
+            ci = check.measured_interval or [None] * len(check.concurrency)
             cmp = pd.DataFrame({ev.load_kind: check.concurrency, "measured": check.measured_speedup,
-                                "predicted": check.predicted_speedup, "relative error": check.relative_error})
+                                "measured 95% interval": [f"{c[0]:.2f} to {c[1]:.2f}" if c else "-" for c in ci],
+                                "predicted": check.predicted_speedup, "relative error": check.relative_error,
+                                "fit to it": ["yes" if lv not in check.held_out_levels else "no" for lv in check.concurrency]})
             body += "<p><b>Speedup</b>:</p>" + frame(cmp)
         body += figure(plots.speedup_vs_load(ev.load_levels, pred, ev.load_kind), "predicted and measured speedup")
     allocated = (_load(run, "20_memory.json") or {}).get("allocated") or []

@@ -141,7 +141,8 @@ def embedded(args) -> int:
         print("cannot calibrate: TPOT at concurrency 1 or the acceptance is missing", file=sys.stderr)
         return 1
     measured = {int(x.concurrency): x.speedup for x in ev.load_levels if x.speedup}
-    check = predict.compare(pred, measured)
+    check = predict.compare(pred, measured, intervals={int(x.concurrency): (x.speedup_ci_low, x.speedup_ci_high)
+                                                        for x in ev.load_levels})
     print(f"run: {run.path}")
     print(f"acceptance a={pred.acceptance:.3f}  E(k={pred.num_speculative_tokens})={pred.expected_tokens_per_step:.2f}  "
           f"c={pred.cost_ratio:.3f}")
@@ -161,6 +162,9 @@ def embedded(args) -> int:
     if calib:
         print(f"calibration_level_error={calib[0]:.4f}")
     held_out = check.held_out_error
+    agreement = predict.held_out_agreement(check)
+    if agreement:
+        print(f"held-out levels: {agreement}")
     print(f"prediction_error={held_out if held_out is not None else check.mean_abs_relative_error:.4f}")
     return 0
 

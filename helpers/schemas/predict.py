@@ -108,3 +108,5 @@ class PredictionCheck(BaseModel):
                                          "was not calibrated on (above concurrency 1, where the run's fit reproduces "
                                          "the measurement by construction); None when only calibration levels exist")
     held_out_levels: list[int] = Field(default_factory=list)
+    measured_interval: list[tuple[float, float] | None] = Field(
+        default_factory=list, description="the load test's 95% interval of each level's speedup, when it gave one")

@@ -195,6 +195,27 @@ def test_compare_errors():
     assert predict.prediction_summary(pred, chk)["held_out_error"] == 0.0
 
 
+def test_the_held_out_error_says_whether_it_is_inside_the_measured_intervals_and_which_way_it_errs():
+    target, draft = _gpu_like()
+    pred = predict.predict(target_step=target, draft_step=draft, num_speculative_tokens=4, acceptance=0.8,
+                           batch_sizes=[1, 4, 8, 16])
+    s = {p.batch_size: p.speedup for p in pred.points}
+    # a load test that measured less than predicted at every held-out level, two of three inside its interval
+    measured = {1: s[1], 4: s[4] / 1.2, 8: s[8] / 1.2, 16: s[16] / 1.5}
+    intervals = {1: (s[1] * 0.8, s[1] * 1.2), 4: (s[4] / 1.5, s[4] * 1.01), 8: (s[8] / 1.4, s[8]),
+                 16: (s[16] / 2, s[16] / 1.2)}
+    chk = predict.compare(pred, measured, intervals=intervals)
+    assert predict.held_out_agreement(chk) == ("inside the load test's 95% interval at 2 of 3; above the measured "
+                                               "speedup at every one (too optimistic)")
+    assert "; there, inside the load test's 95% interval at 2 of 3" in predict.error_sentence(chk)
+    assert predict.prediction_summary(pred, chk)["held_out_agreement"].startswith("inside")
+    # one level measured above the prediction: no bias is claimed; no intervals given: none is counted
+    mixed = predict.compare(pred, {**measured, 8: s[8] * 1.1})
+    assert predict.held_out_agreement(mixed) == ""
+    low = predict.compare(pred, {1: s[1], 4: s[4] * 1.1, 8: s[8] * 1.1})
+    assert predict.held_out_agreement(low) == "below the measured speedup at every one (too pessimistic)"
+
+
 def test_roofline_from_catalog():
     from playbook.helpers import gpus, models
 
