@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from . import step_growth
 from .artifacts import RunDir, read_jsonl
 from .schemas.decision import Evidence, LoadLevel
 from .schemas.drafts import DraftsResult
@@ -136,9 +137,19 @@ def gather(run_dir: str | Path | RunDir, production_temperature: float | None = 
     if sweep is not None:
         _from_sweep(sweep, ev, production_temperature)
     load = _read(run, STEP_FILES["50_load"], LoadResult, ev)
+    records = _records(run) if sweep is not None or load is not None else []
+    if sweep is not None:
+        ev.spec_step_growth = step_growth.growth(
+            step_growth.steps_by_inflight(r for r in records if str(r.get("phase", "")).startswith("sweep:")),
+            "40_sweep_requests.jsonl (the speculative server)")
     if load is not None:
         _from_load(load, ev)
-        ev.prefill_points = prefill_points(_records(run))
+        ev.prefill_points = prefill_points(records)
+        if ev.load_kind == "concurrency":
+            for level, step in step_growth.typical_steps(records, "baseline").items():
+                for lv in ev.load_levels:
+                    if int(lv.concurrency) == level:
+                        lv.step_p50_baseline_ms = step
     _from_candidates(run, ev)
     lossless = _read(run, "lossless.json", LosslessResult, ev)
     if lossless is not None and lossless.lossless is not None:

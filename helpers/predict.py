@@ -354,6 +354,7 @@ def calibrate_from_measurements(
     baseline_points: Sequence[tuple[float, float]] = (),
     draft_param_ratio: float | None = None,
     proposal_rate: float = 1.0,
+    draft_seq_ms: float = 0.0,
 ) -> tuple[StepTimeModel, StepTimeModel | None]:
     """Fit target and draft step times from measured step times.
 
@@ -369,6 +370,8 @@ def calibrate_from_measurements(
       per-token cost (the draft's per-token cost scales with its size); default: same split as target.
     - ``proposal_rate`` q: a step proposes on a fraction q of steps (:func:`predict`); E(k) is then per proposal,
       a step yields 1 + q (E - 1) tokens and verifies 1 + q k.
+    - ``draft_seq_ms``: what a draft pass costs per sequence beyond its parameters' share of the target's
+      per-token cost, when measured at several sequences in flight (added to the draft's per-token cost).
     """
     k = num_speculative_tokens
     slope = 0.0
@@ -388,7 +391,7 @@ def calibrate_from_measurements(
                         tpot_spec_ms * per_step, "the draft's cost", SPEC_TOO_FAST, notes)
     ratio = draft_param_ratio if draft_param_ratio is not None else 1.0
     tokens = draft_tokens_per_step(1, k)
-    per_token = min(slope * ratio, drafting / tokens)
+    per_token = min(slope * ratio + draft_seq_ms, drafting / tokens)
     draft = StepTimeModel(
         name="draft", source="fitted", overhead_ms=(drafting - per_token * tokens) / max(k, 1),
         compute_ms_per_token=per_token, fit_notes=notes,
@@ -565,6 +568,7 @@ def predict(
     verify_tokens_per_seq: int | None = None,
     tree_width: int = 1,
     proposal_rate: float = 1.0,
+    shared_tpot_ms: dict[int, float] | None = None,
 ) -> Prediction:
     """Predicted TPOT with and without speculation, speedup and best k per batch size, crossover.
 
@@ -580,6 +584,9 @@ def predict(
     suffix lookup finds no match on the others, which then verify one token); the acceptance is per proposal,
     as vLLM counts it (its metrics count only steps with draft tokens: vllm/v1/core/sched/scheduler.py,
     ``make_spec_decoding_stats``). 1 (every step) is the upper bound on the verification cost.
+    ``shared_tpot_ms`` {batch size: ms}: what every output token pays beyond the decode steps with or without
+    speculation (other requests' prompts prefilled inside them), as measured on a baseline; linear between the
+    batch sizes given, held at the nearest outside them.
     """
     k = num_speculative_tokens
     if k < 1:
@@ -599,10 +606,13 @@ def predict(
     base_engine_ms = engine_step_ms if baseline_engine_step_ms is None else baseline_engine_step_ms
     points: list[PredictionPoint] = []
     best_k: dict[int, int] = {}
+    shared = dict(sorted((shared_tpot_ms or {}).items()))
     for b in sizes:
-        base = step_ms(target_step, b, b * context_tokens, seqs=b) + base_engine_ms
+        extra = interpolate(b, list(shared), list(shared.values())) if shared else 0.0
+        base = step_ms(target_step, b, b * context_tokens, seqs=b) + base_engine_ms + extra
         spec, t_target, t_draft = _spec_tpot(target_step, draft_step, b, k, e_of(k), context_tokens,
                                              verify_tokens_per_seq, **over)
+        spec += extra
         points.append(
             PredictionPoint(
                 batch_size=b, speedup=base / spec, tpot_baseline_ms=base, tpot_spec_ms=spec,
@@ -611,7 +621,7 @@ def predict(
         )
         kk_best, s_best = 0, 1.0
         for kk in range(1, k_max + 1):
-            s = base / _spec_tpot(target_step, draft_step, b, kk, e_of(kk), context_tokens, None, **over)[0]
+            s = base / (_spec_tpot(target_step, draft_step, b, kk, e_of(kk), context_tokens, None, **over)[0] + extra)
             if s > s_best + 1e-9:
                 kk_best, s_best = kk, s
         best_k[b] = kk_best
@@ -625,7 +635,7 @@ def predict(
         optimal_k_by_batch_size=best_k, points=points, crossover_batch_size=crossover,
         target_step=target_step, draft_step=draft_step, engine_step_ms=engine_step_ms, spec_step_ms=spec_step_ms,
         spec_seq_ms=spec_seq_ms, baseline_engine_step_ms=baseline_engine_step_ms,
-        verify_tokens_per_seq=verify_tokens_per_seq or k + 1, proposal_rate=proposal_rate,
+        verify_tokens_per_seq=verify_tokens_per_seq or k + 1, proposal_rate=proposal_rate, shared_tpot_ms=shared,
         assumptions=[
             f"context of {context_tokens:.0f} tokens per sequence read from the KV cache each step",
             f"one verification pass of batch*{verify_tokens_per_seq or k + 1} tokens plus k draft passes of batch "
@@ -636,6 +646,9 @@ def predict(
              f"per engine step {engine_step_ms:.2f} ms with speculation, {base_engine_ms:.2f} ms without")
             + f"; per speculative step {spec_step_ms:.2f} ms"
             + (f" + {spec_seq_ms:.3f} ms per sequence" if spec_seq_ms else ""),
+            *([("other requests' prefills inside the decode steps cost every output token, with or without "
+                "speculation, " + ", ".join(f"{v:.2f} ms at {b}" for b, v in shared.items())
+                + " (the baseline's TPOT minus its typical step)")] if shared else []),
         ],
     )
     pred.assumptions += fit_notes(pred)
@@ -771,8 +784,12 @@ def calibrated_prediction(ev, *, batch_sizes: Sequence[int] | None = None, draft
 
     Uses the sweep's per-position acceptance at the load test's temperature (what the prediction
     is checked against), TPOT at concurrency 1 with and without speculation, and the target's step
-    time vs batch from the baseline's TPOT at each load (else the prefill slope of lone requests).
-    No speculative measurement above concurrency 1 is used: that is what is predicted.
+    time vs batch from the baseline at each load: its typical step (median chunk gap) where the streams give
+    it, else its TPOT (else the prefill slope of lone requests). With typical steps, what the baseline's TPOT
+    carries beyond them (other requests' prefills) is charged to both TPOTs at each load. The speculative
+    step's own cost per sequence, beyond verifying and drafting, comes from the sweep's streams at several
+    sequences in flight (step 40, before the load test; :mod:`step_growth`). No speculative measurement of the
+    load test above concurrency 1 is used: that is what is predicted.
     """
     k = ev.num_speculative_tokens
     if not k or ev.tpot_c1_baseline_ms is None:
@@ -792,14 +809,39 @@ def calibrated_prediction(ev, *, batch_sizes: Sequence[int] | None = None, draft
     draft_free = ev.method in LOOKUP_METHODS
     # a lookup proposes only where it finds a match: the measured share of steps with a proposal (sweep)
     q = ev.proposal_rate if draft_free and ev.proposal_rate else 1.0
-    target_step, draft_step = calibrate_from_measurements(
-        tpot_baseline_ms=ev.tpot_c1_baseline_ms, tpot_spec_ms=ev.tpot_c1_spec_ms, expected_tokens_per_step=e,
-        num_speculative_tokens=k, prefill_points=ev.prefill_points,
-        baseline_points=[(x.concurrency, x.tpot_p50_baseline_ms) for x in ev.load_levels
-                         if ev.load_kind == "concurrency" and x.tpot_p50_baseline_ms],
-        draft_param_ratio=draft_param_ratio if draft_param_ratio is not None else ev.draft_param_ratio,
-        proposal_rate=q,
-    )
+    concurrency = [x for x in ev.load_levels if ev.load_kind == "concurrency" and x.tpot_p50_baseline_ms]
+    base_1, spec_1 = ev.tpot_c1_baseline_ms, ev.tpot_c1_spec_ms
+    base_points = [(x.concurrency, x.tpot_p50_baseline_ms) for x in concurrency]
+    typical = {int(x.concurrency): x.step_p50_baseline_ms for x in concurrency if x.step_p50_baseline_ms}
+    shared: dict[int, float] = {}
+    if 1 in typical and (spec_1 is None or spec_1 > base_1 - typical[1]):
+        shared = {int(x.concurrency): max(0.0, x.tpot_p50_baseline_ms - typical[int(x.concurrency)])
+                  for x in concurrency if int(x.concurrency) in typical}
+        base_1, base_points = typical[1], sorted(typical.items())
+        spec_1 = spec_1 - shared[1] if spec_1 is not None else None
+    ratio = draft_param_ratio if draft_param_ratio is not None else ev.draft_param_ratio
+
+    def fit(spec_tpot: float | None, draft_seq_ms: float = 0.0) -> tuple[StepTimeModel, StepTimeModel | None]:
+        return calibrate_from_measurements(
+            tpot_baseline_ms=base_1, tpot_spec_ms=spec_tpot, expected_tokens_per_step=e, num_speculative_tokens=k,
+            prefill_points=ev.prefill_points, baseline_points=base_points, draft_param_ratio=ratio, proposal_rate=q,
+            draft_seq_ms=draft_seq_ms)
+
+    target_step, draft_step = fit(spec_1)
+    seq_ms, unexplained, growth = 0.0, 0.0, ev.spec_step_growth
+    if growth is not None and draft_step is not None and spec_1:
+        # the sweep's growth per sequence beyond verifying k+1 tokens and drafting k: charged per drafted token
+        # (it then grows with k, as a draft pass's or the rejection sampler's per-sequence work would), or per
+        # sequence and step for a lookup, which has no draft passes
+        step_1 = spec_1 * with_proposals(e, q)
+        explained = target_step.compute_ms_per_token * with_proposals(k + 1, q) + (
+            0.0 if draft_free else draft_step.compute_ms_per_token * draft_tokens_per_step(1, k))
+        unexplained = min(max(0.0, growth.share * step_1 - explained), 0.5 * step_1)
+        if unexplained and draft_free:
+            seq_ms = unexplained
+            target_step, draft_step = fit((step_1 - seq_ms) / with_proposals(e, q))
+        elif unexplained:
+            target_step, draft_step = fit(spec_1, draft_seq_ms=unexplained / k)
     if draft_free and draft_step is not None:
         # n-gram lookup costs CPU time per step, not per token: all of the fitted drafting time as a fixed
         # overhead (k passes of it), so the single-request TPOT is reproduced.
@@ -807,12 +849,19 @@ def calibrated_prediction(ev, *, batch_sizes: Sequence[int] | None = None, draft
         draft_step = StepTimeModel(name="ngram lookup", source="fitted", overhead_ms=total / k, compute_ms_per_token=0.0,
                                    fit_notes=draft_step.fit_notes)
     sizes = batch_sizes or sorted({int(x.concurrency) for x in ev.load_levels} | {1, 2, 4, 8, 16, 32})
-    return predict(
+    pred = predict(
         target_step=target_step, draft_step=draft_step, num_speculative_tokens=k, acceptance=acceptance,
         acceptance_per_position=positions, batch_sizes=sizes, context_tokens=context_tokens,
         target=ev.target or "target", draft=ev.draft or "draft", method=ev.method or "draft_model",
-        proposal_rate=q,
+        proposal_rate=q, spec_seq_ms=seq_ms, shared_tpot_ms=shared,
     )
+    if growth is not None and draft_step is not None:
+        pred.assumptions.append(
+            f"the speculative step's typical time grew by {growth.share:.1%} of a single sequence's per further "
+            f"sequence decoding (1 to {growth.in_flight} in flight, {growth.source}); verifying and drafting "
+            + ("explain it all" if not unexplained else f"leave {unexplained:.2f} ms per sequence, charged "
+               + ("to every step" if draft_free else f"to the draft's passes ({unexplained / k:.3f} ms per drafted token)")))
+    return pred
 
 
 # -- from catalog facts ------------------------------------------------------------------------

@@ -8,9 +8,11 @@ Measuring: starts the embedded baseline and speculative servers (tiny pair on vl
 temperature sweep at the load test's temperature (per-position acceptance) and the load test at
 each concurrency level, with `playbook sweep` and `playbook load`, then stops both servers.
 
-The predictor is calibrated from single-request measurements only: TPOT at concurrency 1 with and
-without speculation, the prefill slope of lone baseline requests, and the sweep's acceptance. It
-then predicts the speedup at every measured level. Prints one line per level and ends with
+The predictor is calibrated as a run's report calibrates it (predict.calibrated_prediction): TPOT at
+concurrency 1 with and without speculation, the baseline's typical step (median chunk gap) and TPOT at
+each level, the sweep's acceptance and its speculative step's growth with the sequences in flight. No
+speculative measurement of the load test above concurrency 1 is used. It then predicts the speedup at
+every measured level. Prints one line per level and ends with
 ``prediction_error=<mean absolute relative error of the speedup over the measured levels above 1>``
 (level 1 is the calibration point, so it is left out of the error; it is printed separately).
 
@@ -150,6 +152,14 @@ def embedded(args) -> int:
           f"draft step: {pred.draft_step.overhead_ms if pred.draft_step else 0:.2f} ms + "
           f"{pred.draft_step.compute_ms_per_token if pred.draft_step else 0:.3f} ms/token "
           f"({len(ev.prefill_points)} prefill points)")
+    g = ev.spec_step_growth
+    print(f"the sweep's speculative step grew {g.share:.1%} per further sequence (1 to {g.in_flight} in flight)" if g
+          else "the sweep's streams gave no step growth")
+    if pred.spec_seq_ms:
+        print(f"speculative step per sequence beyond verifying (a lookup): {pred.spec_seq_ms:.2f} ms")
+    if pred.shared_tpot_ms:
+        print("shared per output token (baseline TPOT - typical step): "
+              + ", ".join(f"{v:.2f} ms at {b}" for b, v in pred.shared_tpot_ms.items()))
     print(f"{'level':>6} {'measured':>9} {'CI':>15} {'predicted':>10} {'rel.err':>8}")
     lv = {int(x.concurrency): x for x in ev.load_levels}
     for c, m, p, e in zip(check.concurrency, check.measured_speedup, check.predicted_speedup, check.relative_error, strict=True):

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .predict import StepGrowth
 from .provenance import Provenance
 
 Verdict = Literal["go", "borderline", "no-go", "unknown"]
@@ -60,6 +61,9 @@ class LoadLevel(BaseModel):
     temperature: float | None = Field(None, description="sampling temperature of the level's requests")
     throughput_baseline_tok_s: float | None = None
     throughput_spec_tok_s: float | None = None
+    step_p50_baseline_ms: float | None = Field(None, description="the baseline's typical decode step at this level: "
+                                               "the median gap between streamed chunks (other requests' prefills, "
+                                               "which the TPOT carries, are outliers there)")
 
 
 class Evidence(BaseModel):
@@ -123,6 +127,8 @@ class Evidence(BaseModel):
     tpot_c1_baseline_ms: float | None = None
     tpot_c1_spec_ms: float | None = None
     prefill_points: list[tuple[float, float]] = Field(default_factory=list, description="(prompt tokens, TTFT ms)")
+    spec_step_growth: StepGrowth | None = Field(None, description="the speculative server's typical step against the "
+                                                "sequences decoding, from the sweep's streams (step 40)")
     # losslessness
     lossless_passed: bool | None = None
     lossless_detail: str = ""

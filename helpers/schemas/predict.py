@@ -92,6 +92,9 @@ class Prediction(BaseModel):
     verify_tokens_per_seq: int = Field(0, description="tokens verified per sequence per step (k+1 for a chain)")
     proposal_rate: float = Field(1.0, description="fraction of steps on which the method proposes (n-gram, suffix: "
                                  "the steps with a match); acceptance is per proposal, as vLLM counts it")
+    shared_tpot_ms: dict[int, float] = Field(
+        default_factory=dict, description="per output token, by batch size, what both TPOTs pay beyond their decode "
+        "steps (other requests' prompts prefilled inside them), measured on the baseline: TPOT minus its typical step")
     assumptions: list[str] = Field(default_factory=list)
     finding: str = ""
 
@@ -110,3 +113,22 @@ class PredictionCheck(BaseModel):
     held_out_levels: list[int] = Field(default_factory=list)
     measured_interval: list[tuple[float, float] | None] = Field(
         default_factory=list, description="the load test's 95% interval of each level's speedup, when it gave one")
+
+
+class InflightStep(BaseModel):
+    """A server's typical decode step with ``in_flight`` sequences decoding: the median gap between streamed chunks."""
+
+    in_flight: int = Field(ge=1)
+    step_ms: float = Field(ge=0, description="median gap between token-carrying chunks while this many decoded")
+    chunks: int = Field(ge=0, description="chunk gaps measured at this count")
+
+
+class StepGrowth(BaseModel):
+    """How a server's typical step grows with the sequences decoding (helpers/step_growth.py): from its step with
+    one sequence to its step at the count it measured most, as a share of the first per further sequence."""
+
+    source: str = Field(description="the records it comes from")
+    levels: list[InflightStep]
+    in_flight: int = Field(ge=2, description="the count compared with a single sequence")
+    share: float = Field(description="(step at in_flight / step at 1 - 1) / (in_flight - 1): the growth without the "
+                         "server's absolute speed, which drifts between phases on a shared machine")

@@ -62,3 +62,26 @@ def test_load_levels_pair_baseline_and_spec(tmp_path):
     lv = ev.load_levels[0]
     assert lv.tpot_p50_baseline_ms / lv.tpot_p50_spec_ms == pytest.approx(1.25)
     assert ev.tpot_c1_baseline_ms == lv.tpot_p50_baseline_ms and ev.tpot_c1_spec_ms == lv.tpot_p50_spec_ms
+
+
+def test_streamed_records_give_the_baseline_s_typical_steps_and_the_sweep_s_step_growth(tmp_path):
+    import json
+
+    from tests.support.streams import stream_record as _stream
+
+    run = make_run(tmp_path, sweep_result=sweep(), load_result=load({1: (1.25, 1.1, 1.4), 4: (0.9, 0.8, 1.0)}))
+    recs = [_stream(f"baseline@c{c}/structured/r-{i}", f"baseline@c{c}/structured", 0.0, 5.0,
+                    [(4.0 + c, 1)] * 30, prompt_tokens=40) for c in (1, 4) for i in range(2)]
+    # the sweep: one stream alone for 30 steps of 10 ms, then beside another at 13 ms
+    recs += [_stream("sweep:structured@T0/s-0", "sweep:structured@T0", 0.0, 0.0, [(10.0, 3)] * 30 + [(13.0, 3)] * 30,
+                     prompt_tokens=40),
+             _stream("sweep:structured@T0/s-1", "sweep:structured@T0", 0.300, 0.0, [(13.0, 3)] * 30, prompt_tokens=40)]
+    (run.artifacts / "50_load_requests.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs[:4]))
+    (run.artifacts / "40_sweep_requests.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs[4:]))
+    ev = evidence.gather(run)
+    assert [x.step_p50_baseline_ms for x in ev.load_levels] == [pytest.approx(5.0, abs=1e-5),
+                                                                pytest.approx(8.0, abs=1e-5)]
+    assert ev.spec_step_growth.in_flight == 2 and ev.spec_step_growth.share == pytest.approx(0.3, abs=1e-5)
+    # a run without streamed records keeps the TPOT-only evidence
+    bare = evidence.gather(make_run(tmp_path / "bare", sweep_result=sweep(), load_result=load({1: (1.25, 1.1, 1.4)})))
+    assert bare.spec_step_growth is None and bare.load_levels[0].step_p50_baseline_ms is None

