@@ -569,6 +569,7 @@ def predict(
     tree_width: int = 1,
     proposal_rate: float = 1.0,
     shared_tpot_ms: dict[int, float] | None = None,
+    baseline_tpot_ms: dict[int, float] | None = None,
 ) -> Prediction:
     """Predicted TPOT with and without speculation, speedup and best k per batch size, crossover.
 
@@ -586,7 +587,8 @@ def predict(
     ``make_spec_decoding_stats``). 1 (every step) is the upper bound on the verification cost.
     ``shared_tpot_ms`` {batch size: ms}: what every output token pays beyond the decode steps with or without
     speculation (other requests' prompts prefilled inside them), as measured on a baseline; linear between the
-    batch sizes given, held at the nearest outside them.
+    batch sizes given, held at the nearest outside them. ``baseline_tpot_ms`` {batch size: ms}: the baseline's
+    TPOT where it was measured, used there instead of the model's (only the speculative TPOT is predicted).
     """
     k = num_speculative_tokens
     if k < 1:
@@ -610,6 +612,7 @@ def predict(
     for b in sizes:
         extra = interpolate(b, list(shared), list(shared.values())) if shared else 0.0
         base = step_ms(target_step, b, b * context_tokens, seqs=b) + base_engine_ms + extra
+        base = (baseline_tpot_ms or {}).get(b, base)
         spec, t_target, t_draft = _spec_tpot(target_step, draft_step, b, k, e_of(k), context_tokens,
                                              verify_tokens_per_seq, **over)
         spec += extra
@@ -646,6 +649,8 @@ def predict(
              f"per engine step {engine_step_ms:.2f} ms with speculation, {base_engine_ms:.2f} ms without")
             + f"; per speculative step {spec_step_ms:.2f} ms"
             + (f" + {spec_seq_ms:.3f} ms per sequence" if spec_seq_ms else ""),
+            *([f"baseline TPOT as measured at batch {', '.join(map(str, sorted(baseline_tpot_ms)))} (only the "
+               "speculative TPOT is predicted there), the model's elsewhere"] if baseline_tpot_ms else []),
             *([("other requests' prefills inside the decode steps cost every output token, with or without "
                 "speculation, " + ", ".join(f"{v:.2f} ms at {b}" for b, v in shared.items())
                 + " (the baseline's TPOT minus its typical step)")] if shared else []),
@@ -854,6 +859,7 @@ def calibrated_prediction(ev, *, batch_sizes: Sequence[int] | None = None, draft
         acceptance_per_position=positions, batch_sizes=sizes, context_tokens=context_tokens,
         target=ev.target or "target", draft=ev.draft or "draft", method=ev.method or "draft_model",
         proposal_rate=q, spec_seq_ms=seq_ms, shared_tpot_ms=shared,
+        baseline_tpot_ms={int(x.concurrency): x.tpot_p50_baseline_ms for x in concurrency},
     )
     if growth is not None and draft_step is not None:
         pred.assumptions.append(

@@ -11,8 +11,8 @@ each concurrency level, with `playbook sweep` and `playbook load`, then stops bo
 The predictor is calibrated as a run's report calibrates it (predict.calibrated_prediction): TPOT at
 concurrency 1 with and without speculation, the baseline's typical step (median chunk gap) and TPOT at
 each level, the sweep's acceptance and its speculative step's growth with the sequences in flight. No
-speculative measurement of the load test above concurrency 1 is used. It then predicts the speedup at
-every measured level. Prints one line per level and ends with
+speculative measurement of the load test above concurrency 1 is used. It then predicts the speculative
+TPOT at every measured level, and the speedup against the baseline TPOT measured there. Prints one line per level and ends with
 ``prediction_error=<mean absolute relative error of the speedup over the measured levels above 1>``
 (level 1 is the calibration point, so it is left out of the error; it is printed separately).
 

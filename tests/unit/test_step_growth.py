@@ -88,6 +88,8 @@ def test_the_run_s_prediction_charges_the_sweep_s_per_sequence_growth_and_the_ba
     assert pred.draft_step.compute_ms_per_token > plain.draft_step.compute_ms_per_token + 0.05
     assert pred.spec_seq_ms == 0 and plain.spec_seq_ms == 0
     assert all(p.speedup < q.speedup for p, q in zip(pred.points[1:], plain.points[1:], strict=True))
+    # where the baseline was measured, its TPOT is the measurement: only the speculative TPOT is predicted there
+    assert [p.tpot_baseline_ms for p in pred.points] == [8.0, 8.55, 9.4, 13.75]
     # the baseline's TPOT beyond its typical step is charged to both TPOTs, level by level
     assert pred.shared_tpot_ms == {1: pytest.approx(0.4), 4: pytest.approx(0.75), 8: pytest.approx(0.6),
                                    16: pytest.approx(0.75)}
