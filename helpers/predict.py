@@ -793,8 +793,9 @@ def calibrated_prediction(ev, *, batch_sizes: Sequence[int] | None = None, draft
     it, else its TPOT (else the prefill slope of lone requests). With typical steps, what the baseline's TPOT
     carries beyond them (other requests' prefills) is charged to both TPOTs at each load. The speculative
     step's own cost per sequence, beyond verifying and drafting, comes from the sweep's streams at several
-    sequences in flight (step 40, before the load test; :mod:`step_growth`). No speculative measurement of the
-    load test above concurrency 1 is used: that is what is predicted.
+    sequences in flight (step 40, before the load test; :mod:`step_growth`). Where the load test measured the
+    baseline, its TPOT is taken as measured. No speculative measurement of the load test above concurrency 1 is
+    used: the speculative TPOT there is what is predicted.
     """
     k = ev.num_speculative_tokens
     if not k or ev.tpot_c1_baseline_ms is None:
