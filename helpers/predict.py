@@ -815,7 +815,9 @@ def calibrated_prediction(ev, *, batch_sizes: Sequence[int] | None = None, draft
     draft_free = ev.method in LOOKUP_METHODS
     # a lookup proposes only where it finds a match: the measured share of steps with a proposal (sweep)
     q = ev.proposal_rate if draft_free and ev.proposal_rate else 1.0
-    concurrency = [x for x in ev.load_levels if ev.load_kind == "concurrency" and x.tpot_p50_baseline_ms]
+    # levels the load test excluded (burst-delivered streams, client and server apart) have no TPOT to trust
+    concurrency = [x for x in ev.load_levels
+                   if ev.load_kind == "concurrency" and x.tpot_p50_baseline_ms and x.status == "ok"]
     base_1, spec_1 = ev.tpot_c1_baseline_ms, ev.tpot_c1_spec_ms
     base_points = [(x.concurrency, x.tpot_p50_baseline_ms) for x in concurrency]
     typical = {int(x.concurrency): x.step_p50_baseline_ms for x in concurrency if x.step_p50_baseline_ms}

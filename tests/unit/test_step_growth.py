@@ -103,6 +103,12 @@ def test_the_run_s_prediction_charges_the_sweep_s_per_sequence_growth_and_the_ba
     flat = predict.calibrated_prediction(_run_evidence(spec_step_growth=growth.model_copy(update={"share": 0.01})),
                                          batch_sizes=[1, 4])
     assert flat.spec_seq_ms == 0 and any("explain it all" in a for a in flat.assumptions)
+    # a level the load test excluded (burst-delivered streams) lends neither its TPOT nor its step
+    burst = [x.model_copy(update={"status": "excluded", "tpot_p50_baseline_ms": 0.5}) if x.concurrency == 8 else x
+             for x in ev.load_levels]
+    excluded = predict.calibrated_prediction(_run_evidence(spec_step_growth=growth, load_levels=burst),
+                                             batch_sizes=[1, 4, 8, 16])
+    assert 8 not in excluded.shared_tpot_ms and excluded.points[2].tpot_baseline_ms > 5
     # without streamed steps (old runs, unstreamed endpoints) the fit is the TPOT one, nothing shared
     old = _run_evidence(load_levels=[x.model_copy(update={"step_p50_baseline_ms": None}) for x in ev.load_levels])
     assert predict.calibrated_prediction(old, batch_sizes=[1, 4]).shared_tpot_ms == {}
