@@ -28,11 +28,12 @@ def test_typical_steps_are_per_level_medians_of_the_streams_that_decoded_as_they
 
 
 def test_steps_are_counted_against_the_sequences_decoding_at_the_time():
-    # a decodes alone for 25 chunks of 10 ms, then b decodes beside it and each step takes 14 ms
+    # a decodes alone for 25 chunks of 10 ms, then b decodes beside it and each step takes 14 ms; b's prompt is
+    # prefilled during a's 25th step, which is left out (it did a prefill's work beside a's decode)
     a = _stream("sweep:s@T0/r-0", "sweep:s@T0", 0.0, 0.0, [(10.0, 2)] * 25 + [(14.0, 2)] * 25)
-    b = _stream("sweep:s@T0/r-1", "sweep:s@T0", 0.250, 0.0, [(14.0, 2)] * 25)
+    b = _stream("sweep:s@T0/r-1", "sweep:s@T0", 0.244, 5.0, [(14.0, 2)] * 25)
     levels = step_growth.steps_by_inflight([a, b])
-    assert [(x.in_flight, x.step_ms, x.chunks) for x in levels] == [(1, pytest.approx(10.0, abs=1e-5), 25),
+    assert [(x.in_flight, x.step_ms, x.chunks) for x in levels] == [(1, pytest.approx(10.0, abs=1e-5), 24),
                                                                    (2, pytest.approx(14.0, abs=1e-5), 50)]
     g = step_growth.growth(levels, "test")
     assert g.in_flight == 2 and g.share == pytest.approx(0.4, abs=1e-5)
