@@ -10,7 +10,6 @@ decision is then INCONCLUSIVE naming them.
 from __future__ import annotations
 
 import json
-import re
 import statistics
 from collections.abc import Iterable
 from pathlib import Path
@@ -146,10 +145,9 @@ def gather(run_dir: str | Path | RunDir, production_temperature: float | None = 
         _from_load(load, ev)
         ev.prefill_points = prefill_points(records)
         if ev.load_kind == "concurrency":
-            for level, step in step_growth.typical_steps(records, "baseline").items():
-                for lv in ev.load_levels:
-                    if int(lv.concurrency) == level:
-                        lv.step_p50_baseline_ms = step
+            steps = step_growth.typical_steps(records, "baseline")
+            for lv in ev.load_levels:
+                lv.step_p50_baseline_ms = steps.get(int(lv.concurrency))
     _from_candidates(run, ev)
     lossless = _read(run, "lossless.json", LosslessResult, ev)
     if lossless is not None and lossless.lossless is not None:
@@ -371,21 +369,17 @@ def _records(run: RunDir) -> list[dict]:
     return out
 
 
-_LONE = re.compile(r"@c1(?:/|$)")  # loadtest phase labels: "<config>@c<concurrency>[/<workload>]"
-
-
 def prefill_points(records: Iterable[dict], max_points: int = 400) -> list[tuple[float, float]]:
-    """(prompt tokens, median TTFT ms) from baseline requests sent alone (phase '...@c1' / '@1').
+    """(prompt tokens, median TTFT ms) from baseline requests sent alone (phase 'baseline@c1[/...]').
 
     TTFT of a lone request is one prefill pass: its slope in prompt tokens is the cost of one more
     token in a forward pass, which is what verifying k+1 tokens costs on a compute-bound device.
     """
     by_len: dict[int, list[float]] = {}
     for r in records:
-        phase = str(r.get("phase", ""))
-        if r.get("status") != "ok" or r.get("warmup") or not phase.startswith("baseline"):
+        if r.get("status") != "ok" or r.get("warmup"):
             continue
-        if not _LONE.search(phase):
+        if step_growth.load_level(str(r.get("phase", ""))) != ("baseline", 1):
             continue
         if r.get("prompt_tokens") and r.get("ttft_ms"):
             by_len.setdefault(int(r["prompt_tokens"]), []).append(float(r["ttft_ms"]))

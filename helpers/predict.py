@@ -736,6 +736,15 @@ def compare(pred: Prediction, measured: dict[int, float], calibration_levels: Se
     )
 
 
+def check_against_load(pred: Prediction, levels: Sequence) -> PredictionCheck | None:
+    """:func:`compare` against a load test's levels (``LoadLevel``: speedup and its interval), or None when no
+    level has a speedup (all withheld, or none measured)."""
+    measured = {int(x.concurrency): x.speedup for x in levels if x.speedup}
+    if not measured:
+        return None
+    return compare(pred, measured, intervals={int(x.concurrency): (x.speedup_ci_low, x.speedup_ci_high) for x in levels})
+
+
 def _interval(bounds: tuple[float | None, float | None] | None) -> tuple[float, float] | None:
     return (bounds[0], bounds[1]) if bounds and bounds[0] is not None and bounds[1] is not None else None
 

@@ -23,10 +23,16 @@ import numpy as np
 
 from .schemas.predict import InflightStep, StepGrowth
 
-__all__ = ["MIN_CHUNKS", "chunk_gaps", "growth", "steps_by_inflight", "typical_steps"]
+__all__ = ["MIN_CHUNKS", "chunk_gaps", "growth", "load_level", "steps_by_inflight", "typical_steps"]
 
 MIN_CHUNKS = 20  # chunk gaps a median needs before it is used
-_LEVEL = re.compile(r"^(?P<config>[^@/]+)@c(?P<level>\d+)(?:/|$)")  # load phases: "<config>@c<concurrency>[/<workload>]"
+_LEVEL = re.compile(r"^(?P<config>[^@/]+)@c(?P<level>\d+)(?:/|$)")  # loadtest._phase_label at a concurrency
+
+
+def load_level(phase: str) -> tuple[str, int] | None:
+    """(config, concurrency) of a load-test phase label "<config>@c<concurrency>[/<workload>]", else None."""
+    m = _LEVEL.match(phase)
+    return (m["config"], int(m["level"])) if m else None
 
 
 def chunk_gaps(record: dict) -> list[float]:
@@ -61,9 +67,9 @@ def typical_steps(records: Iterable[dict], config: str) -> dict[int, float]:
     levels with at least :data:`MIN_CHUNKS` gaps."""
     gaps: dict[int, list[float]] = {}
     for r in records:
-        m = _LEVEL.match(str(r.get("phase", "")))
-        if m and m["config"] == config and _usable(r):
-            gaps.setdefault(int(m["level"]), []).extend(chunk_gaps(r))
+        at = load_level(str(r.get("phase", "")))
+        if at and at[0] == config and _usable(r):
+            gaps.setdefault(at[1], []).extend(chunk_gaps(r))
     return {lv: statistics.median(g) for lv, g in sorted(gaps.items()) if len(g) >= MIN_CHUNKS}
 
 

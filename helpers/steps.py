@@ -181,10 +181,8 @@ def report(p: ReportParams, run: RunDir) -> ReportResult:
     decide, build the launch command and the monitoring plan; write decision.json and summary.md."""
     ev = evidence.gather(run, p.production_temperature, params=p)
     prediction = predict.calibrated_prediction(ev, context_tokens=p.context_length / 2)
-    measured = {int(x.concurrency): x.speedup for x in ev.load_levels if x.speedup}
-    intervals = {int(x.concurrency): (x.speedup_ci_low, x.speedup_ci_high) for x in ev.load_levels}
-    check = (predict.compare(prediction, measured, intervals=intervals)
-             if prediction and ev.load_kind == "concurrency" and measured else None)
+    check = predict.check_against_load(prediction, ev.load_levels) if prediction and ev.load_kind == "concurrency" \
+        else None
     decision = decide.decide_for(ev, p)
     decision.recommended.launch_command = decide.launch_command_for(p, decision.recommended)
     decision.monitoring = monitoring.monitoring_plan(decision, ev, slo_tpot_ms=p.slo_tpot_ms, model_name=p.served_model_name,

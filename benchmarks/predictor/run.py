@@ -142,9 +142,10 @@ def embedded(args) -> int:
     if pred is None:
         print("cannot calibrate: TPOT at concurrency 1 or the acceptance is missing", file=sys.stderr)
         return 1
-    measured = {int(x.concurrency): x.speedup for x in ev.load_levels if x.speedup}
-    check = predict.compare(pred, measured, intervals={int(x.concurrency): (x.speedup_ci_low, x.speedup_ci_high)
-                                                        for x in ev.load_levels})
+    check = predict.check_against_load(pred, ev.load_levels)
+    if check is None:
+        print(f"no level of {run.path} has a speedup to check the prediction against", file=sys.stderr)
+        return 1
     print(f"run: {run.path}")
     print(f"acceptance a={pred.acceptance:.3f}  E(k={pred.num_speculative_tokens})={pred.expected_tokens_per_step:.2f}  "
           f"c={pred.cost_ratio:.3f}")
