@@ -13,8 +13,8 @@ level (``n`` = candidates measured besides the primary; ``min_round_pairs`` stil
 ``find_saturation``, the mixed workload and the losslessness guard off (the primary ran them).
 
 **Pruning**: the predictor (:func:`predict.calibrated_prediction`, from the run's own sweep and load
-measurements) predicts each candidate of the primary's method at every level, scaled by the primary's
-measured / predicted speedup at that level; a candidate predicted below :data:`PRUNE_BELOW` at every
+measurements) predicts each candidate of the primary's method at every level (the same fit at the candidate's
+k: :func:`predict.at_k`), scaled by the primary's measured / predicted speedup at that level; a candidate predicted below :data:`PRUNE_BELOW` at every
 level, or below :data:`FAR_BELOW` x the best predicted-or-measured speedup, is not measured (the
 reason is recorded). Other methods have no measured acceptance to predict from and are never pruned.
 
@@ -179,9 +179,7 @@ def predicted(ev, primary: Candidate, cands: Sequence[Candidate], load: LoadResu
         if c.method != primary.method or c.label == primary.label:
             continue
         try:
-            pr = predict.predict(target_step=base.target_step, draft_step=base.draft_step, num_speculative_tokens=c.k,
-                                 acceptance_per_position=base.acceptance_per_position, batch_sizes=levels,
-                                 method=c.method, engine_step_ms=base.engine_step_ms, spec_step_ms=base.spec_step_ms)
+            pr = predict.at_k(base, c.k, levels)
         except (PlaybookError, ValueError, ArithmeticError):
             continue
         out[c.label] = {float(pt.batch_size): pt.speedup * scale[pt.batch_size] for pt in pr.points}

@@ -639,6 +639,7 @@ def predict(
         target_step=target_step, draft_step=draft_step, engine_step_ms=engine_step_ms, spec_step_ms=spec_step_ms,
         spec_seq_ms=spec_seq_ms, baseline_engine_step_ms=baseline_engine_step_ms,
         verify_tokens_per_seq=verify_tokens_per_seq or k + 1, proposal_rate=proposal_rate, shared_tpot_ms=shared,
+        baseline_tpot_ms=dict(baseline_tpot_ms or {}), context_tokens=context_tokens, tree_width=max(int(tree_width), 1),
         assumptions=[
             f"context of {context_tokens:.0f} tokens per sequence read from the KV cache each step",
             f"one verification pass of batch*{verify_tokens_per_seq or k + 1} tokens plus k draft passes of batch "
@@ -659,6 +660,25 @@ def predict(
     pred.assumptions += fit_notes(pred)
     pred.finding = finding(pred)
     return pred
+
+
+def at_k(pred: Prediction, k: int, batch_sizes: Sequence[int] | None = None) -> Prediction:
+    """``pred`` at another k: the same step models, acceptance, engine, per-sequence and shared costs and
+    measured baseline TPOTs (what comparing k values needs: only k differs). A tree's k and verified tokens go
+    together, so a tree prediction is predicted afresh instead."""
+    if pred.tree_width > 1 or pred.verify_tokens_per_seq not in (0, pred.num_speculative_tokens + 1):
+        raise ParameterError(f"the prediction drafts a tree ({pred.verify_tokens_per_seq} tokens verified per "
+                             f"sequence, width {pred.tree_width})",
+                             "predict the other k afresh with its own verify tokens and tree width")
+    return predict(
+        target_step=pred.target_step, draft_step=pred.draft_step, num_speculative_tokens=k,
+        acceptance=None if pred.acceptance_per_position else pred.acceptance,
+        acceptance_per_position=pred.acceptance_per_position,
+        batch_sizes=batch_sizes or [pt.batch_size for pt in pred.points], context_tokens=pred.context_tokens,
+        target=pred.target, draft=pred.draft, method=pred.method, engine_step_ms=pred.engine_step_ms,
+        spec_step_ms=pred.spec_step_ms, spec_seq_ms=pred.spec_seq_ms, baseline_engine_step_ms=pred.baseline_engine_step_ms,
+        proposal_rate=pred.proposal_rate, shared_tpot_ms=pred.shared_tpot_ms, baseline_tpot_ms=pred.baseline_tpot_ms,
+    )
 
 
 def fit_notes(pred: Prediction) -> list[str]:

@@ -15,6 +15,9 @@ speculative measurement of the load test above concurrency 1 is used. It then pr
 TPOT at every measured level, and the speedup against the baseline TPOT measured there. Prints one line per level and ends with
 ``prediction_error=<mean absolute relative error of the speedup over the measured levels above 1>``
 (level 1 is the calibration point, so it is left out of the error; it is printed separately).
+When the run compared other k of the same method (step 50's candidates), each is predicted as the candidates
+step predicts it for pruning (the run's fit at that k, scaled by the primary's measured / predicted speedup at each
+level: candidates.predicted) against what it measured, ending with ``candidate_prediction_error=``.
 
 Then the published GPU measurements of benchmarks/predictor/published.yaml (each row names its
 source), predicted from catalog facts alone as `playbook predict` does (published.py), ending with
@@ -31,8 +34,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from playbook.helpers import evidence, predict
+from playbook.helpers import candidates, evidence, predict
 from playbook.helpers.artifacts import RunDir, read_jsonl
+from playbook.helpers.schemas.load import LoadResult
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -177,7 +181,31 @@ def embedded(args) -> int:
     if agreement:
         print(f"held-out levels: {agreement}")
     print(f"prediction_error={held_out if held_out is not None else check.mean_abs_relative_error:.4f}")
+    candidates_check(run, ev)
     return 0
+
+
+def candidates_check(run: RunDir, ev) -> None:
+    """The other k the run measured (step 50's candidates of the primary's method), predicted as the candidates
+    step predicts them for pruning, against their measured speedups; prints candidate_prediction_error=."""
+    res = candidates.read(run)
+    primary = next((c for c in res.candidates if c.primary), None) if res else None
+    if primary is None:
+        return
+    others = [c for c in res.candidates if not c.primary and c.status == "measured"
+              and c.candidate.method == primary.candidate.method]
+    load = LoadResult.model_validate_json((run.artifacts / "50_load.json").read_text())
+    pred, _ = candidates.predicted(ev, primary.candidate, [c.candidate for c in others], load)
+    errors = []
+    for c in others:
+        for row in c.levels:
+            p = pred.get(c.label, {}).get(float(row.level))
+            if row.status == "ok" and row.speedup and p:
+                errors.append(abs(p / row.speedup - 1))
+                print(f"candidate {c.label:>14} at {row.level:>4g}: measured {row.speedup:.3f}, predicted {p:.3f} "
+                      f"({p / row.speedup - 1:+.1%})")
+    if errors:
+        print(f"candidate_prediction_error={sum(errors) / len(errors):.4f}")
 
 
 if __name__ == "__main__":

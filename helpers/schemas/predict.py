@@ -95,6 +95,11 @@ class Prediction(BaseModel):
     shared_tpot_ms: dict[int, float] = Field(
         default_factory=dict, description="per output token, by batch size, what both TPOTs pay beyond their decode "
         "steps (other requests' prompts prefilled inside them), measured on the baseline: TPOT minus its typical step")
+    baseline_tpot_ms: dict[int, float] = Field(
+        default_factory=dict, description="the baseline's TPOT where it was measured, used there instead of the "
+        "model's (only the speculative TPOT is predicted at those batch sizes)")
+    context_tokens: float = Field(512, description="tokens of context per sequence read from the KV cache each step")
+    tree_width: int = Field(1, description="draft tokens per sequence in each later draft pass (1: a chain)")
     assumptions: list[str] = Field(default_factory=list)
     finding: str = ""
 

@@ -259,6 +259,11 @@ def test_the_predictor_predicts_other_ks_of_the_same_method_scaled_by_the_measur
     same, _ = cd.predicted(ev, cd.parse("draft_model:3"), [own], load)
     ratio = {lvl: v for lvl, v in same["draft_model:4"].items()}
     assert ratio[1.0] == pytest.approx(1.3) and ratio[4.0] == pytest.approx(0.9)
+    # also when the run's fit charges other requests' prefills to both TPOTs and measured the baseline there
+    stepped = ev.model_copy(update={"load_levels": [x.model_copy(update={"step_p50_baseline_ms": t})
+                                                    for x, t in zip(ev.load_levels, (18.0, 21.0), strict=True)]})
+    same, _ = cd.predicted(stepped, cd.parse("draft_model:3"), [own], load)
+    assert same["draft_model:4"][1.0] == pytest.approx(1.3) and same["draft_model:4"][4.0] == pytest.approx(0.9)
 
 
 def test_each_configuration_keeps_its_colour_in_every_comparison_figure():

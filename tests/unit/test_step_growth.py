@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from playbook.helpers import predict, step_growth
+from playbook.helpers.errors import ParameterError
 from playbook.helpers.schemas.decision import Evidence, LoadLevel
 from playbook.helpers.schemas.predict import InflightStep, StepGrowth
 from tests.support.streams import stream_record as _stream
@@ -113,3 +114,28 @@ def test_the_run_s_prediction_charges_the_sweep_s_per_sequence_growth_and_the_ba
     # without streamed steps (old runs, unstreamed endpoints) the fit is the TPOT one, nothing shared
     old = _run_evidence(load_levels=[x.model_copy(update={"step_p50_baseline_ms": None}) for x in ev.load_levels])
     assert predict.calibrated_prediction(old, batch_sizes=[1, 4]).shared_tpot_ms == {}
+
+
+def test_another_k_is_predicted_with_every_cost_the_run_s_fit_found():
+    growth = StepGrowth(source="sweep", levels=[], in_flight=4, share=0.144)
+    pred = predict.calibrated_prediction(_run_evidence(spec_step_growth=growth, method="ngram", proposal_rate=0.5),
+                                         batch_sizes=[1, 4, 8, 16])
+    assert pred.spec_seq_ms > 0 and pred.shared_tpot_ms and pred.baseline_tpot_ms
+    # at its own k it is the same prediction
+    same = predict.at_k(pred, pred.num_speculative_tokens)
+    assert [p.tpot_spec_ms for p in same.points] == pytest.approx([p.tpot_spec_ms for p in pred.points])
+    assert [p.tpot_baseline_ms for p in same.points] == [8.0, 8.55, 9.4, 13.75]  # the measured baseline, kept
+    # at another k only k differs: the per-sequence, shared and proposal costs stay
+    other = predict.at_k(pred, 2, [1, 4])
+    full = predict.predict(target_step=pred.target_step, draft_step=pred.draft_step, num_speculative_tokens=2,
+                           acceptance_per_position=pred.acceptance_per_position, batch_sizes=[1, 4], method="ngram",
+                           spec_seq_ms=pred.spec_seq_ms, proposal_rate=0.5, shared_tpot_ms=pred.shared_tpot_ms,
+                           baseline_tpot_ms=pred.baseline_tpot_ms, context_tokens=pred.context_tokens)
+    assert [p.speedup for p in other.points] == pytest.approx([p.speedup for p in full.points])
+    bare = predict.predict(target_step=pred.target_step, draft_step=pred.draft_step, num_speculative_tokens=2,
+                           acceptance_per_position=pred.acceptance_per_position, batch_sizes=[1, 4], method="ngram")
+    assert other.points[1].speedup != pytest.approx(bare.points[1].speedup, rel=0.01)
+    # a tree's k goes with its verified tokens: it is not re-predicted at another k
+    tree = pred.model_copy(update={"verify_tokens_per_seq": 8, "tree_width": 4})
+    with pytest.raises(ParameterError, match="tree"):
+        predict.at_k(tree, 3)
