@@ -313,8 +313,11 @@ def rule_load_crossover(levels: Sequence[LoadLevel], *, expected_peak: float | N
         beyond = f"; stops winning at {first_loss:g}" if first_loss is not None else ""
         return RuleResult(name=name, verdict="go", numbers=nums,
                           reason=f"speculation wins up to {level_kind} {last_win:g}{at_t} (>= expected peak {peak:g}){beyond}: {nums['speedups']}{not_counted}")
+    unproven = (f"; {first.speedup:.2f}x there is a gain its interval cannot yet tell from none"
+                if first.speedup is not None and first.speedup > 1.0 else "")
     return RuleResult(name=name, verdict="borderline", numbers=nums,
-                      reason=f"speculation wins only up to {level_kind} {last_win:g}{at_t}, below the expected peak of {peak:g} (not a win from {first_loss:g}): limit it by load{not_counted}")
+                      reason=f"speculation wins only up to {level_kind} {last_win:g}{at_t}, below the expected peak of {peak:g} "
+                             f"(not a win from {first_loss:g}{unproven}): limit it by load: {nums['speedups']}{not_counted}")
 
 
 def rule_ttft_rise(ttft_p50_baseline_ms: float | None, ttft_p50_spec_ms: float | None, *, level: float | None = None,

@@ -119,6 +119,12 @@ def test_load_crossover_names_levels():
     r = rules.rule_load_crossover([_lv(1, 1.5, 1.3, 1.7), _lv(8, 0.8, 0.7, 0.9)], expected_peak=8)
     assert r.numbers["highest_win"] == 1 and r.numbers["first_non_win"] == 8
     assert "1" in r.reason and "8" in r.reason
+    assert "gain its interval cannot" not in r.reason  # 0.8x is no gain
+    # a limit set by an interval that crosses 1.0 says what was measured there: a gain not yet proven
+    unproven = rules.rule_load_crossover([_lv(1, 1.5, 1.3, 1.7), _lv(4, 1.15, 0.91, 1.44)], expected_peak=4)
+    assert unproven.verdict == "borderline"
+    assert "1.15x there is a gain its interval cannot yet tell from none" in unproven.reason
+    assert "4: 1.15 [0.91, 1.44]" in unproven.reason
 
 
 @pytest.mark.parametrize("err, verdict", [(None, "unknown"), (0.0, "go"), (0.05, "go"), (0.0501, "unknown"), (0.5, "unknown")])
