@@ -27,10 +27,15 @@ from .stats import bootstrap_ratio, paired_bootstrap_ratio, percentiles, relativ
 CONFIGS = ("baseline", "spec")
 BURST_SHARE_MAX = 0.10  # more burst-delivered streams than this: the level is re-measured, then excluded
 CLIENT_SERVER_TOLERANCE = 0.20  # client/server mean TPOT further apart than this: the same
-# SD of ln(c=1 speedup) between fresh starts of the embedded pair beyond the within-run interval, measured on the
-# 2-core VM with benchmarks/stability.py (README "Stability"): 2026-12-02, speedups 1.06, 1.20, 0.94 (SD of the
-# logs 0.122) with within-run intervals of about +-10% (SD 0.054 in log): sqrt(0.122^2 - 0.054^2) = 0.11.
-EMBEDDED_BETWEEN_START_SD = 0.11
+# SD of a level's log speedup between fresh starts of the embedded pair beyond the within-run interval, measured on
+# the 2-core VM over seven clean-clone `make run`s of 2026-12-05/06 (each starts both servers afresh; README
+# "Stability"): across runs the log speedup at concurrency 1 / 4 / 8 / 16 had SD 0.043 / 0.055 / 0.061 / 0.077,
+# within runs 0.051 / 0.052 / 0.048 / 0.042 (the runs' own intervals, +-8 to +-15%); pooled over the levels,
+# sqrt(mean total variance - mean within variance) = 0.036, rounded up. It was 0.11 (2026-12-02: three runs,
+# speedups 1.06, 1.20, 0.94), measured before each server was bound to its own core, which those intervals
+# still carried: with it, concurrency 4 was no win for the step's own k=4 in any of the seven runs, though each
+# measured 1.06x to 1.24x there.
+EMBEDDED_BETWEEN_START_SD = 0.04
 Z95 = 1.959964
 
 
