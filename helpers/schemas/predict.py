@@ -129,11 +129,11 @@ class InflightStep(BaseModel):
 
 
 class StepGrowth(BaseModel):
-    """How a server's typical step grows with the sequences decoding (helpers/step_growth.py): from its step with
-    one sequence to its step at the count it measured most, as a share of the first per further sequence."""
+    """How a server's typical step grows with the sequences decoding (helpers/step_growth.py): a line through its
+    median steps at 1, 2, ... sequences in flight, per further sequence as a share of its step with one."""
 
     source: str = Field(description="the records it comes from")
     levels: list[InflightStep]
-    in_flight: int = Field(ge=2, description="the count compared with a single sequence")
-    share: float = Field(description="(step at in_flight / step at 1 - 1) / (in_flight - 1): the growth without the "
+    in_flight: int = Field(ge=2, description="the count of sequences in flight measured most (the line spans 1 to it)")
+    share: float = Field(description="the line's slope / its step at one sequence: the growth without the "
                          "server's absolute speed, which drifts between phases on a shared machine")

@@ -43,15 +43,27 @@ def test_steps_are_counted_against_the_sequences_decoding_at_the_time():
     assert {x.in_flight for x in step_growth.steps_by_inflight([a, c])} == {1}
 
 
-def test_no_growth_without_enough_steps_at_one_sequence_and_above():
+def test_no_growth_without_enough_steps_below_and_at_the_count_measured_most():
     few = [InflightStep(in_flight=1, step_ms=10.0, chunks=5), InflightStep(in_flight=4, step_ms=19.0, chunks=900)]
     assert step_growth.growth(few, "x") is None
     alone = [InflightStep(in_flight=1, step_ms=10.0, chunks=50)]
     assert step_growth.growth(alone, "x") is None
-    # the count measured most (the sweep's concurrency) is compared with one sequence
-    many = [InflightStep(in_flight=1, step_ms=10.0, chunks=50), InflightStep(in_flight=3, step_ms=18.0, chunks=30),
-            InflightStep(in_flight=4, step_ms=19.0, chunks=900)]
-    assert step_growth.growth(many, "x").share == pytest.approx(0.3)
+    thin = [InflightStep(in_flight=1, step_ms=10.0, chunks=50), InflightStep(in_flight=4, step_ms=19.0, chunks=19)]
+    assert step_growth.growth(thin, "x") is None
+
+
+def test_the_growth_is_a_line_through_every_count_weighted_by_its_steps():
+    # too few steps with one sequence alone for a median of their own (a sweep's phase tails), but with the steps
+    # at 2 and 3 the line still gives the growth: 3 ms per further sequence on a 10 ms step
+    sweep = [InflightStep(in_flight=1, step_ms=10.0, chunks=19), InflightStep(in_flight=2, step_ms=13.0, chunks=66),
+             InflightStep(in_flight=3, step_ms=16.0, chunks=104), InflightStep(in_flight=4, step_ms=19.0, chunks=692)]
+    g = step_growth.growth(sweep, "x")
+    assert g.in_flight == 4 and g.share == pytest.approx(0.3)
+    # a count with a few steps only (a noisy median) barely moves it; one under MIN_LEVEL_CHUNKS not at all
+    noisy = sweep + [InflightStep(in_flight=5, step_ms=40.0, chunks=step_growth.MIN_LEVEL_CHUNKS)]
+    assert step_growth.growth(noisy, "x").share == pytest.approx(0.3, abs=0.05)
+    ignored = sweep + [InflightStep(in_flight=5, step_ms=40.0, chunks=step_growth.MIN_LEVEL_CHUNKS - 1)]
+    assert step_growth.growth(ignored, "x").share == pytest.approx(0.3)
 
 
 def test_what_both_tpots_pay_beyond_their_steps_is_added_to_both_and_interpolated():
