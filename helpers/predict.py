@@ -893,6 +893,11 @@ def calibrated_prediction(ev, *, batch_sizes: Sequence[int] | None = None, draft
         proposal_rate=q, spec_seq_ms=seq_ms, shared_tpot_ms=shared,
         baseline_tpot_ms={int(x.concurrency): x.tpot_p50_baseline_ms for x in concurrency},
     )
+    if growth is None and spec_1:
+        pred.assumptions.append(
+            "no growth of the speculative step with the sequences in flight was measured (the sweep streamed too few "
+            "steps, or none): only verifying and drafting grow with the batch, which left the prediction too "
+            "optimistic above concurrency 1 on the embedded engine (held-out error 0.19-0.39 on runs of 2026-12-03 to 06)")
     if growth is not None and draft_step is not None:
         pred.assumptions.append(
             f"the speculative step's typical time grew by {growth.share:.1%} of a single sequence's per further "

@@ -108,6 +108,8 @@ def test_the_run_s_prediction_charges_the_sweep_s_per_sequence_growth_and_the_ba
     assert pred.shared_tpot_ms == {1: pytest.approx(0.4), 4: pytest.approx(0.75), 8: pytest.approx(0.6),
                                    16: pytest.approx(0.75)}
     assert any("grew by 14.4% of a single sequence's" in a and "ms per drafted token" in a for a in pred.assumptions)
+    assert not any("no growth of the speculative step" in a for a in pred.assumptions)
+    assert any("no growth of the speculative step" in a for a in plain.assumptions)  # what it leaves out, said
     # a lookup has no draft passes: the same growth is charged per sequence and step
     lookup = predict.calibrated_prediction(_run_evidence(spec_step_growth=growth, method="ngram", proposal_rate=0.5),
                                            batch_sizes=[1, 4])
