@@ -194,7 +194,7 @@ def candidates_check(run: RunDir, ev) -> None:
         return
     others = [c for c in res.candidates if not c.primary and c.status == "measured"
               and c.candidate.method == primary.candidate.method]
-    load = LoadResult.model_validate_json((run.artifacts / "50_load.json").read_text())
+    load = run.read_json("50_load.json", LoadResult)
     pred, _ = candidates.predicted(ev, primary.candidate, [c.candidate for c in others], load)
     errors = []
     for c in others:
