@@ -157,21 +157,37 @@ def offered_methods(p) -> list[str]:
 
 
 # -- prediction and pruning ----------------------------------------------------------------------
-def predicted(ev, primary: Candidate, cands: Sequence[Candidate], load: LoadResult
-              ) -> tuple[dict[str, dict[float, float]], int | None]:
-    """Per candidate of the primary's method: predicted speedup by level, scaled by the primary's
-    measured / predicted speedup there; and the predictor's best k at the lowest level."""
+def base_prediction(ev, load: LoadResult):
+    """The run's calibrated prediction at the primary's concurrency levels, or None (rates, or no fit)."""
     from . import predict
 
-    if load.level_kind != "concurrency":
-        return {}, None
     levels = sorted({int(s.level) for s in load.speedup})
+    if load.level_kind != "concurrency" or ev is None:
+        return None
     try:
         base = predict.calibrated_prediction(ev, batch_sizes=levels or None)
     except (PlaybookError, ValueError, ArithmeticError):  # pruning is optional: without a prediction, measure all
-        base = None
-    if base is None or not base.points:
+        return None
+    return base if base is not None and base.points else None
+
+
+def predicted_best_k(base, load: LoadResult) -> int | None:
+    """The predictor's best k at the primary's lowest level."""
+    levels = sorted({int(s.level) for s in load.speedup})
+    return base.optimal_k_by_batch_size.get(levels[0]) if base is not None and levels else None
+
+
+def predicted(ev, primary: Candidate, cands: Sequence[Candidate], load: LoadResult, *, base=None
+              ) -> tuple[dict[str, dict[float, float]], int | None]:
+    """Per candidate of the primary's method: predicted speedup by level, scaled by the primary's
+    measured / predicted speedup there; and the predictor's best k at the lowest level. ``base`` is the
+    run's prediction when the caller already has it (see ``base_prediction``)."""
+    from . import predict
+
+    base = base or base_prediction(ev, load)
+    if base is None:
         return {}, None
+    levels = sorted({int(s.level) for s in load.speedup})
     measured = {s.level: s.speedup for s in load.speedup if s.status == "ok" and s.speedup}
     scale = {pt.batch_size: measured.get(pt.batch_size, pt.speedup) / pt.speedup for pt in base.points}
     out: dict[str, dict[float, float]] = {}
@@ -183,7 +199,7 @@ def predicted(ev, primary: Candidate, cands: Sequence[Candidate], load: LoadResu
         except (PlaybookError, ValueError, ArithmeticError):
             continue
         out[c.label] = {float(pt.batch_size): pt.speedup * scale[pt.batch_size] for pt in pr.points}
-    return out, base.optimal_k_by_batch_size.get(levels[0]) if levels else None
+    return out, predicted_best_k(base, load)
 
 
 def prune_reason(pred: dict[float, float], best: float) -> str:
@@ -268,9 +284,9 @@ def run_candidates(p, run: RunDir, primary: LoadResult, ev=None, progress: bool 
     res = CandidatesResult(level_kind=primary.level_kind, k_zero_note=K_ZERO_NOTE,
                            levels=sorted({s.level for s in primary.levels}))
     methods = offered_methods(p)
-    best_k = predicted(ev, own, [], primary)[1] if ev is not None else None  # the predictor's best k
-    cands = candidate_list(p, best_k, methods)
-    pred = predicted(ev, own, cands, primary)[0] if ev is not None else {}
+    base = base_prediction(ev, primary)  # the run's prediction, fitted once for the list and its pruning
+    cands = candidate_list(p, predicted_best_k(base, primary), methods)
+    pred = predicted(ev, own, cands, primary, base=base)[0] if base is not None else {}
     res.candidates.append(CandidateResult(candidate=own, label=own.label, primary=True, levels=levels_of(primary),
                                           run_dir="artifacts"))
     best = max([s.speedup for s in primary.speedup if s.speedup] + [max(v.values()) for v in pred.values() if v] or [0.0])
