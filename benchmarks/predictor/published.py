@@ -1,9 +1,9 @@
 """Predicted vs published GPU measurements of speculative decoding (benchmarks/predictor/published.yaml).
 
 Each row names its source, configuration, acceptance and measured speedup; the prediction comes
-from catalog facts alone (``predict.catalog_prediction``), as a new user would get it from
+from catalog facts alone (``catalog_predict.catalog_prediction``), as a new user would get it from
 ``playbook predict``. Rows marked ``fit: true`` were used to set a constant of the step-time model
-(helpers/predict.py names them); the others are held out. A source without an acceptance length
+(helpers/step_model.py names them); the others are held out. A source without an acceptance length
 for its rows either has one assumed (marked ``acceptance_assumed``) or anchors it (``anchor_batch``:
 the length at which the prediction matches the source's own speedup at its lowest batch, as the
 playbook calibrates on a node; that row is then fit). Summary, over the vLLM rows (the engine the
@@ -23,7 +23,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, Field, model_validator
 
-from playbook.helpers import gpus, models, predict
+from playbook.helpers import acceptance_math, catalog_predict, gpus, models
 
 HERE = Path(__file__).resolve().parent
 TABLE = HERE / "published.yaml"
@@ -94,12 +94,12 @@ def proposal_rate(row: PublishedRow, acceptance_length: float) -> float:
     q = m / (1 - a (1 - m)). 1 without ``ngram_match``."""
     if row.ngram_match is None:
         return 1.0
-    a = predict.acceptance_from_length(acceptance_length, row.k)
+    a = acceptance_math.acceptance_from_length(acceptance_length, row.k)
     return row.ngram_match / (1 - a * (1 - row.ngram_match))
 
 
 def _prediction(row: PublishedRow, sizes: list[int], acceptance_length: float):
-    return predict.catalog_prediction(
+    return catalog_predict.catalog_prediction(
         _spec(row.target, "target"), _spec(row.draft, "draft"), gpus.get_gpu(row.gpu),
         num_speculative_tokens=row.k, tp=row.tp, method=row.method, acceptance_length=acceptance_length,
         batch_sizes=sizes, context_tokens=row.context, verify_tokens_per_seq=row.verify_tokens,

@@ -8,7 +8,7 @@ Measuring: starts the embedded baseline and speculative servers (tiny pair on vl
 temperature sweep at the load test's temperature (per-position acceptance) and the load test at
 each concurrency level, with `playbook sweep` and `playbook load`, then stops both servers.
 
-The predictor is calibrated as a run's report calibrates it (predict.calibrated_prediction): TPOT at
+The predictor is calibrated as a run's report calibrates it (calibration.calibrated_prediction): TPOT at
 concurrency 1 with and without speculation, the baseline's typical step (median chunk gap) and TPOT at
 each level, the sweep's acceptance and its speculative step's growth with the sequences in flight. No
 speculative measurement of the load test above concurrency 1 is used. It then predicts the speculative
@@ -34,7 +34,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from playbook.helpers import candidates, evidence, predict
+from playbook.helpers import calibration, candidates, evidence, prediction_check
 from playbook.helpers.artifacts import RunDir, read_jsonl
 from playbook.helpers.schemas.load import LoadResult
 
@@ -142,11 +142,11 @@ def embedded(args) -> int:
         return 1
     if not any(x.speedup for x in ev.load_levels):
         server_side_levels(run, ev)
-    pred = predict.calibrated_prediction(ev, batch_sizes=[int(x.concurrency) for x in ev.load_levels])
+    pred = calibration.calibrated_prediction(ev, batch_sizes=[int(x.concurrency) for x in ev.load_levels])
     if pred is None:
         print("cannot calibrate: TPOT at concurrency 1 or the acceptance is missing", file=sys.stderr)
         return 1
-    check = predict.check_against_load(pred, ev.load_levels)
+    check = prediction_check.check_against_load(pred, ev.load_levels)
     if check is None:
         print(f"no level of {run.path} has a speedup to check the prediction against", file=sys.stderr)
         return 1
@@ -172,12 +172,12 @@ def embedded(args) -> int:
         ci = f"[{x.speedup_ci_low:.2f}, {x.speedup_ci_high:.2f}]" if x.speedup_ci_low is not None else "-"
         print(f"{c:>6} {m:>9.3f} {ci:>15} {p:>10.3f} {e:>8.1%}")
     print(f"predicted crossover batch size: {pred.crossover_batch_size}; "
-          f"measured: {predict.crossover_from_measured(check.concurrency, check.measured_speedup)}")
+          f"measured: {prediction_check.crossover_from_measured(check.concurrency, check.measured_speedup)}")
     calib = [e for c, e in zip(check.concurrency, check.relative_error, strict=True) if c not in check.held_out_levels]
     if calib:
         print(f"calibration_level_error={calib[0]:.4f}")
     held_out = check.held_out_error
-    agreement = predict.held_out_agreement(check)
+    agreement = prediction_check.held_out_agreement(check)
     if agreement:
         print(f"held-out levels: {agreement}")
     print(f"prediction_error={held_out if held_out is not None else check.mean_abs_relative_error:.4f}")

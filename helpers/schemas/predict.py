@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 
 class StepTimeModel(BaseModel):
-    """Time of one forward pass, additive (measured steps are, see helpers/predict.py):
+    """Time of one forward pass, additive (measured steps are, see helpers/step_model.py):
 
     ``overhead + weights + moe_layers * distinct_experts(tokens) * expert + kv_tokens * kv
     + tokens * compute + attention pairs * attention``.
@@ -34,7 +34,7 @@ class StepTimeModel(BaseModel):
 
 
 class StepConstants(BaseModel):
-    """Engine and kernel constants of the GPU step-time model (defaults: vLLM V1 on H100; sources in predict.py)."""
+    """Engine and kernel constants of the GPU step-time model (defaults: vLLM V1 on H100; sources in step_model.py)."""
 
     engine_step_ms: float = Field(ge=0, description="scheduler/output work per engine step, with or without speculation")
     spec_step_ms: float = Field(ge=0, description="extra work per speculative step (rejection sampler, proposer bookkeeping)")

@@ -65,23 +65,23 @@ def _given(name: str, step_ms: float, per_token: float):
 def _calibrated(args, target, draft, method: str, tp: int, acceptance: dict):
     """Constants fitted to this node's measured TPOTs (a GPU catalog entry, when given, keeps its
     KV/attention/MoE terms); the curve and crossover follow before any load test."""
-    from playbook.helpers import gpus, predict
+    from playbook.helpers import acceptance_math, calibration, catalog_predict, gpus, predict
 
     if len(args.tpot_ms) != 2 or (args.tpot_at is not None and len(args.tpot_at) != 3):
         raise ParameterError("--tpot-ms takes BASE,SPEC and --tpot-at takes N,BASE,SPEC",
                              "e.g. --tpot-ms 7.1,4.3 --tpot-at 32,9.0,6.2")
     k = args.num_speculative_tokens
-    e_of = predict._e_function(k, acceptance["acceptance"], acceptance["acceptance_length"],
-                               acceptance["acceptance_per_position"])[0]
+    e_of = acceptance_math.expected_tokens_by_k(k, acceptance["acceptance"], acceptance["acceptance_length"],
+                                               acceptance["acceptance_per_position"])[0]
     prior_t = prior_d = None
     if args.gpu and not gpus.get_gpu(args.gpu).is_cpu:
         gpu = gpus.get_gpu(args.gpu)
-        prior_t = predict.roofline_from_specs(target, gpu, name="target", tp=tp, precision=args.precision)
+        prior_t = catalog_predict.roofline_from_specs(target, gpu, name="target", tp=tp, precision=args.precision)
         if draft is not None:
-            prior_d = predict.roofline_from_specs(draft, gpu, name="draft", tp=args.draft_tp or tp,
-                                                  precision=args.draft_precision, draft=True)
+            prior_d = catalog_predict.roofline_from_specs(draft, gpu, name="draft", tp=args.draft_tp or tp,
+                                                          precision=args.draft_precision, draft=True)
     n, base_n, spec_n = args.tpot_at if args.tpot_at is not None else (None, None, None)
-    t_step, d_step = predict.calibrate_steps(
+    t_step, d_step = calibration.calibrate_steps(
         num_speculative_tokens=k, expected_tokens_per_step=e_of(k), tpot_baseline_ms=args.tpot_ms[0],
         tpot_spec_ms=args.tpot_ms[1], concurrency=int(n) if n else None, tpot_baseline_at_ms=base_n,
         tpot_spec_at_ms=spec_n, context_tokens=args.context_length, prior_target=prior_t, prior_draft=prior_d,
@@ -141,14 +141,14 @@ def check_arguments(args) -> None:
 
 
 def run(args) -> int:
-    from playbook.helpers import gpus, models, predict
+    from playbook.helpers import catalog_predict, gpus, models, predict
 
     check_arguments(args)
     tp = args.tp or args.num_gpus
     if args.num_gpus % tp:
         raise ParameterError(f"--num-gpus {args.num_gpus} is not a multiple of --tp {tp}", "use e.g. --num-gpus 2 --tp 2")
     draft = models.resolve(args.draft, "draft") if args.draft and args.method not in predict.LOOKUP_METHODS else None
-    method = args.method or predict.default_method(draft)
+    method = args.method or catalog_predict.default_method(draft)
     if method in ("draft_model", "eagle", "eagle3") and draft is None:
         raise ParameterError(f"method {method} needs --draft", "give --draft NAME or DIR, or --method ngram")
     if args.proposal_rate < 1 and method not in predict.LOOKUP_METHODS:
@@ -177,7 +177,7 @@ def run(args) -> int:
             raise ParameterError("no hardware for the step-time model",
                                  "give --gpu NAME (e.g. H100-SXM), or measured --target-step-ms")
         gpu = gpus.get_gpu(args.gpu)
-        pred = predict.catalog_prediction(
+        pred = catalog_predict.catalog_prediction(
             target, draft, gpu, num_speculative_tokens=args.num_speculative_tokens, tp=tp,
             draft_tp=args.draft_tp or None, precision=args.precision, draft_precision=args.draft_precision,
             method=method, **acceptance, batch_sizes=args.batch_sizes, context_tokens=args.context_length,

@@ -4,7 +4,14 @@ import math
 
 import pytest
 
-from playbook.helpers import predict
+from playbook.helpers import (
+    acceptance_math,
+    calibration,
+    catalog_predict,
+    predict,
+    prediction_check,
+    step_model,
+)
 from playbook.helpers.errors import ParameterError
 from playbook.helpers.schemas.predict import StepTimeModel
 
@@ -12,56 +19,56 @@ from playbook.helpers.schemas.predict import StepTimeModel
 @pytest.mark.parametrize("a, k", [(0.0, 4), (0.5, 1), (0.7, 4), (0.9, 8), (0.3, 0)])
 def test_expected_tokens_matches_series(a, k):
     # E(k) is the expected accepted prefix + 1: sum over i=0..k of a^i
-    assert predict.expected_tokens(a, k) == pytest.approx(sum(a**i for i in range(k + 1)))
+    assert acceptance_math.expected_tokens(a, k) == pytest.approx(sum(a**i for i in range(k + 1)))
 
 
 def test_expected_tokens_edges():
-    assert predict.expected_tokens(1.0, 4) == 5
-    assert predict.expected_tokens(0.0, 4) == 1
+    assert acceptance_math.expected_tokens(1.0, 4) == 5
+    assert acceptance_math.expected_tokens(0.0, 4) == 1
     with pytest.raises(ParameterError):
-        predict.expected_tokens(1.2, 4)
+        acceptance_math.expected_tokens(1.2, 4)
 
 
 def test_positions_give_same_e_as_iid():
     a, k = 0.6, 5
     positions = [a ** (i + 1) for i in range(k)]
-    assert predict.expected_tokens_from_positions(positions) == pytest.approx(predict.expected_tokens(a, k))
-    assert predict.iid_acceptance(predict.expected_tokens(a, k), k) == pytest.approx(a, abs=1e-6)
+    assert acceptance_math.expected_tokens_from_positions(positions) == pytest.approx(acceptance_math.expected_tokens(a, k))
+    assert acceptance_math.iid_acceptance(acceptance_math.expected_tokens(a, k), k) == pytest.approx(a, abs=1e-6)
 
 
 def test_positions_extend_geometrically_and_truncate():
     p = [0.8, 0.6]
-    assert predict.positions_for_k(p, 1) == [0.8]
-    ext = predict.positions_for_k(p, 4)
+    assert acceptance_math.positions_for_k(p, 1) == [0.8]
+    ext = acceptance_math.positions_for_k(p, 4)
     assert ext[2] == pytest.approx(0.6 * 0.75) and ext[3] == pytest.approx(0.6 * 0.75**2)
 
 
 def test_simple_speedup_formula():
     a, k, c = 0.8, 4, 0.1
-    assert predict.simple_speedup(a, k, c) == pytest.approx(predict.expected_tokens(a, k) / (k * c + 1))
+    assert acceptance_math.simple_speedup(a, k, c) == pytest.approx(acceptance_math.expected_tokens(a, k) / (k * c + 1))
 
 
 @pytest.mark.parametrize("a, c", [(0.8, 0.05), (0.6, 0.1), (0.9, 0.2), (0.5, 0.3)])
 def test_optimal_k_maximises(a, c):
-    k = predict.optimal_k(a, c, k_max=16)
-    best = max(predict.simple_speedup(a, kk, c) for kk in range(1, 17))
-    assert predict.simple_speedup(a, k, c) == pytest.approx(best)
+    k = acceptance_math.optimal_k(a, c, k_max=16)
+    best = max(acceptance_math.simple_speedup(a, kk, c) for kk in range(1, 17))
+    assert acceptance_math.simple_speedup(a, k, c) == pytest.approx(best)
 
 
 @pytest.mark.parametrize("a, c", [(0.3, 0.3), (0.2, 0.5), (0.1, 0.4)])
 def test_no_gain_unless_a_beats_c(a, c):
-    assert not predict.gain_possible(a, c)
-    assert predict.optimal_k(a, c) == 0
-    assert all(predict.simple_speedup(a, k, c) <= 1 for k in range(1, 17))
+    assert not acceptance_math.gain_possible(a, c)
+    assert acceptance_math.optimal_k(a, c) == 0
+    assert all(acceptance_math.simple_speedup(a, k, c) <= 1 for k in range(1, 17))
 
 
 def test_gain_when_a_beats_c():
-    assert predict.gain_possible(0.6, 0.1)
-    assert predict.optimal_k(0.6, 0.1) >= 1
+    assert acceptance_math.gain_possible(0.6, 0.1)
+    assert acceptance_math.optimal_k(0.6, 0.1) >= 1
 
 
 def test_optimal_k_grows_with_acceptance():
-    ks = [predict.optimal_k(a, 0.05) for a in (0.5, 0.7, 0.9)]
+    ks = [acceptance_math.optimal_k(a, 0.05) for a in (0.5, 0.7, 0.9)]
     assert ks == sorted(ks) and ks[0] < ks[-1]
 
 
@@ -108,32 +115,32 @@ def test_tpot_consistency():
     pred = predict.predict(target_step=target, draft_step=draft, num_speculative_tokens=3, acceptance=0.7, batch_sizes=[1, 8])
     for p in pred.points:
         assert p.speedup == pytest.approx(p.tpot_baseline_ms / p.tpot_spec_ms)
-        drafting = predict._draft_ms(draft, p.batch_size, 3, 512)
-        assert p.tpot_spec_ms == pytest.approx((drafting + p.target_step_ms) / predict.expected_tokens(0.7, 3))
+        drafting = predict.drafting_ms(draft, p.batch_size, 3, 512)
+        assert p.tpot_spec_ms == pytest.approx((drafting + p.target_step_ms) / acceptance_math.expected_tokens(0.7, 3))
         assert drafting == pytest.approx(3 * p.draft_step_ms)  # a chain: k passes of one token per sequence
 
 
 def test_fit_step_model_recovers_line():
     pts = [(n, 3.0 + 0.5 * n) for n in (10, 20, 40, 80)]
-    m = predict.fit_step_model("x", pts)
+    m = step_model.fit_step_model("x", pts)
     assert m.overhead_ms == pytest.approx(3.0) and m.compute_ms_per_token == pytest.approx(0.5)
 
 
 def test_calibration_reproduces_single_request_measurements():
     e, k = 2.5, 4
-    target, draft = predict.calibrate_from_measurements(
+    target, draft = calibration.calibrate_from_measurements(
         tpot_baseline_ms=5.0, tpot_spec_ms=6.0, expected_tokens_per_step=e, num_speculative_tokens=k,
         prefill_points=[(10, 12.0), (50, 32.0), (90, 52.0)], draft_param_ratio=0.1)
-    assert predict.step_ms(target, 1) == pytest.approx(5.0)
+    assert step_model.step_ms(target, 1) == pytest.approx(5.0)
     assert target.compute_ms_per_token == pytest.approx(0.5)
-    spec_c1 = (predict._draft_ms(draft, 1, k, 0) + predict.step_ms(target, k + 1)) / e
+    spec_c1 = (predict.drafting_ms(draft, 1, k, 0) + step_model.step_ms(target, k + 1)) / e
     assert spec_c1 == pytest.approx(6.0)
 
 
 def test_run_calibration_says_when_the_speculative_tpot_is_too_fast_for_the_acceptance():
     """The run's own fit (calibrated_prediction's): a speculative TPOT below what verifying k+1 tokens costs at E
     leaves no time for the draft; the note travels with the prediction (the report shows fit_notes)."""
-    target, draft = predict.calibrate_from_measurements(
+    target, draft = calibration.calibrate_from_measurements(
         tpot_baseline_ms=5.0, tpot_spec_ms=1.0, expected_tokens_per_step=1.5, num_speculative_tokens=4,
         prefill_points=[(10, 12.0), (50, 32.0), (90, 52.0)])
     assert draft.overhead_ms == 0 and draft.compute_ms_per_token == 0
@@ -141,7 +148,7 @@ def test_run_calibration_says_when_the_speculative_tpot_is_too_fast_for_the_acce
     pred = predict.predict(target_step=target, draft_step=draft, num_speculative_tokens=4, acceptance_length=1.5,
                            batch_sizes=[1])
     assert predict.fit_notes(pred) == draft.fit_notes and draft.fit_notes[0] in pred.assumptions
-    _, ok = predict.calibrate_from_measurements(tpot_baseline_ms=5.0, tpot_spec_ms=6.0, expected_tokens_per_step=2.5,
+    _, ok = calibration.calibrate_from_measurements(tpot_baseline_ms=5.0, tpot_spec_ms=6.0, expected_tokens_per_step=2.5,
                                                 num_speculative_tokens=4, prefill_points=[(10, 12.0), (50, 32.0)])
     assert ok.fit_notes == []
 
@@ -151,7 +158,7 @@ def test_report_shows_what_the_fit_could_not_explain(tmp_path):
     from playbook.helpers.artifacts import RunDir
     from playbook.helpers.schemas.decision import Evidence
 
-    target, draft = predict.calibrate_from_measurements(
+    target, draft = calibration.calibrate_from_measurements(
         tpot_baseline_ms=5.0, tpot_spec_ms=1.0, expected_tokens_per_step=1.5, num_speculative_tokens=4,
         prefill_points=[(10, 12.0), (50, 32.0)])
     pred = predict.predict(target_step=target, draft_step=draft, num_speculative_tokens=4, acceptance_length=1.5,
@@ -182,17 +189,17 @@ def test_compare_errors():
     target, draft = _gpu_like()
     pred = predict.predict(target_step=target, draft_step=draft, num_speculative_tokens=4, acceptance=0.8, batch_sizes=[1, 4, 16])
     measured = {1: pred.points[0].speedup * 1.1, 4: pred.points[1].speedup}
-    chk = predict.compare(pred, measured)
+    chk = prediction_check.compare(pred, measured)
     assert chk.relative_error[1] == pytest.approx(0.0, abs=1e-9)
     assert chk.mean_abs_relative_error == pytest.approx((abs(1 / 1.1 - 1)) / 2)
     assert not math.isnan(chk.mean_abs_relative_error)
     # concurrency 1 is the run's calibration point: the held-out error leaves it out, and the sentence says it first
     assert chk.held_out_levels == [4] and chk.held_out_error == pytest.approx(0.0, abs=1e-9)
-    assert predict.error_sentence(chk).startswith("0% on average at the loads it was not calibrated on (4); 5% counting")
-    only_c1 = predict.compare(pred, {1: pred.points[0].speedup})
+    assert prediction_check.error_sentence(chk).startswith("0% on average at the loads it was not calibrated on (4); 5% counting")
+    only_c1 = prediction_check.compare(pred, {1: pred.points[0].speedup})
     assert only_c1.held_out_error is None and "where it is calibrated (no other level measured)" in \
-        predict.error_sentence(only_c1)
-    assert predict.prediction_summary(pred, chk)["held_out_error"] == 0.0
+        prediction_check.error_sentence(only_c1)
+    assert prediction_check.prediction_summary(pred, chk)["held_out_error"] == 0.0
 
 
 def test_the_held_out_error_says_whether_it_is_inside_the_measured_intervals_and_which_way_it_errs():
@@ -204,40 +211,40 @@ def test_the_held_out_error_says_whether_it_is_inside_the_measured_intervals_and
     measured = {1: s[1], 4: s[4] / 1.2, 8: s[8] / 1.2, 16: s[16] / 1.5}
     intervals = {1: (s[1] * 0.8, s[1] * 1.2), 4: (s[4] / 1.5, s[4] * 1.01), 8: (s[8] / 1.4, s[8]),
                  16: (s[16] / 2, s[16] / 1.2)}
-    chk = predict.compare(pred, measured, intervals=intervals)
-    assert predict.held_out_agreement(chk) == ("inside the load test's 95% interval at 2 of 3; above the measured "
+    chk = prediction_check.compare(pred, measured, intervals=intervals)
+    assert prediction_check.held_out_agreement(chk) == ("inside the load test's 95% interval at 2 of 3; above the measured "
                                                "speedup at every one (too optimistic)")
-    assert "; there, inside the load test's 95% interval at 2 of 3" in predict.error_sentence(chk)
-    assert predict.prediction_summary(pred, chk)["held_out_agreement"].startswith("inside")
+    assert "; there, inside the load test's 95% interval at 2 of 3" in prediction_check.error_sentence(chk)
+    assert prediction_check.prediction_summary(pred, chk)["held_out_agreement"].startswith("inside")
     # one level measured above the prediction: no bias is claimed; no intervals given: none is counted
-    mixed = predict.compare(pred, {**measured, 8: s[8] * 1.1})
-    assert predict.held_out_agreement(mixed) == ""
-    low = predict.compare(pred, {1: s[1], 4: s[4] * 1.1, 8: s[8] * 1.1})
-    assert predict.held_out_agreement(low) == "below the measured speedup at every one (too pessimistic)"
+    mixed = prediction_check.compare(pred, {**measured, 8: s[8] * 1.1})
+    assert prediction_check.held_out_agreement(mixed) == ""
+    low = prediction_check.compare(pred, {1: s[1], 4: s[4] * 1.1, 8: s[8] * 1.1})
+    assert prediction_check.held_out_agreement(low) == "below the measured speedup at every one (too pessimistic)"
 
 
 def test_roofline_from_catalog():
     from playbook.helpers import gpus, models
 
     gpu = gpus.get_gpu("H100-SXM")
-    t = predict.roofline_from_specs(models.resolve("Llama-3.1-70B"), gpu, name="t", tp=2)
-    d = predict.roofline_from_specs(models.resolve("Llama-3.2-1B"), gpu, name="d", tp=2)
+    t = catalog_predict.roofline_from_specs(models.resolve("Llama-3.1-70B"), gpu, name="t", tp=2)
+    d = catalog_predict.roofline_from_specs(models.resolve("Llama-3.2-1B"), gpu, name="d", tp=2)
     assert t.weights_ms > 10 * d.weights_ms  # 70B vs 1B weights
-    assert predict.step_ms(t, 1) < predict.step_ms(t, 4096)  # compute-bound eventually
+    assert step_model.step_ms(t, 1) < step_model.step_ms(t, 4096)  # compute-bound eventually
 
 
 def test_fit_step_model_resists_stalled_points():
     pts = [(n, 3.0 + 0.5 * n) for n in (10, 20, 30, 40, 60, 80, 100)] + [(50, 400.0)]  # one request stalled
-    m = predict.fit_step_model("x", pts)
+    m = step_model.fit_step_model("x", pts)
     assert m.compute_ms_per_token == pytest.approx(0.5, rel=0.05)
 
 
 def test_calibration_prefers_baseline_decode_slope():
-    target, _ = predict.calibrate_from_measurements(
+    target, _ = calibration.calibrate_from_measurements(
         tpot_baseline_ms=5.0, tpot_spec_ms=None, expected_tokens_per_step=2.0, num_speculative_tokens=4,
         prefill_points=[(10, 12.0), (90, 14.0)], baseline_points=[(1, 5.0), (2, 5.5), (4, 6.5), (8, 8.5)])
     assert target.compute_ms_per_token == pytest.approx(0.5)  # from decode, not the flatter prefill slope
-    assert predict.step_ms(target, 5) == pytest.approx(4.5 + 2.5)  # verifying k+1=5 tokens
+    assert step_model.step_ms(target, 5) == pytest.approx(4.5 + 2.5)  # verifying k+1=5 tokens
 
 
 def test_draft_tokens_per_step_chain_and_tree():
@@ -260,10 +267,10 @@ def test_a_tree_costs_more_at_batch_than_a_chain():
 
 def test_per_position_acceptance_between_swept_temperatures_is_interpolated():
     swept = {0.0: [0.9, 0.8, 0.6], 0.4: [0.7, 0.5, 0.4, 0.3], 1.0: [0.5, 0.3, 0.2]}
-    assert predict.positions_at_temperature(swept, 0.2) == pytest.approx([0.8, 0.65, 0.5])  # not T=0's (nearest)
-    assert predict.positions_at_temperature(swept, 0.0) == pytest.approx([0.9, 0.8, 0.6])
-    assert predict.positions_at_temperature(swept, 1.5) == pytest.approx([0.5, 0.3, 0.2])  # clamped
-    assert predict.positions_at_temperature({}, 0.2) == []
+    assert calibration.positions_at_temperature(swept, 0.2) == pytest.approx([0.8, 0.65, 0.5])  # not T=0's (nearest)
+    assert calibration.positions_at_temperature(swept, 0.0) == pytest.approx([0.9, 0.8, 0.6])
+    assert calibration.positions_at_temperature(swept, 1.5) == pytest.approx([0.5, 0.3, 0.2])  # clamped
+    assert calibration.positions_at_temperature({}, 0.2) == []
 
 
 def test_calibration_with_a_proposal_rate_reproduces_the_measurement_and_the_flatter_curve():
@@ -272,10 +279,10 @@ def test_calibration_with_a_proposal_rate_reproduces_the_measurement_and_the_fla
     measured TPOT; fitted as if it proposed every step it would read a cheaper lookup and the wrong slope."""
     e, k, q = 2.5, 4, 0.4
     pts = [(1, 5.0), (4, 5.6), (16, 8.0)]
-    target, lookup = predict.calibrate_from_measurements(
+    target, lookup = calibration.calibrate_from_measurements(
         tpot_baseline_ms=5.0, tpot_spec_ms=4.2, expected_tokens_per_step=e, num_speculative_tokens=k,
         baseline_points=pts, proposal_rate=q)
-    assert (predict._draft_ms(lookup, 1, k, 0) + predict.step_ms(target, 1 + q * k)) / (1 + q * (e - 1)) \
+    assert (predict.drafting_ms(lookup, 1, k, 0) + step_model.step_ms(target, 1 + q * k)) / (1 + q * (e - 1)) \
         == pytest.approx(4.2)
     pred = predict.predict(target_step=target, draft_step=lookup, num_speculative_tokens=k, acceptance_length=e,
                            batch_sizes=[1, 16], method="ngram", proposal_rate=q)
@@ -303,14 +310,14 @@ def test_a_run_s_ngram_prediction_uses_its_measured_proposal_rate():
     ev = Evidence(method="ngram", num_speculative_tokens=4, tpot_c1_baseline_ms=5.0, tpot_c1_spec_ms=4.2,
                   acceptance_per_position=[0.8, 0.6, 0.4, 0.2], prefill_points=[(10, 12.0), (50, 32.0)],
                   proposal_rate=0.4)
-    pred = predict.calibrated_prediction(ev, batch_sizes=[1, 16])
+    pred = calibration.calibrated_prediction(ev, batch_sizes=[1, 16])
     assert pred.proposal_rate == pytest.approx(0.4) and pred.points[0].tpot_spec_ms == pytest.approx(4.2)
     # without a measured rate (q = 1) the lookup's fitted time still reproduces the measured TPOT at concurrency 1
     # (it was cut to its overhead before, 3.53 ms here), and the curve is steeper than with q = 0.4
-    every = predict.calibrated_prediction(ev.model_copy(update={"proposal_rate": None}), batch_sizes=[1, 16])
+    every = calibration.calibrated_prediction(ev.model_copy(update={"proposal_rate": None}), batch_sizes=[1, 16])
     assert every.points[0].tpot_spec_ms == pytest.approx(4.2) and every.points[1].speedup < pred.points[1].speedup
     # a draft model proposes every step: a measured rate is not applied to it
-    assert predict.calibrated_prediction(ev.model_copy(update={"method": "draft_model"}), batch_sizes=[1]).proposal_rate == 1
+    assert calibration.calibrated_prediction(ev.model_copy(update={"method": "draft_model"}), batch_sizes=[1]).proposal_rate == 1
 
 
 def test_the_report_shows_how_often_an_ngram_proposed(tmp_path):

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from playbook.cli import main
-from playbook.helpers import gpus, models, predict
+from playbook.helpers import acceptance_math, calibration, catalog_predict, gpus, models, predict, step_model
 from playbook.helpers.errors import ParameterError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,28 +34,28 @@ def eagle3_head(tmp_path):
 def _curve(target, draft, gpu="H100-SXM", **kw):
     kw.setdefault("num_speculative_tokens", 3)
     kw.setdefault("acceptance_length", 2.3)
-    pred = predict.catalog_prediction(models.resolve(target), draft, gpus.get_gpu(gpu), **kw)
+    pred = catalog_predict.catalog_prediction(models.resolve(target), draft, gpus.get_gpu(gpu), **kw)
     return pred, [p.speedup for p in pred.points]
 
 
 def test_eagle_head_from_config_only(eagle3_head):
     head = models.resolve(str(eagle3_head), "draft")
-    assert head.eagle_head and predict.default_method(head) == "eagle3"
-    facts = predict.pass_facts(head)
+    assert head.eagle_head and catalog_predict.default_method(head) == "eagle3"
+    facts = catalog_predict.pass_facts(head)
     h = 4096
     layer = 2 * h * 32 * 128 + 2 * h * 8 * 128 + 3 * h * 14336
     # one decoder layer, the wider first-layer qkv, fc over 3 hidden states, lm_head over the 32k draft vocab
     assert facts["active_params"] == layer + h * 48 * 128 + 3 * h * h + 32000 * h
     gpu = gpus.get_gpu("H100-SXM")
-    t = predict.roofline_from_specs(models.resolve("Llama-3.1-8B"), gpu, name="t")
-    d = predict.roofline_from_specs(head, gpu, name="d", draft=True)
-    assert predict.step_ms(d, 1) < 0.2 * predict.step_ms(t, 1)  # a 1-layer head is a fraction of the target
+    t = catalog_predict.roofline_from_specs(models.resolve("Llama-3.1-8B"), gpu, name="t")
+    d = catalog_predict.roofline_from_specs(head, gpu, name="d", draft=True)
+    assert step_model.step_ms(d, 1) < 0.2 * step_model.step_ms(t, 1)  # a 1-layer head is a fraction of the target
 
 
 def test_target_step_reproduces_the_public_h100_fit():
     # SpecDecode-Bench (vLLM 0.10.1, H100, Llama-3.1-8B): 5.886 ms + 0.0210 ms/token + 3.93e-5 ms/KV token
-    t = predict.roofline_from_specs(models.resolve("Llama-3.1-8B"), gpus.get_gpu("H100-SXM"), name="t")
-    assert predict.step_ms(t, 1) == pytest.approx(5.886 + 0.021, rel=0.03)
+    t = catalog_predict.roofline_from_specs(models.resolve("Llama-3.1-8B"), gpus.get_gpu("H100-SXM"), name="t")
+    assert step_model.step_ms(t, 1) == pytest.approx(5.886 + 0.021, rel=0.03)
     assert t.compute_ms_per_token == pytest.approx(0.0210, rel=0.05)
     assert t.kv_ms_per_token == pytest.approx(3.93e-5, rel=0.05)
 
@@ -76,7 +76,7 @@ def test_long_context_keeps_speculation_ahead(eagle3_head):
 
 
 def test_per_speculative_step_overhead_costs_only_speculation():
-    t = predict.roofline_from_specs(models.resolve("Llama-3.1-8B"), gpus.get_gpu("H100-SXM"), name="t")
+    t = catalog_predict.roofline_from_specs(models.resolve("Llama-3.1-8B"), gpus.get_gpu("H100-SXM"), name="t")
     kw = {"target_step": t, "draft_step": None, "num_speculative_tokens": 3, "acceptance": 0.6, "batch_sizes": [1]}
     free, paid = predict.predict(**kw), predict.predict(**kw, spec_step_ms=1.0)
     assert paid.points[0].tpot_baseline_ms == free.points[0].tpot_baseline_ms
@@ -84,7 +84,7 @@ def test_per_speculative_step_overhead_costs_only_speculation():
 
 
 def test_per_sequence_speculative_cost_grows_with_the_batch():
-    t = predict.roofline_from_specs(models.resolve("Llama-3.1-8B"), gpus.get_gpu("H100-SXM"), name="t")
+    t = catalog_predict.roofline_from_specs(models.resolve("Llama-3.1-8B"), gpus.get_gpu("H100-SXM"), name="t")
     kw = {"target_step": t, "draft_step": None, "num_speculative_tokens": 3, "acceptance": 0.6, "batch_sizes": [1, 32]}
     free, paid = predict.predict(**kw), predict.predict(**kw, spec_seq_ms=0.1)
     e = paid.expected_tokens_per_step
@@ -103,9 +103,9 @@ def test_the_sglang_engine_loses_its_gain_at_a_smaller_batch(capsys):
     sgl, s = _curve("Llama-3.1-8B", head, batch_sizes=sizes, engine="sglang")
     assert sgl.engine == "sglang" and vllm.engine == "vllm" and "SGLang" in sgl.assumptions[-1]
     base_v, base_s = vllm.points[0].tpot_baseline_ms, sgl.points[0].tpot_baseline_ms
-    assert base_v - base_s == pytest.approx(predict.H100_VLLM_V1.engine_step_ms)  # hidden without speculation
+    assert base_v - base_s == pytest.approx(step_model.H100_VLLM_V1.engine_step_ms)  # hidden without speculation
     assert sgl.points[0].tpot_spec_ms - vllm.points[0].tpot_spec_ms == pytest.approx(
-        predict.H100_SGLANG.spec_seq_ms / sgl.expected_tokens_per_step)  # the same step plus one sequence's work
+        step_model.H100_SGLANG.spec_seq_ms / sgl.expected_tokens_per_step)  # the same step plus one sequence's work
     assert all(a < b for a, b in zip(s, v, strict=True)) and all(a > b for a, b in zip(s, s[1:], strict=False))
     assert vllm.crossover_batch_size is None and sgl.crossover_batch_size in (24, 32)
     with pytest.raises(ParameterError, match="unknown serving engine"):
@@ -114,7 +114,7 @@ def test_the_sglang_engine_loses_its_gain_at_a_smaller_batch(capsys):
             "H100-SXM", "-k", "3", "--acceptance-length", "2.3", "--batch-sizes", "1,64", "--json"]
     assert main([*base, "--engine", "sglang"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["engine"] == "sglang" and data["spec_seq_ms"] == predict.H100_SGLANG.spec_seq_ms > 0
+    assert data["engine"] == "sglang" and data["spec_seq_ms"] == step_model.H100_SGLANG.spec_seq_ms > 0
     assert data["baseline_engine_step_ms"] == 0 and data["points"][-1]["speedup"] < 1
     with pytest.raises(SystemExit):
         main([*base, "--engine", "trt-llm"])
@@ -130,33 +130,33 @@ def test_moe_gains_less_than_dense_at_equal_acceptance():
     assert moe.points[0].tpot_baseline_ms < 1.5 * dense.points[0].tpot_baseline_ms
     # verification touches more experts than a decode step
     t = moe.target_step
-    assert predict.step_ms(t, 4, 0, seqs=1) - predict.step_ms(t, 1) > 3 * t.compute_ms_per_token + 10 * t.expert_ms
+    assert step_model.step_ms(t, 4, 0, seqs=1) - step_model.step_ms(t, 1) > 3 * t.compute_ms_per_token + 10 * t.expert_ms
 
 
 def test_distinct_experts():
-    assert predict.distinct_experts(1, 128, 8) == pytest.approx(8)
-    assert predict.distinct_experts(4, 128, 8) == pytest.approx(128 * (1 - (120 / 128) ** 4))
-    assert predict.distinct_experts(10_000, 128, 8) == pytest.approx(128)
-    assert predict.distinct_experts(5, 0, 0) == 0
+    assert step_model.distinct_experts(1, 128, 8) == pytest.approx(8)
+    assert step_model.distinct_experts(4, 128, 8) == pytest.approx(128 * (1 - (120 / 128) ** 4))
+    assert step_model.distinct_experts(10_000, 128, 8) == pytest.approx(128)
+    assert step_model.distinct_experts(5, 0, 0) == 0
 
 
 def test_tp_cost_grows_with_tp():
     spec, gpu = models.resolve("Llama-3.1-70B"), gpus.get_gpu("H100-SXM")
-    steps = {tp: predict.roofline_from_specs(spec, gpu, name="t", tp=tp) for tp in (2, 4, 8)}
+    steps = {tp: catalog_predict.roofline_from_specs(spec, gpu, name="t", tp=tp) for tp in (2, 4, 8)}
     comm = {tp: s.overhead_ms - steps[2].overhead_ms for tp, s in steps.items()}
     assert comm[2] == 0 < comm[4] < comm[8]  # all-reduce latency per layer grows with TP
-    assert predict.step_ms(steps[8], 1) > predict.step_ms(steps[4], 1) / 2 * 1.1  # TP8 is not twice TP4
-    no_link = predict.roofline_from_specs(spec, gpu.model_copy(update={"interconnect_gbs": None}), name="t", tp=8)
+    assert step_model.step_ms(steps[8], 1) > step_model.step_ms(steps[4], 1) / 2 * 1.1  # TP8 is not twice TP4
+    no_link = catalog_predict.roofline_from_specs(spec, gpu.model_copy(update={"interconnect_gbs": None}), name="t", tp=8)
     assert steps[8].compute_ms_per_token > no_link.compute_ms_per_token  # all-reduce bytes per token
 
 
 @pytest.mark.parametrize("a, k", [(0.5, 3), (0.8, 5), (0.3, 1)])
 def test_acceptance_inputs_agree(a, k):
-    length = predict.expected_tokens(a, k)
-    assert predict.acceptance_from_length(length, k) == pytest.approx(a, abs=1e-6)
+    length = acceptance_math.expected_tokens(a, k)
+    assert acceptance_math.acceptance_from_length(length, k) == pytest.approx(a, abs=1e-6)
     positions = [a ** (i + 1) for i in range(k)]
-    assert predict.acceptance_length_from_positions(positions) == pytest.approx(length)
-    t = predict.roofline_from_specs(models.resolve("Llama-3.1-8B"), gpus.get_gpu("H100-SXM"), name="t")
+    assert acceptance_math.acceptance_length_from_positions(positions) == pytest.approx(length)
+    t = catalog_predict.roofline_from_specs(models.resolve("Llama-3.1-8B"), gpus.get_gpu("H100-SXM"), name="t")
     kw = {"target_step": t, "draft_step": None, "num_speculative_tokens": k, "batch_sizes": [1, 16]}
     by_a = predict.predict(**kw, acceptance=a)
     by_len = predict.predict(**kw, acceptance_length=length)
@@ -167,16 +167,16 @@ def test_acceptance_inputs_agree(a, k):
 
 def test_acceptance_length_out_of_range():
     with pytest.raises(ParameterError, match="outside"):
-        predict.acceptance_from_length(4.5, 3)
+        acceptance_math.acceptance_from_length(4.5, 3)
     with pytest.raises(ParameterError, match="pass it as --acceptance 0.9"):
-        predict.acceptance_from_length(0.9, 3)
+        acceptance_math.acceptance_from_length(0.9, 3)
 
 
 @pytest.mark.parametrize("a, hint", [(2.3, "looks like a mean acceptance length: pass it as --acceptance-length 2.3"),
                                      (70, "if 70 is a percentage, give 0.7"), (-0.1, "")])
 def test_an_acceptance_rate_out_of_range_names_the_likely_mix_up(a, hint):
     with pytest.raises(ParameterError) as err:
-        predict.expected_tokens(a, 3)
+        acceptance_math.expected_tokens(a, 3)
     assert err.value.fix.startswith("give a per-token acceptance rate") and hint in err.value.fix
     assert ("looks like" in err.value.fix or "percentage" in err.value.fix) == bool(hint)
 
@@ -258,8 +258,8 @@ def test_moe_baseline_matches_the_published_h100_baselines():
     AngelSlim#163, TP4: 218.89 tok/s); the catalog model reproduces both within 5%."""
     target, gpu = models.resolve("Qwen3-30B-A3B"), gpus.get_gpu("H100-SXM")
     for tp, measured_ms in ((2, 1000 / 222.47), (4, 1000 / 218.89)):
-        t = predict.roofline_from_specs(target, gpu, name="t", tp=tp, constants=predict.H100_SGLANG)
-        assert predict.step_ms(t, 1, 600) == pytest.approx(measured_ms, rel=0.05)
+        t = catalog_predict.roofline_from_specs(target, gpu, name="t", tp=tp, constants=step_model.H100_SGLANG)
+        assert step_model.step_ms(t, 1, 600) == pytest.approx(measured_ms, rel=0.05)
 
 
 def test_an_anchored_acceptance_reproduces_the_sources_lowest_batch():
@@ -310,7 +310,7 @@ def test_published_table_rejects_bad_rows(tmp_path):
 
 def _measure(target, draft, k, e, b, ctx, engine=0.0, spec=0.0):
     """Synthetic 'measured' TPOTs at batch b from a known model (the truth the fit must recover)."""
-    base = predict.step_ms(target, b, b * ctx, seqs=b) + engine
+    base = step_model.step_ms(target, b, b * ctx, seqs=b) + engine
     tpot_spec = predict._spec_tpot(target, draft, b, k, e, ctx, None, engine, spec)[0]
     return base, tpot_spec
 
@@ -322,11 +322,11 @@ def test_calibration_recovers_a_cpu_like_node():
     k, e = 4, 2.2
     b1, s1 = _measure(truth_t, truth_d, k, e, 1, 0)
     b8, s8 = _measure(truth_t, truth_d, k, e, 8, 0)
-    t, d = predict.calibrate_steps(num_speculative_tokens=k, expected_tokens_per_step=e, tpot_baseline_ms=b1,
+    t, d = calibration.calibrate_steps(num_speculative_tokens=k, expected_tokens_per_step=e, tpot_baseline_ms=b1,
                                    tpot_spec_ms=s1, concurrency=8, tpot_baseline_at_ms=b8, tpot_spec_at_ms=s8)
     assert (t.overhead_ms, t.compute_ms_per_token) == pytest.approx((6.0, 3.0))
     assert (d.overhead_ms, d.compute_ms_per_token) == pytest.approx((1.5, 0.4))
-    pred, chk = predict.calibrated_curve(t, d, num_speculative_tokens=k, acceptance_length=e, batch_sizes=[1, 2, 4],
+    pred, chk = calibration.calibrated_curve(t, d, num_speculative_tokens=k, acceptance_length=e, batch_sizes=[1, 2, 4],
                                          measured={8: b8 / s8})
     assert pred.points[0].speedup < 1 and chk.mean_abs_relative_error == pytest.approx(0, abs=1e-6)
 
@@ -339,11 +339,11 @@ def test_calibration_recovers_a_lookup_that_proposes_on_a_share_of_steps():
     k, e, q = 4, 2.6, 0.3
 
     def measure(b):
-        return (predict.step_ms(truth_t, b, 0, seqs=b),
+        return (step_model.step_ms(truth_t, b, 0, seqs=b),
                 predict._spec_tpot(truth_t, lookup, b, k, e, 0, proposal_rate=q)[0])
 
     (b1, s1), (b8, s8) = measure(1), measure(8)
-    t, d = predict.calibrate_steps(num_speculative_tokens=k, expected_tokens_per_step=e, tpot_baseline_ms=b1,
+    t, d = calibration.calibrate_steps(num_speculative_tokens=k, expected_tokens_per_step=e, tpot_baseline_ms=b1,
                                    tpot_spec_ms=s1, concurrency=8, tpot_baseline_at_ms=b8, tpot_spec_at_ms=s8,
                                    proposal_rate=q)
     assert (t.overhead_ms, t.compute_ms_per_token) == pytest.approx((6.0, 3.0))
@@ -357,14 +357,14 @@ def test_calibration_recovers_a_lookup_that_proposes_on_a_share_of_steps():
 def test_calibration_keeps_gpu_structure(eagle3_head):
     # a GPU node whose fixed and per-token costs differ from the catalog's: two measured levels fix them
     gpu = gpus.get_gpu("H100-SXM")
-    prior_t = predict.roofline_from_specs(models.resolve("Llama-3.1-8B"), gpu, name="t")
-    prior_d = predict.roofline_from_specs(models.resolve(str(eagle3_head)), gpu, name="d", draft=True)
+    prior_t = catalog_predict.roofline_from_specs(models.resolve("Llama-3.1-8B"), gpu, name="t")
+    prior_d = catalog_predict.roofline_from_specs(models.resolve(str(eagle3_head)), gpu, name="d", draft=True)
     truth_t = prior_t.model_copy(update={"overhead_ms": prior_t.overhead_ms * 1.6,
                                          "compute_ms_per_token": prior_t.compute_ms_per_token * 1.4})
     k, e, ctx = 3, 2.5, 512
     b1, s1 = _measure(truth_t, prior_d, k, e, 1, ctx, engine=1.2, spec=0.6)
     b16, s16 = _measure(truth_t, prior_d, k, e, 16, ctx, engine=1.2, spec=0.6)
-    t, d = predict.calibrate_steps(num_speculative_tokens=k, expected_tokens_per_step=e, tpot_baseline_ms=b1,
+    t, d = calibration.calibrate_steps(num_speculative_tokens=k, expected_tokens_per_step=e, tpot_baseline_ms=b1,
                                    tpot_spec_ms=s1, concurrency=16, tpot_baseline_at_ms=b16, tpot_spec_at_ms=s16,
                                    context_tokens=ctx, prior_target=prior_t, prior_draft=prior_d)
     assert t.compute_ms_per_token == pytest.approx(truth_t.compute_ms_per_token, rel=1e-6)
@@ -409,11 +409,11 @@ def test_a_fit_that_cannot_explain_the_tpots_says_so(capsys):
     out, err = capsys.readouterr()
     assert not any("fitted as 0" in a for a in json.loads(out)["assumptions"]) and "warning" not in err
     # a baseline faster at concurrency 8 than alone: the per-token cost is clamped, and said
-    t, _ = predict.calibrate_steps(num_speculative_tokens=3, expected_tokens_per_step=2.0, tpot_baseline_ms=10.0,
+    t, _ = calibration.calibrate_steps(num_speculative_tokens=3, expected_tokens_per_step=2.0, tpot_baseline_ms=10.0,
                                    concurrency=8, tpot_baseline_at_ms=6.0)
     assert t.compute_ms_per_token == 0 and "lower than at 1" in t.fit_notes[0]
     # within the tolerance (noise): clamped without a note
-    t, _ = predict.calibrate_steps(num_speculative_tokens=3, expected_tokens_per_step=2.0, tpot_baseline_ms=10.0,
+    t, _ = calibration.calibrate_steps(num_speculative_tokens=3, expected_tokens_per_step=2.0, tpot_baseline_ms=10.0,
                                    concurrency=8, tpot_baseline_at_ms=9.99)
     assert t.compute_ms_per_token == 0 and t.fit_notes == []
 
@@ -447,7 +447,7 @@ def test_an_ngram_that_proposes_on_fewer_steps_verifies_fewer_tokens():
     target = models.resolve("Llama-3.1-8B", "target")
 
     def curve(q):
-        return predict.catalog_prediction(target, None, gpus.get_gpu("H100-SXM"), num_speculative_tokens=3,
+        return catalog_predict.catalog_prediction(target, None, gpus.get_gpu("H100-SXM"), num_speculative_tokens=3,
                                           method="ngram", acceptance_length=1.9, batch_sizes=[1, 128],
                                           context_tokens=300, proposal_rate=q)
 
@@ -483,7 +483,7 @@ def test_published_ngram_rows_propose_as_the_sources_simulator_does():
     pub = _published()
     row = pub.PublishedRow(source="s", gpu="H100-SXM", target="Llama-3.1-8B", method="ngram", k=3, batch_size=128,
                            acceptance_length=1.9, ngram_match=0.2, context=190, measured=1.05)
-    a = predict.acceptance_from_length(1.9, 3)
+    a = acceptance_math.acceptance_from_length(1.9, 3)
     q = pub.proposal_rate(row, 1.9)
     assert q == pytest.approx(0.2 / (1 - a * 0.8)) and 0.2 < q < 1
     assert pub.proposal_rate(row.model_copy(update={"ngram_match": 1.0}), 1.9) == 1.0

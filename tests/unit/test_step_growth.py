@@ -1,11 +1,11 @@
 """Typical decode steps and their growth with the sequences in flight, from streamed records; and how the run's
-prediction uses them (helpers/step_growth.py, predict.calibrated_prediction)."""
+prediction uses them (helpers/step_growth.py, calibration.calibrated_prediction)."""
 
 from __future__ import annotations
 
 import pytest
 
-from playbook.helpers import predict, step_growth
+from playbook.helpers import calibration, predict, step_growth
 from playbook.helpers.errors import ParameterError
 from playbook.helpers.schemas.decision import Evidence, LoadLevel
 from playbook.helpers.schemas.predict import InflightStep, StepGrowth
@@ -94,8 +94,8 @@ def _run_evidence(**update) -> Evidence:
 def test_the_run_s_prediction_charges_the_sweep_s_per_sequence_growth_and_the_baseline_s_shared_time():
     growth = StepGrowth(source="sweep", levels=[], in_flight=4, share=0.144)
     ev = _run_evidence(spec_step_growth=growth)
-    pred = predict.calibrated_prediction(ev, batch_sizes=[1, 4, 8, 16])
-    plain = predict.calibrated_prediction(_run_evidence(), batch_sizes=[1, 4, 8, 16])
+    pred = calibration.calibrated_prediction(ev, batch_sizes=[1, 4, 8, 16])
+    plain = calibration.calibrated_prediction(_run_evidence(), batch_sizes=[1, 4, 8, 16])
     # concurrency 1 is reproduced either way; the growth the sweep measured makes batches costlier
     assert pred.points[0].speedup == pytest.approx(8.0 / 4.66) and plain.points[0].speedup == pytest.approx(8.0 / 4.66)
     # a draft model's unexplained growth is charged per drafted token (so it grows with k)
@@ -111,28 +111,28 @@ def test_the_run_s_prediction_charges_the_sweep_s_per_sequence_growth_and_the_ba
     assert not any("no growth of the speculative step" in a for a in pred.assumptions)
     assert any("no growth of the speculative step" in a for a in plain.assumptions)  # what it leaves out, said
     # a lookup has no draft passes: the same growth is charged per sequence and step
-    lookup = predict.calibrated_prediction(_run_evidence(spec_step_growth=growth, method="ngram", proposal_rate=0.5),
+    lookup = calibration.calibrated_prediction(_run_evidence(spec_step_growth=growth, method="ngram", proposal_rate=0.5),
                                            batch_sizes=[1, 4])
     assert lookup.spec_seq_ms > 0 and lookup.points[0].tpot_spec_ms == pytest.approx(4.66)
     assert any("charged to every step" in a for a in lookup.assumptions)
     # a growth that verifying and drafting explain adds nothing, and says so
-    flat = predict.calibrated_prediction(_run_evidence(spec_step_growth=growth.model_copy(update={"share": 0.01})),
+    flat = calibration.calibrated_prediction(_run_evidence(spec_step_growth=growth.model_copy(update={"share": 0.01})),
                                          batch_sizes=[1, 4])
     assert flat.spec_seq_ms == 0 and any("explain it all" in a for a in flat.assumptions)
     # a level the load test excluded (burst-delivered streams) lends neither its TPOT nor its step
     burst = [x.model_copy(update={"status": "excluded", "tpot_p50_baseline_ms": 0.5}) if x.concurrency == 8 else x
              for x in ev.load_levels]
-    excluded = predict.calibrated_prediction(_run_evidence(spec_step_growth=growth, load_levels=burst),
+    excluded = calibration.calibrated_prediction(_run_evidence(spec_step_growth=growth, load_levels=burst),
                                              batch_sizes=[1, 4, 8, 16])
     assert 8 not in excluded.shared_tpot_ms and excluded.points[2].tpot_baseline_ms > 5
     # without streamed steps (old runs, unstreamed endpoints) the fit is the TPOT one, nothing shared
     old = _run_evidence(load_levels=[x.model_copy(update={"step_p50_baseline_ms": None}) for x in ev.load_levels])
-    assert predict.calibrated_prediction(old, batch_sizes=[1, 4]).shared_tpot_ms == {}
+    assert calibration.calibrated_prediction(old, batch_sizes=[1, 4]).shared_tpot_ms == {}
 
 
 def test_another_k_is_predicted_with_every_cost_the_run_s_fit_found():
     growth = StepGrowth(source="sweep", levels=[], in_flight=4, share=0.144)
-    pred = predict.calibrated_prediction(_run_evidence(spec_step_growth=growth, method="ngram", proposal_rate=0.5),
+    pred = calibration.calibrated_prediction(_run_evidence(spec_step_growth=growth, method="ngram", proposal_rate=0.5),
                                          batch_sizes=[1, 4, 8, 16])
     assert pred.spec_seq_ms > 0 and pred.shared_tpot_ms and pred.baseline_tpot_ms
     # at its own k it is the same prediction
