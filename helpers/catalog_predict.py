@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .errors import ParameterError
 from .predict import DEFAULT_BATCH_SIZES, LOOKUP_METHODS, predict
-from .schemas.predict import Prediction, StepConstants, StepTimeModel
+from .schemas.predict import KVFit, Prediction, StepConstants, StepTimeModel
 from .step_model import H100_SGLANG, H100_VLLM_V1, roofline_step_model
 
 # The serving engine whose constants a catalog prediction uses (playbook predict --engine).
@@ -185,3 +185,34 @@ ASYNC_OFF_METHODS = ("ngram", "suffix")
 ASYNC_OFF_NOTE = ("vLLM >= 0.14 schedules asynchronously without speculation but not with {method} (vllm/config/"
                   "vllm.py), so the baseline may hide up to {engine_ms:.1f} ms per step of host work that {method} "
                   "pays: its gain can be smaller than shown (the constants come from vLLM 0.10.1, synchronous in both)")
+
+
+def check_kv_fit(pred: Prediction, target_spec, draft_spec, gpu, *, tp: int = 1, precision: str = "bf16",
+                 draft_precision: str = "bf16", kv_cache_dtype: str = "auto") -> Prediction:
+    """Mark the batch sizes whose sequences the speculative server's KV cache cannot hold at the prediction's
+    context (:func:`memory.budget`, what ``playbook memory`` says): vLLM queues the rest, so the predicted speedup
+    there is not reachable. A GPU without a memory figure, or no context, leaves the prediction unchecked."""
+    from .memory import budget
+
+    ctx, k = int(round(pred.context_tokens)), pred.num_speculative_tokens
+    if getattr(gpu, "is_cpu", False) or not gpu.memory_gib or ctx < 1:
+        return pred
+    b = budget(target_spec, draft_spec, gpu, method=pred.method, num_gpus=tp, tensor_parallel_size=tp,
+               target_quant=precision, draft_quant=draft_precision, kv_cache_dtype=kv_cache_dtype,
+               num_speculative_tokens=k, max_model_len=ctx + k, context_length=ctx)
+    spec, base = (b.concurrency_at_context, b.concurrency_at_context_without_draft) if b.fits else (0.0, 0.0)
+    fit = KVFit(context_tokens=ctx, max_batch_spec=spec, max_batch_baseline=base, kv_cache_gib_spec=b.kv_cache_gib)
+    for pt in pred.points:
+        pt.fits_kv_cache = pt.batch_size <= spec
+    over = [pt.batch_size for pt in pred.points if not pt.fits_kv_cache]
+    where = f"{gpu.name}, TP {tp}, {precision} weights"
+    if not b.fits:
+        fit.note = f"the configuration does not fit on {where}: {'; '.join(b.reasons)}"
+    elif over:
+        fit.note = (f"at {ctx} tokens per sequence the KV cache ({b.kv_cache_gib:.1f} GiB per GPU on {where}) holds "
+                    f"{spec:.0f} sequences with speculation ({base:.0f} without; `playbook memory`): vLLM queues the "
+                    f"rest, so the speedup at batch {', '.join(map(str, over))} is not reachable as predicted")
+    pred.kv_fit = fit
+    if fit.note:
+        pred.assumptions.append(fit.note)
+    return pred

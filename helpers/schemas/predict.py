@@ -61,6 +61,20 @@ class PredictionPoint(BaseModel):
     tpot_spec_ms: float
     target_step_ms: float = Field(description="one target verification pass of batch x (k+1) tokens")
     draft_step_ms: float = Field(description="one draft pass of batch tokens (0 for n-gram)")
+    fits_kv_cache: bool | None = Field(None, description="whether the speculative server's KV cache holds this many "
+                                       "sequences at the prediction's context (null: not checked, no GPU memory given)")
+
+
+class KVFit(BaseModel):
+    """How many sequences the KV cache holds at the prediction's context, with and without the draft (the memory
+    budget of ``playbook memory``): above that vLLM queues requests and the predicted speedup is not reachable."""
+
+    context_tokens: int
+    max_batch_spec: float = Field(description="sequences the speculative server holds at once (draft weights and KV "
+                                  "cache and the k lookahead slots included)")
+    max_batch_baseline: float = Field(description="sequences the server without speculation holds at once")
+    kv_cache_gib_spec: float
+    note: str = ""
 
 
 class Prediction(BaseModel):
@@ -100,6 +114,7 @@ class Prediction(BaseModel):
         "model's (only the speculative TPOT is predicted at those batch sizes)")
     context_tokens: float = Field(512, description="tokens of context per sequence read from the KV cache each step")
     tree_width: int = Field(1, description="draft tokens per sequence in each later draft pass (1: a chain)")
+    kv_fit: KVFit | None = Field(None, description="the batch sizes the KV cache holds (catalog GPUs only)")
     assumptions: list[str] = Field(default_factory=list)
     finding: str = ""
 

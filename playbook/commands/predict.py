@@ -186,6 +186,9 @@ def run(args) -> int:
         )
         if gpu.name.lower() != args.gpu.lower():  # a product name or a near spelling: say what it was read as
             pred.assumptions.insert(0, f"--gpu {args.gpu} read as {gpu.name}")
+    if args.gpu:  # which batch sizes the KV cache holds at this context (what `playbook memory` budgets)
+        catalog_predict.check_kv_fit(pred, target, draft, gpus.get_gpu(args.gpu), tp=tp, precision=args.precision,
+                                     draft_precision=args.draft_precision)
     replicas = args.num_gpus // tp
     if replicas > 1:
         pred.assumptions.append(f"batch sizes are per replica: {replicas} replicas of TP {tp}")
@@ -196,9 +199,11 @@ def run(args) -> int:
         return 0
     print(pred.finding)
     print(f"{'batch':>6} {'speedup':>8} {'TPOT base ms':>13} {'TPOT spec ms':>13} {'best k':>7}")
+    full = "does not fit" if pred.kv_fit and pred.kv_fit.max_batch_spec < 1 else "KV cache too small: queued"
     for pt in pred.points:
         print(f"{pt.batch_size:>6} {pt.speedup:>8.2f} {pt.tpot_baseline_ms:>13.2f} {pt.tpot_spec_ms:>13.2f} "
-              f"{pred.optimal_k_by_batch_size.get(pt.batch_size, 0):>7}")
+              f"{pred.optimal_k_by_batch_size.get(pt.batch_size, 0):>7}"
+              + (f"  ({full})" if pt.fits_kv_cache is False else ""))
     print("assumptions:\n" + "\n".join(f"  - {a}" for a in pred.assumptions))
     print(f"crossover_batch_size: {pred.crossover_batch_size}", file=sys.stderr)
     return 0

@@ -10,7 +10,16 @@ from types import SimpleNamespace
 import pytest
 
 from playbook.cli import main
-from playbook.helpers import acceptance_math, calibration, catalog_predict, gpus, models, predict, step_model
+from playbook.helpers import (
+    acceptance_math,
+    calibration,
+    catalog_predict,
+    gpus,
+    memory,
+    models,
+    predict,
+    step_model,
+)
 from playbook.helpers.errors import ParameterError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -190,6 +199,46 @@ def test_cli_eagle_head_done_when(capsys, eagle3_head):
     s = [p["speedup"] for p in data["points"]]
     assert s[0] > 1 and all(a > b for a, b in zip(s, s[1:], strict=False))
     assert data["engine_step_ms"] > 0 and data["spec_step_ms"] > 0
+
+
+def test_batch_sizes_the_kv_cache_cannot_hold_are_marked(eagle3_head):
+    # 32k tokens per sequence: an 8B on one H100 holds a dozen sequences, whatever the speedup model says at 32
+    head, gpu, target = models.resolve(str(eagle3_head)), gpus.get_gpu("H100-SXM"), models.resolve("Llama-3.1-8B")
+    pred, _ = _curve("Llama-3.1-8B", head, batch_sizes=[1, 8, 16, 32], context_tokens=32000)
+    catalog_predict.check_kv_fit(pred, target, head, gpu)
+    b = memory.budget(target, head, gpu, method="eagle3", num_speculative_tokens=3, max_model_len=32003,
+                      context_length=32000)
+    assert pred.kv_fit.max_batch_spec == b.concurrency_at_context  # what `playbook memory` budgets, not a copy
+    assert pred.kv_fit.max_batch_spec < pred.kv_fit.max_batch_baseline  # the head's weights and KV cost sequences
+    assert [pt.fits_kv_cache for pt in pred.points] == [pt.batch_size <= b.concurrency_at_context for pt in pred.points]
+    assert [pt.fits_kv_cache for pt in pred.points][0] and not pred.points[-1].fits_kv_cache
+    assert "not reachable" in pred.kv_fit.note and pred.kv_fit.note in pred.assumptions
+    short, _ = _curve("Llama-3.1-8B", head, batch_sizes=[1, 64], context_tokens=1024)
+    catalog_predict.check_kv_fit(short, target, head, gpu)
+    assert all(pt.fits_kv_cache for pt in short.points) and not short.kv_fit.note
+
+
+def test_a_configuration_that_does_not_fit_marks_every_batch_size():
+    target, gpu = models.resolve("Llama-3.1-70B"), gpus.get_gpu("H100-SXM")
+    pred, _ = _curve("Llama-3.1-70B", None, num_speculative_tokens=3, acceptance_length=2.0, method="ngram",
+                     batch_sizes=[1, 8], context_tokens=1024)
+    catalog_predict.check_kv_fit(pred, target, None, gpu)  # 140 GB of bf16 weights on one 80 GB GPU
+    assert not any(pt.fits_kv_cache for pt in pred.points) and "does not fit" in pred.kv_fit.note
+    cpu, _ = _curve("Llama-3.1-70B", None, num_speculative_tokens=3, acceptance_length=2.0, method="ngram",
+                    batch_sizes=[1, 8], context_tokens=1024)
+    catalog_predict.check_kv_fit(cpu, target, None, gpus.get_gpu("cpu"))
+    assert cpu.kv_fit is None and all(pt.fits_kv_cache is None for pt in cpu.points)  # no GPU memory: not checked
+
+
+def test_cli_marks_batch_sizes_beyond_the_kv_cache(capsys, eagle3_head):
+    base = ["predict", "--target", "Llama-3.1-8B", "--draft", str(eagle3_head), "--gpu", "H100-SXM", "-k", "3",
+            "--acceptance-length", "2.3", "--context-length", "32000", "--batch-sizes", "1,64"]
+    assert main([*base, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [p["fits_kv_cache"] for p in data["points"]] == [True, False] and 1 <= data["kv_fit"]["max_batch_spec"] < 64
+    assert main(base) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("64 ")]
+    assert rows and "KV cache too small" in rows[0]
 
 
 def test_cli_acceptance_forms(capsys):
