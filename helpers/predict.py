@@ -155,8 +155,9 @@ def predict(
         baseline_tpot_ms=dict(baseline_tpot_ms or {}), context_tokens=context_tokens, tree_width=max(int(tree_width), 1),
         assumptions=[
             f"context of {context_tokens:.0f} tokens per sequence read from the KV cache each step",
-            f"one verification pass of batch*{verify_tokens_per_seq or k + 1} tokens plus k draft passes of batch "
-            "tokens per step" + (f"; a proposal on {proposal_rate:.0%} of steps (the others verify one token)"
+            f"one verification pass of batch*{verify_tokens_per_seq or k + 1} tokens plus "
+            + ("k draft passes of batch tokens" if draft_step is not None else "a lookup (no draft pass)")
+            + " per step" + (f"; a proposal on {proposal_rate:.0%} of steps (the others verify one token)"
                                  if proposal_rate < 1 else ""),
             f"step-time model: target {target_step.source}, draft {draft_step.source if draft_step else 'free (n-gram)'}",
             (f"per engine step {engine_step_ms:.2f} ms in both TPOTs" if base_engine_ms == engine_step_ms else
@@ -208,7 +209,7 @@ def finding(pred: Prediction) -> str:
     if first.speedup < 1:
         where = "never wins in the range"
     return (
-        f"predicted speedup {first.speedup:.2f}x at batch {first.batch_size} with k={pred.num_speculative_tokens} "
+        f"predicted speedup {first.speedup:.2f}x at batch {first.batch_size} with {pred.method} k={pred.num_speculative_tokens} "
         f"(a={pred.acceptance:.2f}, c={pred.cost_ratio:.2f}, E={pred.expected_tokens_per_step:.2f}); {where}; "
         f"best k at batch 1: {pred.optimal_k}"
     )

@@ -149,6 +149,8 @@ def run(args) -> int:
         raise ParameterError(f"--num-gpus {args.num_gpus} is not a multiple of --tp {tp}", "use e.g. --num-gpus 2 --tp 2")
     draft = models.resolve(args.draft, "draft") if args.draft and args.method not in predict.LOOKUP_METHODS else None
     method = args.method or catalog_predict.default_method(draft)
+    defaulted = "" if args.method or args.draft else \
+        "no --draft or --method given: predicted for an n-gram lookup (method ngram); give --draft for a draft model"
     if method in ("draft_model", "eagle", "eagle3") and draft is None:
         raise ParameterError(f"method {method} needs --draft", "give --draft NAME or DIR, or --method ngram")
     if args.proposal_rate < 1 and method not in predict.LOOKUP_METHODS:
@@ -186,6 +188,12 @@ def run(args) -> int:
         )
         if gpu.name.lower() != args.gpu.lower():  # a product name or a near spelling: say what it was read as
             pred.assumptions.insert(0, f"--gpu {args.gpu} read as {gpu.name}")
+    if method in predict.LOOKUP_METHODS and args.proposal_rate == 1:
+        pred.assumptions.insert(0, f"the {method} lookup proposes on every step, an upper bound: give --proposal-rate, "
+                                   "the share of steps on which it finds a match (step 40 measures it)")
+    if defaulted:
+        pred.assumptions.insert(0, defaulted)
+        print(f"note: {defaulted}", file=sys.stderr)
     if args.gpu:  # which batch sizes the KV cache holds at this context (what `playbook memory` budgets)
         catalog_predict.check_kv_fit(pred, target, draft, gpus.get_gpu(args.gpu), tp=tp, precision=args.precision,
                                      draft_precision=args.draft_precision)

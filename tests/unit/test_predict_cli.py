@@ -60,3 +60,18 @@ def test_the_text_output_says_what_it_assumed_and_how_the_gpu_was_read(capsys):
     rc, out = _run(capsys, "--target", "Llama-3.1-8B", "--draft", head, "--gpu", "h100-sxm", "-k", "3",
                    "--acceptance-length", "2.3", "--engine", "sglang", "--batch-sizes", "1,8")
     assert rc == 0 and "read as" not in out.out and "--engine sglang" not in out.out
+
+
+def test_no_draft_says_it_predicted_an_ngram_and_that_every_step_proposing_is_an_upper_bound(capsys):
+    base = ["predict", "--target", "Llama-3.1-8B", "--gpu", "H100-SXM", "-k", "3", "--acceptance", "0.7", "--json"]
+    assert main(base) == 0
+    out = capsys.readouterr()
+    data = json.loads(out.out)
+    assert data["method"] == "ngram" and "with ngram k=3" in data["finding"]
+    assert data["assumptions"][0].startswith("no --draft or --method given") and "note: no --draft" in out.err
+    assert any("an upper bound" in a for a in data["assumptions"])
+    assert not any("draft passes" in a for a in data["assumptions"])  # a lookup has none
+    assert main([*base, "--method", "ngram", "--proposal-rate", "0.3"]) == 0
+    out = capsys.readouterr()
+    data = json.loads(out.out)
+    assert not any("no --draft" in a or "an upper bound" in a for a in data["assumptions"]) and "note:" not in out.err
