@@ -14,11 +14,7 @@ from .step_model import H100_SGLANG, H100_VLLM_V1, roofline_step_model
 
 # The serving engine whose constants a catalog prediction uses (playbook predict --engine).
 ENGINES: dict[str, StepConstants] = {"vllm": H100_VLLM_V1, "sglang": H100_SGLANG}
-
-
 ENGINE_NAMES = {"vllm": "vLLM V1", "sglang": "SGLang (EAGLE without the overlap scheduler)"}
-
-
 # Said beside every vLLM EAGLE prediction: published EAGLE batch curves (the EAGLE-3 paper's Table 3) are SGLang's,
 # and fall below 1.0 from batch ~24 where vLLM's own (SpecDecode-Bench) lose ~4% from batch 1 to 32.
 OTHER_ENGINE_NOTE = ("vLLM's constants: SGLang up to v0.5.6 runs EAGLE without its overlap scheduler and loses from "
@@ -180,8 +176,6 @@ def catalog_prediction(target_spec, draft_spec, gpu, *, num_speculative_tokens: 
 # decoding and will be disabled" for the others. The H100 constants above come from vLLM 0.10.1 (synchronous
 # scheduling in both TPOTs); not modelled, but said with the prediction.
 ASYNC_OFF_METHODS = ("ngram", "suffix")
-
-
 ASYNC_OFF_NOTE = ("vLLM >= 0.14 schedules asynchronously without speculation but not with {method} (vllm/config/"
                   "vllm.py), so the baseline may hide up to {engine_ms:.1f} ms per step of host work that {method} "
                   "pays: its gain can be smaller than shown (the constants come from vLLM 0.10.1, synchronous in both)")
@@ -210,7 +204,7 @@ def check_kv_fit(pred: Prediction, target_spec, draft_spec, gpu, *, tp: int = 1,
         fit.note = f"the configuration does not fit on {where}: {'; '.join(b.reasons)}"
     elif over:
         fit.note = (f"at {ctx} tokens per sequence the KV cache ({b.kv_cache_gib:.1f} GiB per GPU on {where}) holds "
-                    f"{spec:.0f} sequences with speculation ({base:.0f} without; `playbook memory`): vLLM queues the "
+                    f"{int(spec)} sequences with speculation ({int(base)} without; `playbook memory`): vLLM queues the "
                     f"rest, so the speedup at batch {', '.join(map(str, over))} is not reachable as predicted")
     pred.kv_fit = fit
     if fit.note:
