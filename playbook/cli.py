@@ -19,7 +19,17 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.print_usage(sys.stderr)
-        self.exit(2, f"error: {self.prog}: {message}\n  fix: see `{self.prog} --help`\n")
+        self.exit(2, f"error: {self.prog}: {message}\n  fix: {_fix_for(message, self.prog)}\n")
+
+
+def _fix_for(message: str, prog: str) -> str:
+    """The fix for an argparse error; for the usual slip, a list given with spaces (``--batch-sizes 1 8 24``),
+    the list form."""
+    extra = message.split("unrecognized arguments:", 1)[1].split() if "unrecognized arguments:" in message else []
+    if extra and all(x.replace(".", "", 1).isdigit() for x in extra):
+        return (f"join a list's values with commas, without spaces: ...,{','.join(extra)} rather than ... "
+                f"{' '.join(extra)} (e.g. --batch-sizes 1,8,24, -p concurrencies=1,4,16)")
+    return f"see `{prog} --help`"
 
 
 def build_parser() -> argparse.ArgumentParser:

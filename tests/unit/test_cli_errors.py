@@ -34,3 +34,15 @@ def test_debug_shows_the_traceback(monkeypatch, capsys):
     assert cli.main(["--debug", "boom"]) == 1
     err = capsys.readouterr().err
     assert "Traceback" in err and "error: unexpected RuntimeError: kaput" in err
+
+
+@pytest.mark.parametrize("argv, fix", [
+    (["predict", "--target", "Llama-3.1-8B", "--acceptance", "0.7", "--batch-sizes", "1", "8", "24"], "...,8,24 rather than ... 8 24"),
+    (["predict", "--target", "Llama-3.1-8B", "--acceptance", "0.7", "--no-such-flag"], "see `playbook --help`"),
+])
+def test_a_list_given_with_spaces_gets_the_comma_form_as_its_fix(capsys, argv, fix):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: playbook: unrecognized arguments" in err and "fix: " in err and fix in err

@@ -1,10 +1,13 @@
 """`playbook predict ... --json`: the fields the issue names, and clear errors."""
 
 import json
+from pathlib import Path
 
 import pytest
 
 from playbook.cli import main
+
+HEADS = Path(__file__).resolve().parents[2] / "benchmarks/predictor/heads"
 
 
 def _run(capsys, *args):
@@ -50,7 +53,7 @@ def test_predict_with_measured_step_times(capsys):
 def test_the_text_output_says_what_it_assumed_and_how_the_gpu_was_read(capsys):
     """A new user reads the table, not the JSON: the GPU as the catalog read it, the engine's constants, and
     the hint for the other engine under an EAGLE prediction are printed under it."""
-    head = "benchmarks/predictor/heads/EAGLE-LLaMA3.1-Instruct-8B"
+    head = str(HEADS / "EAGLE-LLaMA3.1-Instruct-8B")
     rc, out = _run(capsys, "--target", "Llama-3.1-8B", "--draft", head, "--gpu", "NVIDIA H100 80GB HBM3", "-k", "3",
                    "--acceptance-length", "2.3", "--batch-sizes", "1,8")
     assert rc == 0
@@ -75,3 +78,32 @@ def test_no_draft_says_it_predicted_an_ngram_and_that_every_step_proposing_is_an
     out = capsys.readouterr()
     data = json.loads(out.out)
     assert not any("no --draft" in a or "an upper bound" in a for a in data["assumptions"]) and "note:" not in out.err
+
+
+@pytest.mark.parametrize("target, draft, said", [
+    ("Llama-3.1-8B", "Qwen3-0.6B", "heterogeneous-vocab"),  # another tokenizer: vLLM's draft_model refuses it
+    ("Llama-3.1-8B", "Llama-3.1-70B", "not smaller than the target"),
+    ("Llama-3.1-8B", str(HEADS / "EAGLE-LLaMA3-Instruct-70B"), "hidden size 8192"),  # a 70B's head
+    ("Llama-3.1-70B", str(HEADS / "EAGLE3-LLaMA3.1-Instruct-8B"), "hidden size 4096"),
+    ("Llama-3.1-8B", "HEAD_NAMING_QWEN", "names Qwen/Qwen3-8B"),  # same width, trained on another target
+])
+def test_a_pair_vllm_would_not_serve_is_predicted_as_a_what_if_and_said(capsys, tmp_path, target, draft, said):
+    if draft == "HEAD_NAMING_QWEN":
+        cfg = json.loads((HEADS / "EAGLE3-LLaMA3.1-Instruct-8B" / "config.json").read_text())
+        draft = tmp_path / "my-eagle3-head"
+        draft.mkdir()
+        (draft / "config.json").write_text(json.dumps({**cfg, "target_model": "Qwen/Qwen3-8B"}))
+    assert main(["predict", "--target", target, "--draft", str(draft), "--gpu", "H100-SXM", "-k", "3", "--acceptance",
+                 "0.7", "--batch-sizes", "1", "--json"]) == 0
+    out = capsys.readouterr()
+    first = json.loads(out.out)["assumptions"][0]
+    assert said in first and "what-if" in first and f"warning: {first}" in out.err
+
+
+@pytest.mark.parametrize("draft", ["Llama-3.2-1B", str(HEADS / "EAGLE3-LLaMA3.1-Instruct-8B"),
+                                   str(HEADS / "EAGLE-LLaMA3.1-Instruct-8B")])
+def test_a_pair_vllm_serves_gets_no_warning(capsys, draft):
+    assert main(["predict", "--target", "Llama-3.1-8B", "--draft", draft, "--gpu", "H100-SXM", "-k", "3",
+                 "--acceptance", "0.7", "--batch-sizes", "1", "--json"]) == 0
+    out = capsys.readouterr()
+    assert "warning" not in out.err and not any("what-if" in a for a in json.loads(out.out)["assumptions"])
