@@ -201,9 +201,22 @@ _EXC_RE = re.compile(r"^(?P<exc>[A-Za-z_][\w.]*(?:Error|Exception|Exit)): (?P<ms
 _WRAPPERS = ("see root cause above", "initialization failed", "failed to start", "core proc")
 
 
+# What transformers / huggingface_hub log when a hub id is neither in the local cache nor downloadable.
+_HUB_UNREACHABLE = ("couldn't connect to 'https://huggingface.co'", "we couldn't connect to",
+                    "offlinemodeisenabled", "localentrynotfounderror", "cannot find the requested files in the local cache")
+HUB_UNREACHABLE_REASON = "the model is not in this machine's Hugging Face cache and the hub cannot be reached"
+HUB_GATED_REASON = "the hub refused the model: a gated repository this machine's token (HF_TOKEN) has no access to"
+
+
 def _log_reason(text: str, returncode: int | None) -> str:
     """The root cause of a failed start: the first real exception in the log (vLLM's API server
-    re-raises an engine core's error as 'Engine core initialization failed. See root cause above')."""
+    re-raises an engine core's error as 'Engine core initialization failed. See root cause above'); a hub id
+    that cannot be fetched is said as such (its traceback's first exception is a bare connection error)."""
+    low = text.lower()
+    if "gated repo" in low or "401 client error" in low:
+        return HUB_GATED_REASON
+    if any(m in low for m in _HUB_UNREACHABLE):
+        return HUB_UNREACHABLE_REASON
     if returncode is not None and returncode < 0:
         sig = -returncode
         return f"killed by signal {sig}" + (" (out of memory? the OOM killer sends SIGKILL)" if sig == 9 else "")
@@ -217,6 +230,13 @@ def _log_reason(text: str, returncode: int | None) -> str:
 
 def _fix_for(reason: str) -> str:
     low = reason.lower()
+    if reason == HUB_GATED_REASON:
+        return ("accept the model's licence on huggingface.co with your account and export HF_TOKEN (read access) "
+                "before the run; or download it once and give the local directory")
+    if reason == HUB_UNREACHABLE_REASON:
+        return ("download the model where the hub is reachable (`huggingface-cli download ORG/NAME --local-dir DIR`), "
+                "copy DIR here and give it as target_model / draft_model; or make the hub reachable (HF_ENDPOINT, "
+                "HTTPS_PROXY, HF_TOKEN for gated models)")
     if "address already in use" in low:
         return "another process holds the port: stop it or choose another port"
     if "memory" in low or "signal 9" in low:

