@@ -411,9 +411,14 @@ def _wait_healthy(server: ManagedServer, timeout_s: float) -> None:
         if rc is not None:
             tail = server.log_tail(40)
             reason = _log_reason(server.log_tail(5000), rc)
+            fix = _fix_for(reason)
+            if reason in (HUB_UNREACHABLE_REASON, HUB_GATED_REASON):  # name the hub ids this server asked for
+                ids = [m for m in (server.config.model, (server.config.speculative_config or {}).get("model"))
+                       if isinstance(m, str) and _looks_like_hub_name(m)]
+                reason += f" ({', '.join(ids)})" if ids else ""
             raise ServerStartError(
                 f"vLLM server '{server.name}' exited with code {rc} during start-up: {reason} "
-                f"(full log: {server.log_path})", _fix_for(reason), log_tail=tail)
+                f"(full log: {server.log_path})", fix, log_tail=tail)
         if health_ok(server.url):
             return
         if time.monotonic() > deadline:
