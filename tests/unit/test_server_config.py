@@ -243,3 +243,22 @@ def test_a_hub_model_that_cannot_be_fetched_is_said_as_such_with_the_fix(log, sa
     reason = _log_reason(log, 1)
     assert said in reason and fix in _fix_for(reason)
     assert "ConnectError" not in reason  # the bare connection error is not the cause a user can act on
+
+
+def test_a_start_that_could_not_fetch_its_hub_models_names_them(tmp_path):
+    import subprocess
+
+    from playbook.helpers.errors import ServerStartError
+    from playbook.helpers.server import ManagedServer, _wait_healthy
+
+    log = tmp_path / "spec-1.log"
+    log.write_text(HUB_OFFLINE_START)
+    proc = subprocess.Popen(["python3", "-c", "raise SystemExit(1)"])
+    proc.wait()
+    cfg = ServerConfig(model="meta-llama/Llama-3.1-8B-Instruct", port=1,
+                       speculative_config={"model": "yuhuili/EAGLE3-LLaMA3.1-Instruct-8B", "method": "eagle3"})
+    server = ManagedServer(cfg, "spec-1", log, proc, proc.pid, ["vllm"])
+    with pytest.raises(ServerStartError) as err:
+        _wait_healthy(server, timeout_s=5)
+    assert "cannot be reached (meta-llama/Llama-3.1-8B-Instruct, yuhuili/EAGLE3-LLaMA3.1-Instruct-8B)" in err.value.problem
+    assert "huggingface-cli download" in err.value.fix
