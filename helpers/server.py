@@ -26,7 +26,7 @@ from pathlib import Path
 from . import http_policy
 from . import reaper as _reaper
 from . import startup_log as _startup_log
-from .errors import ModelError, ServerError, ServerStartError, ServerUnreachableError
+from .errors import ModelError, ParameterError, ServerError, ServerStartError, ServerUnreachableError
 from .schemas.server import ServerConfig, StartupFacts
 from .specconfig import is_secret_name, merge_legacy, server_args, validate_speculative_config, vllm_facts
 
@@ -93,6 +93,30 @@ def list_models(url: str, timeout_s: float = 10, api_key: str | None = None) -> 
 def check_reachable(url: str, timeout_s: float = 10, api_key: str | None = None) -> list[str]:
     """Raise ServerUnreachableError naming ``url`` within ``timeout_s`` unless it answers /v1/models."""
     return list_models(url, timeout_s=timeout_s, api_key=api_key)
+
+
+def check_model_served(url: str, model: str, listed: list[str], timeout_s: float = 30,
+                       api_key: str | None = None, flag: str = "--model") -> None:
+    """Raise ParameterError when ``url`` does not serve ``model``: a name /v1/models lists passes at once; any other
+    is asked for one token, since a router may route names it does not list, and only the server's own 404 ("does
+    not exist") fails, naming what it serves. Checked before anything is measured or written."""
+    if not model or model in listed:
+        return
+    body = json.dumps({"model": model, "prompt": "Hi", "max_tokens": 1}).encode()
+    req = urllib.request.Request(f"{_check_scheme(url)}/v1/completions", data=body, method="POST",
+                                 headers={"Content-Type": "application/json", **auth_headers(api_key)})
+    try:
+        with http_policy.urlopen(req, timeout=timeout_s):
+            return
+    except urllib.error.HTTPError as exc:
+        text = exc.read().decode(errors="replace") if exc.fp else ""
+        if exc.code == 404 or "does not exist" in text:
+            served = ", ".join(listed) or "none listed"
+            raise ParameterError(f"model '{model}' is not served at {url} (it serves: {served})",
+                                 f"give {flag} " + (listed[0] if len(listed) == 1 else "with one of the names it serves")
+                                 + f", or leave {flag} out to take the first one it lists") from None
+    except (urllib.error.URLError, OSError, TimeoutError, ValueError):
+        return  # reachability was checked already; the measurement itself records what goes wrong
 
 
 def health_ok(url: str, timeout_s: float = 2.0) -> bool:

@@ -11,6 +11,8 @@ The prompt's first word picks the behaviour:
 GET /metrics serves, in turn, the files listed in $FAKE_METRICS (comma-separated; the last repeats),
 so a test can replay real scrapes, including a counter reset. FAKE_METRICS=live serves this process's
 own spec-decode counters instead (they start at 0, so killing and restarting it is a real reset).
+$FAKE_LISTED (comma-separated) is what /v1/models lists (default "fake"); with $FAKE_SERVED set, a completion for a
+model not in it gets vLLM's 404 ("does not exist"), so a router that serves more than it lists can be played.
 With $FAKE_API_KEY set, every /v1 request needs "Authorization: Bearer <that key>" (else HTTP 401).
 Run as a process: python tests/support/fake_openai.py PORT   (prints "ready" when listening)
 """
@@ -50,6 +52,10 @@ async def completions(request: web.Request) -> web.StreamResponse:
     if not _authorized(request):
         return web.Response(status=401, text='{"error": "unauthorized"}')
     body = await request.json()
+    served = os.environ.get("FAKE_SERVED", "").split(",")
+    if served != [""] and body.get("model") not in served:  # vLLM's answer to a model name it does not serve
+        return web.json_response({"error": {"message": f"The model `{body.get('model')}` does not exist.",
+                                            "type": "NotFoundError", "param": "model", "code": 404}}, status=404)
     mode = str(body.get("prompt", "ok")).split()[0]
     if mode.startswith("http"):
         return web.Response(status=int(mode[4:]), text=f"fake {mode[4:]}: try again later")
@@ -99,7 +105,8 @@ async def metrics(request: web.Request) -> web.Response:
 async def models(request: web.Request) -> web.Response:
     if not _authorized(request):
         return web.Response(status=401, text='{"error": "unauthorized"}')
-    return web.json_response({"object": "list", "data": [{"id": "fake", "object": "model"}]})
+    listed = os.environ.get("FAKE_LISTED", "fake").split(",")
+    return web.json_response({"object": "list", "data": [{"id": m, "object": "model"} for m in listed]})
 
 
 def app() -> web.Application:

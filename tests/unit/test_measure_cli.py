@@ -49,3 +49,19 @@ def test_bad_input_is_named(fake_url, tmp_path):
     out = playbook("load", "--baseline-url", fake_url, "--spec-url", fake_url, "--workload", "nosuchclass",
                    "--run-dir", str(tmp_path), "--json")
     assert out.returncode == 1 and "unknown workload 'nosuchclass'" in out.stderr and "structured" in out.stderr
+
+
+def test_a_model_the_server_does_not_serve_is_named_before_anything_is_measured(tmp_path):
+    proc, url = start_fake(FAKE_LISTED="fake", FAKE_SERVED="fake,routed")
+    try:
+        args = ["--baseline-url", url, "--spec-url", url, "--concurrency", "1", "--requests", "2", "--warmup", "0",
+                "--no-lossless", "--json", "--no-progress"]
+        out = playbook("load", *args, "--model", "wrong-name", "--run-dir", str(tmp_path / "a"))
+        assert out.returncode == 1 and "model 'wrong-name' is not served at" in out.stderr and "(it serves: fake)" in out.stderr
+        assert "give --model fake" in out.stderr and not (tmp_path / "a" / "artifacts").exists()  # nothing measured
+        # a router may serve a name its /v1/models does not list: the server's own answer decides
+        out = playbook("load", *args, "--model", "routed", "--run-dir", str(tmp_path / "b"))
+        assert out.returncode == 0, out.stderr
+        assert all(lv["errors"] == 0 for lv in json.loads(out.stdout)["levels"])
+    finally:
+        stop_fake(proc)
