@@ -264,6 +264,19 @@ class MemoryParams(StepParams):
     max_draft_share: float = _threshold("max_draft_share")
     max_target_share: float = _threshold("max_target_share")
 
+    @field_validator("gpu")
+    @classmethod
+    def _gpu_in_catalog(cls, v: str) -> str:
+        """A GPU name the catalog does not know fails with the parameters, before any step starts a server."""
+        if v:
+            from .gpus import get_gpu
+
+            try:
+                get_gpu(v)
+            except ParameterError as exc:
+                raise ValueError(f"{exc.problem}; {exc.fix}") from None
+        return v
+
 
 class QuantizationParams(MemoryParams):
     step: ClassVar[str] = "30_quantization"

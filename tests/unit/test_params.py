@@ -33,6 +33,8 @@ def test_unknown_parameter_is_named_with_a_close_match():
         ("concurrencies", "1,x", "concurrencies"),
         ("baseline_url", "localhost:8000", "http://localhost:8000"),
         ("gpu_memory_utilization", 1.5, "gpu_memory_utilization"),
+        ("gpu", "H100", "H100-SXM or H100-PCIe"),  # checked with the parameters, not when step 20 runs
+        ("gpu", "A1000", "unknown GPU 'A1000'"),
     ],
 )
 def test_invalid_values_name_the_parameter_and_what_is_allowed(name, value, needle):
