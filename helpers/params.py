@@ -627,6 +627,12 @@ def resolve_parameters(profile: dict[str, Any], overrides: dict[str, Any], steps
     unknown = sorted(set(merged) - known_parameters())
     if unknown:
         raise unknown_parameter_error(unknown)
+    target = merged.get("target_model", "embedded")
+    if merged.get("mode", "embedded") == "embedded" and target not in ("embedded", ""):
+        raise ParameterError(  # else steps 10-30 would judge this model and 40-50 measure the tiny pair
+            f"mode 'embedded' serves the shipped tiny pair, but target_model is {safe_yaml.short(str(target))}",
+            "add -p mode=managed to serve your model with vLLM on this node (mode=external with baseline_url and "
+            "spec_url for servers already running); leave target_model at 'embedded' for the demo")
     per_step: dict[str, dict[str, Any]] = {}
     for step, model in STEP_MODELS.items():  # every model, so a bad value fails even for a step not selected
         values = {k: v for k, v in merged.items() if k in model.model_fields}

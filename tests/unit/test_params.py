@@ -119,3 +119,13 @@ def test_report_params_carry_every_threshold():
     assert p.thresholds() == Thresholds(max_ttft_rise=0.1, acceptance_no_go_below=0.4)
     with pytest.raises(ParameterError, match="max_draft_share"):
         validate_params(ReportParams, {"max_draft_share": 1.5})
+
+
+def test_a_model_of_ones_own_in_embedded_mode_is_refused_with_the_mode_to_use():
+    # embedded mode serves the shipped tiny pair: steps 10-30 would judge one model, 40-50 measure another
+    with pytest.raises(ParameterError) as exc:
+        resolve_parameters({}, {"target_model": "/models/llama-3.1-8b"}, list(STEP_MODELS))
+    assert "mode 'embedded' serves the shipped tiny pair" in exc.value.problem and "mode=managed" in exc.value.fix
+    per = resolve_parameters({}, {"mode": "managed", "target_model": "/models/llama-3.1-8b"}, ["20_memory"])
+    assert per["20_memory"]["target_model"] == "/models/llama-3.1-8b"
+    assert resolve_parameters({}, {"target_model": "embedded"}, ["20_memory"])  # the demo as shipped
