@@ -99,6 +99,32 @@ def score_candidate(target: ModelSpec, cand: ModelSpec, low: float = 8.0, high: 
     )
 
 
+def unusable_reason(target: ModelSpec, draft: ModelSpec | None, method: str) -> str:
+    """Why vLLM would not serve ``draft`` for ``target`` with ``method`` (this module's checks: same vocabulary, an
+    EAGLE head trained for this target, a draft smaller than the target), said for a prediction about the pair
+    (``playbook predict``); '' when it would."""
+    if draft is None or method not in ("draft_model", "eagle", "eagle3"):
+        return ""
+    if draft.eagle_head:  # a head's config rarely names its target: only one naming another target is flagged
+        if draft.hidden_size != target.hidden_size:
+            return (f"{draft.name} has hidden size {draft.hidden_size}, {target.name} {target.hidden_size}: an EAGLE "
+                    "head reads the target's hidden states, so it was trained for another target (vLLM cannot load "
+                    "it for this one); the prediction is a what-if")
+        named = compat.head_target(draft)
+        if not named or compat.head_names_target(draft, target):
+            return ""
+        return (f"{draft.name} names {named} as its target in its config, not {target.name}: an EAGLE head drafts "
+                "from the hidden states of the target it was trained on; the prediction is a what-if")
+    cand = score_candidate(target, draft)
+    if method in cand.methods and cand.ratio > 1 and not cand.heterogeneous_vocab:
+        return ""
+    why = next((r for r in cand.reasons if "not usable" in r or "needs the same vocabulary" in r
+                or "heterogeneous-vocab" in r),
+               "not smaller than the target" if cand.ratio <= 1 else f"vLLM offers it {', '.join(cand.methods) or 'no method'}")
+    return (f"{draft.name} as the {method} draft of {target.name}: {why}; the prediction is a what-if "
+            "(`playbook drafts --target ...` ranks the drafts this target can use)")
+
+
 def catalog_siblings(target: ModelSpec) -> list[ModelSpec]:
     """Smaller catalog models sharing the target's tokenizer id (the default candidates); those of another
     vocab_size rank as heterogeneous-vocab candidates only."""

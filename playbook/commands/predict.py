@@ -140,35 +140,8 @@ def check_arguments(args) -> None:
         raise ParameterError(f"playbook predict: {'; '.join(bad)}", "fix those flags (`playbook predict --help`)")
 
 
-def _unusable_pair(target, draft, method: str) -> str:
-    """Why vLLM would not serve ``draft`` for ``target`` with ``method`` (step 10's checks: same vocabulary, an
-    EAGLE head trained for this target, a draft smaller than the target), with the fix; '' when it would."""
-    from playbook.helpers import compat, drafts
-
-    if draft is None or method not in ("draft_model", "eagle", "eagle3"):
-        return ""
-    if draft.eagle_head:  # a head's config rarely names its target: only one naming another target is flagged
-        if draft.hidden_size != target.hidden_size:
-            return (f"{draft.name} has hidden size {draft.hidden_size}, {target.name} {target.hidden_size}: an EAGLE "
-                    "head reads the target's hidden states, so it was trained for another target (vLLM cannot load "
-                    "it for this one); the prediction is a what-if")
-        named = compat.head_target(draft)
-        if not named or compat.head_names_target(draft, target):
-            return ""
-        return (f"{draft.name} names {named} as its target in its config, not {target.name}: an EAGLE head drafts "
-                "from the hidden states of the target it was trained on; the prediction is a what-if")
-    cand = drafts.score_candidate(target, draft)
-    if method in cand.methods and cand.ratio > 1 and not cand.heterogeneous_vocab:
-        return ""
-    why = next((r for r in cand.reasons if "not usable" in r or "needs the same vocabulary" in r
-                or "heterogeneous-vocab" in r),
-               "not smaller than the target" if cand.ratio <= 1 else f"vLLM offers it {', '.join(cand.methods) or 'no method'}")
-    return (f"{draft.name} as the {method} draft of {target.name}: {why}; the prediction is a what-if "
-            "(`playbook drafts --target ...` ranks the drafts this target can use)")
-
-
 def run(args) -> int:
-    from playbook.helpers import catalog_predict, gpus, models, predict
+    from playbook.helpers import catalog_predict, drafts, gpus, models, predict
 
     check_arguments(args)
     tp = args.tp or args.num_gpus
@@ -184,7 +157,7 @@ def run(args) -> int:
         raise ParameterError(f"--proposal-rate {args.proposal_rate:g} with method {method}: a draft model or head "
                              "proposes on every step", "leave --proposal-rate out (it is for --method ngram or suffix)")
     target = models.resolve(args.target, "target")
-    unusable = _unusable_pair(target, draft, method)
+    unusable = drafts.unusable_reason(target, draft, method)
     acceptance = {"acceptance": args.acceptance, "acceptance_length": args.acceptance_length,
                   "acceptance_per_position": args.per_position or ()}
     if args.tpot_ms is not None:
