@@ -65,3 +65,21 @@ def test_a_model_the_server_does_not_serve_is_named_before_anything_is_measured(
         assert all(lv["errors"] == 0 for lv in json.loads(out.stdout)["levels"])
     finally:
         stop_fake(proc)
+
+
+def test_external_mode_names_a_served_model_name_the_server_does_not_serve(tmp_path):
+    from playbook.helpers import endpoints
+    from playbook.helpers.errors import ParameterError
+    from playbook.helpers.params import LoadParams
+
+    proc, url = start_fake(FAKE_LISTED="fake", FAKE_SERVED="fake")
+    try:
+        p = LoadParams(mode="external", baseline_url=url, spec_url=url, served_model_name="my-model",
+                       run_dir=str(tmp_path))
+        with pytest.raises(ParameterError) as err, endpoints.endpoint(p, tmp_path, "spec"):
+            pass
+        assert "model 'my-model' is not served at" in err.value.problem and "served_model_name" in err.value.fix
+        with endpoints.endpoint(p.model_copy(update={"served_model_name": "fake"}), tmp_path, "spec") as ep:
+            assert ep.model == "fake"
+    finally:
+        stop_fake(proc)
