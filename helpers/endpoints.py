@@ -26,7 +26,7 @@ from .embedded import embedded_server_config, kv_cache_settings, tiny_pair
 from .errors import ParameterError
 from .schemas.server import ServerConfig
 from .schemas.servers import Lease
-from .server import ManagedServer, check_model_served, check_reachable, hub_allowed, launch
+from .server import ManagedServer, hub_allowed, launch, served_model
 from .servers import PoolUnavailable, log_name, pool_address
 from .servers import acquire as _pool_acquire
 from .specconfig import build_speculative_config
@@ -116,11 +116,7 @@ def endpoint(params, run_dir: str | os.PathLike, role: Role, exclusive: bool = F
         if not url:
             raise ParameterError(f"mode 'external' needs {'baseline_url' if role == 'baseline' else 'spec_url'} "
                                  f"for the {role} server", "set it to the server's URL, e.g. http://host:8000")
-        models = check_reachable(url, timeout_s=10, api_key=api_key)
-        model = params.served_model_name or (models[0] if models else "")
-        if not model:
-            raise ParameterError(f"{url}/v1/models lists no model", "set served_model_name to the model's name")
-        check_model_served(url, model, models, api_key=api_key, flag="served_model_name")
+        model = served_model(url, params.served_model_name, api_key, flag="served_model_name")
         yield Endpoint(url=url, model=model, api_key=api_key, server=None)
         return
     config = server_config(params, role).model_copy(update=server_updates)

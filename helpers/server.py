@@ -95,8 +95,8 @@ def check_reachable(url: str, timeout_s: float = 10, api_key: str | None = None)
     return list_models(url, timeout_s=timeout_s, api_key=api_key)
 
 
-def check_model_served(url: str, model: str, listed: list[str], timeout_s: float = 30,
-                       api_key: str | None = None, flag: str = "--model") -> None:
+def _check_model_served(url: str, model: str, listed: list[str], timeout_s: float = 30,
+                        api_key: str | None = None, flag: str = "--model") -> None:
     """Raise ParameterError when ``url`` does not serve ``model``: a name /v1/models lists passes at once; any other
     is asked for one token, since a router may route names it does not list, and only the server's own 404 ("does
     not exist") fails, naming what it serves. Checked before anything is measured or written."""
@@ -117,6 +117,21 @@ def check_model_served(url: str, model: str, listed: list[str], timeout_s: float
                                  + f", or leave {flag} out to take the first one it lists") from None
     except (urllib.error.URLError, OSError, TimeoutError, ValueError):
         return  # reachability was checked already; the measurement itself records what goes wrong
+
+
+
+def served_model(url: str, given: str, api_key: str | None = None, flag: str = "--model") -> str:
+    """The model to ask ``url`` for: ``given`` once the server is reachable and serves it (see
+    :func:`_check_model_served`), else the first one /v1/models lists. ``flag`` is how the user gives the name
+    (a CLI flag or a parameter), for the fix. Errors name the URL and come before anything is measured."""
+    models = check_reachable(url, timeout_s=10, api_key=api_key)
+    if given:
+        _check_model_served(url, given, models, api_key=api_key, flag=flag)
+        return given
+    if not models:
+        raise ParameterError(f"{url}/v1/models lists no model",
+                             f"give {flag} NAME" if flag.startswith("--") else f"set {flag} to the model's name")
+    return models[0]
 
 
 def health_ok(url: str, timeout_s: float = 2.0) -> bool:

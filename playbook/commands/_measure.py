@@ -49,15 +49,9 @@ def params(model, args: argparse.Namespace, **values):
 def reachable_model(url: str, given: str, api_key: str | None) -> str:
     """Check that ``url`` answers /v1/models (naming the URL and the cause when not: a closed port, a 401)
     before anything is written; returns the model to ask for."""
-    from playbook.helpers.server import check_model_served, check_reachable
+    from playbook.helpers.server import served_model
 
-    models = check_reachable(url, timeout_s=10, api_key=api_key)
-    if given:
-        check_model_served(url, given, models, api_key=api_key)
-        return given
-    if not models:
-        raise ParameterError(f"{url}/v1/models lists no model", "give --model NAME")
-    return models[0]
+    return served_model(url, given, api_key)
 
 
 def model_name(url: str, given: str, api_key: str | None) -> str:
