@@ -116,11 +116,14 @@ def unusable_reason(target: ModelSpec, draft: ModelSpec | None, method: str) -> 
         return (f"{draft.name} names {named} as its target in its config, not {target.name}: an EAGLE head drafts "
                 "from the hidden states of the target it was trained on; the prediction is a what-if")
     cand = score_candidate(target, draft)
-    if method in cand.methods and cand.ratio > 1 and not cand.heterogeneous_vocab:
+    if cand.heterogeneous_vocab or cand.same_tokenizer is False:
+        why = cand.reasons[0]  # score_candidate's tokenizer verdict comes first
+    elif cand.ratio <= 1:
+        why = "not smaller than the target"
+    elif method not in cand.methods:
+        why = f"vLLM offers it {', '.join(cand.methods) or 'no method'}"
+    else:
         return ""
-    why = next((r for r in cand.reasons if "not usable" in r or "needs the same vocabulary" in r
-                or "heterogeneous-vocab" in r),
-               "not smaller than the target" if cand.ratio <= 1 else f"vLLM offers it {', '.join(cand.methods) or 'no method'}")
     return (f"{draft.name} as the {method} draft of {target.name}: {why}; the prediction is a what-if "
             "(`playbook drafts --target ...` ranks the drafts this target can use)")
 
