@@ -157,15 +157,19 @@ def offered_methods(p) -> list[str]:
 
 
 # -- prediction and pruning ----------------------------------------------------------------------
+def _levels(load: LoadResult) -> list[int]:
+    """The primary's concurrency levels with a speedup, in order."""
+    return sorted({int(s.level) for s in load.speedup})
+
+
 def base_prediction(ev, load: LoadResult):
     """The run's calibrated prediction at the primary's concurrency levels, or None (rates, or no fit)."""
     from . import calibration
 
-    levels = sorted({int(s.level) for s in load.speedup})
     if load.level_kind != "concurrency" or ev is None:
         return None
     try:
-        base = calibration.calibrated_prediction(ev, batch_sizes=levels or None)
+        base = calibration.calibrated_prediction(ev, batch_sizes=_levels(load) or None)
     except (PlaybookError, ValueError, ArithmeticError):  # pruning is optional: without a prediction, measure all
         return None
     return base if base is not None and base.points else None
@@ -173,7 +177,7 @@ def base_prediction(ev, load: LoadResult):
 
 def predicted_best_k(base, load: LoadResult) -> int | None:
     """The predictor's best k at the primary's lowest level."""
-    levels = sorted({int(s.level) for s in load.speedup})
+    levels = _levels(load)
     return base.optimal_k_by_batch_size.get(levels[0]) if base is not None and levels else None
 
 
@@ -187,7 +191,7 @@ def predicted(ev, primary: Candidate, cands: Sequence[Candidate], load: LoadResu
     base = base or base_prediction(ev, load)
     if base is None:
         return {}, None
-    levels = sorted({int(s.level) for s in load.speedup})
+    levels = _levels(load)
     measured = {s.level: s.speedup for s in load.speedup if s.status == "ok" and s.speedup}
     scale = {pt.batch_size: measured.get(pt.batch_size, pt.speedup) / pt.speedup for pt in base.points}
     out: dict[str, dict[float, float]] = {}

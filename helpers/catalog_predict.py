@@ -189,7 +189,7 @@ def check_kv_fit(pred: Prediction, target_spec, draft_spec, gpu, *, tp: int = 1,
     from .memory import budget
 
     ctx, k = int(round(pred.context_tokens)), pred.num_speculative_tokens
-    if getattr(gpu, "is_cpu", False) or not gpu.memory_gib or ctx < 1:
+    if gpu.is_cpu or not gpu.memory_gib or ctx < 1:
         return pred
     b = budget(target_spec, draft_spec, gpu, method=pred.method, num_gpus=tp, tensor_parallel_size=tp,
                target_quant=precision, draft_quant=draft_precision, kv_cache_dtype=kv_cache_dtype,

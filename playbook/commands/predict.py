@@ -62,10 +62,10 @@ def _given(name: str, step_ms: float, per_token: float):
     return StepTimeModel(name=name, source="given", overhead_ms=step_ms - per_token, compute_ms_per_token=per_token)
 
 
-def _calibrated(args, target, draft, method: str, tp: int, acceptance: dict):
+def _calibrated(args, target, draft, method: str, tp: int, acceptance: dict, gpu=None):
     """Constants fitted to this node's measured TPOTs (a GPU catalog entry, when given, keeps its
     KV/attention/MoE terms); the curve and crossover follow before any load test."""
-    from playbook.helpers import acceptance_math, calibration, catalog_predict, gpus, predict
+    from playbook.helpers import acceptance_math, calibration, catalog_predict, predict
 
     if len(args.tpot_ms) != 2 or (args.tpot_at is not None and len(args.tpot_at) != 3):
         raise ParameterError("--tpot-ms takes BASE,SPEC and --tpot-at takes N,BASE,SPEC",
@@ -74,8 +74,7 @@ def _calibrated(args, target, draft, method: str, tp: int, acceptance: dict):
     e_of = acceptance_math.expected_tokens_by_k(k, acceptance["acceptance"], acceptance["acceptance_length"],
                                                acceptance["acceptance_per_position"])[0]
     prior_t = prior_d = None
-    if args.gpu and not gpus.get_gpu(args.gpu).is_cpu:
-        gpu = gpus.get_gpu(args.gpu)
+    if gpu is not None and not gpu.is_cpu:
         prior_t = catalog_predict.roofline_from_specs(target, gpu, name="target", tp=tp, precision=args.precision)
         if draft is not None:
             prior_d = catalog_predict.roofline_from_specs(draft, gpu, name="draft", tp=args.draft_tp or tp,
@@ -157,11 +156,12 @@ def run(args) -> int:
         raise ParameterError(f"--proposal-rate {args.proposal_rate:g} with method {method}: a draft model or head "
                              "proposes on every step", "leave --proposal-rate out (it is for --method ngram or suffix)")
     target = models.resolve(args.target, "target")
+    gpu = gpus.get_gpu(args.gpu) if args.gpu else None
     unusable = drafts.unusable_reason(target, draft, method)
     acceptance = {"acceptance": args.acceptance, "acceptance_length": args.acceptance_length,
                   "acceptance_per_position": args.per_position or ()}
     if args.tpot_ms is not None:
-        pred = _calibrated(args, target, draft, method, tp, acceptance)
+        pred = _calibrated(args, target, draft, method, tp, acceptance, gpu)
     elif args.target_step_ms is not None:
         t_step = _given("target", args.target_step_ms, args.per_token_ms)
         ratio = models.total_params(draft) / models.total_params(target) if draft else 0.0
@@ -176,10 +176,9 @@ def run(args) -> int:
             proposal_rate=args.proposal_rate,
         )
     else:
-        if not args.gpu:
+        if gpu is None:
             raise ParameterError("no hardware for the step-time model",
                                  "give --gpu NAME (e.g. H100-SXM), or measured --target-step-ms")
-        gpu = gpus.get_gpu(args.gpu)
         pred = catalog_predict.catalog_prediction(
             target, draft, gpu, num_speculative_tokens=args.num_speculative_tokens, tp=tp,
             draft_tp=args.draft_tp or None, precision=args.precision, draft_precision=args.draft_precision,
@@ -198,8 +197,8 @@ def run(args) -> int:
     if unusable:  # predicted all the same (a what-if), but said first: vLLM would not serve this pair
         pred.assumptions.insert(0, unusable)
         print(f"warning: {unusable}", file=sys.stderr)
-    if args.gpu:  # which batch sizes the KV cache holds at this context (what `playbook memory` budgets)
-        catalog_predict.check_kv_fit(pred, target, draft, gpus.get_gpu(args.gpu), tp=tp, precision=args.precision,
+    if gpu is not None:  # which batch sizes the KV cache holds at this context (what `playbook memory` budgets)
+        catalog_predict.check_kv_fit(pred, target, draft, gpu, tp=tp, precision=args.precision,
                                      draft_precision=args.draft_precision)
     replicas = args.num_gpus // tp
     if replicas > 1:
