@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .errors import ParameterError
 from .predict import DEFAULT_BATCH_SIZES, LOOKUP_METHODS, predict
+from .quantization import served_precision
 from .schemas.predict import KVFit, Prediction, StepConstants, StepTimeModel
 from .step_model import H100_SGLANG, H100_VLLM_V1, roofline_step_model
 
@@ -37,13 +38,6 @@ def _draft_vocab(spec) -> int:
     return spec.vocab_size
 
 
-def _precision(spec, precision: str) -> str:
-    """A pre-quantized checkpoint's own precision (when a known one) wins over the requested one."""
-    from .quantization import BYTES_PER_PARAM
-
-    return spec.quantization if spec.quantization in BYTES_PER_PARAM else precision
-
-
 def _tflops(gpu, precision: str) -> float:
     fp8 = precision in ("fp8", "int8") and gpu.fp8_tflops
     return (gpu.fp8_tflops if fp8 else gpu.bf16_tflops) or 0.0
@@ -63,7 +57,7 @@ def pass_facts(spec, precision: str = "bf16") -> dict:
     from .models import param_breakdown
     from .quantization import linear_bytes_per_param, weight_bytes
 
-    precision = _precision(spec, precision)
+    precision = served_precision(spec, precision)
     lin = linear_bytes_per_param(precision)
     h = spec.hidden_size
     if spec.eagle_head:
@@ -102,7 +96,7 @@ def roofline_from_specs(spec, gpu, *, name: str, tp: int = 1, precision: str = "
     from .memory import kv_bytes_per_token, kv_layers
 
     f = pass_facts(spec, precision)
-    precision = _precision(spec, precision)
+    precision = served_precision(spec, precision)
     qk = (spec.qk_nope_head_dim + spec.qk_rope_head_dim + spec.v_head_dim) if spec.attention == "mla" \
         else 2 * spec.head_dim
     return roofline_step_model(

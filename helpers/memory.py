@@ -216,9 +216,10 @@ def budget(
         warnings.append(f"{target.num_kv_heads} KV heads do not split evenly over TP={tp}; vLLM may refuse it")
 
     for m, quant in ((target, target_quant), (draft, draft_quant)):
-        if m is not None and m.quantization and m.quantization != quant:
-            warnings.append(f"{m.name} is a pre-quantized {m.quantization} checkpoint but is budgeted at {quant}; "
-                            "pass the matching --target-quant/--draft-quant")
+        if m is not None and q.served_precision(m, quant) != quant:
+            warnings.append(f"{m.name} is a pre-quantized {m.quantization} checkpoint: budgeted at {m.quantization}, "
+                            f"as vLLM loads it (not at {quant})")
+    target_quant, draft_quant = q.served_precision(target, target_quant), q.served_precision(draft, draft_quant)
     tw = _weights(target, target_quant, group_size)
     if method == "mtp":
         dw = 0  # MTP layers ship inside the target checkpoint; their KV layers still join the pool
@@ -304,7 +305,9 @@ def matrix_budgets(target: ModelSpec, draft: ModelSpec | None, gpu: GPUSpec, pre
                    **kwargs) -> list[MemoryBudget]:
     """The budget for every (target precision x draft precision) pair, safest pair first."""
     with_draft = draft is not None and kwargs.get("method", "draft_model") not in NO_DRAFT_METHODS
-    pairs_ = q.recommendation_order(q.pairs(precisions, precisions if with_draft else ("bf16",)))
+    served = ((q.served_precision(target, t), q.served_precision(draft, d) if with_draft else d)
+              for t, d in q.pairs(precisions, precisions if with_draft else ("bf16",)))
+    pairs_ = q.recommendation_order(list(dict.fromkeys(served)))  # a pre-quantized checkpoint has one precision
     return [budget(target, draft, gpu, target_quant=t, draft_quant=d, **kwargs) for t, d in pairs_]
 
 

@@ -42,6 +42,12 @@ def model_weight_bytes(spec: ModelSpec, precision: str, group_size: int = 128) -
     return weight_bytes(param_breakdown(spec), precision, group_size)
 
 
+def served_precision(spec: ModelSpec | None, requested: str) -> str:
+    """The precision vLLM serves a checkpoint's weights at: a pre-quantized checkpoint's own (vLLM loads its
+    quantized tensors as stored, whatever precision is asked for), else the requested one."""
+    return spec.quantization if spec is not None and spec.quantization in BYTES_PER_PARAM else requested
+
+
 def pairs(target_precisions=PRECISIONS, draft_precisions=PRECISIONS) -> list[tuple[str, str]]:
     return [(t, d) for t in target_precisions for d in draft_precisions]
 

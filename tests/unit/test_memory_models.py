@@ -106,6 +106,20 @@ def test_prequantized_checkpoint_counts_parameters_from_the_architecture(tmp_pat
     assert any("pre-quantized int4" in w for w in b.warnings)
     ok = memory.budget(spec, None, gpus.get_gpu("cpu"), method="none", kv_cache_gib=1, target_quant="int4")
     assert not any("pre-quantized" in w for w in ok.warnings)
+    # vLLM loads a quantized checkpoint as stored: asked for bf16 (the default), it is still budgeted at int4
+    assert (b.target_quant, b.target_weights_gib) == ("int4", ok.target_weights_gib)
+
+
+def test_a_prequantized_checkpoint_fits_where_its_bf16_weights_would_not():
+    """The FP8 70B on one H100 at vLLM PR 12569's settings: budgeted at FP8 without --target-quant (it was
+    budgeted at bf16, 131 GiB, 'does not fit'), and the precision matrix has FP8 target rows only."""
+    from playbook.helpers import gpus, memory
+
+    target, draft, h100 = models.resolve("Llama-3.1-70B-FP8"), models.resolve("Llama-3.2-1B"), gpus.get_gpu("H100-SXM")
+    b = memory.budget(target, None, h100, method="none", max_model_len=2048, gpu_memory_utilization=0.98)
+    assert b.fits and b.target_quant == "fp8" and 66 < b.target_weights_gib < 69
+    rows = memory.matrix_budgets(target, draft, h100, tensor_parallel_size=2, num_gpus=2)
+    assert {r.target_quant for r in rows} == {"fp8"} and len(rows) == len({r.draft_quant for r in rows}) == 4
 
 
 def test_a_gpu_family_name_says_which_entries_it_could_mean():
