@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 import shutil
 import subprocess
 from functools import lru_cache
@@ -61,12 +62,20 @@ def get_gpu(name: str) -> GPUSpec:
     return spec
 
 
+def _names(pattern: str, smi_name: str) -> bool:
+    """Whether ``pattern`` occurs in the product name as a whole model number: not inside a longer one
+    ('B300' is not in 'GB300'; 'L4' is not in 'L40S', 'A10' not in 'A100', 'H20' not in 'H200')."""
+    trail = r"(?![0-9])" if pattern[-1:].isdigit() else ""
+    return re.search(r"(?<![0-9a-z])" + re.escape(pattern.lower()) + trail, smi_name.lower()) is not None
+
+
 def match_smi_name(smi_name: str) -> str | None:
-    """The catalog name for an nvidia-smi product name, e.g. 'NVIDIA H100 80GB HBM3' -> 'H100-SXM'."""
+    """The catalog name for an nvidia-smi product name, e.g. 'NVIDIA H100 80GB HBM3' -> 'H100-SXM'
+    (the longest pattern that names it wins: 'NVIDIA H800 PCIe' is H800-PCIe, not H800)."""
     best = None
     for name, entry in _catalog().items():
         for pat in entry.get("nvidia_smi", []):
-            if pat.lower() in smi_name.lower() and (best is None or len(pat) > best[1]):
+            if _names(pat, smi_name) and (best is None or len(pat) > best[1]):
                 best = (name, len(pat))
     return best[0] if best else None
 

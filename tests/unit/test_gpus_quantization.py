@@ -24,13 +24,15 @@ def test_gpu_names_are_forgiving_and_unknown_lists_close_ones():
     # what nvidia-smi prints, copied as is
     assert gpus.get_gpu("NVIDIA H100 80GB HBM3").name == "H100-SXM"
     assert gpus.get_gpu("NVIDIA GeForce RTX 3090").name == "RTX-3090"
-    with pytest.raises(ParameterError, match="unknown GPU 'NVIDIA GeForce RTX 4090'"):
-        gpus.get_gpu("NVIDIA GeForce RTX 4090")
+    with pytest.raises(ParameterError, match="unknown GPU 'Tesla V100-SXM2-32GB'"):
+        gpus.get_gpu("Tesla V100-SXM2-32GB")
 
 
 @pytest.mark.parametrize("smi,expected", [("NVIDIA H100 80GB HBM3", "H100-SXM"), ("NVIDIA H100 PCIe", "H100-PCIe"),
                                           ("NVIDIA A100-SXM4-80GB", "A100-80GB"), ("NVIDIA L40S", "L40S"),
-                                          ("NVIDIA A10G", "A10G"), ("NVIDIA GeForce RTX 4090", None)])
+                                          ("NVIDIA A10G", "A10G"), ("NVIDIA GeForce RTX 4090", "RTX-4090"),
+                                          ("NVIDIA L40", "L40"), ("NVIDIA A10", "A10"), ("NVIDIA GB300", "GB300"),
+                                          ("NVIDIA H20", "H20"), ("NVIDIA RTX A1000", None), ("Tesla V100-SXM2-32GB", None)])
 def test_nvidia_smi_names_map_to_catalog(smi, expected):
     assert gpus.match_smi_name(smi) == expected
 
