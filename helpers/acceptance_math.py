@@ -7,6 +7,7 @@ SPEC.md section 1: with per-token acceptance ``a`` a target step yields ``E(k) =
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from .errors import ParameterError
@@ -31,6 +32,33 @@ def _rate_fix(a: float, k: int) -> str:
     elif 1 < a <= 100:
         fix += f"; if {a:g} is a percentage, give {a / 100:g}"
     return fix
+
+
+def check_positions(positions: Sequence[float]) -> None:
+    """Refuse per-position rates vLLM cannot report: each p_i is the share of drafts whose first i tokens were all
+    accepted (``num_accepted_tokens_per_pos[i] / num_drafts``), so it lies in [0, 1] and never rises with i."""
+    p = [float(x) for x in positions]
+    shown = ",".join(f"{x:g}" for x in p)
+    if not p:
+        raise ParameterError("no per-position acceptance given", "give p_1,...,p_k, e.g. 0.8,0.6,0.4")
+    if not all(math.isfinite(x) for x in p):
+        raise ParameterError(f"per-position acceptance {shown} holds a value that is not a number",
+                             "give rates in [0, 1], e.g. 0.8,0.6,0.4")
+    if any(not 0 <= x <= 1 for x in p):
+        hint = f"; if these are percentages, give {','.join(f'{x / 100:g}' for x in p)}" \
+            if all(0 <= x <= 100 for x in p) and max(p) > 1.5 else ""
+        raise ParameterError(f"per-position acceptance {shown} is outside [0, 1]",
+                             "give the share of drafts accepted up to each position, e.g. 0.8,0.6,0.4" + hint)
+    rise = next((i for i in range(1, len(p)) if p[i] > p[i - 1] + 1e-9), None)
+    if rise is not None:
+        cumulative = [p[0]]
+        for x in p[1:]:
+            cumulative.append(cumulative[-1] * x)
+        raise ParameterError(
+            f"per-position acceptance {shown} rises at position {rise + 1}: p_i is the share of drafts whose first i "
+            "tokens were all accepted (vLLM's per-position rate), which cannot rise",
+            "give vLLM's per-position rates (falling); if yours are conditional rates (position i accepted given "
+            f"i-1 accepted), give their running product: {','.join(f'{x:.3g}' for x in cumulative)}")
 
 
 def positions_for_k(positions: Sequence[float], k: int) -> list[float]:

@@ -164,6 +164,9 @@ def predict(
              f"per engine step {engine_step_ms:.2f} ms with speculation, {base_engine_ms:.2f} ms without")
             + f"; per speculative step {spec_step_ms:.2f} ms"
             + (f" + {spec_seq_ms:.3f} ms per sequence" if spec_seq_ms else ""),
+            *([f"per-position acceptance given for {len(acceptance_per_position)} positions; positions "
+               f"{len(acceptance_per_position) + 1}-{k} extend it at its last conditional rate"]
+              if 0 < len(acceptance_per_position) < k else []),
             *([f"baseline TPOT as measured at batch {', '.join(map(str, sorted(baseline_tpot_ms)))} (only the "
                "speculative TPOT is predicted there), the model's elsewhere"] if baseline_tpot_ms else []),
             *([("other requests' prefills inside the decode steps cost every output token, with or without "

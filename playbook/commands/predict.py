@@ -37,7 +37,8 @@ def add_arguments(p) -> None:
                    help="n-gram/suffix: fraction of decode steps on which the lookup finds a match and proposes "
                         "(vLLM: spec_decode_num_drafts / decode steps; its acceptance counts only those steps); "
                         "default 1, the most verification work")
-    p.add_argument("--num-speculative-tokens", "-k", type=int, default=4, help="k, tokens proposed per step")
+    p.add_argument("--num-speculative-tokens", "-k", type=int, default=None,
+                   help="k, tokens proposed per step (default: as many as --acceptance-per-position gives, else 4)")
     p.add_argument("--verify-tokens", type=int, default=None,
                    help="tokens verified per sequence per step when drafting a tree (default k+1, a chain)")
     p.add_argument("--tree-width", type=int, default=1,
@@ -99,8 +100,14 @@ def check_arguments(args) -> None:
     import math
     import typing
 
+    from playbook.helpers.acceptance_math import check_positions
     from playbook.helpers.params import Method
     from playbook.helpers.quantization import BYTES_PER_PARAM
+
+    if args.per_position:
+        check_positions(args.per_position)
+    if args.num_speculative_tokens is None:
+        args.num_speculative_tokens = len(args.per_position) if args.per_position else 4
 
     def finite(x) -> bool:
         return x is not None and math.isfinite(x) and x > 0

@@ -107,3 +107,30 @@ def test_a_pair_vllm_serves_gets_no_warning(capsys, draft):
                  "--acceptance", "0.7", "--batch-sizes", "1", "--json"]) == 0
     out = capsys.readouterr()
     assert "warning" not in out.err and not any("what-if" in a for a in json.loads(out.out)["assumptions"])
+
+
+@pytest.mark.parametrize("positions,said", [
+    ("80,60,40", "if these are percentages, give 0.8,0.6,0.4"),
+    ("1.2,0.6,0.4", "outside [0, 1]"),
+    ("0.8,-0.6,0.4", "outside [0, 1]"),
+    ("nan,0.5", "not a number"),
+    ("0.8,0.9,0.95", "running product: 0.8,0.72,0.684"),  # conditional rates, not vLLM's per-position ones
+])
+def test_per_position_rates_vllm_cannot_report_are_refused(capsys, positions, said):
+    rc, out = _run(capsys, "--target", "Llama-3.1-8B", "--draft", "Llama-3.2-1B", "--gpu", "H100-SXM",
+                   "--acceptance-per-position", positions, "--json")
+    assert rc == 1 and said in out.err and out.out == ""
+
+
+def test_per_position_rates_set_k_unless_k_is_given_and_say_when_extended(capsys):
+    args = ["--target", "Llama-3.1-8B", "--draft", "Llama-3.2-1B", "--gpu", "H100-SXM",
+            "--acceptance-per-position", "0.8,0.6,0.4", "--batch-sizes", "1", "--json"]
+    rc, out = _run(capsys, *args)
+    data = json.loads(out.out)
+    assert rc == 0 and data["num_speculative_tokens"] == 3
+    assert data["expected_tokens_per_step"] == pytest.approx(2.8)
+    assert not any("extend" in a for a in data["assumptions"])
+    rc, out = _run(capsys, *args, "-k", "5")
+    data = json.loads(out.out)
+    assert rc == 0 and data["num_speculative_tokens"] == 5
+    assert any("positions 4-5 extend it" in a for a in data["assumptions"])
