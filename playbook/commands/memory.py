@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", choices=METHODS, default=None, help="speculative method (default: draft_model with --draft, else none)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--gpu", default="", help="GPU catalog name (see --list-gpus), or 'cpu' for the embedded engine")
-    g.add_argument("--gpu-memory-gib", type=float, default=0.0, help="memory per GPU in GiB instead of a catalog GPU")
+    g.add_argument("--gpu-memory-gib", type=float, default=None, help="memory per GPU in GiB instead of a catalog GPU")
     p.add_argument("--num-gpus", type=int, default=0, help="GPUs on the node (default: --tp)")
     p.add_argument("--tp", type=int, default=1, help="tensor parallel size")
     p.add_argument("--target-quant", choices=PRECISIONS, default="bf16")
@@ -63,10 +63,11 @@ def params_from(args: argparse.Namespace, method: str) -> MemoryParams:
     """The memory step's model from the flags ('none' budgets no draft: validated as draft_model without one)."""
     embedded = args.target == "embedded" or (bool(args.kv_cache_gib) and not args.gpu and not args.gpu_memory_gib
                                             and gpus.detect() is None)
+    num_gpus = args.num_gpus or args.tp
     return validate_params(MemoryParams, dict(
         mode="embedded" if embedded else "managed", target_model=args.target,
         draft_model="" if method == "none" else args.draft, method="draft_model" if method == "none" else method,
-        gpu=args.gpu, gpu_memory_gib=args.gpu_memory_gib, num_gpus=args.num_gpus or args.tp,
+        gpu=args.gpu, gpu_memory_gib=args.gpu_memory_gib or 0.0, num_gpus=num_gpus,
         tensor_parallel_size=args.tp, target_quant=args.target_quant, draft_quant=args.draft_quant,
         kv_cache_dtype=args.kv_cache_dtype, max_model_len=args.max_model_len,
         context_length=args.context_length or args.max_model_len, gpu_memory_utilization=args.gpu_memory_utilization,
@@ -94,14 +95,19 @@ def _reserve_from_log(path: str, b) -> float:
 
 def apply_profile(args: argparse.Namespace) -> None:
     """Fill each flag still at its default from the profile's parameter of the same meaning."""
-    from playbook.helpers.params import load_profile
+    from playbook.helpers.params import known_parameters, load_profile, unknown_parameter_error
+    from playbook.resources import profile_path
 
     defaults = argparse.ArgumentParser()
     add_arguments(defaults)
     default = vars(defaults.parse_args([]))
-    profile = load_profile(args.profile)
+    profile = load_profile(profile_path(args.profile))  # a path, or a shipped profile's name as `run` takes it
+    unknown = sorted(set(profile) - known_parameters())
+    if unknown:  # a misspelt key would silently leave its flag at the default (`run` refuses the same file)
+        raise unknown_parameter_error(unknown)
     for key, flag in PROFILE_KEYS.items():
-        if key in profile and profile[key] is not None and getattr(args, flag) == default[flag]:
+        if key in profile and profile[key] not in (None, 0.0 if key == "gpu_memory_gib" else None) \
+                and getattr(args, flag) == default[flag]:
             value = profile[key]
             setattr(args, flag, "none" if flag == "method" and not profile.get("draft_model") and value == "draft_model"
                     else value)
@@ -118,7 +124,14 @@ def run(args: argparse.Namespace) -> int:
         raise ParameterError("--target is required", "give a local model dir, a catalog name or 'embedded'")
     bad = flag_problems([
         ("--tp", args.tp, args.tp >= 1, "must be >= 1"),
+        ("--num-gpus", args.num_gpus, args.num_gpus >= 0 and (args.num_gpus or args.tp) % max(args.tp, 1) == 0,
+         f"must be a multiple of --tp {args.tp} (vLLM runs num_gpus / tp replicas); 0 takes --tp"),
+        ("--gpu-memory-gib", args.gpu_memory_gib, args.gpu_memory_gib is None or 0 < args.gpu_memory_gib <= 4096,
+         "must be the memory of one GPU in GiB, e.g. 80"),
         ("--max-model-len", args.max_model_len, args.max_model_len >= 1, "must be >= 1"),
+        ("--context-length", args.context_length, 0 <= args.context_length <= args.max_model_len,
+         f"must lie in 1..--max-model-len {args.max_model_len} (a request cannot outgrow it); 0 takes --max-model-len"),
+        ("--reserve-gib", args.reserve_gib, args.reserve_gib == -1 or args.reserve_gib >= 0, "must be >= 0; -1 estimates it"),
         ("--gpu-memory-utilization", args.gpu_memory_utilization, 0 < args.gpu_memory_utilization <= 1,
          "must lie in (0, 1]"),
         ("--block-size", args.block_size, args.block_size >= 0, "must be >= 0; 0 takes vLLM's default"),
@@ -128,6 +141,9 @@ def run(args: argparse.Namespace) -> int:
     if bad:
         raise ParameterError(f"out of range: {'; '.join(bad)}", "give values in those ranges (`playbook memory --help`)")
     method = args.method or ("draft_model" if args.draft else "none")
+    if method in ("draft_model", "eagle", "eagle3") and not args.draft:
+        raise ParameterError(f"--method {method} needs --draft (the draft model or head whose memory is budgeted)",
+                             "give --draft NAME or DIR, or --method ngram / mtp / none")
     s = steps.budget_setup(params_from(args, method))
     # The CLI fixes the KV space whenever --kv-cache-gib is given (the step only on the CPU backend).
     kwargs = {**s.kwargs, "method": method, "kv_cache_gib": args.kv_cache_gib, "block_size": args.block_size,

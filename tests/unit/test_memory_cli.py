@@ -51,3 +51,27 @@ def test_drafts_json_fields(capsys):
 def test_list_models(capsys):
     names = run_json(capsys, "memory", "--list-models", "--json")
     assert "DeepSeek-V3" in names and "Gemma-3-27B" in names
+
+
+def test_memory_profile_with_a_misspelt_key_is_refused_as_run_refuses_it(capsys, tmp_path):
+    """A misspelt key left its flag at the default: TP 1 instead of 2, and 'does not fit' with exit 0."""
+    from playbook.resources import profile_path
+
+    good = profile_path("h100x2-llama70b-fp8").read_text()
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(good.replace("tensor_parallel_size:", "tensor_paralel_size:"))
+    assert main(["memory", "--profile", str(typo), "--json"]) == 1
+    assert "unknown parameter 'tensor_paralel_size' (did you mean tensor_parallel_size" in capsys.readouterr().err
+    out = run_json(capsys, "memory", "--profile", "h100x2-llama70b-fp8", "--json")  # a shipped name, as `run` takes it
+    assert out["fits"] and out["tensor_parallel_size"] == 2
+
+
+def test_memory_flags_that_cannot_describe_a_server_are_named(capsys):
+    cases = [(["--gpu-memory-gib", "0"], "--gpu-memory-gib 0"), (["--gpu", "H100-SXM", "--num-gpus", "3", "--tp", "2"],
+             "--num-gpus 3 (must be a multiple of --tp 2"),
+             (["--gpu", "H100-SXM", "--context-length", "8192", "--max-model-len", "4096"], "--context-length 8192"),
+             (["--gpu", "H100-SXM", "--reserve-gib", "-5"], "--reserve-gib -5"),
+             (["--gpu", "H100-SXM", "--method", "eagle"], "--method eagle needs --draft")]
+    for flags, said in cases:
+        assert main(["memory", "--target", "Llama-3.1-8B", *flags, "--json"]) == 1, flags
+        assert said in capsys.readouterr().err, flags
