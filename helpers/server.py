@@ -78,9 +78,8 @@ def list_models(url: str, timeout_s: float = 10, api_key: str | None = None) -> 
         with _request(f"{url}/v1/models", timeout_s, api_key) as resp:
             data = json.loads(resp.read().decode() or "{}")
     except urllib.error.HTTPError as exc:
-        fix = ("set api_key_env to the name of the environment variable holding the key"
-               if exc.code in (401, 403) else "check that the URL points at a vLLM/OpenAI-compatible server")
-        raise ServerUnreachableError(f"{url}/v1/models answered HTTP {exc.code} {exc.reason}", fix) from None
+        raise ServerUnreachableError(f"{url}/v1/models answered HTTP {exc.code} {exc.reason}",
+                                     _http_fix(url, exc.code, api_key)) from None
     except (urllib.error.URLError, OSError, TimeoutError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise ServerUnreachableError(
@@ -88,6 +87,17 @@ def list_models(url: str, timeout_s: float = 10, api_key: str | None = None) -> 
             "check the URL and port, that the server is running, and that this machine can reach it",
         ) from None
     return [m.get("id") for m in data.get("data", []) if isinstance(m, dict)]
+
+
+def _http_fix(url: str, code: int, api_key: str | None) -> str:
+    """What to change when /v1/models answers an HTTP error: the key, or the URL (an OpenAI base URL ends in /v1,
+    which the playbook adds itself)."""
+    if code in (401, 403):
+        return ("the server refused the API key: check the key in the environment variable api_key_env names"
+                if api_key else "set api_key_env to the name of the environment variable holding the key")
+    if url.rstrip("/").endswith("/v1"):
+        return f"drop the trailing /v1: give {url.rstrip('/')[:-3]} (the playbook adds /v1/... itself)"
+    return "check that the URL points at a vLLM/OpenAI-compatible server"
 
 
 def check_reachable(url: str, timeout_s: float = 10, api_key: str | None = None) -> list[str]:

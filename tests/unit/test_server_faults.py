@@ -289,3 +289,25 @@ def test_endpoint_rejects_unknown_override(tmp_path):
 
 def test_fake_script_is_valid_python():
     compile(textwrap.dedent(FAKE_VLLM), "fake_vllm.py", "exec")
+
+
+def test_http_errors_name_the_fix_for_a_v1_base_url_and_a_refused_key():
+    """The OpenAI base-URL habit (http://host:port/v1) met /v1/v1/models 404 with 'check the URL'; a key the server
+    refuses was told to set api_key_env, which was set."""
+    from playbook.helpers import server
+    from tests.support import start_fake, stop_fake
+
+    proc, url = start_fake(FAKE_API_KEY="right-key")
+    try:
+        with pytest.raises(ServerUnreachableError) as exc:
+            server.list_models(url + "/v1", api_key="right-key")
+        assert f"drop the trailing /v1: give {url}" in str(exc.value.fix)
+        with pytest.raises(ServerUnreachableError) as exc:
+            server.list_models(url, api_key="wrong-key")
+        assert "refused the API key" in str(exc.value.fix) and "wrong-key" not in str(exc.value)
+        with pytest.raises(ServerUnreachableError) as exc:
+            server.list_models(url)
+        assert "set api_key_env" in str(exc.value.fix)
+        assert server.list_models(url, api_key="right-key")
+    finally:
+        stop_fake(proc)
