@@ -136,6 +136,8 @@ def check_arguments(args) -> None:
          "holds no number"),
     ]
     bad = flag_problems(checks)
+    if args.tpot_at is not None and args.tpot_ms is None:
+        bad.append("--tpot-at without --tpot-ms (it adds a concurrency to the calibration --tpot-ms starts)")
     methods = typing.get_args(Method)
     if args.method and args.method not in methods:
         bad.append(f"--method {args.method} (not one of {', '.join(methods)})")

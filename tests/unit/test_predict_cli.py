@@ -134,3 +134,9 @@ def test_per_position_rates_set_k_unless_k_is_given_and_say_when_extended(capsys
     data = json.loads(out.out)
     assert rc == 0 and data["num_speculative_tokens"] == 5
     assert any("positions 4-5 extend it" in a for a in data["assumptions"])
+
+
+def test_tpot_at_without_tpot_ms_is_named_not_ignored(capsys):
+    rc, out = _run(capsys, "--target", "Llama-3.1-8B", "--draft", "Llama-3.2-1B", "--gpu", "H100-SXM",
+                   "--acceptance", "0.7", "--tpot-at", "32,9,6")
+    assert rc == 1 and "--tpot-at without --tpot-ms" in out.err
