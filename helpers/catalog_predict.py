@@ -86,25 +86,43 @@ def pass_facts(spec, precision: str = "bf16") -> dict:
     }
 
 
+def mtp_pass_facts(spec, precision: str = "bf16") -> dict:
+    """One pass of a target's own MTP module(s), what vLLM's method 'mtp' drafts with: per module one decoder layer
+    like the target's (an MoE layer when the target is MoE), the projection of [embedding, hidden] to the hidden size
+    (2h x h) and the shared lm_head, streamed again (DeepSeek-V3: num_nextn_predict_layers = 1, a 14B module of which
+    one MoE layer's active share is read per pass). :func:`pass_facts`' fields."""
+    from .quantization import linear_bytes_per_param
+
+    f = pass_facts(spec, precision)
+    h, n, m = spec.hidden_size, spec.num_layers, max(1, spec.mtp_layers)
+    head, proj = spec.vocab_size * h, 2 * h * h
+    layer_bytes, layer_params = (f["read_bytes"] - 2 * head) / n, (f["active_params"] - head) / n
+    lin = linear_bytes_per_param(served_precision(spec, precision))
+    return {**f, "read_bytes": m * (layer_bytes + proj * lin) + 2 * head,
+            "active_params": m * (layer_params + proj) + head, "moe_layers": m if f["moe_layers"] else 0}
+
+
 def roofline_from_specs(spec, gpu, *, name: str, tp: int = 1, precision: str = "bf16", kv_cache_dtype: str = "auto",
-                        overhead_ms: float | None = None, draft: bool = False,
+                        overhead_ms: float | None = None, draft: bool = False, mtp: bool = False,
                         constants: StepConstants = H100_VLLM_V1) -> StepTimeModel:
     """The additive step model of a model (``ModelSpec``) on an accelerator (``GPUSpec``) at TP ``tp``.
 
-    ``draft`` uses the cheaper fixed cost of a draft pass inside a speculative step.
+    ``draft`` uses the cheaper fixed cost of a draft pass inside a speculative step; ``mtp`` models the pass of
+    ``spec``'s own MTP module(s) instead of the whole model (:func:`mtp_pass_facts`).
     """
     from .memory import kv_bytes_per_token, kv_layers
 
-    f = pass_facts(spec, precision)
+    f = mtp_pass_facts(spec, precision) if mtp else pass_facts(spec, precision)
+    layers = max(1, spec.mtp_layers) if mtp else spec.num_layers
     precision = served_precision(spec, precision)
     qk = (spec.qk_nope_head_dim + spec.qk_rope_head_dim + spec.v_head_dim) if spec.attention == "mla" \
         else 2 * spec.head_dim
     return roofline_step_model(
         name, num_params=f["active_params"], weight_bytes=f["read_bytes"],
-        kv_bytes_per_token=kv_bytes_per_token(kv_layers(spec, tp, kv_cache_dtype)) * tp,
+        kv_bytes_per_token=kv_bytes_per_token(kv_layers(spec, tp, kv_cache_dtype, num_layers=layers)) * tp,
         bandwidth_gbs=gpu.bandwidth_gbs or 0, tflops=_tflops(gpu, precision), num_devices=tp,
-        num_layers=spec.num_layers, hidden_size=spec.hidden_size,
-        attention_flops_per_pair=2 * spec.num_attention_heads * qk * spec.num_layers,
+        num_layers=layers, hidden_size=spec.hidden_size,
+        attention_flops_per_pair=2 * spec.num_attention_heads * qk * layers,
         interconnect_gbs=getattr(gpu, "interconnect_gbs", None),
         moe_layers=f["moe_layers"], num_experts=f["num_experts"], experts_per_token=f["experts_per_token"],
         expert_bytes=f["expert_bytes"],
@@ -142,7 +160,10 @@ def catalog_prediction(target_spec, draft_spec, gpu, *, num_speculative_tokens: 
                              "give measured step times: --target-step-ms (TPOT at concurrency 1) and --per-token-ms")
     t_step = roofline_from_specs(target_spec, gpu, name="target", tp=tp, precision=precision, constants=constants)
     d_step = None
-    if draft_spec is not None and method not in LOOKUP_METHODS:
+    if method == "mtp":  # the target's own MTP layers draft, at the target's TP and precision
+        d_step = roofline_from_specs(target_spec, gpu, name="draft", tp=tp, precision=precision, draft=True,
+                                     mtp=True, constants=constants)
+    elif draft_spec is not None and method not in LOOKUP_METHODS:
         d_step = roofline_from_specs(draft_spec, gpu, name="draft", tp=draft_tp or tp, precision=draft_precision,
                                      draft=True, constants=constants)
     pred = predict(

@@ -103,6 +103,10 @@ def unusable_reason(target: ModelSpec, draft: ModelSpec | None, method: str) -> 
     """Why vLLM would not serve ``draft`` for ``target`` with ``method`` (this module's checks: same vocabulary, an
     EAGLE head trained for this target, a draft smaller than the target), said for a prediction about the pair
     (``playbook predict``); '' when it would."""
+    if method == "mtp" and not target.mtp_layers:
+        return (f"{target.name} ships no MTP layers (its config has no num_nextn_predict_layers or "
+                "mtp_num_hidden_layers), which vLLM's method mtp drafts with (DeepSeek-V3, Qwen3-Next, MiMo, GLM-4.5 "
+                "have them); the prediction is a what-if with one decoder layer as the draft")
     if draft is None or method not in ("draft_model", "eagle", "eagle3"):
         return ""
     if draft.eagle_head:  # a head's config rarely names its target: only one naming another target is flagged

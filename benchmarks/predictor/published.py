@@ -39,6 +39,7 @@ class PublishedRow(BaseModel):
     draft: str = ""
     method: str = ""
     tp: int = 1
+    precision: str = Field("bf16", description="the target's weight precision (an MTP draft shares it)")
     k: int = Field(ge=1)
     batch_size: int = Field(ge=1)
     acceptance_length: float = Field(ge=1)
@@ -101,7 +102,8 @@ def proposal_rate(row: PublishedRow, acceptance_length: float) -> float:
 def _prediction(row: PublishedRow, sizes: list[int], acceptance_length: float):
     return catalog_predict.catalog_prediction(
         _spec(row.target, "target"), _spec(row.draft, "draft"), gpus.get_gpu(row.gpu),
-        num_speculative_tokens=row.k, tp=row.tp, method=row.method, acceptance_length=acceptance_length,
+        num_speculative_tokens=row.k, tp=row.tp, precision=row.precision, method=row.method,
+        acceptance_length=acceptance_length,
         batch_sizes=sizes, context_tokens=row.context, verify_tokens_per_seq=row.verify_tokens,
         tree_width=row.tree_width, engine=row.engine, proposal_rate=proposal_rate(row, acceptance_length),
     )

@@ -77,7 +77,10 @@ def _calibrated(args, target, draft, method: str, tp: int, acceptance: dict, gpu
     prior_t = prior_d = None
     if gpu is not None and not gpu.is_cpu:
         prior_t = catalog_predict.roofline_from_specs(target, gpu, name="target", tp=tp, precision=args.precision)
-        if draft is not None:
+        if method == "mtp":  # the target's own MTP layer drafts
+            prior_d = catalog_predict.roofline_from_specs(target, gpu, name="draft", tp=tp, precision=args.precision,
+                                                          draft=True, mtp=True)
+        elif draft is not None:
             prior_d = catalog_predict.roofline_from_specs(draft, gpu, name="draft", tp=args.draft_tp or tp,
                                                           precision=args.draft_precision, draft=True)
     n, base_n, spec_n = args.tpot_at if args.tpot_at is not None else (None, None, None)

@@ -14,6 +14,7 @@ from playbook.helpers import (
     acceptance_math,
     calibration,
     catalog_predict,
+    drafts,
     gpus,
     memory,
     models,
@@ -140,6 +141,22 @@ def test_moe_gains_less_than_dense_at_equal_acceptance():
     # verification touches more experts than a decode step
     t = moe.target_step
     assert step_model.step_ms(t, 4, 0, seqs=1) - step_model.step_ms(t, 1) > 3 * t.compute_ms_per_token + 10 * t.expert_ms
+
+
+def test_mtp_drafts_with_the_targets_own_mtp_layer_not_for_free():
+    """method mtp was predicted as a lookup (draft free); its draft is one MTP module: a decoder layer like the
+    target's (MoE for DeepSeek-V3), the [embedding, hidden] projection and the shared lm_head, at the target's TP."""
+    target, b300 = models.resolve("DeepSeek-V3"), gpus.get_gpu("B300")
+    facts, whole = catalog_predict.mtp_pass_facts(target, "fp8"), catalog_predict.pass_facts(target, "fp8")
+    head = 2 * target.vocab_size * target.hidden_size  # the lm_head stays at 16 bits
+    assert head < facts["read_bytes"] < head + 2 * (whole["read_bytes"] - head) / target.num_layers + 1e8
+    assert facts["moe_layers"] == 1 and facts["experts_per_token"] == target.num_experts_per_tok
+    pred = catalog_predict.catalog_prediction(target, None, b300, num_speculative_tokens=1, tp=8, precision="fp8",
+                                              method="mtp", acceptance_length=1.9, batch_sizes=[1])
+    assert pred.draft_step is not None and 0.02 < pred.cost_ratio < 0.2
+    assert 1.4 < pred.points[0].speedup < 1.9  # vLLM blog 2026-05-11: 1.87x measured (benchmarks/predictor)
+    assert drafts.unusable_reason(target, None, "mtp") == ""
+    assert "ships no MTP layers" in drafts.unusable_reason(models.resolve("Llama-3.1-8B"), None, "mtp")
 
 
 def test_distinct_experts():
