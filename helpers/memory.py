@@ -416,6 +416,10 @@ def check_against_log(b: MemoryBudget, log: StartupLog, *, source: str = "", wit
     notes = [] if same_len else [
         f"the server ran max_model_len={log.max_concurrency_context}, the budget {b.max_model_len}: "
         "compare KV tokens, not concurrency"]
+    device = (log.kv_cache_device or "").upper()
+    if device and (device == "CPU") != (b.gpu == "cpu"):
+        notes.append(f"the log is from a {device} server, the budget is for {b.gpu}: they describe different "
+                     "machines (give the log of a server on the budgeted hardware)")
     return MemoryLogCheck(
         source=source, vllm_version=log.vllm_version, with_draft=with_draft,
         predicted_kv_cache_tokens=tokens, logged_kv_cache_tokens=log.kv_cache_tokens,

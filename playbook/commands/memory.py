@@ -180,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
             err = a[key.removesuffix("_gib") + "_error" if key == "weights_gib" else key + "_error"]
             print(f"  {key + ' predicted/logged':32s} {a['predicted_' + key]} / {a['logged_' + key]}"
                   + (f" ({err:+.1%})" if err is not None else ""))
-    for w in b.reasons + b.warnings:
+    for w in b.reasons + b.warnings + out.get("allocated", {}).get("notes", []):
         print(f"  ! {w}")
     if args.matrix:
         print(f"  {'target':7s}{'draft':7s}{'fits':6s}{'KV tokens':>12s}{'conc@ctx':>10s}{'lost %':>8s}")

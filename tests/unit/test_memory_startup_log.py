@@ -69,3 +69,10 @@ def test_cli_reserve_from_a_log_without_available_memory_says_so():
     out = subprocess.run([sys.executable, "-m", "playbook", "memory", "--target", "Llama-3.1-8B", "--gpu", "H100-SXM",
                           "--reserve-from-log", str(LOGS / "v1_0.7.3_vllm13596.log")], capture_output=True, text=True)
     assert out.returncode != 0 and "Available KV cache memory" in out.stderr + out.stdout
+
+
+def test_cli_compare_log_says_when_the_log_is_from_other_hardware():
+    """A CPU server's log compared with an H100 budget gave a +5,000% 'error' without a word."""
+    out = subprocess.run([sys.executable, "-m", "playbook", "memory", "--target", "Llama-3.1-8B", "--gpu", "H100-SXM",
+                          "--compare-log", str(LOGS / "v1_0.32.0_cpu_embedded.log")], capture_output=True, text=True)
+    assert out.returncode == 0 and "the log is from a CPU server, the budget is for H100-SXM" in out.stdout
