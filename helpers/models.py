@@ -327,8 +327,12 @@ def resolve(name: str, role: str = "target") -> ModelSpec:
     p = Path(name).expanduser()
     if p.is_dir():
         return from_dir(p)
-    if p.exists() or name.startswith(("/", "./", "../")):
-        raise ModelError(f"'{name}' is not a model directory", "give a directory holding config.json")
+    if p.is_file():
+        fix = f"give its directory, {p.parent}" if p.name == "config.json" else "give a directory holding config.json"
+        raise ModelError(f"'{name}' is a file, not a model directory", fix)
+    if name.startswith(("/", "./", "../", "~")):
+        raise ModelError(f"model directory '{name}' does not exist",
+                         "check the path (a directory holding config.json), or give a catalog name")
     if _lookup(name) is None and "/" in name and os.environ.get("PLAYBOOK_ALLOW_HUB"):
         hub = from_hub(name)
         if hub is not None:

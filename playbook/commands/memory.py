@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from playbook.commands._common import flag_problems, print_json
@@ -37,9 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--gpu-memory-gib", type=float, default=None, help="memory per GPU in GiB instead of a catalog GPU")
     p.add_argument("--num-gpus", type=int, default=0, help="GPUs on the node (default: --tp)")
     p.add_argument("--tp", type=int, default=1, help="tensor parallel size")
-    p.add_argument("--target-quant", choices=PRECISIONS, default="bf16")
-    p.add_argument("--draft-quant", choices=PRECISIONS, default="bf16")
-    p.add_argument("--kv-cache-dtype", choices=["auto", "fp8"], default="auto")
+    p.add_argument("--target-quant", choices=PRECISIONS, default="bf16", type=str.lower)
+    p.add_argument("--draft-quant", choices=PRECISIONS, default="bf16", type=str.lower)
+    p.add_argument("--kv-cache-dtype", choices=["auto", "fp8"], default="auto", type=str.lower)
     p.add_argument("--max-model-len", type=int, default=4096)
     p.add_argument("--context-length", type=int, default=0, help="tokens per request for the concurrency figures (default: max-model-len)")
     p.add_argument("--gpu-memory-utilization", type=float, default=0.9)
@@ -141,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
     if bad:
         raise ParameterError(f"out of range: {'; '.join(bad)}", "give values in those ranges (`playbook memory --help`)")
     method = args.method or ("draft_model" if args.draft else "none")
+    if args.draft and method in memory.NO_DRAFT_METHODS:
+        print(f"note: --method {method} drafts without a model; --draft {args.draft} is not budgeted", file=sys.stderr)
     if method in ("draft_model", "eagle", "eagle3") and not args.draft:
         raise ParameterError(f"--method {method} needs --draft (the draft model or head whose memory is budgeted)",
                              "give --draft NAME or DIR, or --method ngram / mtp / none")

@@ -25,8 +25,8 @@ def add_arguments(p) -> None:
     p.add_argument("--num-gpus", type=int, default=1, help="GPUs on the node (replicas = num_gpus / tp)")
     p.add_argument("--tp", type=int, default=0, help="tensor parallel size (default: --num-gpus)")
     p.add_argument("--draft-tp", type=int, default=0, help="draft tensor parallel size (default: --tp, as vLLM)")
-    p.add_argument("--precision", default="bf16", help="target weight precision (bf16, fp8, int8, int4)")
-    p.add_argument("--draft-precision", default="bf16", help="draft weight precision")
+    p.add_argument("--precision", default="bf16", type=str.lower, help="target weight precision (bf16, fp8, int8, int4)")
+    p.add_argument("--draft-precision", default="bf16", type=str.lower, help="draft weight precision")
     acc = p.add_mutually_exclusive_group(required=True)
     acc.add_argument("--acceptance", type=float, help="per-token acceptance rate a (i.i.d.)")
     acc.add_argument("--acceptance-length", type=float,

@@ -75,3 +75,12 @@ def test_memory_flags_that_cannot_describe_a_server_are_named(capsys):
     for flags, said in cases:
         assert main(["memory", "--target", "Llama-3.1-8B", *flags, "--json"]) == 1, flags
         assert said in capsys.readouterr().err, flags
+
+
+def test_memory_takes_precisions_in_any_case_and_says_an_ngram_ignores_the_draft(capsys):
+    out = run_json(capsys, "memory", "--target", "Llama-3.1-8B", "--gpu", "H100-SXM", "--target-quant", "FP8",
+                   "--method", "ngram", "--draft", "Llama-3.2-1B", "--json")
+    assert out["target_quant"] == "fp8" and out["draft_weights_gib"] == 0.0
+    assert main(["memory", "--target", "Llama-3.1-8B", "--gpu", "H100-SXM", "--method", "ngram",
+                 "--draft", "Llama-3.2-1B"]) == 0
+    assert "--draft Llama-3.2-1B is not budgeted" in capsys.readouterr().err

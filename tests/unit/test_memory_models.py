@@ -137,3 +137,16 @@ def test_a_gpu_family_name_says_which_entries_it_could_mean():
         gpus.get_gpu("V100")
     assert "unknown GPU 'V100'; closest:" in str(exc.value) and "--gpu-memory-gib" in str(exc.value)
     assert gpus.get_gpu("h100-sxm").name == "H100-SXM"
+
+
+def test_a_model_path_that_is_not_a_directory_says_what_it_is(tmp_path):
+    """'is not a model directory' for a missing path, a config.json and any other file alike."""
+    from playbook.helpers.errors import ModelError
+
+    with pytest.raises(ModelError, match="does not exist") as exc:
+        models.resolve(str(tmp_path / "no-such-model"))
+    assert "check the path" in exc.value.fix
+    cfg = llama_dir(tmp_path, "m") / "config.json"
+    with pytest.raises(ModelError, match="is a file, not a model directory") as exc:
+        models.resolve(str(cfg))
+    assert exc.value.fix == f"give its directory, {cfg.parent}"
