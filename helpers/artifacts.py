@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import warnings
+from collections.abc import Iterable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from pydantic_core import to_jsonable_python
 
 from .errors import ArtifactError
@@ -284,3 +287,133 @@ class PhaseLog:
         """The stored result of a done phase (None if it is not done)."""
         row = self.entry(step, key, fp)
         return row.get("result") if row else None
+
+
+# -- results a command would replace ----------------------------------------------------------
+BACKUP_PREFIX = "replaced-"
+LAYOUT = ("artifacts", "server-logs", "notebooks")  # never moved themselves: their contents are
+
+
+class PriorResults(BaseModel):
+    """What a command would replace in a run directory, or leave stale beside its new results.
+
+    Found before anything is written (:meth:`find`); without ``--force`` the command refuses, naming
+    them (:meth:`refuse_unless`); with it they are moved, under their own relative paths, into
+    ``artifacts/replaced-<UTC time>/`` (:meth:`back_up`): that folder is a run directory of its own,
+    nothing is deleted, and no new record is ever appended to an earlier run's raw file.
+    """
+
+    run_dir: Path
+    paths: list[str] = Field(default_factory=list, description="files and directories, relative to run_dir")
+    phase_steps: list[str] = Field(default_factory=list,
+                                   description=f"steps whose entries in artifacts/{PHASES_JSONL} would go stale")
+
+    @classmethod
+    def find(cls, run_dir: str | os.PathLike, patterns: Iterable[str], phase_steps: Iterable[str] = ()) -> PriorResults:
+        """The entries of ``run_dir`` matching ``patterns`` (globs relative to it: ``artifacts/40_*``, ``*``),
+        empty directories, hidden files and earlier backups left out; and those of ``phase_steps`` that the
+        phase log has entries for."""
+        root = Path(run_dir).expanduser().resolve()
+        found: set[str] = set()
+        if root.is_dir():
+            for pattern in patterns:
+                for path in root.glob(pattern):
+                    found.update(_entries(root, path))
+        logged = set() if f"artifacts/{PHASES_JSONL}" in found else _logged_steps(root)
+        return cls(run_dir=root, paths=sorted(found), phase_steps=[s for s in phase_steps if s in logged])
+
+    def __bool__(self) -> bool:
+        return bool(self.paths or self.phase_steps)
+
+    def describe(self, paths: Iterable[str] | None = None) -> str:
+        """Every entry (or those of ``paths``), by its path in the run directory (a directory with its number
+        of files), and the phase-log entries."""
+        items = []
+        for rel in self.paths if paths is None else paths:
+            path = self.run_dir / rel
+            if path.is_dir():
+                n = sum(1 for f in path.rglob("*") if f.is_file())
+                items.append(f"{rel}/ ({n} file{'s' if n != 1 else ''})")
+            else:
+                items.append(rel)
+        if self.phase_steps and paths is None:
+            items.append(f"the {', '.join(self.phase_steps)} entries of artifacts/{PHASES_JSONL}")
+        return ", ".join(items)
+
+    def refuse_unless(self, force: bool, command: str, what: str, error: type[Exception] = ArtifactError,
+                      replaces: Iterable[str] | None = None) -> None:
+        """Raise ``error`` naming every entry and the two ways out, unless there is none or ``force``. With
+        ``replaces`` (the entries the command rewrites), the others are named apart as left stale."""
+        if not self or force:
+            return
+        if replaces is None:
+            which = f"would replace or leave stale {self.describe()}"
+        else:
+            replaced = [p for p in self.paths if p in set(replaces)]
+            stale = [p for p in self.paths if p not in set(replaces)]
+            which = " and ".join(([f"would replace {self.describe(replaced)}"] if replaced else [])
+                                 + ([f"would leave stale beside its own results {self.describe(stale)}"] if stale else []))
+        raise error(f"{self.run_dir} already holds {what}: `playbook {command}` {which}",
+                    f"give a new directory with --run-dir (or leave --run-dir out), or pass --force to move them "
+                    f"into {self.run_dir / 'artifacts' / BACKUP_PREFIX}<UTC time>/ first (nothing is deleted)")
+
+    def back_up(self, command: str) -> Path | None:
+        """Move every entry into a new ``artifacts/replaced-<UTC time>/`` under its own relative path (the phase
+        log is copied there whole, then loses the entries of ``phase_steps``); returns that folder, or None
+        when there was nothing to move. ``replaced.json`` in it says what was moved, when, and by what."""
+        if not self:
+            return None
+        backup = _new_backup_dir(self.run_dir)
+        for rel in self.paths:
+            dst = backup / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(self.run_dir / rel), str(dst))
+        if self.phase_steps:
+            log = self.run_dir / "artifacts" / PHASES_JSONL
+            (backup / "artifacts").mkdir(parents=True, exist_ok=True)
+            shutil.copy2(log, backup / "artifacts" / PHASES_JSONL)
+            keep = [row for row in read_jsonl(log) if row.get("step") not in self.phase_steps]
+            tmp = log.with_suffix(".jsonl.tmp")
+            with open(tmp, "w") as fh:
+                fh.writelines(json.dumps(row, default=str, separators=(",", ":")) + "\n" for row in keep)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, log)
+        write_json_atomic(backup / "replaced.json", {
+            "replaced_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "by": f"playbook {command}",
+            "paths": self.paths, "phase_log_steps": self.phase_steps})
+        return backup
+
+
+def _entries(root: Path, path: Path) -> list[str]:
+    """``path``'s relative name, or, for a layout directory (artifacts/, ...), those of its entries; never a
+    hidden file, an empty directory or an earlier backup."""
+    rel = path.relative_to(root)
+    if path.name.startswith(".") or (rel.parts[0] == "artifacts" and path.name.startswith(BACKUP_PREFIX)
+                                     and path.is_dir()):
+        return []
+    if path.is_dir() and rel.as_posix() in LAYOUT:
+        return [x for child in path.iterdir() for x in _entries(root, child)]
+    if path.is_dir() and not any(path.iterdir()):
+        return []
+    return [rel.as_posix()]
+
+
+def _logged_steps(root: Path) -> set[str]:
+    log = root / "artifacts" / PHASES_JSONL
+    if not log.is_file():
+        return set()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TruncatedRecordWarning)
+        return {str(row.get("step")) for row in read_jsonl(log)}
+
+
+def _new_backup_dir(run_dir: Path) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    base = run_dir / "artifacts" / f"{BACKUP_PREFIX}{stamp}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    path.mkdir(parents=True)
+    return path

@@ -32,6 +32,7 @@ import argparse
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from playbook.helpers import calibration, candidates, evidence, prediction_check
@@ -83,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--published-only", action="store_true", help="only the published GPU measurements")
     ap.add_argument("--published", default=str(published.TABLE), help="the published measurements table (YAML)")
     ap.add_argument("--run-dir", help="an existing run directory with 40_sweep.json and 50_load.json")
-    ap.add_argument("--out", default=str(ROOT / "runs" / "bench-predictor"), help="where a fresh measurement goes")
+    ap.add_argument("--out", default="", help="where a fresh measurement goes (default: a new "
+                    "runs/bench-predictor/<UTC time>; an existing one is refused, as playbook load refuses it)")
     ap.add_argument("--concurrency", default="1,2,4,8")
     ap.add_argument("--requests", type=int, default=24)
     ap.add_argument("--temperature", type=float, default=0.0)
@@ -122,7 +124,7 @@ def embedded(args) -> int:
     if args.run_dir:
         run = RunDir(args.run_dir, create=False)
     else:
-        run = RunDir(args.out)
+        run = RunDir(args.out or ROOT / "runs" / "bench-predictor" / time.strftime("%Y%m%d-%H%M%S", time.gmtime()))
         measure(run, RunDir(run.path / "calibration"), args.concurrency, args.requests, args.temperature, args.max_tokens)
     ev = evidence.gather(run)
     calib = run.path / "calibration"

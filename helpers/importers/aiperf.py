@@ -33,6 +33,17 @@ def _ms(metric: dict | None):
     return [x * f for x in v] if isinstance(v, list) else v * f
 
 
+def speculation(aggregate: object, metric_names: set[str]) -> str | None:
+    """What shows the server speculated: AIPerf records vLLM's spec-decode metrics (``spec_decode_*``) per
+    request and in the aggregate when the server reports them."""
+    names = sorted(k for k in metric_names if k.startswith("spec_decode_"))
+    if isinstance(aggregate, dict):
+        names = names or sorted(k for k, v in aggregate.items() if k.startswith("spec_decode_") and v is not None)
+    if not names:
+        return None
+    return f"spec-decode metrics ({', '.join(names[:2])}{', ...' if len(names) > 2 else ''})"
+
+
 def read(path: str | Path) -> list[ImportedSide]:
     """One :class:`ImportedSide` from an AIPerf artifact directory or its ``profile_export.jsonl``."""
     path = Path(path).expanduser()
@@ -51,7 +62,7 @@ def read(path: str | Path) -> list[ImportedSide]:
     else:
         raise ImportFileError(f"no load level for {jsonl}: {AGGREGATE} beside it is missing or names no "
                               "loadgen concurrency / request_rate", f"keep {AGGREGATE} next to {RECORDS}")
-    records, starts = [], []
+    records, starts, metric_names = [], [], set()
     for lineno, line in enumerate(jsonl.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
@@ -62,6 +73,7 @@ def read(path: str | Path) -> list[ImportedSide]:
         meta, m = obj.get("metadata") or {}, obj.get("metrics") or {}
         if meta.get("benchmark_phase", "profiling") != "profiling":
             continue
+        metric_names.update(m if isinstance(m, dict) else ())
         ok = obj.get("error") is None and not meta.get("was_cancelled") and m.get("time_to_first_token") is not None
         ttft, e2e = _ms(m.get("time_to_first_token")), _ms(m.get("request_latency"))
         out = (m.get("output_sequence_length") or m.get("output_token_count") or {}).get("value")
@@ -91,5 +103,5 @@ def read(path: str | Path) -> list[ImportedSide]:
     return [ImportedSide(tool=TOOL, path=jsonl, level=level, level_kind=kind, records=records, duration_s=float(duration),
                          model=str(model), tool_version=version,
                          temperature=float(temperature) if temperature is not None else None,
-                         command=cfg.get("cli_command"), workload="aiperf",
+                         command=cfg.get("cli_command"), workload="aiperf", speculation=speculation(agg, metric_names),
                          extra_files=[jsonl.parent / AGGREGATE] if (jsonl.parent / AGGREGATE).is_file() else [])]

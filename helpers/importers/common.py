@@ -8,7 +8,8 @@ functions, speedup with an independent bootstrap interval: the tools do not pair
 speculative side recorded the server's acceptance counters, ``artifacts/40_sweep.json`` with that one
 point. The original files are copied to ``artifacts/imported/`` and described (tool, version, SHA-256,
 command) in ``artifacts/import.json`` and ``LoadResult.source``; ``run.json`` records the parameters
-the report step reads.
+the report step reads. A directory that already holds a run's files is refused; with ``force`` they are
+all moved into ``artifacts/replaced-<UTC time>/`` first (the imported run replaces that run whole).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..artifacts import RunDir, write_json_atomic
+from ..artifacts import PriorResults, RunDir, write_json_atomic
 from ..errors import ImportFileError
 from ..load_analysis import find_crossover, finding, level_stats, speedup_point
 from ..loadgen import NEAR_ZERO_GAP_MS, LoadShape, is_burst
@@ -30,6 +31,9 @@ from ..workload_breakdown import BREAKDOWN_CSV, breakdown, write_csv
 
 REQUESTS_JSONL = "50_load_requests.jsonl"  # the load test's own file name (helpers/loadtest.py)
 IMPORT_JSON = "import.json"
+# what build_run writes (40_sweep.json is written, or removed when the files record no acceptance)
+WRITES = ("run.json", "artifacts/50_load.json", f"artifacts/{REQUESTS_JSONL}", f"artifacts/{BREAKDOWN_CSV}",
+          "artifacts/40_sweep.json", f"artifacts/{IMPORT_JSON}", "artifacts/imported")
 
 
 @dataclass
@@ -48,6 +52,7 @@ class ImportedSide:
     command: str | None = None
     workload: str = "imported"
     acceptance: dict | None = None  # rate, mean_length, per_position, drafts, draft_tokens, accepted
+    speculation: str | None = None  # what in the file shows the server speculated (None: nothing does)
     notes: list[str] = field(default_factory=list)
     extra_files: list[Path] = field(default_factory=list)  # read too (e.g. AIPerf's aggregate): copied and hashed
 
@@ -103,22 +108,46 @@ def _phase(config: str, side: ImportedSide) -> str:
     return f"{config}@{lvl}/imported"
 
 
+def prior_results(run_dir: str | Path, force: bool) -> PriorResults:
+    """Everything an earlier run left in ``run_dir``: the import rewrites run.json, 50_load.json and 40_sweep.json,
+    and the rest (that run's candidates, memory, preflight, notebooks, report) would be reported beside
+    the imported load as if measured with it. Refused without ``force``; with it, moved aside by
+    :func:`build_run`."""
+    prior = PriorResults.find(run_dir, ["*"])
+    what = "a load result" if "artifacts/50_load.json" in prior.paths else "the results of a run"
+    prior.refuse_unless(force, "import", what, ImportFileError, replaces=WRITES)
+    return prior
+
+
+def _inside(path: Path, run_dir: Path, rel: list[str]) -> bool:
+    path = path.resolve()
+    return any(path == (run_dir / r) or (run_dir / r) in path.parents for r in rel)
+
+
 def build_run(pairs: list[tuple[ImportedSide, ImportedSide]], run_dir: str | Path, *, temperature: float | None = None,
-              params: dict | None = None, seed: int = 0, force: bool = False) -> LoadResult:
-    """Write the pairs (baseline, spec), one per level, into ``run_dir`` as the load step's evidence."""
-    run = RunDir(run_dir)
-    if run.artifact("50_load.json").exists() and not force:
-        raise ImportFileError(f"{run.path} already holds a load result (artifacts/50_load.json)",
-                           "import into a new directory, or pass --force to replace it")
+              params: dict | None = None, seed: int = 0, force: bool = False,
+              warnings: list[str] | None = None, prior: PriorResults | None = None) -> LoadResult:
+    """Write the pairs (baseline, spec), one per level, into ``run_dir`` as the load step's evidence. An earlier
+    run's files there are refused, or with ``force`` moved into ``artifacts/replaced-<UTC time>/`` first
+    (``LoadResult.source["replaced"]`` says where; ``prior``: :func:`prior_results` when already asked).
+    ``warnings`` join the result's."""
+    prior = prior if prior is not None else prior_results(run_dir, force)
     if not pairs:
         raise ImportFileError("nothing to import", "give a baseline file and a speculative file")
-    imported = run.artifacts / "imported"
-    imported.mkdir(parents=True, exist_ok=True)
-    (run.artifact(REQUESTS_JSONL)).unlink(missing_ok=True)
-    files, levels, speedups, warnings, all_records = [], [], [], [], []
     kinds = {s.level_kind for pair in pairs for s in pair}
     if len(kinds) > 1:
         raise ImportFileError("the files mix concurrency levels and request rates", "import one kind of load at a time")
+    inside = [f for pair in pairs for s in pair for f in (s.path, *s.extra_files) if _inside(f, prior.run_dir, prior.paths)]
+    if inside:
+        raise ImportFileError(f"{inside[0]} is among the earlier results of {prior.run_dir} that --force would move away",
+                              "copy the file out of the run directory first, or import into a new directory")
+    backup = prior.back_up("import")
+    run = RunDir(run_dir)
+    imported = run.artifacts / "imported"
+    imported.mkdir(parents=True, exist_ok=True)
+    (run.artifact(REQUESTS_JSONL)).unlink(missing_ok=True)
+    files, levels, speedups, all_records = [], [], [], []
+    warnings = list(warnings or [])
     t = temperature
     for n, (base, spec) in enumerate(sorted(pairs, key=lambda p: p[0].level), start=1):
         if base.level != spec.level:
@@ -168,6 +197,8 @@ def build_run(pairs: list[tuple[ImportedSide, ImportedSide]], run_dir: str | Pat
     source = {"tool": first.tool, "tool_version": first.tool_version, "files": files,
               "command": first.command, "imported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "importer": "playbook import"}
+    if backup is not None:
+        source["replaced"] = {"moved_to": str(backup.relative_to(run.path)), "paths": prior.paths}
     res = LoadResult(level_kind=first.level_kind, workload=first.workload, temperature=load_t or 0.0,
                      levels=levels, speedup=sorted(speedups, key=lambda x: x.level), design="sequential",
                      pinning=f"imported from {first.tool}: not measured by the playbook", source=source,

@@ -34,6 +34,16 @@ def _level(strategy: dict) -> tuple[float, str] | None:
     return None
 
 
+def speculation(requests: list[dict]) -> str | None:
+    """What shows the server speculated: GuideLLM keeps vLLM's per-request spec-decode metrics in each
+    request's ``response_metrics.speculative_decoding`` (drafts, accepted tokens) when the server sends them."""
+    for r in requests:
+        sd = (r.get("response_metrics") or {}).get("speculative_decoding") if isinstance(r, dict) else None
+        if isinstance(sd, dict) and sd:
+            return "per-request speculative-decoding metrics (response_metrics.speculative_decoding)"
+    return None
+
+
 def read(path: str | Path) -> list[ImportedSide]:
     """One :class:`ImportedSide` per benchmark (strategy) in the report; throughput sweeps are skipped."""
     path = Path(path).expanduser()
@@ -75,6 +85,7 @@ def read(path: str | Path) -> list[ImportedSide]:
         sides.append(ImportedSide(
             tool=TOOL, path=path, level=lvl[0], level_kind=lvl[1], records=records, duration_s=float(b.get("duration") or 0.0),
             model=model, tool_version=meta.get("guidellm_version"), command=None, workload="guidellm",
+            speculation=speculation([r for r, _ in rows]),
             notes=["GuideLLM does not serialize chunk gaps: burst-delivered streams cannot be detected"]))
     if not sides:
         raise ImportFileError(f"{path} holds no benchmark at a fixed concurrency or rate with requests",

@@ -85,6 +85,21 @@ def _check_types(path: Path, data: dict) -> None:
                               "fix the --metadata temperature=... the run was given, or pass --temperature")
 
 
+# ``--metadata KEY=VALUE`` keys that say the server ran a speculative configuration
+SPEC_CONFIG_KEYS = ("speculative_config", "speculative-config", "speculative_model", "num_speculative_tokens")
+
+
+def speculation(data: dict) -> str | None:
+    """What in the file shows the server speculated: vllm bench serve writes its ``spec_decode_*`` counter
+    deltas only when the server's /metrics has them and drafts were proposed; a ``--metadata`` speculative
+    config says so too. None when nothing does."""
+    counters = sorted(k for k, v in data.items() if k.startswith("spec_decode_") and v is not None)
+    if counters:
+        return f"vLLM's spec-decode counters ({', '.join(counters[:2])}{', ...' if len(counters) > 2 else ''})"
+    key = next((k for k in SPEC_CONFIG_KEYS if data.get(k) not in (None, "", 0, "0", "none", "None")), None)
+    return f"a speculative config ({key}={json.dumps(data[key])[:60]})" if key else None
+
+
 def read(path: str | Path) -> list[ImportedSide]:
     """One :class:`ImportedSide` (vllm bench serve runs one load level per file)."""
     path = Path(path).expanduser()
@@ -138,4 +153,4 @@ def read(path: str | Path) -> list[ImportedSide]:
     return [ImportedSide(tool=TOOL, path=path, level=level, level_kind=kind, records=records,
                          duration_s=float(data["duration"]), temperature=temperature, model=str(data.get("model_id") or ""),
                          tool_version=str(version) if version else None, command=data.get("command"),
-                         workload=workload, acceptance=acceptance, notes=notes)]
+                         workload=workload, acceptance=acceptance, speculation=speculation(data), notes=notes)]

@@ -6,10 +6,28 @@ import argparse
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NamedTuple
+from urllib.parse import urlsplit
 
-from playbook.helpers.artifacts import RunDir
+from playbook.helpers.artifacts import PriorResults, RunDir
 from playbook.helpers.errors import ParameterError
 from playbook.helpers.params import validate_params
+
+
+class Owned(NamedTuple):
+    """What a command writes into its run directory: globs relative to it, the steps whose phase-log entries
+    its new results make stale, and how to name them."""
+
+    patterns: tuple[str, ...]
+    phase_steps: tuple[str, ...]
+    what: str
+
+
+OWNED = {
+    "sweep": Owned(("artifacts/40_*",), ("40_sweep",), "a temperature sweep's results"),
+    "load": Owned(("artifacts/50_*", "candidates"), ("50_load",), "a load test's results"),
+    "lossless": Owned(("artifacts/lossless*",), (), "a losslessness check's result"),
+}
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:
@@ -17,16 +35,64 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-key-env", default="", metavar="VAR",
                         help="environment variable holding the API key (the key itself is never an argument)")
     parser.add_argument("--run-dir", default="", help="where raw records go (default: runs/cli-<command>-<time>)")
+    parser.add_argument("--force", action="store_true",
+                        help="when --run-dir already holds this command's results, move them into its "
+                             "artifacts/replaced-<UTC time>/ and measure anew (without it: refused)")
     parser.add_argument("--seed", type=int, default=0, help="seed for prompt sampling and arrivals")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
 
 
-def run_dir(args: argparse.Namespace, command: str) -> RunDir:
+def prior_results(args: argparse.Namespace, command: str) -> PriorResults:
+    """The results of an earlier ``command`` in the run directory (--run-dir, or the default new one): refused
+    here, before any server is asked, unless --force (then :func:`run_dir` moves them aside)."""
     path = args.run_dir or f"runs/cli-{command}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S')}"
-    run = RunDir(path)
+    owned = OWNED[command]
+    prior = PriorResults.find(path, owned.patterns, owned.phase_steps)
+    prior.refuse_unless(args.force, command, owned.what)
+    return prior
+
+
+def run_dir(args: argparse.Namespace, command: str, prior: PriorResults) -> RunDir:
+    """The run directory of ``prior`` (:func:`prior_results`), the earlier results moved aside first."""
+    moved = prior.describe()  # before the move: a directory is named with its number of files
+    backup = prior.back_up(command)
+    if backup is not None:
+        print(f"--force: moved the earlier results ({moved}) into {backup}", file=sys.stderr)
+    run = RunDir(prior.run_dir)
     print(f"raw records: {run.artifacts}", file=sys.stderr)
     return run
+
+
+def _server(url: str) -> tuple[str, int | None, str]:
+    """Host, port and path of a URL, so that two spellings of one server compare equal (localhost and
+    127.0.0.1, a default port, a trailing / or /v1)."""
+    u = urlsplit(url.strip())
+    host = (u.hostname or "").lower()
+    if host in ("localhost", "::1", "0.0.0.0") or host.startswith("127."):
+        host = "loopback"
+    try:
+        port = u.port or {"http": 80, "https": 443}.get(u.scheme.lower())
+    except ValueError:
+        port = None
+    return host, port, u.path.rstrip("/").removesuffix("/v1").rstrip("/")
+
+
+def same_server_warning(baseline_url: str, spec_url: str) -> str | None:
+    """A warning when the baseline and speculative URLs name one server (printed before measuring, and kept
+    in the result): the comparison then measures a server against itself."""
+    if _server(baseline_url) != _server(spec_url):
+        return None
+    return (f"--baseline-url {baseline_url} and --spec-url {spec_url} name the same server: this compares the "
+            "server with itself (a speedup near 1.00x, outputs trivially identical), not speculation with its "
+            "absence; give the server without speculation as --baseline-url and the one with it as --spec-url")
+
+
+def warn_same_server(baseline_url: str, spec_url: str) -> str | None:
+    warning = same_server_warning(baseline_url, spec_url)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    return warning
 
 
 def params(model, args: argparse.Namespace, **values):

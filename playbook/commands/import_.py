@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 from playbook.commands._common import print_json
 
@@ -25,7 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", default=None, help="speculative method the spec server ran (draft_model, eagle, ngram, ...)")
     parser.add_argument("--draft-model", default=None, help="its draft model (for the launch command)")
     parser.add_argument("--num-speculative-tokens", type=int, default=None, help="its k (for the launch command)")
-    parser.add_argument("--force", action="store_true", help="replace the load result of an existing run directory")
+    parser.add_argument("--force", action="store_true",
+                        help="import into a run directory that already holds results: they are moved into its "
+                             "artifacts/replaced-<UTC time>/ first (nothing is deleted)")
     parser.add_argument("--json", action="store_true", help="print the load result as JSON")
 
 
@@ -64,6 +67,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(res)
     else:
+        replaced = (res.source or {}).get("replaced")
+        if replaced:
+            print(f"--force: moved the earlier results of {run_dir} ({len(replaced['paths'])} entries) into "
+                  f"{Path(run_dir) / replaced['moved_to']}")
         print(f"imported into {run_dir}: {res.finding}")
         for w in res.warnings:
             print(f"warning: {w}")

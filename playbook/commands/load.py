@@ -52,10 +52,14 @@ def run(args: argparse.Namespace) -> int:
                         request_timeout_s=args.timeout, find_saturation=args.find_saturation,
                         lossless_check=not args.no_lossless, target_ci_halfwidth=args.target_ci,
                         level_time_budget_s=args.level_budget, min_round_pairs=args.min_pairs)
+    prior = _measure.prior_results(args, NAME)  # an earlier load test there is refused before a server is asked
+    same = _measure.warn_same_server(p.baseline_url, p.spec_url)
     for url in dict.fromkeys((p.baseline_url, p.spec_url)):  # a closed port or a 401 fails here, naming the URL
         _measure.reachable_model(url, p.served_model_name, p.api_key())
-    run_ = _measure.run_dir(args, NAME)
+    run_ = _measure.run_dir(args, NAME, prior)
     result = run_load_test(p, run_, progress=not args.no_progress)
+    if same:
+        result.warnings.append(same)
     run_.write_json("50_load.json", result)
     if args.json:
         print_json(result)

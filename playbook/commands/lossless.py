@@ -31,13 +31,17 @@ def run(args: argparse.Namespace) -> int:
     p = _measure.params(LoadParams, args, baseline_url=args.baseline_url, spec_url=args.spec_url,
                         lossless_temperatures=args.temperatures, lossless_requests=args.requests,
                         lossless_alpha=args.alpha, workload=args.workload, max_tokens=args.max_tokens)
+    prior = _measure.prior_results(args, NAME) if args.run_dir else None  # refused before a server is asked
+    same = _measure.warn_same_server(p.baseline_url, p.spec_url)
     key = p.api_key()
     base = Target(p.baseline_url, _measure.model_name(p.baseline_url, p.served_model_name, key), key)
     spec = Target(p.spec_url, _measure.model_name(p.spec_url, p.served_model_name, key), key)
     items = build_requests(p.workload, p.lossless_requests, max_tokens=p.max_tokens, seed=p.seed)
     result = lossless.check(base, spec, items, p.lossless_temperatures, p.max_tokens, p.lossless_alpha, seed=p.seed)
-    if args.run_dir:
-        _measure.run_dir(args, NAME).write_json("lossless.json", result)
+    if same:
+        result.warnings.append(same)
+    if prior is not None:
+        _measure.run_dir(args, NAME, prior).write_json("lossless.json", result)
     if args.json:
         print_json(result)
     else:

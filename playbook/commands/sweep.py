@@ -34,9 +34,10 @@ def run(args: argparse.Namespace) -> int:
                         requests_per_point=args.requests, max_tokens=args.max_tokens,
                         sweep_concurrency=args.concurrency, production_temperature=args.production_temperature,
                         request_timeout_s=args.timeout)
+    prior = _measure.prior_results(args, NAME)  # an earlier sweep there is refused before the server is asked
     api_key = p.api_key()
     target = Target(p.spec_url, _measure.model_name(p.spec_url, p.served_model_name, api_key), api_key)
-    run_ = _measure.run_dir(args, NAME)
+    run_ = _measure.run_dir(args, NAME, prior)
     result = run_sweep(target, p.workloads, p.temperatures, p.requests_per_point, p.max_tokens, run_,
                        p.production_temperature, p.sweep_concurrency, p.request_timeout_s, p.seed,
                        not args.no_progress)

@@ -141,6 +141,8 @@ def test_aiperf_documented_export_is_read():
 def test_aiperf_pair_keeps_both_files_with_hashes(tmp_path):
     spec_dir = tmp_path / "spec"
     shutil.copytree(FIX / "aiperf_doc", spec_dir)
+    records = spec_dir / "profile_export.jsonl"  # another run (an identical copy is refused: a run against itself)
+    records.write_text(records.read_text().replace('"session_num": 45', '"session_num": 46', 1))
     res = import_results("aiperf", [FIX / "aiperf_doc"], [spec_dir], tmp_path / "run", temperature=0.7)
     assert len(res.source["files"]) == 4 and res.source["command"].startswith("aiperf profile")
     assert res.levels[0].errors == 1 and res.temperature == 0.7
