@@ -135,7 +135,7 @@ def decide(
         slo_kind=slo_kind, slo_ttft_ms=slo_ttft_ms, slo_tpot_ms=slo_tpot_ms,
         expected_peak_concurrency=expected_peak_concurrency, context_length=context_length,
     )
-    rules = evaluate_rules(ev, **situation, thresholds=t)
+    rules = with_memory_fit(evaluate_rules(ev, **situation, thresholds=t), ev)
     by = {r.name: r for r in rules}
     verdict, measure_next = _overall(by, ev)
     conf = confidence(ev.load_levels) if verdict != "INCONCLUSIVE" else "low"
@@ -154,6 +154,35 @@ def decide(
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         finding=f"{verdict} ({conf} confidence): {headline}",
     )
+
+
+DOES_NOT_FIT = "Does not fit"  # how step 20's finding opens when the budget does not fit (helpers/memory.finding)
+MEMORY_RULE = "concurrency_lost_to_draft"
+
+
+def memory_fit_rule(ev: Evidence) -> RuleResult | None:
+    """Step 20's "does not fit" as a blocking (no-go) rule, quoting its reason; None when it fits or did not run.
+    Without it, a target that does not fit even alone (no request fits without the draft either) read as
+    "not measured: run the memory step", though step 20 ran and found the problem."""
+    finding = ev.findings.get("20_memory", "")
+    alone = ev.max_concurrency_baseline is not None and ev.max_concurrency_baseline <= 0
+    if not (alone or finding.startswith(DOES_NOT_FIT)):
+        return None
+    what = "even the target alone does not fit (no request fits, with the draft or without)" if alone else \
+        "the configuration does not fit"
+    why = finding.removeprefix(DOES_NOT_FIT).lstrip(": ") or "no request fits in the KV cache"
+    return RuleResult(name=MEMORY_RULE, verdict="no-go",
+                      numbers={"fits": False, "max_concurrency_baseline": ev.max_concurrency_baseline,
+                               "max_concurrency_spec": ev.max_concurrency_spec},
+                      reason=f"memory budget (step 20): {what}: {why}")
+
+
+def with_memory_fit(rules: list[RuleResult], ev: Evidence) -> list[RuleResult]:
+    """``rules`` with the concurrency rule replaced by step 20's "does not fit" finding when there is one."""
+    fit = memory_fit_rule(ev)
+    if fit is None:
+        return rules
+    return [fit if r.name == MEMORY_RULE else r for r in rules] + ([] if any(r.name == MEMORY_RULE for r in rules) else [fit])
 
 
 # Rules that read the load test's levels: with levels missing they judge only part of the load range.

@@ -112,8 +112,12 @@ def concurrency_number(ev: Evidence, t: Thresholds) -> Number:
     if not ev.draft and ev.method and ev.method != "draft_model":
         return Number(key="concurrency", label=label, value="0%", detail=f"{ev.method}: no draft model, no KV layers",
                       verdict="go")
-    if not base or spec is None:
+    if base is None or spec is None:
         return Number(key="concurrency", label=label, value="not measured", detail="run the memory budget (step 20)")
+    if base <= 0 or spec <= 0:  # step 20 ran: the configuration holds no request at the context (or not even weights)
+        return Number(key="concurrency", label=label, value="does not fit",
+                      detail=ev.findings.get("20_memory", "") or "step 20: no request fits at this context",
+                      verdict="no-go")
     lost = max(0.0, 1 - spec / base)
     ctx = f"{ev.memory_context_length:,}-token" if ev.memory_context_length else "full-context"
     verdict = "borderline" if lost > t.max_concurrency_loss else "go"

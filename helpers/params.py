@@ -10,6 +10,7 @@ notebook that declares it. Unknown names are errors that list the close matches.
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import difflib
 import hashlib
@@ -18,6 +19,8 @@ import os
 import re
 import unicodedata
 import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -35,6 +38,7 @@ from pydantic import (
 from . import safe_yaml
 from .errors import ParameterError, PlaybookError, ProfileError
 from .quantization import Precision
+from .redact import MARK, looks_like_secret, redact_url, url_has_credentials
 from .schemas.decision import Thresholds
 
 DEFAULT_RUN_DIR = "../runs/interactive"  # relative to the notebooks folder; PLAYBOOK_RUN_DIR overrides it
@@ -47,10 +51,25 @@ TOKENS_MAX = 2**31 - 1  # a token count (context, output) beyond int32 is a typo
 SEED_MAX = 2**32 - 1  # the seed (and seed + request index) must fit the 64-bit seed vLLM accepts per request
 
 
+KEY_FIX = ("put the key in an environment variable (export MY_API_KEY=...) and give that variable's name: "
+           "api_key_env: MY_API_KEY in a profile, -p api_key_env=MY_API_KEY, or --api-key-env MY_API_KEY")
+
+
+def check_no_credentials(v: str) -> str:
+    """A URL carrying ``user:password@`` is refused, its credentials never quoted: the playbook would store the
+    URL in run.json, decision.json and the reports, and sends no credentials from a URL anyway."""
+    if url_has_credentials(v):
+        raise ValueError(f"{safe_yaml.short(redact_url(v))} carries a user name or password before the host "
+                         f"(user:password@); remove it (give http://host:port): the playbook sends the key as a "
+                         f"Bearer token read from the environment, never from the URL; {KEY_FIX}")
+    return v
+
+
 def check_url(v: str) -> str:
-    """An http(s) URL without spaces; '' passes (not given). Returns it without a trailing '/'."""
+    """An http(s) URL without spaces or credentials; '' passes (not given). Returns it without a trailing '/'."""
     if not v:
         return v
+    check_no_credentials(v)
     if any(c.isspace() for c in v):
         raise ValueError(f"{safe_yaml.short(v)} contains a space or another blank; remove it (a URL has none)")
     hidden = next((c for c in v if unicodedata.category(c) in ("Cc", "Cf", "Co", "Cn")), None)
@@ -75,6 +94,31 @@ def check_url(v: str) -> str:
             raise ValueError(f"{safe_yaml.short(v)}: {safe_yaml.short(parts.hostname)} is not a valid host name "
                              "(an empty label, or a character no domain name can hold); give http://host:port") from None
     return v.rstrip("/")
+
+
+def check_key_env(v: str) -> str:
+    """The name of the environment variable holding the API key. A key typed in its place is refused without
+    being quoted (the error goes to terminals and CI logs)."""
+    if v and looks_like_secret(v):
+        raise ValueError(f"a value that looks like an API key or token, not a variable name (not shown); {KEY_FIX}")
+    if v and not ENV_NAME.fullmatch(v):
+        raise ValueError(f"{safe_yaml.short(v)} is not an environment variable name (letters, digits, '_'; "
+                         "not starting with a digit); give the variable's name, never the key")
+    return v
+
+
+def check_gpus_per_group(num_gpus: int, tp: int) -> None:
+    """vLLM runs whole tensor-parallel groups: the GPUs must be a multiple of tensor_parallel_size
+    (``playbook predict`` refuses the same)."""
+    if tp < 1 or num_gpus < 1 or num_gpus % tp == 0:
+        return
+    ng, tpn = shown_name("num_gpus"), shown_name("tensor_parallel_size")
+    if num_gpus < tp:
+        raise ValueError(f"{tpn} {tp} needs {tp} GPUs, but {ng} is {num_gpus}; set {ng} to the GPUs the node has "
+                         f"(e.g. {ng} {tp} with {tpn} {tp}), or lower {tpn}")
+    fits = " or ".join(str(n) for n in (num_gpus // tp * tp, (num_gpus // tp + 1) * tp))
+    raise ValueError(f"{ng} {num_gpus} is not a multiple of {tpn} {tp} (vLLM runs whole tensor-parallel groups of "
+                     f"{tp} GPUs); use e.g. {ng} {fits} with {tpn} {tp}")
 
 
 def check_tensor_parallel(target_model: str, tp: int, mode: str = "managed") -> None:
@@ -193,10 +237,7 @@ class StepParams(BaseModel):
     @field_validator("api_key_env")
     @classmethod
     def _env_name(cls, v: str) -> str:
-        if v and not ENV_NAME.fullmatch(v):
-            raise ValueError(f"{safe_yaml.short(v)} is not an environment variable name (letters, digits, '_'; "
-                             "not starting with a digit); give the variable's name, never the key")
-        return v
+        return check_key_env(v)
 
     @model_validator(mode="after")
     def _tp_divides_heads(self):
@@ -277,6 +318,11 @@ class MemoryParams(StepParams):
                 raise ValueError(f"{exc.problem}; {exc.fix}") from None
         return v
 
+    @model_validator(mode="after")
+    def _whole_tp_groups(self):
+        check_gpus_per_group(self.num_gpus, self.tensor_parallel_size)
+        return self
+
 
 class QuantizationParams(MemoryParams):
     step: ClassVar[str] = "30_quantization"
@@ -293,6 +339,11 @@ class QuantizationParams(MemoryParams):
 
     _mappings = field_validator("target_checkpoints", "draft_checkpoints", "pair_urls", mode="before")(
         classmethod(lambda cls, v: _parse_mapping(v)))
+
+    @field_validator("pair_urls")
+    @classmethod
+    def _pair_urls_without_credentials(cls, v: dict[str, str]) -> dict[str, str]:
+        return {pair: check_no_credentials(url) for pair, url in v.items()}
 
 
 class SweepParams(StepParams):
@@ -491,18 +542,73 @@ def known_parameters() -> set[str]:
     return names
 
 
+# -- the command line a validation runs for ---------------------------------------------------------
+# While a subcommand runs (playbook/cli.py), its flags by the parameter each sets: a validation error then names
+# the flag the user typed (--min-pairs 1), not only the parameter it sets (min_round_pairs).
+_COMMAND_LINE: contextvars.ContextVar[tuple[str, dict[str, str]] | None] = contextvars.ContextVar(
+    "playbook_command_line", default=None)
+
+
+@contextmanager
+def command_line(command: str, flags: dict[str, str]) -> Iterator[None]:
+    """Validation inside this block is for ``playbook <command>``, whose ``flags`` map parameter -> flag."""
+    token = _COMMAND_LINE.set((command, dict(flags)))
+    try:
+        yield
+    finally:
+        _COMMAND_LINE.reset(token)
+
+
+def flag_for(name: str) -> str | None:
+    """The flag of the running subcommand that sets parameter ``name`` (None outside one, or without such a flag)."""
+    current = _COMMAND_LINE.get()
+    return current[1].get(name) if current else None
+
+
+def shown_name(name: str) -> str:
+    """A parameter as the user gave it: its flag on the command line (--tp), else its name (tensor_parallel_size)."""
+    return flag_for(name) or name
+
+
+def _flags_named_in(msg: str) -> str:
+    """' (on the command line: tensor_parallel_size is --tp)' for parameters a constraint's message names."""
+    current = _COMMAND_LINE.get()
+    named = [f"{name} is {flag}" for name, flag in sorted((current or ("", {}))[1].items())
+             if flag not in msg and re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", msg)]
+    return f" (on the command line: {', '.join(named)})" if named else ""
+
+
+def _shown_value(field: Any, given: Any) -> str:
+    """A value quoted in an error: never a key typed as api_key_env, never a URL's password."""
+    if field == "api_key_env" and isinstance(given, str) and looks_like_secret(given):
+        return MARK
+    return safe_yaml.short(_without_credentials(given))
+
+
+def _without_credentials(value: Any) -> Any:
+    """``value`` with every URL's credentials redacted, in strings, lists and mappings."""
+    if isinstance(value, str):
+        return redact_url(value)
+    if isinstance(value, (list, tuple)):
+        return [_without_credentials(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _without_credentials(v) for k, v in value.items()}
+    return value
+
+
 def _explain(exc: ValidationError, values: dict[str, Any]) -> str:
     lines = []
     for err in exc.errors():
-        name = "".join(f" item {p + 1}" if isinstance(p, int) else (f".{p}" if i else f"{p}'")
-                       for i, p in enumerate(err["loc"])) or "parameters'"
         field = err["loc"][0] if err["loc"] else None
         msg = err["msg"].removeprefix("Value error, ")
         if not err["loc"]:  # a constraint between parameters
-            lines.append(msg)
+            lines.append(msg + _flags_named_in(msg))
             continue
+        where = "".join(f" item {p + 1}" if isinstance(p, int) else f".{p}" for p in err["loc"][1:])
         given = values.get(field, "<missing>") if isinstance(field, str) else "<...>"
-        lines.append(f"parameter '{name} = {safe_yaml.short(given)}: {msg}{_quote_hint(exc_model(exc), field, given)}")
+        shown, flag = _shown_value(field, given), flag_for(str(field))
+        label = f"{flag} {shown}{where} (parameter '{field}')" if flag else f"parameter '{field}'{where} = {shown}"
+        lines.append(f"{label}: {msg}{_quote_hint(exc_model(exc), field, given)}")
     return "; ".join(lines)
 
 
@@ -522,20 +628,27 @@ def _quote_hint(model: type[BaseModel] | None, field: Any, given: Any) -> str:
 
 
 def validate_params(model: type[StepParams], values: dict[str, Any]) -> StepParams:
-    """Validate values against a step model; raise ParameterError naming each bad parameter."""
+    """Validate values against a step model; raise ParameterError naming each bad parameter (and, inside
+    :func:`command_line`, the flag that set it)."""
     unknown = sorted(set(values) - set(model.model_fields))
     if unknown:
         raise unknown_parameter_error(unknown)
     try:
         return model.model_validate(values)
     except ValidationError as exc:
-        raise ParameterError(
-            f"invalid parameters for step {model.step or model.__name__}: {_explain(exc, values)}",
-            "see `playbook params NOTEBOOK` for each parameter's type, default and range",
-        ) from None
+        step = model.step or "STEP"
+        current = _COMMAND_LINE.get()
+        flagged = current is not None and any(err["loc"] and flag_for(str(err["loc"][0])) for err in exc.errors())
+        fix = f"see `playbook params {step}` for each parameter's type, default and range"
+        if flagged:
+            fix = f"see `playbook {current[0]} --help` for its flags; " + fix
+        what = (f"playbook {current[0]}: invalid arguments (step {step}'s parameters)" if flagged
+                else f"invalid parameters for step {model.step or model.__name__}")
+        raise ParameterError(f"{what}: {_explain(exc, values)}", fix) from None
 
 
-def unknown_parameter_error(names: list[str]) -> ParameterError:
+def unknown_parameter_error(names: list[str], fix: str | None = None) -> ParameterError:
+    """Unknown names, each with the closest known names (``fix``: what to do, default the known names)."""
     known = sorted(known_parameters())
     hints = []
     for name in names:
@@ -543,7 +656,7 @@ def unknown_parameter_error(names: list[str]) -> ParameterError:
         hints.append(f"'{name}'" + (f" (did you mean {', '.join(close)}?)" if close else ""))
     return ParameterError(
         f"unknown parameter {', '.join(hints)}",
-        "known parameters: " + ", ".join(known),
+        fix or "known parameters: " + ", ".join(known),
     )
 
 
@@ -618,12 +731,35 @@ def load_profile(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
+# Defaults that depend on the mode, for a parameter the profile and overrides leave out. The models (and so the
+# notebooks' parameters cells) hold the embedded value; on a GPU mode vLLM's own default applies instead: the
+# embedded engine's 0.3 would budget a 70B model on a third of each GPU ("does not fit") and start it so.
+VLLM_GPU_MEMORY_UTILIZATION = 0.9  # vLLM's default --gpu-memory-utilization
+MODE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "managed": {"gpu_memory_utilization": VLLM_GPU_MEMORY_UTILIZATION},
+    "external": {"gpu_memory_utilization": VLLM_GPU_MEMORY_UTILIZATION},
+}
+
+
+def with_mode_defaults(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with the defaults of its mode (:data:`MODE_DEFAULTS`) for the names it does not set."""
+    defaults = MODE_DEFAULTS.get(str(values.get("mode", "embedded")), {})
+    return {**defaults, **values}
+
+
+def as_recorded(values: dict[str, Any]) -> dict[str, Any]:
+    """A recorded run's values (run.json) with a mode default it does not record set to the models' default:
+    what a run recorded before :data:`MODE_DEFAULTS` existed ran with (resuming it must not change that)."""
+    names = MODE_DEFAULTS.get(str(values.get("mode", "embedded")), {})
+    return {**{name: StepParams.model_fields[name].default for name in names}, **values}
+
+
 def resolve_parameters(profile: dict[str, Any], overrides: dict[str, Any], steps: list[str]) -> dict[str, dict[str, Any]]:
-    """Merge profile and overrides, reject unknown names, validate every selected step.
+    """Merge profile and overrides, reject unknown names, fill the mode's defaults, validate every selected step.
 
     Returns, per step, the values to pass to that notebook (only the names its model declares).
     """
-    merged = {**profile, **overrides}
+    merged = with_mode_defaults({**profile, **overrides})
     unknown = sorted(set(merged) - known_parameters())
     if unknown:
         raise unknown_parameter_error(unknown)

@@ -3,6 +3,8 @@
 ``extra_server_args`` may carry ``--api-key X`` (vLLM's OpenAI server, docs.vllm.ai "OpenAI-Compatible
 Server", ``--api-key``) or a token; run.json, decision.json, logs and reports show ``<redacted>``
 instead. ``host_override`` finds a ``--host`` that would replace the playbook's loopback bind.
+``looks_like_secret`` and ``redact_url`` keep a key typed where a variable name goes, and a password
+inside a URL, out of error messages.
 """
 
 from __future__ import annotations
@@ -47,6 +49,40 @@ def redact_params(values: dict[str, Any]) -> dict[str, Any]:
         return dict(values)
     items = extra.split(",") if isinstance(extra, str) else list(extra)
     return {**values, "extra_server_args": redact_args(items)}
+
+
+# How common API keys and tokens open (OpenAI/Anthropic-style sk-, Hugging Face hf_, GitHub ghp_/github_pat_,
+# GitLab glpat-, Slack xox*, AWS AKIA/ASIA, Google AIza, NVIDIA nvapi-, Groq gsk_, a JWT's eyJ): a value opening
+# so, with a few more characters, is a key, never a variable name.
+_KEY_PREFIXES = ("sk-", "sk_", "pk-", "pk_", "rk_", "hf_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_",
+                 "glpat-", "xoxb-", "xoxp-", "xoxa-", "AKIA", "ASIA", "AIza", "nvapi-", "gsk_", "eyJ")
+_KEY_BODY = 6  # characters after the prefix: "sk-abc123" is a key, "sk_" alone is not
+_TOKEN_PART = 20  # a run of letters and digits this long (a base64 or hex blob) is a key, not a word of a name
+
+
+def looks_like_secret(text: str) -> bool:
+    """Whether ``text`` looks like an API key or token rather than a name (``sk-...``, ``hf_...``, ``Bearer ...``,
+    or a long run mixing letters and digits). Such a value is never echoed in an error."""
+    t = str(text).strip()
+    if t.lower().startswith("bearer "):
+        return True
+    if any(t.startswith(p) and len(t) >= len(p) + _KEY_BODY for p in _KEY_PREFIXES):
+        return True
+    return any(len(part) >= _TOKEN_PART and re.search(r"\d", part) and re.search(r"[A-Za-z]", part)
+               for part in re.split(r"[-_.:/+=~]", t))
+
+
+_USERINFO = re.compile(r"(?<=://)[^/?#\s]*@")  # up to the last @ of the host part: a password may hold one
+
+
+def url_has_credentials(url: str) -> bool:
+    """Whether ``url`` carries a user name or password (``http://user:password@host``)."""
+    return bool(_USERINFO.search(str(url)))
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the credentials of every URL in it replaced: ``http://<redacted>@host:port``."""
+    return _USERINFO.sub(MARK + "@", str(text))
 
 
 def has_redacted(values: dict[str, Any]) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 
 from .artifacts import RunDir, write_json_atomic
 from .errors import ParameterError
-from .params import ReportParams, StepParams
+from .params import ReportParams, StepParams, known_parameters, unknown_parameter_error
 from .schemas.decision import Decision
 
 NOTE = "redecide.md"
@@ -25,7 +25,12 @@ REDECIDE_PARAMETERS = frozenset(ReportParams.model_fields) - frozenset(StepParam
 
 
 def check_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
-    """The overrides, or a ParameterError naming those a re-decision cannot change."""
+    """The overrides, or a ParameterError naming an unknown name (with the closest known names, as ``run -p``
+    suggests them) or those a re-decision cannot change."""
+    unknown = sorted(set(overrides) - known_parameters())
+    if unknown:
+        raise unknown_parameter_error(unknown, fix="playbook report -p takes the report's parameters: "
+                                                   + ", ".join(sorted(REDECIDE_PARAMETERS)))
     bad = sorted(set(overrides) - REDECIDE_PARAMETERS)
     if bad:
         raise ParameterError(

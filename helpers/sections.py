@@ -253,7 +253,7 @@ def memory(run: RunDir, ev: Evidence) -> str:
             ("target weights / device memory", f"{(b.get('target_share_of_vram') or 0):.2%}"),
             ("fits", "yes" if b.get("fits") else "no")]
     finding = (f"The draft costs {lost:.0f}% of concurrency at {b.get('context_length')} tokens per request: its KV layers "
-               "take KV cache slots one for one." if lost is not None else m.get("finding", ""))
+               "take KV cache slots one for one." if lost is not None and b.get("fits", True) else m.get("finding", ""))
     bars = [{"label": "with draft", "target_weights_gib": b.get("target_weights_per_gpu_gib"),
              "draft_weights_gib": b.get("draft_weights_per_gpu_gib"), "kv_cache_gib": b.get("kv_cache_gib")}]
     body = frame(pd.DataFrame(rows, columns=["quantity", "value"])) + figure(plots.memory_bars(bars), "memory budget")

@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     for mod in load_commands():
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
         mod.add_arguments(p)
-        p.set_defaults(_run=mod.run)
+        p.set_defaults(_run=mod.run, _parser=p)
     return parser
 
 
@@ -56,8 +56,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     debug = args.debug or os.environ.get("PLAYBOOK_DEBUG") == "1"
+    from playbook.commands._common import parameter_flags
+    from playbook.helpers.params import command_line
+
     try:
-        return int(args._run(args) or 0)
+        with command_line(args.command, parameter_flags(args.command, args._parser)):  # errors name the flags typed
+            return int(args._run(args) or 0)
     except KeyboardInterrupt:
         print("interrupted: everything measured so far is on disk", file=sys.stderr)
         return 130

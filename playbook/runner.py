@@ -24,11 +24,11 @@ from typing import Any
 from playbook import __version__
 from playbook.helpers.artifacts import RunDir, write_json_atomic
 from playbook.helpers.errors import ArtifactError, ParameterError, RunLockedError
-from playbook.helpers.params import load_profile, resolve_parameters
+from playbook.helpers.params import as_recorded, load_profile, resolve_parameters, with_mode_defaults
 from playbook.helpers.redact import has_redacted, redact_params
 from playbook.helpers.schemas.run import RunOutcome, RunState, StepState
 from playbook.helpers.specconfig import installed_vllm
-from playbook.resources import notebook_for, profile_path, step_names
+from playbook.resources import notebook_for, profile_origin, profile_path, step_names
 
 REPORT_STEP = "90_report"
 Progress = Callable[[str], None]
@@ -293,10 +293,11 @@ def run_playbook(
     overrides = overrides or {}
     all_steps = step_names()
 
+    prof: Path | None = None  # the profile file a new run reads
     if resume:
         run = RunDir(resume, create=False)
         state = load_state(run)
-        values = {**state.parameters, **overrides}
+        values = {**as_recorded(state.parameters), **overrides}
         if has_redacted(values):
             raise ParameterError("run.json holds extra_server_args with a secret redacted (<redacted>): the "
                                  "servers cannot be started again with it",
@@ -315,9 +316,10 @@ def run_playbook(
     unknown = [s for s in todo if s not in all_steps]
     if unknown:
         raise ParameterError(f"unknown steps {unknown}", "choose from: " + ", ".join(all_steps))
+    values = with_mode_defaults(values)  # e.g. vLLM's gpu_memory_utilization on a GPU mode, recorded in run.json
     values = _absolute_workload_paths(values)  # the notebooks run with the run directory as cwd
     values = _absolute_model_paths(values)
-    per_step = resolve_parameters({}, values, todo)  # fails before any work, naming the parameter
+    per_step = _resolve(values, todo, prof if profile else None)
     check_workloads(per_step)
     key_env = values.get("api_key_env")
     talks_to_servers = set(todo) - {"20_memory", REPORT_STEP}
@@ -349,6 +351,8 @@ def run_playbook(
                     st.status, st.error = "pending", None
         hold(run.path)
         save_state(run, state)
+        if profile and prof is not None:  # which file, when a name could mean the workspace's copy or the shipped one
+            progress(f"profile: {prof.resolve()} ({profile_origin(prof)})")
         progress(f"run directory: {run.path}")
         from playbook.helpers.servers import run_pool
 
@@ -371,6 +375,16 @@ def run_playbook(
                  f"resume with: playbook run --resume {run.path}")
     return RunOutcome(run_dir=str(run.path), report=report, verdict=verdict_of(run),
                       failed_steps=failed + [s for s in incomplete if s not in failed])
+
+
+def _resolve(values: dict[str, Any], todo: list[str], prof: Path | None) -> dict[str, dict[str, Any]]:
+    """Every step's parameters, validated before any work; an error names the profile file it read (``prof``)."""
+    try:
+        return resolve_parameters({}, values, todo)
+    except ParameterError as exc:
+        if prof is None:
+            raise
+        raise type(exc)(f"{exc.problem} (profile read: {prof.resolve()}, {profile_origin(prof)})", exc.fix) from None
 
 
 def _execute(run: RunDir, state: RunState, todo: list[str], per_step: dict[str, dict[str, Any]],

@@ -1,4 +1,4 @@
-"""Small pieces the command modules share: JSON output."""
+"""Small pieces the command modules share: JSON output, and which flag sets which step parameter."""
 
 from __future__ import annotations
 
@@ -43,3 +43,41 @@ def shown(value: Any) -> str:
 def flag_problems(checks: list[tuple[str, Any, bool, str]]) -> list[str]:
     """``"--flag value (rule)"`` for every ``(flag, value, ok, rule)`` that is not ok: one error names each."""
     return [f"{flag} {shown(value)} ({rule})" for flag, value, ok, rule in checks if not ok]
+
+
+# Parameters a subcommand sets from a flag of another name (parameter -> the flag's argparse dest); a flag named
+# as its parameter (--max-tokens -> max_tokens) needs no entry. A validation error then names the flag typed.
+RENAMED_FLAGS: dict[str, dict[str, str]] = {
+    "sweep": {"spec_url": "url", "workloads": "workload", "requests_per_point": "requests",
+              "sweep_concurrency": "concurrency", "request_timeout_s": "timeout", "served_model_name": "model"},
+    "load": {"concurrencies": "concurrency", "requests_per_level": "requests", "warmup_requests": "warmup",
+             "duration_s": "duration", "request_timeout_s": "timeout", "target_ci_halfwidth": "target_ci",
+             "level_time_budget_s": "level_budget", "min_round_pairs": "min_pairs", "served_model_name": "model"},
+    "lossless": {"lossless_temperatures": "temperatures", "lossless_requests": "requests",
+                 "lossless_alpha": "alpha", "served_model_name": "model"},
+    "memory": {"target_model": "target", "draft_model": "draft", "tensor_parallel_size": "tp"},
+    "drafts": {"target_model": "target", "draft_candidates": "candidates"},
+    "engine": {"server_start_timeout_s": "timeout"},
+}
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Each flag's dest -> its longest option string, in ``parser`` and the subcommands below it."""
+    out: dict[str, str] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                out.update({k: v for k, v in _option_strings(sub).items() if k not in out})
+        elif action.option_strings and action.dest not in ("help", "version"):
+            out.setdefault(action.dest, max(action.option_strings, key=len))
+    return out
+
+
+def parameter_flags(command: str, parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Step parameter -> the flag of ``playbook <command>`` that sets it (``min_round_pairs`` -> ``--min-pairs``)."""
+    from playbook.helpers.params import known_parameters
+
+    options = _option_strings(parser)
+    flags = {dest: flag for dest, flag in options.items() if dest in known_parameters()}
+    flags.update({name: options[dest] for name, dest in RENAMED_FLAGS.get(command, {}).items() if dest in options})
+    return flags
