@@ -125,8 +125,7 @@ def run(args: argparse.Namespace) -> int:
         raise ParameterError("--target is required", "give a local model dir, a catalog name or 'embedded'")
     bad = flag_problems([
         ("--tp", args.tp, args.tp >= 1, "must be >= 1"),
-        ("--num-gpus", args.num_gpus, args.num_gpus >= 0 and (args.num_gpus or args.tp) % max(args.tp, 1) == 0,
-         f"must be a multiple of --tp {args.tp} (vLLM runs num_gpus / tp replicas); 0 takes --tp"),
+        ("--num-gpus", args.num_gpus, args.num_gpus >= 0, "must be >= 0; 0 takes --tp"),
         ("--gpu-memory-gib", args.gpu_memory_gib, args.gpu_memory_gib is None or 0 < args.gpu_memory_gib <= 4096,
          "must be the memory of one GPU in GiB, e.g. 80"),
         ("--max-model-len", args.max_model_len, args.max_model_len >= 1, "must be >= 1"),

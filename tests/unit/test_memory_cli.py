@@ -68,7 +68,7 @@ def test_memory_profile_with_a_misspelt_key_is_refused_as_run_refuses_it(capsys,
 
 def test_memory_flags_that_cannot_describe_a_server_are_named(capsys):
     cases = [(["--gpu-memory-gib", "0"], "--gpu-memory-gib 0"), (["--gpu", "H100-SXM", "--num-gpus", "3", "--tp", "2"],
-             "--num-gpus 3 (must be a multiple of --tp 2"),
+             "--num-gpus 3 is not a multiple of --tp 2"),
              (["--gpu", "H100-SXM", "--context-length", "8192", "--max-model-len", "4096"], "--context-length 8192"),
              (["--gpu", "H100-SXM", "--reserve-gib", "-5"], "--reserve-gib -5"),
              (["--gpu", "H100-SXM", "--method", "eagle"], "--method eagle needs --draft")]
