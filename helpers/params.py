@@ -15,6 +15,7 @@ import copy
 import difflib
 import hashlib
 import json
+import math
 import os
 import re
 import unicodedata
@@ -318,9 +319,24 @@ class MemoryParams(StepParams):
                 raise ValueError(f"{exc.problem}; {exc.fix}") from None
         return v
 
+    @field_validator("reserve_gib")
+    @classmethod
+    def _reserve(cls, v: float) -> float:
+        if v != -1 and not (math.isfinite(v) and v >= 0):
+            raise ValueError("give the activation/CUDA-graph reserve per GPU in GiB (>= 0), or -1 to estimate it")
+        return v
+
     @model_validator(mode="after")
     def _whole_tp_groups(self):
         check_gpus_per_group(self.num_gpus, self.tensor_parallel_size)
+        return self
+
+    @model_validator(mode="after")
+    def _context_within_max_model_len(self):
+        if self.context_length > self.max_model_len:
+            raise ValueError(f"{shown_name('context_length')} {self.context_length} exceeds {shown_name('max_model_len')} "
+                             f"{self.max_model_len}: a request cannot outgrow the server's context; raise "
+                             f"{shown_name('max_model_len')} or lower {shown_name('context_length')}")
         return self
 
 

@@ -125,13 +125,9 @@ def run(args: argparse.Namespace) -> int:
         raise ParameterError("--target is required", "give a local model dir, a catalog name or 'embedded'")
     bad = flag_problems([
         ("--tp", args.tp, args.tp >= 1, "must be >= 1"),
-        ("--num-gpus", args.num_gpus, args.num_gpus >= 0, "must be >= 0; 0 takes --tp"),
         ("--gpu-memory-gib", args.gpu_memory_gib, args.gpu_memory_gib is None or 0 < args.gpu_memory_gib <= 4096,
          "must be the memory of one GPU in GiB, e.g. 80"),
         ("--max-model-len", args.max_model_len, args.max_model_len >= 1, "must be >= 1"),
-        ("--context-length", args.context_length, 0 <= args.context_length <= args.max_model_len,
-         f"must lie in 1..--max-model-len {args.max_model_len} (a request cannot outgrow it); 0 takes --max-model-len"),
-        ("--reserve-gib", args.reserve_gib, args.reserve_gib == -1 or args.reserve_gib >= 0, "must be >= 0; -1 estimates it"),
         ("--gpu-memory-utilization", args.gpu_memory_utilization, 0 < args.gpu_memory_utilization <= 1,
          "must lie in (0, 1]"),
         ("--block-size", args.block_size, args.block_size >= 0, "must be >= 0; 0 takes vLLM's default"),
