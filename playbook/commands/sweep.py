@@ -19,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--requests", type=int, default=8, help="requests per (workload, temperature)")
     parser.add_argument("--max-tokens", type=int, default=64, help="output tokens per request")
     parser.add_argument("--concurrency", type=int, default=4, help="requests in flight")
-    parser.add_argument("--production-temperature", type=float, default=0.2, help="the temperature production uses")
+    parser.add_argument("--production-temperature", type=float, default=None,
+                        help="the temperature production uses (default: the one temperature swept, else 0.2)")
     parser.add_argument("--timeout", type=float, default=120, help="per-request timeout in seconds")
     _measure.add_common(parser)
 
@@ -32,8 +33,11 @@ def run(args: argparse.Namespace) -> int:
     p = _measure.params(SweepParams, args, spec_url=args.url, temperatures=args.temperatures,
                         workloads=[w for w in args.workload.split(";") if w.strip()],
                         requests_per_point=args.requests, max_tokens=args.max_tokens,
-                        sweep_concurrency=args.concurrency, production_temperature=args.production_temperature,
+                        sweep_concurrency=args.concurrency,
+                        production_temperature=0.2 if args.production_temperature is None else args.production_temperature,
                         request_timeout_s=args.timeout)
+    if args.production_temperature is None and len(p.temperatures) == 1:  # not 0.2 read off a sweep at T=0 only
+        p = p.model_copy(update={"production_temperature": p.temperatures[0]})
     prior = _measure.prior_results(args, NAME)  # an earlier sweep there is refused before the server is asked
     api_key = p.api_key()
     target = Target(p.spec_url, _measure.model_name(p.spec_url, p.served_model_name, api_key), api_key)

@@ -171,3 +171,16 @@ def test_prior_results_skip_backups_hidden_files_and_empty_dirs(tmp_path):
     backup = prior.back_up("import")
     assert backup.name != f"{BACKUP_PREFIX}20260101T000000Z" and (backup / "notebooks" / "50_load.ipynb").is_file()
     assert not PriorResults.find(run, ["*"])  # the earlier backup and the new one are never moved again
+
+
+def test_a_sweep_at_one_temperature_takes_it_as_the_production_temperature(tmp_path, live_url, capsys):
+    """`sweep --temperatures 0` reported its acceptance 'at the production temperature 0.2', a temperature it never
+    measured; a given --production-temperature still wins."""
+    run = tmp_path / "one"
+    assert main(["sweep", "--url", live_url, *SWEEP, "--temperatures", "0", "--run-dir", str(run)]) == 0
+    assert json.loads((run / "artifacts" / "40_sweep.json").read_text())["production_temperature"] == 0
+    run = tmp_path / "given"
+    assert main(["sweep", "--url", live_url, *SWEEP, "--temperatures", "0", "--production-temperature", "0.7",
+                 "--run-dir", str(run)]) == 0
+    assert json.loads((run / "artifacts" / "40_sweep.json").read_text())["production_temperature"] == 0.7
+    capsys.readouterr()
