@@ -15,6 +15,14 @@ def _md_escape(text: str) -> str:
     return re.sub(r"<(?=[A-Za-z/!?])", "&lt;", str(text)).replace("|", "\\|")
 
 
+def _vllm_version(ev: Evidence) -> str:
+    """The vLLM the measurements ran on; the one installed here only as such (an imported run's files may not say)."""
+    if ev.versions.get("vllm"):
+        return f"vLLM {ev.versions['vllm']}"
+    here = ev.versions.get("vllm_installed_here")
+    return "vLLM version not recorded" + (f" (installed here: {here})" if here else "")
+
+
 def summary_markdown(decision: Decision, ev: Evidence, check: PredictionCheck | None = None, report: str = "report.html") -> str:
     """The ticket text: verdict, reasons, measured speedups, the command to run, what to watch."""
     from .headline import judged_evidence
@@ -27,7 +35,7 @@ def summary_markdown(decision: Decision, ev: Evidence, check: PredictionCheck | 
         _md_escape(decision.headline),
         "",
         f"Target `{_md_escape(ev.target or '?')}`, draft `{_md_escape(ev.draft or '-')}`, method `{judged_ev.method or '?'}`, "
-        f"k={judged_ev.num_speculative_tokens or '?'}; vLLM {ev.versions.get('vllm') or ev.versions.get('vllm_installed_here', '?')}.",
+        f"k={judged_ev.num_speculative_tokens or '?'}; {_vllm_version(ev)}.",
         "",
         *_headline_lines(decision, ev),
         "",

@@ -211,8 +211,29 @@ def build_run(pairs: list[tuple[ImportedSide, ImportedSide]], run_dir: str | Pat
     run.write_json("50_load.json", res)
     _write_sweep(run, pairs, load_t, source)
     write_json_atomic(run.artifact(IMPORT_JSON), source)
-    _write_run_json(run, pairs, load_t, params or {}, source, has_sweep=any(s.acceptance for _, s in pairs))
+    params = _configured(pairs, params or {}, res.warnings)
+    run.write_json("50_load.json", res)  # with the warning on what the files do not say
+    _write_run_json(run, pairs, load_t, params, source, has_sweep=any(s.acceptance for _, s in pairs))
     return res
+
+
+def _configured(pairs, params: dict, warnings: list[str]) -> dict:
+    """What the speculative server ran, for the report and its launch command: the flags given, k from the
+    acceptance counters' positions when not given, and no draft rather than the embedded one when none is named
+    (the report would otherwise describe the playbook's own demo pair). Says what is still unknown."""
+    out = dict(params)
+    per_pos = next((s.acceptance.get("per_position") for _, s in pairs if s.acceptance and
+                    s.acceptance.get("per_position")), None)
+    if "num_speculative_tokens" not in out and per_pos:
+        out["num_speculative_tokens"] = len(per_pos)
+    out.setdefault("draft_model", "")
+    missing = [flag for flag, key in (("--method", "method"), ("--draft-model", "draft_model"),
+                                      ("--num-speculative-tokens", "num_speculative_tokens"))
+               if not out.get(key) and not (key == "draft_model" and out.get("method") not in (None, "draft_model"))]
+    if missing:
+        warnings.append(f"the files do not say what the speculative server ran: give {', '.join(missing)} so the "
+                        "report describes it and its launch command is right")
+    return out
 
 
 def _write_sweep(run: RunDir, pairs, temperature: float | None, source: dict) -> None:

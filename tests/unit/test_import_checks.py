@@ -138,3 +138,21 @@ def test_an_empty_run_directory_is_not_refused(tmp_path):
     for sub in ("artifacts", "notebooks", "server-logs"):
         (run / sub).mkdir(parents=True)
     import_results("vllm-bench", *([p] for p in PAIRS["vllm-bench"]), run)
+
+
+def test_an_import_does_not_describe_the_demo_pair_or_this_machines_vllm(tmp_path, capsys):
+    """Without --draft-model the report said draft `embedded` (the playbook's demo pair) and 'vLLM 0.32.0' (the one
+    installed here); k comes from the acceptance counters' positions, and what the files do not say is asked for."""
+    from playbook.cli import main
+
+    run = tmp_path / "run"
+    res = import_results("vllm-bench", [VB / "baseline.json"], [VB / "spec.json"], run, temperature=0.0)
+    params = json.loads((run / "run.json").read_text())["parameters"]
+    positions = json.loads((run / "artifacts" / "40_sweep.json").read_text())["temperatures"][0]["per_position"]
+    assert params["draft_model"] == "" and params["num_speculative_tokens"] == len(positions) > 0
+    assert any("give --method, --draft-model" in w for w in res.warnings)
+    assert main(["report", str(run)]) == 0
+    summary = (run / "summary.md").read_text()
+    assert "draft `-`" in summary and "embedded" not in summary.split("**Why**")[0]
+    assert "vLLM version not recorded (installed here:" in summary
+    capsys.readouterr()
