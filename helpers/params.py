@@ -624,12 +624,24 @@ def _explain(exc: ValidationError, values: dict[str, Any]) -> str:
         given = values.get(field, "<missing>") if isinstance(field, str) else "<...>"
         shown, flag = _shown_value(field, given), flag_for(str(field))
         label = f"{flag} {shown}{where} (parameter '{field}')" if flag else f"parameter '{field}'{where} = {shown}"
-        lines.append(f"{label}: {msg}{_quote_hint(exc_model(exc), field, given)}")
+        lines.append(f"{label}: {msg}{_quote_hint(exc_model(exc), field, given)}"
+                     f"{_percent_hint(exc_model(exc), field, given)}")
     return "; ".join(lines)
 
 
 def exc_model(exc: ValidationError) -> type[BaseModel] | None:
     return next((m for m in STEP_MODELS.values() if m.__name__ == exc.title), None)
+
+
+def _percent_hint(model: type[BaseModel] | None, field: Any, given: Any) -> str:
+    """A fraction given as a percentage (``max_ttft_rise=25`` for 25%): its bound is small, the value 1..100."""
+    if model is None or not isinstance(field, str) or field not in model.model_fields:
+        return ""
+    le = next((m.le for m in model.model_fields[field].metadata if getattr(m, "le", None) is not None), None)
+    if le is not None and le <= 5 and isinstance(given, (int, float)) and not isinstance(given, bool) \
+            and le < given <= 100:
+        return f" (if {given:g} is a percentage, give {given / 100:g})"
+    return ""
 
 
 def _quote_hint(model: type[BaseModel] | None, field: Any, given: Any) -> str:

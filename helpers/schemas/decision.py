@@ -28,12 +28,12 @@ class Thresholds(BaseModel):
     acceptance_drop_pp: float = Field(5.0, ge=0, description="flag a drop larger than this (percentage points)")
     max_error_rate: float = Field(0.05, ge=0, le=1, description="above this error rate the verdict is INCONCLUSIVE")
     max_gap_widening: float = Field(1.5, gt=0, description="rule: a P50-to-P99 TPOT gap widening more than this factor is flagged")
-    min_gain: float = Field(0.10, ge=0, description="rule: with no win, intervals that all stay below 1 + this exclude a "
+    min_gain: float = Field(0.10, ge=0, le=1, description="rule: with no win, intervals that all stay below 1 + this exclude a "
                             "gain worth having: NO-GO (the load test measures to +-10% by default)")
     max_temperature_median: float = Field(0.7, ge=0, le=2, description="rule: a median traffic temperature above this is a no-go")
     homogeneous_temperature_max: float = Field(0.5, ge=0, le=2, description="rule: traffic hotter than this is flagged")
     max_temperature_spread: float = Field(0.5, ge=0, le=2, description="rule: traffic temperatures spread wider than this are flagged")
-    max_ttft_rise: float = Field(0.25, ge=0, description="rule: a TTFT P50 rise beyond this fraction is flagged, SLO or not")
+    max_ttft_rise: float = Field(0.25, ge=0, le=5, description="rule: a TTFT P50 rise beyond this fraction is flagged, SLO or not")
     max_load_temperature_gap: float = Field(0.05, ge=0, le=2, description="rule: speed measured this much colder than production is flagged")
 
 

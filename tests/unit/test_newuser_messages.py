@@ -81,3 +81,13 @@ def test_every_renamed_flag_is_a_flag_of_its_command():
     for command, table in RENAMED_FLAGS.items():
         flags = parameter_flags(command, sub.choices[command])
         assert set(table) <= set(flags) and set(table) <= known_parameters(), command
+
+
+@pytest.mark.parametrize("name,value,fix", [("max_ttft_rise", "25", "give 0.25"), ("min_gain", "10", "give 0.1"),
+                                             ("acceptance_no_go_below", "60", "give 0.6")])
+def test_a_fraction_given_as_a_percentage_is_refused_with_the_fraction(name, value, fix):
+    """max_ttft_rise=25 (meaning 25%) had no upper bound and silently switched the TTFT flag off."""
+    from playbook.helpers.params import ReportParams, validate_params
+
+    with pytest.raises(ParameterError, match=rf"if {value} is a percentage, {fix}"):
+        validate_params(ReportParams, {name: float(value)})
