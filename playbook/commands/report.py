@@ -7,6 +7,7 @@ Jupyter kernel can start; the kernel only renders the report notebook into repor
 from __future__ import annotations
 
 import re
+import sys
 import warnings
 
 from playbook.commands._common import print_json
@@ -68,6 +69,9 @@ def run(args) -> int:
     check_run_directory(run_dir)
     overrides = redecide.check_overrides(dict(parse_override(x) for x in getattr(args, "param", [])))
     params = report_parameters(run_dir)
+    if not (run_dir.path / "run.json").exists() and not args.json:
+        print("note: no run.json (an interactive run, or it was removed): the report step's default thresholds, "
+              "peak and SLOs apply; give yours with -p name=value", file=sys.stderr)
     before, p_before = redecide.previous_decision(run_dir), validate_params(ReportParams, {**params, "run_dir": str(run_dir.path)})
     params = {**params, **overrides}
     p_after = validate_params(ReportParams, {**params, "run_dir": str(run_dir.path)})

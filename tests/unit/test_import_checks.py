@@ -156,3 +156,13 @@ def test_an_import_does_not_describe_the_demo_pair_or_this_machines_vllm(tmp_pat
     assert "draft `-`" in summary and "embedded" not in summary.split("**Why**")[0]
     assert "vLLM version not recorded (installed here:" in summary
     capsys.readouterr()
+
+
+def test_a_report_without_run_json_says_the_defaults_apply(tmp_path, capsys):
+    from playbook.cli import main
+
+    run = tmp_path / "run"
+    import_results("vllm-bench", [VB / "baseline.json"], [VB / "spec.json"], run, temperature=0.0)
+    (run / "run.json").unlink()
+    assert main(["report", str(run)]) == 0
+    assert "no run.json" in capsys.readouterr().err
