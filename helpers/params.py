@@ -152,8 +152,11 @@ def _split_list(value: Any) -> Any:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return [value]
     if isinstance(value, str):
-        value = value.strip().strip("[]")
-        return [v.strip() for v in value.split(",") if v.strip()] if value else []
+        value = value.strip().strip("[]").strip().removesuffix(",")
+        items = [v.strip() for v in value.split(",")] if value else []
+        if any(not v for v in items):
+            raise ValueError(f"{safe_yaml.short(value)} has an empty item between commas (e.g. 1,4,16)")
+        return items
     return value
 
 

@@ -19,16 +19,24 @@ def print_json(data: Any) -> None:
     sys.stdout.write("\n")
 
 
+def _items(text: str, example: str) -> list[str]:
+    """The items of a comma-separated list; an empty one between commas ('1,,4') is a typo, not nothing."""
+    items = [x.strip() for x in text.strip().removesuffix(",").split(",")]
+    if text.strip() and any(not x for x in items):
+        raise argparse.ArgumentTypeError(f"{text[:80]!r} has an empty item between commas (e.g. {example})")
+    return [x for x in items if x]
+
+
 def csv_floats(text: str) -> list[float]:
     try:
-        return [float(x) for x in text.split(",") if x.strip()]
+        return [float(x) for x in _items(text, "0.8,0.6")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text[:80]!r} is not a comma-separated list of numbers (e.g. 0.8,0.6)") from None
 
 
 def csv_ints(text: str) -> list[int]:
     try:
-        return [int(x) for x in text.split(",") if x.strip()]
+        return [int(x) for x in _items(text, "1,4,16")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text[:80]!r} is not a comma-separated list of whole numbers (e.g. 1,4,16)") from None
 

@@ -140,3 +140,15 @@ def test_tpot_at_without_tpot_ms_is_named_not_ignored(capsys):
     rc, out = _run(capsys, "--target", "Llama-3.1-8B", "--draft", "Llama-3.2-1B", "--gpu", "H100-SXM",
                    "--acceptance", "0.7", "--tpot-at", "32,9,6")
     assert rc == 1 and "--tpot-at without --tpot-ms" in out.err
+
+
+def test_an_empty_item_in_a_list_is_a_typo_not_nothing(capsys):
+    from playbook.helpers.errors import ParameterError
+    from playbook.helpers.params import LoadParams, validate_params
+
+    with pytest.raises(SystemExit):  # an argument the parser refuses
+        _run(capsys, "--target", "Llama-3.1-8B", "--gpu", "H100-SXM", "--acceptance", "0.7", "--batch-sizes", "1,,4")
+    assert "empty item between commas" in capsys.readouterr().err
+    with pytest.raises(ParameterError, match="empty item between commas"):
+        validate_params(LoadParams, {"concurrencies": "1,,4"})
+    assert validate_params(LoadParams, {"concurrencies": "1,4,"}).concurrencies == [1, 4]  # a trailing comma is fine
