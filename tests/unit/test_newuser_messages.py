@@ -91,3 +91,10 @@ def test_a_fraction_given_as_a_percentage_is_refused_with_the_fraction(name, val
 
     with pytest.raises(ParameterError, match=rf"if {value} is a percentage, {fix}"):
         validate_params(ReportParams, {name: float(value)})
+
+
+def test_a_load_precision_given_as_a_percentage_is_refused():
+    from playbook.helpers.params import LoadParams
+
+    with pytest.raises(ParameterError, match="if 10 is a percentage, give 0.1"):
+        validate_params(LoadParams, {"target_ci_halfwidth": 10})
