@@ -419,7 +419,7 @@ class LoadParams(StepParams):
     servers_side_by_side: bool = Field(False, description="managed mode: the node holds both servers at once, so "
                                        "levels are measured in alternating baseline/spec rounds (embedded and "
                                        "external always are)")
-    target_ci_halfwidth: float = Field(0.10, gt=0, le=1, description="a level adds rounds until its speedup interval's "
+    target_ci_halfwidth: float = Field(0.10, gt=0, le=5, description="a level adds rounds until its speedup interval's "
                                        "half-width is at most this fraction of the speedup")
     level_time_budget_s: float = Field(45, gt=0, description="or until it has spent this many seconds")
     min_round_pairs: int = Field(3, ge=2, description="round pairs a level measures at least")
