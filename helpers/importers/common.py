@@ -206,13 +206,12 @@ def build_run(pairs: list[tuple[ImportedSide, ImportedSide]], run_dir: str | Pat
     res.crossover = find_crossover(res.speedup)
     res.error_rate = (sum(x.errors for x in levels) / total) if (total := sum(x.requests for x in levels)) else 0.0
     res.finding = f"imported from {first.tool}: " + finding(res)
+    params = _configured(pairs, params or {}, res.warnings)
     res.breakdown = breakdown(all_records, res, seed)
     write_csv(res.breakdown, run.artifact(BREAKDOWN_CSV))
     run.write_json("50_load.json", res)
     _write_sweep(run, pairs, load_t, source)
     write_json_atomic(run.artifact(IMPORT_JSON), source)
-    params = _configured(pairs, params or {}, res.warnings)
-    run.write_json("50_load.json", res)  # with the warning on what the files do not say
     _write_run_json(run, pairs, load_t, params, source, has_sweep=any(s.acceptance for _, s in pairs))
     return res
 
