@@ -164,10 +164,10 @@ def memory_fit_rule(ev: Evidence) -> RuleResult | None:
     """Step 20's "does not fit" as a blocking (no-go) rule, quoting its reason; None when it fits or did not run.
     Without it, a target that does not fit even alone (no request fits without the draft either) read as
     "not measured: run the memory step", though step 20 ran and found the problem."""
+    if ev.memory_fits is not False:
+        return None
     finding = ev.findings.get("20_memory", "")
     alone = ev.max_concurrency_baseline is not None and ev.max_concurrency_baseline <= 0
-    if not (alone or finding.startswith(DOES_NOT_FIT)):
-        return None
     what = "even the target alone does not fit (no request fits, with the draft or without)" if alone else \
         "the configuration does not fit"
     why = finding.removeprefix(DOES_NOT_FIT).lstrip(": ") or "no request fits in the KV cache"

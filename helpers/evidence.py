@@ -208,6 +208,7 @@ def _from_memory(mem: MemoryResult, ev: Evidence) -> None:
     if b.target_share_of_vram and b.target_weights_per_gpu_gib:
         ev.gpu_memory_gib = b.target_weights_per_gpu_gib / b.target_share_of_vram
     ev.max_concurrency_baseline = b.concurrency_at_context_without_draft
+    ev.memory_fits = b.fits
     ev.max_concurrency_spec = b.concurrency_at_context
     ev.memory_context_length = b.context_length
     ev.kv_cache_tokens = b.kv_cache_tokens

@@ -114,7 +114,7 @@ def concurrency_number(ev: Evidence, t: Thresholds) -> Number:
                       verdict="go")
     if base is None or spec is None:
         return Number(key="concurrency", label=label, value="not measured", detail="run the memory budget (step 20)")
-    if base <= 0 or spec <= 0:  # step 20 ran: the configuration holds no request at the context (or not even weights)
+    if ev.memory_fits is False or base <= 0 or spec <= 0:  # step 20 ran and found no room for a request
         return Number(key="concurrency", label=label, value="does not fit",
                       detail=ev.findings.get("20_memory", "") or "step 20: no request fits at this context",
                       verdict="no-go")

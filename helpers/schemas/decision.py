@@ -101,6 +101,7 @@ class Evidence(BaseModel):
     target_weights_gib: float | None = None
     draft_weights_gib: float | None = None
     max_concurrency_baseline: float | None = None
+    memory_fits: bool | None = Field(None, description="step 20's budget fits (None: step 20 did not run)")
     max_concurrency_spec: float | None = None
     memory_context_length: int | None = None
     best_draft: str | None = None
