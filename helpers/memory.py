@@ -208,6 +208,9 @@ def budget(
     draft = None if method in NO_DRAFT_METHODS else draft
     reasons: list[str] = []
     warnings: list[str] = []
+    if context_length and context_length > max_model_len:
+        warnings.append(f"context_length {context_length} exceeds max_model_len {max_model_len}: vLLM refuses longer "
+                        f"requests, so concurrency is given for {max_model_len}-token requests (raise max_model_len)")
     bs = block_size or default_block_size(gpu, target)
     mbt = max_num_batched_tokens or default_scheduler_limits(gpu)[0]
     if tp > num_gpus:

@@ -334,14 +334,6 @@ class MemoryParams(StepParams):
         check_gpus_per_group(self.num_gpus, self.tensor_parallel_size)
         return self
 
-    @model_validator(mode="after")
-    def _context_within_max_model_len(self):
-        if self.context_length > self.max_model_len:
-            raise ValueError(f"{shown_name('context_length')} {self.context_length} exceeds {shown_name('max_model_len')} "
-                             f"{self.max_model_len}: a request cannot outgrow the server's context; raise "
-                             f"{shown_name('max_model_len')} or lower {shown_name('context_length')}")
-        return self
-
 
 class QuantizationParams(MemoryParams):
     step: ClassVar[str] = "30_quantization"

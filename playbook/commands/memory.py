@@ -128,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
         ("--gpu-memory-gib", args.gpu_memory_gib, args.gpu_memory_gib is None or 0 < args.gpu_memory_gib <= 4096,
          "must be the memory of one GPU in GiB, e.g. 80"),
         ("--max-model-len", args.max_model_len, args.max_model_len >= 1, "must be >= 1"),
+        ("--context-length", args.context_length, args.context_length <= args.max_model_len,
+         f"exceeds --max-model-len {args.max_model_len}: a request cannot outgrow the server's context"),
         ("--gpu-memory-utilization", args.gpu_memory_utilization, 0 < args.gpu_memory_utilization <= 1,
          "must lie in (0, 1]"),
         ("--block-size", args.block_size, args.block_size >= 0, "must be >= 0; 0 takes vLLM's default"),

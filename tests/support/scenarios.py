@@ -455,7 +455,7 @@ def error_bursts_inconclusive() -> Outcome:
         n = 10
         res = ws.playbook(*load_args(ws, spec, base, prompts, requests_per_level=n, concurrencies="2",
                                      warmup_requests=0, max_error_rate=0.2, min_round_pairs=2,
-                                     target_ci_halfwidth=10))  # exactly 2 round pairs of n requests
+                                     target_ci_halfwidth=5))  # exactly 2 round pairs of n requests
         n *= 2
         run = ws.run_dirs()[0]
         out.check("the run continues to the end (exit 0)", res.returncode == 0)

@@ -150,3 +150,11 @@ def test_a_model_path_that_is_not_a_directory_says_what_it_is(tmp_path):
     with pytest.raises(ModelError, match="is a file, not a model directory") as exc:
         models.resolve(str(cfg))
     assert exc.value.fix == f"give its directory, {cfg.parent}"
+
+
+def test_a_context_beyond_max_model_len_is_said_not_silently_clipped():
+    from playbook.helpers import gpus, memory
+
+    b = memory.budget(models.resolve("Llama-3.1-8B"), None, gpus.get_gpu("H100-SXM"), method="none",
+                      max_model_len=1024, context_length=4096)
+    assert b.context_length == 1024 and any("context_length 4096 exceeds max_model_len 1024" in w for w in b.warnings)
