@@ -132,6 +132,20 @@ def roofline_from_specs(spec, gpu, *, name: str, tp: int = 1, precision: str = "
     )
 
 
+def draft_step_model(target_spec, draft_spec, gpu, method: str, *, tp: int = 1, draft_tp: int | None = None,
+                     precision: str = "bf16", draft_precision: str = "bf16",
+                     constants: StepConstants = H100_VLLM_V1) -> StepTimeModel | None:
+    """The draft pass's step model for ``method``: the target's own MTP layers (at the target's TP and precision),
+    the draft model or head, or None for a lookup (n-gram, suffix) or no draft."""
+    if method == "mtp":
+        return roofline_from_specs(target_spec, gpu, name="draft", tp=tp, precision=precision, draft=True,
+                                   mtp=True, constants=constants)
+    if draft_spec is None or method in LOOKUP_METHODS:
+        return None
+    return roofline_from_specs(draft_spec, gpu, name="draft", tp=draft_tp or tp, precision=draft_precision,
+                               draft=True, constants=constants)
+
+
 def default_method(draft_spec) -> str:
     """vLLM's method for a draft: 'eagle3'/'eagle' for an EAGLE head, else 'draft_model' ('ngram' without)."""
     if draft_spec is None:
@@ -159,13 +173,8 @@ def catalog_prediction(target_spec, draft_spec, gpu, *, num_speculative_tokens: 
         raise ParameterError(f"'{gpu.name}' has no bandwidth/compute figures in the catalog",
                              "give measured step times: --target-step-ms (TPOT at concurrency 1) and --per-token-ms")
     t_step = roofline_from_specs(target_spec, gpu, name="target", tp=tp, precision=precision, constants=constants)
-    d_step = None
-    if method == "mtp":  # the target's own MTP layers draft, at the target's TP and precision
-        d_step = roofline_from_specs(target_spec, gpu, name="draft", tp=tp, precision=precision, draft=True,
-                                     mtp=True, constants=constants)
-    elif draft_spec is not None and method not in LOOKUP_METHODS:
-        d_step = roofline_from_specs(draft_spec, gpu, name="draft", tp=draft_tp or tp, precision=draft_precision,
-                                     draft=True, constants=constants)
+    d_step = draft_step_model(target_spec, draft_spec, gpu, method, tp=tp, draft_tp=draft_tp, precision=precision,
+                              draft_precision=draft_precision, constants=constants)
     pred = predict(
         target_step=t_step, draft_step=d_step, num_speculative_tokens=num_speculative_tokens, acceptance=acceptance,
         acceptance_length=acceptance_length, acceptance_per_position=acceptance_per_position,

@@ -77,12 +77,8 @@ def _calibrated(args, target, draft, method: str, tp: int, acceptance: dict, gpu
     prior_t = prior_d = None
     if gpu is not None and not gpu.is_cpu:
         prior_t = catalog_predict.roofline_from_specs(target, gpu, name="target", tp=tp, precision=args.precision)
-        if method == "mtp":  # the target's own MTP layer drafts
-            prior_d = catalog_predict.roofline_from_specs(target, gpu, name="draft", tp=tp, precision=args.precision,
-                                                          draft=True, mtp=True)
-        elif draft is not None:
-            prior_d = catalog_predict.roofline_from_specs(draft, gpu, name="draft", tp=args.draft_tp or tp,
-                                                          precision=args.draft_precision, draft=True)
+        prior_d = catalog_predict.draft_step_model(target, draft, gpu, method, tp=tp, draft_tp=args.draft_tp or None,
+                                                   precision=args.precision, draft_precision=args.draft_precision)
     n, base_n, spec_n = args.tpot_at if args.tpot_at is not None else (None, None, None)
     t_step, d_step = calibration.calibrate_steps(
         num_speculative_tokens=k, expected_tokens_per_step=e_of(k), tpot_baseline_ms=args.tpot_ms[0],
