@@ -64,6 +64,7 @@ RENAMED_FLAGS: dict[str, dict[str, str]] = {
     "lossless": {"lossless_temperatures": "temperatures", "lossless_requests": "requests",
                  "lossless_alpha": "alpha", "served_model_name": "model"},
     "memory": {"target_model": "target", "draft_model": "draft", "tensor_parallel_size": "tp"},
+    "predict": {"tensor_parallel_size": "tp"},
     "drafts": {"target_model": "target", "draft_candidates": "candidates"},
     "engine": {"server_start_timeout_s": "timeout"},
 }

@@ -149,11 +149,15 @@ def check_arguments(args) -> None:
 
 def run(args) -> int:
     from playbook.helpers import catalog_predict, drafts, gpus, models, predict
+    from playbook.helpers.params import check_gpus_per_group
 
     check_arguments(args)
     tp = args.tp or args.num_gpus
-    if args.num_gpus % tp:
-        raise ParameterError(f"--num-gpus {args.num_gpus} is not a multiple of --tp {tp}", "use e.g. --num-gpus 2 --tp 2")
+    try:
+        check_gpus_per_group(args.num_gpus, tp)  # the rule the memory step's parameters follow
+    except ValueError as exc:
+        problem, _, fix = str(exc).partition("; ")
+        raise ParameterError(problem, fix) from None
     draft = models.resolve(args.draft, "draft") if args.draft and args.method not in predict.LOOKUP_METHODS else None
     method = args.method or catalog_predict.default_method(draft)
     defaulted = "" if args.method or args.draft else \

@@ -152,3 +152,9 @@ def test_an_empty_item_in_a_list_is_a_typo_not_nothing(capsys):
     with pytest.raises(ParameterError, match="empty item between commas"):
         validate_params(LoadParams, {"concurrencies": "1,,4"})
     assert validate_params(LoadParams, {"concurrencies": "1,4,"}).concurrencies == [1, 4]  # a trailing comma is fine
+
+
+def test_gpus_that_are_not_whole_tp_groups_are_refused_as_the_memory_step_refuses_them(capsys):
+    rc, out = _run(capsys, "--target", "Llama-3.1-8B", "--gpu", "H100-SXM", "--acceptance", "0.7",
+                   "--num-gpus", "3", "--tp", "2")
+    assert rc == 1 and "--num-gpus 3 is not a multiple of --tp 2" in out.err and "--num-gpus 2 or 4" in out.err
