@@ -129,7 +129,6 @@ def _check_model_served(url: str, model: str, listed: list[str], timeout_s: floa
         return  # reachability was checked already; the measurement itself records what goes wrong
 
 
-
 def served_model(url: str, given: str, api_key: str | None = None, flag: str = "--model") -> str:
     """The model to ask ``url`` for: ``given`` once the server is reachable and serves it (see
     :func:`_check_model_served`), else the first one /v1/models lists. ``flag`` is how the user gives the name

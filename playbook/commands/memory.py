@@ -107,9 +107,10 @@ def apply_profile(args: argparse.Namespace) -> None:
     if unknown:  # a misspelt key would silently leave its flag at the default (`run` refuses the same file)
         raise unknown_parameter_error(unknown)
     for key, flag in PROFILE_KEYS.items():
-        if key in profile and profile[key] not in (None, 0.0 if key == "gpu_memory_gib" else None) \
-                and getattr(args, flag) == default[flag]:
-            value = profile[key]
+        value = profile.get(key)
+        if value is None or (key == "gpu_memory_gib" and not value):  # 0 GiB: take the GPU's own memory
+            continue
+        if getattr(args, flag) == default[flag]:
             setattr(args, flag, "none" if flag == "method" and not profile.get("draft_model") and value == "draft_model"
                     else value)
 

@@ -33,9 +33,9 @@ def run(args: argparse.Namespace) -> int:
     p = _measure.params(SweepParams, args, spec_url=args.url, temperatures=args.temperatures,
                         workloads=[w for w in args.workload.split(";") if w.strip()],
                         requests_per_point=args.requests, max_tokens=args.max_tokens,
-                        sweep_concurrency=args.concurrency,
-                        production_temperature=0.2 if args.production_temperature is None else args.production_temperature,
-                        request_timeout_s=args.timeout)
+                        sweep_concurrency=args.concurrency, request_timeout_s=args.timeout,
+                        **({} if args.production_temperature is None
+                           else {"production_temperature": args.production_temperature}))
     if args.production_temperature is None and len(p.temperatures) == 1:  # not 0.2 read off a sweep at T=0 only
         p = p.model_copy(update={"production_temperature": p.temperatures[0]})
     prior = _measure.prior_results(args, NAME)  # an earlier sweep there is refused before the server is asked
