@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 from ..errors import ImportFileError
-from .common import ImportedSide, read_json, record, tpot
+from .common import ImportedSide, read_json, record, spec_decode_metrics, tpot
 
 TOOL = "aiperf"
 RECORDS = "profile_export.jsonl"
@@ -41,7 +41,7 @@ def speculation(aggregate: object, metric_names: set[str]) -> str | None:
         names = names or sorted(k for k, v in aggregate.items() if k.startswith("spec_decode_") and v is not None)
     if not names:
         return None
-    return f"spec-decode metrics ({', '.join(names[:2])}{', ...' if len(names) > 2 else ''})"
+    return f"spec-decode metrics ({spec_decode_metrics(names)})"
 
 
 def read(path: str | Path) -> list[ImportedSide]:

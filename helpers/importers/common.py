@@ -57,6 +57,12 @@ class ImportedSide:
     extra_files: list[Path] = field(default_factory=list)  # read too (e.g. AIPerf's aggregate): copied and hashed
 
 
+def spec_decode_metrics(names) -> str:
+    """The spec-decode metric names a file carries, as the evidence that its server speculated (two named)."""
+    names = sorted(names)
+    return f"{', '.join(names[:2])}{', ...' if len(names) > 2 else ''}"
+
+
 def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -20,7 +20,7 @@ import math
 from pathlib import Path
 
 from ..errors import ImportFileError
-from .common import ImportedSide, read_json, record, tpot
+from .common import ImportedSide, read_json, record, spec_decode_metrics, tpot
 
 TOOL = "vllm bench serve"
 DETAILED = ("input_lens", "output_lens", "ttfts", "itls", "latencies", "errors")
@@ -95,7 +95,7 @@ def speculation(data: dict) -> str | None:
     config says so too. None when nothing does."""
     counters = sorted(k for k, v in data.items() if k.startswith("spec_decode_") and v is not None)
     if counters:
-        return f"vLLM's spec-decode counters ({', '.join(counters[:2])}{', ...' if len(counters) > 2 else ''})"
+        return f"vLLM's spec-decode counters ({spec_decode_metrics(counters)})"
     key = next((k for k in SPEC_CONFIG_KEYS if data.get(k) not in (None, "", 0, "0", "none", "None")), None)
     return f"a speculative config ({key}={json.dumps(data[key])[:60]})" if key else None
 
