@@ -22,8 +22,8 @@ def add_arguments(p) -> None:
     p.add_argument("--engine", default="vllm", choices=["vllm", "sglang"],
                    help="serving engine whose per-step costs the --gpu model uses: vllm (V1, the engine the playbook "
                         "drives) or sglang (EAGLE without its overlap scheduler; fitted on the EAGLE-3 paper's batch table)")
-    p.add_argument("--num-gpus", type=int, default=1, help="GPUs on the node (replicas = num_gpus / tp)")
-    p.add_argument("--tp", type=int, default=0, help="tensor parallel size (default: --num-gpus)")
+    p.add_argument("--num-gpus", type=int, default=None, help="GPUs on the node (replicas = num_gpus / tp; default: --tp)")
+    p.add_argument("--tp", type=int, default=0, help="tensor parallel size (default: --num-gpus, else 1)")
     p.add_argument("--draft-tp", type=int, default=0, help="draft tensor parallel size (default: --tp, as vLLM)")
     p.add_argument("--precision", default="bf16", type=str.lower, help="target weight precision (bf16, fp8, int8, int4)")
     p.add_argument("--draft-precision", default="bf16", type=str.lower, help="draft weight precision")
@@ -112,7 +112,7 @@ def check_arguments(args) -> None:
         return x is not None and math.isfinite(x) and x > 0
 
     checks = [
-        ("--num-gpus", args.num_gpus, args.num_gpus >= 1, "must be >= 1"),
+        ("--num-gpus", args.num_gpus, args.num_gpus is None or args.num_gpus >= 1, "must be >= 1"),
         ("--tp", args.tp, args.tp >= 0, "must be >= 1; 0 takes --num-gpus"),
         ("--draft-tp", args.draft_tp, args.draft_tp >= 0, "must be >= 1; 0 takes --tp"),
         ("-k", args.num_speculative_tokens, 1 <= args.num_speculative_tokens <= 16, "must lie in 1..16"),
@@ -152,6 +152,7 @@ def run(args) -> int:
     from playbook.helpers.params import check_gpus_per_group
 
     check_arguments(args)
+    args.num_gpus = args.num_gpus if args.num_gpus is not None else (args.tp or 1)  # as `playbook memory`: --tp 4 alone means one group of 4 GPUs
     tp = args.tp or args.num_gpus
     try:
         check_gpus_per_group(args.num_gpus, tp)  # the rule the memory step's parameters follow

@@ -158,3 +158,16 @@ def test_gpus_that_are_not_whole_tp_groups_are_refused_as_the_memory_step_refuse
     rc, out = _run(capsys, "--target", "Llama-3.1-8B", "--gpu", "H100-SXM", "--acceptance", "0.7",
                    "--num-gpus", "3", "--tp", "2")
     assert rc == 1 and "--num-gpus 3 is not a multiple of --tp 2" in out.err and "--num-gpus 2 or 4" in out.err
+
+
+def test_tp_alone_means_one_group_of_that_many_gpus_as_in_playbook_memory(capsys):
+    base = ["--target", "Llama-3.1-70B", "--draft", "Llama-3.2-1B", "--gpu", "H100-SXM", "--acceptance", "0.7",
+            "--batch-sizes", "1,8", "--json"]
+    rc, out = _run(capsys, *base, "--tp", "4")
+    assert rc == 0, out.err
+    alone = json.loads(out.out)
+    rc, out = _run(capsys, *base, "--tp", "4", "--num-gpus", "4")
+    assert rc == 0 and json.loads(out.out)["points"] == alone["points"]
+    assert not any("replicas" in a for a in alone["assumptions"])  # one replica, not "1 GPU for TP 4"
+    rc, out = _run(capsys, *base, "--num-gpus", "0")
+    assert rc == 1 and "--num-gpus 0 (must be >= 1)" in out.err
