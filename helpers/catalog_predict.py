@@ -189,9 +189,19 @@ def catalog_prediction(target_spec, draft_spec, gpu, *, num_speculative_tokens: 
                             "(helpers/step_model.py)")
     if engine == "vllm" and method in ("eagle", "eagle3"):
         pred.assumptions.append(OTHER_ENGINE_NOTE)
+    if target_spec.num_experts:
+        pred.assumptions.append(MOE_NOTE.format(e=target_spec.num_experts))
     if engine == "vllm" and method in ASYNC_OFF_METHODS:
         pred.assumptions.append(ASYNC_OFF_NOTE.format(method=method, engine_ms=constants.engine_step_ms))
     return pred
+
+
+# Said beside every MoE prediction: its curve can rise with the batch (step_model.distinct_experts says why and
+# where that was and was not seen).
+MOE_NOTE = ("MoE ({e} experts): verification touches more experts than a decode step at small batches and hardly "
+            "more once the batch alone touches most of them, so the gain can rise with the batch (MoESD, arXiv "
+            "2505.19645); published vLLM curves fell from 1 to 16 (Kimi-K2.6, GB200, predicted within 2%) and, with "
+            "expert parallelism on MI355X, from 4 to 64 (predicted to rise from 16): measure before relying on a rise")
 
 
 # vLLM turns async scheduling on by default (v0.14, PR 31998, with speculative decoding) and off again for

@@ -99,7 +99,16 @@ H100_SGLANG = H100_VLLM_V1.model_copy(update={"spec_seq_ms": 0.15, "baseline_ove
 
 
 def distinct_experts(tokens: float, num_experts: int, per_token: int) -> float:
-    """Expected routed experts a pass over ``tokens`` tokens touches in one layer: E(1 - (1 - k/E)^T)."""
+    """Expected routed experts a pass over ``tokens`` tokens touches in one layer: E(1 - (1 - k/E)^T).
+
+    So verification costs a MoE most at small batches (b(k+1) tokens touch many more experts than b) and little
+    once the batch alone touches most experts: the gain can rise with the batch before compute ends it, as MoESD
+    (arXiv 2505.19645, NeurIPS 2025: "under medium batch sizes, MoE surprisingly benefits more from SD than dense
+    models") and Cohere (blog, 2026-04-21, "Why MoE models get more from speculative decoding") measured.
+    Independent routing is an upper bound: consecutive tokens of one sequence share experts (Cohere, as quoted
+    secondhand: ~20% fewer distinct experts for 4 verified tokens; not applied, not read in the source). Checked in
+    benchmarks/predictor/published.yaml: Kimi-K2.6 on GB200 to concurrency 16 within 2%; MiniMax-M2.5 on MI355X with
+    expert parallelism fell from 4 to 64 where this predicts a rise from 16."""
     if num_experts <= 0 or per_token <= 0 or tokens <= 0:
         return 0.0
     return num_experts * (1 - (1 - per_token / num_experts) ** tokens)
