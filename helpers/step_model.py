@@ -44,6 +44,9 @@ H100_VLLM_V1 = StepConstants(
     # at k=2..7 minus the verification pass grows by ~0.71 ms per drafted token from an intercept
     # of ~0.6 ms at k=0: the per-speculative-step cost (rejection sampler, proposer bookkeeping).
     spec_step_ms=0.6,
+    # Later vLLM schedules asynchronously with speculation; the published gains are small: PR 25872 (L20, Llama-3.1-8B,
+    # EAGLE-3 k=4, concurrency 1) mean TPOT 9.91 -> 9.57 ms (3.4%), PR 32951 "zero-bubble" (8x H100, DeepSeek-V3.2,
+    # MTP k=1) 9.19 -> 8.90 ms (3%). So these 0.10.1 constants stand for current vLLM within a few percent.
     # SpecDecode-Bench `target_c_fixed` = 5.886 ms for Llama-3.1-8B on H100, less 15.0 GB of
     # non-embedding weights streamed at 90% of 3.35 TB/s (4.98 ms) and 32 x per_layer_ms.
     forward_fixed_ms=0.5,
