@@ -59,6 +59,8 @@ def level_stats(config: str, shape: LoadShape, records: list[dict], duration_s: 
     ok = _ok(records)
     paced = [r for r in ok if not r.get("burst")]
     statuses = Counter(r["status"] for r in records if r["status"] != "ok")
+    if records and not ok and status == "ok":  # nothing measured: a failed level, never a level without a speedup
+        status, reason = "failed", all_failed(records, statuses)
     itl = [x for r in paced for x in r["itl_ms"]]
     out_tokens = sum(r["output_tokens"] or 0 for r in ok)
     lags = [r["dispatch_lag_ms"] for r in records]
@@ -78,6 +80,13 @@ def level_stats(config: str, shape: LoadShape, records: list[dict], duration_s: 
         burst_requests=bursts, burst_share=bursts / len(ok) if ok else None,
         client_tpot_ms_mean=float(np.mean(client_tpot)) if client_tpot else None,
     )
+
+
+def all_failed(records: list[dict], statuses: Counter) -> str:
+    """Why a level measured nothing: every request failed, by kind, with the first error's own words."""
+    kinds = ", ".join(f"{n} {kind}" for kind, n in statuses.most_common())
+    first = next((str(r["error"]) for r in records if r.get("error")), "")
+    return f"every one of its {len(records)} requests failed ({kinds})" + (f": {first[:300]}" if first else "")
 
 
 def integrity_problems(stats: dict[str, LevelStats]) -> list[str]:

@@ -229,6 +229,7 @@ class _Phase:
         counted = last_ct = 0
         server_ct = None
         malformed = chunks = gaps = near_zero = 0
+        ctype = ""
         t_send = time.perf_counter()
         rec["sent_s"] = t_send - self.t0
         rec["dispatch_lag_ms"] = (rec["sent_s"] - scheduled) * 1000.0
@@ -240,6 +241,7 @@ class _Phase:
                     rec["status"] = "http_error"
                     rec["error"] = f"HTTP {resp.status}: {(await resp.text())[:300]}"
                 else:
+                    ctype = resp.content_type
                     async for line in resp.content:
                         if not line.startswith(_DATA):
                             if line.strip() and not line.startswith((b":", b"event:", b"id:", b"retry:")):
@@ -316,7 +318,10 @@ class _Phase:
             if out > 1:
                 rec["tpot_ms"] = (rec["e2e_ms"] - rec["ttft_ms"]) / (out - 1)
         if rec["status"] == "ok" and first is None:
-            rec["status"], rec["error"] = "stream_error", "the stream ended without any token"
+            rec["status"], rec["error"] = "stream_error", "the stream ended without any token" + (
+                f"; the server answered {ctype}, not text/event-stream: it does not stream (the request asks for "
+                "\"stream\": true); point the URL at a vLLM/OpenAI-compatible server that streams"
+                if ctype and ctype != "text/event-stream" else "")
         return rec
 
 

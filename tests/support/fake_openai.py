@@ -13,7 +13,8 @@ so a test can replay real scrapes, including a counter reset. FAKE_METRICS=live 
 own spec-decode counters instead (they start at 0, so killing and restarting it is a real reset).
 $FAKE_LISTED (comma-separated) is what /v1/models lists (default "fake"); with $FAKE_SERVED set, a completion for a
 model not in it gets vLLM's 404 ("does not exist"), so a router that serves more than it lists can be played.
-With $FAKE_API_KEY set, every /v1 request needs "Authorization: Bearer <that key>" (else HTTP 401).
+With $FAKE_API_KEY set, every /v1 request needs "Authorization: Bearer <that key>" (else HTTP 401). With
+$FAKE_NO_STREAM set, a completion is one JSON body, never a stream (a server that ignores "stream": true).
 Run as a process: python tests/support/fake_openai.py PORT   (prints "ready" when listening)
 """
 
@@ -56,6 +57,9 @@ async def completions(request: web.Request) -> web.StreamResponse:
     if served != [""] and body.get("model") not in served:  # vLLM's answer to a model name it does not serve
         return web.json_response({"error": {"message": f"The model `{body.get('model')}` does not exist.",
                                             "type": "NotFoundError", "param": "model", "code": 404}}, status=404)
+    if os.environ.get("FAKE_NO_STREAM"):
+        return web.json_response({"choices": [{"index": 0, "text": "tok0 tok1", "finish_reason": "length"}],
+                                  "usage": {"prompt_tokens": 5, "completion_tokens": 2}})
     mode = str(body.get("prompt", "ok")).split()[0]
     if mode.startswith("http"):
         return web.Response(status=int(mode[4:]), text=f"fake {mode[4:]}: try again later")

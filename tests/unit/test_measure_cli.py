@@ -83,3 +83,18 @@ def test_external_mode_names_a_served_model_name_the_server_does_not_serve(tmp_p
             assert ep.model == "fake"
     finally:
         stop_fake(proc)
+
+
+def test_a_load_test_whose_every_request_failed_fails_and_says_why(tmp_path):
+    proc, url = start_fake(FAKE_NO_STREAM="1")  # a server that ignores "stream": true
+    try:
+        out = playbook("load", "--baseline-url", url, "--spec-url", url, "--concurrency", "1,2", "--requests", "3",
+                       "--warmup", "0", "--no-lossless", "--run-dir", str(tmp_path), "--no-progress")
+    finally:
+        stop_fake(proc)
+    assert out.returncode == 1, out.stdout  # not "excluded (no speedup)" with exit 0
+    assert "every one of its 9 requests failed (9 stream_error)" in out.stdout
+    assert "does not stream" in out.stdout
+    data = json.loads((tmp_path / "artifacts" / "50_load.json").read_text())
+    assert data["status"] == "failed" and data["speedup"] == []
+    assert (tmp_path / "artifacts" / "50_load_requests.jsonl").stat().st_size > 0  # the raw records are kept
