@@ -288,8 +288,9 @@ def recommend(verdict: str, ev: Evidence, by: dict[str, RuleResult]) -> Recommen
         # a table comes with the comparison's winner, whose label (method:k[:window]) gives its own k
         notes.append(dynamic_k_note(cfg["num_speculative_tokens_per_batch_size"], parse(comp["winner"]).k))
     if not enable:
-        notes.append("keep speculative decoding off: " + ("the measurements say it does not pay" if verdict == "NO-GO"
-                                                          else "measure what is missing first"))
+        no_go = [r.reason for r in by.values() if r.verdict == "no-go"]
+        notes.append("keep speculative decoding off: " + (("; ".join(no_go) or "the measurements say it does not pay")
+                                                          if verdict == "NO-GO" else "measure what is missing first"))
     rec.speculative_config = cfg
     rec.notes = notes
     return rec

@@ -157,7 +157,7 @@ def watch_items(decision: Decision, ev: Evidence, *, model_name: str = "", no_go
     m = matchers(model_name)
     out: list[dict] = []
     blocking = {r.name: r for r in decision.rules if r.verdict == "no-go"}
-    if any(n.startswith("acceptance") for n in blocking) or "temperature_mix" in blocking:
+    if {"acceptance_at_production_temperature", "acceptance_p10", "temperature_mix"} & set(blocking):
         got = f" (measured {ev.acceptance_production:.2f})" if ev.acceptance_production is not None else ""
         out.append({"what": "acceptance", "query": "",
                     "when": f"acceptance was under the {no_go_below:.2f} band{got}: try again when the traffic's "

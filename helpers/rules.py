@@ -458,7 +458,8 @@ def rule_acceptance_monitoring(counters: bool | None, names: Sequence[str] = ())
     nums = {"metrics": ", ".join(names)}
     if not counters:
         return RuleResult(name=name, verdict="no-go", numbers=nums,
-                          reason="the speculative server exposes no vllm:spec_decode_* metrics: acceptance could not be monitored in production")
+                          reason="the speculative server exposes no vllm:spec_decode_* metrics: acceptance could not be monitored "
+                                 "in production (vLLM exposes them whenever speculative decoding is configured: is it on there?)")
     return RuleResult(name=name, verdict="go", numbers=nums, reason="vllm:spec_decode_* counters are exposed: acceptance can be monitored")
 
 

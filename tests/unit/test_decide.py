@@ -181,3 +181,18 @@ def test_no_go_summary_says_what_to_watch_before_trying_again(tmp_path):
     assert "**Watch before trying again** (speculation off)" in md
     assert "- acceptance: acceptance was under the 0.50 band" in md
     assert "**Alerts**" not in md
+
+
+def test_a_no_go_for_monitoring_alone_says_so_and_claims_no_measurement(tmp_path):
+    from playbook.helpers.schemas.preflight import Check, PreflightResult
+
+    run = make_run(tmp_path, preflight=False, extra={"00_preflight.json": PreflightResult(
+        vllm_version="0.32.0", checks=[Check(name="spec server reachable", status="ok")], spec_metrics=[])})
+    d, ev = _decide(run)
+    assert d.verdict == "NO-GO" and ev.acceptance_counters is False
+    notes = " ".join(d.recommended.notes)
+    assert "exposes no vllm:spec_decode_* metrics" in notes and "is it on there?" in notes
+    assert "the measurements say it does not pay" not in notes  # nothing was measured
+    d.monitoring = monitoring.monitoring_plan(d, ev, model_name="m")
+    md = summary.summary_markdown(d, ev)
+    assert "acceptance was under" not in md  # acceptance was never measured
