@@ -234,13 +234,32 @@ def _spec_from_config(d: Path, name: str | None, top: dict, cfg: dict, cfg_path:
         num_experts_per_tok=cfg.get("num_experts_per_tok") or 0,
         moe_intermediate_size=cfg.get("moe_intermediate_size") or (inter if cfg.get("num_local_experts") else 0),
         num_shared_experts=cfg.get("n_shared_experts") or 0, first_k_dense=cfg.get("first_k_dense_replace") or 0,
-        sliding_window=sw, layer_types=kinds, mtp_layers=mtp,
+        sliding_window=sw, layer_types=kinds, mtp_layers=mtp, max_position_embeddings=derived_max_len(cfg),
         eagle_head=any("eagle" in a.lower() for a in archs) or "eagle" in d.name.lower(),
         draft_vocab_size=int(cfg.get("draft_vocab_size") or 0),
         param_count=exact / 1e9 if exact else 0.0, exact_params=exact, weight_bytes_on_disk=on_disk,
         dtype=str(top.get("torch_dtype") or cfg.get("dtype") or (dtypes[0] if dtypes else "bfloat16")),
         quantization=_checkpoint_precision(top.get("quantization_config") or {}),
     )
+
+
+# RoPE types whose max_position_embeddings is already the scaled length (vllm/config/model.py, _get_and_verify_max_len)
+_PRESCALED_ROPE = ("su", "longrope", "llama3", "yarn", "deepseek_yarn", "deepseek_llama_scaling")
+
+
+def derived_max_len(cfg: dict) -> int:
+    """The longest max_model_len vLLM accepts without VLLM_ALLOW_LONG_MAX_MODEL_LEN, as it derives it from a config:
+    max_position_embeddings (or another length key), times the RoPE factor of linear/dynamic scaling (0 = unknown)."""
+    keys = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "max_sequence_length",
+            "max_seq_length", "seq_len")
+    length = next((int(cfg[k]) for k in keys if isinstance(cfg.get(k), int | float) and cfg[k] > 0), 0)
+    rope = cfg.get("rope_scaling") or cfg.get("rope_parameters") or {}
+    if length and isinstance(rope, dict) and "gemma3" not in str(cfg.get("model_type", "")):
+        kind = rope.get("rope_type") or rope.get("type") or "default"
+        factor = rope.get("factor")
+        if kind not in _PRESCALED_ROPE and isinstance(factor, int | float) and factor > 0:
+            length = int(length * factor)
+    return length
 
 
 def _index_total_size(d: Path) -> int:

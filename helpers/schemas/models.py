@@ -41,6 +41,8 @@ class ModelSpec(BaseModel):
     sliding_window: int = 0
     layer_types: list[Literal["full", "sliding"]] = Field(default_factory=list)
     mtp_layers: int = 0
+    max_position_embeddings: int = Field(0, description="the longest max_model_len vLLM accepts for it (its config's "
+                                         "max_position_embeddings, RoPE-scaled as vLLM derives it; 0 = unknown)")
     eagle_head: bool = Field(False, description="the model is an EAGLE/EAGLE-3 draft head")
     draft_vocab_size: int = Field(0, description="an EAGLE-3 head's own LM-head vocabulary (0 = the full vocabulary)")
     param_count: float = Field(0.0, description="total parameters, billions (published or exact)")

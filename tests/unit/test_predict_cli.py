@@ -171,3 +171,22 @@ def test_tp_alone_means_one_group_of_that_many_gpus_as_in_playbook_memory(capsys
     assert not any("replicas" in a for a in alone["assumptions"])  # one replica, not "1 GPU for TP 4"
     rc, out = _run(capsys, *base, "--num-gpus", "0")
     assert rc == 1 and "--num-gpus 0 (must be >= 1)" in out.err
+
+
+def test_a_context_beyond_the_models_maximum_is_refused_by_predict_and_memory(capsys):
+    rc, out = _run(capsys, "--target", "Llama-3.1-8B", "--gpu", "H100-SXM", "--acceptance", "0.7",
+                   "--context-length", "1000000")
+    assert rc == 1 and "maximum context of 131072 tokens" in out.err and "--context-length 131072" in out.err
+    main(["memory", "--target", "Llama-3.1-8B", "--gpu", "H100-SXM", "--tp", "8", "--max-model-len", "500000"])
+    assert "Does not fit: max_model_len 500000 exceeds Llama-3.1-8B's maximum context of 131072" in capsys.readouterr().out
+
+
+def test_the_maximum_context_is_derived_as_vllm_derives_it():
+    from playbook.helpers.models import derived_max_len
+
+    assert derived_max_len({"max_position_embeddings": 131072, "rope_scaling": {"rope_type": "llama3", "factor": 8}}) == 131072
+    assert derived_max_len({"max_position_embeddings": 32768, "rope_scaling": {"type": "yarn", "factor": 4}}) == 32768
+    assert derived_max_len({"max_position_embeddings": 4096, "rope_scaling": {"type": "linear", "factor": 2}}) == 8192
+    assert derived_max_len({"max_position_embeddings": 8192, "model_type": "gemma3_text",
+                            "rope_scaling": {"rope_type": "linear", "factor": 8}}) == 8192
+    assert derived_max_len({"n_positions": 2048}) == 2048 and derived_max_len({}) == 0
