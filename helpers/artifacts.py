@@ -55,7 +55,8 @@ class RunDir:
                 except OSError as exc:
                     raise ArtifactError(
                         f"cannot create the run directory {self.path}: {exc.strerror or exc}",
-                        "choose a writable location with --runs-dir or -p run_dir=...",
+                        "choose a writable location: `playbook run --runs-dir DIR`, `playbook load|sweep|lossless "
+                        "--run-dir DIR`, or PLAYBOOK_RUN_DIR=DIR for a notebook",
                     ) from exc
             self.check_writable()
         elif self.path.exists() and not self.path.is_dir():

@@ -137,8 +137,9 @@ def check_tensor_parallel(target_model: str, tp: int, mode: str = "managed") -> 
         return
     if heads and heads % tp:
         fits = [n for n in range(1, heads + 1) if heads % n == 0 and n <= 16]
-        raise ValueError(f"tensor_parallel_size {tp} does not divide the {heads} attention heads of {target_model} "
-                         f"(vLLM refuses it); use one of {', '.join(map(str, fits))}")
+        tpn = shown_name("tensor_parallel_size")
+        raise ValueError(f"{tpn} {tp} does not divide the {heads} attention heads of {target_model} "
+                         f"(vLLM refuses it); use {tpn} {', '.join(map(str, fits[:-1]))} or {fits[-1]}")
 
 
 def _threshold(name: str):

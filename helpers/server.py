@@ -82,8 +82,11 @@ def list_models(url: str, timeout_s: float = 10, api_key: str | None = None) -> 
                                      _http_fix(url, exc.code, api_key)) from None
     except (urllib.error.URLError, OSError, TimeoutError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
+        plain_http = url.startswith("https://") and "WRONG_VERSION_NUMBER" in str(reason)
         raise ServerUnreachableError(
-            f"server {url} is unreachable after {time.monotonic() - start:.1f} s: {reason}",
+            f"server {url} is unreachable after {time.monotonic() - start:.1f} s: {reason}"
+            + (" (the server answered plain HTTP to a TLS handshake)" if plain_http else ""),
+            f"write it as http://{url.removeprefix('https://')}" if plain_http else
             "check the URL and port, that the server is running, and that this machine can reach it",
         ) from None
     return [m.get("id") for m in data.get("data", []) if isinstance(m, dict)]

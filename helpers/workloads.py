@@ -278,7 +278,8 @@ def _number(text: str, spec: str, what: str) -> float:
         return value
     except ValueError:
         raise WorkloadError(
-            f"'{text}' in workload mix '{spec}' is not a number " + ("(a finite, non-negative share)" if what == "share" else f"({what})"),
+            f"'{text}' in workload mix '{spec}' is not " + ("a finite, non-negative share" if what == "share"
+                                                          else f"a number ({what})"),
             "write it like 'structured:0.6@0.1,creative:0.4@1.0'",
         ) from None
 

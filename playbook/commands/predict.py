@@ -149,13 +149,14 @@ def check_arguments(args) -> None:
 
 def run(args) -> int:
     from playbook.helpers import catalog_predict, drafts, gpus, models, predict
-    from playbook.helpers.params import check_gpus_per_group
+    from playbook.helpers.params import check_gpus_per_group, check_tensor_parallel
 
     check_arguments(args)
     args.num_gpus = args.num_gpus if args.num_gpus is not None else (args.tp or 1)  # as `playbook memory`: --tp 4 alone means one group of 4 GPUs
     tp = args.tp or args.num_gpus
     try:
-        check_gpus_per_group(args.num_gpus, tp)  # the rule the memory step's parameters follow
+        check_gpus_per_group(args.num_gpus, tp)  # the rules the memory step's parameters follow
+        check_tensor_parallel(args.target, tp)
     except ValueError as exc:
         problem, _, fix = str(exc).partition("; ")
         raise ParameterError(problem, fix) from None

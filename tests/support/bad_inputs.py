@@ -170,7 +170,7 @@ CASES: list[Case] = [
     Case("memory-context-negative", ["memory", "--target", "Llama-3.1-8B", "--gpu", "H100-SXM", "--context-length", "-5"],
          None, ("--context-length -5",)),
     Case("memory-tp-not-dividing-heads", ["memory", "--target", "Llama-3.1-70B", "--gpu", "H100-SXM", "--tp", "3"],
-         None, ("64", "tensor_parallel_size")),
+         None, ("64", "--tp 3", "--tp 1, 2, 4, 8 or 16")),
     Case("memory-model-config-a-list", ["memory", "--target", "{d}/m", "--gpu", "H100-SXM"], _model("m", [1, 2]),
          ("config.json",)),
     Case("memory-model-zero-heads", ["memory", "--target", "{d}/m", "--gpu", "H100-SXM"],

@@ -190,3 +190,8 @@ def test_the_maximum_context_is_derived_as_vllm_derives_it():
     assert derived_max_len({"max_position_embeddings": 8192, "model_type": "gemma3_text",
                             "rope_scaling": {"rope_type": "linear", "factor": 8}}) == 8192
     assert derived_max_len({"n_positions": 2048}) == 2048 and derived_max_len({}) == 0
+
+
+def test_a_tp_that_does_not_divide_the_heads_is_refused_as_memory_and_run_refuse_it(capsys):
+    rc, out = _run(capsys, "--target", "Llama-3.1-8B", "--gpu", "H100-SXM", "--acceptance", "0.7", "--tp", "3")
+    assert rc == 1 and "--tp 3 does not divide the 32 attention heads" in out.err and "--tp 1, 2, 4, 8 or 16" in out.err

@@ -65,8 +65,10 @@ def test_mix_shares_and_temperatures_are_kept():
     assert parse_mix("a:3@0,b:1")[0][1] == pytest.approx(0.75)
     with pytest.raises(WorkloadError, match="outside"):
         parse_mix("a:1@3")
-    with pytest.raises(WorkloadError, match="not a number"):
+    with pytest.raises(WorkloadError, match="'x' in workload mix 'a:x@0.1' is not a finite, non-negative share"):
         parse_mix("a:x@0.1")
+    with pytest.raises(WorkloadError, match="is not a number \\(temperature\\)"):
+        parse_mix("a:1@hot")
 
 
 def test_every_prompt_is_used_before_any_repeats():
@@ -91,5 +93,5 @@ def test_malformed_prompt_files_get_a_workload_error(tmp_path, content, spec_nam
 
 @pytest.mark.parametrize("mix", ["structured:inf,code:1", "structured:nan@0.1,code:1", "structured:-1,code:2"])
 def test_mix_shares_must_be_finite_and_non_negative(mix):
-    with pytest.raises(WorkloadError, match="not a number"):
+    with pytest.raises(WorkloadError, match="is not a finite, non-negative share"):
         build_requests(mix, 4)
