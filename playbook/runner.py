@@ -303,8 +303,14 @@ def run_playbook(
                                  "servers cannot be started again with it",
                                  "give them again: --resume ... -p extra_server_args='--api-key,...'")
         todo = state.unfinished()
-        if only:
-            todo = [s for s in todo if s in {notebook_for(o).stem for o in only} or s == REPORT_STEP]
+        if only:  # the unfinished steps asked for, and steps this run has not had yet (it started with another --only)
+            asked = {notebook_for(o).stem for o in only}
+            had = {x.name for x in state.steps}
+            finished = sorted(asked & had - set(todo) - {REPORT_STEP})
+            if finished:
+                progress(f"{', '.join(finished)} already done in this run, not measured again (to measure again: a new "
+                         "run, or `playbook sweep|load --run-dir RUN --force`, which keeps the old results aside)")
+            todo = sorted({s for s in todo if s in asked} | (asked - had) | {REPORT_STEP})
         runs_root = run.path.parent
     else:
         prof = profile_path(profile)
@@ -349,6 +355,7 @@ def run_playbook(
                     state.steps.append(StepState(name=s))
                 else:
                     st.status, st.error = "pending", None
+            state.steps.sort(key=lambda x: all_steps.index(x.name) if x.name in all_steps else len(all_steps))
         hold(run.path)
         save_state(run, state)
         if profile and prof is not None:  # which file, when a name could mean the workspace's copy or the shipped one

@@ -140,3 +140,15 @@ def test_report_re_decides_without_measuring(tmp_path, capsys):
     assert run.artifact("50_load.json").read_text() == measured  # nothing measured again
     assert main(["report", str(run.path), "-p", "mode=managed"]) == 1
     assert "only the report's parameters" in capsys.readouterr().err
+
+
+def test_resume_with_only_runs_steps_the_run_has_not_had_yet(runs_dir):
+    out = run_playbook(only=["90"], runs_dir=str(runs_dir), progress=lambda m: None)
+    seen = []
+    again = run_playbook(resume=out.run_dir, only=["20", "90"], progress=seen.append)
+    state = json.loads((runs_dir / again.run_dir.split("/")[-1] / "run.json").read_text())
+    assert [(s["name"], s["status"]) for s in state["steps"]] == [("20_memory", "done"), ("90_report", "done")]
+    assert any("20_memory done" in m for m in seen) and any("90_report done" in m for m in seen)
+    seen.clear()
+    run_playbook(resume=out.run_dir, only=["20"], progress=seen.append)
+    assert any("20_memory already done in this run, not measured again" in m for m in seen)
