@@ -405,6 +405,40 @@ def check_specs(p) -> None:
     specs = [*(getattr(p, "workloads", None) or []), getattr(p, "workload", ""), getattr(p, "mixed_workload", "")]
     for spec in filter(None, specs):
         build_requests(spec, 1)
+        check_lengths(spec, p)
+
+
+def check_lengths(spec: str, p) -> None:
+    """A prompts file's prompts must leave room for the output within max_model_len: vLLM answers a longer one
+    with HTTP 400, which would count as an error, not a measurement. Counted in the target's tokens when the
+    parameters name its tokenizer, else bounded from below by bytes / 16 (no BPE token is longer)."""
+    limit, out = getattr(p, "max_model_len", None), getattr(p, "max_tokens", None) or 0
+    if not limit:
+        return
+    room = limit - out
+    tok_dir = shaping.tokenizer_for(p)
+    tok = shaping.load_tokenizer(str(tok_dir)) if tok_dir else None
+    parts = parse_mix(spec) if _is_mix(spec) else [(spec.strip(), 1.0, None)]
+    for name, _share, _temp in parts:
+        base, _ = split_options(name)
+        if base in GENERATED or base in known_workloads():  # shipped sets are short; long_context is sized to fit
+            continue
+        too_long = []
+        for it in _resolve(name, None, None):
+            text = it.prompt if it.prompt is not None else "\n".join(str(m.get("content", "")) for m in it.messages or [])
+            size = len(text.encode())
+            if size <= room:  # a token is at least one byte: it fits
+                continue
+            tokens = len(tok(text).input_ids) if tok is not None else size // 16
+            if tokens > room:
+                too_long.append((it.id, tokens))
+        if too_long:
+            counted = "tokens" if tok is not None else "tokens at least"
+            shown = ", ".join(f"{i} ({n} {counted})" for i, n in too_long[:5]) + (" ..." if len(too_long) > 5 else "")
+            raise WorkloadError(
+                f"{len(too_long)} prompt(s) of {base} leave no room for {out} output tokens within max_model_len "
+                f"{limit}: {shown}; vLLM would answer them with HTTP 400",
+                "shorten or drop those prompts, lower max_tokens, or raise max_model_len (within the model's maximum)")
 
 def tool_call_schema(tools: list[dict]) -> dict:
     """The JSON schema vLLM guides a ``tool_choice: "required"`` call to (vllm/tool_parsers/utils.py

@@ -95,3 +95,22 @@ def test_malformed_prompt_files_get_a_workload_error(tmp_path, content, spec_nam
 def test_mix_shares_must_be_finite_and_non_negative(mix):
     with pytest.raises(WorkloadError, match="is not a finite, non-negative share"):
         build_requests(mix, 4)
+
+
+def test_prompts_longer_than_max_model_len_are_refused_before_anything_runs(tmp_path):
+    from types import SimpleNamespace
+
+    from playbook.helpers.workloads import check_specs
+
+    path = tmp_path / "mine.jsonl"
+    path.write_text(json.dumps({"prompt": "Summarise: " + "word " * 4000}) + "\n" + json.dumps({"prompt": "Hi"}) + "\n")
+    embedded = SimpleNamespace(mode="embedded", target_model="embedded", max_model_len=1024, max_tokens=64,
+                               workload=str(path))
+    with pytest.raises(WorkloadError, match=r"1 prompt\(s\) of .*mine.jsonl leave no room for 64 output tokens within "
+                                            r"max_model_len 1024: mine-1 \(400\d tokens\)"):
+        check_specs(embedded)  # counted in the embedded target's own tokens
+    no_tokenizer = SimpleNamespace(mode="external", target_model="embedded", max_model_len=1024, max_tokens=64,
+                                   workload=f"structured:0.5@0.1,{path}:0.5@0.2")
+    with pytest.raises(WorkloadError, match="tokens at least"):
+        check_specs(no_tokenizer)  # bounded from below by bytes
+    check_specs(SimpleNamespace(**{**vars(embedded), "max_model_len": 8192}))  # room enough: accepted
