@@ -326,6 +326,9 @@ def run_playbook(
     values = _absolute_workload_paths(values)  # the notebooks run with the run directory as cwd
     values = _absolute_model_paths(values)
     per_step = _resolve(values, todo, prof if profile else None)
+    values = _as_validated(values, per_step, all_steps)  # run.json records concurrencies=[1, 8], not "1,8"
+    if state is not None:
+        _say_changes(state, values, progress)
     check_workloads(per_step)
     key_env = values.get("api_key_env")
     talks_to_servers = set(todo) - {"20_memory", REPORT_STEP}
@@ -382,6 +385,28 @@ def run_playbook(
                  f"resume with: playbook run --resume {run.path}")
     return RunOutcome(run_dir=str(run.path), report=report, verdict=verdict_of(run),
                       failed_steps=failed + [s for s in incomplete if s not in failed])
+
+
+def _as_validated(values: dict[str, Any], per_step: dict[str, dict[str, Any]], all_steps: list[str]) -> dict[str, Any]:
+    """``values`` with each value replaced by its validated form (the type a step runs with): by the steps to run,
+    else by every step when they all accept the values (a value only a step not run now would refuse stays as given)."""
+    try:
+        every = resolve_parameters({}, values, all_steps)
+    except ParameterError:
+        every = {}
+    seen = {k: v for step in (*every.values(), *per_step.values()) for k, v in step.items()}
+    return {k: seen.get(k, v) for k, v in values.items()}
+
+
+def _say_changes(state: RunState, values: dict[str, Any], progress: Progress) -> None:
+    """On resume: which parameters differ from the ones the run recorded; finished steps keep what they measured."""
+    before = state.parameters
+    changed = [k for k in sorted(values) if k in before and before[k] != values[k] and values[k] != "<redacted>"]
+    if changed:
+        done = [s.name for s in state.steps if s.status == "done"]
+        progress("parameters changed on resume: " + "; ".join(f"{k}: {before[k]!r} -> {values[k]!r}" for k in changed)
+                 + (f" (steps already done keep what they measured with the old values: {', '.join(done)})"
+                    if done else ""))
 
 
 def _resolve(values: dict[str, Any], todo: list[str], prof: Path | None) -> dict[str, dict[str, Any]]:

@@ -152,3 +152,14 @@ def test_resume_with_only_runs_steps_the_run_has_not_had_yet(runs_dir):
     seen.clear()
     run_playbook(resume=out.run_dir, only=["20"], progress=seen.append)
     assert any("20_memory already done in this run, not measured again" in m for m in seen)
+
+
+def test_resume_with_changed_parameters_says_what_changed_and_records_them_validated(runs_dir):
+    out = run_playbook(only=["90"], runs_dir=str(runs_dir), progress=lambda m: None)
+    seen = []
+    run_playbook(resume=out.run_dir, only=["20", "90"], overrides={"concurrencies": "1,8"}, progress=seen.append)
+    said = next(m for m in seen if m.startswith("parameters changed on resume"))
+    assert "concurrencies: [1, 4] -> [1, 8]" in said
+    assert "steps already done keep what they measured" in said and "90_report" in said
+    state = json.loads((runs_dir / out.run_dir.split("/")[-1] / "run.json").read_text())
+    assert state["parameters"]["concurrencies"] == [1, 8]  # validated, not the string "1,8"
