@@ -60,11 +60,13 @@ def _used(decision: dict | None, p: ReportParams, name: str) -> Any:
 
 def changes(before: dict | None, p_before: ReportParams, p_after: ReportParams, after: Decision,
             overrides: dict[str, Any]) -> dict:
-    """Old verdict -> new verdict, and each parameter changed (from -> to)."""
+    """Old verdict -> new verdict, and each parameter changed (from -> to): the ones given, and any other the
+    previous decision used with another value (an earlier re-decision's override this one goes back from)."""
     changed = {}
-    for name in sorted(overrides):
+    for name in sorted(REDECIDE_PARAMETERS | set(overrides)):
         old, new = _used(before, p_before, name), getattr(p_after, name)
-        changed[name] = {"from": old, "to": new}
+        if name in overrides or old != new:
+            changed[name] = {"from": old, "to": new}
     return {
         "previous_verdict": (before or {}).get("verdict"),
         "verdict": after.verdict,

@@ -61,7 +61,7 @@ def test_import_with_a_misspelt_method_names_the_flag(tmp_path, capsys):
 def test_a_constraint_between_parameters_names_their_flags(capsys):
     assert main(["memory", "--target", "Llama-3.1-70B", "--gpu", "H100-SXM", "--tp", "3", "--num-gpus", "3"]) == 1
     err = capsys.readouterr().err
-    assert "tensor_parallel_size 3 does not divide" in err and "tensor_parallel_size is --tp" in err
+    assert "--tp 3 does not divide" in err and "use --tp 1, 2, 4, 8 or 16" in err  # the flag the user typed
 
 
 def test_run_p_errors_keep_the_parameter_names(capsys, runs_dir):

@@ -178,6 +178,14 @@ def test_redecide_records_what_changed_and_keeps_a_history(tmp_path):
     assert data["changes"]["parameters"]["acceptance_no_go_below"] == {"from": 0.99, "to": 0.3}  # from the last decision
     note = (run.path / redecide.NOTE).read_text()
     assert note.count("## Re-decision") == 2 and "**GO** -> **NO-GO**" in note and "**NO-GO** -> **GO**" in note
+    # a re-decision that goes back from an earlier one's override lists that parameter too
+    over = redecide.check_overrides({"max_ttft_rise": 0.5})
+    before = redecide.previous_decision(run)
+    p2 = p0.model_copy(update=over)
+    redecide.record(run, redecide.changes(before, p0, p2, report(p2, run).decision, over))
+    changed = json.loads((run.path / "decision.json").read_text())["changes"]["parameters"]
+    assert changed["acceptance_no_go_below"]["from"] == 0.3 and changed["acceptance_no_go_below"]["to"] == p0.acceptance_no_go_below
+    assert changed["max_ttft_rise"]["to"] == 0.5 and len(changed) == 2
     with pytest.raises(ParameterError, match="concurrencies"):
         redecide.check_overrides({"concurrencies": [1, 64]})
     assert "mode" not in redecide.REDECIDE_PARAMETERS and "max_ttft_rise" in redecide.REDECIDE_PARAMETERS
