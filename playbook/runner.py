@@ -326,7 +326,7 @@ def run_playbook(
     values = _absolute_workload_paths(values)  # the notebooks run with the run directory as cwd
     values = _absolute_model_paths(values)
     per_step = _resolve(values, todo, prof if profile else None)
-    values = _as_validated(values, per_step, all_steps)  # run.json records concurrencies=[1, 8], not "1,8"
+    values = _as_validated(values, all_steps)  # run.json records concurrencies=[1, 8], not "1,8"
     if state is not None:
         _say_changes(state, values, progress)
     check_workloads(per_step)
@@ -387,14 +387,10 @@ def run_playbook(
                       failed_steps=failed + [s for s in incomplete if s not in failed])
 
 
-def _as_validated(values: dict[str, Any], per_step: dict[str, dict[str, Any]], all_steps: list[str]) -> dict[str, Any]:
-    """``values`` with each value replaced by its validated form (the type a step runs with): by the steps to run,
-    else by every step when they all accept the values (a value only a step not run now would refuse stays as given)."""
-    try:
-        every = resolve_parameters({}, values, all_steps)
-    except ParameterError:
-        every = {}
-    seen = {k: v for step in (*every.values(), *per_step.values()) for k, v in step.items()}
+def _as_validated(values: dict[str, Any], all_steps: list[str]) -> dict[str, Any]:
+    """``values`` with each value replaced by its validated form (the type a step runs with). Every step's model
+    validated them already (``per_step`` holds only the steps to run), so asking for all steps cannot fail here."""
+    seen = {k: v for step in resolve_parameters({}, values, all_steps).values() for k, v in step.items()}
     return {k: seen.get(k, v) for k, v in values.items()}
 
 
