@@ -443,7 +443,7 @@ class LoadParams(StepParams):
         bad = [c for c in v if c < 1]
         if bad:
             raise ValueError(f"concurrency levels must be >= 1 (a level needs a request in flight); got {bad}")
-        return v
+        return sorted(set(v))  # measured from the lowest up: the crossover and the saturation search read them so
 
     @field_validator("rates")
     @classmethod
@@ -451,7 +451,7 @@ class LoadParams(StepParams):
         bad = [r for r in v if not r > 0]  # nan/inf are refused by allow_inf_nan=False before this
         if bad:
             raise ValueError(f"request rates must be > 0 req/s; got {bad}")
-        return v
+        return sorted(set(v))  # from the lowest up, as concurrencies
 
     @field_validator("lossless_temperatures")
     @classmethod

@@ -33,7 +33,8 @@ def step_names() -> list[str]:
 
 
 def notebook_for(step: str) -> Path:
-    """Resolve a step name or prefix ('40', '40_sweep', 'sweep') to its notebook."""
+    """Resolve a step name or prefix ('40', '40_sweep', 'sweep', or its notebook 'notebooks/40_sweep.ipynb')."""
+    step = Path(step).name.removesuffix(".ipynb")
     matches = [p for p in step_notebooks() if p.stem == step or p.stem.split("_", 1)[0] == step or p.stem.split("_", 1)[-1] == step]
     if len(matches) != 1:
         raise ParameterError(

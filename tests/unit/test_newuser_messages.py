@@ -98,3 +98,13 @@ def test_a_load_precision_given_as_a_percentage_is_refused():
 
     with pytest.raises(ParameterError, match="if 10 is a percentage, give 0.1"):
         validate_params(LoadParams, {"target_ci_halfwidth": 10})
+
+
+def test_load_levels_are_measured_from_the_lowest_up_once_each_and_a_step_may_be_named_by_its_notebook():
+    from playbook.helpers.params import LoadParams, validate_params
+    from playbook.resources import notebook_for
+
+    p = validate_params(LoadParams, {"concurrencies": "8,1,4,4"})
+    assert p.concurrencies == [1, 4, 8]
+    assert validate_params(LoadParams, {"concurrencies": "", "rates": "2,0.5"}).rates == [0.5, 2.0]
+    assert notebook_for("notebooks/40_sweep.ipynb").stem == notebook_for("40_sweep.ipynb").stem == "40_sweep"
