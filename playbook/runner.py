@@ -325,8 +325,9 @@ def run_playbook(
     values = with_mode_defaults(values)  # e.g. vLLM's gpu_memory_utilization on a GPU mode, recorded in run.json
     values = _absolute_workload_paths(values)  # the notebooks run with the run directory as cwd
     values = _absolute_model_paths(values)
-    per_step = _resolve(values, todo, prof if profile else None)
-    values = _as_validated(values, all_steps)  # run.json records concurrencies=[1, 8], not "1,8"
+    every = _resolve(values, all_steps, prof if profile else None)  # each step's model validates every value anyway
+    per_step = {s: every[s] for s in todo}
+    values = _as_validated(values, every)  # run.json records concurrencies=[1, 8], not "1,8"
     if state is not None:
         _say_changes(state, values, progress)
     check_workloads(per_step)
@@ -387,10 +388,10 @@ def run_playbook(
                       failed_steps=failed + [s for s in incomplete if s not in failed])
 
 
-def _as_validated(values: dict[str, Any], all_steps: list[str]) -> dict[str, Any]:
-    """``values`` with each value replaced by its validated form (the type a step runs with). Every step's model
-    validated them already (``per_step`` holds only the steps to run), so asking for all steps cannot fail here."""
-    seen = {k: v for step in resolve_parameters({}, values, all_steps).values() for k, v in step.items()}
+def _as_validated(values: dict[str, Any], every: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """``values`` with each value replaced by its validated form (the type a step runs with), from ``every`` step's
+    resolved parameters."""
+    seen = {k: v for step in every.values() for k, v in step.items()}
     return {k: seen.get(k, v) for k, v in values.items()}
 
 
