@@ -24,7 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from . import quantization as q
-from .models import param_breakdown
+from .models import beyond_max_context, param_breakdown
 from .schemas.memory import MemoryBudget, MemoryLogCheck, PrecisionRow, RuleCheck
 from .schemas.models import GPUSpec, ModelSpec
 from .schemas.startup_log import StartupLog
@@ -211,10 +211,9 @@ def budget(
     if context_length and context_length > max_model_len:
         warnings.append(f"context_length {context_length} exceeds max_model_len {max_model_len}: vLLM refuses longer "
                         f"requests, so concurrency is given for {max_model_len}-token requests (raise max_model_len)")
-    if target.max_position_embeddings and max_model_len > target.max_position_embeddings:
-        reasons.append(f"max_model_len {max_model_len} exceeds {target.name}'s maximum context of "
-                       f"{target.max_position_embeddings} tokens (its config's max_position_embeddings): vLLM refuses to "
-                       f"start; lower max_model_len to {target.max_position_embeddings} or less")
+    if beyond := beyond_max_context(target, max_model_len):
+        reasons.append(f"max_model_len {max_model_len} {beyond}: vLLM refuses to start; lower max_model_len to "
+                       f"{target.max_position_embeddings} or less")
     bs = block_size or default_block_size(gpu, target)
     mbt = max_num_batched_tokens or default_scheduler_limits(gpu)[0]
     if tp > num_gpus:

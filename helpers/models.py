@@ -262,6 +262,14 @@ def derived_max_len(cfg: dict) -> int:
     return length
 
 
+def beyond_max_context(spec: ModelSpec, tokens: int) -> str | None:
+    """'exceeds <model>'s maximum context of N tokens (...)' when ``tokens`` is longer than vLLM accepts, else None."""
+    if spec.max_position_embeddings and tokens > spec.max_position_embeddings:
+        return (f"exceeds {spec.name}'s maximum context of {spec.max_position_embeddings} tokens (its config's "
+                "max_position_embeddings)")
+    return None
+
+
 def _index_total_size(d: Path) -> int:
     """Tensor bytes from model.safetensors.index.json (metadata.total_size) when the shards are absent."""
     idx = d / "model.safetensors.index.json"

@@ -170,11 +170,9 @@ def run(args) -> int:
         raise ParameterError(f"--proposal-rate {args.proposal_rate:g} with method {method}: a draft model or head "
                              "proposes on every step", "leave --proposal-rate out (it is for --method ngram or suffix)")
     target = models.resolve(args.target, "target")
-    if target.max_position_embeddings and args.context_length > target.max_position_embeddings:
-        raise ParameterError(f"--context-length {args.context_length} exceeds {target.name}'s maximum context of "
-                             f"{target.max_position_embeddings} tokens (its config's max_position_embeddings): vLLM "
-                             "serves no request that long", f"give --context-length {target.max_position_embeddings} "
-                             "or less")
+    if beyond := models.beyond_max_context(target, args.context_length):
+        raise ParameterError(f"--context-length {args.context_length} {beyond}: vLLM serves no request that long",
+                             f"give --context-length {target.max_position_embeddings} or less")
     gpu = gpus.get_gpu(args.gpu) if args.gpu else None
     unusable = drafts.unusable_reason(target, draft, method)
     acceptance = {"acceptance": args.acceptance, "acceptance_length": args.acceptance_length,
