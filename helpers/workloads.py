@@ -270,6 +270,11 @@ def parse_mix(spec: str) -> list[tuple[str, float, float | None]]:
     return [(n, s / total, t) for n, s, t in parts]
 
 
+def mix_parts(spec: str) -> list[tuple[str, float, float | None]]:
+    """A workload spec's parts as :func:`parse_mix` gives them; a single class or file is one part of share 1."""
+    return parse_mix(spec) if _is_mix(spec) else [(spec.strip(), 1.0, None)]
+
+
 def _number(text: str, spec: str, what: str) -> float:
     try:
         value = float(text)
@@ -386,7 +391,7 @@ def build_requests(
         raise WorkloadError("no workload given", f"use one of {', '.join(known_workloads(directory))} or a file path")
     rng = np.random.default_rng(seed)
     shape_rng = np.random.default_rng([seed, 1])  # lengths: their own stream, the prompt sample stays as it was
-    parts = parse_mix(spec) if _is_mix(spec) else [(spec.strip(), 1.0, None)]
+    parts = mix_parts(spec)
     out: list[PromptItem] = []
     for (name, _share, temp), count in zip(parts, _counts([p[1] for p in parts], n), strict=True):
         base, opts = split_options(name)
@@ -417,8 +422,7 @@ def check_lengths(spec: str, p) -> None:
         return
     room = limit - out
     tok_dir = shaping.tokenizer_for(p)
-    tok = shaping.load_tokenizer(str(tok_dir)) if tok_dir else None
-    parts = parse_mix(spec) if _is_mix(spec) else [(spec.strip(), 1.0, None)]
+    parts = mix_parts(spec)
     for name, _share, _temp in parts:
         base, _ = split_options(name)
         if base in GENERATED or base in known_workloads():  # shipped sets are short; long_context is sized to fit
@@ -429,11 +433,12 @@ def check_lengths(spec: str, p) -> None:
             size = len(text.encode())
             if size <= room:  # a token is at least one byte: it fits
                 continue
+            tok = shaping.load_tokenizer(str(tok_dir)) if tok_dir else None  # only for a prompt that may not fit
             tokens = len(tok(text).input_ids) if tok is not None else size // 16
             if tokens > room:
                 too_long.append((it.id, tokens))
         if too_long:
-            counted = "tokens" if tok is not None else "tokens at least"
+            counted = "tokens" if tok_dir else "tokens at least"
             shown = ", ".join(f"{i} ({n} {counted})" for i, n in too_long[:5]) + (" ..." if len(too_long) > 5 else "")
             raise WorkloadError(
                 f"{len(too_long)} prompt(s) of {base} leave no room for {out} output tokens within max_model_len "
