@@ -25,7 +25,9 @@ chat endpoint would have built it. Without one they go to /v1/chat/completions (
 
 from __future__ import annotations
 
+import functools
 import json
+import warnings
 from importlib import resources
 from pathlib import Path
 
@@ -128,10 +130,21 @@ def _read_records(path: Path) -> list[tuple[int, dict]]:
 def load_file(path: str | Path, workload: str | None = None, max_tokens: int | None = None,
               category: str | None = None) -> list[PromptItem]:
     """Read a prompts file (JSONL, ShareGPT or Spec-Bench/MT-Bench questions); errors name the file and
-    line. ``category`` keeps only the questions of that category."""
+    line. ``category`` keeps only the questions of that category.
+
+    A file is parsed once while it stays the same (path, size and modification time): every round of
+    every load level, and the prompt-length check before them, read the same prompts."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise WorkloadError(f"prompts file {path} does not exist", "give an existing JSONL/ShareGPT file or a workload name")
+    st = path.stat()
+    return list(_load_unchanged(path.resolve(), st.st_size, st.st_mtime_ns, workload, max_tokens, category))
+
+
+@functools.lru_cache(maxsize=16)
+def _load_unchanged(path: Path, size: int, mtime_ns: int, workload: str | None, max_tokens: int | None,
+                    category: str | None) -> tuple[PromptItem, ...]:
+    """:func:`load_file`'s parse, kept per file version (``size`` and ``mtime_ns`` are only the key)."""
     name = workload or path.stem
     items = []
     for lineno, obj in _read_records(path):
@@ -160,7 +173,7 @@ def load_file(path: str | Path, workload: str | None = None, max_tokens: int | N
                             "use a category the file has (its 'category' fields)")
     if not items:
         raise WorkloadError(f"prompts file {path} holds no prompts", "put one JSON object per line")
-    return items
+    return tuple(items)
 
 
 def _options(text: str | None, spec: str) -> dict[str, str]:
@@ -239,6 +252,13 @@ def _top_level(spec: str) -> list[str]:
 def parse_mix(spec: str) -> list[tuple[str, float, float | None]]:
     """``"a:0.6@0.1,b:0.4@1.0"`` -> ``[("a", 0.6, 0.1), ("b", 0.4, 1.0)]`` (shares normalised);
     a part's options stay in its name (``"a[in=64]:0.5"`` -> ``("a[in=64]", 0.5, None)``)."""
+    parts = _mix_as_written(spec)
+    total = sum(s for _, s, _ in parts)
+    return [(n, s / total, t) for n, s, t in parts]
+
+
+def _mix_as_written(spec: str) -> list[tuple[str, float, float | None]]:
+    """:func:`parse_mix`'s parts with the shares as written (their sum is positive)."""
     parts = []
     for chunk in _top_level(spec):
         chunk = chunk.strip()
@@ -267,7 +287,7 @@ def parse_mix(spec: str) -> list[tuple[str, float, float | None]]:
     total = sum(s for _, s, _ in parts)
     if not parts or total <= 0:
         raise WorkloadError(f"workload mix '{spec}' has no positive shares", "write it like 'structured:0.6@0.1,creative:0.4@1.0'")
-    return [(n, s / total, t) for n, s, t in parts]
+    return parts
 
 
 def mix_parts(spec: str) -> list[tuple[str, float, float | None]]:
@@ -411,6 +431,21 @@ def check_specs(p) -> None:
     for spec in filter(None, specs):
         build_requests(spec, 1)
         check_lengths(spec, p)
+        _note_rescaled_shares(spec)
+
+
+def _note_rescaled_shares(spec: str) -> None:
+    """A mix whose shares do not add up to 1 is sent in proportion to them: say so, with the shares used
+    (``a:0.6,b:0.6`` is more often a typo than a ratio)."""
+    if not _is_mix(spec):
+        return
+    written = _mix_as_written(spec)
+    total = sum(s for _, s, _ in written)
+    if len(written) > 1 and abs(total - 1) > 0.005:
+        used = ", ".join(f"{n} {s / total:.0%}" for n, s, _ in written)
+        warnings.warn(f"the shares of workload mix '{spec}' add up to {total:g}, not 1: sending in proportion to "
+                      f"them ({used}); write shares that add up to 1 if that is not what you meant", UserWarning,
+                      stacklevel=3)
 
 
 def check_lengths(spec: str, p) -> None:

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class PromptItem(BaseModel):
     """``prompt`` goes to /v1/completions; ``messages`` (chat) to /v1/chat/completions.
 
     A prompt rendered from ``messages`` with the model's own chat template (``templated``) goes to
-    /v1/completions without the tokenizer's special tokens added again (the template has them)."""
+    /v1/completions without the tokenizer's special tokens added again (the template has them).
+    Frozen: a prompts file's items are shared by every read of it (``workloads.load_file``); change one
+    with ``model_copy(update=...)``."""
+
+    model_config = ConfigDict(frozen=True)
 
     id: str
     workload: str = Field(description="workload class or file the prompt came from (the report's class breakdown)")

@@ -114,3 +114,35 @@ def test_prompts_longer_than_max_model_len_are_refused_before_anything_runs(tmp_
     with pytest.raises(WorkloadError, match="tokens at least"):
         check_specs(no_tokenizer)  # bounded from below by bytes
     check_specs(SimpleNamespace(**{**vars(embedded), "max_model_len": 8192}))  # room enough: accepted
+
+
+def test_a_prompts_file_is_parsed_once_while_it_stays_the_same(tmp_path, monkeypatch):
+    from playbook.helpers import workloads
+
+    f = tmp_path / "p.jsonl"
+    f.write_text('{"prompt": "one"}\n')
+    parses = []
+    real = workloads._read_records
+    monkeypatch.setattr(workloads, "_read_records", lambda p: parses.append(p) or real(p))
+    first = build_requests(str(f), 4, temperature=0.0)
+    assert build_requests(str(f), 4, temperature=0.0) == first and len(parses) == 1  # every round reads the same
+    f.write_text('{"prompt": "one"}\n{"prompt": "two"}\n')  # edited: read again
+    assert {it.prompt for it in load_file(f)} == {"one", "two"} and len(parses) == 2
+    with pytest.raises(ValueError):  # shared items cannot be changed in place by one reader for the others
+        first[0].prompt = "changed"
+
+
+@pytest.mark.parametrize("spec, warned", [("structured:0.6,creative:0.6", "structured 50%, creative 50%"),
+                                          ("structured:3,creative:1", "add up to 4, not 1"),
+                                          ("structured:0.6,creative:0.4", None), ("structured", None)])
+def test_mix_shares_that_do_not_add_up_to_one_are_named_with_the_shares_used(spec, warned):
+    import warnings
+    from types import SimpleNamespace
+
+    from playbook.helpers.workloads import check_specs
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_specs(SimpleNamespace(workload=spec))
+    notes = [str(w.message) for w in caught if "add up to" in str(w.message)]
+    assert (notes == []) if warned is None else (len(notes) == 1 and warned in notes[0])
