@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import traceback
+import warnings
 
 from playbook import __version__
 from playbook.commands import load_commands
@@ -60,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     from playbook.helpers.params import command_line
 
     try:
-        with command_line(args.command, parameter_flags(args.command, args._parser)):  # errors name the flags typed
+        with command_line(args.command, parameter_flags(args.command, args._parser)), warnings.catch_warnings():
+            warnings.showwarning = _warning_line  # errors name the flags typed; warnings are one line each
             return int(args._run(args) or 0)
     except KeyboardInterrupt:
         print("interrupted: everything measured so far is on disk", file=sys.stderr)
@@ -70,6 +72,11 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(error_line(exc, debug), file=sys.stderr)
         return 1
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning on the command line: ``warning: <message>``, without the source line Python adds."""
+    print(f"warning: {message}", file=file or sys.stderr)
 
 
 MAX_ERROR_CHARS = 4000  # a value quoted in an error (a huge YAML value, a log) never floods the terminal

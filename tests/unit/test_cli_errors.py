@@ -29,6 +29,17 @@ def test_errors_end_in_one_error_line(monkeypatch, capsys, exc, needle):
     assert "Traceback" not in err and len(err) < cli.MAX_ERROR_CHARS + 200
 
 
+def test_a_warning_is_one_line_without_python_source(monkeypatch, capsys):
+    import warnings
+
+    def run(args):
+        warnings.warn("the mix's shares add up to 1.2", UserWarning, stacklevel=2)
+    monkeypatch.setattr(cli, "load_commands", lambda: [SimpleNamespace(NAME="warn", HELP="warn",
+                                                                       add_arguments=lambda p: None, run=run)])
+    assert cli.main(["warn"]) == 0
+    assert capsys.readouterr().err == "warning: the mix's shares add up to 1.2\n"
+
+
 def test_debug_shows_the_traceback(monkeypatch, capsys):
     monkeypatch.setattr(cli, "load_commands", lambda: [_command(RuntimeError("kaput"))])
     assert cli.main(["--debug", "boom"]) == 1
