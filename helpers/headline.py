@@ -87,8 +87,14 @@ def speedup_number(ev: Evidence, peak: float | None, t: Thresholds, judged: str 
         verdict = "no-go"
     else:
         verdict = "borderline"
+    failed = ""
+    if lv.error_rate:  # the speedup is over the requests that completed: say how many did not
+        failed = f"; {lv.error_rate:.1%} of its requests failed"
+        if lv.error_rate > t.max_error_rate:
+            failed += f" (over {t.max_error_rate:.0%}: not trustworthy)"
+            verdict = "borderline" if verdict == "go" else verdict
     return Number(key="speedup", label="Speedup at the expected peak", value=f"{lv.speedup:.2f}x",
-                  detail=f"{where}; {ci}; time per output token, baseline / speculative", verdict=verdict)
+                  detail=f"{where}; {ci}{failed}; time per output token, baseline / speculative", verdict=verdict)
 
 
 def acceptance_number(ev: Evidence, t: Thresholds) -> Number:

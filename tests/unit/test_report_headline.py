@@ -41,6 +41,15 @@ def test_speedup_number_is_judged_by_its_interval(level, verdict, value):
         assert f"{level.speedup_ci_low:.2f}x to {level.speedup_ci_high:.2f}x" in n.detail
 
 
+@pytest.mark.parametrize("error_rate, verdict, note", [
+    (0.0, "go", None), (0.02, "go", "2.0% of its requests failed"),
+    (0.20, "borderline", "20.0% of its requests failed (over 5%: not trustworthy)")])
+def test_the_speedup_number_repeats_its_levels_error_rate(error_rate, verdict, note):
+    lv = LoadLevel(concurrency=4, speedup=1.5, speedup_ci_low=1.3, speedup_ci_high=1.7, error_rate=error_rate)
+    n = headline.speedup_number(Evidence(load_levels=[lv]), 4, Thresholds())
+    assert n.verdict == verdict and (("failed" not in n.detail) if note is None else (note in n.detail))
+
+
 def test_acceptance_number_flags_a_low_p10_and_concurrency_cost():
     ev = Evidence(acceptance_production=0.8, acceptance_p10=0.3, acceptance_temperature=0.2,
                   max_concurrency_baseline=40, max_concurrency_spec=30, memory_context_length=4096, draft="d")
