@@ -200,8 +200,9 @@ def catalog_prediction(target_spec, draft_spec, gpu, *, num_speculative_tokens: 
 # where that was and was not seen).
 MOE_NOTE = ("MoE ({e} experts): verification touches more experts than a decode step at small batches and hardly "
             "more once the batch alone touches most of them, so the gain can rise with the batch (MoESD, arXiv "
-            "2505.19645); published vLLM curves fell from 1 to 16 (Kimi-K2.6, GB200, predicted within 2%) and, with "
-            "expert parallelism on MI355X, from 4 to 64 (predicted to rise from 16): measure before relying on a rise")
+            "2505.19645); published vLLM curves fell from 1 to 16 (Kimi-K2.6, GB200, predicted within 2%) and on "
+            "4x MI355X from 4 to 64 (Kimi-K2.5 1.90x to 1.69x, MiniMax-M2.5 1.79x to 1.38x) where this predicts a "
+            "rise from 16 to 32: measure before relying on a rise")
 
 
 # vLLM turns async scheduling on by default (v0.14, PR 31998, with speculative decoding) and off again for

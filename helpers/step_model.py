@@ -110,8 +110,9 @@ def distinct_experts(tokens: float, num_experts: int, per_token: int) -> float:
     models") and Cohere (blog, 2026-04-21, "Why MoE models get more from speculative decoding") measured.
     Independent routing is an upper bound: consecutive tokens of one sequence share experts (Cohere, as quoted
     secondhand: ~20% fewer distinct experts for 4 verified tokens; not applied, not read in the source). Checked in
-    benchmarks/predictor/published.yaml: Kimi-K2.6 on GB200 to concurrency 16 within 2%; MiniMax-M2.5 on MI355X with
-    expert parallelism fell from 4 to 64 where this predicts a rise from 16."""
+    benchmarks/predictor/published.yaml: Kimi-K2.6 on GB200 to concurrency 16 within 2%; on 4x MI355X MiniMax-M2.5
+    (expert parallel) and Kimi-K2.5 (TP4) fell from 4 to 64 where this predicts a rise from 16 to 32 (errors up to 88%
+    and 42% at 64)."""
     if num_experts <= 0 or per_token <= 0 or tokens <= 0:
         return 0.0
     return num_experts * (1 - (1 - per_token / num_experts) ** tokens)
