@@ -109,7 +109,7 @@ def endpoint(params, run_dir: str | os.PathLike, role: Role, exclusive: bool = F
     params, server_updates = _split_overrides(params, overrides)
     api_key = params.api_key()
     if params.api_key_env and not api_key:
-        raise ParameterError(f"api_key_env names {params.api_key_env}, but that environment variable is not set",
+        raise ParameterError(f"api_key_env names {params.api_key_env}, but that environment variable is not set or is empty",
                              f"export {params.api_key_env}=<key>, or set api_key_env to ''")
     if params.mode == "external":
         url = params.baseline_url if role == "baseline" else params.spec_url

@@ -19,6 +19,8 @@ import urllib.request
 from functools import lru_cache
 from typing import Any
 
+from .errors import ParameterError
+
 CA_ENV = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
 
 
@@ -115,3 +117,21 @@ def request_kwargs(url: str) -> dict[str, Any]:
     with the URL the user named; a redirect is reported as its HTTP status)."""
     proxy = proxy_for(url)
     return {"allow_redirects": False, **({"proxy": proxy} if proxy else {})}
+
+
+def read_api_key(env_name: str) -> str | None:
+    """The key in environment variable ``env_name`` (None when unnamed, unset or empty), without the newline a key
+    file or secret mount leaves at its end. A key with a space or control character inside is refused, naming the
+    variable and never the value: sent as a header it would fail, and the HTTP library's error quotes the header."""
+    if not env_name:
+        return None
+    key = (os.environ.get(env_name) or "").strip()
+    if not key:
+        return None
+    if any(ch.isspace() or not ch.isprintable() for ch in key):
+        bearer = key.lower().startswith("bearer ")
+        raise ParameterError(
+            f"environment variable {env_name} (api_key_env) holds a space or control character inside the key"
+            + (" (it starts with 'Bearer ')" if bearer else ""),
+            f"export {env_name} with the bare key only" + (", without 'Bearer ' (the playbook adds it)" if bearer else ""))
+    return key

@@ -38,6 +38,7 @@ from pydantic import (
 
 from . import safe_yaml
 from .errors import ParameterError, PlaybookError, ProfileError
+from .http_policy import read_api_key
 from .quantization import Precision
 from .redact import MARK, looks_like_secret, redact_url, url_has_credentials
 from .schemas.decision import Thresholds
@@ -266,7 +267,7 @@ class StepParams(BaseModel):
 
     def api_key(self) -> str | None:
         """The API key, read from the environment at call time; never stored in a model or file."""
-        return os.environ.get(self.api_key_env) if self.api_key_env else None
+        return read_api_key(self.api_key_env)
 
     def fingerprint(self, exclude: set[str] | frozenset[str] = frozenset()) -> str:
         """Short hash of these parameters without ``exclude`` (the ones that do not change what a step

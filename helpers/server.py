@@ -423,7 +423,7 @@ def launch(config: ServerConfig, log_dir: str | os.PathLike, timeout_s: float = 
     env = {**os.environ, **config.env, "PYTHONUNBUFFERED": "1"}
     shown_env = {k: ("<redacted>" if is_secret_name(k) else v) for k, v in config.env.items()}
     if config.api_key_env:
-        key = os.environ.get(config.api_key_env)
+        key = http_policy.read_api_key(config.api_key_env)
         if not key:
             raise ServerError(f"environment variable {config.api_key_env} (api_key_env) is not set",
                               f"export {config.api_key_env}=<key> before starting, or leave api_key_env empty")

@@ -101,7 +101,7 @@ def params(model, args: argparse.Namespace, **values):
     p = validate_params(model, {"mode": "external", "served_model_name": args.model,
                                 "api_key_env": args.api_key_env, "seed": args.seed, **values})
     if p.api_key_env and not p.api_key():
-        raise ParameterError(f"--api-key-env names {p.api_key_env}, but that environment variable is not set",
+        raise ParameterError(f"--api-key-env names {p.api_key_env}, but that environment variable is not set or is empty",
                              f"export {p.api_key_env}=<key> first, or leave --api-key-env out")
     from playbook.helpers.workloads import check_specs
 
