@@ -29,7 +29,7 @@ from .schemas.servers import Lease
 from .server import ManagedServer, hub_allowed, launch, served_model
 from .servers import PoolUnavailable, log_name, pool_address
 from .servers import acquire as _pool_acquire
-from .specconfig import build_speculative_config
+from .specconfig import build_speculative_config, merge_own_keys, split_speculative_args
 
 Role = Literal["baseline", "spec"]
 
@@ -85,15 +85,19 @@ def server_config(params, role: Role) -> ServerConfig:
         pair = tiny_pair()
         target = str(pair.target) if target == "embedded" else target
         draft = str(pair.draft) if draft == "embedded" else draft
-    spec = None
+    extra, extra_spec, notes = split_speculative_args(params.extra_server_args, params.tensor_parallel_size)
+    spec = None  # the baseline never speculates, whatever extra_server_args say
     if speculative:
-        spec = build_speculative_config(params.method, draft or None, params.num_speculative_tokens)
+        for note in notes:
+            warnings.warn(note, UserWarning, stacklevel=2)
+        spec = merge_own_keys(build_speculative_config(params.method, draft or None, params.num_speculative_tokens),
+                              extra_spec, params)
     env, kv_args = kv_cache_settings(params.kv_cache_gib)
     return ServerConfig(
         model=target, served_model_name=params.served_model_name or None, max_model_len=params.max_model_len,
         gpu_memory_utilization=params.gpu_memory_utilization, tensor_parallel_size=params.tensor_parallel_size,
         pipeline_parallel_size=params.pipeline_parallel_size, data_parallel_size=params.data_parallel_size,
-        speculative_config=spec, extra_args=[*params.extra_server_args, *kv_args], env=env,
+        speculative_config=spec, extra_args=[*extra, *kv_args], env=env,
         api_key_env=params.api_key_env, allow_hub_model=hub_allowed(getattr(params, "allow_hub_models", False)),
         kv_cache_dtype=getattr(params, "kv_cache_dtype", "auto"),
     )

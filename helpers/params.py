@@ -18,6 +18,7 @@ import json
 import math
 import os
 import re
+import shlex
 import unicodedata
 import urllib.parse
 from collections.abc import Iterator
@@ -162,6 +163,55 @@ def _split_list(value: Any) -> Any:
     return value
 
 
+def _split_args(value: Any) -> Any:
+    """``extra_server_args`` as :func:`_split_list` reads it, each item written like a command line
+    (``--max-num-seqs 64``, ``--distributed-executor-backend ray``) split as a shell would: passed whole, vLLM
+    takes it for its positional model argument and silently runs without it."""
+    items = _split_list(value)
+    if not isinstance(items, list):
+        return items
+    out: list[Any] = []
+    for item in items:
+        text = item.strip() if isinstance(item, str) else None
+        if text and text.startswith("-") and any(ch.isspace() for ch in text):
+            try:
+                out += shlex.split(text)
+            except ValueError as exc:
+                raise ValueError(f"{safe_yaml.short(text)} cannot be split into arguments: {exc}") from None
+        else:
+            out.append(item)
+    return out
+
+
+# vLLM flags a step parameter sets: given again in extra_server_args, vLLM's parser would see both.
+PARAMETER_FLAGS = {"--tensor-parallel-size": "tensor_parallel_size", "-tp": "tensor_parallel_size",
+                   "--pipeline-parallel-size": "pipeline_parallel_size", "-pp": "pipeline_parallel_size",
+                   "--data-parallel-size": "data_parallel_size", "-dp": "data_parallel_size",
+                   "--max-model-len": "max_model_len", "--gpu-memory-utilization": "gpu_memory_utilization",
+                   "--served-model-name": "served_model_name", "--model": "target_model"}
+
+
+def check_extra_args(p: Any) -> None:
+    """``extra_server_args`` may not set what a parameter sets, nor speculation other than the parameters'
+    (its speculative flags go to the speculative server only, merged into its --speculative-config)."""
+    from .specconfig import SpecConfigError, build_speculative_config, merge_own_keys, split_speculative_args
+
+    for arg in p.extra_server_args:
+        flag = str(arg).split("=", 1)[0]
+        flag = flag.replace("_", "-") if flag.startswith("--") else flag
+        if flag in PARAMETER_FLAGS:
+            name = PARAMETER_FLAGS[flag]
+            raise ValueError(f"extra_server_args sets {flag}, which the parameter {name} sets: give it as {name} "
+                             "(the memory budget and the launch command follow the parameter)")
+    try:
+        _rest, keys, _notes = split_speculative_args(p.extra_server_args, p.tensor_parallel_size)
+        if keys:
+            merge_own_keys(build_speculative_config(p.method, p.draft_model or None, p.num_speculative_tokens),
+                           keys, p)
+    except SpecConfigError as exc:
+        raise ValueError(str(exc)) from None
+
+
 def _parse_mapping(value: Any) -> Any:
     """Accept a mapping as YAML/JSON text (the CLI's -p form, a lab form's text box); '' is empty."""
     if isinstance(value, str):
@@ -214,7 +264,7 @@ class StepParams(BaseModel):
                                    "hub id vLLM downloads (PLAYBOOK_ALLOW_HUB=1 does the same)")
 
     # its own name: a subclass's ``_split`` (its list parameters) must not replace this one
-    _split_extra = field_validator("extra_server_args", mode="before")(classmethod(lambda cls, v: _split_list(v)))
+    _split_extra = field_validator("extra_server_args", mode="before")(classmethod(lambda cls, v: _split_args(v)))
     _split_metrics_urls = field_validator("metrics_urls", "baseline_metrics_urls", mode="before")(
         classmethod(lambda cls, v: _split_list(v)))
 
@@ -244,6 +294,12 @@ class StepParams(BaseModel):
     @classmethod
     def _env_name(cls, v: str) -> str:
         return check_key_env(v)
+
+    @model_validator(mode="after")
+    def _extra_args_agree(self):
+        if self.mode != "embedded":
+            check_extra_args(self)
+        return self
 
     @model_validator(mode="after")
     def _tp_divides_heads(self):

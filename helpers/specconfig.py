@@ -496,3 +496,53 @@ def launch_command(config: ServerConfig) -> str:
     args = redact_args(server_args(config, per_request_metrics=False))  # no --api-key value in a report
     cmd = " ".join(["vllm", "serve", shlex.quote(config.model), *map(shlex.quote, args)])
     return f"{env} {cmd}" if env else cmd
+
+
+# vLLM 0.32's shorthand for --speculative-config keys (vllm/engine/arg_utils.py: --spec-method, --spec-model,
+# --spec-tokens); with --speculative-config and the removed flags of LEGACY_FLAGS, every way to turn speculation on.
+SPEC_SHORTHAND = {"--spec-method": "method", "--spec-model": "model", "--spec-tokens": "num_speculative_tokens"}
+OWN_KEYS = {"method": "method", "model": "draft_model", "num_speculative_tokens": "num_speculative_tokens"}
+
+
+def split_speculative_args(args: list[str], target_tp: int | None = None) -> tuple[list[str], dict[str, Any], list[str]]:
+    """(the args without any speculative flag, the speculative-config keys they set, notes) for a step's
+    ``extra_server_args``: speculative flags belong to the speculative server only, never to the baseline."""
+    rest, legacy, notes = translate_legacy_args(list(args), target_tp=target_tp)
+    keys: dict[str, Any] = dict(legacy or {})
+    out: list[str] = []
+    i = 0
+    while i < len(rest):
+        arg = rest[i]
+        name, eq, inline = arg.partition("=")
+        norm = name.replace("_", "-") if name.startswith("--") else name
+        if norm == "--speculative-config" or norm in SPEC_SHORTHAND:
+            value = inline if eq else (rest[i + 1] if i + 1 < len(rest) else "")
+            i += 1 if eq else 2
+            if norm in SPEC_SHORTHAND:
+                keys[SPEC_SHORTHAND[norm]] = _int(norm, value) if norm == "--spec-tokens" else value
+                continue
+            try:
+                parsed = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise SpecConfigError(f"{norm} in extra_server_args is not JSON: {exc.msg}",
+                                      "give it as one JSON object, e.g. '{\"prompt_lookup_max\": 4}'") from None
+            if not isinstance(parsed, dict):
+                raise SpecConfigError(f"{norm} in extra_server_args is not a JSON object", "give {\"key\": value, ...}")
+            keys.update(parsed)
+            continue
+        out.append(arg)
+        i += 1
+    return out, keys, notes
+
+
+def merge_own_keys(spec: dict[str, Any], extra: dict[str, Any], params: Any) -> dict[str, Any]:
+    """``spec`` (from the step's method, draft_model and num_speculative_tokens) with the speculative-config keys
+    of its extra_server_args; a key that contradicts one of the step's own parameters is refused."""
+    for key, param in OWN_KEYS.items():
+        if key in extra and key in spec and str(extra[key]) != str(spec[key]):
+            raise SpecConfigError(
+                f"extra_server_args sets the speculative {key} to {extra[key]!r}, but the parameter {param} is "
+                f"{getattr(params, param, spec[key])!r}",
+                f"set {param} instead and drop it from extra_server_args (the playbook builds the speculative "
+                "server's --speculative-config from its parameters and gives the baseline none)")
+    return {**spec, **extra}  # its own keys agree; the others (prompt_lookup_max, ...) override the defaults

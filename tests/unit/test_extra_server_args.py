@@ -1,0 +1,48 @@
+"""extra_server_args: written like a command line, split as a shell would; speculative flags reach the
+speculative server only (the baseline never speculates); a flag a parameter sets is refused."""
+
+import pytest
+
+from playbook.helpers.endpoints import server_config
+from playbook.helpers.errors import ParameterError
+from playbook.helpers.params import LoadParams, validate_params
+
+
+def _params(extra, **kw):
+    return validate_params(LoadParams, dict(mode="managed", target_model="/tmp/target", draft_model="org/draft",
+                                            method="draft_model", num_speculative_tokens=4, allow_hub_models=True,
+                                            extra_server_args=extra, **kw))
+
+
+@pytest.mark.parametrize("extra, args", [
+    ("--max-num-seqs 64", ["--max-num-seqs", "64"]),
+    (["--distributed-executor-backend ray", "--enforce-eager"], ["--distributed-executor-backend", "ray", "--enforce-eager"]),
+    ("--max-num-seqs,64", ["--max-num-seqs", "64"]),
+])
+def test_an_item_written_like_a_command_line_is_split_into_arguments(extra, args):
+    assert _params(extra).extra_server_args == args
+
+
+@pytest.mark.parametrize("extra", [
+    ["--speculative-config", '{"prompt_lookup_max": 7, "num_speculative_tokens": 4}'],
+    ["--spec-tokens", "4", "--speculative-disable-by-batch-size", "8"],
+])
+def test_speculative_flags_go_to_the_speculative_server_only(extra):
+    p = _params([*extra, "--seed", "3"])
+    base, spec = server_config(p, "baseline"), server_config(p, "spec")
+    assert base.speculative_config is None and base.extra_args == ["--seed", "3"]
+    assert spec.speculative_config["method"] == "draft_model" and spec.speculative_config["num_speculative_tokens"] == 4
+    assert spec.extra_args == ["--seed", "3"]
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--speculative-model", "org/draft", "--num-speculative-tokens", "5"], "num_speculative_tokens is 4"),
+    (["--spec-method", "ngram"], "the parameter method is 'draft_model'"),
+    (["--speculative-config", '{"method": "ngram"}'], "the parameter method is 'draft_model'"),
+    (["--tensor-parallel-size=2"], "the parameter tensor_parallel_size sets"),
+    (["--max_model_len", "4096"], "the parameter max_model_len sets"),
+])
+def test_a_flag_that_contradicts_or_repeats_a_parameter_is_refused(extra, needle):
+    with pytest.raises(ParameterError) as err:
+        _params(extra)
+    assert needle in str(err.value)
