@@ -62,11 +62,15 @@ def get_gpu(name: str) -> GPUSpec:
     return spec
 
 
+# Characters that continue a model number: a letter, digit, '_' or '-' ('A10G', 'L40S', 'A100-SXM4-80GB', 'H200-NVL').
+_JOINED = r"[\w-]"
+
+
 def _names(pattern: str, smi_name: str) -> bool:
-    """Whether ``pattern`` occurs in the product name as a whole model number: not inside a longer one
-    ('B300' is not in 'GB300'; 'L4' is not in 'L40S', 'A10' not in 'A100', 'H20' not in 'H200')."""
-    trail = r"(?![0-9])" if pattern[-1:].isdigit() else ""
-    return re.search(r"(?<![0-9a-z])" + re.escape(pattern.lower()) + trail, smi_name.lower()) is not None
+    """Whether ``pattern`` occurs in the product name as whole words, not inside a longer model number on
+    either side ('B300' is not in 'GB300'; 'L4' is not in 'L40S' or 'L4X', 'H200' not in 'H200-NVL')."""
+    whole = rf"(?<!{_JOINED}){re.escape(pattern.lower())}(?!{_JOINED})"
+    return re.search(whole, smi_name.lower()) is not None
 
 
 def match_smi_name(smi_name: str) -> str | None:

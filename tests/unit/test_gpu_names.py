@@ -1,0 +1,49 @@
+"""GPU names: a catalog pattern names a GPU only as whole words, so a typo is refused, not read as a near GPU."""
+
+from __future__ import annotations
+
+import pytest
+
+from playbook.helpers import gpus
+from playbook.helpers.errors import ParameterError
+
+
+@pytest.mark.parametrize("typo,closest", [("H800X", "H800"), ("B200X", "B200"), ("L4X", "L4"), ("A10X", "A10"),
+                                          ("GB200X", "GB200"), ("H200-NVL", "H200"), ("H200_NVL", "H200")])
+def test_a_typo_is_refused_with_the_close_names(typo, closest):
+    with pytest.raises(ParameterError, match=f"unknown GPU '{typo}'; closest: ") as exc:
+        gpus.get_gpu(typo)
+    assert closest in exc.value.problem.split("closest: ")[1].split(", ")
+    assert gpus.match_smi_name(f"NVIDIA {typo}") is None
+
+
+@pytest.mark.parametrize("smi,expected", [
+    ("NVIDIA H100 80GB HBM3", "H100-SXM"), ("NVIDIA H100 SXM5 80GB", "H100-SXM"), ("NVIDIA H100 NVL", "H100-NVL"),
+    ("NVIDIA A100-SXM4-40GB", "A100-40GB"), ("NVIDIA A100 80GB PCIe", "A100-80GB"), ("NVIDIA H800 PCIe", "H800-PCIe"),
+    ("NVIDIA RTX 6000 Ada Generation", "RTX-6000-Ada"), ("NVIDIA B300 SXM6 AC", "B300"), ("NVIDIA GH200 480GB", "GH200"),
+    ("NVIDIA GH200 144G HBM3e", "GH200-144GB"), ("NVIDIA RTX PRO 6000 Blackwell Max-Q Workstation Edition", "RTX-PRO-6000"),
+    ("NVIDIA H100 80GB HBM3, 81559 MiB", "H100-SXM"), ("GPU 0: NVIDIA L4 (UUID: GPU-1b2c)", "L4"),
+])
+def test_real_product_names_still_resolve(smi, expected):
+    """Words after the pattern (a form factor, the memory, a pasted nvidia-smi line) are not a longer model number."""
+    assert gpus.match_smi_name(smi) == expected and gpus.get_gpu(smi).name == expected
+
+
+def test_every_catalog_pattern_names_its_own_entry():
+    catalog = gpus._catalog()
+    for name, entry in catalog.items():
+        for pattern in entry.get("nvidia_smi", []):
+            assert gpus.match_smi_name(f"NVIDIA {pattern}") == name, pattern
+            assert gpus.match_smi_name(f"NVIDIA {pattern.lower()}") == name, pattern
+
+
+@pytest.mark.parametrize("typed", ["h100-nvl", "H100 NVL", "h100_nvl", "NVIDIA H100 NVL"])
+def test_h100_nvl_is_in_the_catalog(typed):
+    g = gpus.get_gpu(typed)
+    assert g.name == "H100-NVL" and g.memory_gib == 93.0 and g.bandwidth_gbs == 3900
+    assert (g.bf16_tflops, g.fp8_tflops, g.interconnect_gbs) == (835, 1670, 300)
+
+
+def test_bare_h100_names_its_three_form_factors():
+    with pytest.raises(ParameterError, match="H100-SXM or H100-PCIe or H100-NVL"):
+        gpus.get_gpu("H100")
