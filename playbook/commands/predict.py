@@ -24,7 +24,8 @@ def add_arguments(p) -> None:
                         "drives) or sglang (EAGLE without its overlap scheduler; fitted on the EAGLE-3 paper's batch table)")
     p.add_argument("--num-gpus", type=int, default=None, help="GPUs on the node (replicas = num_gpus / tp; default: --tp)")
     p.add_argument("--tp", type=int, default=0, help="tensor parallel size (default: --num-gpus, else 1)")
-    p.add_argument("--draft-tp", type=int, default=0, help="draft tensor parallel size (default: --tp, as vLLM)")
+    p.add_argument("--draft-tp", type=int, default=0,
+                   help="draft tensor parallel size: 1 or --tp, and --tp for draft_model, as vLLM (default: --tp)")
     p.add_argument("--precision", default="bf16", type=str.lower, help="target weight precision (bf16, fp8, int8, int4)")
     p.add_argument("--draft-precision", default="bf16", type=str.lower, help="draft weight precision")
     acc = p.add_mutually_exclusive_group(required=True)
@@ -63,7 +64,7 @@ def _given(name: str, step_ms: float, per_token: float):
     return StepTimeModel(name=name, source="given", overhead_ms=step_ms - per_token, compute_ms_per_token=per_token)
 
 
-def _calibrated(args, target, draft, method: str, tp: int, acceptance: dict, gpu=None):
+def _calibrated(args, target, draft, method: str, tp: int, draft_tp: int | None, acceptance: dict, gpu=None):
     """Constants fitted to this node's measured TPOTs (a GPU catalog entry, when given, keeps its
     KV/attention/MoE terms); the curve and crossover follow before any load test."""
     from playbook.helpers import acceptance_math, calibration, catalog_predict, predict
@@ -77,7 +78,7 @@ def _calibrated(args, target, draft, method: str, tp: int, acceptance: dict, gpu
     prior_t = prior_d = None
     if gpu is not None and not gpu.is_cpu:
         prior_t = catalog_predict.roofline_from_specs(target, gpu, name="target", tp=tp, precision=args.precision)
-        prior_d = catalog_predict.draft_step_model(target, draft, gpu, method, tp=tp, draft_tp=args.draft_tp or None,
+        prior_d = catalog_predict.draft_step_model(target, draft, gpu, method, tp=tp, draft_tp=draft_tp,
                                                    precision=args.precision, draft_precision=args.draft_precision)
     n, base_n, spec_n = args.tpot_at if args.tpot_at is not None else (None, None, None)
     t_step, d_step = calibration.calibrate_steps(
@@ -91,6 +92,30 @@ def _calibrated(args, target, draft, method: str, tp: int, acceptance: dict, gpu
         verify_tokens_per_seq=args.verify_tokens, proposal_rate=args.proposal_rate)
     pred.assumptions.append("step constants fitted to the TPOTs measured on this node (--tpot-ms/--tpot-at)")
     return pred
+
+
+def _draft_tp(args, method: str, tp: int) -> int | None:
+    """--draft-tp as vLLM takes it (helpers/compat.py draft_tp_rule): 1 or the target's TP, and for draft_model
+    the target's only (vLLM refuses to start otherwise); None when unset or for a lookup, which has no draft."""
+    from playbook.helpers.compat import VLLM_REF, draft_tp_rule
+    from playbook.helpers.errors import SpecConfigError
+    from playbook.helpers.predict import LOOKUP_METHODS
+
+    if not args.draft_tp or method in LOOKUP_METHODS:
+        return None
+    try:
+        draft_tp, _ = draft_tp_rule(method, tp, args.draft_tp)
+    except SpecConfigError:
+        raise ParameterError(f"--draft-tp {args.draft_tp} with --tp {tp}: {VLLM_REF} accepts a draft TP of 1 or the "
+                             "target's only (vllm/config/speculative.py _verify_and_get_draft_tp)",
+                             f"give --draft-tp {' or '.join(map(str, sorted({1, tp})))}, or leave it out "
+                             f"(vLLM then uses {tp})") from None
+    if draft_tp != args.draft_tp:
+        raise ParameterError(f"--draft-tp {args.draft_tp} with --tp {tp} and method draft_model: {VLLM_REF} refuses "
+                             "to start a draft model at another TP than the target's (v1/spec_decode/draft_model.py "
+                             "_raise_if_draft_tp_mismatch)",
+                             f"give --draft-tp {tp} or leave it out; a draft TP of 1 is for EAGLE/MTP heads")
+    return draft_tp
 
 
 def check_arguments(args) -> None:
@@ -166,6 +191,7 @@ def run(args) -> int:
         "no --draft or --method given: predicted for an n-gram lookup (method ngram); give --draft for a draft model"
     if method in ("draft_model", "eagle", "eagle3") and draft is None:
         raise ParameterError(f"method {method} needs --draft", "give --draft NAME or DIR, or --method ngram")
+    draft_tp = _draft_tp(args, method, tp)
     if args.proposal_rate < 1 and method not in predict.LOOKUP_METHODS:
         raise ParameterError(f"--proposal-rate {args.proposal_rate:g} with method {method}: a draft model or head "
                              "proposes on every step", "leave --proposal-rate out (it is for --method ngram or suffix)")
@@ -178,7 +204,7 @@ def run(args) -> int:
     acceptance = {"acceptance": args.acceptance, "acceptance_length": args.acceptance_length,
                   "acceptance_per_position": args.per_position or ()}
     if args.tpot_ms is not None:
-        pred = _calibrated(args, target, draft, method, tp, acceptance, gpu)
+        pred = _calibrated(args, target, draft, method, tp, draft_tp, acceptance, gpu)
     elif args.target_step_ms is not None:
         t_step = _given("target", args.target_step_ms, args.per_token_ms)
         ratio = models.total_params(draft) / models.total_params(target) if draft else 0.0
@@ -198,7 +224,7 @@ def run(args) -> int:
                                  "give --gpu NAME (e.g. H100-SXM), or measured --target-step-ms")
         pred = catalog_predict.catalog_prediction(
             target, draft, gpu, num_speculative_tokens=args.num_speculative_tokens, tp=tp,
-            draft_tp=args.draft_tp or None, precision=args.precision, draft_precision=args.draft_precision,
+            draft_tp=draft_tp, precision=args.precision, draft_precision=args.draft_precision,
             method=method, **acceptance, batch_sizes=args.batch_sizes, context_tokens=args.context_length,
             verify_tokens_per_seq=args.verify_tokens, tree_width=args.tree_width, engine=args.engine,
             proposal_rate=args.proposal_rate,
