@@ -186,6 +186,7 @@ def budget(
     method: str = "draft_model",
     num_gpus: int = 1,
     tensor_parallel_size: int = 1,
+    pipeline_parallel_size: int = 1,
     target_quant: str = "bf16",
     draft_quant: str = "bf16",
     kv_cache_dtype: str = "auto",
@@ -203,7 +204,7 @@ def budget(
 ) -> MemoryBudget:
     """The budget per GPU for one configuration. Never raises for a configuration that does not fit:
     ``fits`` is False and ``reasons`` say why."""
-    tp = tensor_parallel_size
+    tp, pp = tensor_parallel_size, max(1, pipeline_parallel_size)
     ctx = min(context_length or max_model_len, max_model_len)
     draft = None if method in NO_DRAFT_METHODS else draft
     reasons: list[str] = []
@@ -232,9 +233,9 @@ def budget(
         warnings.append("MTP layers' weights are part of the target checkpoint (not counted twice)")
     else:
         dw = _weights(draft, draft_quant, group_size) if draft else 0
-    tw_gpu, dw_gpu = tw / tp, dw / tp
+    tw_gpu, dw_gpu = tw / (tp * pp), dw / tp  # vLLM's draft has no pipeline parallelism (SpeculativeConfig)
 
-    t_layers = kv_layers(target, tp, kv_cache_dtype)
+    t_layers = kv_layers(target, tp, kv_cache_dtype, num_layers=-(-target.num_layers // pp))  # the largest stage
     d_layers = draft_kv_layers(method, target, draft, tp, kv_cache_dtype)
     layers = t_layers + d_layers
     reserve = default_reserve_gib(target, gpu, tp, max_num_batched_tokens=mbt) if reserve_gib < 0 else reserve_gib
@@ -257,7 +258,8 @@ def budget(
             reasons.append(
                 f"weights {(tw_gpu + dw_gpu) / GiB:.2f} GiB/GPU (target {tw_gpu / GiB:.2f} + draft {dw_gpu / GiB:.2f}) "
                 f"+ reserve {reserve:.2f} GiB exceed the usable {usable:.2f} GiB "
-                f"({mem:.1f} GiB x {gpu_memory_utilization}); add GPUs (TP), quantize, or raise gpu_memory_utilization")
+                f"({mem:.1f} GiB x {gpu_memory_utilization}); add GPUs (tensor or pipeline parallel), quantize, or raise "
+                "gpu_memory_utilization")
 
     nb, tokens, conc = capacity(layers, max(kv_with, 0), max_model_len, bs, mbt)
     nb0, tokens0, conc0 = capacity(t_layers, max(kv_without, 0), max_model_len, bs, mbt)
@@ -287,7 +289,7 @@ def budget(
     warnings += [r.message for r in rules if not r.passed]
     return MemoryBudget(
         target=target.name, draft=draft.name if draft else "", method=method, gpu=gpu.name, num_gpus=num_gpus,
-        tensor_parallel_size=tp, target_quant=target_quant, draft_quant=draft_quant if draft else "",
+        tensor_parallel_size=tp, pipeline_parallel_size=pp, target_quant=target_quant, draft_quant=draft_quant if draft else "",
         kv_cache_dtype=kv_cache_dtype, num_speculative_tokens=num_speculative_tokens,
         max_model_len=max_model_len, context_length=ctx, block_size=bs, gpu_memory_gib=mem,
         gpu_memory_utilization=gpu_memory_utilization, usable_gib=round(usable, 3) if usable else None,
@@ -369,7 +371,9 @@ def finding(b: MemoryBudget) -> str:
     if not b.fits:
         return f"Does not fit: {b.reasons[0]}"
     ctx = b.context_length
-    head = (f"{b.target}{' + ' + b.draft if b.draft else ''} on {b.tensor_parallel_size}x {b.gpu}: "
+    stages = f" in {b.pipeline_parallel_size} pipeline stages" if b.pipeline_parallel_size > 1 else ""
+    head = (f"{b.target}{' + ' + b.draft if b.draft else ''} on {b.tensor_parallel_size * b.pipeline_parallel_size}x "
+            f"{b.gpu}{stages}: "
             f"{b.kv_cache_tokens:,} KV tokens, {b.concurrency_at_context:.1f} concurrent {ctx}-token requests "
             f"with the draft vs {b.concurrency_at_context_without_draft:.1f} without "
             f"({b.concurrency_lost_pct:.1f}% lost)")
@@ -392,7 +396,7 @@ def step_kwargs(p, gpu: GPUSpec) -> dict:
     fixed only on the CPU backend (kv_cache_gib); on GPUs vLLM derives it from gpu_memory_utilization."""
     return dict(
         method=p.method, num_gpus=p.num_gpus, tensor_parallel_size=p.tensor_parallel_size,
-        kv_cache_dtype=p.kv_cache_dtype, num_speculative_tokens=p.num_speculative_tokens,
+        pipeline_parallel_size=p.pipeline_parallel_size, kv_cache_dtype=p.kv_cache_dtype, num_speculative_tokens=p.num_speculative_tokens,
         max_model_len=p.max_model_len, context_length=p.context_length,
         gpu_memory_utilization=p.gpu_memory_utilization, reserve_gib=p.reserve_gib,
         kv_cache_gib=p.kv_cache_gib if gpu.is_cpu else 0.0,

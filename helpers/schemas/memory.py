@@ -26,6 +26,8 @@ class MemoryBudget(BaseModel):
     gpu: str
     num_gpus: int = 1
     tensor_parallel_size: int = 1
+    pipeline_parallel_size: int = Field(1, description="pipeline stages: the target's layers (weights and KV) split "
+                                        "over them; the draft runs whole (vLLM gives it no pipeline parallelism)")
     target_quant: str = "bf16"
     draft_quant: str = "bf16"
     kv_cache_dtype: str = "auto"

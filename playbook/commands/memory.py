@@ -21,6 +21,7 @@ METHODS = ["none", "draft_model", "eagle", "eagle3", "mtp", "ngram", "suffix"]
 # Profile parameter -> flag: `--profile` fills every flag left at its default from these.
 PROFILE_KEYS = {"target_model": "target", "draft_model": "draft", "method": "method", "gpu": "gpu",
                 "gpu_memory_gib": "gpu_memory_gib", "num_gpus": "num_gpus", "tensor_parallel_size": "tp",
+                "pipeline_parallel_size": "pp",
                 "target_quant": "target_quant", "draft_quant": "draft_quant", "kv_cache_dtype": "kv_cache_dtype",
                 "max_model_len": "max_model_len", "context_length": "context_length",
                 "gpu_memory_utilization": "gpu_memory_utilization", "reserve_gib": "reserve_gib",
@@ -38,6 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--gpu-memory-gib", type=float, default=None, help="memory per GPU in GiB instead of a catalog GPU")
     p.add_argument("--num-gpus", type=int, default=0, help="GPUs on the node (default: --tp)")
     p.add_argument("--tp", type=int, default=1, help="tensor parallel size")
+    p.add_argument("--pp", type=int, default=1, help="pipeline parallel size (the target's layers split over stages)")
     p.add_argument("--target-quant", choices=PRECISIONS, default="bf16", type=str.lower)
     p.add_argument("--draft-quant", choices=PRECISIONS, default="bf16", type=str.lower)
     p.add_argument("--kv-cache-dtype", choices=["auto", "fp8"], default="auto", type=str.lower)
@@ -64,12 +66,12 @@ def params_from(args: argparse.Namespace, method: str) -> MemoryParams:
     """The memory step's model from the flags ('none' budgets no draft: validated as draft_model without one)."""
     embedded = args.target == "embedded" or (bool(args.kv_cache_gib) and not args.gpu and not args.gpu_memory_gib
                                             and gpus.detect() is None)
-    num_gpus = args.num_gpus or args.tp
+    num_gpus = args.num_gpus or args.tp * args.pp
     return validate_params(MemoryParams, dict(
         mode="embedded" if embedded else "managed", target_model=args.target,
         draft_model="" if method == "none" else args.draft, method="draft_model" if method == "none" else method,
         gpu=args.gpu, gpu_memory_gib=args.gpu_memory_gib or 0.0, num_gpus=num_gpus,
-        tensor_parallel_size=args.tp, target_quant=args.target_quant, draft_quant=args.draft_quant,
+        tensor_parallel_size=args.tp, pipeline_parallel_size=args.pp, target_quant=args.target_quant, draft_quant=args.draft_quant,
         kv_cache_dtype=args.kv_cache_dtype, max_model_len=args.max_model_len,
         context_length=args.context_length or args.max_model_len, gpu_memory_utilization=args.gpu_memory_utilization,
         reserve_gib=args.reserve_gib, kv_cache_gib=args.kv_cache_gib, num_speculative_tokens=args.num_speculative_tokens,
@@ -126,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         raise ParameterError("--target is required", "give a local model dir, a catalog name or 'embedded'")
     bad = flag_problems([
         ("--tp", args.tp, args.tp >= 1, "must be >= 1"),
+        ("--pp", args.pp, args.pp >= 1, "must be >= 1"),
         ("--gpu-memory-gib", args.gpu_memory_gib, args.gpu_memory_gib is None or 0 < args.gpu_memory_gib <= 4096,
          "must be the memory of one GPU in GiB, e.g. 80"),
         ("--max-model-len", args.max_model_len, args.max_model_len >= 1, "must be >= 1"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from playbook.cli import main
 
 MEMORY_FIELDS = {"target_weights_gib", "draft_weights_gib", "kv_bytes_per_token", "kv_cache_gib", "kv_cache_tokens",
@@ -84,3 +86,18 @@ def test_memory_takes_precisions_in_any_case_and_says_an_ngram_ignores_the_draft
     assert main(["memory", "--target", "Llama-3.1-8B", "--gpu", "H100-SXM", "--method", "ngram",
                  "--draft", "Llama-3.2-1B"]) == 0
     assert "--draft Llama-3.2-1B is not budgeted" in capsys.readouterr().err
+
+
+def test_pipeline_stages_split_the_targets_weights_and_kv_layers():
+    """A 70B in four pipeline stages fits four 80 GiB GPUs as it does with TP 4 (it was counted whole on each)."""
+    from playbook.helpers import memory
+    from playbook.helpers.gpus import get_gpu
+    from playbook.helpers.models import from_catalog
+
+    target, draft, gpu = from_catalog("Llama-3.1-70B"), from_catalog("Llama-3.2-1B"), get_gpu("H100-SXM")
+    whole = memory.budget(target, draft, gpu, num_gpus=4, max_model_len=8192)
+    staged = memory.budget(target, draft, gpu, num_gpus=4, pipeline_parallel_size=4, max_model_len=8192)
+    assert not whole.fits and staged.fits
+    assert staged.target_weights_per_gpu_gib == pytest.approx(whole.target_weights_per_gpu_gib / 4)
+    assert staged.draft_weights_per_gpu_gib == whole.draft_weights_per_gpu_gib  # vLLM runs the draft unstaged
+    assert "4x H100-SXM in 4 pipeline stages" in memory.finding(staged)
