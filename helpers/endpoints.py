@@ -99,7 +99,7 @@ def server_config(params, role: Role) -> ServerConfig:
         pipeline_parallel_size=params.pipeline_parallel_size, data_parallel_size=params.data_parallel_size,
         speculative_config=spec, extra_args=[*extra, *kv_args], env=env,
         api_key_env=params.api_key_env, allow_hub_model=hub_allowed(getattr(params, "allow_hub_models", False)),
-        kv_cache_dtype=getattr(params, "kv_cache_dtype", "auto"),
+        kv_cache_dtype=params.kv_cache_dtype,
     )
 
 

@@ -391,6 +391,23 @@ def uses_draft(method: str, draft_model: str) -> bool:
     return method in DRAFT_METHODS and bool(draft_model)
 
 
+def unserved_precision_notes(target: ModelSpec, draft: ModelSpec | None, target_quant: str, draft_quant: str,
+                             extra_server_args: list[str]) -> list[str]:
+    """What the budget assumes and the measured servers will not do: a precision asked for a checkpoint stored at
+    another is a what-if here, while the servers of steps 00, 40 and 50 load each checkpoint as stored (vLLM
+    quantizes at load only when told: ``--quantization fp8``, online FP8)."""
+    online = any(str(a).split("=", 1)[0] == "--quantization" for a in extra_server_args)
+    notes = []
+    for role, m, quant in (("target", target, target_quant), ("draft", draft, draft_quant)):
+        if m is None or online or q.served_precision(m, quant) == (m.quantization or "bf16") or quant in ("bf16", "fp16"):
+            continue
+        fix = ("give a pre-quantized checkpoint" + (", or --quantization fp8 in extra_server_args (vLLM's online FP8)"
+                                                     if role == "target" and quant == "fp8" else ""))
+        notes.append(f"{role}_quant {quant} budgets {m.name} at {quant}, but the servers this run starts load the "
+                     f"checkpoint as stored ({m.quantization or 'bf16'}): the speed measured is not at {quant}; {fix}")
+    return notes
+
+
 def step_kwargs(p, gpu: GPUSpec) -> dict:
     """budget() keyword arguments from a MemoryParams/QuantizationParams step model. The KV space is
     fixed only on the CPU backend (kv_cache_gib); on GPUs vLLM derives it from gpu_memory_utilization."""

@@ -255,6 +255,8 @@ class StepParams(BaseModel):
     kv_cache_gib: float = Field(1.0, ge=0, description="KV cache space in GiB (CPU backend; 0 = derive)")
     tensor_parallel_size: int = Field(1, ge=1, description="vLLM tensor parallel size")
     pipeline_parallel_size: int = Field(1, ge=1, description="vLLM pipeline parallel size")
+    kv_cache_dtype: Literal["auto", "fp8"] = Field("auto", description="vLLM --kv-cache-dtype of the servers started "
+                                                   "and the launch command, and the memory budget's KV bytes")
     data_parallel_size: int = Field(1, ge=1, description="vLLM data parallel size")
     extra_server_args: list[str] = Field(default_factory=list, description="extra vLLM CLI args")
     server_start_timeout_s: float = Field(300, gt=0, description="seconds to wait for /health")
@@ -361,7 +363,6 @@ class MemoryParams(StepParams):
     gpu_memory_gib: float = Field(0.0, ge=0, description="memory per GPU in GiB (0 = from the catalog)")
     target_quant: Precision = Field("bf16", description="target weight precision")
     draft_quant: Precision = Field("bf16", description="draft weight precision")
-    kv_cache_dtype: Literal["auto", "fp8"] = Field("auto", description="KV cache dtype")
     context_length: int = Field(1024, ge=1, le=TOKENS_MAX, description="tokens per request (prompt + output) for max concurrency")
     reserve_gib: float = Field(-1.0, description="activation/CUDA-graph reserve in GiB (-1 = vLLM-like default)")
     max_draft_share: float = _threshold("max_draft_share")

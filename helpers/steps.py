@@ -109,8 +109,9 @@ def memory(p: MemoryParams, run: RunDir) -> MemoryResult:
     s = budget_setup(p)
     budget = _memory.budget(s.target, s.draft, s.gpu, target_quant=p.target_quant, draft_quant=p.draft_quant, **s.kwargs)
     budgets = _memory.matrix_budgets(s.target, s.draft, s.gpu, **s.kwargs)
+    notes = _memory.unserved_precision_notes(s.target, s.draft, p.target_quant, p.draft_quant, p.extra_server_args)
     result = MemoryResult(budget=budget, matrix=[_memory.precision_row(b) for b in budgets], rules=budget.rules,
-                          warnings=budget.warnings, finding=_memory.finding(budget), plot=MEMORY_PLOT,
+                          warnings=[*budget.warnings, *notes], finding=_memory.finding(budget), plot=MEMORY_PLOT,
                           allocated=_memory.allocated_from_logs(budget, run.server_logs))
     run.write_json("20_memory.json", result)
     _close(_memory.plot_budget(budgets, run.artifact(MEMORY_PLOT)))

@@ -46,3 +46,22 @@ def test_a_flag_that_contradicts_or_repeats_a_parameter_is_refused(extra, needle
     with pytest.raises(ParameterError) as err:
         _params(extra)
     assert needle in str(err.value)
+
+
+def test_the_kv_cache_dtype_reaches_both_servers_and_their_command_line():
+    from playbook.helpers.specconfig import server_args
+
+    p = _params([], kv_cache_dtype="fp8")
+    for role in ("baseline", "spec"):
+        args = server_args(server_config(p, role))
+        assert args[args.index("--kv-cache-dtype") + 1] == "fp8"
+
+
+@pytest.mark.parametrize("extra, quant, noted", [([], "fp8", True), (["--quantization", "fp8"], "fp8", False),
+                                                  ([], "bf16", False), ([], "int4", True)])
+def test_a_budgeted_precision_the_servers_will_not_load_is_said(extra, quant, noted):
+    from playbook.helpers.memory import unserved_precision_notes
+    from playbook.helpers.models import from_catalog
+
+    notes = unserved_precision_notes(from_catalog("Llama-3.1-8B"), from_catalog("Llama-3.2-1B"), quant, "bf16", extra)
+    assert bool(notes) == noted and all("load the checkpoint as stored (bf16)" in n for n in notes)
