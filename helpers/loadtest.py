@@ -257,6 +257,11 @@ class _Watch:
                 d = w.spec
                 st.acceptance_rate, st.mean_acceptance_length = d.acceptance_rate, d.mean_acceptance_length
                 st.acceptance_per_position = d.per_position
+                if config == "baseline" and d.drafts > 0:  # a baseline that speculates: nothing to compare against
+                    st.status, st.reason = "failed", (
+                        f"the baseline server {self.target.url} drafted {d.draft_tokens:.0f} tokens in this level "
+                        "(its vllm:spec_decode counters moved): it speculates, so this would compare speculation with "
+                        "speculation; point the baseline at a server started without --speculative-config")
             except CounterResetError as exc:
                 st.reason = exc.problem
             except MetricsError:

@@ -370,3 +370,18 @@ def test_placement_favours_the_client_scheduling_group_and_restores_it():
     finally:
         place.release()
     assert placement._autogroup_nice() == before
+
+
+def test_a_baseline_whose_spec_decode_counters_move_fails_its_level(tmp_path):
+    """External mode: a 'baseline' URL that speculates (its vllm:spec_decode counters grow while it serves) would
+    compare speculation with speculation; the level fails, saying so, and its records stay on disk."""
+    procs = [start_fake(FAKE_METRICS="live") for _ in range(2)]
+    try:
+        res = run_load_test(_params([url for _, url in procs], min_round_pairs=2, target_ci_halfwidth=5.0),
+                            RunDir(tmp_path), progress=False)
+    finally:
+        for proc, _ in procs:
+            stop_fake(proc)
+    assert res.status == "failed" and res.speedup == []
+    assert "it speculates" in res.finding and "without --speculative-config" in res.finding
+    assert (tmp_path / "artifacts" / "50_load_requests.jsonl").stat().st_size > 0
