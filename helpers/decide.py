@@ -18,6 +18,7 @@ one side of 1.0, medium when some cross it, low without intervals. Every thresho
 from __future__ import annotations
 
 import json
+import math
 import shlex
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -326,33 +327,46 @@ def _headline(verdict: str, ev: Evidence, rec: RecommendedConfig, measure_next: 
     return "not enough evidence yet; next: " + "; ".join(measure_next)
 
 
+def seq_limit(rec: RecommendedConfig) -> int | None:
+    """The verdict's concurrency limit as vLLM's ``--max-num-seqs`` (``rec.max_concurrency``, the last level
+    won); None without a limit, or when a launched k table already turns speculation off above it."""
+    if rec.max_concurrency is None or rec.num_speculative_tokens_per_batch_size:
+        return None
+    return max(1, math.floor(rec.max_concurrency))
+
+
 def launch_command_for(params, rec: RecommendedConfig) -> str:
     """The exact vLLM launch command for the recommended configuration, in today's syntax.
 
     Built from the step parameters by the server helpers (the same ServerConfig a managed run
     starts, so the draft is a real path), with k and the per-batch-size table from the
-    recommendation; updates ``rec.speculative_config`` to match. '' when speculation stays off.
+    recommendation and its concurrency limit (:func:`seq_limit`); updates ``rec.speculative_config``
+    to match. '' when speculation stays off.
     """
     if not rec.enable:
         return ""
     from .endpoints import server_config
     from .errors import PlaybookError
-    from .specconfig import launch_command
+    from .specconfig import launch_command, with_max_num_seqs
 
+    limit = seq_limit(rec)
     if rec.method and rec.method != getattr(params, "method", rec.method):  # a compared configuration won
         params = params.model_copy(update={"method": rec.method, "num_speculative_tokens": rec.num_speculative_tokens})
+    if params.mode != "embedded":  # kv_cache_gib sizes the CPU engine's cache; a GPU's is gpu_memory_utilization's
+        params = params.model_copy(update={"kv_cache_gib": 0})
     try:
         base = server_config(params, "spec")
     except PlaybookError as exc:  # e.g. a model directory that is gone: still give the JSON to use
         rec.notes.append(f"launch command not built: {exc.problem}")
-        return f"vllm serve {shlex.quote(params.target_model)} --speculative-config {shlex.quote(json.dumps(rec.speculative_config))}"
+        args = ["--speculative-config", json.dumps(rec.speculative_config)]
+        return shlex.join(["vllm", "serve", params.target_model, *(with_max_num_seqs(args, limit) if limit else args)])
     spec = dict(base.speculative_config or rec.speculative_config)
     for key in ("num_speculative_tokens", "num_speculative_tokens_per_batch_size", "prompt_lookup_min", "prompt_lookup_max"):
         if key in rec.speculative_config:
             spec[key] = rec.speculative_config[key]
     rec.speculative_config = spec
     rec.model = str(spec.get("model", rec.model))
-    return launch_command(base.model_copy(update={"speculative_config": spec}))
+    return launch_command(base.model_copy(update={"speculative_config": spec}), max_num_seqs=limit)
 
 
 def decide_for(ev: Evidence, p) -> Decision:

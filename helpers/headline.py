@@ -127,7 +127,8 @@ def concurrency_number(ev: Evidence, t: Thresholds) -> Number:
     lost = max(0.0, 1 - spec / base)
     ctx = f"{ev.memory_context_length:,}-token" if ev.memory_context_length else "full-context"
     verdict = "borderline" if lost > t.max_concurrency_loss else "go"
-    return Number(key="concurrency", label=label, value=f"-{lost:.0%}",
+    cost = f"{lost:.0%}"  # a cost, so no minus sign: "-20%" under "costs" reads as a gain
+    return Number(key="concurrency", label=label, value=cost if cost == "0%" else f"{cost} fewer",
                   detail=f"{base:,.0f} to {spec:,.0f} concurrent {ctx} requests (KV cache shared with the draft)",
                   verdict=verdict)
 

@@ -17,6 +17,8 @@ accepts.
 
 from __future__ import annotations
 
+import math
+
 from pydantic import BaseModel, Field
 
 from .metrics import (
@@ -28,6 +30,7 @@ from .metrics import (
     KV_CACHE_USAGE,
     LEGACY_RATE,
     RUNNING,
+    WAITING,
     series,
 )
 from .schemas.decision import Decision, Evidence
@@ -93,6 +96,9 @@ def queries(model_name: str = "", window: str = "5m", extra_selector: str = "") 
     out += [
         Query(name="running_requests", promql=f"max by ({by}) ({series(RUNNING, m)})",
               meaning="batch size of each replica now: compare with the crossover the load test measured"),
+        Query(name="requests_per_replica",
+              promql=f"max by ({by}) ({series(RUNNING, m)}) + max by ({by}) ({series(WAITING, m)})",
+              meaning="requests each replica holds, running or waiting: the load a --max-num-seqs cap queues too"),
         Query(name="kv_cache_usage", promql=f"max by ({by}) ({series(KV_CACHE_USAGE, m)})",
               meaning="KV cache usage of each replica (1 = full); the draft's KV and weights take room from it"),
         Query(name="preemptions_per_second", promql=r(PREEMPTIONS),
@@ -129,11 +135,12 @@ def alerts(
         Alert(name="SpecDecodeNoGain", expr=f"({q['mean_acceptance_length']}) < 1.5", for_=window, threshold=1.5,
               why="fewer than 1.5 tokens per target step: the draft's cost is barely repaid"),
     ]
-    if crossover_concurrency:
-        out.append(Alert(name="SpecDecodePastCrossover", expr=f"{q['running_requests']} >= {crossover_concurrency:g}",
+    if crossover_concurrency:  # running + waiting: a server capped by --max-num-seqs never runs more than its cap
+        out.append(Alert(name="SpecDecodePastCrossover",
+                         expr=f"({q['requests_per_replica']}) >= {crossover_concurrency:g}",
                          for_=window, threshold=crossover_concurrency,
-                         why=f"a replica runs {crossover_concurrency:g}+ requests at once: the load test measured no "
-                             "gain from that load on (per server, not summed over replicas)"))
+                         why=f"a replica holds {crossover_concurrency:g}+ requests (running or waiting): speculation "
+                             "is not recommended from that load on (per server, not summed over replicas)"))
     if slo_tpot_ms:
         out.append(Alert(name="TpotSloBreached", expr=f"{q['tpot_p99_seconds']} > {slo_tpot_ms / 1000:g}", for_="5m",
                          threshold=slo_tpot_ms, why=f"TPOT P99 above the {slo_tpot_ms:g} ms SLO"))
@@ -141,7 +148,12 @@ def alerts(
 
 
 def crossover_of(decision: Decision, ev: Evidence) -> float | None:
-    """The first concurrency the load test found no win at (a per-server load), when speculation wins below it."""
+    """The first per-server concurrency speculation is not recommended at: one past the verdict's limit
+    (``recommended.max_concurrency``, as the headline and the launch command state it), else the first
+    level the load test found no win at, when speculation wins below it."""
+    rec = decision.recommended
+    if rec.enable and rec.max_concurrency is not None and ev.load_kind == "concurrency":
+        return float(math.floor(rec.max_concurrency) + 1)
     rule = next((r for r in decision.rules if r.name == "load_crossover_vs_peak"), None)
     if rule is not None and rule.verdict in ("go", "borderline") and ev.load_kind == "concurrency":
         value = rule.numbers.get("first_non_win")

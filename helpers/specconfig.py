@@ -481,9 +481,30 @@ def is_secret_name(name: str) -> bool:
     return any(w in name.upper() for w in _SECRET_WORDS)
 
 
-def launch_command(config: ServerConfig) -> str:
-    """The shell command a user would type for this config, in today's syntax (no secrets)."""
+def with_max_num_seqs(args: list[str], limit: int) -> list[str]:
+    """``args`` with a single ``--max-num-seqs``: ``limit``, or a smaller value they already give."""
+    out: list[str] = []
+    given: list[int] = []
+    i = 0
+    while i < len(args):
+        name, eq, inline = args[i].partition("=")
+        if name.replace("_", "-") != "--max-num-seqs":
+            out.append(args[i])
+            i += 1
+            continue
+        value = inline if eq else (args[i + 1] if i + 1 < len(args) else "")
+        i += 1 if eq else 2
+        if value.strip().isdigit() and int(value) > 0:
+            given.append(int(value))
+    return [*out, "--max-num-seqs", str(min([limit, *given]))]
+
+
+def launch_command(config: ServerConfig, max_num_seqs: int | None = None) -> str:
+    """The shell command a user would type for this config, in today's syntax (no secrets); ``max_num_seqs``
+    caps the running requests per server (a verdict's concurrency limit)."""
     config, _ = merge_legacy(config) if config.extra_args else (config, [])
+    if max_num_seqs:
+        config = config.model_copy(update={"extra_args": with_max_num_seqs(list(config.extra_args), max_num_seqs)})
     env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(config.env.items()) if not is_secret_name(k))
     if config.api_key_env:  # "${NAME}" only for a real variable name: nothing else reaches the shell unquoted
         import re
@@ -493,7 +514,9 @@ def launch_command(config: ServerConfig) -> str:
         env = (env + " " if env else "") + f"VLLM_API_KEY={key}"
     from .redact import redact_args
 
-    args = redact_args(server_args(config, per_request_metrics=False))  # no --api-key value in a report
+    args = server_args(config, per_request_metrics=False)
+    # no --host: the playbook's 127.0.0.1 is for its own servers; vLLM's default (all interfaces) reaches a router
+    args = redact_args(args[2:] if args[:1] == ["--host"] else args)  # no --api-key value in a report
     cmd = " ".join(["vllm", "serve", shlex.quote(config.model), *map(shlex.quote, args)])
     return f"{env} {cmd}" if env else cmd
 

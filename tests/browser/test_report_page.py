@@ -62,7 +62,7 @@ def test_first_screen_fits_1366x768_without_scrolling(report_page, driver, shots
     assert "Verdict: GO WITH LIMITS" in boxes["verdict"]["text"]
     assert "1.30x" in boxes["headline-speedup"]["text"] and "1.15x to 1.45x" in boxes["headline-speedup"]["text"]
     assert "0.75" in boxes["headline-acceptance"]["text"] and "P10" in boxes["headline-acceptance"]["text"]
-    assert "-21%" in boxes["headline-concurrency"]["text"]
+    assert "21% fewer" in boxes["headline-concurrency"]["text"]
     img = driver.execute_script(
         "const i = document.querySelector('#deciding-chart img'); return i && [i.complete, i.naturalWidth, "
         "i.getBoundingClientRect().height];")

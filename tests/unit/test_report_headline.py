@@ -56,7 +56,7 @@ def test_acceptance_number_flags_a_low_p10_and_concurrency_cost():
     a = headline.acceptance_number(ev, Thresholds())
     assert (a.value, a.verdict) == ("0.80", "borderline") and "P10 per request 0.30" in a.detail
     c = headline.concurrency_number(ev, Thresholds())
-    assert (c.value, c.verdict) == ("-25%", "borderline") and "40 to 30 concurrent 4,096-token" in c.detail
+    assert (c.value, c.verdict) == ("25% fewer", "borderline") and "40 to 30 concurrent 4,096-token" in c.detail
     ngram = headline.concurrency_number(Evidence(method="ngram"), Thresholds())
     assert ngram.value == "0%"
 

@@ -66,7 +66,7 @@ def test_first_screen_holds_the_verdict_numbers_chart_and_command(report):
     text = _text(first)
     assert "0.80x" in text and "0.70x to 0.90x" in text  # the level at the expected peak (16) with its interval
     assert "0.75" in text and "P10 per request 0.60" in text  # acceptance at T=0.2 with its P10
-    assert "-21%" in text and "39 to 31" in text  # the draft's concurrency cost
+    assert "21% fewer" in text and "39 to 31" in text  # the draft's concurrency cost
     assert h.unescape(d["recommended"]["launch_command"]) in h.unescape(first)
 
 
