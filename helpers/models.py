@@ -280,10 +280,15 @@ def _index_total_size(d: Path) -> int:
 
 
 def _checkpoint_precision(qc: dict) -> str:
-    """'int4' / 'int8' / 'fp8' for a pre-quantized checkpoint's quantization_config ('' if none)."""
+    """The catalog precision ('int4' / 'int8' / 'fp8') of a pre-quantized checkpoint's quantization_config ('' if
+    none); for a format not read here its quant_method, which quantization.served_precision warns about."""
     if not qc:
         return ""
     method = str(qc.get("quant_method", "")).lower()
+    if method == "bitsandbytes":
+        return _bitsandbytes_precision(qc) or method
+    if method.startswith("modelopt") and (found := _modelopt_precision(qc)):
+        return found  # else (MIXED_PRECISION) from its config_groups, as compressed-tensors
     bits = qc.get("bits") or qc.get("w_bit") or qc.get("weight_bits")
     groups = [g.get("weights") or {} for g in (qc.get("config_groups") or {}).values() if isinstance(g, dict)]
     if groups and not bits:  # compressed-tensors (e.g. neuralmagic w8a8): config_groups.*.weights.num_bits/type
@@ -294,7 +299,37 @@ def _checkpoint_precision(qc: dict) -> str:
         return "fp8"
     if bits in (4, 8):
         return f"int{bits}"
-    return method or "quantized"
+    if "fp4" in method:  # mxfp4 (gpt-oss's experts): 4-bit float weights, budgeted as int4
+        return "int4"
+    return (method or "quantized") + (f" {bits}-bit" if bits else "")  # e.g. 'gptq 3-bit', 'hqq': not budgeted
+
+
+def _bitsandbytes_precision(qc: dict) -> str:
+    """bitsandbytes: 4-bit (NF4/FP4, one absmax per 64 weights) ~ int4, LLM.int8() ~ int8. The keys are
+    transformers' BitsAndBytesConfig.to_dict() (transformers/utils/quantization_config.py): load_in_4bit and
+    load_in_8bit, plus the private _load_in_4bit/_load_in_8bit it copies from __dict__."""
+    if qc.get("load_in_4bit") or qc.get("_load_in_4bit"):
+        return "int4"
+    if qc.get("load_in_8bit") or qc.get("_load_in_8bit"):
+        return "int8"
+    return ""
+
+
+def _modelopt_precision(qc: dict) -> str:
+    """NVIDIA ModelOpt: the weights' precision from quant_algo, found where vLLM looks (vllm/model_executor/layers/
+    quantization/modelopt.py _extract_modelopt_quant_algo): quantization_config.quant_algo (quant_method 'modelopt',
+    as modelopt.torch.export's convert_hf_quant_config_format writes config.json), or quantization.quant_algo
+    (the layout of ModelOpt's hf_quant_config.json). NVFP4 (4-bit floats, an FP8 scale per 16) ~ int4; W4A8_AWQ,
+    W4A16_NVFP4 ~ int4; W8A16, W8A8_SQ_PER_CHANNEL ~ int8; FP8, FP8_PB_WO, MXFP8 ~ fp8; MIXED_PRECISION ''."""
+    nested = qc.get("quantization")
+    algo = str((nested if isinstance(nested, dict) else qc).get("quant_algo") or "").upper()
+    if algo.startswith(("W4A", "W8A")):  # the weights' bits come first
+        return f"int{algo[1]}"
+    if "FP4" in algo or "INT4" in algo:
+        return "int4"
+    if "FP8" in algo:
+        return "fp8"
+    return "int8" if "INT8" in algo else ""
 
 
 def _family(model_type: str, archs: list[str]) -> str:

@@ -116,14 +116,16 @@ def check_vllm(version: str | None, build: str, mode: str) -> list[Check]:
 
 def check_hardware(hw: Hardware, build: str, mode: str = "external") -> Check:
     """The GPUs found. With vLLM's GPU build and no GPU, a server started here cannot run: blocking unless
-    the servers are external."""
+    the servers are external. (Managed mode with a profile naming GPUs this node lacks: check_gpu_profile.)"""
     if hw.gpus:
         names = ", ".join(f"{g.name} ({g.memory_gib} GiB)" for g in hw.gpus)
         return Check(name="accelerators", status="ok", detail=f"{len(hw.gpus)} GPU(s): {names}")
     if build == "cpu":
+        fix = {"embedded": "fine for the embedded demo; speed verdicts need the production GPU",
+               "managed": "the servers started here run on the CPU: their speed is this CPU's, not a GPU's; for a "
+                          "speed verdict run on the GPU node"}.get(mode, "fine: the servers run elsewhere")
         return Check(name="accelerators", status="warn",
-                     detail=f"no GPU: CPU backend, {hw.cpu_count} cores, {hw.memory_gib} GiB",
-                     fix="fine for the embedded demo; speed verdicts need the production GPU")
+                     detail=f"no GPU: CPU backend, {hw.cpu_count} cores, {hw.memory_gib} GiB", fix=fix)
     if mode != "external":
         return Check(name="accelerators", status="fail",
                      detail=f"vLLM's GPU build is installed but nvidia-smi found no GPU: the servers of {mode} mode "
@@ -188,6 +190,12 @@ def check_servers(params, run, result: PreflightResult) -> PreflightResult:
     from .errors import PlaybookError
 
     roles = ["spec"] if params.mode != "external" else [r for r in ("baseline", "spec") if getattr(params, f"{r}_url")]
+    if (gpus := check_gpu_profile(params, result.hardware, recorded_parameters(run))) is not None:
+        result.checks.append(gpus)
+        if gpus.status == "fail":  # vLLM would start on what this node has (the CPU build: on the CPU)
+            result.checks.append(Check(name="spec server reachable", status="skip",
+                                       detail="not started: this node lacks the GPUs the profile names"))
+            return result
     for role in roles:
         try:
             with endpoints.endpoint(params, run, role) as ep:
@@ -205,6 +213,91 @@ def check_servers(params, run, result: PreflightResult) -> PreflightResult:
             result.checks.append(Check(name=f"{role} server reachable", status="fail",
                                        detail=exc.problem.splitlines()[0], fix=exc.fix or ""))
     return result
+
+
+# -- managed mode: the GPUs the profile names against this node's ----------------------------------------------
+# vLLM flags that spread one server over several nodes (Ray, multi-node data parallelism): this node then holds
+# only part of the layout's GPUs.
+_MULTI_NODE = re.compile(r"--distributed[-_]executor[-_]backend(=|\s+)ray\b|--nnodes\b|--node[-_]rank\b|--headless\b|"
+                         r"--data[-_]parallel[-_](size[-_]local|address)\b")
+
+
+def recorded_parameters(run) -> dict:
+    """The run's merged profile and overrides, as `playbook run` records them in run.json ({} without one: an
+    interactive run). Step 00's own parameters do not hold the profile's ``gpu`` and ``num_gpus``."""
+    import json
+    from pathlib import Path
+
+    try:
+        data = json.loads((Path(getattr(run, "path", run)) / "run.json").read_text()).get("parameters")
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _asks_for(gpu: str, count: int | None, layout: int, params) -> str:
+    """'2x H100-SXM (gpu H100-SXM, num_gpus 2, tensor_parallel_size 2)': what the profile asks of the node."""
+    sizes = [f"{n} {getattr(params, n)}" for n in ("tensor_parallel_size", "pipeline_parallel_size",
+                                                     "data_parallel_size") if getattr(params, n) != 1]
+    named = [f"gpu {gpu}"] * bool(gpu) + [f"num_gpus {count}"] * bool(count) + sizes
+    return f"{max(layout, count or 0)}x {gpu or 'GPU'}" + (f" ({', '.join(named)})" if named else "")
+
+
+def _gpu_fix(where: str) -> str:
+    return (f"run on {where}; on this machine use mode embedded for the demo (playbook run --profile embedded-cpu), "
+            "or mode external with baseline_url and spec_url of servers running on the GPUs")
+
+
+def check_gpu_profile(params, hw: Hardware, recorded: dict | None = None) -> Check | None:
+    """Managed mode: the GPUs the profile names (``gpu``, ``num_gpus``: run.json) and its parallel layout
+    (TP x PP x DP) against this node's. No GPU, or fewer than the layout needs, is blocking: vLLM would start
+    on what the node has (the CPU build: on the CPU, with step 20's budget done for the profile's GPUs).
+    Fewer than num_gpus, or another GPU model, is a warning. None outside managed mode, and for a CPU
+    profile on a node without GPU."""
+    if params.mode != "managed":
+        return None
+    recorded = recorded or {}
+    gpu = str(recorded.get("gpu") or "").strip()
+    gpu, count = ("", None) if gpu.lower() == "cpu" else (gpu, recorded.get("num_gpus"))
+    layout = params.tensor_parallel_size * params.pipeline_parallel_size * params.data_parallel_size
+    asks, name, n = _asks_for(gpu, count, layout, params), "GPUs the profile names", len(hw.gpus)
+    if not n:
+        if not (gpu or count):
+            return None  # a CPU profile: check_hardware says what the CPU means
+        return Check(name=name, status="fail", fix=_gpu_fix("the GPU node the profile describes"),
+                     detail=f"the profile asks for {asks}; this node has no GPU (nvidia-smi found none; "
+                            f"{hw.cpu_count} CPU cores): managed mode would start vLLM on the CPU")
+    have = f"this node has {n}x {hw.gpus[0].name}"
+    multi = _MULTI_NODE.search(" ".join(map(str, params.extra_server_args)))
+    if layout > n and not multi:
+        return Check(name=name, status="fail", fix=_gpu_fix(f"a node with {layout} GPUs"),
+                     detail=f"the profile asks for {asks}; {have}: vLLM cannot place a layout of {layout} GPUs here")
+    if layout > n or (count or 0) > n:
+        why = (f"extra_server_args spread the server over nodes ({multi.group(0)})" if layout > n else
+               f"the layout fits, but step 20 budgets the profile's {count} GPUs")
+        return Check(name=name, status="warn", detail=f"the profile asks for {asks}; {have}: {why}",
+                     fix="check that the cluster's other nodes hold the remaining GPUs" if layout > n else
+                     f"set num_gpus: {n}, or run on the node the profile describes")
+    return _same_gpu_model(gpu, hw, asks, have)
+
+
+def _same_gpu_model(gpu: str, hw: Hardware, asks: str, have: str) -> Check:
+    """The profile's GPU model against the node's, by catalog name: another model is measured here but
+    budgeted (step 20) for the profile's."""
+    from .errors import ParameterError
+    from .gpus import get_gpu, match_smi_name
+
+    try:
+        wanted = get_gpu(gpu).name if gpu else ""
+    except ParameterError:
+        wanted = gpu
+    found = [match_smi_name(g.name) for g in hw.gpus]
+    if wanted and wanted not in found:
+        use = f"set gpu: {found[0]}" if found[0] else "leave gpu empty (step 20 then reads nvidia-smi)"
+        return Check(name="GPUs the profile names", status="warn",
+                     detail=f"the profile asks for {asks}; {have}" + (f" ({found[0]} in the catalog)" if found[0] else ""),
+                     fix=f"{use} so step 20 budgets this node's GPUs, or run on a {wanted} node")
+    return Check(name="GPUs the profile names", status="ok", detail=f"the profile asks for {asks}; {have}")
 
 
 # -- the server's vLLM version against the features the run uses ---------------------------------------------

@@ -8,6 +8,7 @@ per ``group_size`` weights; ``group_size=0`` leaves that overhead out.
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal, get_args
 
 from .schemas.models import ModelSpec
@@ -44,8 +45,38 @@ def model_weight_bytes(spec: ModelSpec, precision: str, group_size: int = 128) -
 
 def served_precision(spec: ModelSpec | None, requested: str) -> str:
     """The precision vLLM serves a checkpoint's weights at: a pre-quantized checkpoint's own (vLLM loads its
-    quantized tensors as stored, whatever precision is asked for), else the requested one."""
-    return spec.quantization if spec is not None and spec.quantization in BYTES_PER_PARAM else requested
+    quantized tensors as stored, whatever precision is asked for), else the requested one. A quantization the
+    budget cannot read (models._checkpoint_precision) is counted at the requested one, with a warning."""
+    if spec is None or not spec.quantization:
+        return requested
+    if spec.quantization in BYTES_PER_PARAM:
+        return spec.quantization
+    warnings.warn(unknown_quantization(spec, requested), UserWarning, stacklevel=1)  # once per model and precision
+    return requested
+
+
+def unknown_quantization(spec: ModelSpec, requested: str) -> str:
+    """'quantization method X unknown to the budget: counted as <requested>', and what to give instead."""
+    return (f"{spec.name}: quantization method '{spec.quantization}' (config.json quantization_config) unknown to the "
+            f"budget: counted as {requested}; give the precision of its weights instead (int4 for 4-bit weights, int8 "
+            "for 8-bit: predict --precision, memory --target-quant/--draft-quant, or target_quant/draft_quant)")
+
+
+# Quantized formats, read as the catalog precision of their weights (what the budget counts); and dtype names.
+FORMAT_PRECISION = {"awq": "int4", "gptq": "int4", "w4a16": "int4", "w4a8": "int4", "nvfp4": "int4", "mxfp4": "int4",
+                    "nf4": "int4", "w8a8": "int8", "w8a16": "int8"}
+PRECISION_ALIASES = {**FORMAT_PRECISION, "bfloat16": "bf16", "float16": "fp16", "half": "fp16", "float32": "fp32"}
+
+
+def format_names(precision: str) -> str:
+    """'AWQ, GPTQ, ...': the quantized formats read as ``precision``."""
+    return ", ".join(k.upper() for k, v in FORMAT_PRECISION.items() if v == precision)
+
+
+def canonical_precision(name: str) -> str | None:
+    """A precision the budget knows (BYTES_PER_PARAM), from its own name or a format's (awq -> int4); else None."""
+    key = name.strip().lower()
+    return key if key in BYTES_PER_PARAM else PRECISION_ALIASES.get(key)
 
 
 def pairs(target_precisions=PRECISIONS, draft_precisions=PRECISIONS) -> list[tuple[str, str]]:

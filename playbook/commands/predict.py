@@ -26,8 +26,11 @@ def add_arguments(p) -> None:
     p.add_argument("--tp", type=int, default=0, help="tensor parallel size (default: --num-gpus, else 1)")
     p.add_argument("--draft-tp", type=int, default=0,
                    help="draft tensor parallel size: 1 or --tp, and --tp for draft_model, as vLLM (default: --tp)")
-    p.add_argument("--precision", default="bf16", type=str.lower, help="target weight precision (bf16, fp8, int8, int4)")
-    p.add_argument("--draft-precision", default="bf16", type=str.lower, help="draft weight precision")
+    p.add_argument("--precision", default=None, type=str.lower,
+                   help="target weight precision: bf16, fp16, fp8, int8, int4 (awq, gptq, w4a16, nvfp4 read as int4, "
+                        "w8a8, w8a16 as int8; an 8-bit GPTQ is int8); default bf16. A pre-quantized checkpoint is "
+                        "predicted at its own")
+    p.add_argument("--draft-precision", default=None, type=str.lower, help="draft weight precision (as --precision)")
     acc = p.add_mutually_exclusive_group(required=True)
     acc.add_argument("--acceptance", type=float, help="per-token acceptance rate a (i.i.d.)")
     acc.add_argument("--acceptance-length", type=float,
@@ -126,7 +129,6 @@ def check_arguments(args) -> None:
 
     from playbook.helpers.acceptance_math import check_positions
     from playbook.helpers.params import Method
-    from playbook.helpers.quantization import BYTES_PER_PARAM
 
     if args.per_position:
         check_positions(args.per_position)
@@ -165,11 +167,47 @@ def check_arguments(args) -> None:
     methods = typing.get_args(Method)
     if args.method and args.method not in methods:
         bad.append(f"--method {args.method} (not one of {', '.join(methods)})")
-    for flag, value in (("--precision", args.precision), ("--draft-precision", args.draft_precision)):
-        if value not in BYTES_PER_PARAM:
-            bad.append(f"{flag} {value} (not one of {', '.join(BYTES_PER_PARAM)})")
-    if bad:
-        raise ParameterError(f"playbook predict: {'; '.join(bad)}", "fix those flags (`playbook predict --help`)")
+    fixes = ["give each flag named a value its rule allows (`playbook predict --help`)"] if bad else []
+    wrong, fix = _read_precisions(args)
+    if bad or wrong:
+        raise ParameterError(f"playbook predict: {'; '.join(bad + wrong)}", "; ".join(fixes + fix))
+
+
+def _read_precisions(args) -> tuple[list[str], list[str]]:
+    """--precision/--draft-precision as the budget names them (awq -> int4, with a note; unset -> bf16), and
+    the names it cannot read: (problems, fixes). Records which were given (:func:`_checkpoint_notes`)."""
+    from playbook.helpers.quantization import BYTES_PER_PARAM, canonical_precision, format_names
+
+    bad, args.precisions_given, args.precision_notes = [], set(), []
+    for flag, dest in (("--precision", "precision"), ("--draft-precision", "draft_precision")):
+        value = getattr(args, dest)
+        found = canonical_precision(value) if value is not None else "bf16"
+        if found is None:
+            bad.append(f"{flag} {value} (not a weight precision the budget knows: {', '.join(BYTES_PER_PARAM)})")
+            continue
+        if value is not None:
+            args.precisions_given.add(dest)
+        if value not in (None, found):
+            args.precision_notes.append(f"{flag} {value} read as {found}, the budget's precision for its weights")
+        setattr(args, dest, found)
+    flags = " and ".join(b.split(" ", 1)[0] for b in bad)
+    return bad, [f"give {flags} one of {', '.join(BYTES_PER_PARAM)} ({format_names('int4')} weights are int4; "
+                 f"{format_names('int8')} int8)"] if bad else []
+
+
+def _checkpoint_notes(args, target, draft) -> list[str]:
+    """Which precision is used when a --precision given differs from a pre-quantized checkpoint's own."""
+    from playbook.helpers.quantization import served_precision
+
+    notes = []
+    for flag, dest, spec in (("--precision", "precision", target), ("--draft-precision", "draft_precision", draft)):
+        asked = getattr(args, dest)
+        if spec is None or dest not in args.precisions_given:
+            continue
+        if (used := served_precision(spec, asked)) != asked:
+            notes.append(f"{flag} {asked} not used: {spec.name} is a pre-quantized {used} checkpoint, predicted at "
+                         f"{used} (vLLM serves its weights as stored)")
+    return notes
 
 
 def run(args) -> int:
@@ -234,6 +272,9 @@ def run(args) -> int:
     if method in predict.LOOKUP_METHODS and args.proposal_rate == 1:
         pred.assumptions.insert(0, f"the {method} lookup proposes on every step, an upper bound: give --proposal-rate, "
                                    "the share of steps on which it finds a match (step 40 measures it)")
+    for note in args.precision_notes + (_checkpoint_notes(args, target, draft) if gpu is not None else []):
+        pred.assumptions.insert(0, note)
+        print(f"note: {note}", file=sys.stderr)
     if defaulted:
         pred.assumptions.insert(0, defaulted)
         print(f"note: {defaulted}", file=sys.stderr)
