@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import warnings
 from collections.abc import Iterable
@@ -25,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from pydantic_core import to_jsonable_python
 
 from .errors import ArtifactError
@@ -222,11 +223,12 @@ def repair_jsonl(path: Path) -> str | None:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    """Read every complete record; a truncated or corrupt line is dropped with a warning."""
+    """Read every complete record; truncated or corrupt lines are dropped with one warning counting them."""
     path = Path(path)
     if not path.exists():
         return []
     records: list[dict] = []
+    dropped: list[int] = []
     with open(path) as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
@@ -234,18 +236,73 @@ def read_jsonl(path: Path) -> list[dict]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
-                warnings.warn(
-                    f"{path.name} line {lineno}: dropped a truncated or corrupt record "
-                    "(the writer was probably killed mid-write)",
-                    TruncatedRecordWarning,
-                    stacklevel=2,
-                )
+                dropped.append(lineno)
                 continue
             if not isinstance(record, dict):  # valid JSON, but no record the playbook wrote
                 raise ArtifactError(f"{path} line {lineno} is not a JSON object (a {type(record).__name__})",
                                     "remove that line or restore the file: each line is one {...} record")
             records.append(record)
+    if dropped:
+        warnings.warn(dropped_records(path.name, dropped, lineno), TruncatedRecordWarning, stacklevel=2)
     return records
+
+
+def dropped_records(name: str, dropped: list[int], last: int) -> str:
+    """The warning for the lines of ``name`` that were no complete record: how many, which, and the likely cause."""
+    n = len(dropped)
+    shown = ", ".join(map(str, dropped[:5])) + (f" and {n - 5} more" if n > 5 else "")
+    cause = ("the writer was probably killed mid-write" if dropped == [last]
+             else "the file was cut or edited: what those lines held is lost")
+    return (f"{name}: dropped {n} truncated or corrupt record{'s' if n != 1 else ''} "
+            f"(line{'s' if n != 1 else ''} {shown}; {cause})")
+
+
+def json_file_problem(path: Path, exc: Exception) -> str:
+    """What is wrong in a JSON file that failed to load into a model: where its syntax breaks (line, column),
+    or which field holds what instead of what it should (``steps[2].status = 123: Input should be ...``)."""
+    if isinstance(exc, json.JSONDecodeError) and not exc.doc.strip():
+        return f"{path} is empty"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{path} is not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason})"
+    if not isinstance(exc, ValidationError):
+        return f"{path} cannot be read: {str(exc).splitlines()[0][:200]}"
+    errors = exc.errors(include_url=False)
+    fields = [_field_problem(e) for e in errors[:3]]
+    more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+    n = len(errors)
+    return f"{path} has {n} wrong field{'s' if n != 1 else ''}: {'; '.join(fields)}{more}"
+
+
+def _field_problem(err: dict) -> str:
+    """One pydantic error as ``field path = value: what it should be``."""
+    where = field_path(err["loc"]) or "the top level"
+    if err["type"] == "missing":
+        return f"{where} is missing"
+    value = json.dumps(err.get("input"), default=str)
+    value = value if len(value) <= 60 else value[:57] + "..."
+    return f"{where} = {value}: {_expected(err['msg'])}"
+
+
+JSON_TYPES = {"a valid dictionary": "a JSON object {...}", "a valid list": "a JSON list [...]",
+              "a valid string": "a string in double quotes", "a valid number": "a number"}
+
+
+def _expected(msg: str) -> str:
+    """pydantic's ``Input should be a valid list`` as ``should be a JSON list [...]``: in the words of the file."""
+    msg = re.sub(r" or instance of \w+$", "", msg.removeprefix("Input "))
+    for name, json_name in JSON_TYPES.items():
+        msg = msg.replace(name, json_name)
+    return msg
+
+
+def field_path(loc: Iterable[str | int]) -> str:
+    """A pydantic error location as a path into the JSON: ``('steps', 2, 'status')`` -> ``steps[2].status``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
 
 
 PHASES_JSONL = "phases.jsonl"

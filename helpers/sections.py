@@ -11,14 +11,17 @@ in notebooks/90_report.ipynb calling it (hooks: :func:`workload_classes`, :func:
 from __future__ import annotations
 
 import json
+import warnings
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 from pydantic import BaseModel, ValidationError
 
 from . import measure_plots, plots
-from .artifacts import RunDir, read_jsonl
+from .artifacts import RunDir, TruncatedRecordWarning, read_jsonl
 from .headline import crossover, model_name
+from .loadgen import attempt_of
 from .predict import fit_notes
 from .prediction_check import error_sentence
 from .render import collapse, esc, figure, frame, section
@@ -29,6 +32,7 @@ from .schemas.predict import Prediction, PredictionCheck
 from .schemas.sweep import SweepResult
 
 TABLES = "tables"  # full tables as CSV, beside report.html
+REQUESTS_JSONL = "50_load_requests.jsonl"  # the load test's raw records (helpers/loadtest.py)
 # Published calibration (SPEC.md section 4): vLLM team, "How Speculative Decoding Boosts vLLM Performance by up
 # to 2.8x", vLLM blog, 17 Oct 2024, https://blog.vllm.ai/2024/10/17/spec-decode.html
 CALIBRATION = ("Published for comparison (vLLM team, vLLM blog, Oct 2024; Llama-3-70B on 4x H100): at 1 query per second "
@@ -381,8 +385,7 @@ def _goodput(run: RunDir, levels: list[LevelStats], slo_ttft_ms: float, slo_tpot
     """Share of a level's successful requests that met both SLOs (0: no bound), from the raw records."""
     attempts = {(x.config, a): (x.config, x.level) for x in levels for a in (x.attempts or [x.attempt]) if a}
     met: dict[tuple[str, float], list[bool]] = {}
-    path = run.artifact("50_load_requests.jsonl")
-    for r in read_jsonl(path) if path.exists() else []:
+    for r in read_jsonl(run.artifact(REQUESTS_JSONL)):
         if r.get("status") != "ok" or r.get("warmup"):
             continue
         config = str(r.get("phase", "")).split("@")[0]
@@ -394,6 +397,29 @@ def _goodput(run: RunDir, levels: list[LevelStats], slo_ttft_ms: float, slo_tpot
              (not slo_tpot_ms or (r.get("tpot_ms") or 0) <= slo_tpot_ms)
         met.setdefault(key, []).append(ok)
     return {k: sum(v) / len(v) for k, v in met.items() if v}
+
+
+def records_shortfall(run: RunDir, res: LoadResult) -> str | None:
+    """A warning when artifacts/50_load_requests.jsonl holds fewer measured records of 50_load.json's levels than
+    that summary counts (the file was cut or edited after the run), naming both counts; None when none is missing."""
+    levels = [x for x in res.levels if any(x.attempts or [x.attempt])]
+    owner = {a: (x.config, x.level) for x in levels for a in (x.attempts or [x.attempt]) if a}
+    expected = Counter()
+    for x in levels:
+        expected[(x.config, x.level)] += x.requests
+    with warnings.catch_warnings():  # a dropped line is already told by the goodput table's reading
+        warnings.simplefilter("ignore", TruncatedRecordWarning)
+        records = read_jsonl(run.artifact(REQUESTS_JSONL))
+    found = Counter(owner[a] for r in records if not r.get("warmup") and (a := attempt_of(str(r.get("id", "")))) in owner)
+    short = [(k, found[k], n) for k, n in expected.items() if found[k] < n]
+    if not short:
+        return None
+    where = "; ".join(f"{c} at {res.level_kind} {lv:g}: {got} of {n}" for (c, lv), got, n in short[:4])
+    return (f"artifacts/{REQUESTS_JSONL} holds {sum(found.values())} measured request records, but 50_load.json "
+            f"counts {sum(expected.values())} ({where}{'; ...' if len(short) > 4 else ''}): the file was cut or edited "
+            f"after the run. The speedup tables and the verdict come from 50_load.json, written while the records "
+            f"were whole, and are unchanged; what is read from the raw records (goodput, the per-class breakdown, "
+            f"sample outputs) covers only those left. Restore the file from a copy of the run if you have one.")
 
 
 def load(run: RunDir, ev: Evidence, decision: Decision) -> str:
@@ -412,6 +438,9 @@ def load(run: RunDir, ev: Evidence, decision: Decision) -> str:
         finding = "No level could be counted as a win or a loss: see the status column."
     temp = f" at temperature {ev.load_temperature:g}" if ev.load_temperature is not None else ""
     body = f"<p>Workload {esc(ev.load_workload or '?')}{temp}; design: {esc(res.design)}.</p>"
+    if short := records_shortfall(run, res):
+        body = (f'<p class="pb-warning" style="border-left:5px solid #c62828;padding-left:8px"><b>Warning: raw '
+                f'records missing.</b> {esc(short)}</p>') + body
     measured = {x.level: x for x in res.speedup}
     sp = pd.DataFrame([{kind: v.concurrency, "speedup": v.speedup, "95% interval": (
         f"{v.speedup_ci_low:.2f} to {v.speedup_ci_high:.2f}" if v.speedup_ci_low is not None and v.speedup_ci_high is not None else "-"),

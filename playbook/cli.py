@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
+import re
 import signal
 import sys
 import traceback
 import warnings
+from collections.abc import Sequence
 
 from playbook import __version__
 from playbook.commands import load_commands
@@ -20,17 +23,58 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.print_usage(sys.stderr)
-        self.exit(2, f"error: {self.prog}: {message}\n  fix: {_fix_for(message, self.prog)}\n")
+        self.exit(2, f"error: {self.prog}: {message}\n  fix: {_fix_for(message, self.prog, self.commands())}\n")
+
+    def commands(self) -> list[str]:
+        """The names of this parser's subcommands (``run``, ``report``, ...; ``start``, ``stop`` for engine)."""
+        return [name for a in self._actions if isinstance(a, argparse._SubParsersAction) for name in a.choices]
 
 
-def _fix_for(message: str, prog: str) -> str:
-    """The fix for an argparse error; for the usual slip, a list given with spaces (``--batch-sizes 1 8 24``),
-    the list form."""
+def _fix_for(message: str, prog: str, commands: Sequence[str] = ()) -> str:
+    """The fix for an argparse error; for the usual slips, a list given with spaces (``--batch-sizes 1 8 24``),
+    the list form, and for a mistyped or guessed name (``playbook redecide``), what to type instead."""
     extra = message.split("unrecognized arguments:", 1)[1].split() if "unrecognized arguments:" in message else []
     if extra and all(x.replace(".", "", 1).isdigit() for x in extra):
         return (f"join a list's values with commas, without spaces: ...,{','.join(extra)} rather than ... "
                 f"{' '.join(extra)} (e.g. --batch-sizes 1,8,24, -p concurrencies=1,4,16)")
+    if (choice := INVALID_CHOICE.search(message)) and (hint := _choice_hint(choice["value"], choice["choices"], prog,
+                                                                            commands)):
+        return hint
     return f"see `{prog} --help`"
+
+
+# A name a user may guess -> (the command that does it, what to type). Used only by a parser that has that
+# command, so `playbook restart` and `playbook engine restart` each get their own hint, or none.
+ALIASES = {
+    "redecide": ("report", "`playbook report RUN -p NAME=VALUE` re-decides a run from its measurements (a threshold, "
+                           "an SLO, expected_peak_concurrency, production_temperature) without measuring again"),
+    "decide": ("report", "`playbook report RUN` decides a run from its measurements (-p NAME=VALUE to change a "
+                         "threshold)"),
+    "rerender": ("report", "`playbook report RUN` rebuilds decision.json, summary.md and report.html"),
+    "resume": ("run", "`playbook run --resume RUN` runs a run's unfinished steps"),
+    "rerun": ("run", "`playbook run --resume RUN` runs a run's unfinished steps"),
+    "bench": ("load", "`playbook load` load-tests a baseline and a speculative server side by side"),
+    "benchmark": ("load", "`playbook load` load-tests a baseline and a speculative server side by side"),
+    "acceptance": ("sweep", "`playbook sweep` measures acceptance at several temperatures"),
+    "estimate": ("predict", "`playbook predict` predicts the speedup without a GPU"),
+    "jupyter": ("lab", "`playbook lab` opens the interactive walkthrough in JupyterLab"),
+    "restart": ("stop", "`playbook engine stop`, then `playbook engine start`"),
+}
+INVALID_CHOICE = re.compile(r"invalid choice: '(?P<value>[^']*)'.*?\(choose from (?P<choices>.*)\)$")
+
+
+def _choice_hint(value: str, listed: str, prog: str, commands: Sequence[str]) -> str | None:
+    """What was meant by an invalid choice: a known alias's command (``redecide``), or the nearest choice
+    (``reprot``: report); None when nothing is near."""
+    command, text = ALIASES.get(value.lower(), ("", ""))
+    if command in commands:
+        return f"{text} (see `{prog} {command} --help`)"
+    choices = [a or b for a, b in re.findall(r"'([^']*)'|([^,\s]+)", listed)]  # 'a', 'b' or a, b (Python 3.12.8+)
+    near = difflib.get_close_matches(value.lower(), choices, n=1, cutoff=0.6)
+    if not near:
+        return None
+    meant = f"`{prog} {near[0]}`" if near[0] in commands else f"'{near[0]}'"
+    return f"did you mean {meant}? (see `{prog} --help`)"
 
 
 def build_parser() -> argparse.ArgumentParser:

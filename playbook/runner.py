@@ -8,6 +8,7 @@ so an interrupted run (failing cell, Ctrl-C, kill -9) keeps every artifact writt
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import platform
 import shutil
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from playbook import __version__
-from playbook.helpers.artifacts import RunDir, write_json_atomic
+from playbook.helpers.artifacts import RunDir, json_file_problem, write_json_atomic
 from playbook.helpers.errors import ArtifactError, ParameterError, RunLockedError
 from playbook.helpers.params import as_recorded, load_profile, resolve_parameters, with_mode_defaults
 from playbook.helpers.redact import has_redacted, redact_params
@@ -129,10 +130,17 @@ def load_state(run: RunDir) -> RunState:
     if not path.exists():
         raise ArtifactError(f"{run.path} has no run.json: it is not a playbook run directory", "pass a directory made by `playbook run`")
     try:
-        return RunState.model_validate_json(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:  # pydantic's ValidationError is a ValueError
-        raise ArtifactError(f"{path} is corrupt: {str(exc).splitlines()[0][:200]}",
-                            "restore it from a backup, or start a new run (the artifacts/ stay readable)") from None
+        return RunState.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError and pydantic's ValidationError are ValueErrors
+        raise ArtifactError(json_file_problem(path, exc), _keep_the_run(run)) from None
+
+
+def _keep_the_run(run: RunDir) -> str:
+    """The fix for a damaged run.json that keeps the run: it holds the runner's state, not the measurements."""
+    return (f"correct that in {run.path / 'run.json'} with an editor: it holds the run's state, not its measurements "
+            f"(artifacts/*.json and *.jsonl are untouched, and `playbook report {run.path}` re-decides from them); "
+            f"if it cannot be mended, move it aside: `playbook report` then decides with the default thresholds "
+            f"(give yours with -p NAME=VALUE)")
 
 
 def save_state(run: RunDir, state: RunState) -> None:
