@@ -120,7 +120,10 @@ def endpoint(params, run_dir: str | os.PathLike, role: Role, exclusive: bool = F
         if not url:
             raise ParameterError(f"mode 'external' needs {'baseline_url' if role == 'baseline' else 'spec_url'} "
                                  f"for the {role} server", "set it to the server's URL, e.g. http://host:8000")
-        model = served_model(url, params.served_model_name, api_key, flag="served_model_name")
+        given, flag = params.served_model_name, "served_model_name"
+        if role == "baseline" and params.baseline_served_model_name:
+            given, flag = params.baseline_served_model_name, "baseline_served_model_name"
+        model = served_model(url, given, api_key, flag=flag)
         yield Endpoint(url=url, model=model, api_key=api_key, server=None)
         return
     config = server_config(params, role).model_copy(update=server_updates)

@@ -431,6 +431,9 @@ def _run_paired(ctx: _Ctx, shapes: list[LoadShape], warnings: list[str]):
                     except PlaybookError as exc:
                         targets.clear()
                         raise PlaybookError(f"{c}: {exc.problem}", exc.fix) from exc
+                if targets["baseline"].model != targets["spec"].model:  # said, and kept in 50_load.json
+                    warnings.append(f"the baseline answers as model '{targets['baseline'].model}', the speculative "
+                                    f"server as '{targets['spec'].model}': check that both serve the same target")
                 placement.pin_client(targets)
             return targets
 

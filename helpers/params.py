@@ -241,6 +241,8 @@ class StepParams(BaseModel):
     baseline_url: str = Field("", description="external mode: URL of the server without speculation")
     spec_url: str = Field("", description="external mode: URL of the server with speculation")
     served_model_name: str = Field("", description="model name the server answers to ('' = derive)")
+    baseline_served_model_name: str = Field("", description="external mode: the model name the baseline answers to, "
+                                            "when not served_model_name (one router serving both by name)")
     api_key_env: str = Field("", description="name of the environment variable holding the API key")
     metrics_source: Literal["server", "pods", "prometheus", "per_request"] = Field(
         "server", description="where spec-decode counters come from: server (<url>/metrics), pods (metrics_urls summed), "

@@ -143,6 +143,10 @@ def served_model(url: str, given: str, api_key: str | None = None, flag: str = "
     if not models:
         raise ParameterError(f"{url}/v1/models lists no model",
                              f"give {flag} NAME" if flag.startswith("--") else f"set {flag} to the model's name")
+    if len(models) > 1:  # a router, or LoRA adapters: vLLM lists its base model first
+        listed = ", ".join(models[:5]) + (" ..." if len(models) > 5 else "")
+        warnings.warn(f"{url}/v1/models lists {len(models)} models ({listed}): measuring the first, {models[0]}; "
+                      f"{'give ' + flag if flag.startswith('--') else 'set ' + flag} to choose", UserWarning, stacklevel=2)
     return models[0]
 
 

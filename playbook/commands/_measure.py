@@ -112,12 +112,12 @@ def params(model, args: argparse.Namespace, **values):
     return p
 
 
-def reachable_model(url: str, given: str, api_key: str | None) -> str:
+def reachable_model(url: str, given: str, api_key: str | None, flag: str = "--model") -> str:
     """Check that ``url`` answers /v1/models (naming the URL and the cause when not: a closed port, a 401)
     before anything is written; returns the model to ask for."""
     from playbook.helpers.server import served_model
 
-    return served_model(url, given, api_key)
+    return served_model(url, given, api_key, flag=flag)
 
 
 def model_name(url: str, given: str, api_key: str | None) -> str:

@@ -14,6 +14,8 @@ HELP = "load-test a baseline and a speculative server side by side: latency perc
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline-url", required=True, help="URL of the server without speculation")
     parser.add_argument("--spec-url", required=True, help="URL of the server with speculation")
+    parser.add_argument("--baseline-model", default="", help="the baseline's served model name, when not --model's "
+                        "(one router serving both, by name)")
     levels = parser.add_mutually_exclusive_group()
     levels.add_argument("--rates", default="", help="request rates in req/s, e.g. 1,2,4")
     levels.add_argument("--concurrency", default="", help="concurrency levels, e.g. 1,4,16 (default 1,4)")
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     concurrencies = args.concurrency if (args.concurrency or not args.rates) else ""
     p = _measure.params(LoadParams, args, baseline_url=args.baseline_url, spec_url=args.spec_url,
-                        concurrencies=concurrencies or ("1,4" if not args.rates else ""), rates=args.rates,
+                        baseline_served_model_name=args.baseline_model, concurrencies=concurrencies or ("1,4" if not args.rates else ""), rates=args.rates,
                         load_shape=args.load_shape, burstiness=args.burstiness, workload=args.workload,
                         temperature=args.temperature, requests_per_level=args.requests,
                         warmup_requests=args.warmup, duration_s=args.duration, max_tokens=args.max_tokens,
@@ -53,9 +55,12 @@ def run(args: argparse.Namespace) -> int:
                         lossless_check=not args.no_lossless, target_ci_halfwidth=args.target_ci,
                         level_time_budget_s=args.level_budget, min_round_pairs=args.min_pairs)
     prior = _measure.prior_results(args, NAME)  # an earlier load test there is refused before a server is asked
-    same = _measure.warn_same_server(p.baseline_url, p.spec_url)
-    for url in dict.fromkeys((p.baseline_url, p.spec_url)):  # a closed port or a 401 fails here, naming the URL
-        _measure.reachable_model(url, p.served_model_name, p.api_key())
+    by_name = bool(p.baseline_served_model_name) and p.baseline_served_model_name != p.served_model_name
+    same = None if by_name else _measure.warn_same_server(p.baseline_url, p.spec_url)  # one router, two names
+    for url, model, flag in ((p.baseline_url, p.baseline_served_model_name or p.served_model_name,
+                              "--baseline-model" if p.baseline_served_model_name else "--model"),
+                             (p.spec_url, p.served_model_name, "--model")):  # a closed port or a 401 fails here
+        _measure.reachable_model(url, model, p.api_key(), flag)
     run_ = _measure.run_dir(args, NAME, prior)
     result = run_load_test(p, run_, progress=not args.no_progress)
     if same:

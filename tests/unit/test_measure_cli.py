@@ -98,3 +98,24 @@ def test_a_load_test_whose_every_request_failed_fails_and_says_why(tmp_path):
     data = json.loads((tmp_path / "artifacts" / "50_load.json").read_text())
     assert data["status"] == "failed" and data["speedup"] == []
     assert (tmp_path / "artifacts" / "50_load_requests.jsonl").stat().st_size > 0  # the raw records are kept
+
+
+def test_one_router_serving_both_roles_by_name(tmp_path):
+    """A router at one URL routing by model name: --baseline-model names the baseline's; without a name, a URL
+    listing several models is measured with its first and the command says so."""
+    proc, url = start_fake(FAKE_LISTED="llama,llama-spec", FAKE_SERVED="llama,llama-spec")
+    try:
+        common = ("--concurrency", "1", "--requests", "3", "--warmup", "0", "--min-pairs", "2", "--no-lossless",
+                  "--json", "--no-progress")
+        out = playbook("load", "--baseline-url", url, "--spec-url", url, "--model", "llama-spec",
+                       "--baseline-model", "llama", "--run-dir", str(tmp_path / "named"), *common)
+        assert out.returncode == 0, out.stderr
+        assert any("answers as model 'llama', the speculative server as 'llama-spec'" in w
+                   for w in json.loads(out.stdout)["warnings"])
+        out = playbook("load", "--baseline-url", url, "--spec-url", url, "--run-dir", str(tmp_path / "unnamed"), *common)
+        assert out.returncode == 0 and "lists 2 models (llama, llama-spec): measuring the first, llama" in out.stderr
+        out = playbook("load", "--baseline-url", url, "--spec-url", url, "--baseline-model", "nope",
+                       "--run-dir", str(tmp_path / "wrong"), *common)
+        assert out.returncode == 1 and "nope" in out.stderr and "--baseline-model" in out.stderr
+    finally:
+        stop_fake(proc)
