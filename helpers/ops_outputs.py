@@ -79,10 +79,11 @@ def dashboard(plan: dict, title: str = "Speculative decoding (vLLM)") -> dict:
     b = b.with_panel(_panel("TTFT percentiles", "time to first token (the draft's prefill may raise it)",
                             [(q[f"ttft_p{p}_seconds"], f"{inst} P{p}") for p in (50, 90, 99)], "s", 0))
     b = b.with_row(db.Row("Load and memory"))
-    b = b.with_panel(_panel("Running requests vs crossover",
-                            "requests running on each replica" + (f"; the red line is the crossover {crossover:g} "
-                            "(no gain measured from there on)" if crossover else ""),
-                            [(q["running_requests"], inst)], "none", 0, None, crossover, width=8))
+    b = b.with_panel(_panel("Requests held vs crossover",
+                            "requests running or waiting on each replica" + (
+                                f"; the red line is {crossover:g}, from where speculation is not recommended "
+                                "(the verdict's limit, else the first level without a gain)" if crossover else ""),
+                            [(q["requests_per_replica"], inst)], "none", 0, None, crossover, width=8))
     b = b.with_panel(_panel("KV cache usage", "share of each replica's KV cache in use",
                             [(q["kv_cache_usage"], inst)], "percentunit", 0, 1, width=8))
     b = b.with_panel(_panel("Preemptions", "requests preempted per second (KV cache exhausted)",

@@ -85,13 +85,15 @@ def test_the_dashboard_is_built_by_the_sdk_with_the_panels_operators_need(tmp_pa
     dash = json.loads((run.path / "grafana-dashboard.json").read_text())
     panels = {p["title"]: p for p in dash["panels"] if p["type"] == "timeseries"}
     assert set(panels) == {"Draft acceptance rate", "Mean acceptance length", "Acceptance by position",
-                           "TPOT percentiles", "TTFT percentiles", "Running requests vs crossover",
+                           "TPOT percentiles", "TTFT percentiles", "Requests held vs crossover",
                            "KV cache usage", "Preemptions"}
     assert dash["templating"]["list"][0]["type"] == "datasource"
     assert all(p["datasource"]["uid"] == "${datasource}" for p in panels.values())
-    crossover = panels["Running requests vs crossover"]
-    assert crossover["targets"][0]["expr"].startswith("max by (instance) ({__name__=~\"vllm[:_]num_requests_running\"")
-    assert [s["value"] for s in crossover["fieldConfig"]["defaults"]["thresholds"]["steps"]] == [None, 16]
+    crossover = panels["Requests held vs crossover"]  # running + waiting: a --max-num-seqs cap queues the rest
+    expr = crossover["targets"][0]["expr"]
+    assert "vllm[:_]num_requests_running" in expr and "vllm[:_]num_requests_waiting" in expr
+    limit = d.recommended.max_concurrency  # the red line is one past the verdict's limit, as the alert
+    assert [s["value"] for s in crossover["fieldConfig"]["defaults"]["thresholds"]["steps"]] == [None, limit + 1]
     assert len(panels["TPOT percentiles"]["targets"]) == 3
     assert "vllm[:_]num_preemptions_total" in panels["Preemptions"]["targets"][0]["expr"]
     # what the SDK's own model reads back is the same dashboard
