@@ -109,11 +109,12 @@ def test_one_router_serving_both_roles_by_name(tmp_path):
                   "--json", "--no-progress")
         out = playbook("load", "--baseline-url", url, "--spec-url", url, "--model", "llama-spec",
                        "--baseline-model", "llama", "--run-dir", str(tmp_path / "named"), *common)
-        assert out.returncode == 0, out.stderr
+        assert out.returncode == 0 and "same server" not in out.stderr, out.stderr  # one URL, two models
         assert any("answers as model 'llama', the speculative server as 'llama-spec'" in w
                    for w in json.loads(out.stdout)["warnings"])
         out = playbook("load", "--baseline-url", url, "--spec-url", url, "--run-dir", str(tmp_path / "unnamed"), *common)
         assert out.returncode == 0 and "lists 2 models (llama, llama-spec): measuring the first, llama" in out.stderr
+        assert "same server" in out.stderr  # the same URL and model on both sides compares a server with itself
         out = playbook("load", "--baseline-url", url, "--spec-url", url, "--baseline-model", "nope",
                        "--run-dir", str(tmp_path / "wrong"), *common)
         assert out.returncode == 1 and "nope" in out.stderr and "--baseline-model" in out.stderr
