@@ -10,7 +10,8 @@ The prompt's first word picks the behaviour:
   burst    8 one-token chunks held back 30 ms, then written at once (a buffering server or proxy)
 GET /metrics serves, in turn, the files listed in $FAKE_METRICS (comma-separated; the last repeats),
 so a test can replay real scrapes, including a counter reset. FAKE_METRICS=live serves this process's
-own spec-decode counters instead (they start at 0, so killing and restarting it is a real reset).
+own spec-decode counters instead (they start at 0, so killing and restarting it is a real reset; with
+FAKE_SPECULATES=0 they never move: a server without speculation).
 $FAKE_LISTED (comma-separated) is what /v1/models lists (default "fake"); with $FAKE_SERVED set, a completion for a
 model not in it gets vLLM's 404 ("does not exist"), so a router that serves more than it lists can be played.
 With $FAKE_API_KEY set, every /v1 request needs "Authorization: Bearer <that key>" (else HTTP 401). With
@@ -86,11 +87,12 @@ async def completions(request: web.Request) -> web.StreamResponse:
     await resp.write(b"data: " + json.dumps(final).encode() + b"\n\ndata: [DONE]\n\n")
     for name, key in (("drafts", "num_spec_steps"), ("draft_tokens", "num_draft_tokens"),
                       ("accepted_tokens", "num_accepted_draft_tokens")):
-        LIVE[f"vllm:spec_decode_num_{name}_total"] += SPEC[key]
+        LIVE[f"vllm:spec_decode_num_{name}_total"] += SPEC[key] if SPECULATES else 0
     return resp
 
 
 _METRICS = [p for p in os.environ.get("FAKE_METRICS", "").split(",") if p]
+SPECULATES = os.environ.get("FAKE_SPECULATES", "1") != "0"  # FAKE_SPECULATES=0: live counters that never move
 
 
 async def metrics(request: web.Request) -> web.Response:

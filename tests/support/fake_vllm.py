@@ -13,6 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("FAKE_METRICS", "live")
+if "--speculative-config" not in sys.argv:  # started as a baseline: its spec-decode counters stay still
+    os.environ.setdefault("FAKE_SPECULATES", "0")
 
 import fake_openai  # noqa: E402
 from aiohttp import web  # noqa: E402
