@@ -396,7 +396,9 @@ def unserved_precision_notes(target: ModelSpec, draft: ModelSpec | None, target_
     """What the budget assumes and the measured servers will not do: a precision asked for a checkpoint stored at
     another is a what-if here, while the servers of steps 00, 40 and 50 load each checkpoint as stored (vLLM
     quantizes at load only when told: ``--quantization fp8``, online FP8)."""
-    online = any(str(a).split("=", 1)[0] == "--quantization" for a in extra_server_args)
+    from .specconfig import flag_name
+
+    online = "--quantization" in map(flag_name, extra_server_args)
     notes = []
     for role, m, quant in (("target", target, target_quant), ("draft", draft, draft_quant)):
         if m is None or online or q.served_precision(m, quant) == (m.quantization or "bf16") or quant in ("bf16", "fp16"):

@@ -194,11 +194,15 @@ PARAMETER_FLAGS = {"--tensor-parallel-size": "tensor_parallel_size", "-tp": "ten
 def check_extra_args(p: Any) -> None:
     """``extra_server_args`` may not set what a parameter sets, nor speculation other than the parameters'
     (its speculative flags go to the speculative server only, merged into its --speculative-config)."""
-    from .specconfig import SpecConfigError, build_speculative_config, merge_own_keys, split_speculative_args
+    from .specconfig import (
+        SpecConfigError,
+        build_speculative_config,
+        flag_name,
+        merge_own_keys,
+        split_speculative_args,
+    )
 
-    for arg in p.extra_server_args:
-        flag = str(arg).split("=", 1)[0]
-        flag = flag.replace("_", "-") if flag.startswith("--") else flag
+    for flag in map(flag_name, p.extra_server_args):
         if flag in PARAMETER_FLAGS:
             name = PARAMETER_FLAGS[flag]
             raise ValueError(f"extra_server_args sets {flag}, which the parameter {name} sets: give it as {name} "

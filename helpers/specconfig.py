@@ -481,21 +481,34 @@ def is_secret_name(name: str) -> bool:
     return any(w in name.upper() for w in _SECRET_WORDS)
 
 
-def with_max_num_seqs(args: list[str], limit: int) -> list[str]:
-    """``args`` with a single ``--max-num-seqs``: ``limit``, or a smaller value they already give."""
-    out: list[str] = []
-    given: list[int] = []
+def flag_name(arg: str) -> str:
+    """A command-line argument's flag as vLLM reads it: ``--max_num_seqs=8`` -> ``--max-num-seqs``."""
+    name = str(arg).split("=", 1)[0]
+    return name.replace("_", "-") if name.startswith("--") else name
+
+
+def pop_flags(args: list[str], names: set[str] | dict[str, Any]) -> tuple[list[str], list[tuple[str, str]]]:
+    """(``args`` without the flags ``names``, each taken flag's (name, value)), for flags taking one value
+    (``--flag value`` or ``--flag=value``, underscore spellings too)."""
+    rest: list[str] = []
+    taken: list[tuple[str, str]] = []
     i = 0
     while i < len(args):
-        name, eq, inline = args[i].partition("=")
-        if name.replace("_", "-") != "--max-num-seqs":
-            out.append(args[i])
+        name = flag_name(args[i])
+        if name not in names:
+            rest.append(args[i])
             i += 1
             continue
-        value = inline if eq else (args[i + 1] if i + 1 < len(args) else "")
+        _, eq, inline = args[i].partition("=")
+        taken.append((name, inline if eq else (args[i + 1] if i + 1 < len(args) else "")))
         i += 1 if eq else 2
-        if value.strip().isdigit() and int(value) > 0:
-            given.append(int(value))
+    return rest, taken
+
+
+def with_max_num_seqs(args: list[str], limit: int) -> list[str]:
+    """``args`` with a single ``--max-num-seqs``: ``limit``, or a smaller value they already give."""
+    out, taken = pop_flags(args, {"--max-num-seqs"})
+    given = [int(v) for _, v in taken if v.strip().isdigit() and int(v) > 0]
     return [*out, "--max-num-seqs", str(min([limit, *given]))]
 
 
@@ -532,29 +545,19 @@ def split_speculative_args(args: list[str], target_tp: int | None = None) -> tup
     ``extra_server_args``: speculative flags belong to the speculative server only, never to the baseline."""
     rest, legacy, notes = translate_legacy_args(list(args), target_tp=target_tp)
     keys: dict[str, Any] = dict(legacy or {})
-    out: list[str] = []
-    i = 0
-    while i < len(rest):
-        arg = rest[i]
-        name, eq, inline = arg.partition("=")
-        norm = name.replace("_", "-") if name.startswith("--") else name
-        if norm == "--speculative-config" or norm in SPEC_SHORTHAND:
-            value = inline if eq else (rest[i + 1] if i + 1 < len(rest) else "")
-            i += 1 if eq else 2
-            if norm in SPEC_SHORTHAND:
-                keys[SPEC_SHORTHAND[norm]] = _int(norm, value) if norm == "--spec-tokens" else value
-                continue
-            try:
-                parsed = json.loads(value)
-            except json.JSONDecodeError as exc:
-                raise SpecConfigError(f"{norm} in extra_server_args is not JSON: {exc.msg}",
-                                      "give it as one JSON object, e.g. '{\"prompt_lookup_max\": 4}'") from None
-            if not isinstance(parsed, dict):
-                raise SpecConfigError(f"{norm} in extra_server_args is not a JSON object", "give {\"key\": value, ...}")
-            keys.update(parsed)
+    out, taken = pop_flags(rest, {"--speculative-config", *SPEC_SHORTHAND})
+    for name, value in taken:
+        if name in SPEC_SHORTHAND:
+            keys[SPEC_SHORTHAND[name]] = _int(name, value) if name == "--spec-tokens" else value
             continue
-        out.append(arg)
-        i += 1
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise SpecConfigError(f"{name} in extra_server_args is not JSON: {exc.msg}",
+                                  "give it as one JSON object, e.g. '{\"prompt_lookup_max\": 4}'") from None
+        if not isinstance(parsed, dict):
+            raise SpecConfigError(f"{name} in extra_server_args is not a JSON object", "give {\"key\": value, ...}")
+        keys.update(parsed)
     return out, keys, notes
 
 
