@@ -232,6 +232,8 @@ class _Watch:
 
     def __init__(self, ctx: _Ctx, target: Target, config: str, shape: LoadShape, workload: str):
         self.target = target
+        # a baseline must not speculate, unless it is the launch check's speculative reference (baseline_config)
+        self.plain_baseline = config == "baseline" and not ctx.overrides(config)
         self.source = source_for(ctx.p, config, target.url, target.api_key)  # metrics_source (pods, prometheus, ...)
         self.before = _scrape(self.source)
         self.sampler = Sampler(target.url, ctx.run.artifact(SAMPLES_JSONL), interval_s=1.0,
@@ -257,7 +259,7 @@ class _Watch:
                 d = w.spec
                 st.acceptance_rate, st.mean_acceptance_length = d.acceptance_rate, d.mean_acceptance_length
                 st.acceptance_per_position = d.per_position
-                if config == "baseline" and d.drafts > 0:  # a baseline that speculates: nothing to compare against
+                if self.plain_baseline and d.drafts > 0:  # a baseline that speculates: nothing to compare against
                     st.status, st.reason = "failed", (
                         f"the baseline server {self.target.url} drafted {d.draft_tokens:.0f} tokens in this level "
                         "(its vllm:spec_decode counters moved): it speculates, so this would compare speculation with "

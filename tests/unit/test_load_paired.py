@@ -385,3 +385,16 @@ def test_a_baseline_whose_spec_decode_counters_move_fails_its_level(tmp_path):
     assert res.status == "failed" and res.speedup == []
     assert "it speculates" in res.finding and "without --speculative-config" in res.finding
     assert (tmp_path / "artifacts" / "50_load_requests.jsonl").stat().st_size > 0
+
+
+def test_the_launch_checks_speculative_reference_may_speculate(tmp_path):
+    """The candidates' launch check runs a speculative reference in the baseline's place (baseline_config): its
+    moving counters are expected there."""
+    procs = [start_fake(FAKE_METRICS="live") for _ in range(2)]
+    try:
+        res = run_load_test(_params([url for _, url in procs], min_round_pairs=2, target_ci_halfwidth=5.0),
+                            RunDir(tmp_path), progress=False, baseline_config={"method": "ngram"})
+    finally:
+        for proc, _ in procs:
+            stop_fake(proc)
+    assert res.status != "failed" and "it speculates" not in res.finding and len(res.speedup) == 1
