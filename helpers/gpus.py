@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import shutil
 import subprocess
@@ -91,18 +92,38 @@ class SmiGpu(NamedTuple):
 
 
 def nvidia_smi_gpus() -> list[SmiGpu]:
-    """The NVIDIA GPUs nvidia-smi lists (index, product name, total memory); [] without nvidia-smi."""
+    """The NVIDIA GPUs this process may use: those nvidia-smi lists (index, product name, total memory) that
+    ``CUDA_VISIBLE_DEVICES`` leaves visible, as vLLM will see them; [] without nvidia-smi."""
     if not shutil.which("nvidia-smi"):
         return []
     try:
         out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=index,name,memory.total", "--format=csv,noheader,nounits"],
+            ["nvidia-smi", "--query-gpu=index,name,memory.total,uuid", "--format=csv,noheader,nounits"],
             capture_output=True, text=True, timeout=15, check=True,
         ).stdout
         rows = [[x.strip() for x in line.split(",")] for line in out.strip().splitlines() if line.strip()]
-        return [SmiGpu(int(idx), name, float(mib)) for idx, name, mib in rows]
+        gpus = {uuid: SmiGpu(int(idx), name, float(mib)) for idx, name, mib, uuid in rows}
     except (OSError, subprocess.SubprocessError, ValueError):
         return []
+    return visible(gpus, os.environ.get("CUDA_VISIBLE_DEVICES"))
+
+
+def visible(gpus: dict[str, SmiGpu], mask: str | None) -> list[SmiGpu]:
+    """The GPUs (by UUID) a ``CUDA_VISIBLE_DEVICES`` value leaves, in its order: indices or UUID prefixes, read up to
+    the first entry that names no GPU, as the CUDA runtime reads it (CUDA C Programming Guide, "CUDA Environment
+    Variables"); all of them when it is unset. MIG instances are not resolved: a mask naming them keeps every GPU."""
+    if mask is None:
+        return list(gpus.values())
+    if "MIG-" in mask:
+        return list(gpus.values())
+    out: list[SmiGpu] = []
+    for entry in (e.strip() for e in mask.split(",")):
+        match = [g for uuid, g in gpus.items() if (entry.isdigit() and g.index == int(entry))
+                 or (entry.startswith("GPU-") and uuid.startswith(entry))]
+        if len(match) != 1 or match[0] in out:
+            break
+        out.append(match[0])
+    return out
 
 
 def detect() -> tuple[GPUSpec, int] | None:

@@ -399,9 +399,10 @@ def unserved_precision_notes(target: ModelSpec, draft: ModelSpec | None, target_
     from .specconfig import flag_name
 
     online = "--quantization" in map(flag_name, extra_server_args)
-    notes = []
+    notes = [q.unknown_quantization(m, quant) for m, quant in ((target, target_quant), (draft, draft_quant))
+             if m is not None and m.quantization and m.quantization not in q.BYTES_PER_PARAM]  # kept in 20's result
     for role, m, quant in (("target", target, target_quant), ("draft", draft, draft_quant)):
-        if m is None or online or q.served_precision(m, quant) == (m.quantization or "bf16") or quant in ("bf16", "fp16"):
+        if m is None or (m.quantization and m.quantization not in q.BYTES_PER_PARAM) or online or q.served_precision(m, quant) == (m.quantization or "bf16") or quant in ("bf16", "fp16"):
             continue
         fix = ("give a pre-quantized checkpoint" + (", or --quantization fp8 in extra_server_args (vLLM's online FP8)"
                                                      if role == "target" and quant == "fp8" else ""))

@@ -65,3 +65,12 @@ def test_a_budgeted_precision_the_servers_will_not_load_is_said(extra, quant, no
 
     notes = unserved_precision_notes(from_catalog("Llama-3.1-8B"), from_catalog("Llama-3.2-1B"), quant, "bf16", extra)
     assert bool(notes) == noted and all("load the checkpoint as stored (bf16)" in n for n in notes)
+
+
+def test_a_quantization_the_budget_cannot_read_is_kept_in_step_20s_warnings():
+    from playbook.helpers.memory import unserved_precision_notes
+    from playbook.helpers.models import from_catalog
+
+    odd = from_catalog("Llama-3.1-8B").model_copy(update={"quantization": "hqq"})
+    (note,) = unserved_precision_notes(odd, None, "bf16", "bf16", [])
+    assert "'hqq'" in note and "unknown to the budget: counted as bf16" in note

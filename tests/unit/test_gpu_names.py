@@ -47,3 +47,12 @@ def test_h100_nvl_is_in_the_catalog(typed):
 def test_bare_h100_names_its_three_form_factors():
     with pytest.raises(ParameterError, match="H100-SXM or H100-PCIe or H100-NVL"):
         gpus.get_gpu("H100")
+
+
+@pytest.mark.parametrize("mask, indices", [(None, [0, 1, 2, 3]), ("", []), ("2,0", [2, 0]), ("1,7,2", [1]),
+                                           ("GPU-bbbb", [1]), ("-1", []), ("0,0", [0]), ("MIG-x", [0, 1, 2, 3])])
+def test_cuda_visible_devices_leaves_the_gpus_vllm_will_see(mask, indices):
+    from playbook.helpers.gpus import SmiGpu, visible
+
+    gpus = {f"GPU-{c * 4}-uuid": SmiGpu(i, "NVIDIA H100 80GB HBM3", 81559.0) for i, c in enumerate("abcd")}
+    assert [g.index for g in visible(gpus, mask)] == indices
