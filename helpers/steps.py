@@ -177,10 +177,27 @@ def load(p: LoadParams, run: RunDir, on_level: Callable | None = None, progress:
 
 
 # -- 90 report ----------------------------------------------------------------------------------
+def _warn_missing_records(run: RunDir) -> None:
+    """Say on the command line what report.html says: the raw load records are fewer than 50_load.json counts."""
+    import warnings
+
+    from .sections import records_shortfall
+
+    path = run.artifact("50_load.json")
+    if path.is_file():
+        try:
+            res = LoadResult.model_validate_json(path.read_text())
+        except ValueError:
+            return  # a damaged summary is the evidence's to report
+        if short := records_shortfall(run, res):
+            warnings.warn(short, UserWarning, stacklevel=2)
+
+
 def report(p: ReportParams, run: RunDir) -> ReportResult:
     """Gather the evidence every step left, predict the speedup and check it against the load test,
     decide, build the launch command and the monitoring plan; write decision.json and summary.md."""
     ev = evidence.gather(run, p.production_temperature, params=p)
+    _warn_missing_records(run)
     prediction = calibration.calibrated_prediction(ev, context_tokens=p.context_length / 2)
     check = prediction_check.check_against_load(prediction, ev.load_levels) if prediction and ev.load_kind == "concurrency" \
         else None

@@ -109,3 +109,17 @@ def test_the_load_section_warns_and_the_verdict_does_not_move(tmp_path, kept, wa
     full_run, _ = _load_run(tmp_path / "full", FULL)
     full_ev = evidence.gather(full_run, params.production_temperature, params=params)
     assert decide.decide_for(full_ev, params).verdict == decision.verdict
+
+
+@pytest.mark.parametrize("kept, warned", [(FULL, False), ({**FULL, ("spec", 1): 2}, True)])
+def test_the_report_step_says_it_on_the_command_line_too(tmp_path, kept, warned):
+    import warnings
+
+    from playbook.helpers import steps
+
+    run, _ = _load_run(tmp_path, kept)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        steps.report(ReportParams(run_dir=str(run.path)), run)
+    said = [str(w.message) for w in caught if "measured request records" in str(w.message)]
+    assert (len(said) == 1 and "spec at concurrency 1: 2 of 8" in said[0]) if warned else said == []
