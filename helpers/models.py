@@ -239,8 +239,19 @@ def _spec_from_config(d: Path, name: str | None, top: dict, cfg: dict, cfg_path:
         draft_vocab_size=int(cfg.get("draft_vocab_size") or 0),
         param_count=exact / 1e9 if exact else 0.0, exact_params=exact, weight_bytes_on_disk=on_disk,
         dtype=str(top.get("torch_dtype") or cfg.get("dtype") or (dtypes[0] if dtypes else "bfloat16")),
-        quantization=_checkpoint_precision(top.get("quantization_config") or {}),
+        quantization=_checkpoint_precision(top.get("quantization_config") or _hf_quant_config(d)),
     )
+
+
+def _hf_quant_config(model_dir: Path) -> dict:
+    """ModelOpt's hf_quant_config.json (``{"quantization": {"quant_algo": ...}}``) beside a config.json without
+    quantization_config, as vLLM also reads it (vllm/model_executor/layers/quantization/modelopt.py); {} without."""
+    path = Path(model_dir) / "hf_quant_config.json"
+    try:
+        data = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+    return {"quant_method": "modelopt", **data} if isinstance(data, dict) and data.get("quantization") else {}
 
 
 # RoPE types whose max_position_embeddings is already the scaled length (vllm/config/model.py, _get_and_verify_max_len)

@@ -136,3 +136,13 @@ def test_predict_of_a_bitsandbytes_dir_is_the_awq_dirs(tmp_path, capsys):
         assert rc == 0
         points.append(json.loads(out.out)["points"])
     assert points[0] == points[1]
+
+
+def test_a_modelopt_hf_quant_config_beside_config_json_is_read(tmp_path):
+    """ModelOpt checkpoints may keep their quantization in hf_quant_config.json only (vLLM reads it there too)."""
+    d = _dir(tmp_path, "nvfp4-dir")
+    (d / "hf_quant_config.json").write_text(json.dumps({"producer": {"name": "modelopt"},
+                                                        "quantization": {"quant_algo": "NVFP4", "group_size": 16}}))
+    from playbook.helpers.models import from_dir
+
+    assert from_dir(d).quantization == "int4"
