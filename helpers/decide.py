@@ -279,10 +279,15 @@ def recommend(verdict: str, ev: Evidence, by: dict[str, RuleResult]) -> Recommen
                          f"{schedule[0][1] + 1} (max_num_seqs) or route the load above it to a server without "
                          f"speculation. vLLM's num_speculative_tokens_per_batch_size={schedule} would turn it down "
                          "above that, but it was not measured as launched: " + TABLE_UNMEASURED)
-        classes = workload_classes_that_win(ev.acceptance_by_workload)
+        acc = by.get("acceptance")
+        go_above = (acc.numbers or {}).get("go_above") if acc is not None else None
+        classes = workload_classes_that_win(ev.acceptance_by_workload, **({"go_above": go_above} if go_above else {}))
         if classes and len(classes) < len(ev.acceptance_by_workload):
             rec.workload_classes = classes
-            notes.append("enable speculation only for: " + ", ".join(classes) + " (route the other classes to a server without it)")
+            timed = [c for c in classes if c in (ev.load_workload or "")]
+            notes.append("enable speculation only for: " + ", ".join(classes) + " (route the other classes to a server "
+                         "without it); chosen by their draft acceptance at the production temperature (step 40), "
+                         + (f"the load test timed {', '.join(timed)}" if timed else "none of them timed by the load test"))
     if enable and cfg.get("num_speculative_tokens_per_batch_size"):
         from .candidates import parse
 

@@ -106,6 +106,9 @@ def test_limits_to_one_workload_class(tmp_path):
     d, _ = _decide(run, expected_peak_concurrency=4)
     assert d.verdict == "GO WITH LIMITS"
     assert d.recommended.workload_classes == ["code", "structured"]
+    (note,) = [n for n in d.recommended.notes if n.startswith("enable speculation only for")]
+    assert "draft acceptance at the production temperature (step 40)" in note  # code was never timed under load
+    assert note.endswith("the load test timed structured")  # the fixture's load workload
 
 
 def test_confidence_from_intervals(tmp_path):
