@@ -66,7 +66,9 @@ def run(args) -> int:
                 "name": name,
                 "type": p["inferred_type_name"],
                 "default": p["default"],
-                "help": p["help"],
+                # the model's own description: papermill's reading of the cell's comment turns '=' into ':'
+                "help": (model.model_fields[name].description if model and name in model.model_fields else None)
+                or p["help"],
                 "allowed": _constraints(model, name) if model and name in model.model_fields else "",
             }
         )

@@ -129,3 +129,12 @@ def test_a_model_of_ones_own_in_embedded_mode_is_refused_with_the_mode_to_use():
     per = resolve_parameters({}, {"mode": "managed", "target_model": "/models/llama-3.1-8b"}, ["20_memory"])
     assert per["20_memory"]["target_model"] == "/models/llama-3.1-8b"
     assert resolve_parameters({}, {"target_model": "embedded"}, ["20_memory"])  # the demo as shipped
+
+
+def test_playbook_params_shows_each_parameters_own_description(capsys):
+    """papermill's reading of a parameters cell's comment turns '=' into ':'; the listing takes the model's words."""
+    from playbook.cli import main
+
+    assert main(["params", "00"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.strip().startswith("prometheus_selector"))
+    assert 'e.g. job="spec"' in line
