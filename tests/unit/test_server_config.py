@@ -262,3 +262,12 @@ def test_a_start_that_could_not_fetch_its_hub_models_names_them(tmp_path):
         _wait_healthy(server, timeout_s=5)
     assert "cannot be reached (meta-llama/Llama-3.1-8B-Instruct, yuhuili/EAGLE3-LLaMA3.1-Instruct-8B)" in err.value.problem
     assert "huggingface-cli download" in err.value.fix
+
+
+def test_a_start_that_fails_on_the_tokenizer_says_what_the_directory_lacks():
+    from playbook.helpers.server import _fix_for, _log_reason
+
+    log = ("(APIServer pid=1) ValueError: Couldn't instantiate the backend tokenizer from one of:\n"
+           "(1) a `tokenizers` library serialization file,\n")
+    assert "no tokenizer vLLM can load" in _fix_for(_log_reason(log, 1))
+    assert "full log named above" in _fix_for("SomethingError: odd")
