@@ -120,9 +120,7 @@ def endpoint(params, run_dir: str | os.PathLike, role: Role, exclusive: bool = F
         if not url:
             raise ParameterError(f"mode 'external' needs {'baseline_url' if role == 'baseline' else 'spec_url'} "
                                  f"for the {role} server", "set it to the server's URL, e.g. http://host:8000")
-        given, flag = params.served_model_name, "served_model_name"
-        if role == "baseline" and params.baseline_served_model_name:
-            given, flag = params.baseline_served_model_name, "baseline_served_model_name"
+        given, flag = params.model_name_for(role)
         model = served_model(url, given, api_key, flag=flag)
         yield Endpoint(url=url, model=model, api_key=api_key, server=None)
         return

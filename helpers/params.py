@@ -329,6 +329,13 @@ class StepParams(BaseModel):
             values["run_dir"] = env_run_dir  # interactive sessions (playbook lab, nbval) choose the run dir
         return validate_params(cls, values)
 
+    def model_name_for(self, role: str) -> tuple[str, str]:
+        """(the model name to ask the ``role`` server for, '' to derive it; the parameter that gives it, as the user
+        typed it): the baseline's own name when one router serves both roles by name."""
+        if role == "baseline" and self.baseline_served_model_name:
+            return self.baseline_served_model_name, shown_name("baseline_served_model_name")
+        return self.served_model_name, shown_name("served_model_name")
+
     def api_key(self) -> str | None:
         """The API key, read from the environment at call time; never stored in a model or file."""
         return read_api_key(self.api_key_env)

@@ -57,10 +57,9 @@ def run(args: argparse.Namespace) -> int:
     prior = _measure.prior_results(args, NAME)  # an earlier load test there is refused before a server is asked
     by_name = bool(p.baseline_served_model_name) and p.baseline_served_model_name != p.served_model_name
     same = None if by_name else _measure.warn_same_server(p.baseline_url, p.spec_url)  # one router, two names
-    for url, model, flag in ((p.baseline_url, p.baseline_served_model_name or p.served_model_name,
-                              "--baseline-model" if p.baseline_served_model_name else "--model"),
-                             (p.spec_url, p.served_model_name, "--model")):  # a closed port or a 401 fails here
-        _measure.reachable_model(url, model, p.api_key(), flag)
+    for url, role in ((p.baseline_url, "baseline"), (p.spec_url, "spec")):  # a closed port or a 401 fails here
+        given, flag = p.model_name_for(role)
+        _measure.reachable_model(url, given, p.api_key(), flag)
     run_ = _measure.run_dir(args, NAME, prior)
     result = run_load_test(p, run_, progress=not args.no_progress)
     if same:
