@@ -181,16 +181,11 @@ def _warn_missing_records(run: RunDir) -> None:
     """Say on the command line what report.html says: the raw load records are fewer than 50_load.json counts."""
     import warnings
 
-    from .sections import records_shortfall
+    from .sections import _model, records_shortfall
 
-    path = run.artifact("50_load.json")
-    if path.is_file():
-        try:
-            res = LoadResult.model_validate_json(path.read_text())
-        except ValueError:
-            return  # a damaged summary is the evidence's to report
-        if short := records_shortfall(run, res):
-            warnings.warn(short, UserWarning, stacklevel=2)
+    res = _model(run, "50_load.json", LoadResult)  # None when missing or damaged: the evidence's to report
+    if res is not None and (short := records_shortfall(run, res)):
+        warnings.warn(short, UserWarning, stacklevel=2)
 
 
 def report(p: ReportParams, run: RunDir) -> ReportResult:
