@@ -142,7 +142,7 @@ def decide(
     conf = confidence(ev.load_levels) if verdict != "INCONCLUSIVE" else "low"
     if verdict != "INCONCLUSIVE" and conf == "high" and any(r.verdict == "unknown" for r in rules):
         conf = "medium"
-    rec = recommend(verdict, ev, by)
+    rec = recommend(verdict, ev, by, t)
     if launch_command:
         rec.launch_command = launch_command
     reasons = _reasons(verdict, rules)
@@ -240,7 +240,7 @@ def _reasons(verdict: str, rules: list[RuleResult], n: int = 5) -> list[str]:
     return [f"[{r.verdict}] {r.reason}" for r in ordered[: max(3, min(n, len(ordered)))]]
 
 
-def recommend(verdict: str, ev: Evidence, by: dict[str, RuleResult]) -> RecommendedConfig:
+def recommend(verdict: str, ev: Evidence, by: dict[str, RuleResult], t: Thresholds | None = None) -> RecommendedConfig:
     """The configuration to run: off for NO-GO/INCONCLUSIVE, with a k-per-batch-size table or a
     workload class for GO WITH LIMITS; with compared candidates (50_candidates.json) the measured winner and
     its measured k table."""
@@ -279,9 +279,7 @@ def recommend(verdict: str, ev: Evidence, by: dict[str, RuleResult]) -> Recommen
                          f"{schedule[0][1] + 1} (max_num_seqs) or route the load above it to a server without "
                          f"speculation. vLLM's num_speculative_tokens_per_batch_size={schedule} would turn it down "
                          "above that, but it was not measured as launched: " + TABLE_UNMEASURED)
-        acc = by.get("acceptance")
-        go_above = (acc.numbers or {}).get("go_above") if acc is not None else None
-        classes = workload_classes_that_win(ev.acceptance_by_workload, **({"go_above": go_above} if go_above else {}))
+        classes = workload_classes_that_win(ev.acceptance_by_workload, go_above=(t or Thresholds()).acceptance_go_above)
         if classes and len(classes) < len(ev.acceptance_by_workload):
             rec.workload_classes = classes
             timed = [c for c in classes if c in (ev.load_workload or "")]
