@@ -402,12 +402,12 @@ def unserved_precision_notes(target: ModelSpec, draft: ModelSpec | None, target_
     notes = [q.unknown_quantization(m, quant) for m, quant in ((target, target_quant), (draft, draft_quant))
              if m is not None and m.quantization and m.quantization not in q.BYTES_PER_PARAM]  # kept in 20's result
     for role, m, quant in (("target", target, target_quant), ("draft", draft, draft_quant)):
-        if m is None or (m.quantization and m.quantization not in q.BYTES_PER_PARAM) or online or q.served_precision(m, quant) == (m.quantization or "bf16") or quant in ("bf16", "fp16"):
+        if m is None or m.quantization or online or quant in ("bf16", "fp16"):  # pre-quantized: loaded as budgeted
             continue
         fix = ("give a pre-quantized checkpoint" + (", or --quantization fp8 in extra_server_args (vLLM's online FP8)"
                                                      if role == "target" and quant == "fp8" else ""))
         notes.append(f"{role}_quant {quant} budgets {m.name} at {quant}, but the servers this run starts load the "
-                     f"checkpoint as stored ({m.quantization or 'bf16'}): the speed measured is not at {quant}; {fix}")
+                     f"checkpoint as stored (bf16): the speed measured is not at {quant}; {fix}")
     return notes
 
 
