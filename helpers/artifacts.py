@@ -151,6 +151,33 @@ class RunDir:
         return path
 
 
+RUN_STATE = "run.json"
+
+
+def _read_run_state(run_dir: str | os.PathLike | RunDir) -> dict | None:
+    """run.json as a dict; {} when there is none, None when it is not a JSON object (truncated, hand-edited)."""
+    path = Path(getattr(run_dir, "path", run_dir)) / RUN_STATE
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def run_state(run_dir: str | os.PathLike | RunDir) -> dict:
+    """A run directory's run.json (the runner's state) as a dict, for readers that can do without it: {} when
+    there is none (an interactive run) or it is unreadable (:func:`run_state_unreadable` tells which). The runner
+    itself validates it (playbook.runner.load_state)."""
+    return _read_run_state(run_dir) or {}
+
+
+def run_state_unreadable(run_dir: str | os.PathLike | RunDir) -> bool:
+    """run.json exists but is not a JSON object (truncated, hand-edited)."""
+    return _read_run_state(run_dir) is None
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON through a temporary file and rename, so a crash never leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)

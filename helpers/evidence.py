@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from . import step_growth
-from .artifacts import RunDir, read_jsonl
+from .artifacts import RunDir, read_jsonl, run_state, run_state_unreadable
 from .schemas.decision import Evidence, LoadLevel
 from .schemas.drafts import DraftsResult
 from .schemas.load import LoadResult
@@ -82,13 +82,7 @@ def measured_nothing(step: str, data: dict) -> str | None:
 def _from_run_state(run: RunDir, ev: Evidence) -> None:
     """Steps run.json records as failed or interrupted, or done without a result file. Preflight's
     failed checks do not count when the run went on past them (``--force``: run.json says done)."""
-    path = run.path / "run.json"
-    if not path.exists():
-        return
-    try:
-        steps = json.loads(path.read_text()).get("steps") or []
-    except ValueError:
-        return
+    steps = run_state(run).get("steps") or []
     if any(st.get("name") == "00_preflight" and st.get("status") == "done" for st in steps):
         forced = [f for f in ev.steps_failed if f.startswith("00_preflight:")]  # failed checks, run with --force
         ev.steps_failed = [f for f in ev.steps_failed if f not in forced]
@@ -157,13 +151,10 @@ def gather(run_dir: str | Path | RunDir, production_temperature: float | None = 
 
 
 def _versions(run: RunDir, ev: Evidence) -> None:
-    state = run.path / "run.json"
-    if state.exists():
-        try:
-            versions = json.loads(state.read_text()).get("versions") or {}
-            ev.versions.update({k: str(v) for k, v in versions.items() if v is not None})
-        except ValueError:
-            ev.steps_failed.append("run.json: unreadable")
+    if run_state_unreadable(run):
+        ev.steps_failed.append("run.json: unreadable")
+    versions = run_state(run).get("versions") or {}
+    ev.versions.update({k: str(v) for k, v in versions.items() if v is not None})
     from importlib.metadata import PackageNotFoundError, version
 
     from .specconfig import installed_vllm

@@ -225,13 +225,9 @@ _MULTI_NODE = re.compile(r"--distributed[-_]executor[-_]backend(=|\s+)ray\b|--nn
 def recorded_parameters(run) -> dict:
     """The run's merged profile and overrides, as `playbook run` records them in run.json ({} without one: an
     interactive run). Step 00's own parameters do not hold the profile's ``gpu`` and ``num_gpus``."""
-    import json
-    from pathlib import Path
+    from .artifacts import run_state
 
-    try:
-        data = json.loads((Path(getattr(run, "path", run)) / "run.json").read_text()).get("parameters")
-    except (OSError, ValueError, AttributeError, TypeError):
-        return {}
+    data = run_state(run).get("parameters")
     return data if isinstance(data, dict) else {}
 
 

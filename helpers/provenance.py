@@ -441,11 +441,9 @@ def collect(run_dir: str | os.PathLike | None = None, params=None, previous: Pro
 def for_run(run_dir: str | os.PathLike, params) -> Provenance | None:
     """The provenance for decision.json: run.json's record (taken on the measuring node) brought up to date
     with the run directory's servers and models; collected here when run.json has none (interactive runs)."""
-    previous = None
-    try:
-        previous = json.loads((Path(run_dir) / "run.json").read_text()).get("provenance")
-    except (OSError, ValueError):
-        pass
+    from .artifacts import run_state
+
+    previous = run_state(run_dir).get("provenance")
     try:
         return collect(run_dir, params, previous=previous)
     except Exception:  # noqa: BLE001 - a record, never a reason for the report step to fail

@@ -110,13 +110,9 @@ def servers_table(summary: dict | None) -> str:
 
 def run_servers(run_path) -> str:
     """:func:`servers_table` of a run directory's run.json (an interactive run may have none)."""
-    from pathlib import Path
+    from .artifacts import run_state
 
-    try:
-        state = json.loads((Path(run_path) / "run.json").read_text())
-    except (OSError, ValueError):
-        state = {}
-    return servers_table(state.get("servers") if isinstance(state, dict) else None)
+    return servers_table(run_state(run_path).get("servers"))
 
 
 # -- the first screen and the section frame ---------------------------------------------------

@@ -19,7 +19,7 @@ import pandas as pd
 from pydantic import BaseModel, ValidationError
 
 from . import measure_plots, plots
-from .artifacts import RunDir, TruncatedRecordWarning, read_jsonl
+from .artifacts import RunDir, TruncatedRecordWarning, read_jsonl, run_state
 from .headline import crossover, model_name
 from .loadgen import attempt_of
 from .predict import fit_notes
@@ -59,14 +59,6 @@ def _model(run: RunDir, name: str, model: type[BaseModel]):
         return model.model_validate(data) if data else None
     except ValidationError:
         return None
-
-
-def _state(run: RunDir) -> dict:
-    try:
-        data = json.loads((run.path / "run.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _csv(run: RunDir, name: str, df: pd.DataFrame) -> str:
@@ -173,7 +165,7 @@ def provenance(run: RunDir, ev: Evidence) -> str:
     """Hardware, versions, models, the exact server commands, requests per level, run duration."""
     from .render import servers_table
 
-    state = _state(run)
+    state = run_state(run)
     rows: list[tuple[str, str]] = []
     prov = state.get("provenance")
     recorded = _recorded(prov) if isinstance(prov, dict) and prov else None

@@ -63,3 +63,21 @@ def test_repair_cuts_the_truncated_tail_and_keeps_it_aside(tmp_path):
     with open(path, "a") as fh:
         fh.write('{"i": 3}')  # a whole record missing only its newline is kept
     assert repair_jsonl(path) is None and [r["i"] for r in read_jsonl(path)] == [0, 3]
+
+
+@pytest.mark.parametrize(("content", "state", "unreadable"), [
+    (None, {}, False),                                   # an interactive run: no run.json
+    ('{"steps": [{"name": "00_preflight"}]}', {"steps": [{"name": "00_preflight"}]}, False),
+    ("{ }", {}, False),                                  # empty but valid
+    ('{"steps": [', {}, True),                           # truncated
+    ("[1, 2]", {}, True),                                # not an object
+    ("\xff\xfe", {}, True),                              # not UTF-8 text
+])
+def test_run_state_reads_run_json_leniently_and_says_when_it_is_unreadable(tmp_path, content, state, unreadable):
+    from playbook.helpers.artifacts import run_state, run_state_unreadable
+
+    if content is not None:
+        (tmp_path / "run.json").write_bytes(content.encode("latin-1"))
+    assert run_state(tmp_path) == state
+    assert run_state(RunDir(tmp_path)) == state
+    assert run_state_unreadable(tmp_path) is unreadable
