@@ -219,6 +219,10 @@ def budget(
     mbt = max_num_batched_tokens or default_scheduler_limits(gpu)[0]
     if tp > num_gpus:
         reasons.append(f"tensor_parallel_size {tp} needs {tp} GPUs; the node has {num_gpus}")
+    elif tp * pp > num_gpus:  # stages may sit on other nodes (vLLM with Ray): said, not refused
+        warnings.append(f"tensor_parallel_size {tp} x pipeline_parallel_size {pp} needs {tp * pp} GPUs; the node has "
+                        f"{num_gpus}: the stages beyond it must run on other nodes (vLLM with "
+                        "--distributed-executor-backend ray); budgeted per GPU as if they do")
     if target.attention == "gqa" and target.num_kv_heads % tp and tp % target.num_kv_heads:
         warnings.append(f"{target.num_kv_heads} KV heads do not split evenly over TP={tp}; vLLM may refuse it")
 

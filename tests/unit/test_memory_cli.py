@@ -101,3 +101,18 @@ def test_pipeline_stages_split_the_targets_weights_and_kv_layers():
     assert staged.target_weights_per_gpu_gib == pytest.approx(whole.target_weights_per_gpu_gib / 4)
     assert staged.draft_weights_per_gpu_gib == whole.draft_weights_per_gpu_gib  # vLLM runs the draft unstaged
     assert "4x H100-SXM in 4 pipeline stages" in memory.finding(staged)
+
+
+def test_a_layout_larger_than_the_node_is_said_not_refused():
+    """TP 4 x PP 2 on a 4-GPU node: the stages beyond it may be other nodes' (Ray), so a warning names the sizes."""
+    from playbook.helpers import memory
+    from playbook.helpers.gpus import get_gpu
+    from playbook.helpers.models import from_catalog
+
+    target, gpu = from_catalog("Llama-3.1-70B"), get_gpu("H100-SXM")
+    multi = memory.budget(target, None, gpu, method="ngram", num_gpus=4, tensor_parallel_size=4,
+                          pipeline_parallel_size=2, max_model_len=8192)
+    one = memory.budget(target, None, gpu, method="ngram", num_gpus=8, tensor_parallel_size=4,
+                        pipeline_parallel_size=2, max_model_len=8192)
+    assert multi.fits and any("needs 8 GPUs; the node has 4" in w for w in multi.warnings)
+    assert not any("needs 8 GPUs" in w for w in one.warnings)
