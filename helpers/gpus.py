@@ -105,16 +105,25 @@ def nvidia_smi_gpus() -> list[SmiGpu]:
         gpus = {uuid: SmiGpu(int(idx), name, float(mib)) for idx, name, mib, uuid in rows}
     except (OSError, subprocess.SubprocessError, ValueError):
         return []
-    return visible(gpus, os.environ.get("CUDA_VISIBLE_DEVICES"))
+    mask = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if mask and "MIG-" in mask:
+        return visible_mig(gpus, _nvidia_smi_list(), mask)
+    return visible(gpus, mask)
+
+
+def _nvidia_smi_list() -> str:
+    """``nvidia-smi -L``: the GPUs and their MIG instances with UUIDs ('' when it fails)."""
+    try:
+        return subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=15, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
 
 
 def visible(gpus: dict[str, SmiGpu], mask: str | None) -> list[SmiGpu]:
     """The GPUs (by UUID) a ``CUDA_VISIBLE_DEVICES`` value leaves, in its order: indices or UUID prefixes, read up to
     the first entry that names no GPU, as the CUDA runtime reads it (CUDA C Programming Guide, "CUDA Environment
-    Variables"); all of them when it is unset. MIG instances are not resolved: a mask naming them keeps every GPU."""
+    Variables"); all of them when it is unset. A mask naming MIG instances: :func:`visible_mig`."""
     if mask is None:
-        return list(gpus.values())
-    if "MIG-" in mask:
         return list(gpus.values())
     out: list[SmiGpu] = []
     for entry in (e.strip() for e in mask.split(",")):
@@ -124,6 +133,32 @@ def visible(gpus: dict[str, SmiGpu], mask: str | None) -> list[SmiGpu]:
             break
         out.append(match[0])
     return out
+
+
+# `nvidia-smi -L`: "GPU 0: NVIDIA A100-SXM4-80GB (UUID: GPU-...)" then, per MIG instance, "  MIG 3g.40gb Device 0:
+# (UUID: MIG-...)" (driver R470+; older drivers name an instance MIG-GPU-<gpu uuid>/<gi>/<ci>).
+_SMI_GPU = re.compile(r"^GPU (\d+): .*\(UUID: (GPU-[^)\s]+)\)")
+_SMI_MIG = re.compile(r"^\s+MIG (\d+g\.(\d+)gb)\s+Device\s+(\d+): \(UUID: (MIG-[^)\s]+)\)")
+
+
+def visible_mig(gpus: dict[str, SmiGpu], smi_list: str, mask: str) -> list[SmiGpu]:
+    """The one MIG instance a CUDA process sees when ``CUDA_VISIBLE_DEVICES`` names MIG instances: the first one
+    named (CUDA enumerates a single MIG device per process: NVIDIA MIG User Guide, "CUDA Device Enumeration"), as
+    its GPU's product name plus the profile ('NVIDIA A100-SXM4-80GB MIG 3g.40gb') and the profile's memory (40 GB,
+    read from its name: nvidia-smi's memory.total is the whole GPU's). A MIG instance nvidia-smi -L does not list
+    leaves no GPU."""
+    instances: dict[str, SmiGpu] = {}
+    parent: SmiGpu | None = None
+    for line in smi_list.splitlines():
+        if m := _SMI_GPU.match(line):
+            parent = gpus.get(m.group(2))
+        elif (m := _SMI_MIG.match(line)) and parent is not None:
+            profile, gb, uuid = m.group(1), int(m.group(2)), m.group(4)
+            instances[uuid] = SmiGpu(parent.index, f"{parent.name} MIG {profile}", gb * 1e9 / 2**20)
+    for entry in (e.strip() for e in mask.split(",")):
+        named = [g for uuid, g in instances.items() if entry.startswith("MIG-") and uuid.startswith(entry)]
+        return named[:1] if len(named) == 1 else []
+    return []
 
 
 def detect() -> tuple[GPUSpec, int] | None:

@@ -50,9 +50,33 @@ def test_bare_h100_names_its_three_form_factors():
 
 
 @pytest.mark.parametrize("mask, indices", [(None, [0, 1, 2, 3]), ("", []), ("2,0", [2, 0]), ("1,7,2", [1]),
-                                           ("GPU-bbbb", [1]), ("-1", []), ("0,0", [0]), ("MIG-x", [0, 1, 2, 3])])
+                                           ("GPU-bbbb", [1]), ("-1", []), ("0,0", [0])])
 def test_cuda_visible_devices_leaves_the_gpus_vllm_will_see(mask, indices):
     from playbook.helpers.gpus import SmiGpu, visible
 
     gpus = {f"GPU-{c * 4}-uuid": SmiGpu(i, "NVIDIA H100 80GB HBM3", 81559.0) for i, c in enumerate("abcd")}
     assert [g.index for g in visible(gpus, mask)] == indices
+
+
+SMI_L = """GPU 0: NVIDIA A100-SXM4-80GB (UUID: GPU-aaaa-uuid)
+  MIG 3g.40gb     Device  0: (UUID: MIG-1111-2222)
+  MIG 1g.10gb     Device  1: (UUID: MIG-3333-4444)
+GPU 1: NVIDIA A100-SXM4-80GB (UUID: GPU-bbbb-uuid)
+  MIG 7g.80gb     Device  0: (UUID: MIG-GPU-bbbb-uuid/0/0)
+"""
+
+
+@pytest.mark.parametrize("mask, found", [
+    ("MIG-3333-4444", [(0, "NVIDIA A100-SXM4-80GB MIG 1g.10gb", 10)]),
+    ("MIG-1111-2222,MIG-3333-4444", [(0, "NVIDIA A100-SXM4-80GB MIG 3g.40gb", 40)]),  # CUDA sees one MIG device
+    ("MIG-GPU-bbbb-uuid/0/0", [(1, "NVIDIA A100-SXM4-80GB MIG 7g.80gb", 80)]),       # pre-R470 naming
+    ("MIG-9999", []),
+])
+def test_a_mask_of_mig_instances_leaves_the_first_with_its_profiles_memory(mask, found):
+    """A MIG instance is budgeted at its profile's memory, not the whole GPU's (nvidia-smi's memory.total)."""
+    from playbook.helpers.gpus import SmiGpu, match_smi_name, visible_mig
+
+    gpus = {f"GPU-{c * 4}-uuid": SmiGpu(i, "NVIDIA A100-SXM4-80GB", 81920.0) for i, c in enumerate("ab")}
+    got = visible_mig(gpus, SMI_L, mask)
+    assert [(g.index, g.name, round(g.memory_mib * 2**20 / 1e9)) for g in got] == found
+    assert all(match_smi_name(g.name) == "A100-80GB" for g in got)
