@@ -44,17 +44,42 @@ def speculation(aggregate: object, metric_names: set[str]) -> str | None:
     return f"spec-decode metrics ({spec_decode_metrics(names)})"
 
 
+def _refuse_summary(path: Path) -> None:
+    """AIPerf's summary (``profile_export_aiperf.json``, one JSON document) given instead of the per-request
+    ``profile_export.jsonl``: refused naming the file to give (the summary has no per-request data)."""
+    if path.name == RECORDS:
+        return
+    with open(path, "rb") as f:
+        first = f.readline().decode("utf-8", "replace").strip()
+    try:
+        obj = json.loads(first) if first else None
+    except ValueError:
+        obj = None
+    summary = isinstance(obj, dict) and ("input_config" in obj or "aiperf_version" in obj)
+    pretty = obj is None and first.startswith("{")  # a JSON document over several lines, not one record a line
+    if path.name != AGGREGATE and not summary and not pretty:
+        return  # a per-request export under another name (or not JSON at all: said when its lines are read)
+    right = path.parent / RECORDS
+    there = f"{right} (beside it)" if right.is_file() else f"the {RECORDS} AIPerf wrote in the same artifact directory"
+    what = "is AIPerf's summary" if path.name == AGGREGATE or summary else "looks like AIPerf's summary"
+    raise ImportFileError(f"{path} {what} (one JSON document), not its per-request export {RECORDS}: "
+                          "the decision needs each request's TTFT and latency",
+                          f"give the artifact directory {path.parent} or {there}")
+
+
 def read(path: str | Path) -> list[ImportedSide]:
     """One :class:`ImportedSide` from an AIPerf artifact directory or its ``profile_export.jsonl``."""
     path = Path(path).expanduser()
     jsonl = path / RECORDS if path.is_dir() else path
     if not jsonl.is_file():
         raise ImportFileError(f"{jsonl} does not exist", f"give an AIPerf artifact directory or its {RECORDS}")
+    _refuse_summary(jsonl)
     agg = read_json(jsonl.parent / AGGREGATE, TOOL) if (jsonl.parent / AGGREGATE).is_file() else {}
     cfg = (agg.get("input_config") or {}) if isinstance(agg, dict) else {}
     # the load: input_config.loadgen (the documented 0.x layout) or the profiling phase (AIPerf 0.13)
     phase = next((x for x in cfg.get("phases") or [] if x.get("kind", x.get("name")) == "profiling"), {})
     loadgen = cfg.get("loadgen") or phase
+    requested = loadgen.get("request_count", loadgen.get("requests"))
     if loadgen.get("concurrency"):
         level, kind = float(loadgen["concurrency"]), "concurrency"
     elif loadgen.get("request_rate"):
@@ -104,4 +129,5 @@ def read(path: str | Path) -> list[ImportedSide]:
                          model=str(model), tool_version=version,
                          temperature=float(temperature) if temperature is not None else None,
                          command=cfg.get("cli_command"), workload="aiperf", speculation=speculation(agg, metric_names),
+                         requested=requested if isinstance(requested, int) and not isinstance(requested, bool) else None,
                          extra_files=[jsonl.parent / AGGREGATE] if (jsonl.parent / AGGREGATE).is_file() else [])]

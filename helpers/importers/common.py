@@ -55,6 +55,26 @@ class ImportedSide:
     speculation: str | None = None  # what in the file shows the server speculated (None: nothing does)
     notes: list[str] = field(default_factory=list)
     extra_files: list[Path] = field(default_factory=list)  # read too (e.g. AIPerf's aggregate): copied and hashed
+    dataset: str | None = None  # the dataset the file names (vllm bench serve --dataset-name), None: not recorded
+    requested: int | None = None  # the number of prompts the run was told to send (None: not recorded / time-bound)
+    profile: str | None = None  # how the tool chose its load levels when it says (GuideLLM: "sweep", "concurrent", ...)
+
+    @property
+    def label(self) -> str:
+        """The file as messages name it: its name, with its directory when the tool always writes that name
+        (GuideLLM's benchmarks.json, AIPerf's profile_export.jsonl: ``spec/benchmarks.json``)."""
+        return f"{self.path.parent.name}/{self.path.name}" if self.path.name in FIXED_NAMES else self.path.name
+
+    def where(self) -> str:
+        """The file and its load level, as messages name a side: ``spec.json (concurrency 4)``."""
+        return f"{self.label} ({describe_level(self.level_kind, self.level)})"
+
+
+FIXED_NAMES = ("benchmarks.json", "profile_export.jsonl")  # file names a tool always writes
+
+
+def describe_level(kind: str, level: float) -> str:
+    return f"concurrency {level:g}" if kind == "concurrency" else f"{level:g} req/s"
 
 
 def spec_decode_metrics(names) -> str:
@@ -130,6 +150,80 @@ def _inside(path: Path, run_dir: Path, rel: list[str]) -> bool:
     return any(path == (run_dir / r) or (run_dir / r) in path.parents for r in rel)
 
 
+def _t(x: float) -> str:
+    return f"T={x:g}"
+
+
+def resolve_temperature(pairs: list[tuple[ImportedSide, ImportedSide]],
+                        temperature: float | None) -> tuple[float | None, list[str]]:
+    """The one sampling temperature of the import, and the warnings about it. Acceptance and speed depend on the
+    temperature, so every side must have run at one, and the value filed (50_load.json, 40_sweep.json, run.json,
+    every per-request record) is the one the files record:
+
+    - files recording different temperatures are refused, each file's value named (a baseline at T=0 and a
+      speculative run at T=1, or levels at different temperatures, cannot be compared);
+    - ``--temperature`` (``temperature``) different from a recorded value is refused: it would file an acceptance
+      measured at one temperature as another's. The same value, or files recording none, take it;
+    - a side recording none while others record T takes T, with a warning."""
+    sides = [s for pair in pairs for s in pair]
+    recorded = {}
+    for s in sides:
+        if s.temperature is not None:
+            recorded.setdefault(s.label, s.temperature)
+    values = sorted(set(recorded.values()))
+    each = ", ".join(f"{name}: {_t(v)}" for name, v in recorded.items())
+    if len(values) > 1 and max(values) - min(values) > 1e-9:
+        pairs_apart = [(b, s) for b, s in pairs if b.temperature is not None and s.temperature is not None
+                       and abs(b.temperature - s.temperature) > 1e-9]
+        what = ("the baseline and the speculative files record different sampling temperatures"
+                if pairs_apart else "the files record different sampling temperatures")
+        raise ImportFileError(
+            f"{what} ({each}): acceptance and speed measured at different temperatures cannot be compared",
+            "import runs made at one temperature: re-run the baseline and the speculative benchmark with the same "
+            "temperature (vllm bench serve --temperature T --metadata temperature=T; aiperf --extra-inputs "
+            "temperature:T)")
+    warnings: list[str] = []
+    if temperature is not None:
+        if values and abs(values[0] - temperature) > 1e-9:
+            raise ImportFileError(
+                f"--temperature {temperature:g} differs from the temperature the files record ({each}): the "
+                f"acceptance measured at {_t(values[0])} would be filed as {_t(temperature)}'s",
+                f"drop --temperature (the recorded {_t(values[0])} is used), or re-run the benchmarks at "
+                f"{_t(temperature)} if that is the temperature to measure")
+        return temperature, warnings
+    if not values:
+        return None, warnings
+    t = values[0]
+    silent = list(dict.fromkeys(x.label for x in sides if x.temperature is None))
+    if silent:
+        warnings.append(f"{', '.join(silent)} record(s) no sampling temperature: taken as {_t(t)}, "
+                        f"the value {', '.join(recorded)} record(s); pass --temperature {t:g} to "
+                        "confirm it, or re-run at one recorded temperature")
+    return t, warnings
+
+
+def failure_warnings(pairs: list[tuple[ImportedSide, ImportedSide]]) -> list[str]:
+    """A side whose requests failed, said plainly: how many of how many, and the first error text the file
+    records. A side with none completed has no speed, so its level has no speedup (the report is INCONCLUSIVE);
+    an import has no server log, so the error text is the only clue the files carry."""
+    out = []
+    for base, spec in pairs:
+        for role, side in (("baseline", base), ("speculative", spec)):
+            failed = [r for r in side.records if r.get("status") != "ok"]
+            if not failed:
+                continue
+            n = len(side.records)
+            first = next((r["error"] for r in failed if r.get("error") and r["error"] != "failed"), None)
+            err = f"first error: {first!r}" if first else "the file records no error text"
+            if len(failed) == n:
+                out.append(f"the {role} run {side.where()} has no completed request: all {n} failed ({err}); "
+                           f"this level has no speedup. An import has no server log: look at the log of the "
+                           f"{role} server it measured, fix the cause and re-run the benchmark")
+            else:
+                out.append(f"the {role} run {side.where()}: {len(failed)} of {n} requests failed ({err})")
+    return out
+
+
 def build_run(pairs: list[tuple[ImportedSide, ImportedSide]], run_dir: str | Path, *, temperature: float | None = None,
               params: dict | None = None, seed: int = 0, force: bool = False,
               warnings: list[str] | None = None, prior: PriorResults | None = None) -> LoadResult:
@@ -140,6 +234,7 @@ def build_run(pairs: list[tuple[ImportedSide, ImportedSide]], run_dir: str | Pat
     prior = prior if prior is not None else prior_results(run_dir, force)
     if not pairs:
         raise ImportFileError("nothing to import", "give a baseline file and a speculative file")
+    t, t_warnings = resolve_temperature(pairs, temperature)  # refused before anything is written
     kinds = {s.level_kind for pair in pairs for s in pair}
     if len(kinds) > 1:
         raise ImportFileError("the files mix concurrency levels and request rates", "import one kind of load at a time")
@@ -153,8 +248,7 @@ def build_run(pairs: list[tuple[ImportedSide, ImportedSide]], run_dir: str | Pat
     imported.mkdir(parents=True, exist_ok=True)
     (run.artifact(REQUESTS_JSONL)).unlink(missing_ok=True)
     files, levels, speedups, all_records = [], [], [], []
-    warnings = list(warnings or [])
-    t = temperature
+    warnings = [*failure_warnings(pairs), *(warnings or []), *t_warnings]
     for n, (base, spec) in enumerate(sorted(pairs, key=lambda p: p[0].level), start=1):
         if base.level != spec.level:
             raise ImportFileError(f"baseline {base.path} ran at {base.level:g} and speculative {spec.path} at {spec.level:g}",
@@ -170,12 +264,11 @@ def build_run(pairs: list[tuple[ImportedSide, ImportedSide]], run_dir: str | Pat
                               "copied_to": str(copy.relative_to(run.path)), "sha256": sha if not j else sha256(src),
                               "tool_version": side.tool_version, "command": side.command, "model": side.model,
                               "notes": side.notes if not j else []})
-            side_t = side.temperature if side.temperature is not None else t
             recs = []
             for i, r in enumerate(side.records):
                 r = dict(r, id=f"{_phase(config, side)}/{attempt}-{i}", phase=_phase(config, side), workload=r["workload"])
-                if side_t is not None:
-                    r["temperature"] = side_t
+                if t is not None:  # the one temperature filed (resolve_temperature): records say the same
+                    r["temperature"] = t
                 recs.append(r)
             all_records.extend(recs)
             shape = LoadShape("concurrency", concurrency=int(side.level)) if side.level_kind == "concurrency" \
@@ -189,14 +282,14 @@ def build_run(pairs: list[tuple[ImportedSide, ImportedSide]], run_dir: str | Pat
             levels.append(st)
         (b, brecs), (s, srecs) = per_config["baseline"], per_config["spec"]
         sp = speedup_point(base.level, brecs, srecs, b, s, seed=seed)
-        sp.temperature = t if t is not None else spec.temperature
+        sp.temperature = t
         speedups.append(sp)
         warnings.extend(f"{side.path.name}: {note}" for side in (base, spec) for note in side.notes)
     with open(run.artifact(REQUESTS_JSONL), "w") as f:
         for r in all_records:
             f.write(json.dumps(r) + "\n")
     first = pairs[0][1]
-    load_t = t if t is not None else first.temperature
+    load_t = t
     if load_t is None:
         warnings.append("the files do not record the sampling temperature: pass --temperature so the report "
                         "can compare it with the production temperature")
@@ -267,7 +360,9 @@ def _write_sweep(run: RunDir, pairs, temperature: float | None, source: dict) ->
 def _write_run_json(run: RunDir, pairs, temperature: float | None, params: dict, source: dict, has_sweep: bool) -> None:
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     model = pairs[0][1].model
+    base_model = pairs[0][0].model  # another name only when confirmed one model (playbook import --same-model)
     parameters = {"mode": "managed", **({"target_model": model, "served_model_name": model} if model else {}),
+                  **({"baseline_served_model_name": base_model} if model and base_model and base_model != model else {}),
                   **({"production_temperature": temperature} if temperature is not None else {}), **params}
     steps = [{"name": "50_load", "status": "done", "finished_at": now}]
     if has_sweep:

@@ -44,6 +44,30 @@ def speculation(requests: list[dict]) -> str | None:
     return None
 
 
+def _profile(data: dict) -> str | None:
+    """How GuideLLM chose its load levels: ``config.spec.profile.kind`` (0.8), a benchmark's
+    ``args.profile.type_`` (earlier versions), or "sweep" when a throughput benchmark sits beside fixed rates
+    (what a sweep runs)."""
+    spec = (data.get("config") or {}).get("spec") or {}
+    kind = (spec.get("profile") or {}).get("kind") if isinstance(spec.get("profile"), dict) else None
+    benches = [b for b in data.get("benchmarks") or [] if isinstance(b, dict)]
+    for b in benches:
+        prof = (b.get("args") or {}).get("profile") if isinstance(b.get("args"), dict) else None
+        kind = kind or (prof.get("type_") if isinstance(prof, dict) else None)
+    types = {((b.get("config") or {}).get("strategy") or {}).get("type_") for b in benches}
+    if not kind and "throughput" in types and types & {"constant", "poisson"}:
+        kind = "sweep"
+    return str(kind) if kind else None
+
+
+def _requested(benchmark: dict) -> int | None:
+    """The request count the benchmark was limited to (``--max-requests``), None when not (time-bound)."""
+    cons = (benchmark.get("config") or {}).get("constraints") or {}
+    mr = cons.get("max_requests") if isinstance(cons, dict) else None
+    count = ((mr or {}).get("args") or {}).get("count") if isinstance(mr, dict) else None
+    return count if isinstance(count, int) and not isinstance(count, bool) and "max_seconds" not in cons else None
+
+
 def read(path: str | Path) -> list[ImportedSide]:
     """One :class:`ImportedSide` per benchmark (strategy) in the report; throughput sweeps are skipped."""
     path = Path(path).expanduser()
@@ -55,6 +79,7 @@ def read(path: str | Path) -> list[ImportedSide]:
     scenario = data.get("config") or {}
     backend = (scenario.get("spec") or {}).get("backend") or {}  # 0.8: config.spec.backend.model
     model = str(scenario.get("model") or backend.get("model") or "")
+    profile = _profile(data)
     sides = []
     for i, b in enumerate(data["benchmarks"]):
         if not isinstance(b, dict):
@@ -85,7 +110,7 @@ def read(path: str | Path) -> list[ImportedSide]:
         sides.append(ImportedSide(
             tool=TOOL, path=path, level=lvl[0], level_kind=lvl[1], records=records, duration_s=float(b.get("duration") or 0.0),
             model=model, tool_version=meta.get("guidellm_version"), command=None, workload="guidellm",
-            speculation=speculation([r for r, _ in rows]),
+            speculation=speculation([r for r, _ in rows]), profile=profile, requested=_requested(b),
             notes=["GuideLLM does not serialize chunk gaps: burst-delivered streams cannot be detected"]))
     if not sides:
         raise ImportFileError(f"{path} holds no benchmark at a fixed concurrency or rate with requests",

@@ -129,7 +129,8 @@ def read(path: str | Path) -> list[ImportedSide]:
         e2e = data["latencies"][i] * 1000.0 if data["latencies"][i] else None
         out = data["output_lens"][i]
         records.append(record(
-            i, ok=ok, error=data["errors"][i] or None, prompt_tokens=data["input_lens"][i], output_tokens=out,
+            i, ok=ok, error=data["errors"][i] or (None if ok else "no output tokens (the file records no error text)"),
+            prompt_tokens=data["input_lens"][i], output_tokens=out,
             ttft_ms=ttft, e2e_ms=e2e, tpot_ms=tpot(ttft, e2e, out), chunk_gaps_ms=[g * 1000.0 for g in data["itls"][i] or []],
             sent_s=(starts[i] - t0) if starts[i] is not None else 0.0, workload=workload, temperature=temperature,
             text=texts[i] if i < len(texts) else ""))
@@ -153,4 +154,6 @@ def read(path: str | Path) -> list[ImportedSide]:
     return [ImportedSide(tool=TOOL, path=path, level=level, level_kind=kind, records=records,
                          duration_s=float(data["duration"]), temperature=temperature, model=str(data.get("model_id") or ""),
                          tool_version=str(version) if version else None, command=data.get("command"),
-                         workload=workload, acceptance=acceptance, speculation=speculation(data), notes=notes)]
+                         workload=workload, acceptance=acceptance, speculation=speculation(data), notes=notes,
+                         dataset=str(data["dataset_name"]) if data.get("dataset_name") else None,
+                         requested=int(data["num_prompts"]) if data.get("num_prompts") is not None else None)]

@@ -22,7 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "more load levels: B1 S1 B2 S2 ...)")
     parser.add_argument("--run-dir", default=None, help="where to write (default runs/import-<time>)")
     parser.add_argument("--temperature", type=float, default=None,
-                        help="sampling temperature of the runs, when the files do not record it")
+                        help="sampling temperature of the runs, when the files do not record it (a value different "
+                             "from the one they record is refused)")
+    parser.add_argument("--same-model", action="store_true",
+                        help="the baseline and speculative files name different models that are one target model "
+                             "(a router serving both configurations by model name): compare them anyway")
     parser.add_argument("--method", default=None, help="speculative method the spec server ran (draft_model, eagle, ngram, ...)")
     parser.add_argument("--draft-model", default=None, help="its draft model (for the launch command)")
     parser.add_argument("--num-speculative-tokens", type=int, default=None, help="its k (for the launch command)")
@@ -56,14 +60,16 @@ def run(args: argparse.Namespace) -> int:
     from playbook.helpers.importers import import_results
 
     if len(args.files) % 2:
-        raise ImportFileError(f"{len(args.files)} files given: they go in pairs (baseline, speculative)",
-                              "give BASELINE SPEC [BASELINE2 SPEC2 ...]")
+        raise ImportFileError(f"{len(args.files)} files given: they go in pairs, the run without speculation then "
+                              "the run with it, one pair per load level",
+                              f"give BASELINE SPEC [BASELINE2 SPEC2 ...]: playbook import {args.tool} B1 S1 B4 S4")
     run_dir = args.run_dir or f"runs/import-{time.strftime('%Y%m%d-%H%M%S')}"
     params = {k: v for k, v in (("method", args.method), ("draft_model", args.draft_model),
                                 ("num_speculative_tokens", args.num_speculative_tokens)) if v is not None}
     check_arguments(args, params)
     res = import_results(args.tool, args.files[0::2], args.files[1::2], run_dir,
-                         temperature=args.temperature, params=params, force=args.force)
+                         temperature=args.temperature, params=params, force=args.force,
+                         same_model=args.same_model, given=args.files)
     if args.json:
         print_json(res)
     else:
