@@ -36,13 +36,59 @@ def compare_tokenizers(a: ModelSpec, b: ModelSpec) -> tuple[bool | None, str]:
 
 
 def target_methods(target: ModelSpec, candidates: list[ModelSpec] = ()) -> list[str]:
-    """Methods the target supports (see :func:`compat.target_methods`)."""
-    return compat.target_methods(target, candidates)
+    """Methods the target supports (see :func:`compat.target_methods`); for a local target, also the EAGLE methods
+    of heads trained for its catalog twin (:func:`catalog_twin`)."""
+    methods = compat.target_methods(target, candidates)
+    twin = catalog_twin(target)
+    if twin is None:
+        return methods
+    extra = [compat.eagle_method(h) for h in candidates if h.eagle_head and head_for(h, target)
+             and not head_mismatch(target, h)]
+    offered = compat.target_methods(twin, [h for h in candidates if h.eagle_head])
+    for m in dict.fromkeys(extra):
+        if m not in methods and m in offered:
+            methods.insert(methods.index("ngram") if "ngram" in methods else len(methods), m)
+    return methods
+
+
+# Fields a local model's config must share with a catalog entry to be read as that entry's architecture.
+_TWIN_FIELDS = ("model_type", "vocab_size", "hidden_size", "num_layers", "num_attention_heads", "num_kv_heads",
+                "intermediate_size", "num_experts")
+
+
+def catalog_twin(target: ModelSpec) -> ModelSpec | None:
+    """The catalog entry a local model directory is a copy of (a fine-tune keeps it too): the one its name resolves
+    to when the architecture agrees, else the first of the same architecture (model_type, vocabulary, widths,
+    layers) and checkpoint precision. None for a catalog target, or a local one the catalog does not know."""
+    if target.source == "catalog":
+        return None
+    from .models import _lookup
+
+    def same(spec: ModelSpec) -> bool:
+        return all(getattr(spec, f) == getattr(target, f) for f in _TWIN_FIELDS) \
+            and (spec.quantization or "") == (target.quantization or "")
+
+    found = _lookup(target.name)
+    if found and same(twin := from_catalog(found[0])):
+        return twin
+    for name in catalog_names():
+        spec = from_catalog(name)
+        if not spec.eagle_head and same(spec):
+            return spec
+    return None
+
+
+def head_for(head: ModelSpec, target: ModelSpec) -> bool:
+    """The head's config names this target, or (a local target) the catalog entry it is a copy of."""
+    if compat.head_names_target(head, target):
+        return True
+    twin = catalog_twin(target)
+    return twin is not None and compat.head_names_target(head, twin)
 
 
 def candidate_methods(target: ModelSpec, cand: ModelSpec, vocab: compat.VocabVerdict) -> list[str]:
     if cand.eagle_head:
-        return [compat.eagle_method(cand)] if compat.head_names_target(cand, target) else []
+        return [compat.eagle_method(cand)] if head_for(cand, target) and not head_mismatch(target, cand) else []
     if vocab.same is False and not vocab.heterogeneous:
         return []
     return ["draft_model"]
@@ -60,7 +106,10 @@ def score_candidate(target: ModelSpec, cand: ModelSpec, low: float = 8.0, high: 
     methods = candidate_methods(target, cand, vocab)
     hetero = vocab.heterogeneous and not cand.eagle_head
     reasons = []
-    if cand.eagle_head:
+    mismatch = head_mismatch(target, cand)
+    if mismatch:
+        reasons.append(mismatch)
+    elif cand.eagle_head:
         reasons.append("an EAGLE head: it drafts from the target's hidden states into the target's vocabulary")
     elif same_tok is True:
         reasons.append(f"same tokenizer ({vocab.detail})")
@@ -75,7 +124,7 @@ def score_candidate(target: ModelSpec, cand: ModelSpec, low: float = 8.0, high: 
     reasons.append(f"size ratio 1:{ratio:.1f} is {where} the 1:{low:g}-1:{high:g} sweet spot (score {rs:.2f})")
     reasons.append(f"same family and generation ({fam_t})" if same_fam
                    else f"different family or generation ({fam_c or '?'} vs {fam_t or '?'})")
-    if cand.eagle_head:
+    if cand.eagle_head and not mismatch:  # a head of another width or vocabulary was said first
         named = compat.head_target(cand)
         reasons.append("an EAGLE head: trained on this target's hidden states, ratio matters less" if methods else
                        f"an EAGLE head whose config names {named or 'no target'}, not {target.name}: not usable")
@@ -99,6 +148,46 @@ def score_candidate(target: ModelSpec, cand: ModelSpec, low: float = 8.0, high: 
     )
 
 
+def head_mismatch(target: ModelSpec, draft: ModelSpec | None) -> str:
+    """Why vLLM cannot load the EAGLE/EAGLE-3 head ``draft`` for ``target`` at all ('' when it can, or when ``draft``
+    is not a head): a head reads the target's hidden states (its hidden_size must be the target's) and drafts into the
+    target's vocabulary (its vocab_size, the target side of an EAGLE-3 head's d2t map, must be the target's). The one
+    check ``playbook predict``, ``playbook memory`` (a reason: vLLM refuses to start), the run's parameter validation
+    and ``playbook drafts`` share."""
+    if draft is None or not draft.eagle_head:
+        return ""
+    if draft.hidden_size != target.hidden_size:
+        named = compat.head_target(draft)
+        trained = f" (trained for {named})" if named else ""
+        return (f"{draft.name}{trained} drafts from hidden size {draft.hidden_size}; {target.name} has "
+                f"{target.hidden_size}: an EAGLE head reads the target's hidden states, so vLLM cannot load it for "
+                "this target")
+    if draft.vocab_size and target.vocab_size and draft.vocab_size != target.vocab_size:
+        return (f"{draft.name} drafts into a vocabulary of {draft.vocab_size} tokens; {target.name} has "
+                f"{target.vocab_size}: an EAGLE head shares the target's embedding and vocabulary, so vLLM cannot "
+                "load it for this target")
+    return ""
+
+
+def check_head_matches(target_model: str, draft_model: str, method: str, mode: str = "managed") -> None:
+    """Raise ValueError('problem; fix') when ``draft_model`` is an EAGLE/EAGLE-3 head vLLM cannot load for
+    ``target_model`` (:func:`head_mismatch`): for parameter validation, as ``params.check_tensor_parallel`` does.
+    Names that do not resolve are left to the model checks (nothing raised here)."""
+    from .errors import ModelError
+    from .models import resolve
+
+    if method not in ("eagle", "eagle3") or not target_model or not draft_model or mode != "managed":
+        return  # an external server was started by someone else; the embedded pair is no EAGLE pair
+    try:
+        why = head_mismatch(resolve(target_model, "target"), resolve(draft_model, "draft"))
+    except ModelError:
+        return
+    if why:
+        raise ValueError(f"{why}; give draft_model a head trained for {target_model} "
+                         f"(`playbook drafts --target {target_model}` lists them), or method draft_model with a "
+                         "smaller model of its tokenizer")
+
+
 def unusable_reason(target: ModelSpec, draft: ModelSpec | None, method: str) -> str:
     """Why vLLM would not serve ``draft`` for ``target`` with ``method`` (this module's checks: same vocabulary, an
     EAGLE head trained for this target, a draft smaller than the target), said for a prediction about the pair
@@ -110,12 +199,10 @@ def unusable_reason(target: ModelSpec, draft: ModelSpec | None, method: str) -> 
     if draft is None or method not in ("draft_model", "eagle", "eagle3"):
         return ""
     if draft.eagle_head:  # a head's config rarely names its target: only one naming another target is flagged
-        if draft.hidden_size != target.hidden_size:
-            return (f"{draft.name} has hidden size {draft.hidden_size}, {target.name} {target.hidden_size}: an EAGLE "
-                    "head reads the target's hidden states, so it was trained for another target (vLLM cannot load "
-                    "it for this one); the prediction is a what-if")
+        if mismatch := head_mismatch(target, draft):
+            return f"{mismatch}; the prediction is a what-if"
         named = compat.head_target(draft)
-        if not named or compat.head_names_target(draft, target):
+        if not named or head_for(draft, target):
             return ""
         return (f"{draft.name} names {named} as its target in its config, not {target.name}: an EAGLE head drafts "
                 "from the hidden states of the target it was trained on; the prediction is a what-if")
@@ -134,7 +221,10 @@ def unusable_reason(target: ModelSpec, draft: ModelSpec | None, method: str) -> 
 
 def catalog_siblings(target: ModelSpec) -> list[ModelSpec]:
     """Smaller catalog models sharing the target's tokenizer id (the default candidates); those of another
-    vocab_size rank as heterogeneous-vocab candidates only."""
+    vocab_size rank as heterogeneous-vocab candidates only. A local target: those of its catalog twin
+    (:func:`catalog_twin`), else the smaller catalog models of its family and vocab_size."""
+    if target.source != "catalog":
+        return local_siblings(target)
     out = []
     tp = total_params(target)
     for name in catalog_names():
@@ -148,10 +238,33 @@ def catalog_siblings(target: ModelSpec) -> list[ModelSpec]:
     return out
 
 
+def local_siblings(target: ModelSpec) -> list[ModelSpec]:
+    """Catalog drafts for a local target directory: its catalog twin's siblings (EAGLE heads trained for the twin
+    included), else the smaller catalog models of the same family with the same vocab_size (vLLM's rule for
+    draft_model; the token -> id maps cannot be compared with a catalog entry, which the ranking says)."""
+    twin = catalog_twin(target)
+    if twin is not None:
+        return [s for s in catalog_siblings(twin) if s.name != target.name]
+    tp = total_params(target)
+    out = []
+    for name in catalog_names():
+        spec = from_catalog(name)
+        if spec.eagle_head or spec.vocab_size != target.vocab_size or not target.family \
+                or spec.family != target.family or total_params(spec) >= tp:
+            continue
+        out.append(spec)
+    return out
+
+
 def rank(target: ModelSpec, candidates: list[ModelSpec], low: float = 8.0, high: float = 12.0,
          acceptance: dict[str, float] | None = None, no_go_below: float = NO_GO_BELOW) -> DraftsResult:
     acceptance = acceptance or {}
     rows = [score_candidate(target, c, low, high, acceptance.get(c.name)) for c in candidates]
+    twin = catalog_twin(target) if any(c.source == "catalog" for c in candidates) else None
+    for row in rows:
+        if twin is not None and row.source == "catalog":
+            row.reasons.append(f"a catalog entry, offered as {target.name}'s config matches catalog {twin.name}: "
+                               "serve it from its local directory (--candidates DIR, or the run's draft_candidates)")
     rows.sort(key=lambda r: (-r.score, abs(math.log(max(r.ratio, 1e-9) / math.sqrt(low * high)))))
     for i, r in enumerate(rows, 1):
         r.rank = i
@@ -161,12 +274,17 @@ def rank(target: ModelSpec, candidates: list[ModelSpec], low: float = 8.0, high:
         target_methods=target_methods(target, candidates), candidates=rows, best=best,
         lossy_settings=compat.lossy_settings(),
     )
-    result.finding = finding(result, no_go_below)
+    result.finding = finding(result, no_go_below, local=target.source == "dir" and target.name != "embedded-target")
     return result
 
 
-def finding(r: DraftsResult, no_go_below: float = NO_GO_BELOW) -> str:
+def finding(r: DraftsResult, no_go_below: float = NO_GO_BELOW, local: bool = False) -> str:
     if not r.candidates:
+        if local:  # the catalog knows no model of its architecture: the user's own drafts are elsewhere
+            return (f"No draft candidates for {r.target}: a local target whose config matches no catalog model, so "
+                    "no catalog draft is offered; list your drafts with --candidates DIR,... (the run's "
+                    f"draft_candidates), or use a lookup: {', '.join(ALWAYS)} need no draft "
+                    f"({', '.join(r.target_methods)} supported)")
         return f"No draft candidates for {r.target}; n-gram/suffix need none ({', '.join(r.target_methods)} supported)"
     if not r.best:
         return f"No usable draft for {r.target}: {r.candidates[0].reasons[0]}; consider {', '.join(ALWAYS)}"
@@ -188,7 +306,7 @@ def candidates_for(target: ModelSpec, draft_candidates: list[str], draft_model: 
     names = list(draft_candidates) or ([draft_model] if draft_model else [])
     if names:
         return [resolve(n, "draft") for n in names]
-    return catalog_siblings(target) if target.source == "catalog" else []
+    return catalog_siblings(target)  # a local target: its catalog twin's, or its family's (local_siblings)
 
 
 def probe(params, run, target: ModelSpec, candidates: list[ModelSpec], low: float = 8.0, high: float = 12.0,
@@ -204,6 +322,10 @@ def probe(params, run, target: ModelSpec, candidates: list[ModelSpec], low: floa
     for i, cand in enumerate(candidates, 1):
         row = score_candidate(target, cand, low, high)
         if "draft_model" not in row.methods:
+            continue
+        if cand.source == "catalog" and target.source == "dir" and params.mode != "embedded":
+            notes[cand.name] = ("not probed: a catalog entry offered for a local target, with no weights here; give "
+                                "its directory in draft_candidates to measure it")
             continue
         over = {} if params.mode == "embedded" else {"draft_model": cand.path or cand.name, "method": "draft_model"}
         if row.heterogeneous_vocab and params.mode != "embedded":

@@ -24,6 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from . import quantization as q
+from .drafts import head_mismatch
 from .models import beyond_max_context, param_breakdown
 from .schemas.memory import MemoryBudget, MemoryLogCheck, PrecisionRow, RuleCheck
 from .schemas.models import GPUSpec, ModelSpec
@@ -212,6 +213,8 @@ def budget(
     if context_length and context_length > max_model_len:
         warnings.append(f"context_length {context_length} exceeds max_model_len {max_model_len}: vLLM refuses longer "
                         f"requests, so concurrency is given for {max_model_len}-token requests (raise max_model_len)")
+    if method not in ("mtp", *NO_DRAFT_METHODS) and (mismatch := head_mismatch(target, draft)):
+        reasons.append(mismatch)  # vLLM refuses to start; the weights below are budgeted all the same
     if beyond := beyond_max_context(target, max_model_len):
         reasons.append(f"max_model_len {max_model_len} {beyond}: vLLM refuses to start; lower max_model_len to "
                        f"{target.max_position_embeddings} or less")

@@ -94,6 +94,11 @@ def read_safetensors_header(path: Path) -> dict[str, Any]:
     """The JSON header of a .safetensors file: 8-byte little-endian length, then JSON."""
     with open(path, "rb") as fh:
         head = fh.read(8)
+        if head.startswith(b"version") and fh.read(len(LFS_POINTER) - 8).startswith(LFS_POINTER[8:]):
+            raise ModelError(f"{path} is a Git LFS pointer, not the weights (a `git clone` without git-lfs leaves "
+                             "these small text files in place of the safetensors)",
+                             f"run `git lfs install && git lfs pull` in {Path(path).parent}, or download the model "
+                             "with `huggingface-cli download ORG/NAME --local-dir DIR`")
         if len(head) != 8:
             raise ModelError(f"{path} is not a safetensors file (shorter than 8 bytes)", "re-download the weights")
         (n,) = struct.unpack("<Q", head)
@@ -107,6 +112,29 @@ def read_safetensors_header(path: Path) -> dict[str, Any]:
     if not isinstance(header, dict):
         raise ModelError(f"{path} has a corrupt safetensors header (not a JSON object)", "re-download the weights")
     return header
+
+
+LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"  # how a Git LFS pointer file opens (git-lfs spec)
+
+
+def hf_cache_snapshot(d: Path) -> Path | None:
+    """The snapshot directory a Hugging Face cache entry (``models--org--name`` holding ``snapshots/``) stands for:
+    the one ``refs/main`` names, else the only one; None when ``d`` is not such an entry. Raises when it has several
+    snapshots and no refs/main (naming them), or none."""
+    snaps = d / "snapshots"
+    if not d.name.startswith("models--") or not snaps.is_dir():
+        return None
+    found = sorted(p for p in snaps.iterdir() if p.is_dir())
+    ref = d / "refs" / "main"
+    if ref.is_file() and (snaps / ref.read_text().strip()).is_dir():
+        return snaps / ref.read_text().strip()
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise ModelError(f"{d} is a Hugging Face cache entry with no snapshot downloaded",
+                         f"download it: `huggingface-cli download {d.name.removeprefix('models--').replace('--', '/')}`")
+    raise ModelError(f"{d} is a Hugging Face cache entry with {len(found)} snapshots and no refs/main to choose one "
+                     f"({', '.join(p.name[:12] for p in found[:5])})", f"give one snapshot directory, e.g. {found[-1]}")
 
 
 # The safetensors format caps the header at 100 MB (huggingface/safetensors, MAX_HEADER_SIZE in safetensors/src/tensor.rs).
@@ -153,6 +181,8 @@ def _pick(cfg: dict, names: tuple[str, ...], field: str, where: Path) -> Any:
 def from_dir(model_dir: str | Path, name: str | None = None) -> ModelSpec:
     d = Path(model_dir).expanduser()
     cfg_path = d / "config.json"
+    if not cfg_path.exists() and (snapshot := hf_cache_snapshot(d)) is not None:  # ~/.cache/huggingface/hub/models--*
+        return from_dir(snapshot, name=name or d.name.removeprefix("models--").split("--")[-1])
     if not cfg_path.exists():
         raise ModelError(f"{d} has no config.json", "point to a Hugging Face model directory (config.json, tokenizer, *.safetensors)")
     try:

@@ -44,7 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--draft-quant", choices=PRECISIONS, default="bf16", type=str.lower)
     p.add_argument("--kv-cache-dtype", choices=["auto", "fp8"], default="auto", type=str.lower)
     p.add_argument("--max-model-len", type=int, default=4096)
-    p.add_argument("--context-length", type=int, default=0, help="tokens per request for the concurrency figures (default: max-model-len)")
+    p.add_argument("--context-length", type=int, default=None,
+                   help="tokens per request for the concurrency figures, >= 1 (default: max-model-len)")
     p.add_argument("--gpu-memory-utilization", type=float, default=0.9)
     p.add_argument("--reserve-gib", type=float, default=-1.0, help="activation/CUDA-graph reserve per GPU (-1: estimate)")
     p.add_argument("--kv-cache-gib", type=float, default=0.0, help="fix the KV space (CPU backend, kv_cache_memory_bytes)")
@@ -132,7 +133,11 @@ def run(args: argparse.Namespace) -> int:
         ("--gpu-memory-gib", args.gpu_memory_gib, args.gpu_memory_gib is None or 0 < args.gpu_memory_gib <= 4096,
          "must be the memory of one GPU in GiB, e.g. 80"),
         ("--max-model-len", args.max_model_len, args.max_model_len >= 1, "must be >= 1"),
-        ("--context-length", args.context_length, args.context_length <= args.max_model_len,
+        ("--context-length", args.context_length, args.context_length is None or args.context_length >= 1,
+         "must be >= 1: a request of 0 tokens is no request (leave the flag out for --max-model-len; "
+         "`playbook predict` refuses 0 too)"),
+        ("--context-length", args.context_length, args.context_length is None or args.context_length < 1
+         or args.context_length <= args.max_model_len,
          f"exceeds --max-model-len {args.max_model_len}: a request cannot outgrow the server's context"),
         ("--gpu-memory-utilization", args.gpu_memory_utilization, 0 < args.gpu_memory_utilization <= 1,
          "must lie in (0, 1]"),

@@ -48,7 +48,8 @@ def add_arguments(p) -> None:
     p.add_argument("--tree-width", type=int, default=1,
                    help="draft tokens per sequence in each later draft pass of a tree (SGLang's speculative_eagle_topk)")
     p.add_argument("--batch-sizes", type=csv_ints, default=[1, 2, 4, 8, 16, 32, 64, 128, 256], help="e.g. 1,2,4,8")
-    p.add_argument("--context-length", type=int, default=1024, help="tokens of context per sequence (KV read per step)")
+    p.add_argument("--context-length", type=int, default=1024,
+                   help="tokens of context per sequence (KV read per step), >= 1 (default 1024)")
     p.add_argument("--target-step-ms", type=float, default=None,
                    help="measured target step (TPOT at concurrency 1); with --per-token-ms replaces the GPU model")
     p.add_argument("--per-token-ms", type=float, default=0.0, help="measured cost of one more token in a pass (prefill slope)")
@@ -146,7 +147,9 @@ def check_arguments(args) -> None:
         ("--tree-width", args.tree_width, args.tree_width >= 1, "must be >= 1"),
         ("--proposal-rate", args.proposal_rate, 0 < args.proposal_rate <= 1, "must lie in (0, 1]"),
         ("--verify-tokens", args.verify_tokens, args.verify_tokens is None or args.verify_tokens >= 1, "must be >= 1"),
-        ("--context-length", args.context_length, args.context_length >= 0, "must be >= 0"),
+        ("--context-length", args.context_length, args.context_length >= 1,
+         "must be >= 1: a sequence of 0 tokens is no request (leave the flag out for 1024; `playbook memory` "
+         "refuses 0 too)"),
         ("--batch-sizes", ",".join(map(str, args.batch_sizes)),
          bool(args.batch_sizes) and all(b >= 1 for b in args.batch_sizes), "each must be >= 1"),
         ("--target-step-ms", args.target_step_ms, args.target_step_ms is None or finite(args.target_step_ms),
@@ -289,16 +292,44 @@ def run(args) -> int:
         pred.assumptions.append(f"batch sizes are per replica: {replicas} replicas of TP {tp}")
     for note in predict.fit_notes(pred):  # said on stderr as well, also under --json: the curve rests on a clamp
         print(f"warning: {note}", file=sys.stderr)
+    blocked = not_served_headline(pred, gpu, unusable)
+    if blocked and not blocked.startswith(NOT_LOADED):  # said first: every speedup below is for a server vLLM would
+        print(f"warning: {blocked}", file=sys.stderr)  # not start (a draft it cannot load was warned about above)
     if args.json:
-        print_json(pred)
+        out = pred.model_dump(mode="json")
+        if pred.kv_fit is not None:  # whether the KV fit was checked (a catalog GPU): the server would start
+            out["fits"] = not blocked
+            out["does_not_fit"] = blocked
+        print_json(out)
         return 0
+    if blocked:
+        print(blocked)
     print(pred.finding)
     print(f"{'batch':>6} {'speedup':>8} {'TPOT base ms':>13} {'TPOT spec ms':>13} {'best k':>7}")
-    full = "does not fit" if pred.kv_fit and pred.kv_fit.max_batch_spec < 1 else "KV cache too small: queued"
+    full = ("KV cache too small: queued" if not (pred.kv_fit and pred.kv_fit.max_batch_spec < 1) else
+            "not servable" if blocked.startswith(NOT_LOADED) else "does not fit")
     for pt in pred.points:
         print(f"{pt.batch_size:>6} {pt.speedup:>8.2f} {pt.tpot_baseline_ms:>13.2f} {pt.tpot_spec_ms:>13.2f} "
               f"{pred.optimal_k_by_batch_size.get(pt.batch_size, 0):>7}"
               + (f"  ({full})" if pt.fits_kv_cache is False else ""))
     print("assumptions:\n" + "\n".join(f"  - {a}" for a in pred.assumptions))
-    print(f"crossover_batch_size: {pred.crossover_batch_size}", file=sys.stderr)
-    return 0
+    return 0  # the crossover is in the finding ("stops winning at batch N" / "wins up to batch N"); --json has it
+
+
+NOT_FIT = "the configuration does not fit on "  # how catalog_predict.check_kv_fit opens its note when nothing fits
+NOT_LOADED = "vLLM would not start this configuration"  # the headline when only the draft's mismatch stops it
+
+
+def not_served_headline(pred, gpu, unusable: str = "") -> str:
+    """'does not fit on L4 (why): the speedup below is a what-if ...' when the KV fit (``playbook memory``'s budget)
+    finds that not one sequence fits, or vLLM would not load the draft for this target; '' otherwise (or unchecked:
+    no catalog GPU)."""
+    fit = pred.kv_fit
+    if fit is None or fit.max_batch_spec >= 1 or gpu is None:
+        return ""
+    where, _, why = (fit.note or "").removeprefix(NOT_FIT).partition(": ")
+    if not why:  # a note of another shape: the budget's own words
+        where, why = gpu.name, fit.note or "no sequence fits in the KV cache"
+    if unusable and why.strip() in unusable:  # only the draft's mismatch stops it, said in its own words
+        return f"{NOT_LOADED} on {where}: {unusable}"
+    return f"does not fit on {where} ({why}): the speedup below is a what-if for a server vLLM would not start"
