@@ -17,6 +17,7 @@ in flight; a truncated last line (kill -9 mid-write) is dropped with a warning o
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -36,6 +37,47 @@ M = TypeVar("M", bound=BaseModel)
 
 class TruncatedRecordWarning(UserWarning):
     """A JSONL file ended with a partial line (the writer was killed mid-write)."""
+
+
+class DamagedRecordWarning(TruncatedRecordWarning):
+    """A JSONL record held NaN or Infinity (the file was edited or damaged): it was dropped, not averaged."""
+
+
+class NonFiniteNumberError(ValueError):
+    """A JSON result holds NaN or Infinity: Python's json accepts them, no step writes them, so the file is damaged
+    (hand-edited, or written by another tool); it is rejected as a truncated file is."""
+
+
+def nonfinite_field(data: Any, where: str = "") -> tuple[str, float] | None:
+    """The first number in ``data`` that is NaN or +-Infinity, as (its path ``levels[2].speedup``, the value), else None."""
+    if isinstance(data, float):
+        return None if math.isfinite(data) else (where or "the top level", data)
+    if isinstance(data, dict):
+        items = ((f"{where}.{k}" if where else str(k), v) for k, v in data.items())
+    elif isinstance(data, (list, tuple)):
+        items = ((f"{where}[{i}]", v) for i, v in enumerate(data))
+    else:
+        return None
+    for path, value in items:
+        if (bad := nonfinite_field(value, path)) is not None:
+            return bad
+    return None
+
+
+def describe_nonfinite(value: float) -> str:
+    """'NaN (not a number)', 'Infinity' or '-Infinity', as the file spells it."""
+    return "NaN (not a number)" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
+def loads_finite(text: str, name: str = "the file") -> Any:
+    """``json.loads`` that refuses NaN and Infinity (:class:`NonFiniteNumberError`, naming ``name`` and the field)."""
+    data = json.loads(text)
+    bad = nonfinite_field(data)
+    if bad is not None:
+        raise NonFiniteNumberError(
+            f"{name}: {bad[0]} is {describe_nonfinite(bad[1])}: the file is damaged (no step writes that); re-run the "
+            "step that wrote it, or restore the file")
+    return data
 
 
 def _to_jsonable(obj: Any) -> Any:
@@ -121,7 +163,7 @@ class RunDir:
         path = self.artifact(name)
         if not path.exists():
             return None
-        data = json.loads(path.read_text())
+        data = loads_finite(path.read_text(), path.name)  # NaN / Infinity: damaged, as a truncated file is
         return model.model_validate(data) if model else data
 
     def read_json_if_valid(self, name: str, model: type[M] | None = None) -> Any:
@@ -249,13 +291,20 @@ def repair_jsonl(path: Path) -> str | None:
             f"mid-write); kept in {path.name}.truncated")
 
 
+REQUEST_RECORDS_SUFFIX = "_requests.jsonl"  # 40_sweep_requests.jsonl, 50_load_requests.jsonl
+
+
 def read_jsonl(path: Path) -> list[dict]:
-    """Read every complete record; truncated or corrupt lines are dropped with one warning counting them."""
+    """Read every complete record; truncated or corrupt lines are dropped with one warning counting them. Request
+    records (``*_requests.jsonl``: measured times, null when missing) holding NaN or Infinity are damaged and dropped
+    too (a damaged number must not be averaged), with a warning naming the field; other files keep theirs (a
+    Prometheus gauge may read NaN, which the metrics samples record as it was)."""
     path = Path(path)
     if not path.exists():
         return []
     records: list[dict] = []
     dropped: list[int] = []
+    damaged: list[tuple[int, str]] = []
     with open(path) as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
@@ -268,9 +317,19 @@ def read_jsonl(path: Path) -> list[dict]:
             if not isinstance(record, dict):  # valid JSON, but no record the playbook wrote
                 raise ArtifactError(f"{path} line {lineno} is not a JSON object (a {type(record).__name__})",
                                     "remove that line or restore the file: each line is one {...} record")
+            bad = nonfinite_field(record) if path.name.endswith(REQUEST_RECORDS_SUFFIX) else None
+            if bad is not None:
+                damaged.append((lineno, f"{bad[0]} is {describe_nonfinite(bad[1])}"))
+                continue
             records.append(record)
     if dropped:
         warnings.warn(dropped_records(path.name, dropped, lineno), TruncatedRecordWarning, stacklevel=2)
+    if damaged:
+        n = len(damaged)
+        shown = "; ".join(f"line {ln}: {what}" for ln, what in damaged[:3]) + (f"; and {n - 3} more" if n > 3 else "")
+        warnings.warn(f"{path.name}: dropped {n} record{'s' if n != 1 else ''} holding NaN or Infinity ({shown}): the "
+                      "file was edited or damaged; those records are left out, not averaged", DamagedRecordWarning,
+                      stacklevel=2)
     return records
 
 

@@ -18,7 +18,15 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from . import step_growth
-from .artifacts import RunDir, read_jsonl, run_state, run_state_unreadable
+from .artifacts import (
+    RunDir,
+    describe_nonfinite,
+    loads_finite,
+    nonfinite_field,
+    read_jsonl,
+    run_state,
+    run_state_unreadable,
+)
 from .schemas.decision import Evidence, LoadLevel
 from .schemas.drafts import DraftsResult
 from .schemas.load import LoadResult
@@ -45,7 +53,7 @@ def _read(run: RunDir, name: str, model: type[BaseModel] | None, ev: Evidence) -
         return None
     step = name.removesuffix(".json")
     try:
-        data = json.loads(path.read_text())
+        data = loads_finite(path.read_text(), path.name)  # NaN / Infinity: damaged, as a truncated file is
         obj = model.model_validate(data) if model else data
     except (ValueError, ValidationError) as exc:
         ev.steps_failed.append(f"{step}: unreadable result ({str(exc).splitlines()[0]})")
@@ -146,8 +154,178 @@ def gather(run_dir: str | Path | RunDir, production_temperature: float | None = 
     lossless = _read(run, "lossless.json", LosslessResult, ev)
     if lossless is not None and lossless.lossless is not None:
         _from_lossless(lossless, ev)
+    _nonfinite_inputs(ev)
+    _mixed_parameters(run, ev)
     _from_run_state(run, ev)
     return ev
+
+
+# -- steps run with different parameters --------------------------------------------------------
+IDENTITY = ("target", "draft", "method", "num_speculative_tokens", "mode", "max_model_len", "gpu")
+_PARAM_NAMES = {"target_model": "target", "draft_model": "draft", "method": "method",
+                "num_speculative_tokens": "num_speculative_tokens", "mode": "mode", "max_model_len": "max_model_len",
+                "gpu": "gpu"}
+
+
+def _result_identity(run: RunDir) -> dict[str, dict[str, Any]]:
+    """What each step result records of the configuration it was computed or measured for (names as the step resolved
+    them: 20_memory's budget says 'embedded-target', 'H100-SXM'). 30_quantization is left out (it measures other
+    precision pairs on purpose), as are the compared candidates (each in its own run directory)."""
+    out: dict[str, dict[str, Any]] = {}
+    for step, name in STEP_FILES.items():
+        try:
+            data = loads_finite(run.artifact(name).read_text(), name) if run.artifact(name).exists() else None
+        except (OSError, ValueError):
+            continue  # reported by _read
+        if not isinstance(data, dict) or step == "30_quantization":
+            continue
+        src = data.get("budget") if step == "20_memory" and isinstance(data.get("budget"), dict) else data
+        if isinstance(data.get("measured_for"), dict):  # 40_sweep, 50_load: the parameters they measured with
+            src = {**data["measured_for"], **{k: v for k, v in src.items() if k in IDENTITY and v not in (None, "")}}
+        ident = {k: src.get(k) for k in IDENTITY if k in src}
+        if step == "20_memory" and not ident.get("draft"):
+            ident.pop("draft", None)  # a method without a draft checkpoint (n-gram, MTP)
+        if step in ("00_preflight",):
+            ident = {"mode": data.get("mode")} if data.get("mode") else {}
+        if step == "10_drafts":
+            ident = {"target": data.get("target")}
+        out[step] = {k: v for k, v in ident.items() if v not in (None, "")}
+    return out
+
+
+def _resolved(field: str, value: Any, role: str = "target") -> Any:
+    """A parameter value as the steps record it: a model by its resolved name ('embedded' -> 'embedded-target'), a
+    GPU by its catalog name; the value itself when it cannot be resolved here (never a network look-up)."""
+    from .errors import PlaybookError
+
+    try:
+        if field in ("target", "draft"):
+            from . import models
+
+            name = str(value)
+            if name == "embedded":
+                return f"embedded-{role}"
+            if Path(name).expanduser().is_dir():
+                return models.from_dir(Path(name).expanduser()).name
+            return models.from_catalog(name).name
+        if field == "gpu":
+            from .gpus import get_gpu
+
+            return get_gpu(str(value)).name
+    except (PlaybookError, OSError, ValueError):
+        return value
+    return value
+
+
+def _notebook_identity(run: RunDir) -> dict[str, dict[str, Any]]:
+    """The parameters each executed step notebook in notebooks/ ran with (papermill's record), resolved as the steps
+    record them. The report notebook (run again by `playbook report` with the report's own parameters) is left out."""
+
+    out: dict[str, dict[str, Any]] = {}
+    for step in STEP_FILES:
+        path = run.notebooks / f"{step}.ipynb"
+        if not path.is_file():
+            continue
+        try:
+            params = (json.loads(path.read_text()).get("metadata") or {}).get("papermill", {}).get("parameters") or {}
+        except (OSError, ValueError, AttributeError):
+            continue
+        if not isinstance(params, dict):
+            continue
+        out[step] = identity_of(params)
+    return out
+
+
+def identity_of(params: dict[str, Any]) -> dict[str, Any]:
+    """The configuration step parameters (a step model's dump, or papermill's record of a notebook's) describe, as
+    the steps record it (:data:`IDENTITY`; models and GPU resolved, no draft for a method without one)."""
+    from .memory import uses_draft
+
+    ident = {field: params[name] for name, field in _PARAM_NAMES.items() if params.get(name) not in (None, "")}
+    if "draft" in ident and not uses_draft(str(params.get("method", "draft_model")), str(ident["draft"])):
+        ident.pop("draft")
+    for field in ("target", "draft", "gpu"):
+        if field in ident:
+            ident[field] = _resolved(field, ident[field], role=field)
+    return ident
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return float(a) == float(b)
+    return str(a).strip().lower() == str(b).strip().lower()
+
+
+def mixed_parameters(run: RunDir) -> list[tuple[str, list[tuple[Any, list[str]]]]]:
+    """Each identity field (target, draft, method, k, mode, max_model_len, gpu) on which the run's steps disagree, with
+    its values and where each was recorded: ('target', [('Llama-3.1-8B', ['20_memory']), ('embedded-target',
+    ['40_sweep notebook'])]). A `playbook run` gives every step the same parameters; an interactive directory
+    (runs/interactive), or a step run again into the run with other parameters, does not, and its report would mix them."""
+    claims: list[tuple[str, str, Any]] = []  # (field, where, value)
+    for step, ident in _result_identity(run).items():
+        claims += [(f, step, v) for f, v in ident.items()]
+    for step, ident in _notebook_identity(run).items():
+        claims += [(f, f"{step} notebook", v) for f, v in ident.items()]
+    out = []
+    for field in IDENTITY:
+        groups: list[tuple[Any, list[str]]] = []
+        for f, where, value in claims:
+            if f != field:
+                continue
+            group = next((g for g in groups if _same(g[0], value)), None)
+            if group is None:
+                groups.append((value, [where]))
+            elif where not in group[1]:
+                group[1].append(where)
+        if len(groups) > 1:
+            out.append((field, groups))
+    return out
+
+
+def _mixed_parameters(run: RunDir, ev: Evidence) -> None:
+    """Steps computed or measured for different configurations: the verdict would mix them -> INCONCLUSIVE."""
+    mixed = mixed_parameters(run)
+    if not mixed:
+        return
+    def names(where: list[str], other: list[str]) -> str:  # '20_memory' for a result, '20_memory notebook' only if both disagree
+        steps = [w if w.split(" ", 1)[0] in {o.split(" ", 1)[0] for o in other} else w.split(" ", 1)[0] for w in where]
+        return ", ".join(dict.fromkeys(steps))
+
+    parts, odd = [], set()
+    for field, groups in mixed:
+        main = max(groups, key=lambda g: len({w.split(" ", 1)[0] for w in g[1]}))
+        others = [w for _, where in groups for w in where]
+        parts.append(f"{field} " + " vs ".join(
+            f"{v} ({names(where, [o for o in others if o not in where])})" for v, where in groups))
+        odd |= {w.split(" ", 1)[0] for v, where in groups if (v, where) != main for w in where}
+    msg = (f"the steps were run with different parameters: {'; '.join(parts)}; their results cannot be judged "
+           "together: re-run one of them with the same parameters as the others (or use a new run directory)")
+    ev.steps_failed.append(f"{'/'.join(sorted(odd))}: {msg}")
+    ev.findings["parameters"] = msg
+
+
+# Where an Evidence field comes from, for naming the step when one holds NaN/Infinity (the rest: "evidence").
+_FIELD_STEP = (("acceptance", "40_sweep"), ("per_position", "40_sweep"), ("proposal_rate", "40_sweep"),
+               ("mean_acceptance", "40_sweep"), ("sweep_points", "40_sweep"), ("spec_step_growth", "40_sweep"),
+               ("winner_load", "50_candidates"), ("load", "50_load"), ("tpot_c1", "50_load"), ("prefill", "50_load"),
+               ("quant", "30_quantization"), ("usable", "20_memory"), ("gpu_memory", "20_memory"),
+               ("kv_cache", "20_memory"), ("target_weights", "20_memory"), ("draft_weights", "20_memory"),
+               ("max_concurrency", "20_memory"), ("draft_param_ratio", "10_drafts"))
+
+
+def _nonfinite_inputs(ev: Evidence) -> None:
+    """A NaN or Infinity that reached the evidence by another road than a step result (a candidate's own
+    50_load.json, a computed ratio): the verdict must not rest on it (INCONCLUSIVE naming the step)."""
+    data = ev.model_dump(include=set(Evidence.model_fields) - {"run_dir", "steps_present", "steps_failed", "findings",
+                                                                "missing_fields", "versions"})
+    for name, value in data.items():
+        bad = nonfinite_field(value, name)
+        if bad is None:
+            continue
+        step = next((s for prefix, s in _FIELD_STEP if name.startswith(prefix)), "evidence")
+        if not any(f.startswith(f"{step}:") for f in ev.steps_failed):
+            ev.steps_failed.append(f"{step}: {bad[0]} is {describe_nonfinite(bad[1])}: a damaged number cannot be "
+                                   "judged; re-run the step")
 
 
 def _versions(run: RunDir, ev: Evidence) -> None:
@@ -328,6 +506,12 @@ def _from_candidates(run: RunDir, ev: Evidence) -> None:
     not the step's own configuration."""
     from . import candidates
 
+    if run.artifact(candidates.RESULT).exists():
+        try:
+            loads_finite(run.artifact(candidates.RESULT).read_text(), candidates.RESULT)
+        except ValueError as exc:  # candidates.read would drop it silently: the choice would rest on the primary alone
+            ev.steps_failed.append(f"50_candidates: unreadable result ({str(exc).splitlines()[0]})")
+            return
     comp = candidates.read(run)
     if comp is None:
         return

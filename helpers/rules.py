@@ -7,6 +7,7 @@ returns a :class:`RuleResult` whose reason quotes the numbers.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 
@@ -18,6 +19,17 @@ _T = Thresholds()  # the defaults; evaluate_rules passes the user's
 
 def _unknown(name: str, what: str, measure_next: str) -> RuleResult:
     return RuleResult(name=name, verdict="unknown", reason=f"not measured: {what}", measure_next=measure_next)
+
+
+def _damaged(name: str, **values: float | None) -> RuleResult | None:
+    """``unknown`` when a number the rule compares is NaN or Infinity (a damaged result): every comparison with NaN
+    is False, so without this a rule falls through to its last branch ("go")."""
+    bad = {k: v for k, v in values.items() if isinstance(v, float) and not math.isfinite(v)}
+    if not bad:
+        return None
+    what = ", ".join(f"{k} is {v}" for k, v in bad.items())
+    return RuleResult(name=name, verdict="unknown", reason=f"not a number: {what} (a damaged step result)",
+                      measure_next="re-run the step that wrote it: a NaN or Infinity cannot be judged")
 
 
 def _pct(x: float) -> str:
@@ -37,6 +49,8 @@ def rule_acceptance(
     if acceptance is None:
         return _unknown(name, "draft acceptance at the production temperature",
                         "run the temperature sweep (40_sweep) at the production temperature")
+    if (bad := _damaged(name, acceptance=acceptance, temperature=temperature)) is not None:
+        return bad
     at = (f" at T={temperature:g}" if temperature is not None else "") + (f" ({note})" if note else "")
     nums = {"acceptance": round(acceptance, 4), "temperature": temperature, "no_go_below": no_go_below, "go_above": go_above}
     if acceptance < no_go_below:
@@ -55,6 +69,8 @@ def rule_acceptance_p10(p10: float | None, *, threshold: float = _T.acceptance_p
     if p10 is None:
         return _unknown(name, "per-request acceptance distribution",
                         "rerun the sweep with --per-request-spec-decode-metrics summary on the speculative server")
+    if (bad := _damaged(name, p10=p10)) is not None:
+        return bad
     nums = {"p10": round(p10, 4), "threshold": threshold}
     if p10 < threshold:
         return RuleResult(name=name, verdict="borderline", numbers=nums,
@@ -70,6 +86,8 @@ def rule_draft_vram_share(draft_weights_gib: float | None, usable_gib: float | N
     name = "draft_vram_share"
     if draft_weights_gib is None or not usable_gib:
         return _unknown(name, "draft weights and usable memory", "run the memory step (20_memory)")
+    if (bad := _damaged(name, draft_weights_gib=draft_weights_gib, usable_gib=usable_gib)) is not None:
+        return bad
     share = draft_weights_gib / usable_gib
     nums = {"draft_weights_gib": round(draft_weights_gib, 4), "usable_gib": round(usable_gib, 3), "share": round(share, 4), "max_share": max_share}
     if share > max_share:
@@ -85,6 +103,8 @@ def rule_target_vram_share(target_weights_gib: float | None, vram_gib: float | N
     name = "target_vram_share"
     if target_weights_gib is None or not vram_gib:
         return _unknown(name, "target weights and memory per GPU", "run the memory step (20_memory)")
+    if (bad := _damaged(name, target_weights_gib=target_weights_gib, vram_gib=vram_gib)) is not None:
+        return bad
     share = target_weights_gib / vram_gib
     nums = {"target_weights_gib": round(target_weights_gib, 4), "vram_gib": round(vram_gib, 3), "share": round(share, 4), "max_share": max_share}
     if share > max_share:
@@ -109,6 +129,8 @@ def rule_concurrency_loss(
     name = "concurrency_lost_to_draft"
     if not max_concurrency_baseline or max_concurrency_spec is None:
         return _unknown(name, "maximum concurrency with and without the draft", "run the memory step (20_memory)")
+    if (bad := _damaged(name, max_concurrency_baseline=max_concurrency_baseline, max_concurrency_spec=max_concurrency_spec)) is not None:
+        return bad
     loss = 1 - max_concurrency_spec / max_concurrency_baseline
     ctx = f" at {context_length} tokens/request" if context_length else ""
     nums = {"max_concurrency_baseline": round(max_concurrency_baseline, 2), "max_concurrency_spec": round(max_concurrency_spec, 2),
@@ -128,6 +150,8 @@ def rule_quantization_drop(drop_pp: float | None, *, config: str | None = None,
     name = "quantization_acceptance_drop"
     if drop_pp is None:
         return _unknown(name, "acceptance with quantized weights", "run the quantization step (30_quantization) with measure_acceptance")
+    if (bad := _damaged(name, drop_pp=drop_pp)) is not None:
+        return bad
     cfg = f" ({config})" if config else ""
     nums = {"drop_pp": round(drop_pp, 2), "max_drop_pp": max_drop_pp, "config": config}
     if drop_pp > max_drop_pp:
@@ -148,6 +172,9 @@ def rule_ttft_slo(
     """Speculation improves TPOT, not TTFT: a TTFT-bound SLO is a no-go, as is a TTFT SLO it breaks."""
     name = "ttft_bound_slo"
     nums = {"slo_kind": slo_kind, "slo_ttft_ms": slo_ttft_ms, "ttft_p99_baseline_ms": ttft_p99_baseline_ms, "ttft_p99_spec_ms": ttft_p99_spec_ms}
+    if (bad := _damaged(name, ttft_p99_baseline_ms=ttft_p99_baseline_ms, ttft_p99_spec_ms=ttft_p99_spec_ms)) is not None \
+            and slo_kind != "ttft":
+        return bad
     if slo_kind == "ttft":
         return RuleResult(name=name, verdict="no-go", numbers=nums,
                           reason="the SLO is TTFT-bound: speculation shortens TPOT, not TTFT (which may rise slightly)")
@@ -167,6 +194,8 @@ def rule_tpot_slo(slo_tpot_ms: float, tpot_p99_baseline_ms: float | None, tpot_p
         return RuleResult(name=name, verdict="go", reason="no TPOT SLO given", numbers={"slo_tpot_ms": 0})
     if tpot_p99_baseline_ms is None or tpot_p99_spec_ms is None:
         return _unknown(name, "TPOT P99 at the expected peak load", "run the load test (50_load) up to the expected peak")
+    if (bad := _damaged(name, tpot_p99_baseline_ms=tpot_p99_baseline_ms, tpot_p99_spec_ms=tpot_p99_spec_ms)) is not None:
+        return bad
     at = f" at load {level:g}" if level is not None else ""
     nums = {"slo_tpot_ms": slo_tpot_ms, "tpot_p99_baseline_ms": round(tpot_p99_baseline_ms, 3), "tpot_p99_spec_ms": round(tpot_p99_spec_ms, 3), "level": level}
     if tpot_p99_spec_ms <= slo_tpot_ms:
@@ -193,6 +222,8 @@ def rule_tail_gap(
     vals = (tpot_p50_baseline_ms, tpot_p99_baseline_ms, tpot_p50_spec_ms, tpot_p99_spec_ms)
     if any(v is None for v in vals):
         return _unknown(name, "TPOT P50 and P99 with and without speculation", "run the load test (50_load)")
+    if (bad := _damaged(name, tpot_p50_baseline_ms=tpot_p50_baseline_ms, tpot_p99_baseline_ms=tpot_p99_baseline_ms, tpot_p50_spec_ms=tpot_p50_spec_ms, tpot_p99_spec_ms=tpot_p99_spec_ms)) is not None:
+        return bad
     gap_b = max(tpot_p99_baseline_ms - tpot_p50_baseline_ms, 1e-9)
     gap_s = max(tpot_p99_spec_ms - tpot_p50_spec_ms, 0.0)
     change = gap_s / gap_b
@@ -259,6 +290,9 @@ def rule_load_crossover(levels: Sequence[LoadLevel], *, expected_peak: float | N
     between runs. Levels excluded or inconclusive (bursts, drift) never count as a win or a loss.
     """
     name = "load_crossover_vs_peak"
+    for x in levels:
+        if (bad := _damaged(name, speedup=x.speedup, ci_low=x.speedup_ci_low, ci_high=x.speedup_ci_high)) is not None:
+            return bad.model_copy(update={"reason": f"{level_kind} {x.concurrency:g}: {bad.reason}"})
     lv = counted_levels(levels)
     held = withheld_levels(levels)
     not_counted = f"; not counted: {held}" if held else ""
@@ -327,6 +361,8 @@ def rule_ttft_rise(ttft_p50_baseline_ms: float | None, ttft_p50_spec_ms: float |
     name = "ttft_rise"
     if not ttft_p50_baseline_ms or ttft_p50_spec_ms is None:
         return _unknown(name, "TTFT with and without speculation", "run the load test (50_load)")
+    if (bad := _damaged(name, ttft_p50_baseline_ms=ttft_p50_baseline_ms, ttft_p50_spec_ms=ttft_p50_spec_ms)) is not None:
+        return bad
     rise = ttft_p50_spec_ms / ttft_p50_baseline_ms - 1
     at = f" at load {level:g}" if level is not None else ""
     nums = {"ttft_p50_baseline_ms": round(ttft_p50_baseline_ms, 3), "ttft_p50_spec_ms": round(ttft_p50_spec_ms, 3),
@@ -344,6 +380,8 @@ def rule_throughput_slo(throughput_ratio: float | None, *, level: float | None =
     if throughput_ratio is None:
         return _unknown(name, "output throughput with and without speculation at the expected peak",
                         "run the load test (50_load) up to the expected peak")
+    if (bad := _damaged(name, throughput_ratio=throughput_ratio)) is not None:
+        return bad
     at = f" at load {level:g}" if level is not None else ""
     nums = {"throughput_ratio": round(throughput_ratio, 4), "min_gain": min_gain, "level": level}
     if throughput_ratio < 1 - min_gain:
@@ -362,6 +400,8 @@ def rule_load_temperature(load_temperature: float | None, production_temperature
     name = "load_temperature"
     if load_temperature is None:
         return _unknown(name, "the temperature of the load test", "run the load test (50_load)")
+    if (bad := _damaged(name, load_temperature=load_temperature)) is not None:
+        return bad
     nums = {"load_temperature": round(load_temperature, 3), "production_temperature": production_temperature, "max_gap": max_gap}
     of = f" ({workload})" if workload else ""
     if load_temperature < production_temperature - max_gap:
@@ -400,6 +440,8 @@ def rule_error_rate(error_rate: float | None, *, max_error_rate: float = _T.max_
     name = "error_rate"
     if error_rate is None:
         return _unknown(name, "the load test's error rate", "run the load test (50_load)")
+    if (bad := _damaged(name, error_rate=error_rate)) is not None:
+        return bad
     nums = {"error_rate": round(error_rate, 4), "max_error_rate": max_error_rate}
     if error_rate > max_error_rate:
         return RuleResult(name=name, verdict="unknown", numbers=nums, measure_next="fix the failing requests (see the server logs) and rerun the load test",

@@ -152,6 +152,7 @@ def sweep(p: SweepParams, run: RunDir, progress: bool = True) -> SweepResult:
     from .sweep import run_sweep_step
 
     result = run_sweep_step(p, run, progress=progress)
+    result.measured_for = evidence.identity_of(p.model_dump())
     run.write_json("40_sweep.json", result)
     return result
 
@@ -168,6 +169,7 @@ def load(p: LoadParams, run: RunDir, on_level: Callable | None = None, progress:
 
     with _candidates.pool_for(run, needed=_candidates.enabled(p)):  # one baseline server for every candidate
         result = run_load_test(p, run, progress=progress, resume=resume, on_level=on_level)
+        result.measured_for = evidence.identity_of(p.model_dump())
         run.write_json("50_load.json", result)
         if _candidates.enabled(p):
             ev = evidence.gather(run, p.production_temperature, params=p)  # the predictor's inputs, for pruning

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from .predict import StepGrowth
 from .provenance import Provenance
@@ -161,8 +169,26 @@ class RecommendedConfig(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
+def finite_json(data: Any) -> Any:
+    """``data`` with every NaN or Infinity replaced by None (JSON null): decision.json must stay valid JSON
+    (``JSON.parse``, jq); the rules already call such a number unknown and the evidence names the damaged step."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: finite_json(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite_json(v) for v in data]
+    return data
+
+
 class Decision(BaseModel):
     """decision.json at the run directory's root."""
+
+    @model_serializer(mode="wrap")
+    def _finite(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        """As JSON (decision.json), no NaN or Infinity anywhere: null instead."""
+        data = handler(self)
+        return finite_json(data) if info.mode_is_json() else data
 
     verdict: Overall
     confidence: Literal["high", "medium", "low"]

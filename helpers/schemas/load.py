@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -128,3 +128,6 @@ class LoadResult(StepResult):
                                           "and by prompt-length bucket at each level (helpers/workload_breakdown.py)")
     source: dict | None = Field(None, description="imported results: the tool, its version, the files and their "
                                 "SHA-256, the command if recorded (playbook import); None when measured here")
+    measured_for: dict[str, Any] = Field(default_factory=dict, description="the configuration measured: target, "
+                                         "draft, method, k, mode, max_model_len (evidence.identity_of), so a report "
+                                         "on a directory whose steps ran with other parameters can say so")

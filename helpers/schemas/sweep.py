@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 from .base import StepResult
@@ -44,3 +46,6 @@ class SweepResult(StepResult):
     temperatures: list[SweepPoint] = Field(default_factory=list, description="pooled over workload classes, one per temperature")
     points: list[SweepPoint] = Field(default_factory=list, description="one per (workload class, temperature)")
     resumed_points: int = Field(0, description="points reused from an interrupted earlier run of this step")
+    measured_for: dict[str, Any] = Field(default_factory=dict, description="the configuration measured: target, "
+                                         "draft, method, k, mode, max_model_len (evidence.identity_of), so a report "
+                                         "on a directory whose steps ran with other parameters can say so")
