@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from playbook.resources import copy_workspace
+from playbook.resources import WorkspaceCopy, copy_workspace
 
 NAME = "init"
 HELP = "copy the playbook's notebooks and profiles into DIR, ready to open in JupyterLab"
@@ -11,8 +11,10 @@ HELP = "copy the playbook's notebooks and profiles into DIR, ready to open in Ju
 def add_arguments(p) -> None:
     p.add_argument("dir", help="workspace directory (created if missing)")
     p.add_argument("--force", action="store_true",
-                   help="copy the shipped notebooks and profiles again over an existing workspace (a profile you "
-                        "changed is kept as <name>.yaml.bak-<time>; runs/ and your own files are never touched)")
+                   help="copy the shipped notebooks and profiles again over an existing workspace (a notebook you "
+                        "edited or ran is kept as <name>.ipynb.bak-<time>, a profile you changed as "
+                        "<name>.yaml.bak-<time>; runs/ and your own files are never touched; a run directory is "
+                        "refused)")
 
 
 def run(args) -> int:
@@ -20,10 +22,25 @@ def run(args) -> int:
     ws = done.path
     print(f"workspace ready: {ws}\n  notebooks:    {ws / 'notebooks'}\n  profiles:     {ws / 'environments'}")
     if args.force:
-        print("  --force: the notebooks and profiles are the shipped ones again"
-              + ("; your edited profiles are kept beside them:" if done.backups else " (no profile had been edited)"))
-    for backup in done.backups:
+        print("  --force: the notebooks and profiles are the shipped ones again" + kept_summary(done))
+    for backup in [*done.notebook_backups, *done.backups]:
         shipped = backup.name.split(".bak-", 1)[0]
-        print(f"  kept your edited {shipped} as {backup}")
+        print(f"  kept your {'edited or executed' if backup in done.notebook_backups else 'edited'} {shipped} "
+              f"as {backup}")
     print(f"open it with: jupyter lab {ws / 'notebooks'}   (or: playbook lab {ws})")
     return 0
+
+
+def kept_summary(done: WorkspaceCopy) -> str:
+    """How many notebooks and profiles the user had changed, kept beside the shipped ones (and where)."""
+    nbs, profs = len(done.notebook_backups), len(done.backups)
+    if not nbs and not profs:
+        return " (nothing to keep: no notebook had been edited or run, no profile had been edited)"
+    kept = []
+    if nbs:
+        kept.append(f"{nbs} notebook{'s' if nbs != 1 else ''} you had edited or run kept beside "
+                    f"{'them' if nbs != 1 else 'it'} in {done.path / 'notebooks'} as <name>.ipynb.bak-<time>")
+    if profs:
+        kept.append(f"{profs} profile{'s' if profs != 1 else ''} you had edited kept in "
+                    f"{done.path / 'environments'} as <name>.yaml.bak-<time>")
+    return "; " + "; ".join(kept) + ":"

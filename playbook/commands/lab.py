@@ -29,20 +29,21 @@ from playbook.helpers.errors import ArtifactError, PlaybookError
 from playbook.helpers.params import load_profile, resolve_parameters
 from playbook.helpers.servers import ENV as POOL_ENV
 from playbook.helpers.servers import run_pool
-from playbook.resources import init_workspace, profile_path, step_names
+from playbook.resources import INJECTED_TAG, copy_workspace, profile_path, refuse_run_directory, step_names
 
 NAME = "lab"
 HELP = "open the interactive walkthrough in JupyterLab (needs the 'interactive' extra)"
 FIRST_NOTEBOOK = "notebooks/00_preflight.ipynb"
 INSTALL_HINT = "pip install 'specdecode-playbook[interactive]'"
-INJECTED_TAG = "injected-parameters"
 
 
 def add_arguments(p) -> None:
     p.add_argument("dir", nargs="?", default="workspace", help="workspace directory (created if missing; default ./workspace)")
     p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: 8888 if free, else a free one)")
     p.add_argument("--profile", help="write this profile's values into the workspace notebooks (e.g. lab, embedded-cpu)")
-    p.add_argument("--force", action="store_true", help="re-copy the shipped notebooks into an existing workspace (runs/ is kept)")
+    p.add_argument("--force", action="store_true",
+                   help="re-copy the shipped notebooks into an existing workspace (a notebook you edited or ran is kept "
+                        "as <name>.ipynb.bak-<time>; runs/ is kept; a run directory is refused)")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser (automatic without a display)")
     p.add_argument("--startup-timeout", type=float, default=120, help="seconds to wait for JupyterLab to answer")
 
@@ -86,16 +87,25 @@ def inject_parameters(notebook: Path, values: dict) -> None:
 def prepare_workspace(directory: str, profile: str | None = None, force: bool = False) -> Path:
     """The workspace, created (or re-copied with force) and, with a profile, parameterised."""
     ws = Path(directory).expanduser().resolve()
+    refuse_run_directory(ws, "lab")  # its notebooks are a run's executed record, not a workspace to open and re-run
     nb_dir = ws / "notebooks"
     exists = nb_dir.is_dir() and any(nb_dir.glob("*.ipynb"))
     if exists and not force:
         if profile:
             raise ArtifactError(f"{ws} already has notebooks; --profile only parameterises new ones",
-                                "add --force to re-copy the notebooks with the profile's values (runs/ is kept)")
+                                "add --force to re-copy the notebooks with the profile's values (a notebook you "
+                                "edited or ran is kept as <name>.ipynb.bak-<time>; runs/ is kept)")
         return ws
     # Validate the profile for every step before copying anything.
     per_step = resolve_parameters(load_profile(profile_path(profile)), {}, step_names()) if profile else {}
-    ws = init_workspace(ws, force=True)
+    done = copy_workspace(ws, force=True, command="lab")
+    if exists and force:
+        from playbook.commands.init import kept_summary
+
+        _say("--force: the notebooks and profiles are the shipped ones again" + kept_summary(done))
+        for backup in [*done.notebook_backups, *done.backups]:
+            _say(f"  kept your {backup.name.split('.bak-', 1)[0]} as {backup}")
+    ws = done.path
     for step, values in per_step.items():
         inject_parameters(nb_dir / f"{step}.ipynb", values)
     return ws
