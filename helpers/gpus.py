@@ -36,9 +36,19 @@ def host_memory_gib() -> float:
     return 0.0
 
 
+# A MIG instance's profile after the GPU's name, as nvidia-smi -L prints it ('NVIDIA A100-SXM4-80GB MIG 3g.40gb'):
+# <compute slices>g.<memory GB>gb (NVIDIA MIG User Guide, "Supported MIG Profiles"; '+me' and '-me' variants too).
+_MIG_PROFILE = re.compile(r"\s+MIG\s+(\d+)g\.(\d+)gb\S*\s*$", re.IGNORECASE)
+_MIG_COMPUTE_SLICES = 7  # A100, H100, H200, B200: 7 GPU slices
+
+
 def get_gpu(name: str) -> GPUSpec:
     """A catalog entry by name (case- and dash-insensitive) or by the product name nvidia-smi prints
-    ('NVIDIA H100 80GB HBM3'); unknown names list close matches."""
+    ('NVIDIA H100 80GB HBM3'); unknown names list close matches. A MIG instance's name (:func:`mig_instance`)
+    gets its profile's share of the GPU."""
+    if mig := _MIG_PROFILE.search(name):
+        return mig_instance(get_gpu(name[:mig.start()]), int(mig.group(1)), int(mig.group(2)))
+
     def key(n: str) -> str:
         return n.lower().replace("-", "").replace(" ", "").replace("_", "")
 
@@ -61,6 +71,21 @@ def get_gpu(name: str) -> GPUSpec:
         spec.memory_gib = round(host_memory_gib(), 2)
         spec.detected = True
     return spec
+
+
+def mig_instance(gpu: GPUSpec, compute_slices: int, memory_gb: int) -> GPUSpec:
+    """The share of ``gpu`` a MIG instance <compute_slices>g.<memory_gb>gb has: its profile's memory (GB as the
+    profile names it), compute in proportion to its slices of 7, bandwidth in proportion to its memory (each
+    memory slice has its own share of the memory controllers), and no NVLink (a MIG instance has no peer-to-peer:
+    tensor parallelism across instances is not possible)."""
+    share = memory_gb * 1e9 / 2**30 / gpu.memory_gib if gpu.memory_gib else 1.0
+    compute = min(compute_slices / _MIG_COMPUTE_SLICES, 1.0)
+    return gpu.model_copy(update={
+        "name": f"{gpu.name} MIG {compute_slices}g.{memory_gb}gb", "memory_gib": round(memory_gb * 1e9 / 2**30, 2),
+        "bandwidth_gbs": gpu.bandwidth_gbs * min(share, 1.0) if gpu.bandwidth_gbs else gpu.bandwidth_gbs,
+        "bf16_tflops": gpu.bf16_tflops * compute if gpu.bf16_tflops else gpu.bf16_tflops,
+        "fp8_tflops": gpu.fp8_tflops * compute if gpu.fp8_tflops else gpu.fp8_tflops,
+        "interconnect_gbs": None})
 
 
 # Characters that continue a model number: a letter, digit, '_' or '-' ('A10G', 'L40S', 'A100-SXM4-80GB', 'H200-NVL').
@@ -167,8 +192,10 @@ def detect() -> tuple[GPUSpec, int] | None:
     if not gpus:
         return None
     first = gpus[0]
-    cname = match_smi_name(first.name)
-    spec = get_gpu(cname) if cname else GPUSpec(name=first.name, source="nvidia-smi")
+    try:
+        spec = get_gpu(first.name)  # a catalog GPU, or a MIG instance of one
+    except ParameterError:
+        spec = GPUSpec(name=first.name, source="nvidia-smi")
     spec.memory_gib = round(first.memory_mib / 1024, 2)
     spec.detected = True
     return spec, len(gpus)

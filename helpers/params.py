@@ -19,6 +19,8 @@ import math
 import os
 import re
 import shlex
+import types
+import typing
 import unicodedata
 import urllib.parse
 from collections.abc import Iterator
@@ -41,7 +43,7 @@ from . import safe_yaml
 from .errors import ParameterError, PlaybookError, ProfileError
 from .http_policy import read_api_key
 from .quantization import Precision
-from .redact import MARK, looks_like_secret, redact_url, url_has_credentials
+from .redact import MARK, looks_like_secret, redact_args, redact_url, url_has_credentials, url_has_query
 from .schemas.decision import Thresholds
 
 DEFAULT_RUN_DIR = "../runs/interactive"  # relative to the notebooks folder; PLAYBOOK_RUN_DIR overrides it
@@ -65,6 +67,10 @@ def check_no_credentials(v: str) -> str:
         raise ValueError(f"{safe_yaml.short(redact_url(v))} carries a user name or password before the host "
                          f"(user:password@); remove it (give http://host:port): the playbook sends the key as a "
                          f"Bearer token read from the environment, never from the URL; {KEY_FIX}")
+    if url_has_query(v):
+        raise ValueError(f"{safe_yaml.short(redact_url(v))} carries a query string or fragment (?...): give the "
+                         "server's base URL, http://host:port or http://host:port/prefix (the playbook adds /v1/... "
+                         f"itself, after the path); a key in the URL (?api_key=...) is never sent: {KEY_FIX}")
     return v
 
 
@@ -227,6 +233,9 @@ def _numeric(annotation: Any) -> bool:
     """int or float, or a list of them."""
     if annotation in (int, float):
         return True
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if isinstance(annotation, types.UnionType) and len(args) == 1:  # int | None, float | None
+        return _numeric(args[0])
     return getattr(annotation, "__origin__", None) is list and annotation.__args__[0] in (int, float)
 
 
@@ -257,7 +266,8 @@ class StepParams(BaseModel):
     prometheus_selector: str = Field("", description='prometheus: label matchers of the speculative replicas, e.g. job="spec"')
     baseline_prometheus_selector: str = Field("", description="prometheus: label matchers of the baseline replicas")
     max_model_len: int = Field(1024, ge=64, le=TOKENS_MAX, description="max context length given to vLLM")
-    gpu_memory_utilization: float = Field(0.3, gt=0, le=1, description="vLLM --gpu-memory-utilization")
+    gpu_memory_utilization: float | None = Field(None, gt=0, le=1, description="vLLM --gpu-memory-utilization "
+                                                 "(default by mode: 0.3 embedded, vLLM's 0.9 managed/external)")
     kv_cache_gib: float = Field(1.0, ge=0, description="KV cache space in GiB (CPU backend; 0 = derive)")
     tensor_parallel_size: int = Field(1, ge=1, description="vLLM tensor parallel size")
     pipeline_parallel_size: int = Field(1, ge=1, description="vLLM pipeline parallel size")
@@ -304,14 +314,44 @@ class StepParams(BaseModel):
         return check_key_env(v)
 
     @model_validator(mode="after")
+    def _memory_share_by_mode(self):
+        """Not given: the mode's share (:data:`MODE_DEFAULTS`), wherever the parameters come from (a profile, a
+        notebook's parameters cell, papermill -p): a GPU budgeted or started at the embedded engine's 0.3 would lose
+        two thirds of its KV cache."""
+        if self.gpu_memory_utilization is None:
+            self.gpu_memory_utilization = MODE_DEFAULTS.get(self.mode, {}).get(
+                "gpu_memory_utilization", EMBEDDED_GPU_MEMORY_UTILIZATION)
+        return self
+
+    @model_validator(mode="after")
     def _extra_args_agree(self):
         if self.mode != "embedded":
             check_extra_args(self)
         return self
 
+    @field_validator("extra_server_args")
+    @classmethod
+    def _no_secret_values(cls, v: list[str]) -> list[str]:
+        """A secret's value would be written into the executed notebooks (papermill's injected cell) and their HTML:
+        it comes from the environment instead."""
+        from .redact import secret_fix, secret_values
+
+        if secrets := secret_values(v):
+            raise ValueError(f"gives {', '.join(dict.fromkeys(secrets))} a value: a secret typed there would be "
+                             f"written into the executed notebooks; give {secret_fix(secrets)}")
+        return v
+
     @model_validator(mode="after")
     def _tp_divides_heads(self):
         check_tensor_parallel(self.target_model, self.tensor_parallel_size, self.mode)
+        return self
+
+    @model_validator(mode="after")
+    def _head_fits_target(self):
+        """An EAGLE head trained for another target: vLLM cannot load it for this one (helpers/drafts.py)."""
+        from .drafts import check_head_matches
+
+        check_head_matches(self.target_model, self.draft_model, self.method, self.mode)
         return self
 
     @model_validator(mode="after")
@@ -322,7 +362,11 @@ class StepParams(BaseModel):
 
     @classmethod
     def from_namespace(cls, namespace: dict[str, Any]):
-        """Build the model from a notebook's globals (the parameters cell's names)."""
+        """Build the model from a notebook's globals (the parameters cell's names). A value given under a
+        misspelt name (papermill -p num_gpu 2) would change nothing: it is refused (:func:`misspelt_names`)."""
+        if misspelt := misspelt_names(namespace):
+            raise unknown_parameter_error(misspelt, "correct the name (papermill -p NAME VALUE, or the parameters "
+                                                    "cell); `playbook params` lists each step's parameters")
         values = {k: namespace[k] for k in cls.model_fields if k in namespace}
         env_run_dir = os.environ.get("PLAYBOOK_RUN_DIR")
         if env_run_dir and values.get("run_dir", DEFAULT_RUN_DIR) == DEFAULT_RUN_DIR:
@@ -665,6 +709,11 @@ def _shown_value(field: Any, given: Any) -> str:
     """A value quoted in an error: never a key typed as api_key_env, never a URL's password."""
     if field == "api_key_env" and isinstance(given, str) and looks_like_secret(given):
         return MARK
+    if field == "extra_server_args":  # a secret flag's value, in the list or in the text it is split from
+        try:
+            given = redact_args(_split_args(given)) if isinstance(given, (str, list)) else given
+        except ValueError:
+            given = MARK
     return safe_yaml.short(_without_credentials(given))
 
 
@@ -691,6 +740,9 @@ def _explain(exc: ValidationError, values: dict[str, Any]) -> str:
         given = values.get(field, "<missing>") if isinstance(field, str) else "<...>"
         shown, flag = _shown_value(field, given), flag_for(str(field))
         label = f"{flag} {shown}{where} (parameter '{field}')" if flag else f"parameter '{field}'{where} = {shown}"
+        if given is None and not where:  # YAML reads `gpu:` with nothing after it as null
+            msg = (f"has no value (in YAML, '{field}:' with nothing after it reads as null); give one, or delete "
+                   "the line for the default")
         lines.append(f"{label}: {msg}{_quote_hint(exc_model(exc), field, given)}"
                      f"{_percent_hint(exc_model(exc), field, given)}")
     return "; ".join(lines)
@@ -740,6 +792,20 @@ def validate_params(model: type[StepParams], values: dict[str, Any]) -> StepPara
         what = (f"playbook {current[0]}: invalid arguments (step {step}'s parameters)" if flagged
                 else f"invalid parameters for step {model.step or model.__name__}")
         raise ParameterError(f"{what}: {_explain(exc, values)}", fix) from None
+
+
+_PLAIN = (str, int, float, bool, list, dict, type(None))
+
+
+def misspelt_names(namespace: dict[str, Any]) -> list[str]:
+    """Names in a notebook's globals that are no parameter but nearly one (``num_gpu`` for ``num_gpus``) and hold
+    plain data, as papermill injects it: a typo whose value would be silently unused. Modules, functions, models
+    and a notebook's own results are never plain data, and no notebook assigns a name this flags
+    (tests/unit/test_qa4_params.py reads them all)."""
+    known = known_parameters()
+    return sorted(name for name, value in namespace.items()
+                  if not name.startswith("_") and name not in known and isinstance(value, _PLAIN)
+                  and difflib.get_close_matches(name, known, n=1, cutoff=0.85))
 
 
 def unknown_parameter_error(names: list[str], fix: str | None = None) -> ParameterError:
@@ -830,10 +896,15 @@ def load_profile(path: str | os.PathLike) -> dict[str, Any]:
 # notebooks' parameters cells) hold the embedded value; on a GPU mode vLLM's own default applies instead: the
 # embedded engine's 0.3 would budget a 70B model on a third of each GPU ("does not fit") and start it so.
 VLLM_GPU_MEMORY_UTILIZATION = 0.9  # vLLM's default --gpu-memory-utilization
+EMBEDDED_GPU_MEMORY_UTILIZATION = 0.3  # the embedded CPU engine's share (a 2-core machine runs two servers side by side)
 MODE_DEFAULTS: dict[str, dict[str, Any]] = {
     "managed": {"gpu_memory_utilization": VLLM_GPU_MEMORY_UTILIZATION},
     "external": {"gpu_memory_utilization": VLLM_GPU_MEMORY_UTILIZATION},
 }
+
+
+# What a run recorded before MODE_DEFAULTS existed ran with (the models' defaults of then).
+LEGACY_DEFAULTS: dict[str, Any] = {"gpu_memory_utilization": EMBEDDED_GPU_MEMORY_UTILIZATION}
 
 
 def with_mode_defaults(values: dict[str, Any]) -> dict[str, Any]:
@@ -846,7 +917,7 @@ def as_recorded(values: dict[str, Any]) -> dict[str, Any]:
     """A recorded run's values (run.json) with a mode default it does not record set to the models' default:
     what a run recorded before :data:`MODE_DEFAULTS` existed ran with (resuming it must not change that)."""
     names = MODE_DEFAULTS.get(str(values.get("mode", "embedded")), {})
-    return {**{name: StepParams.model_fields[name].default for name in names}, **values}
+    return {**{name: LEGACY_DEFAULTS[name] for name in names}, **values}
 
 
 def resolve_parameters(profile: dict[str, Any], overrides: dict[str, Any], steps: list[str]) -> dict[str, dict[str, Any]]:

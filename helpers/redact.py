@@ -42,6 +42,41 @@ def redact_args(args: list[str]) -> list[str]:
     return out
 
 
+# Where vLLM reads a secret flag's value from the environment instead (vLLM's serve arguments: --api-key falls back
+# to VLLM_API_KEY; --hf-token to huggingface_hub's HF_TOKEN).
+SECRET_ENV = {"--api-key": "VLLM_API_KEY", "--hf-token": "HF_TOKEN"}
+
+
+def secret_values(args: list[str]) -> list[str]:
+    """The secret flags in ``args`` that carry a value (``--api-key X``, ``--hf-token=Y``): a value given there
+    would be written wherever the arguments go (the executed notebooks, their HTML). A bare flag (vLLM's
+    ``--hf-token`` alone means "the token of huggingface-cli login") carries none."""
+    args = [str(a) for a in args]
+    found = []
+    for i, arg in enumerate(args):
+        if not (arg.startswith("--") and is_secret_flag(arg)):
+            continue
+        name, eq, value = arg.partition("=")
+        nxt = args[i + 1] if i + 1 < len(args) else ""
+        if (eq and value) or (not eq and nxt and not nxt.startswith("--")):
+            found.append(name)
+    return found
+
+
+def secret_fix(flags: list[str]) -> str:
+    """How to give the secrets of :func:`secret_values` instead: through the environment."""
+    ways = []
+    for flag in dict.fromkeys(flags):
+        if flag == "--api-key":
+            ways.append("the server's API key through api_key_env: NAME of an environment variable holding it (the "
+                        "managed servers get it as VLLM_API_KEY, the playbook's client sends it)")
+        elif flag in SECRET_ENV:
+            ways.append(f"{flag} through the environment: export {SECRET_ENV[flag]}=... before the run (vLLM reads it)")
+        else:
+            ways.append(f"{flag} through an environment variable the server reads")
+    return "; ".join(ways) + ", and leave the value out of extra_server_args"
+
+
 def redact_params(values: dict[str, Any]) -> dict[str, Any]:
     """A copy of step parameters with ``extra_server_args`` redacted (what run.json may hold)."""
     extra = values.get("extra_server_args")
@@ -80,9 +115,18 @@ def url_has_credentials(url: str) -> bool:
     return bool(_USERINFO.search(str(url)))
 
 
+_QUERY = re.compile(r"(https?://[^\s?#]*)[?#][^\s]*")  # a URL's query string and fragment: a gateway's ?api_key=
+
+
 def redact_url(text: str) -> str:
-    """``text`` with the credentials of every URL in it replaced: ``http://<redacted>@host:port``."""
-    return _USERINFO.sub(MARK + "@", str(text))
+    """``text`` with the credentials of every URL in it replaced: ``http://<redacted>@host:port``, and a URL's
+    query string or fragment (``?api_key=...``): ``http://host:port/?<redacted>``."""
+    return _QUERY.sub(r"\1?" + MARK, _USERINFO.sub(MARK + "@", str(text)))
+
+
+def url_has_query(url: str) -> bool:
+    """Whether ``url`` carries a query string or fragment (``?key=...``, ``#...``)."""
+    return bool(_QUERY.fullmatch(str(url).strip()))
 
 
 def has_redacted(values: dict[str, Any]) -> bool:

@@ -76,7 +76,7 @@ def list_models(url: str, timeout_s: float = 10, api_key: str | None = None) -> 
     start = time.monotonic()
     try:
         with _request(f"{url}/v1/models", timeout_s, api_key) as resp:
-            data = json.loads(resp.read().decode() or "{}")
+            body, kind = resp.read(), resp.headers.get_content_type()
     except urllib.error.HTTPError as exc:
         raise ServerUnreachableError(f"{url}/v1/models answered HTTP {exc.code} {exc.reason}",
                                      _http_fix(url, exc.code, api_key)) from None
@@ -89,6 +89,14 @@ def list_models(url: str, timeout_s: float = 10, api_key: str | None = None) -> 
             f"write it as http://{url.removeprefix('https://')}" if plain_http else
             "check the URL and port, that the server is running, and that this machine can reach it",
         ) from None
+    try:
+        data = json.loads(body.decode(errors="replace") or "{}")
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):  # a web page, a proxy's login form: the server is there, the API is not
+        raise ServerUnreachableError(
+            f"{url}/v1/models answered, but not with the OpenAI API's JSON (it sent {kind})",
+            "check that the URL is the vLLM/OpenAI-compatible server's base URL (http://host:port, without /v1)")
     return [m.get("id") for m in data.get("data", []) if isinstance(m, dict)]
 
 

@@ -103,6 +103,8 @@ def field_specs(model: type[BaseModel]) -> list[FieldSpec]:
             continue
         info = model.model_fields[name]
         ann, help_ = info.annotation, info.description or ""
+        if type(None) in get_args(ann) and len(inner := [a for a in get_args(ann) if a is not type(None)]) == 1:
+            ann = inner[0]  # float | None (a default chosen by mode): the form shows the value the model resolved
         low, high, exclusive = _bounds(info.metadata)
         if get_origin(ann) is Literal:
             specs.append(FieldSpec(name, "choice", help_, list(get_args(ann))))

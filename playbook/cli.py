@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import json
 import os
 import re
 import signal
@@ -101,8 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     debug = args.debug or os.environ.get("PLAYBOOK_DEBUG") == "1"
-    from playbook.commands._common import parameter_flags
+    from playbook.commands._common import parameter_flags, printed
     from playbook.helpers.params import command_line
+
+    printed.json = False
 
     try:
         with command_line(args.command, parameter_flags(args.command, args._parser)), warnings.catch_warnings():
@@ -115,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         print(error_line(exc, debug), file=sys.stderr)
+        if getattr(args, "json", False) and not printed.json:  # a script parsing stdout gets the error as JSON
+            print(json.dumps({"error": {"problem": getattr(exc, "problem", None) or error_line(exc, debug)[7:],
+                                        "fix": getattr(exc, "fix", None)}}))
         return 1
 
 

@@ -307,9 +307,10 @@ def run_playbook(
         state = load_state(run)
         values = {**as_recorded(state.parameters), **overrides}
         if has_redacted(values):
-            raise ParameterError("run.json holds extra_server_args with a secret redacted (<redacted>): the "
-                                 "servers cannot be started again with it",
-                                 "give them again: --resume ... -p extra_server_args='--api-key,...'")
+            raise ParameterError("run.json holds extra_server_args with a secret redacted (<redacted>), as older "
+                                 "versions recorded one: the servers cannot be started again with it",
+                                 "give the key through api_key_env (the servers get it as VLLM_API_KEY) and the other "
+                                 "arguments again without it: --resume ... -p extra_server_args='...'")
         todo = state.unfinished()
         if only:  # the unfinished steps asked for, and steps this run has not had yet (it started with another --only)
             asked = {notebook_for(o).stem for o in only}
@@ -333,7 +334,9 @@ def run_playbook(
     values = with_mode_defaults(values)  # e.g. vLLM's gpu_memory_utilization on a GPU mode, recorded in run.json
     values = _absolute_workload_paths(values)  # the notebooks run with the run directory as cwd
     values = _absolute_model_paths(values)
-    every = _resolve(values, all_steps, prof if profile else None)  # each step's model validates every value anyway
+    origin = (f"values recorded in {run.path / 'run.json'}, with your -p overrides" if resume else
+              f"profile read: {prof.resolve()}, {profile_origin(prof)}" if prof and profile else None)
+    every = _resolve(values, all_steps, origin)  # each step's model validates every value anyway
     per_step = {s: every[s] for s in todo}
     values = _as_validated(values, every)  # run.json records concurrencies=[1, 8], not "1,8"
     if state is not None:
@@ -414,14 +417,15 @@ def _say_changes(state: RunState, values: dict[str, Any], progress: Progress) ->
                     if done else ""))
 
 
-def _resolve(values: dict[str, Any], todo: list[str], prof: Path | None) -> dict[str, dict[str, Any]]:
-    """Every step's parameters, validated before any work; an error names the profile file it read (``prof``)."""
+def _resolve(values: dict[str, Any], todo: list[str], origin: str | None) -> dict[str, dict[str, Any]]:
+    """Every step's parameters, validated before any work; an error names where the values came from
+    (``origin``: the profile file read, or the resumed run's run.json)."""
     try:
         return resolve_parameters({}, values, todo)
     except ParameterError as exc:
-        if prof is None:
+        if origin is None:
             raise
-        raise type(exc)(f"{exc.problem} (profile read: {prof.resolve()}, {profile_origin(prof)})", exc.fix) from None
+        raise type(exc)(f"{exc.problem} ({origin})", exc.fix) from None
 
 
 def _execute(run: RunDir, state: RunState, todo: list[str], per_step: dict[str, dict[str, Any]],

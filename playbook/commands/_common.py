@@ -10,7 +10,17 @@ from typing import Any
 from pydantic import BaseModel
 
 
+class _Printed:
+    """Whether this command printed its JSON document (``--json``): an error after it adds none (one document)."""
+
+    json = False
+
+
+printed = _Printed()
+
+
 def print_json(data: Any) -> None:
+    printed.json = True
     if isinstance(data, BaseModel):
         data = data.model_dump(mode="json")
     elif isinstance(data, list):

@@ -6,6 +6,7 @@ Jupyter kernel can start; the kernel only renders the report notebook into repor
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 import warnings
@@ -13,7 +14,7 @@ import warnings
 from playbook.commands._common import print_json
 from playbook.helpers import steps
 from playbook.helpers.artifacts import RunDir, read_jsonl
-from playbook.helpers.errors import ArtifactError
+from playbook.helpers.errors import ArtifactError, ParameterError, PlaybookError
 from playbook.helpers.params import ReportParams, validate_params
 from playbook.report import build_html
 from playbook.runner import REPORT_STEP, execute_step, load_state
@@ -61,6 +62,20 @@ def report_parameters(run: RunDir) -> dict:
     return {k: v for k, v in load_state(run).parameters.items() if k in ReportParams.model_fields}
 
 
+def _validated(run: RunDir, params: dict, overrides: dict) -> ReportParams:
+    """The report step's parameters; a value that fails, and that no -p gave, is named as run.json's (the user did
+    not type it): the fix is to mend run.json or override it."""
+
+    try:
+        return validate_params(ReportParams, {**params, "run_dir": str(run.path)})
+    except ParameterError as exc:
+        if any(f"'{name}'" in exc.problem for name in overrides):
+            raise
+        raise ParameterError(f"{exc.problem} (a value recorded in {run.path / 'run.json'})",
+                             f"correct it in run.json with an editor, or give it: playbook report {run.path} "
+                             "-p NAME=VALUE") from None
+
+
 def run(args) -> int:
     from playbook.helpers import redecide
     from playbook.helpers.params import parse_override
@@ -72,9 +87,13 @@ def run(args) -> int:
     if not (run_dir.path / "run.json").exists() and not args.json:
         print("note: no run.json (an interactive run, or it was removed): the report step's default thresholds, "
               "peak and SLOs apply; give yours with -p name=value", file=sys.stderr)
-    before, p_before = redecide.previous_decision(run_dir), validate_params(ReportParams, {**params, "run_dir": str(run_dir.path)})
+    recorded = params
     params = {**params, **overrides}
-    p_after = validate_params(ReportParams, {**params, "run_dir": str(run_dir.path)})
+    p_after = _validated(run_dir, params, overrides)
+    before, p_before = redecide.previous_decision(run_dir), p_after
+    if overrides:  # what the decision was taken with, for the changes block (run.json's own, if they are valid)
+        with contextlib.suppress(PlaybookError):
+            p_before = _validated(run_dir, recorded, {})
     result = steps.report(p_after, run_dir)
     out = {"run_dir": str(run_dir.path), "report": None, "verdict": result.decision.verdict}
     changes = redecide.changes(before, p_before, p_after, result.decision, overrides) if overrides else None

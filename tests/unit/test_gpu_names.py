@@ -80,3 +80,24 @@ def test_a_mask_of_mig_instances_leaves_the_first_with_its_profiles_memory(mask,
     got = visible_mig(gpus, SMI_L, mask)
     assert [(g.index, g.name, round(g.memory_mib * 2**20 / 1e9)) for g in got] == found
     assert all(match_smi_name(g.name) == "A100-80GB" for g in got)
+
+
+@pytest.mark.parametrize("typed, memory, compute", [("NVIDIA A100-SXM4-80GB MIG 1g.10gb", 9.31, 1 / 7),
+                                                    ("NVIDIA H100 80GB HBM3 MIG 3g.40gb", 37.25, 3 / 7),
+                                                    ("A100-80GB MIG 7g.80gb", 74.51, 1.0)])
+def test_a_mig_instance_is_its_profiles_share_of_the_gpu_not_the_whole_gpu(typed, memory, compute):
+    whole = gpus.get_gpu(typed.split(" MIG ")[0])
+    mig = gpus.get_gpu(typed)
+    assert mig.memory_gib == pytest.approx(memory, abs=0.01) and mig.memory_gib < whole.memory_gib
+    assert mig.bf16_tflops == pytest.approx(whole.bf16_tflops * compute)
+    assert mig.bandwidth_gbs < whole.bandwidth_gbs and mig.interconnect_gbs is None
+    assert gpus.get_gpu(mig.name).memory_gib == mig.memory_gib  # its own name reads back the same
+
+
+def test_memory_on_a_small_mig_instance_says_the_target_does_not_fit(capsys):
+    from playbook.cli import main
+
+    main(["memory", "--target", "Llama-3.1-8B", "--draft", "Llama-3.2-1B", "--gpu", "NVIDIA A100-SXM4-80GB MIG 1g.10gb"])
+    out = capsys.readouterr()
+    text = (out.out + out.err).lower()
+    assert "does not fit" in text and "exceed the usable 8.38 gib" in text

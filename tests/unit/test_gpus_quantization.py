@@ -32,7 +32,9 @@ def test_gpu_names_are_forgiving_and_unknown_lists_close_ones():
                                           ("NVIDIA A100-SXM4-80GB", "A100-80GB"), ("NVIDIA L40S", "L40S"),
                                           ("NVIDIA A10G", "A10G"), ("NVIDIA GeForce RTX 4090", "RTX-4090"),
                                           ("NVIDIA L40", "L40"), ("NVIDIA A10", "A10"), ("NVIDIA GB300", "GB300"),
-                                          ("NVIDIA H20", "H20"), ("NVIDIA RTX A1000", None), ("Tesla V100-SXM2-32GB", None)])
+                                          ("NVIDIA H20", "H20"), ("NVIDIA RTX A1000", None), ("Tesla V100-SXM2-32GB", None),
+                                          ("AMD Instinct MI300X", "MI300X"), ("AMD Instinct MI355X", "MI355X"),
+                                          ("AMD Instinct MI325X VF", "MI325X"), ("AMD Radeon PRO W7900", None)])
 def test_nvidia_smi_names_map_to_catalog(smi, expected):
     assert gpus.match_smi_name(smi) == expected
 

@@ -169,33 +169,63 @@ def test_a_workload_named_like_mathtext_plots(tmp_path):
     assert plots.plain_text(r"$\foo$") == r"\$\foo\$"
 
 
-def test_no_secret_from_extra_server_args_reaches_decision_json_or_summary(tmp_path):
+def test_the_launch_command_takes_the_key_from_api_key_env_never_a_value(tmp_path, monkeypatch):
     from playbook.helpers import steps
     from playbook.helpers.params import ReportParams, validate_params
     from tests.support.decide_fixtures import load, make_run, sweep
 
+    monkeypatch.setenv("MY_VLLM_KEY", "s3cret-value")
     run = make_run(tmp_path / "run", sweep_result=sweep(), load_result=load({1: (1.6, 1.4, 1.8), 4: (1.3, 1.15, 1.45)}))
     p = validate_params(ReportParams, {"run_dir": str(run.path), "mode": "managed", "target_model": "embedded",
-                                       "draft_model": "embedded", "extra_server_args": "--api-key,s3cret-value"})
+                                       "draft_model": "embedded", "api_key_env": "MY_VLLM_KEY"})
     result = steps.report(p, run)
-    assert result.decision.verdict == "GO" and result.decision.recommended.launch_command
+    assert result.decision.verdict == "GO"
+    assert 'VLLM_API_KEY="$MY_VLLM_KEY"' in result.decision.recommended.launch_command
     for name in ("decision.json", "summary.md"):
         assert "s3cret-value" not in (run.path / name).read_text(), name
-    assert "<redacted>" in result.decision.recommended.launch_command
 
 
-def test_run_json_holds_no_secret_and_resume_asks_for_it_again(tmp_path, monkeypatch):
+@pytest.mark.parametrize("args", ["--api-key,s3cret-value", "--api-key=s3cret-value", "--hf-token s3cret-value",
+                                  "--enforce-eager,--some-secret=s3cret-value"])
+def test_a_secret_value_in_extra_server_args_is_refused_before_a_run_directory_exists(tmp_path, args):
+    """It would be written into the executed notebooks (papermill's injected cell) and their HTML."""
+    from playbook import runner
+    from playbook.helpers.errors import ParameterError
+
+    with pytest.raises(ParameterError) as err:
+        runner.run_playbook(overrides={"extra_server_args": args}, only=["20"], runs_dir=str(tmp_path / "runs"))
+    text = f"{err.value.problem} {err.value.fix}"
+    assert "s3cret-value" not in text and "'extra_server_args'" in text and "a value: a secret" in text
+    assert "environment" in text
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_a_bare_hf_token_flag_carries_no_secret_and_passes():
+    from playbook.helpers.params import LoadParams, validate_params
+
+    p = validate_params(LoadParams, {"mode": "managed", "target_model": "embedded", "draft_model": "embedded",
+                                     "extra_server_args": "--hf-token,--enforce-eager"})
+    assert p.extra_server_args == ["--hf-token", "--enforce-eager"]
+
+
+def test_resume_of_a_run_json_holding_a_redacted_secret_says_where_the_key_goes_now(tmp_path, monkeypatch):
+    """Older versions took a key in extra_server_args and recorded it redacted."""
+    import json
+
     from playbook import runner
     from playbook.helpers.errors import ParameterError
 
     monkeypatch.setattr(runner, "_execute", lambda *a, **k: ([], []))  # no notebook: only what run.json records
     monkeypatch.setattr(runner, "build_html", lambda run: None, raising=False)
-    out = runner.run_playbook(overrides={"extra_server_args": "--api-key,s3cret-value,--enforce-eager"},
-                              only=["20"], runs_dir=str(tmp_path / "runs"))
-    text = (tmp_path / "runs" / out.run_dir.split("/")[-1] / "run.json").read_text()
-    assert "s3cret-value" not in text and "<redacted>" in text and "--enforce-eager" in text
-    with pytest.raises(ParameterError, match="redacted"):
+    out = runner.run_playbook(overrides={"extra_server_args": "--enforce-eager"}, only=["20"],
+                              runs_dir=str(tmp_path / "runs"))
+    state = tmp_path / "runs" / out.run_dir.split("/")[-1] / "run.json"
+    data = json.loads(state.read_text())
+    data["parameters"]["extra_server_args"] = ["--api-key", "<redacted>", "--enforce-eager"]
+    state.write_text(json.dumps(data))
+    with pytest.raises(ParameterError, match="redacted") as err:
         runner.run_playbook(resume=out.run_dir)
+    assert "api_key_env" in err.value.fix
 
 
 def test_a_host_override_is_a_preflight_warning(tmp_path, monkeypatch):
