@@ -202,7 +202,14 @@ def missing_load_levels(ev: Evidence) -> list[str]:
 def failed_steps(ev: Evidence) -> list[str]:
     """What to do about each step that failed or measured nothing (the verdict cannot rest on it)."""
     where = f" (playbook run --resume {ev.run_dir})" if ev.run_dir else ""
-    return [f"fix step {f.split(':', 1)[0]} ({f.split(':', 1)[-1].strip()}) and rerun it{where}" for f in ev.steps_failed]
+    return [f"re-run step {f.split(':', 1)[0]} with the parameters the other steps ran with, or every step in a new run "
+            f"directory ({f.split(':', 1)[-1].strip()})" if _mixed(f) else
+            f"fix step {f.split(':', 1)[0]} ({f.split(':', 1)[-1].strip()}) and rerun it{where}" for f in ev.steps_failed]
+
+
+def _mixed(failure: str) -> bool:
+    """A steps_failed entry saying the steps ran with different parameters (evidence._mixed_parameters)."""
+    return "were run with different parameters" in failure
 
 
 def _overall(by: dict[str, RuleResult], ev: Evidence) -> tuple[str, list[str]]:
@@ -326,7 +333,9 @@ def _headline(verdict: str, ev: Evidence, rec: RecommendedConfig, measure_next: 
         return f"leave speculative decoding off (tested: {tested})"
     if ev.steps_failed:
         steps = ", ".join(dict.fromkeys(f.split(":", 1)[0] for f in ev.steps_failed))
-        return f"no verdict: step {steps} failed or measured nothing; next: " + "; ".join(measure_next)
+        what = "ran with other parameters than the rest" if all(map(_mixed, ev.steps_failed)) else \
+            "failed or measured nothing"
+        return f"no verdict: step {steps} {what}; next: " + "; ".join(measure_next)
     return "not enough evidence yet; next: " + "; ".join(measure_next)
 
 

@@ -298,10 +298,10 @@ def _mixed_parameters(run: RunDir, ev: Evidence) -> None:
         parts.append(f"{field} " + " vs ".join(
             f"{v} ({names(where, [o for o in others if o not in where])})" for v, where in groups))
         odd |= {w.split(" ", 1)[0] for v, where in groups if (v, where) != main for w in where}
-    msg = (f"the steps were run with different parameters: {'; '.join(parts)}; their results cannot be judged "
-           "together: re-run one of them with the same parameters as the others (or use a new run directory)")
-    ev.steps_failed.append(f"{'/'.join(sorted(odd))}: {msg}")
-    ev.findings["parameters"] = msg
+    facts = f"the steps were run with different parameters: {'; '.join(parts)}"
+    ev.steps_failed.append(f"{'/'.join(sorted(odd))}: {facts}")  # decide.failed_steps says what to do
+    ev.findings["parameters"] = (f"{facts}; their results cannot be judged together: re-run one of them with the "
+                                 "same parameters as the others (or use a new run directory)")
 
 
 # Where an Evidence field comes from, for naming the step when one holds NaN/Infinity (the rest: "evidence").

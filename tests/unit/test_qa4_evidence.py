@@ -137,7 +137,7 @@ def test_memory_for_another_model_than_the_sweep_measured_is_inconclusive(tmp_pa
     msg = failed[0]
     assert msg.startswith("20_memory:")
     assert "target Llama-3.1-8B (20_memory) vs embedded-target (40_sweep, 50_load)" in msg
-    assert "max_model_len" in msg and "8192" in msg and "1024" in msg and "re-run one of them" in msg
+    assert "max_model_len" in msg and "8192" in msg and "1024" in msg and "re-run one of them" in ev.findings["parameters"]
     d = decide.decide(ev, production_temperature=0.2)
     assert d.verdict == "INCONCLUSIVE" and "20_memory" in d.headline
 
@@ -200,3 +200,15 @@ def test_a_nan_gauge_in_the_metrics_samples_is_kept_as_vllm_reported_it(tmp_path
         warnings.simplefilter("error")
         rows = read_jsonl(path)
     assert [r["time"] for r in rows] == [1.0, 2.0] and math.isnan(rows[0]["vllm:gpu_cache_usage_perc"])
+
+
+def test_the_headline_says_the_steps_ran_with_other_parameters_not_that_they_failed(tmp_path, llama_budget):
+    s = sweep()
+    s.measured_for = {"target": "embedded-target", "mode": "embedded"}
+    run = make_run(tmp_path, sweep_result=s, load_result=load(LEVELS),
+                   extra={"20_memory.json": MemoryResult(budget=llama_budget)})
+    d = decide.decide(evidence.gather(run), production_temperature=0.2)
+    assert d.verdict == "INCONCLUSIVE"
+    assert "ran with other parameters than the rest" in d.headline and "failed" not in d.headline
+    assert any(m.startswith("re-run step 40_sweep with the parameters the other steps ran with, or every step in a "
+                            "new run directory (the steps were run with different parameters: target") for m in d.measure_next)
