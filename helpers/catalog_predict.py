@@ -230,11 +230,12 @@ def check_kv_fit(pred: Prediction, target_spec, draft_spec, gpu, *, tp: int = 1,
                target_quant=precision, draft_quant=draft_precision, kv_cache_dtype=kv_cache_dtype,
                num_speculative_tokens=k, max_model_len=ctx + k, context_length=ctx)
     spec, base = (b.concurrency_at_context, b.concurrency_at_context_without_draft) if b.fits else (0.0, 0.0)
-    fit = KVFit(context_tokens=ctx, max_batch_spec=spec, max_batch_baseline=base, kv_cache_gib_spec=b.kv_cache_gib)
+    where = f"{gpu.name}, TP {tp}, {precision} weights"
+    fit = KVFit(context_tokens=ctx, max_batch_spec=spec, max_batch_baseline=base, kv_cache_gib_spec=b.kv_cache_gib,
+                where=where, reasons=[] if b.fits else list(b.reasons))
     for pt in pred.points:
         pt.fits_kv_cache = pt.batch_size <= spec
     over = [pt.batch_size for pt in pred.points if not pt.fits_kv_cache]
-    where = f"{gpu.name}, TP {tp}, {precision} weights"
     if not b.fits:
         fit.note = f"the configuration does not fit on {where}: {'; '.join(b.reasons)}"
     elif over:

@@ -9,6 +9,7 @@ report RUN_DIR`` decides on as on the playbook's own measurements.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 from shlex import quote
@@ -155,11 +156,7 @@ WORKLOAD_REFUSE = 2.0  # input-length medians 2x apart or more: refused
 
 
 def _median(values: list[float]) -> float | None:
-    v = sorted(values)
-    if not v:
-        return None
-    mid = len(v) // 2
-    return float(v[mid]) if len(v) % 2 else (v[mid - 1] + v[mid]) / 2.0
+    return float(statistics.median(values)) if values else None
 
 
 def _apart(a: float, b: float) -> float:

@@ -74,6 +74,9 @@ class KVFit(BaseModel):
                                   "cache and the k lookahead slots included)")
     max_batch_baseline: float = Field(description="sequences the server without speculation holds at once")
     kv_cache_gib_spec: float
+    where: str = Field("", description="the GPU, TP and weight precision budgeted, e.g. 'L4, TP 1, bf16 weights'")
+    reasons: list[str] = Field(default_factory=list, description="why the configuration does not fit at all "
+                               "(the memory budget's reasons); empty when it fits")
     note: str = ""
 
 

@@ -316,7 +316,6 @@ def run(args) -> int:
     return 0  # the crossover is in the finding ("stops winning at batch N" / "wins up to batch N"); --json has it
 
 
-NOT_FIT = "the configuration does not fit on "  # how catalog_predict.check_kv_fit opens its note when nothing fits
 NOT_LOADED = "vLLM would not start this configuration"  # the headline when only the draft's mismatch stops it
 
 
@@ -327,9 +326,8 @@ def not_served_headline(pred, gpu, unusable: str = "") -> str:
     fit = pred.kv_fit
     if fit is None or fit.max_batch_spec >= 1 or gpu is None:
         return ""
-    where, _, why = (fit.note or "").removeprefix(NOT_FIT).partition(": ")
-    if not why:  # a note of another shape: the budget's own words
-        where, why = gpu.name, fit.note or "no sequence fits in the KV cache"
-    if unusable and why.strip() in unusable:  # only the draft's mismatch stops it, said in its own words
+    where = fit.where or gpu.name
+    why = "; ".join(fit.reasons) or "no sequence fits in the KV cache"
+    if unusable and fit.reasons and all(r in unusable for r in fit.reasons):  # only the draft's mismatch stops it
         return f"{NOT_LOADED} on {where}: {unusable}"
     return f"does not fit on {where} ({why}): the speedup below is a what-if for a server vLLM would not start"
