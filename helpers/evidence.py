@@ -461,6 +461,7 @@ def _from_load(load: LoadResult, ev: Evidence) -> None:
     speedup is withheld: it never counts as a win or a loss, nor feeds the predictor's check."""
     ev.load_kind = load.level_kind
     ev.load_error_rate = load.error_rate
+    ev.load_imported_from = str((load.source or {}).get("tool") or "")
     ev.load_missing_levels = list(load.missing_levels)
     if load.missing_levels:
         ev.findings["50_load"] = ((load.finding + "; ") if load.finding and load.speedup else "") + \

@@ -435,8 +435,10 @@ def rule_mixed_workload(comparisons: Sequence[dict], *, max_widening: float = _T
                       reason=f"in the mixed workload the P50-to-P99 TPOT gap changes at most {worst['gap_change_mixed']:.2f}x (<= {max_widening:g}x): {desc}")
 
 
-def rule_error_rate(error_rate: float | None, *, max_error_rate: float = _T.max_error_rate) -> RuleResult:
-    """Above ``max_error_rate`` the measurements cannot be trusted: the verdict is INCONCLUSIVE."""
+def rule_error_rate(error_rate: float | None, *, max_error_rate: float = _T.max_error_rate,
+                    imported_from: str = "") -> RuleResult:
+    """Above ``max_error_rate`` the measurements cannot be trusted: the verdict is INCONCLUSIVE. ``imported_from``:
+    the tool of an imported load test (no server log of ours to point at)."""
     name = "error_rate"
     if error_rate is None:
         return _unknown(name, "the load test's error rate", "run the load test (50_load)")
@@ -444,7 +446,10 @@ def rule_error_rate(error_rate: float | None, *, max_error_rate: float = _T.max_
         return bad
     nums = {"error_rate": round(error_rate, 4), "max_error_rate": max_error_rate}
     if error_rate > max_error_rate:
-        return RuleResult(name=name, verdict="unknown", numbers=nums, measure_next="fix the failing requests (see the server logs) and rerun the load test",
+        fix = (f"fix the failing requests (the first error is in 50_load.json's warnings; see the log of the server "
+               f"{imported_from} ran against), run {imported_from} again and import its files again" if imported_from
+               else "fix the failing requests (see the server logs) and rerun the load test")
+        return RuleResult(name=name, verdict="unknown", numbers=nums, measure_next=fix,
                           reason=f"{error_rate:.1%} of load-test requests failed (> {max_error_rate:.0%}): the timings are not trustworthy")
     return RuleResult(name=name, verdict="go", numbers=nums, reason=f"{error_rate:.1%} of load-test requests failed (<= {max_error_rate:.0%})")
 
@@ -551,7 +556,7 @@ def evaluate_rules(
         rule_tail_gap(g("tpot_p50_baseline_ms"), g("tpot_p99_baseline_ms"), g("tpot_p50_spec_ms"), g("tpot_p99_spec_ms"),
                       level=at, max_widening=t.max_gap_widening),
         rule_ttft_rise(g("ttft_p50_baseline_ms"), g("ttft_p50_spec_ms"), level=at, max_rise=t.max_ttft_rise),
-        rule_error_rate(ev.load_error_rate, max_error_rate=t.max_error_rate),
+        rule_error_rate(ev.load_error_rate, max_error_rate=t.max_error_rate, imported_from=ev.load_imported_from),
         rule_draft_vram_share(ev.draft_weights_gib, ev.usable_memory_gib, max_share=t.max_draft_share),
         rule_target_vram_share(ev.target_weights_gib, ev.gpu_memory_gib, max_share=t.max_target_share),
         rule_concurrency_loss(ev.max_concurrency_baseline, ev.max_concurrency_spec,

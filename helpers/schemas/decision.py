@@ -121,6 +121,8 @@ class Evidence(BaseModel):
     # load (50_load)
     load_levels: list[LoadLevel] = Field(default_factory=list)
     load_error_rate: float | None = None
+    load_imported_from: str = Field("", description="the tool an imported load test came from (playbook import); "
+                                    "'' when measured here")
     load_missing_levels: list[str] = Field(default_factory=list, description="'config@level: reason' of each level "
                                            "the load test planned but did not measure (a server died, ...)")
     load_kind: str = "concurrency"

@@ -212,3 +212,15 @@ def test_the_headline_says_the_steps_ran_with_other_parameters_not_that_they_fai
     assert "ran with other parameters than the rest" in d.headline and "failed" not in d.headline
     assert any(m.startswith("re-run step 40_sweep with the parameters the other steps ran with, or every step in a "
                             "new run directory (the steps were run with different parameters: target") for m in d.measure_next)
+
+
+def test_failing_requests_of_an_imported_load_test_point_at_the_tool_not_our_server_logs(tmp_path):
+    imported = rules.rule_error_rate(0.5, max_error_rate=0.05, imported_from="vllm-bench")
+    assert imported.verdict == "unknown" and "run vllm-bench again and import its files again" in imported.measure_next
+    assert "see the server logs" in rules.rule_error_rate(0.5, max_error_rate=0.05).measure_next
+    res = load(LEVELS)
+    res.error_rate, res.source = 0.5, {"tool": "vllm-bench", "files": []}
+    ev = evidence.gather(make_run(tmp_path, sweep_result=sweep(), load_result=res))
+    assert ev.load_imported_from == "vllm-bench"
+    d = decide.decide(ev, production_temperature=0.2)
+    assert d.verdict == "INCONCLUSIVE" and any("vllm-bench again" in m for m in d.measure_next)
