@@ -196,8 +196,11 @@ class RunDir:
 RUN_STATE = "run.json"
 
 
-def _read_run_state(run_dir: str | os.PathLike | RunDir) -> dict | None:
-    """run.json as a dict; {} when there is none, None when it is not a JSON object (truncated, hand-edited)."""
+def _read_run_state(run_dir: str | os.PathLike | RunDir | None) -> dict | None:
+    """run.json as a dict; {} when there is none (or no run directory: a step run on its own), None when it is not a
+    JSON object (truncated, hand-edited)."""
+    if run_dir is None:
+        return {}
     path = Path(getattr(run_dir, "path", run_dir)) / RUN_STATE
     if not path.exists():
         return {}
@@ -208,14 +211,14 @@ def _read_run_state(run_dir: str | os.PathLike | RunDir) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def run_state(run_dir: str | os.PathLike | RunDir) -> dict:
+def run_state(run_dir: str | os.PathLike | RunDir | None) -> dict:
     """A run directory's run.json (the runner's state) as a dict, for readers that can do without it: {} when
     there is none (an interactive run) or it is unreadable (:func:`run_state_unreadable` tells which). The runner
     itself validates it (playbook.runner.load_state)."""
     return _read_run_state(run_dir) or {}
 
 
-def run_state_unreadable(run_dir: str | os.PathLike | RunDir) -> bool:
+def run_state_unreadable(run_dir: str | os.PathLike | RunDir | None) -> bool:
     """run.json exists but is not a JSON object (truncated, hand-edited)."""
     return _read_run_state(run_dir) is None
 

@@ -81,3 +81,11 @@ def test_run_state_reads_run_json_leniently_and_says_when_it_is_unreadable(tmp_p
     assert run_state(tmp_path) == state
     assert run_state(RunDir(tmp_path)) == state
     assert run_state_unreadable(tmp_path) is unreadable
+
+
+def test_run_state_of_no_run_directory_is_empty():
+    """preflight.check_servers runs without a run directory (a step called on its own, `playbook load`)."""
+    from playbook.helpers.artifacts import run_state, run_state_unreadable
+    from playbook.helpers.preflight import recorded_parameters
+
+    assert run_state(None) == {} and not run_state_unreadable(None) and recorded_parameters(None) == {}
