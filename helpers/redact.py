@@ -23,22 +23,26 @@ def is_secret_flag(flag: str) -> bool:
     return name not in _NOT_SECRET and "tokens" not in name and bool(_SECRET_FLAG.fullmatch(name))
 
 
+def _secret_spans(args: list[str]) -> list[tuple[int, str, str]]:
+    """(index, flag, value) of each secret-looking flag's value in ``args``: ``--hf-token=Y`` at the flag's own index,
+    ``--api-key X`` at the next argument's (one not starting with ``--``)."""
+    spans: list[tuple[int, str, str]] = []
+    for i, arg in enumerate(args):
+        if not (arg.startswith("--") and is_secret_flag(arg)):
+            continue
+        name, eq, value = arg.partition("=")
+        if eq:
+            spans.append((i, name, value))
+        elif i + 1 < len(args) and not args[i + 1].startswith("--"):
+            spans.append((i + 1, name, args[i + 1]))
+    return spans
+
+
 def redact_args(args: list[str]) -> list[str]:
     """``args`` with the value of every secret-looking flag (``--api-key X``, ``--hf-token=Y``) replaced."""
-    out: list[str] = []
-    hide = False
-    for arg in map(str, args):
-        if hide and not arg.startswith("--"):
-            out.append(MARK)
-            hide = False
-            continue
-        hide = False
-        if arg.startswith("--") and is_secret_flag(arg):
-            if "=" in arg:
-                arg = arg.split("=", 1)[0] + "=" + MARK
-            else:
-                hide = True
-        out.append(arg)
+    out = [str(a) for a in args]
+    for i, name, _value in _secret_spans(out):
+        out[i] = f"{name}={MARK}" if out[i].startswith("--") else MARK
     return out
 
 
@@ -51,16 +55,7 @@ def secret_values(args: list[str]) -> list[str]:
     """The secret flags in ``args`` that carry a value (``--api-key X``, ``--hf-token=Y``): a value given there
     would be written wherever the arguments go (the executed notebooks, their HTML). A bare flag (vLLM's
     ``--hf-token`` alone means "the token of huggingface-cli login") carries none."""
-    args = [str(a) for a in args]
-    found = []
-    for i, arg in enumerate(args):
-        if not (arg.startswith("--") and is_secret_flag(arg)):
-            continue
-        name, eq, value = arg.partition("=")
-        nxt = args[i + 1] if i + 1 < len(args) else ""
-        if (eq and value) or (not eq and nxt and not nxt.startswith("--")):
-            found.append(name)
-    return found
+    return [name for _i, name, value in _secret_spans([str(a) for a in args]) if value]
 
 
 def secret_fix(flags: list[str]) -> str:
