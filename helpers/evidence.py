@@ -194,20 +194,16 @@ def _result_identity(run: RunDir) -> dict[str, dict[str, Any]]:
 
 
 def _resolved(field: str, value: Any, role: str = "target") -> Any:
-    """A parameter value as the steps record it: a model by its resolved name ('embedded' -> 'embedded-target'), a
-    GPU by its catalog name; the value itself when it cannot be resolved here (never a network look-up)."""
+    """A parameter value as the steps record it: a model by the name the steps' own resolver gives it
+    (:func:`models.resolve`: 'embedded' -> 'embedded-target'), a GPU by its catalog name; the value itself when it
+    cannot be resolved here."""
     from .errors import PlaybookError
 
     try:
         if field in ("target", "draft"):
             from . import models
 
-            name = str(value)
-            if name == "embedded":
-                return f"embedded-{role}"
-            if Path(name).expanduser().is_dir():
-                return models.from_dir(Path(name).expanduser()).name
-            return models.from_catalog(name).name
+            return models.resolve(str(value), role).name
         if field == "gpu":
             from .gpus import get_gpu
 
