@@ -180,10 +180,9 @@ def visible_mig(gpus: dict[str, SmiGpu], smi_list: str, mask: str) -> list[SmiGp
         elif (m := _SMI_MIG.match(line)) and parent is not None:
             profile, gb, uuid = m.group(1), int(m.group(2)), m.group(4)
             instances[uuid] = SmiGpu(parent.index, f"{parent.name} MIG {profile}", gb * 1e9 / 2**20)
-    for entry in (e.strip() for e in mask.split(",")):
-        named = [g for uuid, g in instances.items() if entry.startswith("MIG-") and uuid.startswith(entry)]
-        return named[:1] if len(named) == 1 else []
-    return []
+    first = mask.split(",", 1)[0].strip()
+    named = [g for uuid, g in instances.items() if first.startswith("MIG-") and uuid.startswith(first)]
+    return named if len(named) == 1 else []
 
 
 def detect() -> tuple[GPUSpec, int] | None:

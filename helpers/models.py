@@ -126,8 +126,8 @@ def hf_cache_snapshot(d: Path) -> Path | None:
         return None
     found = sorted(p for p in snaps.iterdir() if p.is_dir())
     ref = d / "refs" / "main"
-    if ref.is_file() and (snaps / ref.read_text().strip()).is_dir():
-        return snaps / ref.read_text().strip()
+    if ref.is_file() and (main := snaps / ref.read_text().strip()).is_dir():
+        return main
     if len(found) == 1:
         return found[0]
     if not found:
