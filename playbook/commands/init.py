@@ -21,14 +21,21 @@ def run(args) -> int:
     done = copy_workspace(args.dir, force=args.force)
     ws = done.path
     print(f"workspace ready: {ws}\n  notebooks:    {ws / 'notebooks'}\n  profiles:     {ws / 'environments'}")
-    if args.force:
-        print("  --force: the notebooks and profiles are the shipped ones again" + kept_summary(done))
-    for backup in [*done.notebook_backups, *done.backups]:
-        shipped = backup.name.split(".bak-", 1)[0]
-        print(f"  kept your {'edited or executed' if backup in done.notebook_backups else 'edited'} {shipped} "
-              f"as {backup}")
+    for line in forced_lines(done) if args.force else kept_lines(done):
+        print(f"  {line}")
     print(f"open it with: jupyter lab {ws / 'notebooks'}   (or: playbook lab {ws})")
     return 0
+
+
+def forced_lines(done: WorkspaceCopy) -> list[str]:
+    """What ``--force`` did (``init`` and ``lab`` say it alike): the shipped files are back, and what was kept."""
+    return ["--force: the notebooks and profiles are the shipped ones again" + kept_summary(done), *kept_lines(done)]
+
+
+def kept_lines(done: WorkspaceCopy) -> list[str]:
+    """One line per notebook or profile kept aside: 'kept your edited or executed 20_memory.ipynb as ...'."""
+    return [f"kept your {'edited or executed' if b in done.notebook_backups else 'edited'} "
+            f"{b.name.split('.bak-', 1)[0]} as {b}" for b in [*done.notebook_backups, *done.backups]]
 
 
 def kept_summary(done: WorkspaceCopy) -> str:

@@ -100,11 +100,12 @@ def prepare_workspace(directory: str, profile: str | None = None, force: bool = 
     per_step = resolve_parameters(load_profile(profile_path(profile)), {}, step_names()) if profile else {}
     done = copy_workspace(ws, force=True, command="lab")
     if exists and force:
-        from playbook.commands.init import kept_summary
+        from playbook.commands.init import forced_lines
 
-        _say("--force: the notebooks and profiles are the shipped ones again" + kept_summary(done))
-        for backup in [*done.notebook_backups, *done.backups]:
-            _say(f"  kept your {backup.name.split('.bak-', 1)[0]} as {backup}")
+        first, *kept = forced_lines(done)
+        _say(first)
+        for line in kept:
+            _say(f"  {line}")
     ws = done.path
     for step, values in per_step.items():
         inject_parameters(nb_dir / f"{step}.ipynb", values)
