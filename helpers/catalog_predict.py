@@ -47,12 +47,17 @@ def pass_facts(spec, precision: str = "bf16") -> dict:
     """What one forward pass of a model reads and computes, from its architecture.
 
     ``read_bytes``: weights streamed every pass (the embedding table is gathered, not streamed,
-    unless tied to the lm_head; routed experts are counted apart); ``active_params``: parameters
-    multiplied per token; MoE: ``moe_layers``, ``num_experts``, ``experts_per_token``,
-    ``expert_bytes`` (one routed expert of one layer). An EAGLE/EAGLE-3 head (config.json only is
-    enough) counts its decoder layers, its fc over 2 (EAGLE) or 3 (EAGLE-3) target hidden states and
-    its lm_head over the (draft) vocabulary. A pre-quantized local checkpoint uses the tensor bytes
-    of its own safetensors headers.
+    unless tied to the lm_head; routed experts are counted apart; a vision tower, ``extra_params``,
+    runs on images only, and MTP layers only as the draft of method mtp: neither is streamed);
+    ``active_params``: parameters multiplied per token; MoE: ``moe_layers`` (``num_layers -
+    first_k_dense``: Llama-4 Maverick's every other layer), ``num_experts``, ``experts_per_token``,
+    ``expert_bytes`` (one routed expert of one layer; shared experts, Qwen2-MoE's 8 routed widths
+    wide, are streamed every pass). An EAGLE/EAGLE-3 head (config.json only is enough) counts its
+    decoder layers, its fc over 2 (EAGLE) or 3 (EAGLE-3) target hidden states and its lm_head over
+    the (draft) vocabulary. A pre-quantized local checkpoint uses the tensor bytes of its own
+    safetensors headers (or index, less its MTP module); the linear layers it does not quantize
+    (gpt-oss's MXFP4 attention) are priced at 16 bits. MXFP4 experts (4 bits plus an 8-bit scale
+    per 32) weigh what int4 with group 128 does: 0.53125 bytes per parameter.
     """
     from .models import param_breakdown
     from .quantization import linear_bytes_per_param, weight_bytes
@@ -75,12 +80,13 @@ def pass_facts(spec, precision: str = "bf16") -> dict:
         else float(weight_bytes(bd, precision))
     total_params = sum(bd.values())
     emb = 0 if spec.tie_word_embeddings else bd["embedding"]  # a tied table is the lm_head: streamed
+    vision = int(spec.extra_params * 1e9)  # 16-bit, in the weights, read only when an image is encoded
     moe_layers = spec.num_layers - spec.first_k_dense if spec.is_moe else 0
     expert_params = 3 * h * spec.moe_intermediate_size if moe_layers else 0
     routed = moe_layers * spec.num_experts * expert_params
-    active = total_params - emb - routed + moe_layers * spec.num_experts_per_tok * expert_params
+    active = total_params - emb - vision - routed + moe_layers * spec.num_experts_per_tok * expert_params
     return {
-        "read_bytes": max(total_bytes - emb * 2 - routed * lin, 0.0), "active_params": active,
+        "read_bytes": max(total_bytes - emb * 2 - vision * 2 - routed * lin, 0.0), "active_params": active,
         "moe_layers": moe_layers, "num_experts": spec.num_experts if moe_layers else 0,
         "experts_per_token": spec.num_experts_per_tok if moe_layers else 0, "expert_bytes": expert_params * lin,
     }

@@ -21,6 +21,8 @@ Rules:
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,6 +67,7 @@ class VocabVerdict:
     heterogeneous: bool = False
     conditions: list[str] = field(default_factory=list)
     flags: dict = field(default_factory=dict)
+    note: str = ""  # what differs between two vocabularies vLLM treats as the same (also in detail)
 
 
 def heterogeneous_supported() -> bool:
@@ -82,31 +85,95 @@ def _hetero(detail: str) -> VocabVerdict:
 
 def vocab_rule(target: ModelSpec, draft: ModelSpec) -> VocabVerdict:
     """vLLM's vocabulary rule for a draft_model pair. Same tokenizer only when vocab_size is equal (what
-    vLLM checks) and the token -> id maps agree (directories) or the tokenizer ids agree (catalog)."""
-    from .models import tokenizer_vocab
+    vLLM checks) and the token -> id maps agree (directories) or the tokenizer ids agree (catalog).
+
+    Directories: vLLM verifies ids, so two vocabularies are the same when every id both have means the same
+    token, except special tokens renamed in place (Llama-3.0's <|reserved_special_token_4|> is Llama-3.1's
+    <|eom_id|>, id 128008), and no named special token moved; one may have a few more ids (at most 0.1%:
+    Qwen3 adds <think>, </think>, <tool_response>, </tool_response> at 151665-151668 to Qwen2.5's 151665).
+    What differs is said (``note``)."""
+    from .models import tokenizer_tables
 
     sizes = f"vocab_size {target.vocab_size} vs {draft.vocab_size}"
     if target.vocab_size != draft.vocab_size:
         return _hetero(f"{sizes}: vLLM's draft_model refuses unequal vocabularies "
                        "(verify_equal_vocab_size_if_draft_model)")
     if target.source == "dir" and draft.source == "dir":
-        va, vb = tokenizer_vocab(target.path), tokenizer_vocab(draft.path)
-        if va is None or vb is None:
-            missing = target.name if va is None else draft.name
+        ta, tb = tokenizer_tables(target.path), tokenizer_tables(draft.path)
+        if ta is None or tb is None:
+            missing = target.name if ta is None else draft.name
             return VocabVerdict(None, f"equal {sizes.split(' vs ')[0]}, but {missing} has no "
                                 "tokenizer.json/vocab.json to compare")
+        va, vb = {**ta[0], **ta[1]}, {**tb[0], **tb[1]}
         if va == vb:
             return VocabVerdict(True, f"identical vocabularies ({len(va)} tokens, vocab_size {target.vocab_size})")
-        shared = sum(1 for t, i in va.items() if vb.get(t) == i)
-        return _hetero(f"vocabularies differ: {len(va)} vs {len(vb)} tokens, "
-                       f"{shared / max(len(va), len(vb)):.0%} of token ids agree (equal vocab_size: vLLM would "
-                       "accept the pair, but the draft's ids would mean other tokens)")
+        return _compare_vocabularies(target, draft, ta, tb)
     if target.source == "catalog" and draft.source == "catalog":
         if target.tokenizer and target.tokenizer == draft.tokenizer:
             return VocabVerdict(True, f"tokenizer {target.tokenizer}, equal vocab_size {target.vocab_size}")
         return _hetero(f"tokenizer {target.tokenizer} vs {draft.tokenizer} (equal vocab_size {target.vocab_size})")
     return VocabVerdict(None, f"equal vocab_size {target.vocab_size}; one model is a catalog entry, so the "
                         "token -> id maps cannot be compared")
+
+
+_SPECIAL_NAME = re.compile(r"^<\|.*\|>$")  # <|eot_id|>, <|reserved_special_token_3|>, <|im_end|>
+MAX_EXTRA_IDS = 0.001  # ids one vocabulary has beyond the other: at most 0.1% of it (Qwen3 vs Qwen2.5: 4 of 151669)
+
+
+def _ids(tables: tuple[dict[str, int], dict[str, int]]) -> tuple[dict[int, str], set[int]]:
+    """id -> token (added tokens over the base vocabulary) and the ids of special tokens (added, or named <|...|>)."""
+    base, added = tables
+    by_id = {i: t for t, i in base.items()}
+    by_id.update({i: t for t, i in added.items()})
+    return by_id, set(added.values()) | {i for i, t in by_id.items() if _SPECIAL_NAME.match(t)}
+
+
+def _span(ids: list[int], names: dict[int, str], n: int = 4) -> str:
+    where = f"{ids[0]}-{ids[-1]}" if len(ids) > 1 and ids[-1] - ids[0] == len(ids) - 1 else \
+        ", ".join(map(str, ids[:n])) + (", ..." if len(ids) > n else "")
+    return f"ids {where}: " + ", ".join(names[i] for i in ids[:n]) + (", ..." if len(ids) > n else "")
+
+
+def _compare_vocabularies(target: ModelSpec, draft: ModelSpec, ta, tb) -> VocabVerdict:
+    """Two vocabularies of equal vocab_size whose token -> id maps differ: the same for vLLM's draft_model (a note
+    says what differs) or another vocabulary (usable only as a heterogeneous one)."""
+    ids_t, special_t = _ids(ta)
+    ids_d, special_d = _ids(tb)
+    common = ids_t.keys() & ids_d.keys()
+    differ = sorted(i for i in common if ids_t[i] != ids_d[i])
+    renamed = [i for i in differ if i in special_t and i in special_d]  # special tokens renamed in place
+    clash = [i for i in differ if not (i in special_t and i in special_d)]  # a text token's id means another token
+    moved = sorted(t for t in ta[1].keys() & tb[1].keys() if ta[1][t] != tb[1][t] and "reserved" not in t)
+    only_t, only_d = sorted(ids_t.keys() - ids_d.keys()), sorted(ids_d.keys() - ids_t.keys())
+    agree = len(common) - len(differ)
+    share = f"{math.floor(1000 * agree / max(1, len(ids_t))) / 10:g}%"  # floored: never '100%' when one differs
+    extra_ok = len(only_t) + len(only_d) <= MAX_EXTRA_IDS * max(len(ids_t), len(ids_d))
+    notes = []
+    if renamed:
+        examples = ", ".join(f"{i}: {ids_t[i]} vs {ids_d[i]}" for i in renamed[:3])
+        notes.append(f"{len(renamed)} special-token id(s) carry other names in {target.name} vs {draft.name} (e.g. "
+                     f"{examples}{', ...' if len(renamed) > 3 else ''})")
+    if only_t:
+        notes.append(f"{target.name} has {len(only_t)} token(s) {draft.name} lacks ({_span(only_t, ids_t)}): the "
+                     "draft never proposes them")
+    if only_d:
+        notes.append(f"{draft.name} has {len(only_d)} token(s) {target.name} lacks ({_span(only_d, ids_d)}): the "
+                     "target never accepts them")
+    if not clash and not moved and extra_ok:
+        note = "; ".join(notes)
+        return VocabVerdict(True, f"the same vocabulary for vLLM's draft_model (vocab_size {target.vocab_size}): "
+                            f"{agree} token ids agree, every text token and named special token included; {note}",
+                            note=note)
+    detail = f"vocabularies differ: {len(ids_t)} vs {len(ids_d)} tokens, {share} of the target's token ids agree"
+    if clash or moved:
+        i = clash[0] if clash else ta[1][moved[0]]
+        example = f"id {i}: {ids_t.get(i)} in {target.name}, {ids_d.get(i)} in {draft.name}" if clash else \
+            f"{moved[0]} is id {ta[1][moved[0]]} in {target.name}, {tb[1][moved[0]]} in {draft.name}"
+        detail += (f"; {len(clash) + len(moved)} id(s) mean other tokens (e.g. {example}): equal vocab_size lets vLLM "
+                   "accept the pair, but those draft ids would mean other tokens")
+    else:
+        detail += f"; {len(only_t) + len(only_d)} ids are in one vocabulary only (more than {MAX_EXTRA_IDS:.1%})"
+    return _hetero(detail)
 
 
 # -- draft tensor parallelism -----------------------------------------------------------------

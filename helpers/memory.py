@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from . import quantization as q
 from .drafts import head_mismatch
-from .models import beyond_max_context, param_breakdown
+from .models import beyond_max_context, mtp_params, param_breakdown
 from .schemas.memory import MemoryBudget, MemoryLogCheck, PrecisionRow, RuleCheck
 from .schemas.models import GPUSpec, ModelSpec
 from .schemas.startup_log import StartupLog
@@ -172,11 +172,26 @@ def default_reserve_gib(target: ModelSpec, gpu: GPUSpec, tp: int = 1, enforce_ea
 
 # -- the budget -------------------------------------------------------------------------------
 def _weights(m: ModelSpec, quant: str, group_size: int) -> int:
-    """A pre-quantized checkpoint's own tensor bytes (its safetensors headers) when budgeted at its
-    precision; else the parameters at ``quant`` (e.g. a w8a8 70B is 67.7 GiB on disk, not 69.7)."""
+    """A pre-quantized checkpoint's own tensor bytes (its safetensors headers or index) when budgeted at its
+    precision; else the parameters at ``quant`` (e.g. a w8a8 70B is 67.7 GiB on disk, not 69.7), with the linear
+    layers the checkpoint does not quantize at 16 bits (gpt-oss's MXFP4 keeps attention in bf16). Either way
+    without the MTP layers a checkpoint may hold (DeepSeek-V3's layer 61): vLLM skips them unless the method is
+    'mtp' (:func:`_mtp_weights`); and with the vision tower (``extra_params``) a multimodal model loads."""
     if m.quantization and m.quantization == quant and m.weight_bytes_on_disk:
         return int(m.weight_bytes_on_disk)
     return q.weight_bytes(param_breakdown(m), quant, group_size)
+
+
+def _mtp_weights(m: ModelSpec, quant: str, group_size: int) -> int:
+    """The MTP module(s) method 'mtp' loads beside the target (models.mtp_params: one decoder layer each, the
+    embedding and lm_head shared with the target), at the target's precision."""
+    return q.weight_bytes(mtp_params(m), quant, group_size)
+
+
+def _vision_note(m: ModelSpec) -> str:
+    gib = m.extra_params * 1e9 * 2 / GiB
+    return (f"{m.name}: its vision encoder (~{m.extra_params:.2f}B parameters, {gib:.2f} GiB at 16 bits) is counted "
+            "in its weights, as vLLM loads it; --language-model-only (every --limit-mm-per-prompt at 0) leaves it out")
 
 
 def budget(
@@ -236,10 +251,14 @@ def budget(
     target_quant, draft_quant = q.served_precision(target, target_quant), q.served_precision(draft, draft_quant)
     tw = _weights(target, target_quant, group_size)
     if method == "mtp":
-        dw = 0  # MTP layers ship inside the target checkpoint; their KV layers still join the pool
-        warnings.append("MTP layers' weights are part of the target checkpoint (not counted twice)")
+        dw = _mtp_weights(target, target_quant, group_size)  # inside the target checkpoint, loaded only for MTP
+        if dw:
+            warnings.append(f"MTP: {target.mtp_layers} layer(s) of {target.name}'s checkpoint, {dw / GiB:.2f} GiB at "
+                            f"{target_quant} (embedding and lm_head shared with the target), counted as the draft's "
+                            "weights: vLLM loads them only for method mtp")
     else:
         dw = _weights(draft, draft_quant, group_size) if draft else 0
+    warnings += [_vision_note(m) for m in (target, draft) if m is not None and m.extra_params > 0]
     tw_gpu, dw_gpu = tw / (tp * pp), dw / tp  # vLLM's draft has no pipeline parallelism (SpeculativeConfig)
 
     t_layers = kv_layers(target, tp, kv_cache_dtype, num_layers=-(-target.num_layers // pp))  # the largest stage

@@ -31,9 +31,12 @@ def linear_bytes_per_param(precision: str, group_size: int = 128) -> float:
 
 
 def weight_bytes(breakdown: dict[str, int], precision: str, group_size: int = 128) -> int:
-    """Bytes of weights at a precision; embedding, lm_head and 'other' tensors stay at 16 bits."""
+    """Bytes of weights at a precision; embedding, lm_head and 'other' tensors stay at 16 bits, and so do the linear
+    layers a pre-quantized checkpoint does not convert ('unquantized': modules_to_not_convert / ignore, or all but
+    the experts for MXFP4, models.kept_linear_params)."""
     sixteen = 2.0 if precision != "fp32" else 4.0
-    kept = (breakdown["embedding"] + breakdown["lm_head"] + breakdown["other"]) * sixteen
+    kept = (breakdown["embedding"] + breakdown["lm_head"] + breakdown["other"]
+            + breakdown.get("unquantized", 0)) * sixteen
     return int(kept + breakdown["linear"] * linear_bytes_per_param(precision, group_size))
 
 

@@ -115,11 +115,17 @@ def test_lookahead_slots_are_capped_at_max_model_len():
     assert short.concurrency_at_context == pytest.approx(short.num_blocks / 2)  # 128 + 4 tokens: 2 blocks
 
 
-def test_mtp_adds_target_shaped_kv_layers_but_no_weights():
+def test_mtp_adds_target_shaped_kv_layers_and_the_mtp_module_weights():
+    """vLLM loads DeepSeek-V3's MTP module (layer 61) only for method mtp: one MoE decoder layer and eh_proj, ~11.6B
+    parameters at FP8 (its embedding and lm_head are the target's: vLLM shares them), counted as the draft's."""
     ds = models.from_catalog("DeepSeek-V3")
     b = memory.budget(ds, None, gpus.get_gpu("H200"), method="mtp", num_gpus=8, tensor_parallel_size=8,
                       target_quant="fp8", max_model_len=8192)
-    assert b.kv_bytes_per_token_draft == (512 + 64) * 2 and b.draft_weights_gib == 0 and b.fits
+    assert b.kv_bytes_per_token_draft == (512 + 64) * 2 and b.fits
+    assert 10.5 < b.draft_weights_gib < 11.2 and any("MTP: 1 layer(s)" in w for w in b.warnings)
+    off = memory.budget(ds, None, gpus.get_gpu("H200"), method="none", num_gpus=8, tensor_parallel_size=8,
+                        target_quant="fp8", max_model_len=8192)
+    assert off.target_weights_gib == b.target_weights_gib and off.draft_weights_gib == 0
 
 
 def test_precision_matrix_is_ordered_draft_first():

@@ -61,7 +61,9 @@ def test_tied_embeddings_have_no_lm_head(tmp_path):
 
 
 def test_config_missing_a_field_names_it(tmp_path):
-    d = llama_dir(tmp_path, drop=("num_hidden_layers",))
+    """A field nothing can fill is named. (A model type transformers knows gets its config class's default instead,
+    as vLLM does: LlamaConfig's 32 layers; tests/unit/test_qa5_configs.py.)"""
+    d = llama_dir(tmp_path, drop=("num_hidden_layers",), extra_cfg={"model_type": "my_own_arch"})
     with pytest.raises(ModelError, match="num_layers.*num_hidden_layers"):
         models.resolve(str(d))
 
