@@ -10,6 +10,8 @@ Order of precedence:
    above the highest measured load -> INCONCLUSIVE, naming exactly what to measure next;
 4. a win only below the expected peak, or any borderline rule -> GO WITH LIMITS;
 5. otherwise GO.
+Whatever the verdict, ``measure_next`` keeps what the unknown rules that could be settled name (:func:`unresolved`:
+"measure at N" beside another rule's no-go, a peak neither configuration holds, a temperature not recorded).
 Confidence comes from the load test's bootstrap intervals: high when every level's interval is on
 one side of 1.0, medium when some cross it, low without intervals. Every threshold comes from one
 :class:`Thresholds` (the report step's parameters): ``decide_for(ev, p)`` is the entry point.
@@ -145,7 +147,7 @@ def decide(
     rec = recommend(verdict, ev, by, t)
     if launch_command:
         rec.launch_command = launch_command
-    reasons = _reasons(verdict, rules)
+    reasons = _reasons(verdict, rules, pinned=set(unresolved(by)))
     if ev.steps_failed:  # the steps the verdict cannot rest on come first
         reasons = ([f"[unknown] step {f}" for f in ev.steps_failed] + reasons)[: max(5, len(ev.steps_failed))]
     headline = _headline(verdict, ev, rec, measure_next)
@@ -212,6 +214,21 @@ def _mixed(failure: str) -> bool:
     return "were run with different parameters" in failure
 
 
+def unresolved(by: dict[str, RuleResult]) -> list[str]:
+    """The rules to measure or settle next, whatever the verdict: the required ones that are unknown, and any other
+    that could not judge what was measured (unknown, but not for want of a step: a peak neither configuration holds,
+    a temperature the imported files do not record, a damaged number). Rules unknown only because their step did
+    not run ("not measured: ...") are left to the rules table."""
+    return [name for name, r in by.items() if r.verdict == "unknown" and r.measure_next
+            and (name in REQUIRED or not r.reason.startswith("not measured:"))]
+
+
+def _next(by: dict[str, RuleResult], *first: list[str]) -> list[str]:
+    """``first`` then what :func:`unresolved` names (the required rules' own words, else REQUIRED's), once each."""
+    rest = [by[name].measure_next or REQUIRED.get(name, "") for name in unresolved(by)]
+    return list(dict.fromkeys(x for group in (*first, rest) for x in group if x))
+
+
 def _overall(by: dict[str, RuleResult], ev: Evidence) -> tuple[str, list[str]]:
     if ev.steps_failed:
         return "INCONCLUSIVE", failed_steps(ev) + missing_load_levels(ev)
@@ -220,17 +237,19 @@ def _overall(by: dict[str, RuleResult], ev: Evidence) -> tuple[str, list[str]]:
         return "INCONCLUSIVE", [err.measure_next] + missing_load_levels(ev)
     missing_load = missing_load_levels(ev)
     if any(r.verdict == "no-go" for name, r in by.items() if not (missing_load and name in LOAD_RULES)):
-        return "NO-GO", missing_load
+        # the unknowns stay named: "measure at N" is still the next measurement, whatever else says no-go
+        return "NO-GO", _next(by, missing_load)
     missing = [by[name].measure_next or what for name, what in REQUIRED.items() if by[name].verdict == "unknown"]
     if missing_load or missing:
-        return "INCONCLUSIVE", missing_load + missing
+        return "INCONCLUSIVE", _next(by, missing_load, missing)
     if any(r.verdict == "borderline" for r in by.values()):
-        return "GO WITH LIMITS", []
-    return "GO", []
+        return "GO WITH LIMITS", _next(by)
+    return "GO", _next(by)
 
 
-def _reasons(verdict: str, rules: list[RuleResult], n: int = 5) -> list[str]:
-    """3 to 5 reasons: the rules that drove the verdict first, in the rules' order of importance."""
+def _reasons(verdict: str, rules: list[RuleResult], n: int = 5, pinned: set[str] = frozenset()) -> list[str]:
+    """3 to 5 reasons: the rules that drove the verdict first, in the rules' order of importance; the ``pinned``
+    rules (unknowns that name what to measure next, :func:`unresolved`) are never left out."""
     rank = {
         "NO-GO": {"no-go": 0, "borderline": 1, "go": 2, "unknown": 3},
         "GO WITH LIMITS": {"borderline": 0, "go": 1, "unknown": 2, "no-go": 3},
@@ -238,13 +257,18 @@ def _reasons(verdict: str, rules: list[RuleResult], n: int = 5) -> list[str]:
         "INCONCLUSIVE": {"unknown": 0, "no-go": 1, "borderline": 2, "go": 3},
     }[verdict]
 
-    def key(item: tuple[int, RuleResult]) -> tuple[int, int, int]:
+    def key(item: tuple[int, RuleResult]) -> tuple[float, int, int]:
         i, r = item
         blocking = 0 if verdict != "INCONCLUSIVE" or r.name in REQUIRED or r.name == "error_rate" else 1
-        return rank[r.verdict], blocking, i
+        # a pinned unknown comes right after the rules that drove the verdict
+        return (0.5 if r.name in pinned and rank[r.verdict] else rank[r.verdict]), blocking, i
 
     ordered = [r for _, r in sorted(enumerate(rules), key=key)]
-    return [f"[{r.verdict}] {r.reason}" for r in ordered[: max(3, min(n, len(ordered)))]]
+    k = max(3, min(n, len(ordered)))
+    head, extra = ordered[:k], [r for r in ordered[k:] if r.name in pinned]
+    if extra:
+        head = head[: max(1, k - len(extra))] + extra
+    return [f"[{r.verdict}] {r.reason}" for r in head]
 
 
 def recommend(verdict: str, ev: Evidence, by: dict[str, RuleResult], t: Thresholds | None = None) -> RecommendedConfig:

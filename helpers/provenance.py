@@ -30,6 +30,8 @@ from .schemas.provenance import (
     Accelerators,
     CpuInfo,
     GpuDevice,
+    ImportedFile,
+    ImportedFrom,
     ModelRevision,
     Provenance,
     ServerProvenance,
@@ -418,7 +420,9 @@ def collect(run_dir: str | os.PathLike | None = None, params=None, previous: Pro
     recomputed here keeps its earlier value)."""
     if isinstance(previous, dict):
         previous = Provenance.model_validate(previous)
-    software = previous.software if previous else collect_software()
+    if previous is not None and previous.imported is not None:
+        return previous  # another tool measured it: nothing of this machine belongs in its record
+    software = previous.software if previous and previous.software else collect_software()
     servers: list[ServerProvenance] = []
     if run_dir is not None:
         if params is not None and getattr(params, "mode", "") == "external":
@@ -432,17 +436,64 @@ def collect(run_dir: str | os.PathLike | None = None, params=None, previous: Pro
                   and earlier[(m.role, m.name)].revision else m for m in models]
     return Provenance(
         collected_at=previous.collected_at if previous else datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        host=previous.host if previous else socket.gethostname(),
-        accelerators=previous.accelerators if previous else collect_accelerators(),
-        cpu=previous.cpu if previous else collect_cpu(),
+        host=previous.host if previous and previous.host else socket.gethostname(),
+        accelerators=previous.accelerators if previous and previous.accelerators else collect_accelerators(),
+        cpu=previous.cpu if previous and previous.cpu else collect_cpu(),
         software=software, servers=servers or (previous.servers if previous else []), models=models)
+
+
+# -- imported runs ----------------------------------------------------------------------------------------
+IMPORTED_PROFILE = "imported"  # how run.json's ``profile`` opens for a run `playbook import` wrote
+
+
+def imported(source: dict) -> Provenance:
+    """The provenance of an imported run, from its ``artifacts/import.json`` (``LoadResult.source``): the tool, its
+    version and what its files record. The machine that measured is not known (the tools do not record it), so
+    host, accelerators, CPU and software are None: never the importing machine's."""
+    tool = str(source.get("tool") or "another tool")
+    version = source.get("tool_version")
+    files = [ImportedFile(role=str(f.get("role") or ""), level=f.get("level"), path=str(f.get("path") or ""),
+                          sha256=str(f.get("sha256") or ""), tool_version=f.get("tool_version"),
+                          model=str(f.get("model") or ""), command=f.get("command"),
+                          recorded={str(k): str(v) for k, v in (f.get("recorded") or {}).items()})
+             for f in source.get("files") or [] if isinstance(f, dict)]
+    summary = f"imported from {tool}" + (f" {version}" if version else "") + "; hardware not recorded by the tool"
+    at = str(source.get("imported_at") or "")
+    return Provenance(collected_at=at, host=None, accelerators=None, cpu=None, software=None,
+                      imported=ImportedFrom(tool=tool, tool_version=version, imported_at=at, summary=summary,
+                                            files=files))
+
+
+def imported_record(run_dir: str | os.PathLike) -> Provenance | None:
+    """An imported run's provenance: run.json's, or (an import written before run.json recorded it) rebuilt from
+    artifacts/import.json. None when the run was not imported."""
+    from .artifacts import run_state
+
+    state = run_state(run_dir)
+    prev = state.get("provenance")
+    if isinstance(prev, dict) and prev.get("imported"):
+        try:
+            return Provenance.model_validate(prev)
+        except ValueError:
+            pass
+    if not str(state.get("profile") or "").startswith(IMPORTED_PROFILE):
+        return None
+    try:
+        source = json.loads((Path(run_dir) / "artifacts" / "import.json").read_text())
+    except (OSError, ValueError):
+        source = {}
+    tool = str(state.get("profile"))[len(IMPORTED_PROFILE):].strip(" ()") or "another tool"
+    return imported({"tool": tool, **source} if isinstance(source, dict) else {"tool": tool})
 
 
 def for_run(run_dir: str | os.PathLike, params) -> Provenance | None:
     """The provenance for decision.json: run.json's record (taken on the measuring node) brought up to date
-    with the run directory's servers and models; collected here when run.json has none (interactive runs)."""
+    with the run directory's servers and models; collected here when run.json has none (interactive runs). An
+    imported run's is the import's (:func:`imported_record`): this machine only read the files."""
     from .artifacts import run_state
 
+    if (imp := imported_record(run_dir)) is not None:
+        return imp
     previous = run_state(run_dir).get("provenance")
     try:
         return collect(run_dir, params, previous=previous)

@@ -4,12 +4,14 @@
 Server", ``--api-key``) or a token; run.json, decision.json, logs and reports show ``<redacted>``
 instead. ``host_override`` finds a ``--host`` that would replace the playbook's loopback bind.
 ``looks_like_secret`` and ``redact_url`` keep a key typed where a variable name goes, and a password
-inside a URL, out of error messages.
+inside a URL, out of error messages; ``redact_command`` does all of it (and ``Authorization: Bearer`` headers) to
+another tool's recorded command line (``playbook import``).
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 from typing import Any
 
 MARK = "<redacted>"
@@ -117,6 +119,42 @@ def redact_url(text: str) -> str:
     """``text`` with the credentials of every URL in it replaced: ``http://<redacted>@host:port``, and a URL's
     query string or fragment (``?api_key=...``): ``http://host:port/?<redacted>``."""
     return _QUERY.sub(r"\1?" + MARK, _USERINFO.sub(MARK + "@", str(text)))
+
+
+# A secret-carrying HTTP header as a command line gives it (``--header 'Authorization: Bearer X'``, ``-H "x-api-key:
+# X"``): the header's name says it holds a credential; its value (after an auth scheme word) is replaced. And a bare
+# ``Bearer X`` / ``Basic X`` anywhere.
+_SECRET_HEADER = re.compile(r"(?i)\b((?:proxy-)?authorization|[\w-]*(?:api[-_]?key|token|secret|password|cookie)[\w-]*)"
+                            r"(\s*[:=]\s*)((?:bearer|basic|token)\s+)?([^\s'\",]+)")
+_BEARER = re.compile(r"(?i)\b(bearer)(\s+)([A-Za-z0-9._~+/=-]+|<redacted>)")
+
+
+def _header(m: re.Match) -> str:
+    name, value = m.group(1).lower(), m.group(4)
+    if value.startswith(MARK) or "tokens" in name or name.startswith("tokenizer"):  # max_tokens:256 is no secret
+        return m.group(0)
+    return f"{m.group(1)}{m.group(2)}{m.group(3) or ''}{MARK}"
+
+
+def redact_headers(text: str) -> str:
+    """``text`` with the value of every secret-looking header (``Authorization: Bearer X``, ``x-api-key: X``) and of
+    every bare ``Bearer X`` replaced."""
+    out = _SECRET_HEADER.sub(_header, str(text))
+    return _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{MARK}", out)
+
+
+def redact_command(command: str | None) -> str | None:
+    """A command line as another tool recorded it (a benchmark's ``cli_command``), with its secrets replaced: the
+    values of secret flags (:func:`redact_args`), secret headers and bearer tokens (:func:`redact_headers`), and the
+    credentials and query strings of URLs (:func:`redact_url`). Unchanged when it holds none."""
+    if not command:
+        return command
+    try:
+        argv = shlex.split(str(command))
+    except ValueError:  # unbalanced quotes: redact the text as it is
+        return redact_url(redact_headers(str(command)))
+    out = [redact_url(redact_headers(a)) for a in redact_args(argv)]
+    return str(command) if out == argv else shlex.join(out)
 
 
 def url_has_query(url: str) -> bool:

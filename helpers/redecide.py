@@ -4,7 +4,9 @@
 the overrides (report parameters only: the measured numbers stay), decides again and records what
 changed: a ``changes`` block in decision.json (this decision only) and a section appended to
 ``redecide.md`` beside it (the history of re-decisions). Each re-decision starts from run.json's
-parameters: a later ``playbook report RUN_DIR`` without ``-p`` decides with those again.
+parameters: a later ``playbook report RUN_DIR`` without ``-p`` decides with those again, and that step back is
+recorded as a re-decision too (the previous decision used other parameters). A report that changes no parameter
+records nothing, and decision.json then has no ``changes`` block.
 """
 
 from __future__ import annotations
@@ -58,33 +60,77 @@ def _used(decision: dict | None, p: ReportParams, name: str) -> Any:
     return getattr(p, name)
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Two parameter values alike (16 and 16.0, lists element by element)."""
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool) and not isinstance(b, bool):
+        return abs(float(a) - float(b)) <= 1e-12 * max(1.0, abs(float(a)), abs(float(b)))
+    return a == b
+
+
 def changes(before: dict | None, p_before: ReportParams, p_after: ReportParams, after: Decision,
             overrides: dict[str, Any]) -> dict:
     """Old verdict -> new verdict, and each parameter changed (from -> to): the ones given, and any other the
-    previous decision used with another value (an earlier re-decision's override this one goes back from)."""
+    previous decision used with another value (an earlier re-decision's override this one goes back from).
+    ``parameters`` is empty when nothing changed (then nothing is recorded: :func:`worth_recording`);
+    ``overrides`` says which -p values the new verdict used ({}: run.json's parameters only)."""
     changed = {}
     for name in sorted(REDECIDE_PARAMETERS | set(overrides)):
         old, new = _used(before, p_before, name), getattr(p_after, name)
-        if name in overrides or old != new:
+        if name in overrides or not _same(old, new):
             changed[name] = {"from": old, "to": new}
     return {
         "previous_verdict": (before or {}).get("verdict"),
         "verdict": after.verdict,
         "parameters": changed,
+        "overrides": dict(overrides),
         "measured_again": False,
         "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
 
+def worth_recording(ch: dict | None) -> bool:
+    """A re-decision to record: a parameter changed from the previous decision's (given with -p, or going back to
+    run.json's after an earlier -p)."""
+    return bool(ch and ch.get("parameters"))
+
+
 def note_markdown(ch: dict) -> str:
     rows = "\n".join(f"| `{k}` | {v['from']} | {v['to']} |" for k, v in ch["parameters"].items())
+    given = ch.get("overrides")
+    used = ("run.json's parameters with " + ", ".join(f"`{k}={v}`" for k, v in given.items()) if given
+            else "run.json's parameters (back from the earlier -p values)")
     return (f"## Re-decision ({ch['at']})\n\n"
             f"Verdict: **{ch['previous_verdict'] or 'none'}** -> **{ch['verdict']}**, from the same measurements "
-            "(nothing was measured again).\n\n| parameter | was | now |\n|---|---|---|\n" + rows + "\n")
+            f"(nothing was measured again), decided with {used}.\n\n"
+            "| parameter | was | now |\n|---|---|---|\n" + rows + "\n")
+
+
+def in_effect(decision: dict | None, recorded: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """The report parameters a decision used that differ from run.json's (``recorded``; a missing one is the
+    report step's default): name -> (used, run.json's). Empty when it used run.json's own."""
+    inputs = (decision or {}).get("inputs") or {}
+    out = {}
+    for name in sorted(REDECIDE_PARAMETERS):
+        if name in inputs:
+            used = inputs[name]
+        elif name in (inputs.get("thresholds") or {}):
+            used = inputs["thresholds"][name]
+        else:
+            continue
+        field = ReportParams.model_fields[name]
+        rec = recorded.get(name, field.get_default(call_default_factory=True))
+        if not _same(used, rec):
+            out[name] = (used, rec)
+    return out
 
 
 def record(run: RunDir, ch: dict, append: bool = True) -> None:
-    """Add the ``changes`` block to decision.json and (``append``) this re-decision to redecide.md."""
+    """Add the ``changes`` block to decision.json and (``append``) this re-decision to redecide.md; nothing when
+    nothing changed (no empty ``changes`` block)."""
+    if not worth_recording(ch):
+        return
     data = previous_decision(run)
     if data is not None:
         data["changes"] = ch

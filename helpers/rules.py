@@ -124,7 +124,10 @@ def rule_concurrency_loss(
 ) -> RuleResult:
     """Concurrency lost to the draft's weights and KV at the user's context length.
 
-    no-go when the speculative server cannot hold the expected peak; borderline above ``max_loss``.
+    no-go only when the draft is what stops the node holding the expected peak (``max_concurrency_spec < peak <=
+    max_concurrency_baseline``); when neither configuration holds the peak, the node needs more capacity at this
+    context length whatever the draft: borderline when the draft also costs more than ``max_loss`` (or a server
+    more), else unknown (the peak one server will take is not known); otherwise borderline above ``max_loss``.
     """
     name = "concurrency_lost_to_draft"
     if not max_concurrency_baseline or max_concurrency_spec is None:
@@ -136,9 +139,26 @@ def rule_concurrency_loss(
     nums = {"max_concurrency_baseline": round(max_concurrency_baseline, 2), "max_concurrency_spec": round(max_concurrency_spec, 2),
             "loss": round(loss, 4), "max_loss": max_loss, "expected_peak_concurrency": expected_peak_concurrency, "context_length": context_length}
     base = f"max concurrency{ctx} falls from {max_concurrency_baseline:.1f} to {max_concurrency_spec:.1f} ({loss:.1%} lost)"
-    if expected_peak_concurrency and max_concurrency_spec < expected_peak_concurrency:
+    peak = expected_peak_concurrency
+    if peak and max_concurrency_spec < peak <= max_concurrency_baseline:
         return RuleResult(name=name, verdict="no-go", numbers=nums,
-                          reason=f"{base}, below the expected peak of {expected_peak_concurrency:g}")
+                          reason=f"{base}, below the expected peak of {peak:g} that the node holds without the draft")
+    if peak and max_concurrency_baseline < peak:
+        servers = (math.ceil(peak / max_concurrency_baseline),
+                   math.ceil(peak / max_concurrency_spec) if max_concurrency_spec > 0 else None)
+        more = (f"{servers[0]} server(s) without the draft, " + (f"{servers[1]} with it" if servers[1] else
+                                                                  "none with it (no request fits)"))
+        nums.update(servers_baseline=servers[0], servers_spec=servers[1])
+        why = (f"neither configuration holds the expected peak of {peak:g}{ctx} ({max_concurrency_baseline:.1f} "
+               f"requests without the draft, {max_concurrency_spec:.1f} with it, {loss:.1%} lost): the node needs "
+               f"more capacity for that peak whatever the draft ({more}, or a shorter context)")
+        if loss > max_loss or servers[1] != servers[0]:
+            return RuleResult(name=name, verdict="borderline", numbers=nums,
+                              reason=f"{why}; the draft makes the shortfall worse")
+        return RuleResult(name=name, verdict="unknown", numbers=nums, reason=why,
+                          measure_next=f"size the deployment for the peak of {peak:g} (one server holds "
+                                       f"{max_concurrency_baseline:.1f} at this context length), then re-decide with "
+                                       "the peak one server takes: playbook report RUN -p expected_peak_concurrency=N")
     if loss > max_loss:
         return RuleResult(name=name, verdict="borderline", numbers=nums, reason=f"{base}, more than {_pct(max_loss)}")
     return RuleResult(name=name, verdict="go", numbers=nums, reason=f"{base}")
@@ -276,6 +296,13 @@ def temperatures_of(levels: Sequence[LoadLevel], default: float | None = None) -
     return f" at T={', '.join(f'{t:g}' for t in temps)}" if temps else ""
 
 
+def _one_temperature(levels: Sequence[LoadLevel], default: float | None = None) -> float | None:
+    """The one sampling temperature the speed numbers were measured at, as a number (None when unrecorded or
+    when the levels ran at several: ``temperatures_of`` says which)."""
+    temps = {x.temperature for x in levels if x.temperature is not None} or ({default} - {None})
+    return float(next(iter(temps))) if len(temps) == 1 else None
+
+
 def rule_load_crossover(levels: Sequence[LoadLevel], *, expected_peak: float | None = None, level_kind: str = "concurrency",
                         min_gain: float = _T.min_gain, temperature: float | None = None) -> RuleResult:
     """Where does the measured speedup stop being a win, vs the user's expected peak load?
@@ -311,7 +338,7 @@ def rule_load_crossover(levels: Sequence[LoadLevel], *, expected_peak: float | N
     last_win = below[-1].concurrency if below else None
     nums = {
         "expected_peak": peak, "level_kind": level_kind, "highest_win": last_win, "first_non_win": first_loss,
-        "highest_measured": top, "temperature": at_t.removeprefix(" at T=") or None, "withheld": held or None,
+        "highest_measured": top, "temperature": _one_temperature(levels, temperature), "withheld": held or None,
         "speedups": "; ".join(f"{x.concurrency:g}: {x.speedup:.2f}" + (f" [{x.speedup_ci_low:.2f}, {x.speedup_ci_high:.2f}]" if x.speedup_ci_low is not None and x.speedup_ci_high is not None else "") for x in lv),
     }
     s1 = lv[0]
@@ -395,9 +422,19 @@ def rule_throughput_slo(throughput_ratio: float | None, *, level: float | None =
 
 
 def rule_load_temperature(load_temperature: float | None, production_temperature: float, *,
-                          max_gap: float = _T.max_load_temperature_gap, workload: str = "") -> RuleResult:
-    """Speed measured colder than production is optimistic (acceptance falls as temperature rises)."""
+                          max_gap: float = _T.max_load_temperature_gap, workload: str = "",
+                          unrecorded_by: str = "") -> RuleResult:
+    """Speed measured colder than production is optimistic (acceptance falls as temperature rises).
+    ``unrecorded_by``: the tool whose imported files do not record the temperature (it is not known, not 0)."""
     name = "load_temperature"
+    if load_temperature is None and unrecorded_by:
+        return RuleResult(name=name, verdict="unknown",
+                          numbers={"load_temperature": None, "production_temperature": production_temperature,
+                                   "max_gap": max_gap},
+                          measure_next=temperature_fix(unrecorded_by),
+                          reason=f"temperature not recorded: the {unrecorded_by} files do not record the sampling "
+                                 f"temperature of the speedups, so whether they are optimistic or pessimistic for "
+                                 f"production's T={production_temperature:g} cannot be told")
     if load_temperature is None:
         return _unknown(name, "the temperature of the load test", "run the load test (50_load)")
     if (bad := _damaged(name, load_temperature=load_temperature)) is not None:
@@ -510,6 +547,44 @@ def rule_acceptance_monitoring(counters: bool | None, names: Sequence[str] = ())
     return RuleResult(name=name, verdict="go", numbers=nums, reason="vllm:spec_decode_* counters are exposed: acceptance can be monitored")
 
 
+# -- an imported load test whose files do not record the temperature -----------------------------
+# The rules whose judgement depends on the sampling temperature the speed and acceptance were measured at:
+# acceptance falls as the temperature rises, and the speedup with it. An import whose files record none (GuideLLM
+# sends none; vLLM 0.32's vllm bench serve sends none unless given --temperature and says so: "no longer sets
+# temperature==0 ... determined on the server side") cannot be judged against the production temperature by these
+# rules: they say so and are unknown (never judged as if at T=0).
+TEMPERATURE_DEPENDENT = ("acceptance_at_production_temperature", "acceptance_p10", "load_crossover_vs_peak",
+                         "tpot_slo_at_peak", "throughput_at_peak", "load_temperature")
+_CLI_TOOL = {"vllm bench serve": "vllm-bench"}  # the tool as `playbook import` names it
+
+
+def temperature_unrecorded(ev: Evidence) -> bool:
+    """An imported load test whose files record no sampling temperature (filed as unknown, never as 0)."""
+    return bool(ev.load_imported_from) and ev.load_temperature is None and bool(ev.load_levels)
+
+
+def temperature_fix(tool: str) -> str:
+    """How to give an imported run the temperature its files do not record."""
+    cli = _CLI_TOOL.get(tool, tool)
+    return (f"import the files again with the sampling temperature they ran at: playbook import {cli} BASELINE SPEC "
+            "--temperature T --run-dir RUN --force (a tool that sent none, as GuideLLM does and vllm bench serve "
+            "without --temperature, left it to the server: the model's generation_config.json temperature, else 1.0)")
+
+
+def unrecorded_temperature(r: RuleResult, tool: str, production_temperature: float) -> RuleResult:
+    """``r`` (a temperature-dependent rule) as unknown: what it found, and that it cannot be judged for production."""
+    if r.name not in TEMPERATURE_DEPENDENT or r.reason.startswith("temperature not recorded"):
+        return r
+    if r.name == "tpot_slo_at_peak" and not r.numbers.get("slo_tpot_ms"):
+        return r  # no SLO given: nothing measured is judged
+    if r.verdict == "unknown":
+        return r.model_copy(update={"reason": f"{r.reason} (and the {tool} files do not record the temperature)"})
+    return r.model_copy(update={
+        "verdict": "unknown", "measure_next": temperature_fix(tool),
+        "reason": f"temperature not recorded: {r.reason}; measured at a sampling temperature the {tool} files do not "
+                  f"record, so it cannot be judged for production's T={production_temperature:g}"})
+
+
 # -- all rules ---------------------------------------------------------------------------------
 def _level_at(levels: Sequence[LoadLevel], target: float) -> LoadLevel | None:
     """The cleanly measured level closest to ``target`` from below (or the lowest such level);
@@ -535,13 +610,20 @@ def evaluate_rules(
 ) -> list[RuleResult]:
     """Every rule, evaluated on the evidence, the user's situation and the user's thresholds."""
     t = thresholds or Thresholds()
+    unrecorded = ev.load_imported_from if temperature_unrecorded(ev) else ""
+    acceptance = ev.acceptance_production
+    counters = ev.acceptance_counters
+    if unrecorded and acceptance is None:  # the imported speculative run's counters, at a temperature not recorded
+        rates = [x.acceptance_rate for x in ev.load_levels if x.acceptance_rate is not None]
+        acceptance = statistics.fmean(rates) if rates else None
+        counters = True if counters is None and rates else counters
     peak = _level_at(ev.load_levels, expected_peak_concurrency)
     g = (lambda attr: getattr(peak, attr)) if peak else (lambda attr: None)
     at = peak.concurrency if peak else None
     slo_rule = (rule_throughput_slo(g("throughput_ratio"), level=at, min_gain=t.min_gain) if slo_kind == "throughput"
                 else rule_tpot_slo(slo_tpot_ms, g("tpot_p99_baseline_ms"), g("tpot_p99_spec_ms"), level=at))
     rules = [  # most informative first: the report's reasons keep this order within a verdict
-        rule_acceptance(ev.acceptance_production, ev.acceptance_temperature, note=ev.acceptance_note,
+        rule_acceptance(acceptance, ev.acceptance_temperature, note=ev.acceptance_note,
                         no_go_below=t.acceptance_no_go_below, go_above=t.acceptance_go_above),
         rule_load_crossover(ev.load_levels, expected_peak=expected_peak_concurrency, level_kind=ev.load_kind,
                             min_gain=t.min_gain, temperature=ev.load_temperature),
@@ -549,7 +631,7 @@ def evaluate_rules(
         rule_ttft_slo(slo_kind, slo_ttft_ms=slo_ttft_ms, ttft_p99_baseline_ms=g("ttft_p99_baseline_ms"), ttft_p99_spec_ms=g("ttft_p99_spec_ms")),
         slo_rule,
         rule_load_temperature(ev.load_temperature, production_temperature, max_gap=t.max_load_temperature_gap,
-                              workload=ev.load_workload),
+                              workload=ev.load_workload, unrecorded_by=unrecorded),
         rule_acceptance_p10(ev.acceptance_p10, threshold=t.acceptance_p10_min),
         rule_temperature_mix(list(traffic_temperatures) or [production_temperature], max_median=t.max_temperature_median,
                              homogeneous_max=t.homogeneous_temperature_max, max_spread=t.max_temperature_spread),
@@ -563,11 +645,13 @@ def evaluate_rules(
                               expected_peak_concurrency=expected_peak_concurrency,
                               context_length=context_length or ev.memory_context_length, max_loss=t.max_concurrency_loss),
         rule_quantization_drop(ev.quant_acceptance_drop_pp, config=ev.quant_config, max_drop_pp=t.acceptance_drop_pp),
-        rule_acceptance_monitoring(ev.acceptance_counters, ev.spec_metrics),
+        rule_acceptance_monitoring(counters, ev.spec_metrics),
     ]
     if ev.load_mixed:  # only when the load test compared a mixed workload (mixed_workload set)
         rules.insert(rules.index(next(r for r in rules if r.name == "p50_p99_gap_change")) + 1,
                      rule_mixed_workload(ev.load_mixed, max_widening=t.max_gap_widening))
+    if unrecorded:
+        rules = [unrecorded_temperature(r, unrecorded, production_temperature) for r in rules]
     return rules
 
 
@@ -582,5 +666,6 @@ __all__ = [
     "rule_concurrency_loss", "rule_quantization_drop", "rule_ttft_slo", "rule_tpot_slo", "rule_tail_gap",
     "rule_load_crossover", "rule_error_rate", "rule_temperature_mix", "rule_lossless", "rule_acceptance_monitoring",
     "rule_ttft_rise", "rule_throughput_slo", "rule_load_temperature", "rule_mixed_workload",
-    "counted_levels", "withheld_levels", "temperatures_of",
+    "counted_levels", "withheld_levels", "temperatures_of", "TEMPERATURE_DEPENDENT", "temperature_unrecorded",
+    "temperature_fix", "unrecorded_temperature",
 ]

@@ -146,6 +146,10 @@ def _recorded(prov: dict) -> tuple[list[tuple[str, str]], list[dict]] | None:
         pv = Provenance.model_validate(prov)
     except (ImportError, ValidationError):
         return None
+    if pv.imported is not None:
+        return _imported_rows(pv)
+    if pv.cpu is None or pv.accelerators is None or pv.software is None:
+        return None
     gpus = ", ".join(f"{g.name}" + (f" ({g.memory_gib:.0f} GiB)" if g.memory_gib else "") for g in pv.accelerators.gpus)
     drv = "; ".join(f"{k} {v}" for k, v in (("driver", pv.accelerators.driver_version), ("CUDA", pv.accelerators.cuda_version),
                                              ("ROCm", pv.accelerators.rocm_version)) if v)
@@ -161,13 +165,34 @@ def _recorded(prov: dict) -> tuple[list[tuple[str, str]], list[dict]] | None:
     return rows, cmds
 
 
+def _imported_rows(pv) -> tuple[list[tuple[str, str]], list[dict]]:
+    """An imported run's rows: the tool, that the hardware is not recorded, each file and what it records; its
+    commands (secrets redacted). Never this machine's facts: it only read the files."""
+    imp = pv.imported
+    rows = [("measured on", imp.summary or f"imported from {imp.tool}; hardware {imp.hardware}"),
+            ("imported at", imp.imported_at or "-")]
+    for f in imp.files:
+        parts = [f"sha256 {f.sha256[:12]}" if f.sha256 else "", f"model {f.model}" if f.model else "",
+                 f"{imp.tool} {f.tool_version}" if f.tool_version else "", *(f"{k}: {v}" for k, v in f.recorded.items())]
+        what = "; ".join(x for x in parts if x)
+        rows.append((f"{f.role} file" + (f" at {f.level:g}" if f.level is not None else ""),
+                     f.path + (f" ({what})" if what else "")))
+    cmds = {(f.role, f.command): None for f in imp.files if f.command}
+    return rows, [{"server": role, "configuration": f"the {imp.tool} command (as its file records it, secrets redacted)",
+                   "command": cmd} for role, cmd in cmds]
+
+
 def provenance(run: RunDir, ev: Evidence) -> str:
     """Hardware, versions, models, the exact server commands, requests per level, run duration."""
+    from .provenance import imported_record
     from .render import servers_table
 
     state = run_state(run)
     rows: list[tuple[str, str]] = []
     prov = state.get("provenance")
+    imported = imported_record(run.path)  # an import: the tool's record, never this machine's facts
+    if imported is not None:
+        prov = imported.model_dump(mode="json")
     recorded = _recorded(prov) if isinstance(prov, dict) and prov else None
     cmds = server_commands(run, state)
     if recorded is not None:
@@ -182,7 +207,9 @@ def provenance(run: RunDir, ev: Evidence) -> str:
         rows += [(f"version: {k.replace('_', ' ')}", v) for k, v in sorted(ev.versions.items())]
         rows += [("target model", model_name(ev.target, "tiny-target") or "?"), ("draft", model_name(ev.draft, "tiny-draft") or ev.method or "-"),
                  ("model revisions", "not recorded by this run (paths as in the server commands)")]
-    rows += [("profile", str(state.get("profile", "-"))), ("run duration", _duration(state))]
+    rows += [("profile", str(state.get("profile", "-"))),
+             ("run duration", "measured by the tool (each level's duration is in the load section)" if imported
+              else _duration(state))]
     load = _model(run, "50_load.json", LoadResult)
     if load is not None and load.levels:
         per = {}
@@ -191,11 +218,14 @@ def provenance(run: RunDir, ev: Evidence) -> str:
         rows.append(("requests per load level", "; ".join(f"{load.level_kind} {k:g}: " + ", ".join(v)
                                                           for k, v in sorted(per.items()))))
     table = frame(pd.DataFrame(rows, columns=["what", "value"]))
-    cmd_html = ("<p><b>Exact server commands</b>:</p>"
+    cmd_html = (("<p><b>The benchmark's commands</b> (as its files record them):</p>" if imported else
+                 "<p><b>Exact server commands</b>:</p>")
                 + "".join(f"<p><small>{esc(c['server'])}: {esc(c['configuration'])}</small></p>"
                           f"<pre style='white-space:pre-wrap;font-size:11px'>{esc(c['command'])}</pre>" for c in cmds)
                 if cmds else "")
-    finding = f"Measured on {rows[0][1]}, in {_duration(state)}; {len(cmds)} server command(s) below."
+    finding = (f"Not measured here: {rows[0][1]}; " + (f"{len(cmds)} benchmark command(s) below." if cmds else
+                                                        "the files record no command line.") if imported else
+               f"Measured on {rows[0][1]}, in {_duration(state)}; {len(cmds)} server command(s) below.")
     return section("provenance", "What was measured, on what", finding,
                    table + cmd_html + "<p><b>vLLM servers this run started</b></p>" + servers_table(state.get("servers")))
 
@@ -597,11 +627,35 @@ def operations(decision: Decision, rules_yaml: str) -> str:
 
 
 def redecisions(run: RunDir) -> str:
+    """The history of re-decisions (redecide.md), opened by which parameters the verdict shown was decided with:
+    run.json's, or which values in place of run.json's (an earlier re-decision in the history may not be in effect)."""
     path = Path(run.path) / "redecide.md"
     if not path.exists():
         return ""
+    from .redecide import in_effect
     from .render import code
 
-    return section("redecisions", "Re-decisions of this run", "The verdict was re-decided from the same measurements.",
-                   code(path.read_text()))
+    try:
+        decision = json.loads((Path(run.path) / "decision.json").read_text())
+    except (OSError, ValueError):
+        decision = None
+    state = run_state(run)
+    recorded = state.get("parameters") if isinstance(state.get("parameters"), dict) else {}
+    shown = (decision or {}).get("verdict", "?")
+    if decision is None:
+        finding = "The verdict was re-decided from the same measurements; the history is below."
+    elif diff := in_effect(decision, recorded):
+        finding = (f"The verdict shown ({shown}) was decided with parameters other than run.json's: "
+                   + ", ".join(f"{k} = {_shown(u)} (run.json: {_shown(r)})" for k, (u, r) in diff.items())
+                   + "; the history of re-decisions is below.")
+    else:
+        finding = (f"The verdict shown ({shown}) was decided with run.json's parameters: no -p value of the "
+                   "re-decisions below is in effect.")
+    return section("redecisions", "Re-decisions of this run", finding, code(path.read_text()))
+
+
+def _shown(value) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_shown(x) for x in value) + "]"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 

@@ -132,6 +132,11 @@ def check_pairs(tool: str, pairs: list[tuple[ImportedSide, ImportedSide]], same_
                 "give a baseline and a speculative result of the same target model; if these are two names of one "
                 "target (a router serving the baseline and the speculative configuration by model name), confirm "
                 "it with --same-model")
+    unverified = [s.label for b, s in pairs if not b.speculation and not s.speculation]
+    if unverified:
+        warnings.append(f"neither side of {', '.join(dict.fromkeys(unverified))} records spec-decode counters or a "
+                        "speculative config, so the order cannot be checked: make sure each baseline (the run without "
+                        "speculation) comes before its speculative file, or a loss reads as a win")
     roles = (("", [x for pair in pairs for x in pair]),) if not same_model else \
         (("baseline ", [b for b, _ in pairs]), ("speculative ", [s for _, s in pairs]))
     for role, sides in roles:

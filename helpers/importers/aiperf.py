@@ -67,12 +67,63 @@ def _refuse_summary(path: Path) -> None:
                           f"give the artifact directory {path.parent} or {there}")
 
 
+# genai-perf, AIPerf's predecessor: perf_analyzer's per-request export and genai-perf's own summaries
+GENAI_PERF_RECORDS = "profile_export.json"
+GENAI_PERF_SUMMARIES = ("profile_export_genai_perf.json", "profile_export_genai_perf.csv")
+RERUN_WITH_AIPERF = ("re-run the benchmark with AIPerf, genai-perf's successor (`aiperf profile` takes genai-perf's "
+                     "main flags: -m, --url, --endpoint-type, --streaming, --concurrency), and give its artifact "
+                     f"directory ({RECORDS} with {AGGREGATE} beside it)")
+
+
+def _head(path: Path, size: int = 65536) -> str:
+    try:
+        with open(path, "rb") as f:
+            return f.read(size).decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _refuse_other_formats(path: Path) -> None:
+    """What is not AIPerf's per-request export, said before anything else is read (the load level included):
+    genai-perf's exports and any CSV summary."""
+    name = path.name.lower()
+    if name in GENAI_PERF_SUMMARIES or "genai_perf" in name:
+        raise ImportFileError(f"{path} is genai-perf's summary ({path.name}): aggregates only, no per-request data, "
+                              "and genai-perf is not AIPerf", RERUN_WITH_AIPERF)
+    if path.suffix.lower() == ".csv":
+        raise ImportFileError(f"{path} is a CSV summary: it has no per-request data (the decision needs each "
+                              "request's TTFT and latency)",
+                              f"give the AIPerf artifact directory {path.parent} or the {RECORDS} in it")
+    head = _head(path).lstrip()
+    if name == GENAI_PERF_RECORDS or (head.startswith("{") and '"experiments"' in head):
+        raise ImportFileError(
+            f"{path} is a genai-perf export (perf_analyzer's per-request {GENAI_PERF_RECORDS}), not AIPerf's "
+            f"{RECORDS}: its requests record response timestamps but no token counts (genai-perf counts them with "
+            "the model's tokenizer), and with speculative decoding one streamed chunk carries several tokens, so "
+            "the TPOT the decision needs cannot be read from it", RERUN_WITH_AIPERF)
+
+
+def _records_file(path: Path) -> Path:
+    """The per-request export a path names: the file, or the one in an artifact directory (refused, naming what
+    the directory holds, when it has none: genai-perf's artifacts, a CSV)."""
+    if not path.is_dir():
+        if not path.is_file():
+            raise ImportFileError(f"{path} does not exist", f"give an AIPerf artifact directory or its {RECORDS}")
+        _refuse_other_formats(path)
+        return path
+    if (path / RECORDS).is_file():
+        return path / RECORDS
+    for other in (GENAI_PERF_RECORDS, *GENAI_PERF_SUMMARIES):
+        if (path / other).is_file():
+            _refuse_other_formats(path / other)
+    found = sorted(p.name for p in path.iterdir() if p.is_file())[:6]
+    raise ImportFileError(f"{path} holds no {RECORDS}" + (f" (it holds {', '.join(found)})" if found else " (it is empty)"),
+                          f"give the artifact directory AIPerf wrote (aiperf profile --artifact-dir DIR), or its {RECORDS}")
+
+
 def read(path: str | Path) -> list[ImportedSide]:
     """One :class:`ImportedSide` from an AIPerf artifact directory or its ``profile_export.jsonl``."""
-    path = Path(path).expanduser()
-    jsonl = path / RECORDS if path.is_dir() else path
-    if not jsonl.is_file():
-        raise ImportFileError(f"{jsonl} does not exist", f"give an AIPerf artifact directory or its {RECORDS}")
+    jsonl = _records_file(Path(path).expanduser())
     _refuse_summary(jsonl)
     agg = read_json(jsonl.parent / AGGREGATE, TOOL) if (jsonl.parent / AGGREGATE).is_file() else {}
     cfg = (agg.get("input_config") or {}) if isinstance(agg, dict) else {}
@@ -122,12 +173,16 @@ def read(path: str | Path) -> list[ImportedSide]:
     ep = cfg.get("endpoint") or {}
     model = (ep.get("model_names") or [x.get("name") for x in (cfg.get("models") or {}).get("items") or []] or [""])[0]
     temperature = (ep.get("extra") or {}).get("temperature")  # --extra-inputs temperature:T
+    run_info = (agg.get("run_info") if isinstance(agg, dict) else None) or {}  # AIPerf 0.13: cli_command is here
+    recorded = {k: str(agg[k]) for k in ("start_time", "end_time", "benchmark_id")
+                if isinstance(agg, dict) and agg.get(k) not in (None, "")}
     for r in records:
         if temperature is not None:
             r["temperature"] = float(temperature)
     return [ImportedSide(tool=TOOL, path=jsonl, level=level, level_kind=kind, records=records, duration_s=float(duration),
                          model=str(model), tool_version=version,
                          temperature=float(temperature) if temperature is not None else None,
-                         command=cfg.get("cli_command"), workload="aiperf", speculation=speculation(agg, metric_names),
+                         command=cfg.get("cli_command") or run_info.get("cli_command"), workload="aiperf",
+                         speculation=speculation(agg, metric_names), recorded=recorded,
                          requested=requested if isinstance(requested, int) and not isinstance(requested, bool) else None,
                          extra_files=[jsonl.parent / AGGREGATE] if (jsonl.parent / AGGREGATE).is_file() else [])]

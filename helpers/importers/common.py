@@ -25,6 +25,8 @@ from ..artifacts import PriorResults, RunDir, write_json_atomic
 from ..errors import ImportFileError
 from ..load_analysis import find_crossover, finding, level_stats, speedup_point
 from ..loadgen import NEAR_ZERO_GAP_MS, LoadShape, is_burst
+from ..provenance import IMPORTED_PROFILE, imported
+from ..redact import redact_command
 from ..schemas.load import LoadResult
 from ..schemas.sweep import SweepPoint, SweepResult
 from ..workload_breakdown import BREAKDOWN_CSV, breakdown, write_csv
@@ -58,6 +60,7 @@ class ImportedSide:
     dataset: str | None = None  # the dataset the file names (vllm bench serve --dataset-name), None: not recorded
     requested: int | None = None  # the number of prompts the run was told to send (None: not recorded / time-bound)
     profile: str | None = None  # how the tool chose its load levels when it says (GuideLLM: "sweep", "concurrent", ...)
+    recorded: dict[str, str] = field(default_factory=dict)  # what else the file records of where/when it ran
 
     @property
     def label(self) -> str:
@@ -93,6 +96,9 @@ def sha256(path: Path) -> str:
 
 def read_json(path: Path, tool: str) -> object:
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise ImportFileError(f"{path} is a directory, not a {tool} result file",
+                              "give the result file the tool wrote inside it")
     if not path.is_file():
         raise ImportFileError(f"{tool} result file {path} does not exist", "give the path of the file the tool wrote")
     try:
@@ -111,7 +117,7 @@ def record(i: int, *, ok: bool, error: str | None, prompt_tokens: int | None, ou
     near = sum(1 for g in gaps if g < NEAR_ZERO_GAP_MS)
     decode = sum(gaps) if gaps else None
     return {
-        "id": str(i), "prompt_id": str(i), "workload": workload, "temperature": temperature if temperature is not None else 0.0,
+        "id": str(i), "prompt_id": str(i), "workload": workload, "temperature": temperature,  # None: not recorded
         "phase": "", "warmup": False, "scheduled_s": sent_s, "sent_s": sent_s, "dispatch_lag_ms": 0.0,
         "status": "ok" if ok else "http_error", "http_status": None, "error": None if ok else (error or "failed")[:300],
         "prompt_tokens": prompt_tokens, "output_tokens": output_tokens if ok else 0,
@@ -148,6 +154,20 @@ def prior_results(run_dir: str | Path, force: bool) -> PriorResults:
 def _inside(path: Path, run_dir: Path, rel: list[str]) -> bool:
     path = path.resolve()
     return any(path == (run_dir / r) or (run_dir / r) in path.parents for r in rel)
+
+
+# What each tool sends when not told a temperature, and where its files would record one.
+TEMPERATURE_SENT = {
+    "guidellm": "GuideLLM sends none by default",
+    "vllm bench serve": "vllm bench serve sends the one given with --temperature but records it only as --metadata "
+                        "temperature=T, and vLLM 0.32's sends none without it",
+    "aiperf": "AIPerf sends one only with --extra-inputs temperature:T (then recorded)",
+}
+UNRECORDED_TEMPERATURE = (
+    "the files do not record the sampling temperature, so it is filed as unknown, not as 0 ({sent}; a request "
+    "without one gets the server's default: the model's generation_config.json temperature, else 1.0). The report "
+    "cannot judge acceptance or the speedups against the production temperature without it (INCONCLUSIVE where "
+    "they decide): import again with --temperature T --force once you know it")
 
 
 def _t(x: float) -> str:
@@ -242,6 +262,8 @@ def build_run(pairs: list[tuple[ImportedSide, ImportedSide]], run_dir: str | Pat
     if inside:
         raise ImportFileError(f"{inside[0]} is among the earlier results of {prior.run_dir} that --force would move away",
                               "copy the file out of the run directory first, or import into a new directory")
+    for side in (s for pair in pairs for s in pair):  # a key, a bearer token or a URL password never lands in 50_load
+        side.command = redact_command(side.command)
     backup = prior.back_up("import")
     run = RunDir(run_dir)
     imported = run.artifacts / "imported"
@@ -263,7 +285,7 @@ def build_run(pairs: list[tuple[ImportedSide, ImportedSide]], run_dir: str | Pat
                 files.append({"role": config, "level": side.level, "path": str(src.resolve()),
                               "copied_to": str(copy.relative_to(run.path)), "sha256": sha if not j else sha256(src),
                               "tool_version": side.tool_version, "command": side.command, "model": side.model,
-                              "notes": side.notes if not j else []})
+                              "notes": side.notes if not j else [], "recorded": side.recorded if not j else {}})
             recs = []
             for i, r in enumerate(side.records):
                 r = dict(r, id=f"{_phase(config, side)}/{attempt}-{i}", phase=_phase(config, side), workload=r["workload"])
@@ -291,14 +313,17 @@ def build_run(pairs: list[tuple[ImportedSide, ImportedSide]], run_dir: str | Pat
     first = pairs[0][1]
     load_t = t
     if load_t is None:
-        warnings.append("the files do not record the sampling temperature: pass --temperature so the report "
-                        "can compare it with the production temperature")
+        warnings.append(UNRECORDED_TEMPERATURE.format(sent=TEMPERATURE_SENT.get(first.tool, f"{first.tool} "
+                                                                                   "records none")))
+        if any(s.acceptance for _, s in pairs):
+            warnings.append("the speculative run's acceptance counters are kept in 50_load.json's levels but not filed "
+                            "as a sweep point (40_sweep.json): a point is an acceptance at a known temperature")
     source = {"tool": first.tool, "tool_version": first.tool_version, "files": files,
               "command": first.command, "imported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "importer": "playbook import"}
     if backup is not None:
         source["replaced"] = {"moved_to": str(backup.relative_to(run.path)), "paths": prior.paths}
-    res = LoadResult(level_kind=first.level_kind, workload=first.workload, temperature=load_t or 0.0,
+    res = LoadResult(level_kind=first.level_kind, workload=first.workload, temperature=load_t,
                      levels=levels, speedup=sorted(speedups, key=lambda x: x.level), design="sequential",
                      pinning=f"imported from {first.tool}: not measured by the playbook", source=source,
                      warnings=warnings)
@@ -309,9 +334,9 @@ def build_run(pairs: list[tuple[ImportedSide, ImportedSide]], run_dir: str | Pat
     res.breakdown = breakdown(all_records, res, seed)
     write_csv(res.breakdown, run.artifact(BREAKDOWN_CSV))
     run.write_json("50_load.json", res)
-    _write_sweep(run, pairs, load_t, source)
+    swept = _write_sweep(run, pairs, load_t, source)
     write_json_atomic(run.artifact(IMPORT_JSON), source)
-    _write_run_json(run, pairs, load_t, params, source, has_sweep=any(s.acceptance for _, s in pairs))
+    _write_run_json(run, pairs, load_t, params, source, has_sweep=swept)
     return res
 
 
@@ -334,17 +359,19 @@ def _configured(pairs, params: dict, warnings: list[str]) -> dict:
     return out
 
 
-def _write_sweep(run: RunDir, pairs, temperature: float | None, source: dict) -> None:
-    """The speculative side's acceptance (the tool's counter deltas) as a one-point sweep at the load's temperature."""
+def _write_sweep(run: RunDir, pairs, temperature: float | None, source: dict) -> bool:
+    """The speculative side's acceptance (the tool's counter deltas) as a one-point sweep at the load's temperature;
+    none (False) when the files record no acceptance, or no temperature (a sweep point is an acceptance *at* a
+    temperature: filed at a guessed one, the report would judge it as measured there)."""
     acc = [s.acceptance for _, s in pairs if s.acceptance and s.acceptance.get("draft_tokens")]
-    if not acc:
+    if not acc or temperature is None:
         run.artifact("40_sweep.json").unlink(missing_ok=True)
-        return
+        return False
     drafts = sum(a.get("drafts") or 0 for a in acc)
     draft_tokens = sum(a["draft_tokens"] for a in acc)
     accepted = sum(a.get("accepted") or 0 for a in acc)
     per_pos = acc[0].get("per_position") or []
-    t = temperature if temperature is not None else 0.0
+    t = temperature
     point = SweepPoint(temperature=t, acceptance_rate=accepted / draft_tokens,
                        mean_acceptance_length=1 + accepted / drafts if drafts else None, per_position=per_pos,
                        drafts=drafts, draft_tokens=draft_tokens, accepted=accepted,
@@ -355,6 +382,7 @@ def _write_sweep(run: RunDir, pairs, temperature: float | None, source: dict) ->
                         finding=f"imported from {source['tool']}: acceptance {point.acceptance_rate:.2f} at T={t:g} "
                                 "(the server's counters over the speculative run)")
     run.write_json("40_sweep.json", sweep)
+    return True
 
 
 def _write_run_json(run: RunDir, pairs, temperature: float | None, params: dict, source: dict, has_sweep: bool) -> None:
@@ -367,7 +395,9 @@ def _write_run_json(run: RunDir, pairs, temperature: float | None, params: dict,
     steps = [{"name": "50_load", "status": "done", "finished_at": now}]
     if has_sweep:
         steps.insert(0, {"name": "40_sweep", "status": "done", "finished_at": now})
-    state = {"run_id": run.path.name, "created_at": now, "profile": f"imported ({source['tool']})",
+    state = {"run_id": run.path.name, "created_at": now, "profile": f"{IMPORTED_PROFILE} ({source['tool']})",
              "parameters": parameters, "steps": steps,
-             "versions": {k: v for k, v in {source["tool"]: source.get("tool_version")}.items() if v}}
+             "versions": {k: v for k, v in {source["tool"]: source.get("tool_version")}.items() if v},
+             # the tool measured, on hardware its files do not record: this machine's facts are not the run's
+             "provenance": imported(source).model_dump(mode="json")}
     write_json_atomic(run.path / "run.json", state)

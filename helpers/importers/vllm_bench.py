@@ -11,6 +11,11 @@ success); and, when the server exposes them, ``spec_decode_acceptance_rate`` (pe
 bench serve's own /metrics deltas over the run. TPOT is (latency - TTFT) / (output tokens - 1), the
 formula vllm bench serve itself uses. The file records neither the sampling temperature nor the
 vLLM version unless given as ``--metadata temperature=0 vllm_version=...``.
+
+Files of the older ``benchmarks/benchmark_serving.py`` (vLLM before ``vllm bench serve``, and its many forks)
+hold ``input_lens``, ``output_lens``, ``ttfts``, ``itls``, ``generated_texts`` and ``errors`` but no ``latencies``
+and no ``start_times``: each latency is rebuilt as TTFT + the sum of its ITLs (the time to the last token, which
+is how that script measured it up to the stream's end), with a note.
 """
 
 from __future__ import annotations
@@ -24,6 +29,10 @@ from .common import ImportedSide, read_json, record, spec_decode_metrics, tpot
 
 TOOL = "vllm bench serve"
 DETAILED = ("input_lens", "output_lens", "ttfts", "itls", "latencies", "errors")
+LEGACY = ("input_lens", "output_lens", "ttfts", "itls")  # benchmark_serving.py's per-request lists (no latencies)
+LEGACY_NOTE = ("written by the older benchmarks/benchmark_serving.py (no 'latencies'): each request's latency is "
+               "rebuilt as TTFT + the sum of its ITLs, which leaves out the few ms between the last token and the "
+               "stream's end; request start times are not recorded")
 
 
 def _float(value) -> float | None:
@@ -55,10 +64,12 @@ ITEM_RULES = {
 }
 
 
-def _check_types(path: Path, data: dict) -> None:
+def _check_types(path: Path, data: dict, legacy: bool = False) -> None:
     """Every field the import reads has the type vllm bench serve writes: a file edited or produced by
-    another tool fails here, naming the field and the request, before anything is written."""
-    fix = "give the file vllm bench serve --save-result --save-detailed wrote, unedited"
+    another tool fails here, naming the field and the request, before anything is written. ``legacy``: a file
+    of benchmarks/benchmark_serving.py (the fix names what that script takes)."""
+    fix = ("give the file benchmarks/benchmark_serving.py --save-result wrote, unedited" if legacy else
+           "give the file vllm bench serve --save-result --save-detailed wrote, unedited")
     for key, (what, ok) in ITEM_RULES.items():
         items = data.get(key)
         if items is None and key in ("start_times", "generated_texts"):
@@ -108,15 +119,22 @@ def read(path: str | Path) -> list[ImportedSide]:
         raise ImportFileError(f"{path} is not a `vllm bench serve --save-result` file (no 'duration'/'completed')",
                               "give the JSON file written by vllm bench serve --save-result --save-detailed")
     missing = [k for k in DETAILED if not isinstance(data.get(k), list)]
-    if missing:
+    legacy = bool(missing) and all(isinstance(data.get(k), list) for k in LEGACY) and "latencies" in missing
+    if missing and not legacy:
         raise ImportFileError(f"{path} has no per-request data ({', '.join(missing)} missing)",
                               "run vllm bench serve again with --save-result --save-detailed: the decision needs "
                               "each request's TTFT and latency, not only the summary")
+    notes: list[str] = []
+    if legacy:  # benchmarks/benchmark_serving.py: latency = TTFT + sum(ITL)
+        data = {**data, "latencies": [(t or 0.0) + sum(g for g in (gaps or []) if _number(g))
+                                      if _number(t) and isinstance(gaps, list) else t
+                                      for t, gaps in zip(data["ttfts"], data["itls"], strict=False)]}
+        data.setdefault("errors", [""] * len(data["ttfts"]))
+        notes.append(LEGACY_NOTE)
     n = len(data["ttfts"])
     if any(len(data[k]) != n for k in DETAILED):
         raise ImportFileError(f"{path}: the per-request lists have different lengths", "give the file as vllm bench serve wrote it")
-    _check_types(path, data)
-    notes: list[str] = []
+    _check_types(path, data, legacy)
     temperature = _float(data.get("temperature"))
     starts = data.get("start_times") or [None] * n
     t0 = min((s for s in starts if s is not None), default=0.0)
@@ -150,8 +168,12 @@ def read(path: str | Path) -> list[ImportedSide]:
                       "draft_tokens": data["spec_decode_draft_tokens"], "accepted": data.get("spec_decode_accepted_tokens") or 0}
     version = data.get("vllm_version") or data.get("version")
     if not version:
-        notes.append("the file does not record the vLLM version (add --metadata vllm_version=X.Y.Z when running it)")
-    return [ImportedSide(tool=TOOL, path=path, level=level, level_kind=kind, records=records,
+        notes.append("the file does not record the vLLM version" + (
+            "" if legacy else " (add --metadata vllm_version=X.Y.Z when running it)"))
+    recorded = {k: str(data[k]) for k in ("date", "backend", "tokenizer_id", "label") if data.get(k) not in (None, "")}
+    if legacy:
+        recorded["writer"] = "benchmarks/benchmark_serving.py (before vllm bench serve)"
+    return [ImportedSide(tool=TOOL, path=path, level=level, level_kind=kind, records=records, recorded=recorded,
                          duration_s=float(data["duration"]), temperature=temperature, model=str(data.get("model_id") or ""),
                          tool_version=str(version) if version else None, command=data.get("command"),
                          workload=workload, acceptance=acceptance, speculation=speculation(data), notes=notes,

@@ -183,15 +183,22 @@ def finite_json(data: Any) -> Any:
     return data
 
 
+DECISION_SCHEMA_VERSION = 1  # decision.json's layout (README "Run directory"); raised when a field changes meaning
+
+
 class Decision(BaseModel):
     """decision.json at the run directory's root."""
 
     @model_serializer(mode="wrap")
     def _finite(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
-        """As JSON (decision.json), no NaN or Infinity anywhere: null instead."""
+        """As JSON (decision.json), no NaN or Infinity anywhere: null instead; no ``changes`` block unless a
+        re-decision set one (a script testing ``"changes" in decision`` must not see an empty one)."""
         data = handler(self)
+        if isinstance(data, dict) and not data.get("changes"):
+            data.pop("changes", None)
         return finite_json(data) if info.mode_is_json() else data
 
+    schema_version: int = Field(DECISION_SCHEMA_VERSION, description="the layout of decision.json")
     verdict: Overall
     confidence: Literal["high", "medium", "low"]
     headline: str
@@ -207,5 +214,6 @@ class Decision(BaseModel):
     finding: str = ""
     provenance: Provenance | None = Field(None, description="GPUs, driver, CUDA, vLLM versions, exact server "
                                           "commands and model revisions of the run (helpers/provenance.py)")
-    changes: dict = Field(default_factory=dict, description="set by a re-decision (`playbook report RUN_DIR -p ...`): "
-                          "the previous verdict and the parameters changed")
+    changes: dict = Field(default_factory=dict, description="set by a re-decision (`playbook report RUN_DIR -p ...`, "
+                          "or going back to run.json's parameters after one): the previous verdict, the parameters "
+                          "changed (from -> to) and the -p values in effect; absent otherwise")

@@ -108,7 +108,8 @@ class LoadResult(StepResult):
     step: str = "50_load"
     level_kind: Literal["concurrency", "rate"] = "concurrency"
     workload: str = ""
-    temperature: float = 0.0
+    temperature: float | None = Field(0.0, description="sampling temperature of the requests; None only for an "
+                                      "import whose files do not record it (unknown, not 0)")
     levels: list[LevelStats] = Field(default_factory=list)
     speedup: list[SpeedupPoint] = Field(default_factory=list)
     crossover: float | None = Field(None, description="first level (status ok) where the speedup's CI upper bound < 1")

@@ -19,7 +19,8 @@ class RequestRecord(BaseModel):
     id: str = Field(description="unique: <phase>/<attempt>-<index> (warmups: -w<index>)")
     prompt_id: str
     workload: str
-    temperature: float
+    temperature: float | None = Field(description="sampling temperature; None only in an import whose files do not "
+                                      "record it (unknown, not 0)")
     phase: str = Field(description="label of the phase, e.g. 'baseline@c4'")
     warmup: bool = False
     scheduled_s: float = Field(description="when the arrival process said to send it")

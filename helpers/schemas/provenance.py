@@ -70,11 +70,41 @@ class ModelRevision(BaseModel):
     note: str = ""
 
 
+class ImportedFile(BaseModel):
+    """One file of another tool's that an imported run was read from (``playbook import``)."""
+
+    role: str = Field("", description="baseline or spec")
+    level: float | None = Field(None, description="the concurrency or request rate it measured")
+    path: str = Field("", description="where it was read from, on the importing machine")
+    sha256: str = ""
+    tool_version: str | None = None
+    model: str = ""
+    command: str | None = Field(None, description="the tool's command line as the file records it (secrets "
+                                                  "redacted); None when the file records none")
+    recorded: dict[str, str] = Field(default_factory=dict, description="what else the file records of where and "
+                                     "when it ran (vllm bench serve's date, GuideLLM's client platform, ...)")
+
+
+class ImportedFrom(BaseModel):
+    """An imported run: another tool measured it, on hardware that tool does not record."""
+
+    tool: str
+    tool_version: str | None = None
+    imported_at: str = ""
+    hardware: str = Field("not recorded by the tool", description="what the files say of the measuring machine")
+    summary: str = Field("", description="'imported from aiperf 0.13.0; hardware not recorded by the tool'")
+    files: list[ImportedFile] = Field(default_factory=list)
+
+
 class Provenance(BaseModel):
-    collected_at: str
-    host: str
-    accelerators: Accelerators = Field(default_factory=Accelerators)
-    cpu: CpuInfo = Field(default_factory=CpuInfo)
-    software: Software
+    collected_at: str = Field(description="when the facts were collected (an import: when it was imported)")
+    host: str | None = Field(description="the measuring machine's host name; None when not recorded (an import)")
+    accelerators: Accelerators | None = Field(default_factory=Accelerators,
+                                              description="None when not recorded (an import)")
+    cpu: CpuInfo | None = Field(default_factory=CpuInfo, description="None when not recorded (an import)")
+    software: Software | None = Field(description="None when not recorded (an import: see ``imported``)")
     servers: list[ServerProvenance] = Field(default_factory=list)
     models: list[ModelRevision] = Field(default_factory=list)
+    imported: ImportedFrom | None = Field(None, description="set when the run was imported from another tool's "
+                                          "files (playbook import): then host, accelerators, cpu and software are "
+                                          "None, never the importing machine's")

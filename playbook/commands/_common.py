@@ -29,6 +29,24 @@ def print_json(data: Any) -> None:
     sys.stdout.write("\n")
 
 
+def read_only_reason(path) -> str | None:
+    """Why nothing can be written in directory ``path`` ("Read-only file system", "Permission denied"), or None when
+    a file can be created there. A full disk is not this (its fix is to free space)."""
+    import errno
+    import os
+    import tempfile
+
+    try:
+        fd, name = tempfile.mkstemp(prefix=".write-probe-", dir=path)
+    except OSError as exc:
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            return exc.strerror or str(exc)
+        return None  # another failure (ENOSPC, ...): the write itself will say what
+    os.close(fd)
+    os.unlink(name)
+    return None
+
+
 def _items(text: str, example: str) -> list[str]:
     """The items of a comma-separated list; an empty one between commas ('1,,4') is a typo, not nothing."""
     items = [x.strip() for x in text.strip().removesuffix(",").split(",")]

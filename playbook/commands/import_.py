@@ -15,15 +15,17 @@ HELP = "import vllm bench serve / guidellm / aiperf results (baseline and specul
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("tool", choices=["vllm-bench", "guidellm", "aiperf"],
-                        help="vllm-bench: files of `vllm bench serve --save-result --save-detailed`; guidellm: its "
-                             "benchmarks.json; aiperf: an artifact directory (or its profile_export.jsonl)")
+                        help="vllm-bench: files of `vllm bench serve --save-result --save-detailed` (or of the older "
+                             "benchmarks/benchmark_serving.py --save-result); guidellm: its benchmarks.json or .yaml, "
+                             "or the folder holding it; aiperf: an artifact directory (or its profile_export.jsonl)")
     parser.add_argument("files", nargs="+", metavar="BASELINE SPEC",
                         help="pairs: the run without speculation, then the run with it (repeat the pair for "
                              "more load levels: B1 S1 B2 S2 ...)")
     parser.add_argument("--run-dir", default=None, help="where to write (default runs/import-<time>)")
     parser.add_argument("--temperature", type=float, default=None,
                         help="sampling temperature of the runs, when the files do not record it (a value different "
-                             "from the one they record is refused)")
+                             "from the one they record is refused); without it such a temperature is filed as "
+                             "unknown, and the report cannot judge acceptance or speedups against production's")
     parser.add_argument("--same-model", action="store_true",
                         help="the baseline and speculative files name different models that are one target model "
                              "(a router serving both configurations by model name): compare them anyway")

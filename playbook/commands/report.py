@@ -76,6 +76,31 @@ def _validated(run: RunDir, params: dict, overrides: dict) -> ReportParams:
                              "-p NAME=VALUE") from None
 
 
+def refuse_read_only(run: RunDir, p: ReportParams, args) -> None:
+    """A run directory nothing can be written to (a read-only mount, no permission): decide in memory, print the
+    verdict, then refuse saying so (not "free some disk space": the disk is not full)."""
+    from playbook.commands._common import read_only_reason
+
+    reason = read_only_reason(run.path)
+    if reason is None:
+        return
+    from playbook.helpers import decide, evidence
+
+    verdict = None
+    with contextlib.suppress(Exception):  # the verdict is a courtesy here; the error below is the answer
+        d = decide.decide_for(evidence.gather(run, p.production_temperature, params=p), p)
+        verdict = d.verdict
+        if args.json:
+            print_json({"run_dir": str(run.path), "report": None, "verdict": d.verdict, "written": False})
+        else:
+            print(f"verdict: {d.verdict} ({d.confidence} confidence): {d.headline}\n"
+                  "         computed, not written: decision.json, summary.md and report.html stay as they were")
+    raise ArtifactError(
+        f"the run directory {run.path} is read-only ({reason})" + ("" if verdict else ": nothing was decided"),
+        f"copy it somewhere writable and report there: cp -a {run.path} /tmp/{run.path.name} && "
+        f"playbook report /tmp/{run.path.name}")
+
+
 def run(args) -> int:
     from playbook.helpers import redecide
     from playbook.helpers.params import parse_override
@@ -94,9 +119,12 @@ def run(args) -> int:
     if overrides:  # what the decision was taken with, for the changes block (run.json's own, if they are valid)
         with contextlib.suppress(PlaybookError):
             p_before = _validated(run_dir, recorded, {})
+    refuse_read_only(run_dir, p_after, args)  # says the verdict it computed, then why nothing is written
     result = steps.report(p_after, run_dir)
     out = {"run_dir": str(run_dir.path), "report": None, "verdict": result.decision.verdict}
-    changes = redecide.changes(before, p_before, p_after, result.decision, overrides) if overrides else None
+    # a re-decision whenever the previous decision used other parameters: -p values, or going back to run.json's
+    changes = redecide.changes(before, p_before, p_after, result.decision, overrides)
+    changes = changes if redecide.worth_recording(changes) else None
     if changes:
         redecide.record(run_dir, changes)  # before rendering: the report notebook may show redecide.md
     failure = None
@@ -117,8 +145,10 @@ def run(args) -> int:
     else:
         print(f"report:  {out['report'] or '(not rendered)'}\nverdict: {out['verdict']}")
         if changes:
+            used = (", ".join(f"{k}={v}" for k, v in overrides.items()) if overrides else "back to run.json's "
+                    "parameters: " + ", ".join(f"{k}={v['to']}" for k, v in changes["parameters"].items()))
             print(f"re-decided without measuring: {changes['previous_verdict'] or 'none'} -> {changes['verdict']} "
-                  f"({', '.join(f'{k}={v}' for k, v in overrides.items())}); see {run_dir.path / redecide.NOTE}")
+                  f"({used}); see {run_dir.path / redecide.NOTE}")
     if failure is not None:
         raise failure
     return 0
