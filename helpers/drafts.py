@@ -188,35 +188,141 @@ def check_head_matches(target_model: str, draft_model: str, method: str, mode: s
                          "smaller model of its tokenizer")
 
 
-def unusable_reason(target: ModelSpec, draft: ModelSpec | None, method: str) -> str:
-    """Why vLLM would not serve ``draft`` for ``target`` with ``method`` (this module's checks: same vocabulary, an
-    EAGLE head trained for this target, a draft smaller than the target), said for a prediction about the pair
-    (``playbook predict``); '' when it would."""
+# What pair_problem found, by kind: vLLM refuses the pair at start-up, or serves it uselessly ("vocab_ids": equal
+# vocab_size, other token ids: vLLM starts, and the draft's proposals are nearly all rejected).
+REFUSED_KINDS = ("no_draft", "mtp", "head", "method", "vocab", "size")
+
+
+def _drafts_fix(target: ModelSpec | str) -> str:
+    name = target if isinstance(target, str) else target.name
+    return f"`playbook drafts --target {name}` ranks the drafts it can use"
+
+
+def needs_draft_problem(method: str, target: str) -> tuple[str, str]:
+    """(why, fix) for a method that drafts with a model or head given none (``draft_model: ""``)."""
+    what = ("an EAGLE head trained for the target" if method in ("eagle", "eagle3") else
+            "a smaller model with the target's tokenizer" if method == "draft_model" else "a draft model or head")
+    return (f"method {method} needs draft_model ({what}), but draft_model is empty",
+            f"give draft_model ({_drafts_fix(target)}); for no draft use method ngram or suffix")
+
+
+def pair_problem(target: ModelSpec, draft: ModelSpec | None, method: str,
+                 heterogeneous_vocab: bool = False) -> tuple[str, str, str]:
+    """(kind, why, fix) when vLLM would not serve ``draft`` for ``target`` with ``method`` (this module's checks: MTP
+    layers for mtp, same vocabulary, an EAGLE head trained for this target and its method, a draft smaller than the
+    target); ('', '', '') when it would. ``heterogeneous_vocab``: the speculative config sets use_heterogeneous_vocab.
+    ``kind`` is one of :data:`REFUSED_KINDS`, or "vocab_ids" (vLLM serves it, but its token ids mean other tokens)."""
     if method == "mtp" and not target.mtp_layers:
-        return (f"{target.name} ships no MTP layers (its config has no num_nextn_predict_layers or "
+        return ("mtp", f"{target.name} ships no MTP layers (its config has no num_nextn_predict_layers or "
                 "mtp_num_hidden_layers), which vLLM's method mtp drafts with (DeepSeek-V3, Qwen3-Next, MiMo, GLM-4.5 "
-                "have them); the prediction is a what-if with one decoder layer as the draft")
+                "have them)", "use method ngram or suffix (no draft), or draft_model/eagle3 with a draft "
+                f"({_drafts_fix(target)})")
     if draft is None or method not in ("draft_model", "eagle", "eagle3"):
-        return ""
+        return "", "", ""
     if draft.eagle_head:  # a head's config rarely names its target: only one naming another target is flagged
+        head_fix = (f"give draft_model a head trained for {target.name} ({_drafts_fix(target)}), or method "
+                    "draft_model with a smaller model of its tokenizer")
         if mismatch := head_mismatch(target, draft):
-            return f"{mismatch}; the prediction is a what-if"
+            return "head", mismatch, head_fix
         named = compat.head_target(draft)
-        if not named or head_for(draft, target):
-            return ""
-        return (f"{draft.name} names {named} as its target in its config, not {target.name}: an EAGLE head drafts "
-                "from the hidden states of the target it was trained on; the prediction is a what-if")
+        if named and not head_for(draft, target):
+            return ("head", f"{draft.name} names {named} as its target in its config, not {target.name}: an EAGLE head "
+                    "drafts from the hidden states of the target it was trained on", head_fix)
+        if method != (own := compat.eagle_method(draft)):
+            kind = "an EAGLE-3 head" if own == "eagle3" else "an EAGLE (1) head"
+            return "method", f"{draft.name} is {kind}, which vLLM serves with method {own}, not {method}", \
+                f"set method: {own}"
+        return "", "", ""
     cand = score_candidate(target, draft)
+    if cand.heterogeneous_vocab and heterogeneous_vocab and method == "draft_model":
+        return "", "", ""
     if cand.heterogeneous_vocab or cand.same_tokenizer is False:
-        why = cand.reasons[0]  # score_candidate's tokenizer verdict comes first
-    elif cand.ratio <= 1:
-        why = "not smaller than the target"
-    elif method not in cand.methods:
-        why = f"vLLM offers it {', '.join(cand.methods) or 'no method'}"
-    else:
+        kind = "vocab" if target.vocab_size != draft.vocab_size else "vocab_ids"
+        return (kind, cand.reasons[0], f"give a draft with {target.name}'s tokenizer ({_drafts_fix(target)})"
+                + (", or set use_heterogeneous_vocab in extra_server_args' --speculative-config" if cand.heterogeneous_vocab
+                   else "") + ", or method ngram or suffix (no draft)")
+    if cand.ratio <= 1:
+        return ("size", f"not smaller than the target ({cand.params_b:.3g}B parameters vs "
+                f"{total_params(target) / 1e9:.3g}B): a draft as costly as the target saves no time",
+                f"give a smaller model of its tokenizer as draft_model ({_drafts_fix(target)}), or method ngram or "
+                "suffix (no draft)")
+    if method not in cand.methods:
+        return ("method", f"{draft.name} is not an EAGLE head, and method {method} drafts with a head trained for the "
+                f"target (vLLM offers it {', '.join(cand.methods) or 'no method'})",
+                f"set method: draft_model to use {draft.name} as a draft model, or give draft_model an EAGLE head "
+                f"({_drafts_fix(target)})")
+    return "", "", ""
+
+
+def unusable_reason(target: ModelSpec, draft: ModelSpec | None, method: str) -> str:
+    """Why vLLM would not serve ``draft`` for ``target`` with ``method`` (:func:`pair_problem`), said for a prediction
+    about the pair (``playbook predict``); '' when it would."""
+    kind, why, _fix = pair_problem(target, draft, method)
+    if not kind:
         return ""
+    if kind in ("mtp", "head") or draft is None:
+        return f"{why}; the prediction is a what-if" + ("" if kind == "head" else " with one decoder layer as the draft")
     return (f"{draft.name} as the {method} draft of {target.name}: {why}; the prediction is a what-if "
             "(`playbook drafts --target ...` ranks the drafts this target can use)")
+
+
+def check_pair(target_model: str, draft_model: str, method: str, mode: str = "managed",
+               heterogeneous_vocab: bool = False) -> None:
+    """Raise ValueError('problem; fix') when the run would start vLLM with a (method, draft) pair it cannot serve
+    (:func:`needs_draft_problem`, :func:`pair_problem` but for a vocabulary vLLM accepts): for parameter validation,
+    as ``params.check_tensor_parallel`` does. Managed mode only: an external server was configured by whoever started
+    it (its method and draft may be left at the defaults), and the embedded pair is fixed. Names that do not resolve
+    are left to the model checks (nothing raised here)."""
+    from .errors import ModelError
+    from .models import resolve
+    from .specconfig import NEEDS_MODEL
+
+    if mode != "managed" or not target_model:
+        return
+    if method in NEEDS_MODEL and not draft_model:
+        why, fix = needs_draft_problem(method, target_model)
+        raise ValueError(f"{why}; {fix}")
+    if method not in ("mtp", "draft_model", "eagle", "eagle3"):
+        return
+    check_head_matches(target_model, draft_model, method, mode)
+    try:
+        target = resolve(target_model, "target")
+        draft = resolve(draft_model, "draft") if method != "mtp" else None
+    except ModelError:
+        return
+    kind, why, fix = pair_problem(target, draft, method, heterogeneous_vocab)
+    if kind in REFUSED_KINDS:
+        pair = f"method {method} with target {target_model}" + (f" and draft {draft_model}" if draft is not None else "")
+        raise ValueError(f"{pair}: vLLM cannot serve it: {why}; {fix}")
+
+
+def configured_pair_warning(target: ModelSpec, p) -> str:
+    """What step 10 says of the run's own (method, draft_model) when vLLM would not serve it, or would serve it
+    uselessly: in managed mode only a vocabulary vLLM accepts gets here (the rest is refused with the parameters,
+    :func:`check_pair`); in external mode the parameters describe servers someone else started, so the step says it
+    instead of refusing. '' on the embedded pair, and when the pair is fine or a name does not resolve."""
+    from .errors import ModelError
+    from .models import resolve
+    from .specconfig import NEEDS_MODEL
+
+    method, draft_model = p.method, p.draft_model
+    if p.mode == "embedded":
+        return ""
+    if method in NEEDS_MODEL and not draft_model:
+        why, fix = needs_draft_problem(method, target.name)
+    else:
+        try:
+            draft = resolve(draft_model, "draft") if draft_model and method in ("draft_model", "eagle", "eagle3") else None
+        except ModelError:
+            return ""
+        _kind, why, fix = pair_problem(target, draft, method)
+    if not why:
+        return ""
+    said = ("the servers' configuration as the parameters describe it" if p.mode == "external"
+            else "the configured draft")
+    return (f"{said} (method {method}, draft_model {draft_model or '(none)'}) is not one vLLM serves usefully: {why}; "
+            f"{fix}" + ("; if your servers run another configuration, set method and draft_model to describe it (the "
+                        "memory budget and the report's launch command follow them)" if p.mode == "external" else ""))
 
 
 def catalog_siblings(target: ModelSpec) -> list[ModelSpec]:
@@ -278,6 +384,13 @@ def rank(target: ModelSpec, candidates: list[ModelSpec], low: float = 8.0, high:
     return result
 
 
+def why_unusable(c: DraftCandidate) -> str:
+    """The reason a candidate scored 0 (its reasons also say what is right about it: "same tokenizer")."""
+    decisive = next((r for r in c.reasons if r.startswith("not smaller than the target") or "not usable" in r
+                     or "vLLM cannot load it" in r or r.startswith(("different tokenizer", "another vocabulary"))), None)
+    return decisive or c.reasons[0]
+
+
 def finding(r: DraftsResult, no_go_below: float = NO_GO_BELOW, local: bool = False) -> str:
     if not r.candidates:
         if local:  # the catalog knows no model of its architecture: the user's own drafts are elsewhere
@@ -287,7 +400,7 @@ def finding(r: DraftsResult, no_go_below: float = NO_GO_BELOW, local: bool = Fal
                     f"({', '.join(r.target_methods)} supported)")
         return f"No draft candidates for {r.target}; n-gram/suffix need none ({', '.join(r.target_methods)} supported)"
     if not r.best:
-        return f"No usable draft for {r.target}: {r.candidates[0].reasons[0]}; consider {', '.join(ALWAYS)}"
+        return f"No usable draft for {r.target}: {why_unusable(r.candidates[0])}; consider {', '.join(ALWAYS)}"
     b = r.candidates[0]
     acc = "" if b.acceptance_rate is None else f", measured acceptance {b.acceptance_rate:.2f}" + (
         f" (below {no_go_below:.2f}: a no-go at this acceptance)" if b.acceptance_rate < no_go_below else "")

@@ -42,35 +42,81 @@ _MIG_PROFILE = re.compile(r"\s+MIG\s+(\d+)g\.(\d+)gb\S*\s*$", re.IGNORECASE)
 _MIG_COMPUTE_SLICES = 7  # A100, H100, H200, B200: 7 GPU slices
 
 
-def get_gpu(name: str) -> GPUSpec:
-    """A catalog entry by name (case- and dash-insensitive) or by the product name nvidia-smi prints
-    ('NVIDIA H100 80GB HBM3'); unknown names list close matches. A MIG instance's name (:func:`mig_instance`)
-    gets its profile's share of the GPU."""
+def get_gpu(name: str, memory_param: str | None = None) -> GPUSpec:
+    """A catalog entry by name (case- and dash-insensitive), by the product name nvidia-smi prints
+    ('NVIDIA H100 80GB HBM3'), or by its family and what else the name says ('H100-SXM5-80GB': :func:`by_family`);
+    unknown names list the family's entries first, then close matches. A MIG instance's name (:func:`mig_instance`)
+    gets its profile's share of the GPU. ``memory_param``: how the caller's user gives the memory of a GPU the
+    catalog lacks (``gpu_memory_gib`` in a profile; default: playbook memory's --gpu-memory-gib)."""
     if mig := _MIG_PROFILE.search(name):
-        return mig_instance(get_gpu(name[:mig.start()]), int(mig.group(1)), int(mig.group(2)))
+        return mig_instance(get_gpu(name[:mig.start()], memory_param), int(mig.group(1)), int(mig.group(2)))
 
-    def key(n: str) -> str:
-        return n.lower().replace("-", "").replace(" ", "").replace("_", "")
-
-    cname = {key(n): n for n in _catalog()}.get(key(name)) or match_smi_name(name)
+    cname = {_key(n): n for n in _catalog()}.get(_key(name)) or match_smi_name(name)
     if cname is None:
-        typed = key(name)
+        typed = _key(name)
         # 'H100' names two form factors: say both, not the nearest spelling (H200)
-        forms = [n for n in gpu_names() if typed and key(n).startswith(typed)]
-        if len(forms) > 1:
-            raise ParameterError(f"'{name}' names more than one GPU in the catalog: {' or '.join(forms)}",
-                                 f"use {' or '.join(forms)} (nvidia-smi -L prints which)")
-        close = forms + [n for n in difflib.get_close_matches(name, gpu_names(), n=4, cutoff=0.3) if n not in forms]
-        raise ParameterError(
-            f"unknown GPU '{name}'" + (f"; closest: {', '.join(close[:4])}" if close else ""),
-            f"use one of {', '.join(gpu_names())} (playbook memory also takes --gpu-memory-gib for another GPU)",
-        )
+        forms = [n for n in gpu_names() if typed and _key(n).startswith(typed)]
+        family, narrowed = by_family(name)
+        if len(forms) <= 1 and len(narrowed) == 1:
+            cname = narrowed[0]
+        elif len(forms) > 1 or len(narrowed) > 1:
+            named = forms if len(forms) > 1 else narrowed
+            raise ParameterError(f"'{name}' names more than one GPU in the catalog: {' or '.join(named)}",
+                                 f"use {' or '.join(named)} (nvidia-smi -L prints which)")
+        else:
+            close = list(dict.fromkeys(forms + family + difflib.get_close_matches(name, gpu_names(), n=4, cutoff=0.3)))
+            other = (f"for a GPU the catalog lacks, give {memory_param}, its memory in GiB, in place of its name"
+                     if memory_param else "playbook memory also takes --gpu-memory-gib for another GPU")
+            raise ParameterError(
+                f"unknown GPU '{name}'" + (f"; closest: {', '.join(close[:4])}" if close else ""),
+                f"use one of {', '.join(gpu_names())} ({other})",
+            )
     entry = {k: v for k, v in _catalog()[cname].items() if k in GPUSpec.model_fields}
     spec = GPUSpec(name=cname, **entry)
     if spec.is_cpu:
         spec.memory_gib = round(host_memory_gib(), 2)
         spec.detected = True
     return spec
+
+
+def _key(n: str) -> str:
+    return n.lower().replace("-", "").replace(" ", "").replace("_", "")
+
+
+_MEMORY_WORD = re.compile(r"(\d+)(?:gb|g|gib)")
+_FORM_WORD = re.compile(r"(sxm|pcie|nvl)\d*")
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in re.split(r"[\s_-]+", text.lower()) if w]
+
+
+def _family(words: list[str]) -> str | None:
+    """The model number among a name's words: the first with a digit that is not a memory size (H100, A100, 6000)."""
+    return next((w for w in words if any(c.isdigit() for c in w) and not _MEMORY_WORD.fullmatch(w)), None)
+
+
+def by_family(name: str) -> tuple[list[str], list[str]]:
+    """(the catalog entries of the name's family, those its other words agree with): 'H100 80GB' is the family H100
+    (H100-SXM, H100-PCIe, H100-NVL), of which the 80 GB ones are H100-SXM and H100-PCIe; 'H100-SXM5-80GB' leaves
+    H100-SXM. The words read are a memory size (within 12% of the entry's GiB) and a form factor (SXM, PCIe, NVL);
+    others (HBM3, NVIDIA) are ignored. ([], []) when no entry has the name's model number."""
+    words = _words(name)
+    fam = _family(words)
+    if fam is None:
+        return [], []
+    family = [n for n in gpu_names() if _family(_words(n)) == fam]
+    narrowed = list(family)
+    for w in words:
+        if m := _MEMORY_WORD.fullmatch(w):
+            size = int(m.group(1))
+            narrowed = [n for n in narrowed if _catalog()[n].get("memory_gib")
+                        and abs(_catalog()[n]["memory_gib"] - size) <= 0.12 * size]
+        elif m := _FORM_WORD.fullmatch(w):
+            form = m.group(1)
+            narrowed = [n for n in narrowed if any(x.startswith(form) for pat in [n, *_catalog()[n].get("nvidia_smi", [])]
+                                                   for x in _words(pat))]
+    return family, narrowed
 
 
 def mig_instance(gpu: GPUSpec, compute_slices: int, memory_gb: int) -> GPUSpec:

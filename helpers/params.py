@@ -150,6 +150,67 @@ def check_tensor_parallel(target_model: str, tp: int, mode: str = "managed") -> 
                          f"(vLLM refuses it); use {tpn} {', '.join(map(str, fits[:-1]))} or {fits[-1]}")
 
 
+def _servers_len(mode: str) -> str:
+    mml = shown_name("max_model_len")
+    return (f" (in external mode, {mml} must be your servers' --max-model-len)" if mode == "external" else "")
+
+
+DEFAULT_MAX_MODEL_LEN = 1024  # the embedded engine's; the parameters cells hold it
+
+
+def servers_context(p: Any) -> int | None:
+    """The context length the servers a step measures refuse longer requests beyond: ``max_model_len``, which the
+    playbook starts them with (embedded, managed). In external mode someone else started them: their max_model_len is
+    known only when the user gave one; left at the embedded engine's default (the measuring commands have no flag for
+    it) it says nothing about them, and None is returned (a too-long request then shows as HTTP 400 errors)."""
+    limit = getattr(p, "max_model_len", None)
+    if not limit or (getattr(p, "mode", None) == "external" and limit == DEFAULT_MAX_MODEL_LEN):
+        return None
+    return limit
+
+
+def check_output_fits(max_tokens: int, max_model_len: int | None, mode: str = "managed") -> None:
+    """A request's prompt (at least one token) and its ``max_tokens`` must fit ``max_model_len``: vLLM answers any
+    request with max_tokens >= max_model_len with HTTP 400, so the sweep and the load test would measure only errors.
+    ``max_model_len`` None: the servers' context is not known (:func:`servers_context`)."""
+    if max_model_len is None or max_tokens < max_model_len:
+        return
+    mt, mml = shown_name("max_tokens"), shown_name("max_model_len")
+    raise ValueError(f"{mt} {max_tokens} leaves no room for a prompt within {mml} {max_model_len} (vLLM refuses a "
+                     f"request whose prompt + {mt} exceeds it, with HTTP 400){_servers_len(mode)}; lower {mt} (e.g. "
+                     f"{max(1, min(max_tokens, max_model_len // 4))}) or raise {mml}")
+
+
+def check_context_fits(context_length: int, max_model_len: int, mode: str = "managed") -> None:
+    """``context_length`` (tokens per request) beyond ``max_model_len``: vLLM serves no such request, and the memory
+    figures and the report's rules would speak of requests that cannot exist (``playbook memory`` refuses the same)."""
+    if context_length <= max_model_len:
+        return
+    cl, mml = shown_name("context_length"), shown_name("max_model_len")
+    raise ValueError(f"{cl} {context_length} exceeds {mml} {max_model_len}: a request cannot outgrow the server's "
+                     f"context{_servers_len(mode)}; give {cl} {max_model_len} or less, or raise {mml} to "
+                     f"{context_length} or more (within the model's maximum)")
+
+
+# An SLO no server meets is an SLO given in seconds. TPOT below 1 ms asks for over 1000 tokens/s in every request's
+# decode: a vLLM decode step on a GPU takes several ms (a small model at batch 1 included), and speculation divides it
+# by the few tokens a step accepts; real TPOT SLOs are 10..200 ms, and the same SLOs in seconds (0.01..0.5) land below 1.
+# TTFT below 5 ms is less than vLLM's own path for any request (HTTP, tokenization, scheduling, a prefill forward pass:
+# 10..30 ms even for a short prompt on an idle H100); real TTFT SLOs are 100 ms..several s, and in seconds (0.1..4)
+# they land below 5 (a 5 s TTFT written as 5 still passes: the floors catch only SLOs no server meets).
+SLO_FLOORS_MS = {"slo_tpot_ms": 1.0, "slo_ttft_ms": 5.0}
+
+
+def check_slo_ms(name: str, value: float) -> float:
+    """An SLO in ms below what any server meets (:data:`SLO_FLOORS_MS`), 0 aside (no SLO): refused as seconds."""
+    floor = SLO_FLOORS_MS[name]
+    if 0 < value < floor:
+        shown = shown_name(name)
+        raise ValueError(f"{value:g} ms is below {floor:g} ms, which no vLLM server meets; did you give seconds? "
+                         f"{value:g} s is {shown}: {value * 1000:g} (the SLO is in milliseconds; 0 = no SLO)")
+    return value
+
+
 def _threshold(name: str):
     """The field of :class:`Thresholds` named ``name``: a step declaring a rule's threshold uses the same
     default, bounds and help as the report step, so one name means one thing everywhere."""
@@ -178,6 +239,8 @@ def _split_args(value: Any) -> Any:
         return items
     out: list[Any] = []
     for item in items:
+        if isinstance(item, (int, float)) and not isinstance(item, bool):
+            item = str(item)  # [--max-num-seqs, 64]: YAML reads 64 as a number, vLLM's command line takes text
         text = item.strip() if isinstance(item, str) else None
         if text and text.startswith("-") and any(ch.isspace() for ch in text):
             try:
@@ -265,9 +328,10 @@ class StepParams(BaseModel):
     prometheus_url: str = Field("", description="prometheus: the Prometheus server's base URL")
     prometheus_selector: str = Field("", description='prometheus: label matchers of the speculative replicas, e.g. job="spec"')
     baseline_prometheus_selector: str = Field("", description="prometheus: label matchers of the baseline replicas")
-    max_model_len: int = Field(1024, ge=64, le=TOKENS_MAX, description="max context length given to vLLM")
+    max_model_len: int = Field(DEFAULT_MAX_MODEL_LEN, ge=64, le=TOKENS_MAX, description="max context length given to vLLM")
     gpu_memory_utilization: float | None = Field(None, gt=0, le=1, description="vLLM --gpu-memory-utilization "
-                                                 "(default by mode: 0.3 embedded, vLLM's 0.9 managed/external)")
+                                                 "(None takes the mode's default: 0.3 embedded, vLLM's 0.9 "
+                                                 "managed/external)")
     kv_cache_gib: float = Field(1.0, ge=0, description="KV cache space in GiB (CPU backend; 0 = derive)")
     tensor_parallel_size: int = Field(1, ge=1, description="vLLM tensor parallel size")
     pipeline_parallel_size: int = Field(1, ge=1, description="vLLM pipeline parallel size")
@@ -348,10 +412,23 @@ class StepParams(BaseModel):
 
     @model_validator(mode="after")
     def _head_fits_target(self):
-        """An EAGLE head trained for another target: vLLM cannot load it for this one (helpers/drafts.py)."""
-        from .drafts import check_head_matches
+        """A (method, draft) pair vLLM cannot serve for the target, refused before any step (managed mode; see
+        helpers/drafts.py check_pair): a method that drafts with a model given none, an EAGLE method given a plain
+        model, an EAGLE head trained for another target, a draft not smaller than the target, another vocabulary
+        without use_heterogeneous_vocab, mtp on a target without MTP layers. In external mode the servers were
+        configured by whoever started them, and method/draft_model only describe them (often left at the defaults):
+        nothing is refused there."""
+        from .drafts import check_pair
+        from .specconfig import SpecConfigError, split_speculative_args
 
-        check_head_matches(self.target_model, self.draft_model, self.method, self.mode)
+        if self.mode != "managed":
+            return self
+        try:
+            keys = split_speculative_args(self.extra_server_args, self.tensor_parallel_size)[1]
+        except SpecConfigError:
+            keys = {}
+        check_pair(self.target_model, self.draft_model, self.method, self.mode,
+                   heterogeneous_vocab=bool(keys.get("use_heterogeneous_vocab")))
         return self
 
     @model_validator(mode="after")
@@ -433,7 +510,7 @@ class MemoryParams(StepParams):
             from .gpus import get_gpu
 
             try:
-                get_gpu(v)
+                get_gpu(v, memory_param=shown_name("gpu_memory_gib"))
             except ParameterError as exc:
                 raise ValueError(f"{exc.problem}; {exc.fix}") from None
         return v
@@ -448,6 +525,11 @@ class MemoryParams(StepParams):
     @model_validator(mode="after")
     def _whole_tp_groups(self):
         check_gpus_per_group(self.num_gpus, self.tensor_parallel_size)
+        return self
+
+    @model_validator(mode="after")
+    def _context_fits(self):
+        check_context_fits(self.context_length, self.max_model_len, self.mode)
         return self
 
 
@@ -503,6 +585,11 @@ class SweepParams(StepParams):
         if not any(str(w).strip() for w in v):
             raise ValueError("give at least one workload class or prompts file, e.g. structured")
         return v
+
+    @model_validator(mode="after")
+    def _output_fits(self):
+        check_output_fits(self.max_tokens, servers_context(self), self.mode)
+        return self
 
 
 class LoadParams(StepParams):
@@ -602,6 +689,11 @@ class LoadParams(StepParams):
             raise ValueError("give concurrencies or rates")
         return self
 
+    @model_validator(mode="after")
+    def _output_fits(self):
+        check_output_fits(self.max_tokens, servers_context(self), self.mode)
+        return self
+
     @field_validator("temperature")
     @classmethod
     def _temperature_defaults_to_production(cls, v: float, info: ValidationInfo) -> float:
@@ -650,6 +742,22 @@ class ReportParams(StepParams):
         if bad:
             raise ValueError(f"temperatures must lie in [0, 2]; got {bad}")
         return v
+
+    @model_validator(mode="after")
+    def _head_fits_target(self):
+        """Not checked here: the report decides on what was measured (or imported, whose draft the files may not
+        name) and starts no server; `playbook run` refuses the pair with every other step's parameters."""
+        return self
+
+    @field_validator("slo_tpot_ms", "slo_ttft_ms")
+    @classmethod
+    def _slo_in_ms(cls, v: float, info: ValidationInfo) -> float:
+        return check_slo_ms(str(info.field_name), v)
+
+    @model_validator(mode="after")
+    def _context_fits(self):
+        check_context_fits(self.context_length, self.max_model_len, self.mode)
+        return self
 
     def thresholds(self) -> Thresholds:
         """The rules' thresholds as given to this step."""
@@ -743,8 +851,9 @@ def _explain(exc: ValidationError, values: dict[str, Any]) -> str:
         if given is None and not where:  # YAML reads `gpu:` with nothing after it as null
             msg = (f"has no value (in YAML, '{field}:' with nothing after it reads as null); give one, or delete "
                    "the line for the default")
-        lines.append(f"{label}: {msg}{_quote_hint(exc_model(exc), field, given)}"
-                     f"{_percent_hint(exc_model(exc), field, given)}")
+        model = exc_model(exc)
+        lines.append(f"{label}: {msg}{_quote_hint(model, field, given)}{_percent_hint(model, field, given)}"
+                     f"{_unit_hint(model, field, given)}")
     return "; ".join(lines)
 
 
@@ -752,26 +861,91 @@ def exc_model(exc: ValidationError) -> type[BaseModel] | None:
     return next((m for m in STEP_MODELS.values() if m.__name__ == exc.title), None)
 
 
-def _percent_hint(model: type[BaseModel] | None, field: Any, given: Any) -> str:
-    """A fraction given as a percentage (``max_ttft_rise=25`` for 25%): its bound is small, the value 1..100."""
+# Fractions a percentage is easily given for (gpu_memory_utilization: 90): the parameters bounded to [0, 1] (shares,
+# rates, utilization, the acceptance thresholds) and these. Not temperatures (0..2, no percentage), nor
+# target_ci_halfwidth (a relative width where 0.5 and 2 are plausible too).
+FRACTION_FIELDS = frozenset({"max_ttft_rise"})
+
+
+def _bound(model: type[BaseModel], field: str, *attrs: str) -> float | None:
+    return next((getattr(m, a) for m in model.model_fields[field].metadata for a in attrs
+                 if getattr(m, a, None) is not None), None)
+
+
+def is_fraction(model: type[BaseModel] | None, field: Any) -> bool:
+    """Whether ``field`` of ``model`` is a fraction (a share, a rate, a utilization) a percentage may be given for."""
     if model is None or not isinstance(field, str) or field not in model.model_fields:
-        return ""
-    le = next((m.le for m in model.model_fields[field].metadata if getattr(m, "le", None) is not None), None)
-    if le is not None and le <= 5 and isinstance(given, (int, float)) and not isinstance(given, bool) \
-            and le < given <= 100:
+        return False
+    if field in FRACTION_FIELDS:
+        return True
+    high, low = _bound(model, field, "le", "lt"), _bound(model, field, "ge", "gt")
+    return high is not None and high <= 1 and low is not None and low >= 0
+
+
+def _percent_hint(model: type[BaseModel] | None, field: Any, given: Any) -> str:
+    """A fraction given as a percentage (``max_ttft_rise=25`` for 25%): the value 1..100 for a fraction parameter."""
+    if is_fraction(model, field) and isinstance(given, (int, float)) and not isinstance(given, bool) \
+            and 1 < given <= 100:
         return f" (if {given:g} is a percentage, give {given / 100:g})"
     return ""
 
 
+# The unit a numeric parameter's name implies (said as "is in GiB"), and what a unit written after the number is in it.
+_SECONDS = {"s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1, "ms": 1e-3, "m": 60, "min": 60, "mins": 60,
+            "minute": 60, "minutes": 60, "h": 3600, "hr": 3600, "hour": 3600, "hours": 3600}
+_UNITS: list[tuple[Any, str, dict[str, float]]] = [
+    (lambda n: n.endswith("_gib"), "is in GiB", {"gib": 1, "gb": 1, "g": 1, "mib": 1 / 1024, "mb": 1 / 1024,
+                                                "tib": 1024, "tb": 1024}),
+    (lambda n: n.endswith("_ms"), "is in milliseconds", {k: v * 1000 for k, v in _SECONDS.items()}
+     | {"us": 1e-3, "µs": 1e-3}),
+    (lambda n: n.endswith("_s"), "is in seconds", _SECONDS),
+    (lambda n: n.endswith(("_len", "_length", "_tokens")), "counts tokens", {"k": 1024, "m": 1024 ** 2}),
+    (lambda n: n.endswith("_pp"), "is in percentage points", {"%": 1, "pp": 1}),
+]
+_WITH_UNIT = re.compile(r"\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+))\s*([A-Za-z%µ]+)\s*")
+
+
+def _unit_hint(model: type[BaseModel] | None, field: Any, given: Any) -> str:
+    """A number written with a unit (``gpu_memory_gib: 80GB``, ``max_model_len: 8k``, ``server_start_timeout_s: 30m``,
+    ``gpu_memory_utilization: 90%``): the unit the parameter's name implies and the number to give."""
+    if model is None or not isinstance(field, str) or field not in model.model_fields or not isinstance(given, str) \
+            or not _numeric(model.model_fields[field].annotation):
+        return ""
+    m = _WITH_UNIT.fullmatch(given)
+    if not m:
+        return ""
+    number, unit = float(m.group(1)), m.group(2).lower()
+    if is_fraction(model, field):
+        said, table = "is a fraction of 1, 0.9 for 90%", {"%": 0.01}
+    else:
+        said, table = next(((k, t) for test, k, t in _UNITS if test(field)), ("is a plain number", {}))
+    if unit not in table:
+        return f" ({field} {said}: give the number alone, without '{m.group(2)}')"
+    value = number * table[unit]
+    shown = str(int(value)) if float(value).is_integer() else f"{value:.6g}"
+    return f" ({field} {said}: give {shown}, without the unit)"
+
+
 def _quote_hint(model: type[BaseModel] | None, field: Any, given: Any) -> str:
-    """A text parameter given a value YAML read as a number or a boolean (``-p served_model_name=1234``)."""
+    """A text parameter given a value YAML read as a number or a boolean (``-p served_model_name=1234``); ``no``/``false``
+    most often means "none", which is the empty string (``draft_model: ""`` for no draft)."""
     if model is None or not isinstance(field, str) or field not in model.model_fields:
         return ""
-    if model.model_fields[field].annotation is str and isinstance(given, (bool, int, float)):
-        kind = "a boolean" if isinstance(given, bool) else "a number"
-        return (f" (it was read as {kind}; quote it to mean text: -p {field}='\"{given}\"' "
-                f"on the command line, {field}: \"{given}\" in a profile)")
-    return ""
+    if model.model_fields[field].annotation is not str or not isinstance(given, (bool, int, float)):
+        return ""
+    info = model.model_fields[field]
+    if given is False and (info.default == "" or "''" in (info.description or "")):  # '' means none there
+        none = " for no draft (with method ngram or suffix)" if field == "draft_model" else " for none"
+        return (f" (YAML reads no/false/off as the boolean false: give {field}: \"\"{none}, -p {field}='' on the "
+                f"command line; to mean the word itself, quote it: {field}: \"no\")")
+    if given is False:
+        return (f" (YAML reads no/false/off as a boolean: quote the word you typed to mean text, e.g. {field}: \"no\" "
+                f"in a profile, -p {field}='\"no\"' on the command line)")
+    if given is True:
+        return (f" (YAML reads yes/true/on as a boolean: quote the word you typed to mean text, e.g. {field}: \"yes\" "
+                f"in a profile, -p {field}='\"yes\"' on the command line)")
+    return (f" (it was read as a number; quote it to mean text: -p {field}='\"{given}\"' "
+            f"on the command line, {field}: \"{given}\" in a profile)")
 
 
 def validate_params(model: type[StepParams], values: dict[str, Any]) -> StepParams:
@@ -808,16 +982,58 @@ def misspelt_names(namespace: dict[str, Any]) -> list[str]:
                   and difflib.get_close_matches(name, known, n=1, cutoff=0.85))
 
 
+# Names a user brings from vLLM's command line or `playbook memory`'s flags, and the parameter that means the same.
+ALIASES = {"model": "target_model", "target": "target_model", "draft": "draft_model", "speculative_model": "draft_model",
+           "draft_model_name": "draft_model", "tp": "tensor_parallel_size", "pp": "pipeline_parallel_size",
+           "dp": "data_parallel_size", "k": "num_speculative_tokens", "num_spec_tokens": "num_speculative_tokens",
+           "spec_tokens": "num_speculative_tokens", "speculative_method": "method", "spec_method": "method",
+           "max_seq_len": "max_model_len", "context_len": "max_model_len", "gpu_memory": "gpu_memory_gib",
+           "quant": "target_quant", "api_key": "api_key_env"}
+# vLLM engine arguments (`vllm serve --help`, vllm/engine/arg_utils.py EngineArgs) no step parameter sets: they go to
+# the servers the playbook starts through extra_server_args.
+VLLM_ENGINE_ARGS = frozenset({
+    "max_num_seqs", "max_num_batched_tokens", "dtype", "quantization", "enable_prefix_caching",
+    "no_enable_prefix_caching", "enable_chunked_prefill", "enforce_eager", "trust_remote_code", "swap_space",
+    "block_size", "tokenizer", "tokenizer_mode", "revision", "code_revision", "tokenizer_revision", "download_dir",
+    "load_format", "distributed_executor_backend", "max_seq_len_to_capture", "cpu_offload_gb", "chat_template",
+    "limit_mm_per_prompt", "max_logprobs", "disable_log_stats", "disable_log_requests", "enable_lora", "max_loras",
+    "max_lora_rank", "lora_modules", "compilation_config", "cuda_graph_sizes", "scheduling_policy",
+    "disable_custom_all_reduce", "enable_expert_parallel", "rope_scaling", "rope_theta", "hf_overrides",
+    "override_generation_config", "generation_config", "guided_decoding_backend", "structured_outputs_config",
+    "enable_auto_tool_choice", "tool_call_parser", "reasoning_parser", "max_num_partial_prefills",
+    "long_prefill_token_threshold", "num_gpu_blocks_override", "kv_cache_memory_bytes", "calculate_kv_scales",
+    "enable_sleep_mode", "async_scheduling", "speculative_config", "host", "port", "uvicorn_log_level",
+    "max_parallel_loading_workers", "worker_cls", "config_format", "seed_everything", "mm_processor_kwargs",
+})
+
+
+def _suggestion(name: str, known: list[str]) -> str:
+    """What an unknown name most likely means: the parameter it is another name for, a vLLM flag that belongs in
+    extra_server_args, or the closest known names."""
+    plain = name.strip().lstrip("-").replace("-", "_").lower()
+    if plain in known and plain != name:
+        return f" (did you mean {plain}?)"
+    if plain in ALIASES:
+        return f" (did you mean {ALIASES[plain]}?)"
+    if plain in VLLM_ENGINE_ARGS:
+        flag = "--" + plain.replace("_", "-")
+        also = ("; target_quant/draft_quant name the checkpoints' precision the memory budget assumes"
+                if plain == "quantization" else "; method, draft_model and num_speculative_tokens build it"
+                if plain == "speculative_config" else "")
+        return (f" (a vLLM flag: put it in extra_server_args, e.g. extra_server_args: [{flag}, VALUE]; the playbook "
+                f"gives it to the servers it starts{also})")
+    close = difflib.get_close_matches(plain, known, n=3)
+    return f" (did you mean {', '.join(close)}?)" if close else ""
+
+
 def unknown_parameter_error(names: list[str], fix: str | None = None) -> ParameterError:
-    """Unknown names, each with the closest known names (``fix``: what to do, default the known names)."""
+    """Unknown names, each with what it most likely means (``fix``: what to do, default where the names are listed)."""
     known = sorted(known_parameters())
-    hints = []
-    for name in names:
-        close = difflib.get_close_matches(name, known, n=3)
-        hints.append(f"'{name}'" + (f" (did you mean {', '.join(close)}?)" if close else ""))
+    hints = [f"'{name}'{_suggestion(name, known)}" for name in names]
     return ParameterError(
         f"unknown parameter {', '.join(hints)}",
-        fix or "known parameters: " + ", ".join(known),
+        fix or "correct the name: `playbook params STEP` lists a step's parameters (e.g. `playbook params 20_memory`); "
+               "a vLLM engine flag goes in extra_server_args",
     )
 
 
@@ -888,8 +1104,24 @@ def load_profile(path: str | os.PathLike) -> dict[str, Any]:
         raise ProfileError(f"profile {path}: the key {safe_yaml.short(not_names[0])} is not a parameter name "
                            f"(YAML read it as a {type(not_names[0]).__name__})",
                            "keys are parameter names: write 'name: value' (`playbook params STEP` lists them)")
-    data.pop("description", None)
+    check_description(data.pop("description", None), path)
     return data
+
+
+def check_description(value: Any, path: Path | str) -> None:
+    """A profile's ``description`` is text. Keys indented under it (``description:`` followed by ``  slo_tpot_ms: 25``)
+    make it a mapping, and would be dropped with it without a word: refused, naming them."""
+    held = value if isinstance(value, dict) else next((v for v in value if isinstance(v, dict)), None) \
+        if isinstance(value, list) else None
+    if not held:
+        return
+    keys = ", ".join(str(k) for k in held)
+    what = "a mapping" if isinstance(value, dict) else "a list with a mapping"
+    raise ProfileError(
+        f"profile {path}: description holds {what}: the keys under it ({_clip(keys, 200)}) would be "
+        "ignored with it",
+        "move those keys to the left margin (no indentation), and give description one line of text, e.g. "
+        "description: 'my 2x H100 node'")
 
 
 # Defaults that depend on the mode, for a parameter the profile and overrides leave out. The models (and so the

@@ -70,7 +70,10 @@ def rank_drafts(p: DraftsParams) -> tuple[ModelSpec, list[ModelSpec], DraftsResu
     configured draft, else smaller catalog models sharing its tokenizer) and their ranking."""
     target = models.resolve(p.target_model, "target")
     candidates = _drafts.candidates_for(target, p.draft_candidates, p.draft_model)
-    return target, candidates, _drafts.rank(target, candidates, p.ratio_low, p.ratio_high)
+    result = _drafts.rank(target, candidates, p.ratio_low, p.ratio_high)
+    if warning := _drafts.configured_pair_warning(target, p):  # the run's own pair, said beside the ranking
+        result.warnings.append(warning)
+    return target, candidates, result
 
 
 def drafts(p: DraftsParams, run: RunDir) -> DraftsResult:
@@ -78,7 +81,9 @@ def drafts(p: DraftsParams, run: RunDir) -> DraftsResult:
     target, candidates, result = rank_drafts(p)
     run.write_json("10_drafts.json", result)  # the static ranking is on disk before any probe
     if p.acceptance_probe and p.mode != "external" and candidates:
+        said = result.warnings
         result = _drafts.probe(p, run, target, candidates, p.ratio_low, p.ratio_high)
+        result.warnings = [*said, *(w for w in result.warnings if w not in said)]
         run.write_json("10_drafts.json", result)
     return result
 

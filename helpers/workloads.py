@@ -448,20 +448,45 @@ def _note_rescaled_shares(spec: str) -> None:
                       stacklevel=3)
 
 
+def _output_tokens(name: str, max_tokens: int) -> int:
+    """The most output tokens a part's requests ask for: its ``out`` option's longest, else its items' own for a
+    generated class (long_context asks for its own), else the step's ``max_tokens`` (which replaces a file's)."""
+    base, opts = split_options(name)
+    if opts.get("out"):
+        return shaping.parse_length(opts["out"], "out").high
+    if base in GENERATED:
+        return max((it.max_tokens or 0 for it in _resolve(name, None, None)), default=0) or max_tokens
+    return max_tokens
+
+
 def check_lengths(spec: str, p) -> None:
-    """A prompts file's prompts must leave room for the output within max_model_len: vLLM answers a longer one
-    with HTTP 400, which would count as an error, not a measurement. Counted in the target's tokens when the
-    parameters name its tokenizer, else bounded from below by bytes / 16 (no BPE token is longer)."""
-    limit, out = getattr(p, "max_model_len", None), getattr(p, "max_tokens", None) or 0
-    if not limit:
+    """Every request of a workload must fit max_model_len with its output: vLLM answers a longer one with HTTP 400,
+    which would count as an error, not a measurement. A part with an ``in`` length (long_context has one by default)
+    is checked by that length, the user's; a prompts file or shipped set by each prompt, counted in the target's tokens
+    when the parameters name its tokenizer, else bounded from below by bytes / 16 (no BPE token is longer). External
+    servers are checked against a max_model_len the user gave (params.servers_context)."""
+    from .params import servers_context
+
+    limit, max_tokens = servers_context(p), getattr(p, "max_tokens", None) or 0
+    if not limit:  # external servers whose context was not given: theirs to refuse
         return
-    room = limit - out
-    tok_dir = shaping.tokenizer_for(p)
-    parts = mix_parts(spec)
-    for name, _share, _temp in parts:
-        base, _ = split_options(name)
-        if base in GENERATED or base in known_workloads():  # shipped sets are short; long_context is sized to fit
+    tok_dir = None
+    for name, _share, _temp in mix_parts(spec):
+        base, opts = split_options(name)
+        out = _output_tokens(name, max_tokens)
+        n_in = opts.get("in") or (str(LONG_CONTEXT_TOKENS) if base in GENERATED else None)
+        if n_in:
+            prompt = shaping.parse_length(n_in, "in").high
+            if prompt + out > limit:
+                given = f"in={n_in}" if opts.get("in") else f"its default {LONG_CONTEXT_TOKENS}-token prompts"
+                raise WorkloadError(
+                    f"workload {name} asks for prompts of up to {prompt} tokens ({given}) and {out} output tokens: "
+                    f"{prompt + out} exceeds max_model_len {limit}, and vLLM would answer those requests with HTTP 400",
+                    f"give in= at most {max(1, limit - out)} (e.g. {base}[in={max(1, limit - out)}]), fewer output "
+                    "tokens, or raise max_model_len (within the model's maximum)")
             continue
+        room = limit - out
+        tok_dir = tok_dir or shaping.tokenizer_for(p)
         too_long = []
         for it in _resolve(name, None, None):
             text = it.prompt if it.prompt is not None else "\n".join(str(m.get("content", "")) for m in it.messages or [])
@@ -479,6 +504,7 @@ def check_lengths(spec: str, p) -> None:
                 f"{len(too_long)} prompt(s) of {base} leave no room for {out} output tokens within max_model_len "
                 f"{limit}: {shown}; vLLM would answer them with HTTP 400",
                 "shorten or drop those prompts, lower max_tokens, or raise max_model_len (within the model's maximum)")
+
 
 def tool_call_schema(tools: list[dict]) -> dict:
     """The JSON schema vLLM guides a ``tool_choice: "required"`` call to (vllm/tool_parsers/utils.py

@@ -241,13 +241,18 @@ def verdict_of(run: RunDir) -> str | None:
 
 
 # -- workloads -----------------------------------------------------------------------------------
-def _absolute_workload_paths(values: dict[str, Any]) -> dict[str, Any]:
-    """A prompts file given relative to where `playbook run` was started, made absolute."""
+def _absolute_workload_paths(values: dict[str, Any], base: Path | None = None) -> dict[str, Any]:
+    """A prompts file given relative to ``base`` (a profile's directory), else to where `playbook run` was started,
+    made absolute: the notebooks run with the run directory as cwd."""
     from playbook.helpers.params import _split_list
 
     def fix(spec: Any) -> Any:
-        if isinstance(spec, str) and spec and not os.path.isabs(spec) and Path(spec).expanduser().is_file():
-            return str(Path(spec).expanduser().resolve())
+        if not isinstance(spec, str) or not spec or os.path.isabs(spec):
+            return spec
+        path = Path(spec).expanduser()
+        for b in ([base] if base is not None else []) + [Path.cwd()]:
+            if (b / path).is_file():
+                return str((b / path).resolve())
         return spec
 
     out = dict(values)
@@ -259,18 +264,41 @@ def _absolute_workload_paths(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _absolute_model_paths(values: dict[str, Any]) -> dict[str, Any]:
-    """Model directories given relative to where `playbook run` was started, made absolute (helpers/server.py)."""
-    from playbook.helpers.params import _split_list
-    from playbook.helpers.server import absolute_model_path
+MODEL_PATHS = ("target_model", "draft_model")  # and draft_candidates' items, the *_checkpoints mappings' values
+
+
+def _absolute_model_paths(values: dict[str, Any], base: Path | None = None, origin: str = "") -> dict[str, Any]:
+    """Model directories made absolute (helpers/server.py resolve_model_path): ``$VAR`` and ``~`` expanded, a relative
+    path read from ``base`` (the directory of the profile ``origin`` names), else from where `playbook run` was
+    started. A path that does not exist is refused here, before any run directory exists."""
+    import yaml
+
+    from playbook.helpers.params import _parse_mapping, _split_list
+    from playbook.helpers.server import resolve_model_path
+
+    def fix(value: Any, what: str) -> Any:
+        return resolve_model_path(value, base, what, origin)
 
     out = dict(values)
-    for name in ("target_model", "draft_model"):
+    for name in MODEL_PATHS:
         if name in out:
-            out[name] = absolute_model_path(out[name])
+            out[name] = fix(out[name], name)
     if isinstance(_split_list(out.get("draft_candidates")), list):
-        out["draft_candidates"] = [absolute_model_path(d) for d in _split_list(out["draft_candidates"])]
+        out["draft_candidates"] = [fix(d, "draft_candidates item") for d in _split_list(out["draft_candidates"])]
+    for name in ("target_checkpoints", "draft_checkpoints"):
+        try:
+            mapping = _parse_mapping(out[name]) if name in out else None
+        except (ValueError, yaml.YAMLError):  # YAML that does not parse: the parameter's validation says so
+            continue
+        if isinstance(mapping, dict) and mapping:
+            out[name] = {k: fix(v, f"{name}[{k}]") for k, v in mapping.items()}
     return out
+
+
+def profile_values(prof: Path) -> dict[str, Any]:
+    """A profile's parameters, its model paths and prompts files read relative to its own directory."""
+    values, where = load_profile(prof), prof.resolve().parent
+    return _absolute_model_paths(_absolute_workload_paths(values, where), where, f"profile {prof.resolve()}")
 
 
 def check_workloads(per_step: dict[str, dict[str, Any]]) -> None:
@@ -323,7 +351,7 @@ def run_playbook(
         runs_root = run.path.parent
     else:
         prof = profile_path(profile)
-        values = {**load_profile(prof), **overrides}
+        values = {**profile_values(prof), **overrides}
         todo = all_steps if not only else sorted({notebook_for(o).stem for o in only} | {REPORT_STEP})
         runs_root = Path(runs_dir).expanduser().resolve()
         state = None

@@ -12,6 +12,7 @@ tests/unit/test_notebooks.py fails when a notebook's cell and its model disagree
 from __future__ import annotations
 
 import sys
+import types
 import typing
 from pathlib import Path
 
@@ -25,8 +26,13 @@ SHARED_HEADER = "# -- shared by every step (usually set in the profile) --"
 
 
 def type_name(annotation) -> str:
-    """A plain annotation papermill can parse: str, int, float, bool, list[float], ..."""
+    """A plain annotation papermill can parse: str, int, float, bool, list[float], ...; ``float | None`` is ``float``
+    (None, its default, means "the mode's default", which the field's help says)."""
     origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(inner) == 1:
+            return type_name(inner[0])
     if origin is typing.Literal:
         return type(typing.get_args(annotation)[0]).__name__
     if origin is list:

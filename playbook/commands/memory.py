@@ -64,13 +64,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def params_from(args: argparse.Namespace, method: str) -> MemoryParams:
-    """The memory step's model from the flags ('none' budgets no draft: validated as draft_model without one)."""
+    """The memory step's model from the flags ('none' budgets no draft: validated as ngram, a method without one)."""
     embedded = args.target == "embedded" or (bool(args.kv_cache_gib) and not args.gpu and not args.gpu_memory_gib
                                             and gpus.detect() is None)
     num_gpus = args.num_gpus or args.tp * args.pp
     return validate_params(MemoryParams, dict(
         mode="embedded" if embedded else "managed", target_model=args.target,
-        draft_model="" if method == "none" else args.draft, method="draft_model" if method == "none" else method,
+        draft_model="" if method == "none" else args.draft, method="ngram" if method == "none" else method,
         gpu=args.gpu, gpu_memory_gib=args.gpu_memory_gib or 0.0, num_gpus=num_gpus,
         tensor_parallel_size=args.tp, pipeline_parallel_size=args.pp, target_quant=args.target_quant, draft_quant=args.draft_quant,
         kv_cache_dtype=args.kv_cache_dtype, max_model_len=args.max_model_len,
@@ -98,24 +98,41 @@ def _reserve_from_log(path: str, b) -> float:
 
 
 def apply_profile(args: argparse.Namespace) -> None:
-    """Fill each flag still at its default from the profile's parameter of the same meaning."""
-    from playbook.helpers.params import known_parameters, load_profile, unknown_parameter_error
+    """Fill each flag still at its default from the profile's parameter of the same meaning. The profile is
+    validated as `playbook run` validates it (the memory step's parameters, its mode's defaults, its relative model
+    paths read from its directory): a quoted number is converted, a bad value is a ParameterError naming the
+    parameter, never a flag the user did not type."""
+    from playbook.helpers.params import (
+        command_line,
+        known_parameters,
+        unknown_parameter_error,
+        with_mode_defaults,
+    )
     from playbook.resources import profile_path
+    from playbook.runner import profile_values
 
     defaults = argparse.ArgumentParser()
     add_arguments(defaults)
     default = vars(defaults.parse_args([]))
-    profile = load_profile(profile_path(args.profile))  # a path, or a shipped profile's name as `run` takes it
-    unknown = sorted(set(profile) - known_parameters())
-    if unknown:  # a misspelt key would silently leave its flag at the default (`run` refuses the same file)
-        raise unknown_parameter_error(unknown)
+    path = profile_path(args.profile)  # a path, or a shipped profile's name as `run` takes it
+    with command_line("memory", {}):  # errors name the profile's parameters, not this command's flags
+        try:
+            profile = profile_values(path)
+            unknown = sorted(set(profile) - known_parameters())
+            if unknown:  # a misspelt key would silently leave its flag at the default (`run` refuses the same file)
+                raise unknown_parameter_error(unknown)
+            subset = {k: v for k, v in with_mode_defaults(profile).items() if k in MemoryParams.model_fields}
+            p = validate_params(MemoryParams, subset)
+        except ParameterError as exc:
+            raise type(exc)(f"{exc.problem} (profile read: {path})", exc.fix) from None
     for key, flag in PROFILE_KEYS.items():
-        value = profile.get(key)
-        if value is None or (key == "gpu_memory_gib" and not value):  # 0 GiB: take the GPU's own memory
+        if key not in profile or profile[key] is None:
+            continue
+        value = getattr(p, key)
+        if key == "gpu_memory_gib" and not value:  # 0 GiB: take the GPU's own memory
             continue
         if getattr(args, flag) == default[flag]:
-            setattr(args, flag, "none" if flag == "method" and not profile.get("draft_model") and value == "draft_model"
-                    else value)
+            setattr(args, flag, "none" if flag == "method" and not p.draft_model and value == "draft_model" else value)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -94,8 +94,10 @@ def test_relative_model_paths_are_made_absolute(tmp_path):
 
 
 def test_playbook_run_names_the_typo_and_the_fix_before_any_server(tmp_path, monkeypatch):
-    """A whole `playbook run` (preflight and report, no vLLM): the typo stops it in preflight with one line
-    naming the path, the fix, and no server log (nothing was started)."""
+    """A whole `playbook run`: the typo (a path that does not exist) is refused with the parameters, naming the path,
+    where it was read from and the fix, before any run directory or server exists (QA5: it used to fail in preflight,
+    after the run directory was made)."""
+    from playbook.helpers.errors import ParameterError
     from playbook.runner import run_playbook
 
     monkeypatch.chdir(tmp_path)
@@ -104,11 +106,10 @@ def test_playbook_run_names_the_typo_and_the_fix_before_any_server(tmp_path, mon
     (tmp_path / "models" / "target" / "config.json").write_text("{}")
     (tmp_path / "p.yaml").write_text("mode: managed\ntarget_model: ./models/targte\ndraft_model: ''\nmethod: ngram\n"
                                      "gpu: cpu\n")
-    lines: list[str] = []
-    outcome = run_playbook(profile=str(tmp_path / "p.yaml"), only=["00"], runs_dir=str(tmp_path / "runs"),
-                           progress=lines.append)
-    assert outcome.failed_steps == ["00_preflight"]
-    (line,) = [ln for ln in lines if "00_preflight FAILED" in ln]
-    assert f"model directory {tmp_path}/models/targte does not exist" in line
-    assert "fix: fix the path" in line
-    assert not list((tmp_path / "runs").glob("*/server-logs/*.log"))
+    with pytest.raises(ParameterError) as exc:
+        run_playbook(profile=str(tmp_path / "p.yaml"), only=["00"], runs_dir=str(tmp_path / "runs"))
+    assert f"target_model './models/targte' does not exist: no file or directory at {tmp_path}/models/targte" \
+        in exc.value.problem
+    assert f"the directory of profile {tmp_path / 'p.yaml'}" in exc.value.problem
+    assert exc.value.fix.startswith("fix the path")
+    assert not (tmp_path / "runs").exists()

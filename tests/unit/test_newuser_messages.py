@@ -93,11 +93,14 @@ def test_a_fraction_given_as_a_percentage_is_refused_with_the_fraction(name, val
         validate_params(ReportParams, {name: float(value)})
 
 
-def test_a_load_precision_given_as_a_percentage_is_refused():
+def test_a_load_precision_beyond_its_bound_is_refused_without_a_percentage_guess():
+    """QA5: target_ci_halfwidth is a relative width, not a share: 10 is refused by its bound, with no "if 10 is a
+    percentage" guess (only fraction parameters get one: tests/unit/test_qa5_params.py)."""
     from playbook.helpers.params import LoadParams
 
-    with pytest.raises(ParameterError, match="if 10 is a percentage, give 0.1"):
+    with pytest.raises(ParameterError, match="target_ci_halfwidth' = 10: Input should be less than or equal to 5") as exc:
         validate_params(LoadParams, {"target_ci_halfwidth": 10})
+    assert "percentage" not in exc.value.problem
 
 
 def test_load_levels_are_measured_from_the_lowest_up_once_each_and_a_step_may_be_named_by_its_notebook():

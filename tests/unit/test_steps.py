@@ -27,7 +27,9 @@ def test_drafts_on_the_embedded_pair_writes_the_ranking(fake_pair, tmp_path):
 
 
 def test_drafts_of_a_catalog_target_are_its_smaller_siblings_as_the_cli_ranks_them(tmp_path, capsys):
-    p = DraftsParams(run_dir=str(tmp_path / "run"), mode="managed", target_model="Llama-3.3-70B", draft_model="")
+    # no draft configured (method ngram: QA5 refuses draft_model without one): step 10 ranks the catalog siblings
+    p = DraftsParams(run_dir=str(tmp_path / "run"), mode="managed", target_model="Llama-3.3-70B", draft_model="",
+                     method="ngram")
     result = steps.drafts(p, RunDir(p.run_dir))
     names = [c.name for c in result.candidates]
     assert "Llama-3.2-1B" in names and "Llama-3.3-70B" not in names and "Qwen2.5-0.5B" not in names

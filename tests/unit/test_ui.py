@@ -105,7 +105,9 @@ def test_assign_leaves_params_untouched_on_error():
     p = MemoryParams()
     assert ui.assign(p, "context_length", 0) is not None
     assert p.context_length == 1024
-    assert ui.assign(p, "context_length", 4096) is None and p.context_length == 4096
+    assert ui.assign(p, "context_length", 512) is None and p.context_length == 512
+    # QA5: a context beyond max_model_len (1024 here) is refused, as `playbook memory` refuses it
+    assert "exceeds max_model_len 1024" in ui.assign(p, "context_length", 4096) and p.context_length == 512
 
 
 # -- live load view ----------------------------------------------------------------------------

@@ -109,10 +109,12 @@ def test_prompts_longer_than_max_model_len_are_refused_before_anything_runs(tmp_
     with pytest.raises(WorkloadError, match=r"1 prompt\(s\) of .*mine.jsonl leave no room for 64 output tokens within "
                                             r"max_model_len 1024: mine-1 \(400\d tokens\)"):
         check_specs(embedded)  # counted in the embedded target's own tokens
-    no_tokenizer = SimpleNamespace(mode="external", target_model="embedded", max_model_len=1024, max_tokens=64,
+    no_tokenizer = SimpleNamespace(mode="external", target_model="embedded", max_model_len=1000, max_tokens=64,
                                    workload=f"structured:0.5@0.1,{path}:0.5@0.2")
     with pytest.raises(WorkloadError, match="tokens at least"):
         check_specs(no_tokenizer)  # bounded from below by bytes
+    # QA5: external servers' context is theirs; max_model_len left at the embedded engine's default says nothing of it
+    check_specs(SimpleNamespace(**{**vars(no_tokenizer), "max_model_len": 1024}))
     check_specs(SimpleNamespace(**{**vars(embedded), "max_model_len": 8192}))  # room enough: accepted
 
 
