@@ -16,6 +16,7 @@ in flight; a truncated last line (kill -9 mid-write) is dropped with a warning o
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -140,8 +141,10 @@ class RunDir:
                 os.fsync(fh.fileno())
             probe.unlink()
         except OSError as exc:
+            denied = exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)  # read-only, not full
             raise ArtifactError(
-                f"the run directory {self.path} is not writable: {exc.strerror or exc}",
+                f"the run directory {self.path} is {'read-only' if denied else 'not writable'}: {exc.strerror or exc}",
+                f"copy it somewhere writable (cp -a {self.path} <dir>) and resume the copy" if denied else
                 "free some disk space or choose another directory before measuring",
             ) from exc
         st = os.statvfs(self.path)

@@ -188,6 +188,12 @@ def _mtp_weights(m: ModelSpec, quant: str, group_size: int) -> int:
     return q.weight_bytes(mtp_params(m), quant, group_size)
 
 
+def _defaults_note(m: ModelSpec) -> str:
+    fields = ", ".join(f"{k} {v}" for k, v in m.defaulted.items())
+    return (f"{m.name}: config.json leaves out {', '.join(m.defaulted)}: budgeted at the values transformers fills "
+            f"in, as vLLM loads it ({fields}); if that is not this model, add them to config.json")
+
+
 def _vision_note(m: ModelSpec) -> str:
     gib = m.extra_params * 1e9 * 2 / GiB
     return (f"{m.name}: its vision encoder (~{m.extra_params:.2f}B parameters, {gib:.2f} GiB at 16 bits) is counted "
@@ -259,6 +265,7 @@ def budget(
     else:
         dw = _weights(draft, draft_quant, group_size) if draft else 0
     warnings += [_vision_note(m) for m in (target, draft) if m is not None and m.extra_params > 0]
+    warnings += [_defaults_note(m) for m in (target, draft) if m is not None and m.defaulted]
     tw_gpu, dw_gpu = tw / (tp * pp), dw / tp  # vLLM's draft has no pipeline parallelism (SpeculativeConfig)
 
     t_layers = kv_layers(target, tp, kv_cache_dtype, num_layers=-(-target.num_layers // pp))  # the largest stage

@@ -313,12 +313,27 @@ def from_dir(model_dir: str | Path, name: str | None = None) -> ModelSpec:
                          f"'num_key_value_heads' ({kv_heads}): no model has that shape",
                          f"fix the two fields in {cfg_path.name} or re-download it")
     try:
-        return _spec_from_config(d, name, top, cfg, cfg_path, v, vision)
+        spec = _spec_from_config(d, name, top, cfg, cfg_path, v, vision)
     except ModelError:
         raise
     except (TypeError, ValueError, ZeroDivisionError, AttributeError, KeyError) as exc:
         raise ModelError(f"{cfg_path} has a field of an unexpected type or value ({type(exc).__name__}: "
                          f"{str(exc)[:200]})", "fix or re-download config.json, or use a catalog name") from None
+    return spec.model_copy(update={"defaulted": _defaulted(top, cfg)})
+
+
+def _defaulted(top: dict, cfg: dict) -> dict[str, int]:
+    """The shape fields config.json (its text_config, else its top level) leaves out, at the values filled in; a
+    missing head_dim or num_key_value_heads only where its default is not the plain one (hidden / heads; heads)."""
+    raw = {**top, **(top["text_config"] if isinstance(top.get("text_config"), dict) else {})}
+    out = {names[0]: cfg[names[0]] for names in _REQUIRED.values()
+           if not any(raw.get(n) is not None for n in names) and isinstance(cfg.get(names[0]), int)}
+    heads, hidden = cfg.get("num_attention_heads"), cfg.get("hidden_size")
+    plain = {"num_key_value_heads": heads, "head_dim": hidden // heads if isinstance(hidden, int) and heads else None}
+    out.update({f: cfg[f] for f, usual in plain.items()
+                if raw.get(f) is None and isinstance(cfg.get(f), int) and cfg[f] != usual
+                and not (f == "head_dim" and cfg.get("kv_lora_rank"))})  # MLA: its own head shapes
+    return out
 
 
 def _positive_int(value: Any, field: str, where: Path, allow_zero: bool = False) -> int:

@@ -339,7 +339,12 @@ def run_playbook(
                                  "versions recorded one: the servers cannot be started again with it",
                                  "give the key through api_key_env (the servers get it as VLLM_API_KEY) and the other "
                                  "arguments again without it: --resume ... -p extra_server_args='...'")
-        todo = state.unfinished()
+        from playbook.helpers.provenance import imported_record
+
+        if imported_record(run.path) is not None:  # nothing here was measured by the playbook: nothing to resume
+            raise ParameterError(f"{run.path} holds results imported from another tool: there is nothing to measure "
+                                 "or resume in it", f"rebuild its report with: playbook report {run.path}")
+        todo = sorted(set(state.unfinished()) | {REPORT_STEP})  # the report is rebuilt: what it reads may have changed
         if only:  # the unfinished steps asked for, and steps this run has not had yet (it started with another --only)
             asked = {notebook_for(o).stem for o in only}
             had = {x.name for x in state.steps}

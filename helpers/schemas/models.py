@@ -52,6 +52,8 @@ class ModelSpec(BaseModel):
     weight_bytes_on_disk: int = Field(0, description="tensor bytes per safetensors headers (0 = unknown)")
     dtype: str = "bfloat16"
     quantization: str = Field("", description="quant_method of a pre-quantized checkpoint (awq, gptq, fp8, ...)")
+    defaulted: dict[str, int] = Field(default_factory=dict, description="shape fields config.json leaves out, at "
+                                      "the values transformers fills in (and vLLM loads)")
 
     @property
     def is_moe(self) -> bool:

@@ -425,3 +425,20 @@ def test_mtp_tensors_in_safetensors_are_not_counted_as_the_target(tmp_path):
     s = models.resolve(str(d))
     assert s.exact_params == 2 * 100 * 64 + 64 * 128 and s.weight_bytes_on_disk == 2 * s.exact_params
     assert sum(models.param_breakdown(s).values()) == s.exact_params
+
+
+def test_a_shape_field_filled_from_transformers_defaults_is_said_in_the_budget(tmp_path):
+    """A Llama config without num_attention_heads loads in vLLM at LlamaConfig's 32 heads; the budget uses that value
+    and says so, naming the field (a plain config that states its fields gets no such note)."""
+    cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 256, "num_hidden_layers": 2,
+           "num_key_value_heads": 2, "intermediate_size": 512, "vocab_size": 1000}
+    d = tmp_path / "m"
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps(cfg))
+    spec = models.from_dir(d)
+    assert spec.num_attention_heads == 32 and spec.defaulted == {"num_attention_heads": 32}
+    b = memory.budget(spec, None, gpus.get_gpu("H100-SXM"), method="none", max_model_len=1024)
+    note = [w for w in b.warnings if "leaves out" in w]
+    assert note and "num_attention_heads 32" in note[0]
+    (d / "config.json").write_text(json.dumps({**cfg, "num_attention_heads": 8}))
+    assert models.from_dir(d).defaulted == {}

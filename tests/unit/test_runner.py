@@ -163,3 +163,30 @@ def test_resume_with_changed_parameters_says_what_changed_and_records_them_valid
     assert "steps already done keep what they measured" in said and "90_report" in said
     state = json.loads((runs_dir / out.run_dir.split("/")[-1] / "run.json").read_text())
     assert state["parameters"]["concurrencies"] == [1, 8]  # validated, not the string "1,8"
+
+
+def test_resume_of_a_finished_run_rebuilds_its_report(runs_dir):
+    """A resume after fixing a failed step's cause must not keep the old verdict: the report step runs again even
+    when run.json marks it done (what it reads may have changed)."""
+    out = run_playbook(only=["90"], runs_dir=str(runs_dir), progress=lambda m: None)
+    decision = runs_dir / out.run_dir.split("/")[-1] / "decision.json"
+    decision.write_text('{"verdict": "STALE"}')
+    seen = []
+    again = run_playbook(resume=out.run_dir, progress=seen.append)
+    assert any("90_report done" in m for m in seen)
+    assert again.verdict != "STALE" and json.loads(decision.read_text())["verdict"] == again.verdict
+
+
+def test_resume_of_an_imported_run_is_refused_and_changes_nothing(tmp_path, capsys):
+    from pathlib import Path
+
+    from playbook.helpers.importers import import_results
+
+    vb = Path(__file__).parent / "fixtures" / "import" / "vllm_bench"
+    run_dir = tmp_path / "run"
+    import_results("vllm-bench", [vb / "baseline.json"], [vb / "spec.json"], run_dir, temperature=0.0)
+    before = (run_dir / "run.json").read_bytes()
+    assert main(["run", "--resume", str(run_dir)]) == 1
+    err = capsys.readouterr().err
+    assert "imported from another tool" in err and f"playbook report {run_dir}" in err
+    assert (run_dir / "run.json").read_bytes() == before
