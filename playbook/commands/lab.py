@@ -26,7 +26,7 @@ from pathlib import Path
 
 from playbook.helpers import http_policy, reaper
 from playbook.helpers.errors import ArtifactError, PlaybookError
-from playbook.helpers.params import load_profile, resolve_parameters
+from playbook.helpers.params import resolve_parameters
 from playbook.helpers.servers import ENV as POOL_ENV
 from playbook.helpers.servers import run_pool
 from playbook.resources import INJECTED_TAG, copy_workspace, profile_path, refuse_run_directory, step_names
@@ -97,7 +97,9 @@ def prepare_workspace(directory: str, profile: str | None = None, force: bool = 
                                 "edited or ran is kept as <name>.ipynb.bak-<time>; runs/ is kept)")
         return ws
     # Validate the profile for every step before copying anything.
-    per_step = resolve_parameters(load_profile(profile_path(profile)), {}, step_names()) if profile else {}
+    from playbook.runner import profile_values  # a profile's relative paths read from its own directory
+
+    per_step = resolve_parameters(profile_values(profile_path(profile)), {}, step_names()) if profile else {}
     done = copy_workspace(ws, force=True, command="lab")
     if exists and force:
         from playbook.commands.init import forced_lines
