@@ -144,7 +144,7 @@ def gather(run_dir: str | Path | RunDir, production_temperature: float | None = 
             step_growth.steps_by_inflight(r for r in records if str(r.get("phase", "")).startswith("sweep:")),
             "40_sweep_requests.jsonl (the speculative server)")
     if load is not None:
-        _from_load(load, ev)
+        _from_load(load, ev, getattr(params, "max_error_rate", None))
         ev.prefill_points = prefill_points(records)
         if ev.load_kind == "concurrency":
             steps = step_growth.typical_steps(records, "baseline")
@@ -169,9 +169,19 @@ _PARAM_NAMES = {"target_model": "target", "draft_model": "draft", "method": "met
 
 def _result_identity(run: RunDir) -> dict[str, dict[str, Any]]:
     """What each step result records of the configuration it was computed or measured for (names as the step resolved
-    them: 20_memory's budget says 'embedded-target', 'H100-SXM'). 30_quantization is left out (it measures other
-    precision pairs on purpose), as are the compared candidates (each in its own run directory)."""
+    them: 20_memory's budget says 'embedded-target', 'H100-SXM'; a value recorded unresolved, as 'embedded', is resolved
+    here as :func:`identity_of` resolves the notebooks': one model under two spellings is one model). 30_quantization is
+    left out (it measures other precision pairs on purpose), as are the compared candidates (each in its own run
+    directory)."""
     out: dict[str, dict[str, Any]] = {}
+    seen: dict[tuple[str, str], Any] = {}  # a name resolved once per gather
+
+    def resolved(field: str, value: Any) -> Any:
+        if field not in ("target", "draft", "gpu") or not isinstance(value, str):
+            return value
+        if (field, value) not in seen:
+            seen[(field, value)] = _resolved(field, value, role=field)
+        return seen[(field, value)]
     for step, name in STEP_FILES.items():
         try:
             data = loads_finite(run.artifact(name).read_text(), name) if run.artifact(name).exists() else None
@@ -189,7 +199,7 @@ def _result_identity(run: RunDir) -> dict[str, dict[str, Any]]:
             ident = {"mode": data.get("mode")} if data.get("mode") else {}
         if step == "10_drafts":
             ident = {"target": data.get("target")}
-        out[step] = {k: v for k, v in ident.items() if v not in (None, "")}
+        out[step] = {k: resolved(k, v) for k, v in ident.items() if v not in (None, "")}
     return out
 
 
@@ -294,10 +304,29 @@ def _mixed_parameters(run: RunDir, ev: Evidence) -> None:
         parts.append(f"{field} " + " vs ".join(
             f"{v} ({names(where, [o for o in others if o not in where])})" for v, where in groups))
         odd |= {w.split(" ", 1)[0] for v, where in groups if (v, where) != main for w in where}
+    unfinished = {step: st for step in odd if (st := _result_status(run, step)) in ("partial", "failed")}
+    if unfinished and len(unfinished) == len(odd):  # cut off part-way: resuming measures it again, in this directory
+        what = "; ".join(parts)
+        for step, st in sorted(unfinished.items()):
+            ev.steps_failed.append(f"{step}: its {st} result records other parameters than the rest of the run "
+                                   f"({what}); resuming the run measures the step again with the run's parameters")
+        ev.findings["parameters"] = (f"{'/'.join(sorted(unfinished))} stopped part-way and records other parameters "
+                                     f"({what}): resume the run (playbook run --resume) to measure it again")
+        return
     facts = f"the steps were run with different parameters: {'; '.join(parts)}"
     ev.steps_failed.append(f"{'/'.join(sorted(odd))}: {facts}")  # decide.failed_steps says what to do
     ev.findings["parameters"] = (f"{facts}; their results cannot be judged together: re-run one of them with the "
                                  "same parameters as the others (or use a new run directory)")
+
+
+def _result_status(run: RunDir, step: str) -> str | None:
+    """The status a step's result file reports (ok, partial, failed), None without a readable one."""
+    name = STEP_FILES.get(step)
+    try:
+        data = loads_finite(run.artifact(name).read_text(), name) if name and run.artifact(name).exists() else None
+    except (OSError, ValueError):
+        return None
+    return data.get("status") if isinstance(data, dict) else None
 
 
 # Where an Evidence field comes from, for naming the step when one holds NaN/Infinity (the rest: "evidence").
@@ -451,10 +480,14 @@ def _mix_temperature(workload: str, default: float) -> float | None:
     return sum(share * (default if t is None else t) for _, share, t in parts) / total
 
 
-def _from_load(load: LoadResult, ev: Evidence) -> None:
+def _from_load(load: LoadResult, ev: Evidence, max_error_rate: float | None = None) -> None:
     """50_load: one LoadLevel per speedup point. A level the load test excluded or found
-    inconclusive (bursts, client/server disagreement, drift) keeps its status and reason, but its
-    speedup is withheld: it never counts as a win or a loss, nor feeds the predictor's check."""
+    inconclusive (bursts, client/server disagreement, drift, errors) keeps its status and reason, but its
+    speedup is withheld: it never counts as a win or a loss, nor feeds the predictor's check. With the report's
+    ``max_error_rate`` (its parameters), a level of which a configuration lost more requests than that is excluded
+    here too: a result measured before the load test excluded such levels, an import, a lower threshold."""
+    from .load_analysis import error_problems
+
     ev.load_kind = load.level_kind
     ev.load_error_rate = load.error_rate
     ev.load_imported_from = str((load.source or {}).get("tool") or "")
@@ -471,7 +504,10 @@ def _from_load(load: LoadResult, ev: Evidence) -> None:
     for sp in load.speedup:
         b, s = stats.get(("baseline", sp.level)), stats.get(("spec", sp.level))
         status = getattr(sp, "status", "ok")
-        lv = LoadLevel(concurrency=sp.level, status=status, reason=getattr(sp, "reason", ""),
+        errors = error_problems({"baseline": b, "spec": s}, max_error_rate) if status == "ok" else []
+        if errors:  # its latencies come from the requests that survived: not a speedup to judge
+            status = "excluded"
+        lv = LoadLevel(concurrency=sp.level, status=status, reason="; ".join(errors) or getattr(sp, "reason", ""),
                        temperature=getattr(sp, "temperature", None) if getattr(sp, "temperature", None) is not None
                        else ev.load_temperature)
         if status == "ok":

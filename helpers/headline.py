@@ -77,8 +77,9 @@ def speedup_number(ev: Evidence, peak: float | None, t: Thresholds, judged: str 
     where = (f"{judged} " if judged else "") + f"at {kind} {lv.concurrency:g}" + (
         "" if peak is None or lv.concurrency == peak else f" (nearest measured to your peak {peak:g})")
     if lv.status != "ok" or lv.speedup is None:
+        why = f" ({lv.reason})" if lv.reason else ""
         return Number(key="speedup", label="Speedup at the expected peak", value="withheld",
-                      detail=f"{where}: {lv.status}, not counted as a win or a loss")
+                      detail=f"{where}: {lv.status}{why}, not counted as a win or a loss")
     ci = (f"95% interval {lv.speedup_ci_low:.2f}x to {lv.speedup_ci_high:.2f}x"
           if lv.speedup_ci_low is not None and lv.speedup_ci_high is not None else "no interval")
     if lv.speedup_ci_low is not None and lv.speedup_ci_low > 1.0 and lv.speedup >= 1 + t.min_gain:

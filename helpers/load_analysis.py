@@ -4,8 +4,9 @@ integrity checks that exclude a level, the ABBA drift flag, crossover, saturatio
 Burst-delivered streams (``loadgen.is_burst``) count as requests and for throughput but not in TPOT
 or ITL. A level is **excluded** (no speedup: never a win or a loss) when more than 10% of a
 configuration's streams were burst-delivered or its client-side mean TPOT and vLLM's own differ by
-more than 20%; **inconclusive** (abba design) when the baseline drifted more than its interval's
-relative half-width.
+more than 20%, or when more of a configuration's requests failed than ``max_error_rate`` (its latencies would
+come from the requests that survived an overloaded or stalled server); **inconclusive** (abba design) when the
+baseline drifted more than its interval's relative half-width.
 
 **Between server starts** (paired design): pairing cancels what drifts within a run, not what is fixed
 for the life of a server process and differs at the next start. :func:`widen_for_restarts` adds that
@@ -89,6 +90,43 @@ def all_failed(records: list[dict], statuses: Counter) -> str:
     return f"every one of its {len(records)} requests failed ({kinds})" + (f": {first[:300]}" if first else "")
 
 
+def nothing_completed(url: str, records: list[dict], timeout_s: float) -> str | None:
+    """Why a round of requests (or a sweep point) got no answer at all from the server at ``url``: every request
+    timed out (a stalled or overloaded server), or failed otherwise; None when one completed or none was sent."""
+    if not records or any(r["status"] == "ok" for r in records):
+        return None
+    statuses = Counter(r["status"] for r in records)
+    if set(statuses) == {"timeout"}:
+        return (f"every one of its {len(records)} requests to {url} timed out (no complete response within "
+                f"{timeout_s:g} s): the server is stalled or overloaded")
+    kinds = ", ".join(f"{n} {kind}" for kind, n in statuses.most_common())
+    first = next((str(r["error"]) for r in records if r.get("error")), "")
+    return f"every one of its {len(records)} requests to {url} failed ({kinds})" + (f": {first[:300]}" if first else "")
+
+
+def error_problems(stats: dict[str, LevelStats], max_error_rate: float | None) -> list[str]:
+    """A configuration whose requests failed more often than ``max_error_rate`` (the report's threshold): its
+    latencies come from the requests that survived, so the level cannot count as a win or a loss."""
+    if max_error_rate is None:
+        return []
+    out = []
+    for cfg in CONFIGS:
+        st = stats.get(cfg)
+        if st is None or not st.requests or st.error_rate <= max_error_rate:
+            continue
+        by = st.errors_by_status or {}
+        timeouts = by.get("timeout", 0)
+        if timeouts and timeouts >= st.errors / 2:
+            out.append(f"{timeouts / st.requests:.0%} of {cfg} requests timed out ({timeouts} of {st.requests}"
+                       f"{'' if timeouts == st.errors else f'; {st.errors} failed in all'}): the server is overloaded "
+                       f"or stalled (above max_error_rate {max_error_rate:.0%})")
+        else:
+            kinds = ", ".join(f"{n} {k}" for k, n in sorted(by.items(), key=lambda kv: -kv[1])) or f"{st.errors}"
+            out.append(f"{st.error_rate:.0%} of {cfg} requests failed ({kinds} of {st.requests}; above "
+                       f"max_error_rate {max_error_rate:.0%})")
+    return out
+
+
 def integrity_problems(stats: dict[str, LevelStats]) -> list[str]:
     """Why a level's streams cannot be trusted: too many bursts, or client and server disagree on TPOT."""
     out = []
@@ -112,10 +150,12 @@ def _gap(p: Percentiles) -> float | None:
 
 def speedup_point(level: float, base: list[dict], spec: list[dict], base_stats: LevelStats | None = None,
                   spec_stats: LevelStats | None = None, seed: int = 0,
-                  pairs: list[tuple[list[dict], list[dict]]] | None = None) -> SpeedupPoint:
+                  pairs: list[tuple[list[dict], list[dict]]] | None = None,
+                  max_error_rate: float | None = None) -> SpeedupPoint:
     """TPOT speedup (baseline / spec medians, bursts left out) with its interval, the throughput ratio
     and the P50-P99 gap change. With ``pairs`` (round pairs' records) the interval resamples pairs
-    (design paired); otherwise the two samples independently."""
+    (design paired); otherwise the two samples independently. A level whose streams fail the integrity checks,
+    or (``max_error_rate`` given) one configuration of which lost more requests than that, is excluded."""
     if pairs is not None:
         point, low, high = paired_bootstrap_ratio([(tpots(b), tpots(s)) for b, s in pairs], seed=seed)
     else:
@@ -134,7 +174,8 @@ def speedup_point(level: float, base: list[dict], spec: list[dict], base_stats: 
         sp.burst_share_baseline, sp.burst_share_spec = base_stats.burst_share, spec_stats.burst_share
         sp.client_server_tpot_ratio_baseline = base_stats.client_server_tpot_ratio
         sp.client_server_tpot_ratio_spec = spec_stats.client_server_tpot_ratio
-        problems = integrity_problems({"baseline": base_stats, "spec": spec_stats})
+        both = {"baseline": base_stats, "spec": spec_stats}
+        problems = error_problems(both, max_error_rate) + integrity_problems(both)
         if problems:
             exclude(sp, "; ".join(problems))
     return sp

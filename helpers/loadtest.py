@@ -30,6 +30,14 @@ but the first by its launch environment (``embedded.omp_bind``), whoever starts 
 this process (the client: event loop, writer, sampler) is pinned to the first core until the test
 ends. ``LoadResult.pinning`` says what was done.
 
+**Failed requests**: a configuration that lost more than ``max_error_rate`` of a level's requests (timeouts, HTTP
+errors) gets the level excluded the same way, with the share and the kind said, and a warning. A round (or a
+level's warmup) of which no request completed stops the level at once as failed, said on stderr (every request
+timed out: the server is stalled or overloaded). A level starts no round pair past ``HARD_BUDGET_FACTOR`` times
+its budget (at least one request timeout), even short of ``min_round_pairs``; a round under way then sends no more
+requests (the second half of a pair: once it has sent for as long as the first half did), and its requests in flight
+finish or time out (they are not cancelled).
+
 **Crossover** = the first level (status ok) whose interval's upper bound is below 1.0. Each level is
 logged in the run's phase log (``artifacts.PhaseLog``) when it completes: a resumed run reuses the
 levels done with the same parameters and measures the rest; a level cut off mid-way is measured again.
@@ -37,6 +45,7 @@ levels done with the same parameters and measures the rest; a level cut off mid-
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -53,10 +62,12 @@ from .load_analysis import (
     EMBEDDED_BETWEEN_START_SD,
     apply_drift,
     compare_mixed,
+    error_problems,
     find_crossover,
     finding,
     integrity_problems,
     level_stats,
+    nothing_completed,
     saturation_level,
     speedup_point,
     still_growing,
@@ -67,6 +78,7 @@ from .loadgen import LoadShape, Target, records_of_attempts, run_phase_sync
 from .metrics import Sampler, Snapshot
 from .metrics_sources import MetricsSource, source_for
 from .placement import Placement
+from .schemas.decision import Thresholds
 from .schemas.load import LevelStats, LoadResult, SpeedupPoint
 from .schemas.lossless import LosslessResult
 from .stats import paired_bootstrap_ratio, relative_halfwidth
@@ -77,6 +89,27 @@ STEP = "50_load"
 # Parameters that do not change what a level measures (a resumed run may differ in these).
 NOT_IN_FINGERPRINT = frozenset({"run_dir", "interactive", "find_saturation", "max_extra_levels", "saturation_gain",
                                 "server_start_timeout_s", "concurrencies", "rates", "between_start_sd", "candidates"})
+# A level starts no round (and sends no request) past this many times its time budget, or one request timeout if
+# that is longer: a stalled server costs a level about that plus one timeout, never rounds of timeouts.
+HARD_BUDGET_FACTOR = 3
+DEFAULT_MAX_ERROR_RATE = Thresholds.model_fields["max_error_rate"].default
+
+
+def max_error_rate(p) -> float:
+    """The error rate above which a level is excluded: the parameters' ``max_error_rate`` when they carry one (the
+    report's threshold), else its default."""
+    value = getattr(p, "max_error_rate", None)
+    return DEFAULT_MAX_ERROR_RATE if value is None else float(value)
+
+
+def hard_limit_s(p) -> float:
+    """Seconds after which a level starts no more rounds nor requests (:data:`HARD_BUDGET_FACTOR`)."""
+    return max(HARD_BUDGET_FACTOR * p.level_time_budget_s, p.request_timeout_s)
+
+
+def _say(message: str) -> None:
+    """A line on stderr at once, above the progress bar (stdout may carry --json)."""
+    tqdm.write(f"warning: {message}", file=sys.stderr)
 
 
 def shapes_for(concurrencies: list[int], rates: list[float], load_shape: str = "poisson",
@@ -127,14 +160,15 @@ class LevelRun:
                 "stats": {c: st.model_dump(mode="json") for c, st in self.stats.items()}}
 
     def point(self, seed: int = 0, temperature: float | None = None,
-              between_start_sd: float = 0.0) -> SpeedupPoint | None:
+              between_start_sd: float = 0.0, max_error_rate: float | None = DEFAULT_MAX_ERROR_RATE) -> SpeedupPoint | None:
         b, s = self.stats.get("baseline"), self.stats.get("spec")
         if b is None or s is None or b.status != "ok" or s.status != "ok":
             return None
         recs = {c: [r for rd in self.rounds[c] for r in rd.records] for c in CONFIGS}
         pairs = ([(hb.records, hs.records) for hb, hs in zip(self.rounds["baseline"], self.rounds["spec"], strict=False)]
                  if self.design == "paired" else None)
-        sp = speedup_point(self.shape.level, recs["baseline"], recs["spec"], b, s, seed=seed, pairs=pairs)
+        sp = speedup_point(self.shape.level, recs["baseline"], recs["spec"], b, s, seed=seed, pairs=pairs,
+                           max_error_rate=max_error_rate)
         if pairs is not None:
             widen_for_restarts(sp, between_start_sd)
         sp.design = self.design  # type: ignore[assignment]
@@ -212,19 +246,35 @@ def _scrape(source: MetricsSource) -> Snapshot | None:
         return None
 
 
-def _warmup(ctx: _Ctx, target: Target, config: str, shape: LoadShape, workload: str, level_idx: int) -> None:
+def _warmup(ctx: _Ctx, target: Target, config: str, shape: LoadShape, workload: str, level_idx: int) -> Round | None:
+    """The level's warmup requests (excluded); a failed Round when none of them completed (a stalled server: the
+    level stops there, before its rounds), else None."""
     n = ctx.p.warmup_requests
-    if n:
-        run_phase_sync(target, ctx.items(workload, shape, level_idx, 999, n), shape,
-                       phase=_phase_label(config, shape, workload), warmup=n, timeout_s=ctx.p.request_timeout_s,
-                       jsonl=ctx.run.artifact(REQUESTS_JSONL), progress=False)
-
-
-def _round(ctx: _Ctx, target: Target, config: str, shape: LoadShape, workload: str, items, seed: int) -> Round:
-    res = run_phase_sync(target, items, shape, phase=_phase_label(config, shape, workload), warmup=0,
-                         duration_s=ctx.p.duration_s, timeout_s=ctx.p.request_timeout_s, seed=seed,
+    if not n:
+        return None
+    res = run_phase_sync(target, ctx.items(workload, shape, level_idx, 999, n), shape,
+                         phase=_phase_label(config, shape, workload), warmup=n, timeout_s=ctx.p.request_timeout_s,
                          jsonl=ctx.run.artifact(REQUESTS_JSONL), progress=False)
-    return Round(res.summary.attempt, res.records, res.summary.duration_s, res.summary.status, res.summary.reason)
+    why = res.summary.reason or nothing_completed(target.url, res.warmup_records, ctx.p.request_timeout_s)
+    if not why:
+        return None
+    _say(f"{_phase_label(config, shape, workload)} warmup: {why}; the level stops as failed")
+    return Round(res.summary.attempt, [], res.summary.duration_s, "failed", f"its warmup: {why}")
+
+
+def _round(ctx: _Ctx, target: Target, config: str, shape: LoadShape, workload: str, items, seed: int,
+           limit_s: float = 0.0) -> Round:
+    """One round; no request is sent after ``limit_s`` (the level's hard limit; requests in flight then finish or
+    time out). A round of which no request completed is failed, and said at once."""
+    caps = [x for x in (ctx.p.duration_s, limit_s) if x > 0]
+    res = run_phase_sync(target, items, shape, phase=_phase_label(config, shape, workload), warmup=0,
+                         duration_s=min(caps) if caps else 0.0, timeout_s=ctx.p.request_timeout_s, seed=seed,
+                         jsonl=ctx.run.artifact(REQUESTS_JSONL), progress=False)
+    rd = Round(res.summary.attempt, res.records, res.summary.duration_s, res.summary.status, res.summary.reason)
+    if rd.status == "ok" and (why := nothing_completed(target.url, res.records, ctx.p.request_timeout_s)):
+        rd.status, rd.reason = "failed", why
+        _say(f"{_phase_label(config, shape, workload)}: {why}; the level stops as failed")
+    return rd
 
 
 class _Watch:
@@ -279,9 +329,13 @@ def measure_paired(ctx: _Ctx, targets: dict[str, Target], shape: LoadShape, work
     p = ctx.p
     lr = LevelRun(shape, workload, "paired")
     for cfg in CONFIGS:
-        _warmup(ctx, targets[cfg], cfg, shape, workload, level_idx)
+        if (warm := _warmup(ctx, targets[cfg], cfg, shape, workload, level_idx)) is not None:
+            lr.rounds[cfg].append(warm)
+            lr.stop_reason = f"{cfg} failed in its warmup"
+            break
     watches = {c: _Watch(ctx, targets[c], c, shape, workload) for c in CONFIGS}
     t0 = time.monotonic()
+    hard = t0 + hard_limit_s(p)
     forced, remeasured = p.min_round_pairs, ""
     with ExitStack() as stack:
         for w in watches.values():
@@ -290,11 +344,21 @@ def measure_paired(ctx: _Ctx, targets: dict[str, Target], shape: LoadShape, work
         # kernel's output channel (nbval then loses the cell's last messages).
         bar = stack.enter_context(tqdm(desc=f"{_phase_label('paired', shape, workload)}", unit="pair",
                                        disable=not ctx.progress, leave=False, mininterval=1.0))
-        while True:
+        warm_failed = bool(lr.stop_reason)
+        while not warm_failed:
             i = len(lr.rounds["baseline"])
+            if i and time.monotonic() >= hard:  # never a round past the hard limit, even short of min_round_pairs
+                lr.stop_reason = (f"hard time limit {hard_limit_s(p):g} s ({HARD_BUDGET_FACTOR}x the level budget "
+                                  f"{p.level_time_budget_s:g} s, at least one request timeout) reached after {i} pairs"
+                                  + (f", short of min_round_pairs {forced}" if i < forced else ""))
+                break
             items = ctx.items(workload, shape, level_idx, i)
+            first_s = 0.0
             for cfg in (CONFIGS if i % 2 == 0 else CONFIGS[::-1]):
-                rd = _round(ctx, targets[cfg], cfg, shape, workload, items, p.seed + i)
+                # the second half of a pair may send for as long as the first did, so the pair stays matched
+                rd = _round(ctx, targets[cfg], cfg, shape, workload, items, p.seed + i,
+                            limit_s=max(hard - time.monotonic(), first_s, 0.001))
+                first_s = first_s or rd.duration_s
                 lr.rounds[cfg].append(rd)
                 if rd.status != "ok":
                     break
@@ -339,13 +403,16 @@ def measure_paired(ctx: _Ctx, targets: dict[str, Target], shape: LoadShape, work
 def measure_single(ctx: _Ctx, target: Target, config: str, shape: LoadShape, workload: str,
                    level_idx: int) -> tuple[list[Round], LevelStats]:
     """One configuration at one level, ``min_round_pairs`` rounds (abba design: one server at a time)."""
-    _warmup(ctx, target, config, shape, workload, level_idx)
+    warm = _warmup(ctx, target, config, shape, workload, level_idx)
     watch = _Watch(ctx, target, config, shape, workload)
-    rounds: list[Round] = []
+    rounds: list[Round] = [warm] if warm is not None else []
+    hard = time.monotonic() + hard_limit_s(ctx.p)
     with watch.sampler:
-        for i in range(ctx.p.min_round_pairs):
+        for i in range(ctx.p.min_round_pairs if warm is None else 0):
+            if i and time.monotonic() >= hard:  # the hard limit: no more rounds (see measure_paired)
+                break
             rounds.append(_round(ctx, target, config, shape, workload, ctx.items(workload, shape, level_idx, i),
-                                 ctx.p.seed + i))
+                                 ctx.p.seed + i, limit_s=max(hard - time.monotonic(), 0.001)))
             if rounds[-1].status != "ok":
                 break
         return rounds, watch.stats(config, shape, workload, rounds)
@@ -355,8 +422,10 @@ def measure_single(ctx: _Ctx, target: Target, config: str, shape: LoadShape, wor
 
 def analyze(levels: list[LevelRun], workload: str = "", temperature: float = 0.0,
             planned: list[float] | None = None, seed: int = 0, drift: float | None = None,
-            between_start_sd: float = 0.0) -> LoadResult:
-    """The step result: per-level stats, speedup and its interval, crossover, missing levels."""
+            between_start_sd: float = 0.0, max_error_rate: float | None = DEFAULT_MAX_ERROR_RATE) -> LoadResult:
+    """The step result: per-level stats, speedup and its interval, crossover, missing levels. A level of which a
+    configuration lost more requests than ``max_error_rate`` is excluded (no speedup, never a win or a loss), with
+    a warning naming it."""
     res = LoadResult(workload=workload, temperature=temperature, levels=[st for lr in levels for st in lr.stats.values()],
                      drift=drift)
     if levels:
@@ -364,11 +433,15 @@ def analyze(levels: list[LevelRun], workload: str = "", temperature: float = 0.0
     if res.levels:
         res.level_kind = res.levels[0].level_kind
     for lr in levels:
-        sp = lr.point(seed, temperature, between_start_sd)
+        sp = lr.point(seed, temperature, between_start_sd, max_error_rate)
         if sp is not None:
             if lr.design == "abba":
                 apply_drift(sp, drift)
             res.speedup.append(sp)
+            if errors := error_problems(lr.stats, max_error_rate):
+                unit = "concurrency" if lr.shape.kind == "concurrency" else "req/s"
+                res.warnings.append(f"{unit} {lr.shape.level:g}: excluded from the speedup and the crossover: "
+                                    + "; ".join(errors))
     res.speedup.sort(key=lambda s: s.level)
     res.crossover = find_crossover(res.speedup)
     base = sorted((st for st in res.levels if st.config == "baseline"), key=lambda s: s.level)
@@ -589,7 +662,7 @@ def run_load_test(p, run: RunDir, progress: bool = True, resume: bool = True, on
         pinning = "not pinned: one server at a time (managed mode)"
     temperature = None if _is_mix(p.workload) else p.temperature
     res = analyze(levels, p.workload, p.temperature, planned=planned, seed=p.seed, drift=drift,
-                  between_start_sd=between_start_sd(p))
+                  between_start_sd=between_start_sd(p), max_error_rate=max_error_rate(p))
     for sp in res.speedup:
         sp.temperature = temperature
     res.design, res.pinning = _design(p), pinning  # type: ignore[assignment]
@@ -601,7 +674,8 @@ def run_load_test(p, run: RunDir, progress: bool = True, resume: bool = True, on
         res.finding = "NOT LOSSLESS: speculation changed the outputs; " + res.finding
     hom = {sp.level: sp for sp in res.speedup}
     for lr in mixed:
-        mix = lr.point(p.seed, None if _is_mix(p.mixed_workload) else p.temperature, between_start_sd(p))
+        mix = lr.point(p.seed, None if _is_mix(p.mixed_workload) else p.temperature, between_start_sd(p),
+                       max_error_rate(p))
         if mix is not None and lr.design == "abba":
             apply_drift(mix, drift)
         res.mixed.append(compare_mixed(lr.shape.level, p.workload, p.mixed_workload, hom.get(lr.shape.level), mix))

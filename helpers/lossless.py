@@ -206,6 +206,38 @@ def check_against_baseline(baseline: Target, items: Sequence[PromptItem], spec_o
     return res
 
 
+def role_problems(baseline: Target, spec: Target) -> tuple[list[str], list[str]]:
+    """(problems, notes) of the two servers' roles, read from their /metrics before any output is compared: the
+    speculative server must expose vLLM's spec-decode counters (vLLM registers them only with a speculative config)
+    and the baseline must not, else identical outputs prove nothing about speculation. A /metrics that cannot be read
+    is a note (not checked); one server under two model names (a router) has its baseline left unchecked."""
+    from .errors import MetricsError
+    from .metrics import scrape
+    from .preflight import server_key
+
+    problems: list[str] = []
+    notes: list[str] = []
+    checks = [("spec", spec)] + ([("baseline", baseline)] if server_key(baseline.url) != server_key(spec.url) else [])
+    for role, target in checks:
+        try:
+            snap = scrape(target.url, api_key=target.api_key)
+        except MetricsError as exc:
+            notes.append(f"the {role} server's role was not checked: {exc.problem.splitlines()[0]}")
+            continue
+        speculates = snap.has_spec_counters or snap.legacy_rate is not None
+        if role == "spec" and not speculates:
+            problems.append(f"the speculative server {target.url} exposes no vllm:spec_decode counters: it runs without "
+                            "speculation, so identical outputs would prove nothing (--spec-url must name the server "
+                            "started with --speculative-config)")
+        elif role == "baseline" and speculates:
+            problems.append(f"the baseline server {target.url} exposes vllm:spec_decode counters: it speculates, so "
+                            "this would compare speculation with speculation (--baseline-url must name the server "
+                            "started without --speculative-config)")
+    if len(problems) == 2:
+        problems.append("the two URLs look swapped: give the server without speculation as --baseline-url")
+    return problems, notes
+
+
 def check(baseline: Target, spec: Target, items: Sequence[PromptItem], temperatures: Sequence[float],
           max_tokens: int = 32, alpha: float = 0.01, min_identical: float = 0.9, seed: int = 0,
           concurrency: int = 4) -> LosslessResult:

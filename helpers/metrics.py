@@ -212,6 +212,36 @@ def spec_delta(before: Snapshot, after: Snapshot) -> SpecDelta:
     )
 
 
+def server_k(snap: Snapshot) -> int | None:
+    """The k (draft tokens per step) a speculative server runs, from the position labels of its per-position counter:
+    vLLM creates ``position`` 0 to k-1 when it starts (``SpecDecodingProm`` in vllm/v1/spec_decode/metrics.py), before
+    any draft. None when the server exposes no per-position counter."""
+    return max(snap.per_pos) + 1 if snap.per_pos else None
+
+
+def k_mismatch(url: str, k: int, positions: int | None = None,
+               mean_acceptance_length: float | None = None) -> tuple[str, str] | None:
+    """(problem, fix) when what the speculative server at ``url`` runs cannot be k = ``num_speculative_tokens``:
+    another number of per-position counters (``positions``, :func:`server_k`), or a mean acceptance length above k + 1
+    (one token per step plus at most k accepted). None when nothing contradicts k."""
+    if positions is not None and positions != k:
+        problem = (f"the speculative server {url} proposes k={positions} tokens per step (its {ACCEPTED_PER_POS} "
+                   f"has positions 0 to {positions - 1}), but num_speculative_tokens is {k}: the results would describe "
+                   f"k={k}, a configuration that was never run")
+        shown = positions
+    elif mean_acceptance_length is not None and mean_acceptance_length > k + 1 + 1e-6:
+        problem = (f"the speculative server {url} accepted {mean_acceptance_length:.2f} tokens per step on average (mean "
+                   f"acceptance length), more than k+1 = {k + 1} allows with num_speculative_tokens {k}: it runs a "
+                   f"larger k, so the results would describe a configuration that was never run")
+        shown = None
+    else:
+        return None
+    fix = (f"set -p num_speculative_tokens={shown} (what the server runs)" if shown else
+           "set -p num_speculative_tokens to the k the server runs") + (
+        f", or point spec_url at the server started with num_speculative_tokens {k}")
+    return problem, fix
+
+
 def server_mean_ms(before: Snapshot, after: Snapshot, key: str) -> float | None:
     """The server's own mean of a latency histogram (``ttft`` or ``tpot``) between two scrapes, in ms."""
     n = after.histograms.get(f"{key}_count", 0.0) - before.histograms.get(f"{key}_count", 0.0)

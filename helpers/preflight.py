@@ -6,8 +6,11 @@ import os
 import re
 import subprocess
 import sys
+import time
+from dataclasses import dataclass
 from importlib import metadata
 from typing import Literal, NamedTuple
+from urllib.parse import urlsplit
 
 from .gpus import nvidia_smi_gpus
 from .metrics import ACCEPTED_PER_POS, LEGACY_RATE, SPEC_COUNTERS
@@ -184,35 +187,272 @@ def render_checklist(result: PreflightResult) -> str:
 def check_servers(params, run, result: PreflightResult) -> PreflightResult:
     """Reach the server(s): external URLs as given, or start the speculative server we manage.
 
-    Fills in reachability and which spec-decode metrics the speculative server exposes.
+    Fills in reachability and which spec-decode metrics the speculative server exposes. In external mode also
+    what the servers run against the parameters: a URL that a step to run needs (:func:`check_urls_needed`), the
+    spec server's k and method (:func:`check_spec_config`), a baseline that speculates (:func:`check_baseline_role`),
+    and both URLs naming one server (:func:`check_same_server`).
     """
     from . import endpoints, metrics_sources
     from .errors import PlaybookError
 
-    roles = ["spec"] if params.mode != "external" else [r for r in ("baseline", "spec") if getattr(params, f"{r}_url")]
+    external = params.mode == "external"
+    roles = ["spec"] if not external else [r for r in ("baseline", "spec") if getattr(params, f"{r}_url")]
     if (gpus := check_gpu_profile(params, result.hardware, recorded_parameters(run))) is not None:
         result.checks.append(gpus)
         if gpus.status == "fail":  # vLLM would start on what this node has (the CPU build: on the CPU)
             result.checks.append(Check(name="spec server reachable", status="skip",
                                        detail="not started: this node lacks the GPUs the profile names"))
             return result
+    if external:
+        result.checks += check_urls_needed(params, steps_to_run(run))
+    reached: dict[str, tuple[str, str]] = {}
     for role in roles:
         try:
             with endpoints.endpoint(params, run, role) as ep:
                 result.checks.append(Check(name=f"{role} server reachable", status="ok", detail=f"{ep.url} serves {ep.model}"))
+                reached[role] = (ep.url, ep.model)
                 result.server_versions[role] = server_version(ep.url, ep.api_key) or (
                     result.vllm_version if params.mode != "external" else None)
+                counters = None
                 if role == "spec":
                     result.features_needed = features_for(params)
                     result.checks += check_features(result.server_versions[role], role, result.features_needed)
                     names = metrics_sources.metric_names_for(params, ep.url, api_key=ep.api_key)
-                    result.spec_metrics, check = check_metrics(names, role, ep.url)
-                    result.checks.append(check)
-                result.checks += metrics_sources.preflight_checks(params, role, ep.url, ep.api_key)  # router detection
+                    result.spec_metrics, counters = check_metrics(names, role, ep.url)
+                    result.checks.append(counters)
+                source = metrics_sources.preflight_checks(params, role, ep.url, ep.api_key)  # router detection
+                result.checks += source
+                if external and role == "spec" and counters is not None and counters.status != "fail":
+                    # after the router check (its scrapes must see no traffic of ours); a probe only on a quiet server
+                    result.checks += check_spec_config(params, ep.url, ep.api_key, ep.model,
+                                                       probe=all(c.status == "ok" for c in source))
+                if external and role == "baseline" and server_key(params.baseline_url) != server_key(params.spec_url):
+                    result.checks += check_baseline_role(params, ep.url, ep.api_key)
         except PlaybookError as exc:
             result.checks.append(Check(name=f"{role} server reachable", status="fail",
                                        detail=exc.problem.splitlines()[0], fix=exc.fix or ""))
+    if external and (same := check_same_server(reached)) is not None:
+        result.checks.append(same)
     return result
+
+
+# -- external mode: what the servers run against the parameters ------------------------------------------------
+# The steps that talk to each role's server in external mode.
+NEEDS_URL = {"baseline": ("50_load",), "spec": ("40_sweep", "50_load")}
+# Methods that propose draft tokens on every decode step (a drafter runs each step), and methods that propose only
+# where the text repeats (a lookup that finds no match proposes nothing).
+EVERY_STEP_METHODS = ("draft_model", "eagle", "eagle3", "medusa", "mtp")
+LOOKUP_METHODS = ("ngram", "suffix")
+PROBE_PROMPT = ("Write a short story about a lighthouse keeper who finds a sealed bottle on the beach one morning, "
+                "and what the letter inside it says.")
+PROBE_TOKENS = 64
+PROBE_TIMEOUT_S = 30.0
+PROBE_MIN_STEPS = 8  # decode steps a probe needs before its proposal rate tells the methods apart
+EVERY_STEP_MIN_RATE = 0.9  # a drafter proposes on every step (1.0; the estimate is exact up to max_tokens cut-off)
+
+
+def server_key(url: str) -> tuple[str, int | None, str]:
+    """Host, port and path of a URL, so that two spellings of one server compare equal (localhost and
+    127.0.0.1, a default port, a trailing / or /v1)."""
+    u = urlsplit(url.strip())
+    host = (u.hostname or "").lower()
+    if host in ("localhost", "::1", "0.0.0.0") or host.startswith("127."):
+        host = "loopback"
+    try:
+        port = u.port or {"http": 80, "https": 443}.get(u.scheme.lower())
+    except ValueError:
+        port = None
+    return host, port, u.path.rstrip("/").removesuffix("/v1").rstrip("/")
+
+
+def steps_to_run(run) -> set[str]:
+    """The steps `playbook run` is about to run in this run directory (run.json: pending or running); none for a
+    step run on its own."""
+    from .artifacts import run_state
+
+    steps = run_state(run).get("steps") if run is not None else None
+    return {str(st.get("name")) for st in steps or [] if isinstance(st, dict) and st.get("status") in ("pending", "running")}
+
+
+def check_urls_needed(params, todo: set[str]) -> list[Check]:
+    """External mode: a step about to run that needs a role's server whose URL is empty fails here, not when the
+    step reaches it (step 50 after steps 10 to 40)."""
+    out = []
+    for role, steps in NEEDS_URL.items():
+        need = [s for s in steps if s in todo]
+        if need and not getattr(params, f"{role}_url"):
+            which = "without" if role == "baseline" else "with"
+            out.append(Check(name=f"{role} server reachable", status="fail",
+                             detail=f"mode external: step{'s' * (len(need) > 1)} {', '.join(need)} will run, but "
+                                    f"{role}_url is empty",
+                             fix=f"set {role}_url to the URL of the server {which} speculation "
+                                 f"(-p {role}_url=http://host:8000), or leave {' and '.join(need)} out (--only)"))
+    return out
+
+
+def check_same_server(reached: dict[str, tuple[str, str]]) -> Check | None:
+    """baseline_url and spec_url naming one server (host:port and served model): the load test would compare it
+    with itself. One router serving both under two model names is two servers."""
+    if "baseline" not in reached or "spec" not in reached:
+        return None
+    (bu, bm), (su, sm) = reached["baseline"], reached["spec"]
+    if server_key(bu) != server_key(su) or bm != sm:
+        return None
+    return Check(name="baseline and spec servers differ", status="fail",
+                 detail=f"baseline_url {bu} and spec_url {su} name the same server and model ({sm}): the load test "
+                        "would compare the server with itself (a speedup near 1.00x, outputs trivially identical)",
+                 fix="set baseline_url to the server started without --speculative-config and spec_url to the one "
+                     "started with it (one router serving both: baseline_served_model_name names the baseline's model)")
+
+
+def check_baseline_role(params, url: str, api_key: str | None) -> list[Check]:
+    """The baseline must not speculate: vLLM registers its vllm:spec_decode counters only with a speculative config,
+    so a baseline whose metrics (its metrics source) have them runs speculation."""
+    from .errors import MetricsError, ParameterError
+    from .metrics_sources import source_for
+
+    name = "baseline runs without speculation"
+    try:
+        src = source_for(params, "baseline", url, api_key)
+        speculating = src.speculating()
+    except (MetricsError, ParameterError) as exc:
+        return [Check(name=name, status="skip", detail=f"{url}: {exc.problem.splitlines()[0]}: not checked")]
+    if speculating is None:
+        return []  # per-request metrics: the load test checks each level
+    if speculating:
+        return [Check(name=name, status="fail",
+                      detail=f"the baseline server {url} exposes vllm:spec_decode counters ({src.describe()}): it runs "
+                             "with --speculative-config, so the load test would compare speculation with speculation",
+                      fix="point baseline_url at a server started without --speculative-config (if spec_url is that "
+                          "server, the two URLs are swapped)")]
+    return [Check(name=name, status="ok", detail=f"{src.describe()} has no spec-decode counters")]
+
+
+@dataclass
+class Probe:
+    """What one short request to the speculative server showed: counters after it, the share of its decode steps
+    that carried draft tokens, and its mean acceptance length; ``error`` when it could not be sent or read."""
+
+    after: object = None  # metrics.Snapshot
+    proposal_rate: float | None = None
+    steps: float = 0.0
+    mean_acceptance_length: float | None = None
+    error: str = ""
+
+
+def probe_spec_server(src, before, target, timeout_s: float = PROBE_TIMEOUT_S) -> Probe:
+    """Send one greedy request of :data:`PROBE_TOKENS` tokens and read the counters around it (``before``: the
+    source's snapshot taken just before)."""
+    from .errors import CounterResetError, MetricsError
+    from .loadgen import LoadShape, run_phase_sync
+    from .schemas.workloads import PromptItem
+    from .sweep import proposal_rate
+
+    item = PromptItem(id="preflight-probe", workload="preflight", prompt=PROBE_PROMPT, max_tokens=PROBE_TOKENS,
+                      temperature=0.0)
+    res = run_phase_sync(target, [item], LoadShape("concurrency", concurrency=1), phase="preflight-probe",
+                         timeout_s=timeout_s, progress=False)
+    ok = [r for r in res.records if r["status"] == "ok" and r.get("output_tokens")]
+    if not ok:
+        why = res.summary.reason or next((str(r["error"]) for r in res.records if r.get("error")), "") or "no answer"
+        return Probe(error=f"a probe request to {target.url} failed ({why[:200]})")
+    try:
+        after = _settled(src)
+        delta = src.window(before, after, ok).spec
+    except (MetricsError, CounterResetError) as exc:
+        return Probe(error=exc.problem.splitlines()[0])
+    steps = sum(r["output_tokens"] - 1 for r in ok) - delta.accepted
+    rate = proposal_rate(delta, ok)
+    if rate is None and delta.available and delta.drafts == 0 and steps > 0:
+        rate = 0.0  # no step carried a draft
+    return Probe(after, rate, steps, delta.mean_acceptance_length)
+
+
+def _settled(src, wait_s: float = 3.0, gap_s: float = 0.3):
+    """A snapshot once the counters stop moving (the server counts a request's last step as it answers)."""
+    last = src.snapshot()
+    until = time.monotonic() + wait_s
+    while time.monotonic() < until:
+        time.sleep(gap_s)
+        snap = src.snapshot()
+        if snap.counters == last.counters and snap.per_pos == last.per_pos:
+            return snap
+        last = snap
+    return last
+
+
+def check_spec_config(params, url: str, api_key: str | None, model: str, probe: bool = True) -> list[Check]:
+    """External mode: the speculative server's k (the position labels of its per-position counter, else a probe's
+    mean acceptance length) and method (a probe request's proposal rate: a draft model, EAGLE or MTP proposes on
+    every decode step, an n-gram or suffix lookup only where the text repeats) against ``num_speculative_tokens`` and
+    ``method``. A clear mismatch fails, naming both and the fix. Only the ``server`` and ``pods`` metrics sources
+    (Prometheus and per-request metrics: the sweep checks k on its first window); ``probe`` False (counters that
+    move without us): no probe request."""
+    from .errors import MetricsError, ParameterError
+    from .loadgen import Target
+    from .metrics import k_mismatch, server_k
+    from .metrics_sources import PodsSource, ServerSource, source_for
+
+    k, method = params.num_speculative_tokens, params.method
+    try:
+        src = source_for(params, "spec", url, api_key)
+        if not isinstance(src, (ServerSource, PodsSource)):
+            return []
+        before = src.snapshot()
+    except (MetricsError, ParameterError):
+        return []
+    if not before.has_spec_counters:
+        return []  # check_metrics said what is missing
+    positions = server_k(before)
+    # ignore_eos (vLLM's sampling parameter): a model that would stop at once still decodes the probe's tokens
+    seen = probe_spec_server(src, before, Target(url, model, api_key, extra_body={"ignore_eos": True})) if probe else None
+    if positions is None and seen is not None and seen.after is not None:
+        positions = server_k(seen.after)
+    mean = seen.mean_acceptance_length if seen is not None else None
+    checks = []
+    name = "spec server's k"
+    if (mm := k_mismatch(url, k, positions, mean)) is not None:
+        checks.append(Check(name=name, status="fail", detail=mm[0], fix=mm[1]))
+    elif positions is not None:
+        checks.append(Check(name=name, status="ok", detail=f"{url} runs k={positions} (positions 0 to {positions - 1} "
+                                                          "of its per-position counter), as num_speculative_tokens"))
+    elif mean is not None:
+        checks.append(Check(name=name, status="ok", detail=f"a probe's mean acceptance length {mean:.2f} is within "
+                                                          f"k+1 = {k + 1} (no per-position counter to read k from)"))
+    else:
+        checks.append(Check(name=name, status="skip", detail=f"{url} has no per-position counter and no probe "
+                                                            "measured acceptance: k not checked"))
+    checks.append(_method_check(url, method, seen))
+    return checks
+
+
+def _method_check(url: str, method: str, seen: Probe | None) -> Check:
+    name = "spec server's method"
+    if seen is None:
+        return Check(name=name, status="skip", detail="no probe request: the counters move without our traffic, so a "
+                                                      "probe's proposal rate could not be told apart from it")
+    if seen.error:
+        return Check(name=name, status="warn", detail=f"{seen.error}: k and method checked from /metrics only",
+                     fix="check that the speculative server answers completions for the served model")
+    rate, steps = seen.proposal_rate, seen.steps
+    if rate is None or steps < PROBE_MIN_STEPS:
+        return Check(name=name, status="skip", detail=f"a probe of {steps:.0f} decode step(s) is too short to tell a "
+                                                      "drafter from a lookup: not checked")
+    share = f"drafts on {rate:.0%} of the {steps:.0f} decode steps of a probe request"
+    if method in EVERY_STEP_METHODS and rate < EVERY_STEP_MIN_RATE:
+        return Check(name=name, status="fail",
+                     detail=f"the speculative server {url} proposed {share}: an n-gram or suffix lookup (it proposes "
+                            f"only where the text repeats), not method {method} (a draft model, EAGLE or MTP proposes "
+                            "on every step)",
+                     fix="set -p method=ngram (or suffix) and -p draft_model= to what the server runs, or point spec_url "
+                         f"at the server running {method}")
+    if method in LOOKUP_METHODS and rate >= 0.999:
+        return Check(name=name, status="warn",
+                     detail=f"the speculative server {url} proposed {share}, as a draft model, EAGLE or MTP does; "
+                            f"method {method} proposes only where the text repeats",
+                     fix="check the server's --speculative-config: set -p method (and draft_model) to what it runs, or "
+                         f"point spec_url at the {method} server")
+    return Check(name=name, status="ok", detail=f"{share}, as method {method} does")
 
 
 # -- managed mode: the GPUs the profile names against this node's ----------------------------------------------

@@ -231,6 +231,71 @@ def absolute_model_path(name, base: Path | None = None):
     return name
 
 
+_ENV_REF = re.compile(r"\$(?:\{([^}]*)\}|(\w+))")
+
+
+def expand_env(value: str, what: str = "model") -> str:
+    """``$VAR`` and ``${VAR}`` replaced by the environment's values; a variable that is not set is refused, naming it
+    (os.path.expandvars would leave it in the path, which then names no directory)."""
+    if "$" not in value:
+        return value
+    expanded = os.path.expandvars(value)
+    if m := _ENV_REF.search(expanded):
+        var = m.group(1) if m.group(1) is not None else m.group(2)
+        raise ParameterError(f"{what} {value!r} uses the environment variable ${var}, which is not set",
+                             f"export {var}=... before running (or write the path out)")
+    return expanded
+
+
+def _path_like(name: str, bases: list[Path]) -> bool:
+    """Written as a path (./x, ../x, ~/x, /x, $VAR/x), or under a directory that exists (models/typo when models/
+    does): not a hub id nor a catalog name."""
+    if name.startswith(("./", "../", "~", "/", "$", ".\\")) or name in (".", ".."):
+        return True
+    first = name.replace("\\", "/").split("/", 1)
+    return len(first) > 1 and any((b / first[0]).is_dir() for b in bases)
+
+
+def resolve_model_path(name, base: Path | None = None, what: str = "model", origin: str = "") -> str:
+    """A model given as a path made absolute: ``$VAR``/``${VAR}`` and ``~`` expanded, a relative path read from
+    ``base`` (a profile's directory; ``origin`` says which profile), else from the current directory. A directory found
+    only under the current directory, not under ``base``, is taken from there with a warning (what older versions
+    did). A name written as a path (:func:`_path_like`) that exists nowhere is refused, naming the path and where it
+    was resolved from; hub ids, catalog names and 'embedded' stay as given."""
+    if not isinstance(name, str) or not name or name == "embedded":
+        return name
+    expanded = expand_env(name, what)
+    path = Path(expanded).expanduser()
+    cwd = Path.cwd()
+    bases = [base] if base is not None else []
+    if base is None or base.resolve() != cwd.resolve():
+        bases.append(cwd)
+    written_as_path = _path_like(expanded, bases) or expanded != name
+    there = Path.exists if written_as_path else Path.is_dir  # a bare name: only a directory of that name is a model
+    if path.is_absolute():
+        found = path if there(path) else None
+    else:
+        found = next((b / path for b in bases if there(b / path)), None)
+        if found is not None and base is not None and not there(base / path):
+            warnings.warn(f"{what} {name!r} is no path under {base} (the directory of {origin or 'the profile'}); "
+                          f"taken relative to the current directory: {found.resolve()}. Write it relative to the "
+                          "profile's directory, or as an absolute path", UserWarning, stacklevel=2)
+    if found is not None:
+        return str(found.resolve())
+    if not written_as_path:
+        return name  # a hub id, a catalog name: the model checks judge it
+    shown = path if path.is_absolute() else (bases[0] / path).resolve()
+    notes = [f"{sym} expanded" for sym, used in (("$VAR", "$" in name), ("~", name.startswith("~"))) if used]
+    if not path.is_absolute():
+        notes.append(f"read relative to the directory of {origin}" if base is not None and origin else
+                     f"read relative to {bases[0]}")
+    read = f" ({'; '.join(notes)})" if notes else ""
+    raise ParameterError(
+        f"{what} {name!r} does not exist: no file or directory at {shown}{read}",
+        "fix the path (a relative path in a profile is read from the profile's directory, one given with -p from the "
+        "current directory), or give an absolute path")
+
+
 def _looks_like_hub_name(name: str) -> bool:
     """'org/model' that is not a local path (its first part is no local directory)."""
     return (bool(re.fullmatch(r"[\w.-]+/[\w.-]+", name)) and not name.startswith((".", "/", "~"))
@@ -288,7 +353,22 @@ def _log_reason(text: str, returncode: int | None) -> str:
     excs = [ln for ln in lines if _EXC_RE.match(ln)]
     roots = [ln for ln in excs if not any(w in ln.lower() for w in _WRAPPERS)]
     errors = [ln for ln in lines if _ERROR_RE.match(ln)]
-    return (roots or excs or errors or lines or ["no output"])[0 if roots else -1][:400]
+    reason = (roots or excs or errors or lines or ["no output"])[0 if roots else -1]
+    # pydantic's "ValidationError: 1 validation error for ModelConfig" only wraps the cause, on the next lines:
+    # an optional field name, then "Value error, <vLLM's message> [type=value_error, input_value=...]"
+    if (wrapper := re.search(r"validation errors? for (\w+)", reason)) and reason in lines:
+        follow = []
+        for ln in lines[lines.index(reason) + 1:lines.index(reason) + 4]:
+            if ln.startswith("For further information") or _EXC_RE.match(ln) or ln.startswith("File "):
+                break
+            follow.append(ln)
+        message = next((ln for ln in follow if " " in ln), "")
+        if message:
+            field = follow[0] if follow[0] != message and " " not in follow[0] else ""
+            message = re.sub(r"\s*\[type=[^\]]*\]?\s*$", "", message)
+            message = re.sub(r"^(Value error|Assertion failed), ", "", message)
+            reason = f"{wrapper.group(1)}{f'.{field}' if field else ''}: {message}"
+    return reason[:400]
 
 
 def _fix_for(reason: str) -> str:
@@ -302,6 +382,20 @@ def _fix_for(reason: str) -> str:
                 "HTTPS_PROXY, HF_TOKEN for gated models)")
     if "address already in use" in low:
         return "another process holds the port: stop it or choose another port"
+    if "max_model_len" in low or "max seq len" in low or "maximum model length" in low:
+        # vLLM: "User-specified max_model_len (200000) is greater than the derived max_model_len
+        # (max_position_embeddings=1024.0 ...)"; the KV cache: "... the estimated maximum model length is 12345",
+        # "... max seq len (N) is larger than the maximum number of tokens that can be stored in KV cache (M)"
+        derived = re.search(r"derived max_model_len \((\w+)=(\d+)", reason)
+        kv = (re.search(r"estimated maximum model length is (\d+)", reason)
+              or re.search(r"stored in KV cache \((\d+)\)", reason))
+        if derived:
+            return (f"lower max_model_len to <= {derived.group(2)} (the model's {derived.group(1)}; context_length "
+                    "too, if it is larger), or use a model whose config.json allows the longer context")
+        if kv:
+            return (f"lower max_model_len to <= {kv.group(1)} (what the KV cache holds), or give it more memory: "
+                    "raise gpu_memory_utilization / kv_cache_gib")
+        return "lower max_model_len (and context_length) to what the model and the KV cache allow"
     if "memory" in low or "signal 9" in low:
         return "lower gpu_memory_utilization / kv_cache_gib or max_model_len, or free memory on the node"
     if "no module named" in low and "vllm" in low:

@@ -13,14 +13,17 @@ parameters and measures only the rest (no server starts when nothing is left).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from .artifacts import PhaseLog, RunDir
 from .errors import CounterResetError, MetricsError
+from .load_analysis import nothing_completed
 from .loadgen import LoadShape, PhaseResult, Target, records_of_attempts, run_phase_sync
-from .metrics import SpecDelta
+from .metrics import SpecDelta, k_mismatch, server_k
 from .metrics_sources import MetricsSource, ServerSource
 from .schemas.sweep import SweepPoint, SweepResult
 from .stats import interpolate, percentiles
@@ -149,15 +152,17 @@ def run_sweep(
     if any((w, float(t)) not in done for w in workloads for t in temperatures):
         target = target() if callable(target) else target
         source = metrics(target) if metrics else ServerSource(target.url, target.api_key)
-        if source.speculating() is False:
-            result.speculation = False
+        if source.speculating() is False:  # nothing can be measured: a failed sweep, never a successful one
+            result.speculation, result.status = False, "failed"
             result.production_verdict = "no-speculation"
             result.finding = (f"the server at {target.url} exposes no speculative-decoding metrics: it runs "
-                              "without speculation, so there is no acceptance to measure")
+                              "without speculation, so there is no acceptance to measure; point the sweep at the "
+                              "server started with --speculative-config")
             return result
     jsonl = run.artifact(REQUESTS_JSONL) if run else None
     all_records: dict[float, list[dict]] = {t: [] for t in temperatures}
     failed = ""
+    mismatch: tuple[str, str] | None = None  # the server runs another k than num_speculative_tokens
     for w, items in plans.items():
         for t in temperatures:
             if failed:
@@ -171,14 +176,19 @@ def run_sweep(
                 continue
             phase = f"sweep:{w}@T{t:g}"
             before = source.snapshot()
+            if num_speculative_tokens and (mismatch := k_mismatch(target.url, num_speculative_tokens, server_k(before))):
+                break  # the server's per-position counters say another k: nothing sent
             res: PhaseResult = run_phase_sync(
                 target, [it.model_copy(update={"temperature": t}) for it in items],
                 LoadShape("concurrency", concurrency=concurrency), phase=phase,
                 timeout_s=timeout_s, jsonl=jsonl, progress=progress, seed=seed)
             all_records[t].extend(res.records)
-            if res.summary.status == "failed":
-                failed = res.summary.reason
+            stalled = nothing_completed(target.url, res.records, timeout_s)
+            if res.summary.status == "failed" or stalled:
+                failed = res.summary.reason or stalled
                 result.warnings.append(f"{w} at T={t:g}: {failed}")
+                if stalled:  # said at once, not only in the result: the next point would wait as long
+                    tqdm.write(f"warning: sweep {w} at T={t:g}: {stalled}; the sweep stops here", file=sys.stderr)
                 break
             try:
                 delta = source.window(before, source.snapshot(), res.records).spec
@@ -189,6 +199,9 @@ def run_sweep(
                 failed = exc.problem
                 result.warnings.append(f"{w} at T={t:g}: {failed}")
                 delta = None
+            if num_speculative_tokens and delta is not None and delta.available and (mismatch := k_mismatch(
+                    target.url, num_speculative_tokens, len(delta.per_pos_accepted) or None, delta.mean_acceptance_length)):
+                break  # acceptance of another k than the one named: not a point of this configuration
             point = make_point(t, w, delta, res.records, no_go_below, go_above)
             result.points.append(point)
             if log is not None:
@@ -196,6 +209,16 @@ def run_sweep(
                                      "ok" if delta is not None and not point.errors else "incomplete",
                                      {"phase": phase, "attempt": res.summary.attempt, "point": point},
                                      attempt=res.summary.attempt)
+        if mismatch:
+            break
+    if mismatch:  # a configuration mismatch: no acceptance is reported for a k that was never run
+        problem, fix = mismatch
+        result.status, result.points, result.resumed_points = "failed", [], 0
+        result.production_verdict = "unknown"
+        result.warnings.append(f"configuration mismatch: {problem}")
+        result.finding = f"configuration mismatch: {problem}; fix: {fix}"
+        tqdm.write(f"error: {result.finding}", file=sys.stderr)
+        return result
     result.temperatures = [pool(t, result.points, all_records[t], no_go_below, go_above) for t in temperatures]
     result.production_acceptance = interpolate(
         production_temperature, [p.temperature for p in result.temperatures],

@@ -7,7 +7,6 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
-from urllib.parse import urlsplit
 
 from playbook.helpers.artifacts import PriorResults, RunDir
 from playbook.helpers.errors import ParameterError
@@ -65,17 +64,10 @@ def run_dir(args: argparse.Namespace, command: str, prior: PriorResults) -> RunD
 
 
 def _server(url: str) -> tuple[str, int | None, str]:
-    """Host, port and path of a URL, so that two spellings of one server compare equal (localhost and
-    127.0.0.1, a default port, a trailing / or /v1)."""
-    u = urlsplit(url.strip())
-    host = (u.hostname or "").lower()
-    if host in ("localhost", "::1", "0.0.0.0") or host.startswith("127."):
-        host = "loopback"
-    try:
-        port = u.port or {"http": 80, "https": 443}.get(u.scheme.lower())
-    except ValueError:
-        port = None
-    return host, port, u.path.rstrip("/").removesuffix("/v1").rstrip("/")
+    """Host, port and path of a URL, so that two spellings of one server compare equal (preflight.server_key)."""
+    from playbook.helpers.preflight import server_key
+
+    return server_key(url)
 
 
 def same_server_warning(baseline_url: str, spec_url: str) -> str | None:

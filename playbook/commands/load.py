@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from playbook.commands import _measure
 from playbook.commands._common import print_json
@@ -62,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         _measure.reachable_model(url, given, p.api_key(), flag)
     run_ = _measure.run_dir(args, NAME, prior)
     result = run_load_test(p, run_, progress=not args.no_progress)
+    for warning in result.warnings:  # a level excluded for its errors, a missing level: said, not only in the JSON
+        print(f"warning: {warning}", file=sys.stderr)
     if same:
         result.warnings.append(same)
     run_.write_json("50_load.json", result)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from playbook.commands import _measure
 from playbook.commands._common import print_json
@@ -26,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from playbook.helpers import lossless
     from playbook.helpers.loadgen import Target
     from playbook.helpers.params import LoadParams
+    from playbook.helpers.schemas.lossless import LosslessResult
     from playbook.helpers.workloads import build_requests
 
     p = _measure.params(LoadParams, args, baseline_url=args.baseline_url, spec_url=args.spec_url,
@@ -36,14 +38,22 @@ def run(args: argparse.Namespace) -> int:
     key = p.api_key()
     base = Target(p.baseline_url, _measure.model_name(p.baseline_url, p.served_model_name, key), key)
     spec = Target(p.spec_url, _measure.model_name(p.spec_url, p.served_model_name, key), key)
-    items = build_requests(p.workload, p.lossless_requests, max_tokens=p.max_tokens, seed=p.seed)
-    result = lossless.check(base, spec, items, p.lossless_temperatures, p.max_tokens, p.lossless_alpha, seed=p.seed)
+    problems, notes = lossless.role_problems(base, spec)  # which server speculates, before any output is compared
+    if problems:
+        result = LosslessResult(status="failed", alpha=p.lossless_alpha, warnings=problems + notes,
+                                finding="not checked: " + "; ".join(problems))
+    else:
+        items = build_requests(p.workload, p.lossless_requests, max_tokens=p.max_tokens, seed=p.seed)
+        result = lossless.check(base, spec, items, p.lossless_temperatures, p.max_tokens, p.lossless_alpha, seed=p.seed)
+        result.warnings.extend(notes)
     if same:
         result.warnings.append(same)
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
     if prior is not None:
         _measure.run_dir(args, NAME, prior).write_json("lossless.json", result)
     if args.json:
         print_json(result)
     else:
         print(result.finding)
-    return 0
+    return 1 if result.status == "failed" else 0

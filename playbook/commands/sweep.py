@@ -51,4 +51,4 @@ def run(args: argparse.Namespace) -> int:
                                                            "temperatures": {"__all__": {"per_request"}}}))
     else:
         print(result.finding)
-    return 0
+    return 1 if result.status == "failed" else 0  # nothing measured (no speculation, every request failed): not a success
