@@ -618,6 +618,7 @@ class LoadParams(StepParams):
                                        "half-width is at most this fraction of the speedup")
     level_time_budget_s: float = Field(45, gt=0, description="or until it has spent this many seconds")
     min_round_pairs: int = Field(3, ge=2, description="round pairs a level measures at least")
+    max_error_rate: float = _threshold("max_error_rate")  # a level failing more requests is excluded (the report's)
     between_start_sd: float = Field(-1.0, ge=-1, description="SD of a level's log speedup between fresh server "
                                     "starts, added to its interval (-1 = measured value for the embedded engine, else 0)")
     lossless_check: bool = Field(True, description="check that speculation does not change the outputs")
