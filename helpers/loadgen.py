@@ -210,6 +210,18 @@ class _Phase:
         self.base = target.url.rstrip("/")
         self.http = http_policy.request_kwargs(self.base)  # proxy (never for loopback), no redirects
         self.attempt = uuid.uuid4().hex[:8]  # ids stay unique when a phase is measured again
+        self.answered, self.timed_out = False, 0
+
+    def note(self, rec: dict) -> dict:
+        """Count an ended request (for :meth:`stalled`); returns it."""
+        self.answered = self.answered or rec["status"] == "ok"
+        self.timed_out += rec["status"] == "timeout"
+        return rec
+
+    def stalled(self, at_once: int) -> bool:
+        """No request answered and as many timed out as are sent at once: the server is stalled, and sending more
+        would only add a timeout each (a phase stops dispatching; the caller says why)."""
+        return not self.answered and self.timed_out >= max(1, at_once)
 
     async def send(self, session: aiohttp.ClientSession, idx: int, item: PromptItem, scheduled: float,
                    warmup: bool) -> dict:
@@ -403,9 +415,9 @@ async def _closed_loop(state, session, items, cap, warmup, limit, done, abort=Tr
     async def worker() -> None:
         free_at = time.perf_counter()
         for idx, item in it:
-            if (abort and state.stop.is_set()) or (limit and time.perf_counter() >= limit):
+            if (abort and state.stop.is_set()) or (limit and time.perf_counter() >= limit) or state.stalled(cap):
                 return
-            rec = await state.send(session, idx, item, free_at - state.t0, warmup)
+            rec = state.note(await state.send(session, idx, item, free_at - state.t0, warmup))
             free_at = time.perf_counter()
             (done or out.append)(rec)
 
@@ -422,9 +434,9 @@ async def _open_loop(state, session, items, shape, seed, limit, done, abort) -> 
     async def one(idx: int, item: PromptItem, sched: float) -> None:
         if sem:
             async with sem:
-                done(await state.send(session, idx, item, sched, False))
+                done(state.note(await state.send(session, idx, item, sched, False)))
         else:
-            done(await state.send(session, idx, item, sched, False))
+            done(state.note(await state.send(session, idx, item, sched, False)))
 
     for idx, (item, off) in enumerate(zip(items, offsets, strict=True)):
         due = state.t0 + off
@@ -433,7 +445,7 @@ async def _open_loop(state, session, items, shape, seed, limit, done, abort) -> 
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        if abort and state.stop.is_set():
+        if (abort and state.stop.is_set()) or state.stalled(shape.concurrency or 1):
             break
         tasks.append(asyncio.create_task(one(idx, item, float(off))))
     if tasks:

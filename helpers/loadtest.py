@@ -33,10 +33,11 @@ ends. ``LoadResult.pinning`` says what was done.
 **Failed requests**: a configuration that lost more than ``max_error_rate`` of a level's requests (timeouts, HTTP
 errors) gets the level excluded the same way, with the share and the kind said, and a warning. A round (or a
 level's warmup) of which no request completed stops the level at once as failed, said on stderr (every request
-timed out: the server is stalled or overloaded). A level starts no round pair past ``HARD_BUDGET_FACTOR`` times
-its budget (at least one request timeout), even short of ``min_round_pairs``; a round under way then sends no more
-requests (the second half of a pair: once it has sent for as long as the first half did), and its requests in flight
-finish or time out (they are not cancelled).
+timed out: the server is stalled or overloaded). A level some of whose requests failed starts no round pair past
+``HARD_BUDGET_FACTOR`` times its budget (at least one request timeout), even short of ``min_round_pairs``; a round
+under way then sends no more requests (the second half of a pair: once it has sent for as long as the first half
+did), and its requests in flight finish or time out (they are not cancelled). A healthy level is never cut short:
+a slow server's rounds are measured whole, ``min_round_pairs`` of them.
 
 **Crossover** = the first level (status ok) whose interval's upper bound is below 1.0. Each level is
 logged in the run's phase log (``artifacts.PhaseLog``) when it completes: a resumed run reuses the
@@ -89,8 +90,8 @@ STEP = "50_load"
 # Parameters that do not change what a level measures (a resumed run may differ in these).
 NOT_IN_FINGERPRINT = frozenset({"run_dir", "interactive", "find_saturation", "max_extra_levels", "saturation_gain",
                                 "server_start_timeout_s", "concurrencies", "rates", "between_start_sd", "candidates"})
-# A level starts no round (and sends no request) past this many times its time budget, or one request timeout if
-# that is longer: a stalled server costs a level about that plus one timeout, never rounds of timeouts.
+# A level whose requests have failed starts no round (and sends no request) past this many times its time budget,
+# or one request timeout if that is longer: a half-stalled server costs a level about that plus one timeout.
 HARD_BUDGET_FACTOR = 3
 DEFAULT_MAX_ERROR_RATE = Thresholds.model_fields["max_error_rate"].default
 
@@ -105,6 +106,11 @@ def max_error_rate(p) -> float:
 def hard_limit_s(p) -> float:
     """Seconds after which a level starts no more rounds nor requests (:data:`HARD_BUDGET_FACTOR`)."""
     return max(HARD_BUDGET_FACTOR * p.level_time_budget_s, p.request_timeout_s)
+
+
+def _failing(rounds) -> bool:
+    """Whether any request of these rounds failed or timed out (the hard limit then applies)."""
+    return any(r["status"] != "ok" for rd in rounds for r in rd.records)
 
 
 def _say(message: str) -> None:
@@ -347,7 +353,9 @@ def measure_paired(ctx: _Ctx, targets: dict[str, Target], shape: LoadShape, work
         warm_failed = bool(lr.stop_reason)
         while not warm_failed:
             i = len(lr.rounds["baseline"])
-            if i and time.monotonic() >= hard:  # never a round past the hard limit, even short of min_round_pairs
+            failing = _failing(lr.rounds["baseline"]) or _failing(lr.rounds["spec"])
+            if i and failing and time.monotonic() >= hard:  # failing: no round past the hard limit, even short of
+                # min_round_pairs
                 lr.stop_reason = (f"hard time limit {hard_limit_s(p):g} s ({HARD_BUDGET_FACTOR}x the level budget "
                                   f"{p.level_time_budget_s:g} s, at least one request timeout) reached after {i} pairs"
                                   + (f", short of min_round_pairs {forced}" if i < forced else ""))
@@ -357,7 +365,7 @@ def measure_paired(ctx: _Ctx, targets: dict[str, Target], shape: LoadShape, work
             for cfg in (CONFIGS if i % 2 == 0 else CONFIGS[::-1]):
                 # the second half of a pair may send for as long as the first did, so the pair stays matched
                 rd = _round(ctx, targets[cfg], cfg, shape, workload, items, p.seed + i,
-                            limit_s=max(hard - time.monotonic(), first_s, 0.001))
+                            limit_s=max(hard - time.monotonic(), first_s, 0.001) if failing else 0.0)
                 first_s = first_s or rd.duration_s
                 lr.rounds[cfg].append(rd)
                 if rd.status != "ok":
@@ -409,10 +417,11 @@ def measure_single(ctx: _Ctx, target: Target, config: str, shape: LoadShape, wor
     hard = time.monotonic() + hard_limit_s(ctx.p)
     with watch.sampler:
         for i in range(ctx.p.min_round_pairs if warm is None else 0):
-            if i and time.monotonic() >= hard:  # the hard limit: no more rounds (see measure_paired)
+            failing = _failing(rounds)
+            if i and failing and time.monotonic() >= hard:  # the hard limit: no more rounds (see measure_paired)
                 break
             rounds.append(_round(ctx, target, config, shape, workload, ctx.items(workload, shape, level_idx, i),
-                                 ctx.p.seed + i, limit_s=max(hard - time.monotonic(), 0.001)))
+                                 ctx.p.seed + i, limit_s=max(hard - time.monotonic(), 0.001) if failing else 0.0))
             if rounds[-1].status != "ok":
                 break
         return rounds, watch.stats(config, shape, workload, rounds)

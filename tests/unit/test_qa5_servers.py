@@ -233,6 +233,24 @@ def test_a_round_whose_requests_all_time_out_stops_the_level_at_once(tmp_path, f
     assert "timed out (no complete response within 1 s)" in err and url in err and "the level stops as failed" in err
 
 
+def test_a_healthy_level_slower_than_its_budget_still_measures_every_round_whole(tmp_path, fakes):
+    """The hard limit is for failing levels: a slow server whose requests all succeed (a long output on a big model)
+    gets min_round_pairs whole rounds, every request of each, however far past 3x the level budget."""
+    url = fakes()
+    p = _stalled_params(url, tmp_path, concurrencies=[1], requests_per_level=4, min_round_pairs=2,
+                        request_timeout_s=1, level_time_budget_s=0.01)
+    (tmp_path / "ok").mkdir()
+    p = p.model_copy(update={"workload": _prompts(tmp_path / "ok", ["slow"] * 4)})  # _stalled_params writes stalls
+    assert hard_limit_s(p) == 1.0
+    run = RunDir(tmp_path / "run")
+    t0 = time.monotonic()
+    res = run_load_test(p, run, progress=False)
+    assert time.monotonic() - t0 > hard_limit_s(p)  # the level did run past the hard limit
+    records = [r for r in run.read_jsonl("50_load_requests.jsonl") if not r["warmup"]]
+    assert all(r["status"] == "ok" for r in records) and len(records) == 2 * 2 * 4  # 2 pairs x 2 servers x 4
+    assert res.speedup and res.speedup[0].status == "ok"
+
+
 def test_a_warmup_whose_requests_all_time_out_stops_the_level_before_its_rounds(tmp_path, fakes, capfd):
     url = fakes()
     run = RunDir(tmp_path / "run")
