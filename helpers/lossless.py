@@ -224,12 +224,11 @@ def role_problems(baseline: Target, spec: Target) -> tuple[list[str], list[str]]
         except MetricsError as exc:
             notes.append(f"the {role} server's role was not checked: {exc.problem.splitlines()[0]}")
             continue
-        speculates = snap.has_spec_counters or snap.legacy_rate is not None
-        if role == "spec" and not speculates:
+        if role == "spec" and not snap.speculates:
             problems.append(f"the speculative server {target.url} exposes no vllm:spec_decode counters: it runs without "
                             "speculation, so identical outputs would prove nothing (--spec-url must name the server "
                             "started with --speculative-config)")
-        elif role == "baseline" and speculates:
+        elif role == "baseline" and snap.speculates:
             problems.append(f"the baseline server {target.url} exposes vllm:spec_decode counters: it speculates, so "
                             "this would compare speculation with speculation (--baseline-url must name the server "
                             "started without --speculative-config)")

@@ -74,6 +74,12 @@ class Snapshot:
     def has_spec_counters(self) -> bool:
         return DRAFTS in self.counters
 
+    @property
+    def speculates(self) -> bool:
+        """The server runs speculation: vLLM registers its spec-decode metrics (V1 counters, V0's rate gauge) only
+        with a speculative config."""
+        return self.has_spec_counters or self.legacy_rate is not None
+
 
 @dataclass
 class SpecDelta:

@@ -80,8 +80,7 @@ class MetricsSource:
 
     def speculating(self) -> bool | None:
         """Whether the server(s) expose spec-decode metrics (None: cannot tell before any request)."""
-        snap = self.snapshot()
-        return snap.has_spec_counters or snap.legacy_rate is not None
+        return self.snapshot().speculates
 
     def gauges(self) -> dict[str, float]:
         """KV cache usage (max over replicas), running and waiting requests (summed), for the sampler."""
