@@ -96,13 +96,6 @@ HARD_BUDGET_FACTOR = 3
 DEFAULT_MAX_ERROR_RATE = Thresholds.model_fields["max_error_rate"].default
 
 
-def max_error_rate(p) -> float:
-    """The error rate above which a level is excluded: the parameters' ``max_error_rate`` when they carry one (the
-    report's threshold), else its default."""
-    value = getattr(p, "max_error_rate", None)
-    return DEFAULT_MAX_ERROR_RATE if value is None else float(value)
-
-
 def hard_limit_s(p) -> float:
     """Seconds after which a level starts no more rounds nor requests (:data:`HARD_BUDGET_FACTOR`)."""
     return max(HARD_BUDGET_FACTOR * p.level_time_budget_s, p.request_timeout_s)
@@ -671,7 +664,7 @@ def run_load_test(p, run: RunDir, progress: bool = True, resume: bool = True, on
         pinning = "not pinned: one server at a time (managed mode)"
     temperature = None if _is_mix(p.workload) else p.temperature
     res = analyze(levels, p.workload, p.temperature, planned=planned, seed=p.seed, drift=drift,
-                  between_start_sd=between_start_sd(p), max_error_rate=max_error_rate(p))
+                  between_start_sd=between_start_sd(p), max_error_rate=p.max_error_rate)
     for sp in res.speedup:
         sp.temperature = temperature
     res.design, res.pinning = _design(p), pinning  # type: ignore[assignment]
@@ -684,7 +677,7 @@ def run_load_test(p, run: RunDir, progress: bool = True, resume: bool = True, on
     hom = {sp.level: sp for sp in res.speedup}
     for lr in mixed:
         mix = lr.point(p.seed, None if _is_mix(p.mixed_workload) else p.temperature, between_start_sd(p),
-                       max_error_rate(p))
+                       p.max_error_rate)
         if mix is not None and lr.design == "abba":
             apply_drift(mix, drift)
         res.mixed.append(compare_mixed(lr.shape.level, p.workload, p.mixed_workload, hom.get(lr.shape.level), mix))
