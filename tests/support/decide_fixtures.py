@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from playbook.helpers.artifacts import RunDir
 from playbook.helpers.schemas.load import LevelStats, LoadResult, Percentiles, SpeedupPoint
 from playbook.helpers.schemas.preflight import PreflightResult
@@ -48,3 +50,10 @@ def make_run(path, *, sweep_result=None, load_result=None, preflight=True, extra
     for name, data in (extra or {}).items():
         run.write_json(name, data)
     return run
+
+
+def executed_notebook(run: RunDir, step: str, **params) -> None:
+    """A step's executed notebook in ``run`` as papermill records it: the parameters it ran with, no cells."""
+    run.notebooks.mkdir(exist_ok=True)
+    (run.notebooks / f"{step}.ipynb").write_text(json.dumps(
+        {"cells": [], "metadata": {"papermill": {"parameters": params}}, "nbformat": 4, "nbformat_minor": 5}))

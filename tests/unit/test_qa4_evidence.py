@@ -19,7 +19,7 @@ from playbook.helpers.schemas.candidates import Candidate, CandidateResult, Cand
 from playbook.helpers.schemas.decision import Evidence, LoadLevel
 from playbook.helpers.schemas.drafts import DraftsResult
 from playbook.helpers.schemas.memory import MemoryResult
-from tests.support.decide_fixtures import load, make_run, sweep
+from tests.support.decide_fixtures import executed_notebook, load, make_run, sweep
 
 NAN, INF = float("nan"), float("inf")
 LEVELS = {1: (1.4, 1.3, 1.5), 4: (1.3, 1.2, 1.4)}
@@ -116,12 +116,6 @@ def test_decision_json_never_holds_nan(tmp_path):
 
 
 # -- item 6: steps run with different parameters --------------------------------------------------
-def _notebook(run: RunDir, step: str, **params) -> None:
-    run.notebooks.mkdir(exist_ok=True)
-    (run.notebooks / f"{step}.ipynb").write_text(json.dumps(
-        {"cells": [], "metadata": {"papermill": {"parameters": params}}, "nbformat": 4, "nbformat_minor": 5}))
-
-
 EMBEDDED = dict(target_model="embedded", draft_model="embedded", method="draft_model", num_speculative_tokens=4,
                 mode="embedded", max_model_len=1024)
 
@@ -129,8 +123,8 @@ EMBEDDED = dict(target_model="embedded", draft_model="embedded", method="draft_m
 def test_memory_for_another_model_than_the_sweep_measured_is_inconclusive(tmp_path, llama_budget):
     run = make_run(tmp_path, sweep_result=sweep(), load_result=load(LEVELS),
                    extra={"20_memory.json": MemoryResult(budget=llama_budget)})
-    _notebook(run, "40_sweep", **EMBEDDED)
-    _notebook(run, "50_load", **EMBEDDED)
+    executed_notebook(run, "40_sweep", **EMBEDDED)
+    executed_notebook(run, "50_load", **EMBEDDED)
     ev = evidence.gather(run)
     failed = [f for f in ev.steps_failed if "different parameters" in f]
     assert failed, ev.steps_failed
@@ -167,8 +161,8 @@ def test_a_consistent_run_is_not_flagged_even_when_a_candidate_with_another_k_wo
                           "10_drafts.json": DraftsResult(target="embedded-target", target_params_b=0.01,
                                                          target_methods=["draft_model"])})
     for step in ("00_preflight", "10_drafts", "20_memory", "30_quantization", "40_sweep", "50_load"):
-        _notebook(run, step, **EMBEDDED, **({"gpu": "cpu"} if step in ("20_memory", "30_quantization") else {}))
-    _notebook(run, "90_report", **{**EMBEDDED, "target_model": "Llama-3.1-8B"})  # the report's own: not compared
+        executed_notebook(run, step, **EMBEDDED, **({"gpu": "cpu"} if step in ("20_memory", "30_quantization") else {}))
+    executed_notebook(run, "90_report", **{**EMBEDDED, "target_model": "Llama-3.1-8B"})  # the report's own: not compared
     assert evidence.mixed_parameters(run) == []
     ev = evidence.gather(run)
     assert not any("different parameters" in f for f in ev.steps_failed), ev.steps_failed

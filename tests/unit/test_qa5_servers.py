@@ -23,7 +23,7 @@ from playbook.helpers.schemas.decision import Thresholds
 from playbook.helpers.schemas.preflight import PreflightResult
 from playbook.helpers.sweep import run_sweep
 from tests.support import start_fake, stop_fake
-from tests.support.decide_fixtures import load, make_run, sweep
+from tests.support.decide_fixtures import executed_notebook, load, make_run, sweep
 
 C1 = LoadShape("concurrency", concurrency=1)
 ROOT = Path(__file__).resolve().parents[2]
@@ -366,12 +366,6 @@ def test_the_readme_example_asks_for_no_model_name_the_engine_does_not_serve():
 
 
 # -- 9: one model under two spellings; a partial result's advice is to resume -------------------------------------
-def _notebook(run: RunDir, step: str, **params) -> None:
-    run.notebooks.mkdir(exist_ok=True)
-    (run.notebooks / f"{step}.ipynb").write_text(json.dumps(
-        {"cells": [], "metadata": {"papermill": {"parameters": params}}, "nbformat": 4, "nbformat_minor": 5}))
-
-
 EXTERNAL = dict(target_model="embedded", draft_model="embedded", method="draft_model", num_speculative_tokens=4,
                 mode="external", max_model_len=1024)
 
@@ -382,7 +376,7 @@ def test_a_result_recording_embedded_is_the_notebooks_embedded_target(tmp_path):
     s.measured_for = {"target": "embedded", "draft": "embedded", "method": "draft_model", "num_speculative_tokens": 4,
                       "mode": "external"}
     run = make_run(tmp_path, sweep_result=s, preflight=False)
-    _notebook(run, "40_sweep", **EXTERNAL)
+    executed_notebook(run, "40_sweep", **EXTERNAL)
     assert evidence.mixed_parameters(run) == []
     assert not any("parameters" in f for f in evidence.gather(run).steps_failed)
 
@@ -392,8 +386,8 @@ def test_a_partial_result_with_other_parameters_is_resumed_not_a_new_run_directo
     s.status, s.num_speculative_tokens = "partial", 2
     s.measured_for = {"target": "embedded-target", "num_speculative_tokens": 2, "mode": "external"}
     run = make_run(tmp_path, sweep_result=s, load_result=load({1: (1.4, 1.3, 1.5)}), preflight=False)
-    _notebook(run, "40_sweep", **EXTERNAL)
-    _notebook(run, "50_load", **EXTERNAL)
+    executed_notebook(run, "40_sweep", **EXTERNAL)
+    executed_notebook(run, "50_load", **EXTERNAL)
     ev = evidence.gather(run)
     said = [f for f in ev.steps_failed if f.startswith("40_sweep")]
     assert said and "partial result records other parameters" in said[0] and "different parameters" not in said[0]
