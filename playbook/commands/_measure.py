@@ -63,17 +63,12 @@ def run_dir(args: argparse.Namespace, command: str, prior: PriorResults) -> RunD
     return run
 
 
-def _server(url: str) -> tuple[str, int | None, str]:
-    """Host, port and path of a URL, so that two spellings of one server compare equal (preflight.server_key)."""
-    from playbook.helpers.preflight import server_key
-
-    return server_key(url)
-
-
 def same_server_warning(baseline_url: str, spec_url: str) -> str | None:
     """A warning when the baseline and speculative URLs name one server (printed before measuring, and kept
     in the result): the comparison then measures a server against itself."""
-    if _server(baseline_url) != _server(spec_url):
+    from playbook.helpers.preflight import server_key  # two spellings of one server compare equal
+
+    if server_key(baseline_url) != server_key(spec_url):
         return None
     return (f"--baseline-url {baseline_url} and --spec-url {spec_url} name the same server: this compares the "
             "server with itself (a speedup near 1.00x, outputs trivially identical), not speculation with its "
