@@ -169,25 +169,6 @@ def head_mismatch(target: ModelSpec, draft: ModelSpec | None) -> str:
     return ""
 
 
-def check_head_matches(target_model: str, draft_model: str, method: str, mode: str = "managed") -> None:
-    """Raise ValueError('problem; fix') when ``draft_model`` is an EAGLE/EAGLE-3 head vLLM cannot load for
-    ``target_model`` (:func:`head_mismatch`): for parameter validation, as ``params.check_tensor_parallel`` does.
-    Names that do not resolve are left to the model checks (nothing raised here)."""
-    from .errors import ModelError
-    from .models import resolve
-
-    if method not in ("eagle", "eagle3") or not target_model or not draft_model or mode != "managed":
-        return  # an external server was started by someone else; the embedded pair is no EAGLE pair
-    try:
-        why = head_mismatch(resolve(target_model, "target"), resolve(draft_model, "draft"))
-    except ModelError:
-        return
-    if why:
-        raise ValueError(f"{why}; give draft_model a head trained for {target_model} "
-                         f"(`playbook drafts --target {target_model}` lists them), or method draft_model with a "
-                         "smaller model of its tokenizer")
-
-
 # What pair_problem found, by kind: vLLM refuses the pair at start-up, or serves it uselessly ("vocab_ids": equal
 # vocab_size, other token ids: vLLM starts, and the draft's proposals are nearly all rejected).
 REFUSED_KINDS = ("no_draft", "mtp", "head", "method", "vocab", "size")
@@ -284,7 +265,6 @@ def check_pair(target_model: str, draft_model: str, method: str, mode: str = "ma
         raise ValueError(f"{why}; {fix}")
     if method not in ("mtp", "draft_model", "eagle", "eagle3"):
         return
-    check_head_matches(target_model, draft_model, method, mode)
     try:
         target = resolve(target_model, "target")
         draft = resolve(draft_model, "draft") if method != "mtp" else None

@@ -86,13 +86,12 @@ def test_drafts_names_why_a_head_of_another_target_is_unusable(capsys):
     assert first.startswith("No usable draft for Llama-3.1-8B: EAGLE-Llama-3-70B drafts from hidden size 8192")
 
 
-def test_check_head_matches_raises_for_parameter_validation():
+def test_check_pair_refuses_a_head_of_another_target_for_parameter_validation():
     with pytest.raises(ValueError, match="hidden size 8192.*; give draft_model a head trained for Llama-3.1-8B"):
-        drafts.check_head_matches("Llama-3.1-8B", "EAGLE-Llama-3-70B", "eagle")
-    drafts.check_head_matches("Llama-3.1-8B", "EAGLE3-Llama-3.1-8B", "eagle3")
-    drafts.check_head_matches("Llama-3.1-8B", "EAGLE-Llama-3-70B", "draft_model")  # not a head method: not here
-    drafts.check_head_matches("Llama-3.1-8B", "no-such-model", "eagle")  # left to the model checks
-    drafts.check_head_matches("Llama-3.1-8B", "EAGLE-Llama-3-70B", "eagle", mode="external")  # not ours to start
+        drafts.check_pair("Llama-3.1-8B", "EAGLE-Llama-3-70B", "eagle")
+    drafts.check_pair("Llama-3.1-8B", "EAGLE3-Llama-3.1-8B", "eagle3")
+    drafts.check_pair("Llama-3.1-8B", "no-such-model", "eagle")  # left to the model checks
+    drafts.check_pair("Llama-3.1-8B", "EAGLE-Llama-3-70B", "eagle", mode="external")  # not ours to start
 
 
 def test_predict_with_a_head_of_another_target_labels_rows_not_servable(capsys):
