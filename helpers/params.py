@@ -150,6 +150,27 @@ def check_tensor_parallel(target_model: str, tp: int, mode: str = "managed") -> 
                          f"(vLLM refuses it); use {tpn} {', '.join(map(str, fits[:-1]))} or {fits[-1]}")
 
 
+def check_max_model_len(target_model: str, max_model_len: int, mode: str = "managed") -> None:
+    """vLLM refuses to start with ``max_model_len`` beyond the target's own maximum context (its config's
+    max_position_embeddings, RoPE scaling applied: vllm/config/model.py ``_get_and_verify_max_len``) unless
+    ``VLLM_ALLOW_LONG_MAX_MODEL_LEN=1``: refused here in managed mode, before a server start is spent on it. Checked
+    when the target resolves; external servers were started by someone else."""
+    if mode != "managed" or not target_model or os.environ.get("VLLM_ALLOW_LONG_MAX_MODEL_LEN", "").strip().lower() in ("1", "true"):
+        return
+    from .errors import ModelError
+    from .models import beyond_max_context, resolve
+
+    try:
+        target = resolve(target_model)
+    except ModelError:
+        return
+    if beyond := beyond_max_context(target, max_model_len):
+        mml = shown_name("max_model_len")
+        raise ValueError(f"{mml} {max_model_len} {beyond}: vLLM refuses to start with it; give {mml} "
+                         f"{target.max_position_embeddings} or less (or set VLLM_ALLOW_LONG_MAX_MODEL_LEN=1 if you "
+                         "know the model handles longer contexts)")
+
+
 def _servers_len(mode: str) -> str:
     mml = shown_name("max_model_len")
     return (f" (in external mode, {mml} must be your servers' --max-model-len)" if mode == "external" else "")
@@ -408,6 +429,11 @@ class StepParams(BaseModel):
     @model_validator(mode="after")
     def _tp_divides_heads(self):
         check_tensor_parallel(self.target_model, self.tensor_parallel_size, self.mode)
+        return self
+
+    @model_validator(mode="after")
+    def _max_model_len_fits_target(self):
+        check_max_model_len(self.target_model, self.max_model_len, self.mode)
         return self
 
     @model_validator(mode="after")
