@@ -47,6 +47,15 @@ from .redact import MARK, looks_like_secret, redact_args, redact_url, url_has_cr
 from .schemas.decision import Thresholds
 
 DEFAULT_RUN_DIR = "../runs/interactive"  # relative to the notebooks folder; PLAYBOOK_RUN_DIR overrides it
+
+
+def default_run_dir(cwd: Path | None = None) -> str:
+    """Where a notebook run without ``run_dir`` writes: ``runs/interactive`` beside the notebooks folder. Jupyter
+    runs a kernel in the notebook's folder; papermill in the shell's, often the workspace root (which holds
+    ``notebooks/``) or elsewhere: there ``runs/interactive`` under the current folder, not beside its parent."""
+    cwd = cwd or Path.cwd()
+    in_notebooks = cwd.name == "notebooks" or (cwd / "00_preflight.ipynb").exists()
+    return DEFAULT_RUN_DIR if in_notebooks else "runs/interactive"
 Mode = Literal["embedded", "managed", "external"]
 Method = Literal["draft_model", "ngram", "suffix", "eagle", "eagle3", "mtp", "medusa"]
 
@@ -471,9 +480,11 @@ class StepParams(BaseModel):
             raise unknown_parameter_error(misspelt, "correct the name (papermill -p NAME VALUE, or the parameters "
                                                     "cell); `playbook params` lists each step's parameters")
         values = {k: namespace[k] for k in cls.model_fields if k in namespace}
-        env_run_dir = os.environ.get("PLAYBOOK_RUN_DIR")
-        if env_run_dir and values.get("run_dir", DEFAULT_RUN_DIR) == DEFAULT_RUN_DIR:
-            values["run_dir"] = env_run_dir  # interactive sessions (playbook lab, nbval) choose the run dir
+        if values.get("run_dir", DEFAULT_RUN_DIR) == DEFAULT_RUN_DIR:
+            # interactive sessions (playbook lab, nbval) choose the run dir; otherwise the notebooks folder's
+            values["run_dir"] = os.environ.get("PLAYBOOK_RUN_DIR") or default_run_dir()
+            print(f"run directory: {Path(values['run_dir']).resolve()} (-p run_dir DIR, or PLAYBOOK_RUN_DIR, "
+                  "to write elsewhere)")
         return validate_params(cls, values)
 
     def model_name_for(self, role: str) -> tuple[str, str]:

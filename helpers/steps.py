@@ -183,6 +183,20 @@ def load(p: LoadParams, run: RunDir, on_level: Callable | None = None, progress:
     return result
 
 
+def require_measurement(step: str, result: SweepResult | LoadResult, run: RunDir) -> None:
+    """Raise MeasurementError when a measuring step's result (already on disk) holds no measurement, its causes
+    first: a notebook run on its own (papermill, Jupyter) then fails as ``playbook run`` counts the step failed,
+    instead of going on to empty tables and plots."""
+    from .errors import MeasurementError
+
+    data = result.model_dump(mode="json")
+    if nothing := evidence.measured_nothing(step, data):
+        missing = data.get("missing_levels") or []
+        causes = [w for w in data.get("warnings") or [] if w not in missing] or missing
+        raise MeasurementError(f"{step} {nothing}" + (f": {'; '.join(causes[:3])}" if causes else "")
+                               + f" (what was written is in {run.path}; fix the cause and run the step again)")
+
+
 # -- 90 report ----------------------------------------------------------------------------------
 def _warn_missing_records(run: RunDir) -> None:
     """Say on the command line what report.html says: the raw load records are fewer than 50_load.json counts."""
