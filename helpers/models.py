@@ -588,9 +588,15 @@ def derived_max_len(cfg: dict) -> int:
     return length
 
 
+def long_context_allowed() -> bool:
+    """vLLM's own override of the model's maximum context: ``VLLM_ALLOW_LONG_MAX_MODEL_LEN=1`` (vllm/envs.py)."""
+    return os.environ.get("VLLM_ALLOW_LONG_MAX_MODEL_LEN", "").strip().lower() in ("1", "true")
+
+
 def beyond_max_context(spec: ModelSpec, tokens: int) -> str | None:
-    """'exceeds <model>'s maximum context of N tokens (...)' when ``tokens`` is longer than vLLM accepts, else None."""
-    if spec.max_position_embeddings and tokens > spec.max_position_embeddings:
+    """'exceeds <model>'s maximum context of N tokens (...)' when ``tokens`` is longer than vLLM accepts, else None
+    (also when ``VLLM_ALLOW_LONG_MAX_MODEL_LEN=1`` lifts vLLM's limit)."""
+    if spec.max_position_embeddings and tokens > spec.max_position_embeddings and not long_context_allowed():
         return (f"exceeds {spec.name}'s maximum context of {spec.max_position_embeddings} tokens (its config's "
                 "max_position_embeddings)")
     return None

@@ -164,7 +164,7 @@ def check_max_model_len(target_model: str, max_model_len: int, mode: str = "mana
     max_position_embeddings, RoPE scaling applied: vllm/config/model.py ``_get_and_verify_max_len``) unless
     ``VLLM_ALLOW_LONG_MAX_MODEL_LEN=1``: refused here in managed mode, before a server start is spent on it. Checked
     when the target resolves; external servers were started by someone else."""
-    if mode != "managed" or not target_model or os.environ.get("VLLM_ALLOW_LONG_MAX_MODEL_LEN", "").strip().lower() in ("1", "true"):
+    if mode != "managed" or not target_model:
         return
     from .errors import ModelError
     from .models import beyond_max_context, resolve

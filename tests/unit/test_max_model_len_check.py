@@ -23,3 +23,15 @@ def test_vllms_own_override_and_external_servers_are_not_refused(monkeypatch):
     monkeypatch.setenv("VLLM_ALLOW_LONG_MAX_MODEL_LEN", "0")
     with pytest.raises(ValueError, match="VLLM_ALLOW_LONG_MAX_MODEL_LEN=1"):
         _load(mode="managed", max_model_len=200000)
+
+
+def test_the_memory_budget_follows_vllms_override_too(monkeypatch, capsys):
+    from playbook.cli import main
+
+    args = ["memory", "--target", "Llama-3.1-8B", "--gpu", "H100-SXM", "--max-model-len", "200000", "--json"]
+    monkeypatch.delenv("VLLM_ALLOW_LONG_MAX_MODEL_LEN", raising=False)
+    main(args)
+    assert "maximum context of 131072" in capsys.readouterr().out
+    monkeypatch.setenv("VLLM_ALLOW_LONG_MAX_MODEL_LEN", "1")
+    main(args)
+    assert "maximum context" not in capsys.readouterr().out
