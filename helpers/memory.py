@@ -289,7 +289,8 @@ def budget(
         kv_without = int(usable * GiB - tw_gpu - reserve * GiB)
         if kv_with <= 0:
             reasons.append(
-                f"weights {(tw_gpu + dw_gpu) / GiB:.2f} GiB/GPU (target {tw_gpu / GiB:.2f} + draft {dw_gpu / GiB:.2f}) "
+                f"weights {(tw_gpu + dw_gpu) / GiB:.2f} GiB/GPU"
+                + (f" (target {tw_gpu / GiB:.2f} + draft {dw_gpu / GiB:.2f})" if dw_gpu else "") + " "
                 f"+ reserve {reserve:.2f} GiB exceed the usable {usable:.2f} GiB "
                 f"({mem:.1f} GiB x {gpu_memory_utilization}); add GPUs (tensor or pipeline parallel), quantize, or raise "
                 "gpu_memory_utilization")
@@ -316,7 +317,8 @@ def budget(
         RuleCheck(rule="target_share_of_vram", value=round(share_target, 4), threshold=target_share_max,
                   passed=share_target <= target_share_max,
                   message=f"target weights {tw_gpu / GiB:.2f} GiB/GPU are {share_target:.1%} of memory"
-                          + (f" (> {target_share_max:.0%}: the draft costs {lost_pct:.1f}% of concurrency; test under load)"
+                          + ((f" (> {target_share_max:.0%}: the draft costs {lost_pct:.1f}% of concurrency; test under load)"
+                              if draft or lost_pct else f" (> {target_share_max:.0%}: little room left for the KV cache)")
                              if share_target > target_share_max else f" (<= {target_share_max:.0%})")),
     ]
     warnings += [r.message for r in rules if not r.passed]
@@ -407,9 +409,9 @@ def finding(b: MemoryBudget) -> str:
     stages = f" in {b.pipeline_parallel_size} pipeline stages" if b.pipeline_parallel_size > 1 else ""
     head = (f"{b.target}{' + ' + b.draft if b.draft else ''} on {b.tensor_parallel_size * b.pipeline_parallel_size}x "
             f"{b.gpu}{stages}: "
-            f"{b.kv_cache_tokens:,} KV tokens, {b.concurrency_at_context:.1f} concurrent {ctx}-token requests "
-            f"with the draft vs {b.concurrency_at_context_without_draft:.1f} without "
-            f"({b.concurrency_lost_pct:.1f}% lost)")
+            f"{b.kv_cache_tokens:,} KV tokens, {b.concurrency_at_context:.1f} concurrent {ctx}-token requests"
+            + (f" with the draft vs {b.concurrency_at_context_without_draft:.1f} without ({b.concurrency_lost_pct:.1f}% lost)"
+               if b.draft or b.concurrency_lost_pct else f" (method {b.method}: no draft weights)"))
     failed = [r.rule for r in b.rules if not r.passed]
     return head + (f"; rules broken: {', '.join(failed)}" if failed else "; memory rules pass")
 

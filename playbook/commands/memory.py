@@ -85,6 +85,9 @@ def _log_path(path: str) -> Path:
     return Path(path)
 
 
+MIN_LOGGED_RESERVE_GIB = 0.1
+
+
 def _reserve_from_log(path: str, b) -> float:
     """The reserve vLLM kept on this node: memory x utilization - weights - 'Available KV cache memory'."""
     log = startup_log.parse_file(_log_path(path))
@@ -94,6 +97,14 @@ def _reserve_from_log(path: str, b) -> float:
     if reserve is None:
         raise ParameterError(f"'{path}' has no 'Available KV cache memory' line (vLLM V1 GPU logs have it)",
                              "give --reserve-gib yourself, or a GPU server's start-up log")
+    if reserve < MIN_LOGGED_RESERVE_GIB:  # vLLM always keeps activations and non-torch memory outside the KV cache
+        total = log.total_gpu_memory_gib or b.gpu_memory_gib or 0.0
+        util = log.gpu_memory_utilization or b.gpu_memory_utilization
+        raise ParameterError(
+            f"'{path}': {total:g} GiB x utilization {util:g} - weights - {log.available_kv_cache_gib:g} GiB of KV cache "
+            f"leaves {reserve:g} GiB for activations and CUDA graphs, which cannot be: the log's server ran with another "
+            "memory size or --gpu-memory-utilization than assumed (the log does not say which)",
+            "give --gpu-memory-utilization (and --gpu-memory-gib) as that server ran, or --reserve-gib yourself")
     return reserve
 
 
