@@ -1177,6 +1177,18 @@ MODE_DEFAULTS: dict[str, dict[str, Any]] = {
 LEGACY_DEFAULTS: dict[str, Any] = {"gpu_memory_utilization": EMBEDDED_GPU_MEMORY_UTILIZATION}
 
 
+def merge_profile(profile: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """The profile's values with the ``-p`` overrides on top. An override that changes the mode (``-p mode=managed``
+    on the embedded default profile) also drops the profile's values of its mode's defaults (its 0.3
+    gpu_memory_utilization would budget and start a GPU model on a third of each GPU): the new mode's apply,
+    unless an override gives them."""
+    old_mode, new_mode = str(profile.get("mode", "embedded")), str(overrides.get("mode", profile.get("mode", "embedded")))
+    if new_mode != old_mode:
+        moded = set(MODE_DEFAULTS.get(old_mode, {})) | set(MODE_DEFAULTS.get(new_mode, {})) | set(LEGACY_DEFAULTS)
+        profile = {k: v for k, v in profile.items() if k not in moded}
+    return {**profile, **overrides}
+
+
 def with_mode_defaults(values: dict[str, Any]) -> dict[str, Any]:
     """``values`` with the defaults of its mode (:data:`MODE_DEFAULTS`) for the names it does not set."""
     defaults = MODE_DEFAULTS.get(str(values.get("mode", "embedded")), {})
@@ -1195,7 +1207,7 @@ def resolve_parameters(profile: dict[str, Any], overrides: dict[str, Any], steps
 
     Returns, per step, the values to pass to that notebook (only the names its model declares).
     """
-    merged = with_mode_defaults({**profile, **overrides})
+    merged = with_mode_defaults(merge_profile(profile, overrides))
     unknown = sorted(set(merged) - known_parameters())
     if unknown:
         raise unknown_parameter_error(unknown)

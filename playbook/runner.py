@@ -25,7 +25,13 @@ from typing import Any
 from playbook import __version__
 from playbook.helpers.artifacts import RunDir, json_file_problem, write_json_atomic
 from playbook.helpers.errors import ArtifactError, ParameterError, RunLockedError
-from playbook.helpers.params import as_recorded, load_profile, resolve_parameters, with_mode_defaults
+from playbook.helpers.params import (
+    as_recorded,
+    load_profile,
+    merge_profile,
+    resolve_parameters,
+    with_mode_defaults,
+)
 from playbook.helpers.redact import has_redacted, redact_params
 from playbook.helpers.schemas.run import RunOutcome, RunState, StepState
 from playbook.helpers.specconfig import installed_vllm
@@ -356,7 +362,7 @@ def run_playbook(
         runs_root = run.path.parent
     else:
         prof = profile_path(profile)
-        values = {**profile_values(prof), **overrides}
+        values = merge_profile(profile_values(prof), overrides)
         todo = all_steps if not only else sorted({notebook_for(o).stem for o in only} | {REPORT_STEP})
         runs_root = Path(runs_dir).expanduser().resolve()
         state = None
