@@ -185,12 +185,16 @@ def temperatures_for(params) -> tuple[float, ...]:
 
 def _measured_rows(params, run, label: str, n_requests: int, temps, base_row, **over):
     """AcceptanceRows (one per temperature) for one pair, or one unservable row with vLLM's reason."""
-    from .errors import ServerError
+    from .errors import ModelError, ServerError
 
     try:
         results = measure_at(params, run, label, n_requests, temps, **over)
     except ServerError as exc:
         return [base_row.model_copy(update={"servable": False, "note": str(exc.problem).splitlines()[0][:300]})]
+    except ModelError as exc:  # a catalog name (planning without checkpoints): nothing to start, the budget stands
+        return [base_row.model_copy(update={"measured": False, "note": (
+            f"acceptance not measured: {str(exc.problem).splitlines()[0][:200]} (give the local model directory to "
+            "measure it, or measure_acceptance: false to plan from the budget alone)")})]
     rows = []
     for temp, delta, records in results:
         ok = sum(1 for r in records if r.get("status") == "ok")

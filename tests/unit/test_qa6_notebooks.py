@@ -78,3 +78,14 @@ def test_50_load_run_alone_against_unreachable_servers_fails_in_papermill(tmp_pa
     assert err.value.ename == "MeasurementError" and "no load level was measured" in err.value.evalue
     assert "unreachable" in err.value.evalue
     assert (run_dir / "artifacts" / "50_load.json").exists()  # written before the step failed
+
+
+def test_30_with_catalog_names_in_managed_mode_plans_without_measuring(tmp_path):
+    from playbook.helpers import quantization
+    from playbook.helpers.params import QuantizationParams
+
+    p = QuantizationParams(run_dir=str(tmp_path), mode="managed", target_model="Llama-3.1-70B",
+                           draft_model="Llama-3.2-1B", gpu="H100-SXM", num_gpus=2, tensor_parallel_size=2)
+    rows = quantization.measure_pairs(p, RunDir(tmp_path), [("bf16", "bf16")], n_requests=1)
+    assert len(rows) == 1 and not rows[0].measured and rows[0].acceptance_rate is None
+    assert "does not exist" in rows[0].note and "measure_acceptance: false" in rows[0].note
