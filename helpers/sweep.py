@@ -239,8 +239,21 @@ def finding(r: SweepResult) -> str:
     rates = ", ".join(f"T={p.temperature:g}: {p.acceptance_rate:.2f}" if p.acceptance_rate is not None
                       else f"T={p.temperature:g}: n/a" for p in r.temperatures)
     return (f"acceptance {r.production_acceptance:.2f} at the production temperature "
-            f"{r.production_temperature:g} -> {r.production_verdict} (bands: no-go < {r.no_go_below:g}, "
-            f"go > {r.go_above:g}); by temperature {rates}")
+            f"{r.production_temperature:g}{_not_measured_there(r)} -> {r.production_verdict} (bands: no-go < "
+            f"{r.no_go_below:g}, go > {r.go_above:g}); by temperature {rates}")
+
+
+def _not_measured_there(r: SweepResult) -> str:
+    """' (interpolated between T=a and T=b: not measured there)' when no swept temperature is the production one."""
+    measured = sorted(p.temperature for p in r.temperatures if p.acceptance_rate is not None)
+    t = r.production_temperature
+    if not measured or any(abs(m - t) < 1e-9 for m in measured):
+        return ""
+    below, above = [m for m in measured if m < t], [m for m in measured if m > t]
+    if below and above:
+        return (f" (interpolated between T={below[-1]:g} and T={above[0]:g}: not measured there; add {t:g} to "
+                "temperatures to measure it)")
+    return f" (taken from T={(below or above)[-1 if below else 0]:g}, the nearest measured: add {t:g} to temperatures)"
 
 
 def run_sweep_step(p, run: RunDir, progress: bool = True) -> SweepResult:

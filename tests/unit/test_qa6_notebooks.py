@@ -89,3 +89,17 @@ def test_30_with_catalog_names_in_managed_mode_plans_without_measuring(tmp_path)
     rows = quantization.measure_pairs(p, RunDir(tmp_path), [("bf16", "bf16")], n_requests=1)
     assert len(rows) == 1 and not rows[0].measured and rows[0].acceptance_rate is None
     assert "does not exist" in rows[0].note and "measure_acceptance: false" in rows[0].note
+
+
+def test_the_sweep_finding_says_when_the_production_acceptance_was_interpolated():
+    from playbook.helpers import sweep
+    from playbook.helpers.schemas.sweep import SweepPoint, SweepResult
+
+    def result(temps, prod):
+        return SweepResult(production_temperature=prod, production_acceptance=0.70, production_verdict="go",
+                           temperatures=[SweepPoint(temperature=t, acceptance_rate=a) for t, a in temps])
+
+    between = sweep.finding(result([(0.0, 0.73), (0.8, 0.61)], 0.2))
+    assert "at the production temperature 0.2 (interpolated between T=0 and T=0.8: not measured there" in between
+    assert "interpolated" not in sweep.finding(result([(0.0, 0.73), (0.2, 0.70)], 0.2))
+    assert "(taken from T=0.8, the nearest measured" in sweep.finding(result([(0.0, 0.73), (0.8, 0.61)], 1.0))
