@@ -430,6 +430,27 @@ def _nearest(points: Iterable[SweepPoint], temperature: float) -> SweepPoint | N
     return min(pts, key=lambda p: abs(p.temperature - temperature)) if pts else None
 
 
+def _between_temperatures(points: Iterable[SweepPoint], t: float, ev: Evidence) -> None:
+    """At a production temperature between two swept ones, the per-request P10, mean acceptance length, proposal rate
+    and per-position rates interpolated between them, as the acceptance is: the nearest point's (say T=0's P10 for
+    T=0.2 between 0 and 0.8) would judge the tail at a temperature production does not run."""
+    pts = sorted((p for p in points if p.acceptance_rate is not None), key=lambda p: p.temperature)
+    lo = next((p for p in reversed(pts) if p.temperature < t), None)
+    hi = next((p for p in pts if p.temperature > t), None)
+    if lo is None or hi is None or any(abs(p.temperature - t) < 1e-9 for p in pts):
+        return
+    w = (t - lo.temperature) / (hi.temperature - lo.temperature)
+
+    def mix(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None else a + w * (b - a)
+
+    ev.acceptance_p10 = mix(lo.per_request_p10, hi.per_request_p10)
+    ev.mean_acceptance_length = mix(lo.mean_acceptance_length, hi.mean_acceptance_length)
+    ev.proposal_rate = mix(lo.proposal_rate, hi.proposal_rate)
+    if lo.per_position and len(lo.per_position) == len(hi.per_position):
+        ev.acceptance_per_position = [a + w * (b - a) for a, b in zip(lo.per_position, hi.per_position, strict=True)]
+
+
 def _from_sweep(s: SweepResult, ev: Evidence, production_temperature: float | None) -> None:
     t = s.production_temperature if production_temperature is None else production_temperature
     ev.method = s.method or ev.method
@@ -455,6 +476,7 @@ def _from_sweep(s: SweepResult, ev: Evidence, production_temperature: float | No
         ev.acceptance_p10 = near.per_request_p10
         ev.mean_acceptance_length = near.mean_acceptance_length
         ev.proposal_rate = near.proposal_rate
+        _between_temperatures(s.temperatures, t, ev)
     by_wl: dict[str, SweepPoint] = {}
     for p in s.points:
         if p.acceptance_rate is None or p.workload == "all":

@@ -103,3 +103,22 @@ def test_the_sweep_finding_says_when_the_production_acceptance_was_interpolated(
     assert "at the production temperature 0.2 (interpolated between T=0 and T=0.8: not measured there" in between
     assert "interpolated" not in sweep.finding(result([(0.0, 0.73), (0.2, 0.70)], 0.2))
     assert "(taken from T=0.8, the nearest measured" in sweep.finding(result([(0.0, 0.73), (0.8, 0.61)], 1.0))
+
+
+def test_the_p10_at_a_production_temperature_between_sweeps_is_interpolated_like_the_acceptance():
+    from playbook.helpers import evidence
+    from playbook.helpers.schemas.sweep import SweepPoint, SweepResult
+
+    s = SweepResult(production_temperature=0.2, temperatures=[
+        SweepPoint(temperature=0.0, acceptance_rate=0.69, per_request_p10=0.52, mean_acceptance_length=3.4,
+                   per_position=[0.9, 0.7]),
+        SweepPoint(temperature=0.8, acceptance_rate=0.46, per_request_p10=0.23, mean_acceptance_length=2.6,
+                   per_position=[0.7, 0.5])])
+    ev = evidence.Evidence()
+    evidence._from_sweep(s, ev, None)
+    assert ev.acceptance_p10 == pytest.approx(0.52 + 0.25 * (0.23 - 0.52))  # 0.4475, not T=0's 0.52
+    assert ev.mean_acceptance_length == pytest.approx(3.2)
+    assert ev.acceptance_per_position == pytest.approx([0.85, 0.65])
+    ev0 = evidence.Evidence()
+    evidence._from_sweep(s, ev0, 0.0)
+    assert ev0.acceptance_p10 == 0.52  # measured there: its own
