@@ -80,6 +80,27 @@ def proposal_rate(delta: SpecDelta | None, records: list[dict]) -> float | None:
     return min(delta.drafts / steps, 1.0) if steps > 0 else None
 
 
+def foreign_counts(delta: SpecDelta | None, records: list[dict]) -> str | None:
+    """Why a window's spec-decode counters cannot be this window's alone, or None: more drafts than the decode
+    steps its requests took (each drafting step emits at least one token, so drafts <= output tokens - 1 - accepted,
+    per request). The counters then counted other traffic: a shared server, or a router whose /metrics is another
+    replica's or a sum over several."""
+    if delta is None or not delta.available or delta.source != "counters" or delta.drafts <= 0:
+        return None
+    ok = [r for r in records if r.get("status") == "ok" and r.get("output_tokens")]
+    steps = sum(r["output_tokens"] - 1 for r in ok) - delta.accepted
+    if delta.drafts <= max(steps, 0) + len(ok):  # one step of slack per request (the step that finished it)
+        return None
+    return (f"/metrics counted {delta.drafts:g} drafts while this window's {len(ok)} requests took at most "
+            f"{max(steps, 0)} decode steps: the counters include other traffic (a server others use, or a router "
+            "whose /metrics shows another replica or a sum over several); no acceptance is taken from them. Measure "
+            "on a server nobody else uses, or set metrics_source (pods with metrics_urls, prometheus, or per_request)")
+
+
+DRAFTS_EVERY_STEP = ("draft_model", "eagle", "eagle3", "mtp")  # vLLM drafts on every decode step with these
+MIN_EVERY_STEP_PROPOSAL_RATE = 0.8
+
+
 def make_point(temperature: float, workload: str, delta: SpecDelta | None, records: list[dict],
                no_go_below: float = 0.5, go_above: float = 0.65) -> SweepPoint:
     rates = per_request_rates(records)
@@ -199,6 +220,9 @@ def run_sweep(
                 failed = exc.problem
                 result.warnings.append(f"{w} at T={t:g}: {failed}")
                 delta = None
+            if why := foreign_counts(delta, res.records):
+                result.warnings.append(f"{w} at T={t:g}: {why}")
+                delta = None
             if num_speculative_tokens and delta is not None and delta.available and (mismatch := k_mismatch(
                     target.url, num_speculative_tokens, len(delta.per_pos_accepted) or None, delta.mean_acceptance_length)):
                 break  # acceptance of another k than the one named: not a point of this configuration
@@ -227,7 +251,20 @@ def run_sweep(
     expected = len(workloads) * len(temperatures)
     if failed or len(result.points) < expected or result.warnings:
         result.status = "partial" if result.points else "failed"
+    if method not in ("ngram", "suffix") and result.points and all(p.acceptance_rate is None for p in result.points):
+        result.status = "failed"  # requests answered, acceptance nowhere: not a sweep that measured something
+        result.warnings.append(
+            "no acceptance was measured at any point: the spec-decode counters gave no window of these requests' "
+            "drafts (a router whose /metrics is another replica's, or a server that stopped speculating); check "
+            "preflight's metrics-source warning and set metrics_source (pods, prometheus or per_request)")
     result.finding = finding(result)
+    if method in DRAFTS_EVERY_STEP and (low := [p for p in result.temperatures if p.proposal_rate is not None
+                                                and p.proposal_rate < MIN_EVERY_STEP_PROPOSAL_RATE]):
+        note = (f"drafts on only {min(p.proposal_rate for p in low):.0%} of decode steps, where {method} drafts on "
+                "every step: some requests were served without speculation (a router in front of replicas with "
+                "and without it?); the load test would measure that mix, not the speculative configuration")
+        result.finding += f"; {note}"
+        tqdm.write(f"warning: sweep: {note}", file=sys.stderr)
     return result
 
 

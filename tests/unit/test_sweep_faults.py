@@ -43,3 +43,45 @@ def test_a_server_without_speculation_is_reported_as_such(tmp_path):
     finally:
         _stop(proc)
     assert res.speculation is False and res.points == [] and "without speculation" in res.finding
+
+
+def _bumped(tmp_path, drafts: float, draft_tokens: float, accepted: float) -> Path:
+    """EARLY's /metrics with the spec-decode counters moved far ahead: another replica's, or other traffic."""
+    text = EARLY.read_text()
+    for name, value in (("drafts", drafts), ("draft_tokens", draft_tokens), ("accepted_tokens", accepted)):
+        text = "\n".join(f"{line.rsplit(' ', 1)[0]} {value}" if line.startswith(f"vllm:spec_decode_num_{name}_total{{")
+                         else line for line in text.splitlines()) + "\n"
+    out = tmp_path / f"bumped-{drafts:g}.txt"
+    out.write_text(text)
+    return out
+
+
+def test_counters_moving_more_than_the_windows_requests_could_are_not_taken_as_acceptance(tmp_path):
+    """A router whose /metrics is another replica's on every other scrape: 300 drafts for 2 requests of 9 tokens
+    is impossible; the point gets no acceptance, and a sweep with none anywhere fails (it measured nothing)."""
+    proc, url = _fake([EARLY, EARLY, _bumped(tmp_path, 303, 1212, 1100)])
+    try:
+        res = run_sweep(Target(url, "m"), ["structured"], [0.0], requests_per_point=2, max_tokens=9,
+                        progress=False, method="draft_model")
+    finally:
+        _stop(proc)
+    (point,) = res.points
+    assert point.acceptance_rate is None and point.requests == 2
+    assert any("counters include other traffic" in w for w in res.warnings)
+    assert res.status == "failed" and any("no acceptance was measured at any point" in w for w in res.warnings)
+
+
+def test_a_draft_model_drafting_on_few_steps_is_said_to_be_a_mix(tmp_path, capsys):
+    """1 draft over ~15 decode steps for method draft_model (which drafts on every step): requests went to a
+    server without speculation (a router over mixed replicas); said in the finding and on stderr."""
+    accepted = next(float(line.rsplit(" ", 1)[1]) for line in EARLY.read_text().splitlines()
+                    if line.startswith("vllm:spec_decode_num_accepted_tokens_total{"))
+    proc, url = _fake([EARLY, EARLY, _bumped(tmp_path, 4, 16, accepted + 1)])
+    try:
+        res = run_sweep(Target(url, "m"), ["structured"], [0.0], requests_per_point=2, max_tokens=9,
+                        progress=False, method="draft_model")
+    finally:
+        _stop(proc)
+    assert res.points[0].acceptance_rate is not None
+    assert "some requests were served without speculation" in res.finding
+    assert "some requests were served without speculation" in capsys.readouterr().err
