@@ -83,6 +83,7 @@ from .schemas.decision import Thresholds
 from .schemas.load import LevelStats, LoadResult, SpeedupPoint
 from .schemas.lossless import LosslessResult
 from .stats import paired_bootstrap_ratio, relative_halfwidth
+from .sweep import DRAFTS_EVERY_STEP, proposal_rate
 
 REQUESTS_JSONL = "50_load_requests.jsonl"
 SAMPLES_JSONL = "50_load_samples.jsonl"
@@ -276,6 +277,21 @@ def _round(ctx: _Ctx, target: Target, config: str, shape: LoadShape, workload: s
     return rd
 
 
+MIN_LEVEL_PROPOSAL_RATE = 0.4  # below it, most of a level's requests went unspeculated (measured behind a 2-replica mix: 0.15-0.29)
+
+
+def _undrafted_share(d, records: list[dict], url: str, method: str) -> str | None:
+    """Why a level of a method that drafts on every decode step measured mostly undrafted steps, or None: the
+    speculative URL served many of the level's requests without speculation (a router in front of replicas with and
+    without it), so its TPOT is a mix, not the configuration's."""
+    rate = proposal_rate(d, records)
+    if rate is None or rate >= MIN_LEVEL_PROPOSAL_RATE:
+        return None
+    return (f"the speculative server {url} drafted on only {rate:.0%} of this level's decode steps, where {method} "
+            "drafts on every step: many requests were served without speculation (a router in front of replicas "
+            "with and without it?), so this level would measure that mix; point spec_url at speculative replicas only")
+
+
 class _Watch:
     """Server-side figures of one configuration over a level: /metrics before and now, and a sampler."""
 
@@ -283,6 +299,10 @@ class _Watch:
         self.target = target
         # a baseline must not speculate, unless it is the launch check's speculative reference (baseline_config)
         self.plain_baseline = config == "baseline" and not ctx.overrides(config)
+        # the step's own configuration of a method that drafts on every decode step (no k table to turn it off)
+        self.method = ctx.p.method
+        self.drafts_every_step = (config == "spec" and not ctx.overrides(config) and ctx.p.method in DRAFTS_EVERY_STEP
+                                  and "num_speculative_tokens_per_batch_size" not in " ".join(ctx.p.extra_server_args))
         self.source = source_for(ctx.p, config, target.url, target.api_key)  # metrics_source (pods, prometheus, ...)
         self.before = _scrape(self.source)
         self.sampler = Sampler(target.url, ctx.run.artifact(SAMPLES_JSONL), interval_s=1.0,
@@ -308,6 +328,9 @@ class _Watch:
                 d = w.spec
                 st.acceptance_rate, st.mean_acceptance_length = d.acceptance_rate, d.mean_acceptance_length
                 st.acceptance_per_position = d.per_position
+                if self.drafts_every_step and (why := _undrafted_share(d, [x for r in rounds for x in r.records],
+                                                                       self.target.url, self.method)):
+                    st.status, st.reason = "failed", why
                 if self.plain_baseline and d.drafts > 0:  # a baseline that speculates: nothing to compare against
                     st.status, st.reason = "failed", (
                         f"the baseline server {self.target.url} drafted {d.draft_tokens:.0f} tokens in this level "

@@ -85,3 +85,17 @@ def test_a_draft_model_drafting_on_few_steps_is_said_to_be_a_mix(tmp_path, capsy
     assert res.points[0].acceptance_rate is not None
     assert "some requests were served without speculation" in res.finding
     assert "some requests were served without speculation" in capsys.readouterr().err
+
+
+def test_a_load_level_mostly_undrafted_for_a_draft_method_is_failed_with_the_reason():
+    """`playbook load` behind a router mixing replicas: a draft_model level drafting on 20% of its decode steps is
+    a mix, not the configuration (the level fails, so it never counts as a win or a loss)."""
+    from playbook.helpers.loadtest import _undrafted_share
+    from playbook.helpers.metrics import SpecDelta
+
+    records = [{"status": "ok", "output_tokens": 41}] * 4  # 160 decode steps after the first tokens
+    mixed = SpecDelta(available=True, drafts=30, draft_tokens=120, accepted=10)
+    why = _undrafted_share(mixed, records, "http://router:8000", "draft_model")
+    assert why and "drafted on only 20% of this level's decode steps" in why and "router" in why
+    whole = SpecDelta(available=True, drafts=100, draft_tokens=400, accepted=60)
+    assert _undrafted_share(whole, records, "http://spec:8000", "draft_model") is None
