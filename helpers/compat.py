@@ -195,7 +195,9 @@ def draft_tp_rule(method: str, target_tp: int, draft_tp: int | None) -> tuple[in
         raise SpecConfigError(
             f"draft_tensor_parallel_size={draft_tp} with the target at tensor_parallel_size={target_tp}: vLLM "
             "accepts only 1 or the target's TP (vllm/config/speculative.py _verify_and_get_draft_tp)",
-            f"set draft_tensor_parallel_size to {target_tp} (or 1 for EAGLE/MTP heads), or leave it unset",
+            f"set draft_tensor_parallel_size to {target_tp}"
+            + (" (or 1 for EAGLE/MTP heads)" if target_tp != 1 and method != "draft_model" else "")
+            + ", or leave it unset",
         )
     if method == "draft_model" and draft_tp != target_tp and draft_model_needs_equal_tp():
         return target_tp, (f"draft_tensor_parallel_size={draft_tp} became {target_tp}: {VLLM_REF}'s draft_model "

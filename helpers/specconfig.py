@@ -241,14 +241,7 @@ def validate_speculative_config(cfg: dict[str, Any], python: str | None = None,
         raise SpecConfigError("the speculative config must be a non-empty JSON object",
                               'e.g. {"method": "ngram", "num_speculative_tokens": 4}')
     _basic_checks(cfg)
-    if target_tp is not None and cfg.get("draft_tensor_parallel_size") is not None:
-        from .compat import draft_tp_rule
-
-        asked = cfg["draft_tensor_parallel_size"]
-        tp, why = draft_tp_rule(cfg.get("method") or "draft_model", target_tp, asked)
-        if tp != asked:
-            raise SpecConfigError(f"draft_tensor_parallel_size={asked} is refused by vLLM: {why.split(': ', 1)[1]}",
-                                  f"set draft_tensor_parallel_size to {tp} or leave it unset (vLLM then uses {tp})")
+    check_parallel_keys(cfg, target_tp)
     facts = vllm_facts(python)
     if not facts.importable or not facts.spec_fields:
         notes.append(f"vLLM not importable here ({facts.error or 'not installed'}): "
@@ -282,6 +275,40 @@ def validate_speculative_config(cfg: dict[str, Any], python: str | None = None,
             "use one of: " + ", ".join(facts.rejection_sample_methods),
         )
     return notes
+
+
+# Methods without a draft model: vLLM never reads their draft_tensor_parallel_size (vllm/config/speculative.py
+# __post_init__ checks it, _verify_and_get_draft_tp, only where it builds a draft model config).
+NO_DRAFT_TP_METHODS = {"ngram", "[ngram]", "ngram_gpu", "suffix", "custom_class", "extract_hidden_states"}
+
+
+def check_parallel_keys(cfg: dict[str, Any], target_tp: int | None = None) -> None:
+    """The speculative config's TP keys as vLLM takes them: ``tensor_parallel_size`` is refused there
+    (SpeculativeConfig._verify_args: it exists only to catch that mistake), and ``draft_tensor_parallel_size``
+    (with ``target_tp``, the target's TP) must pass helpers/compat.py draft_tp_rule: 1 or the target's TP, and
+    for draft_model the target's only. Raises SpecConfigError naming the key and the fix."""
+    if cfg.get("tensor_parallel_size") is not None:
+        raise SpecConfigError(
+            f"tensor_parallel_size={cfg['tensor_parallel_size']!r} in the speculative config is refused by vLLM "
+            "('tensor_parallel_size' is not a valid argument in the speculative_config: vllm/config/speculative.py "
+            "_verify_args); the key vLLM accepts for the draft's TP is draft_tensor_parallel_size",
+            "rename it to draft_tensor_parallel_size (1 or the target's TP; unset, vLLM uses the target's), and set "
+            "the target's TP with the parameter tensor_parallel_size")
+    asked = cfg.get("draft_tensor_parallel_size")
+    method = cfg.get("method") or "draft_model"
+    if asked is None or target_tp is None or method in NO_DRAFT_TP_METHODS:
+        return
+    if isinstance(asked, str) and asked.strip().isdigit():
+        asked = int(asked)  # vLLM's pydantic field reads "2" as 2
+    if not isinstance(asked, int) or isinstance(asked, bool) or asked < 1:
+        raise SpecConfigError(f"draft_tensor_parallel_size must be a positive integer, got {asked!r}",
+                              f"set draft_tensor_parallel_size to {target_tp} or leave it unset")
+    from .compat import draft_tp_rule
+
+    tp, why = draft_tp_rule(method, target_tp, asked)  # raises for a TP other than 1 or the target's
+    if tp != asked:
+        raise SpecConfigError(f"draft_tensor_parallel_size={asked} is refused by vLLM: {why.split(': ', 1)[1]}",
+                              f"set draft_tensor_parallel_size to {tp} or leave it unset (vLLM then uses {tp})")
 
 
 def _basic_checks(cfg: dict[str, Any]) -> None:
@@ -535,17 +562,100 @@ def launch_command(config: ServerConfig, max_num_seqs: int | None = None) -> str
 
 
 # vLLM 0.32's shorthand for --speculative-config keys (vllm/engine/arg_utils.py: --spec-method, --spec-model,
-# --spec-tokens); with --speculative-config and the removed flags of LEGACY_FLAGS, every way to turn speculation on.
+# --spec-tokens); with --speculative-config (alias -sc, and its dotted form --speculative-config.KEY VALUE) and the
+# removed flags of LEGACY_FLAGS, every way to turn speculation on.
 SPEC_SHORTHAND = {"--spec-method": "method", "--spec-model": "model", "--spec-tokens": "num_speculative_tokens"}
+SPEC_CONFIG_FLAGS = {"--speculative-config", "-sc"}
 OWN_KEYS = {"method": "method", "model": "draft_model", "num_speculative_tokens": "num_speculative_tokens"}
+
+
+def _human_int(value: str) -> int | None:
+    """vLLM's human_readable_int (vllm/utils/argparse_utils.py): '1k' -> 1000, '1K' -> 1024, '25.6k' -> 25600,
+    a plain integer; None where vLLM falls back to the text."""
+    import re
+
+    text = value.strip()
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([kKmMgGtT])", text)
+    if match:
+        number, suffix = match.groups()
+        if suffix.islower():
+            return int(float(number) * 10 ** (3 * "kmgt".index(suffix) + 3))
+        return int(number) * 2 ** (10 * "KMGT".index(suffix) + 10) if number.isdigit() else None
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def _dotted_value(text: str) -> Any:
+    """A dotted flag's value as vLLM's FlexibleArgumentParser reads it: JSON when it decodes, else a
+    human-readable integer, else the text."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        number = _human_int(text)
+        return text if number is None else number
+
+
+def _merge_into(original: dict[str, Any], update: dict[str, Any]) -> None:
+    """vLLM's recursive_dict_update: nested objects merge, lists concatenate, anything else is replaced."""
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(original.get(key), dict):
+            _merge_into(original[key], value)
+        elif isinstance(value, list) and isinstance(original.get(key), list):
+            original[key] = original[key] + value
+        else:
+            original[key] = value
+
+
+def _top_keys(cfg: dict[str, Any]) -> dict[str, Any]:
+    """vLLM reads the config's top-level keys with '-' as '_' (EngineArgs.create_speculative_config)."""
+    return {str(k).replace("-", "_"): v for k, v in cfg.items()}
+
+
+def _pop_dotted(args: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """(``args`` without the dotted speculative-config flags, the keys they set). FlexibleArgumentParser
+    (vllm/utils/argparse_utils.py) takes ``--speculative-config.KEY VALUE``, ``--speculative-config.KEY=VALUE``,
+    ``--speculative_config.KEY``, ``-sc.KEY``, nested ``.A.B`` and the list form ``.KEY+ a,b``, and merges them into
+    one --speculative-config object that replaces any JSON given with the flag."""
+    rest: list[str] = []
+    found: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        arg = str(args[i])
+        name, eq, inline = arg.partition("=")
+        head, dot, path = name.partition(".")
+        if not dot or flag_name(head) not in SPEC_CONFIG_FLAGS:
+            rest.append(args[i])
+            i += 1
+            continue
+        if eq:
+            text = inline
+        elif i + 1 < len(args):
+            text = str(args[i + 1])
+            i += 1
+        else:
+            raise SpecConfigError(f"{name} in extra_server_args needs a value", f"write {name} VALUE")
+        i += 1
+        keys = path.removesuffix("+").split(".")
+        if not all(keys):
+            raise SpecConfigError(f"{name} in extra_server_args does not name a speculative-config key",
+                                  f"write {flag_name(head)}.KEY VALUE, e.g. {flag_name(head)}.prompt_lookup_max 4")
+        value: Any = text.split(",") if path.endswith("+") else _dotted_value(text)
+        for key in reversed(keys[1:]):
+            value = {key: value}
+        _merge_into(found, {keys[0].replace("-", "_"): value})
+    return rest, found
 
 
 def split_speculative_args(args: list[str], target_tp: int | None = None) -> tuple[list[str], dict[str, Any], list[str]]:
     """(the args without any speculative flag, the speculative-config keys they set, notes) for a step's
-    ``extra_server_args``: speculative flags belong to the speculative server only, never to the baseline."""
+    ``extra_server_args``: speculative flags belong to the speculative server only, never to the baseline.
+    The dotted form (``--speculative-config.KEY VALUE``) sets keys like the JSON form does, over it."""
     rest, legacy, notes = translate_legacy_args(list(args), target_tp=target_tp)
     keys: dict[str, Any] = dict(legacy or {})
-    out, taken = pop_flags(rest, {"--speculative-config", *SPEC_SHORTHAND})
+    rest, dotted = _pop_dotted(rest)
+    out, taken = pop_flags(rest, {*SPEC_CONFIG_FLAGS, *SPEC_SHORTHAND})
     for name, value in taken:
         if name in SPEC_SHORTHAND:
             keys[SPEC_SHORTHAND[name]] = _int(name, value) if name == "--spec-tokens" else value
@@ -557,13 +667,15 @@ def split_speculative_args(args: list[str], target_tp: int | None = None) -> tup
                                   "give it as one JSON object, e.g. '{\"prompt_lookup_max\": 4}'") from None
         if not isinstance(parsed, dict):
             raise SpecConfigError(f"{name} in extra_server_args is not a JSON object", "give {\"key\": value, ...}")
-        keys.update(parsed)
+        keys.update(_top_keys(parsed))
+    _merge_into(keys, dotted)  # vLLM gives the dotted keys precedence over the JSON
     return out, keys, notes
 
 
 def merge_own_keys(spec: dict[str, Any], extra: dict[str, Any], params: Any) -> dict[str, Any]:
     """``spec`` (from the step's method, draft_model and num_speculative_tokens) with the speculative-config keys
-    of its extra_server_args; a key that contradicts one of the step's own parameters is refused."""
+    of its extra_server_args; a key that contradicts one of the step's own parameters is refused, and so is a
+    TP key vLLM would refuse (:func:`check_parallel_keys`, against the parameter tensor_parallel_size)."""
     for key, param in OWN_KEYS.items():
         if key in extra and key in spec and str(extra[key]) != str(spec[key]):
             raise SpecConfigError(
@@ -571,4 +683,9 @@ def merge_own_keys(spec: dict[str, Any], extra: dict[str, Any], params: Any) -> 
                 f"{getattr(params, param, spec[key])!r}",
                 f"set {param} instead and drop it from extra_server_args (the playbook builds the speculative "
                 "server's --speculative-config from its parameters and gives the baseline none)")
-    return {**spec, **extra}  # its own keys agree; the others (prompt_lookup_max, ...) override the defaults
+    merged = {**spec, **extra}  # its own keys agree; the others (prompt_lookup_max, ...) override the defaults
+    try:
+        check_parallel_keys(merged, getattr(params, "tensor_parallel_size", None))
+    except SpecConfigError as exc:  # only extra_server_args can set these keys: say so
+        raise SpecConfigError(f"extra_server_args' speculative config: {exc.problem}", exc.fix) from None
+    return merged
