@@ -144,6 +144,13 @@ def fetch_text(url: str, timeout_s: float = 10, api_key: str | None = None) -> s
     try:
         with http_policy.urlopen(req, timeout=timeout_s) as resp:
             text = resp.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:  # the URL answers, without vLLM's /metrics: a gateway or router
+        raise MetricsError(
+            f"cannot read {url}/metrics: HTTP {exc.code} {exc.reason} (the server answers, but not with vLLM's "
+            "/metrics: a router or gateway in front of the replicas?)",
+            "read the replicas' own metrics: metrics_source pods with metrics_urls (each replica's base URL), "
+            "prometheus with prometheus_url, or per_request; or point the URL at a vLLM server directly",
+        ) from exc
     except (urllib.error.URLError, OSError) as exc:
         raise MetricsError(
             f"cannot read {url}/metrics: {getattr(exc, 'reason', exc)}",
