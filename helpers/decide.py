@@ -125,12 +125,14 @@ def decide(
     context_length: int | None = None,
     thresholds: Thresholds | None = None,
     launch_command: str = "",
+    data_parallel_size: int = 1,
     **threshold_overrides: float,
 ) -> Decision:
     """Evaluate every rule and combine them into the overall decision.
 
     ``thresholds`` (default: the SPEC values) with ``threshold_overrides`` by name on top, e.g.
-    ``max_error_rate=0.1``; an unknown name is an error."""
+    ``max_error_rate=0.1``; an unknown name is an error. ``data_parallel_size``: the deployment's (a k table is not
+    launched with data parallelism, :func:`recommend`)."""
     t = Thresholds.model_validate({**(thresholds or Thresholds()).model_dump(), **threshold_overrides})
     ev = for_winner(ev)
     situation = dict(
@@ -144,7 +146,7 @@ def decide(
     conf = confidence(ev.load_levels) if verdict != "INCONCLUSIVE" else "low"
     if verdict != "INCONCLUSIVE" and conf == "high" and any(r.verdict == "unknown" for r in rules):
         conf = "medium"
-    rec = recommend(verdict, ev, by, t)
+    rec = recommend(verdict, ev, by, t, data_parallel_size=data_parallel_size)
     if launch_command:
         rec.launch_command = launch_command
     reasons = _reasons(verdict, rules, pinned=set(unresolved(by)))
@@ -271,13 +273,30 @@ def _reasons(verdict: str, rules: list[RuleResult], n: int = 5, pinned: set[str]
     return [f"[{r.verdict}] {r.reason}" for r in head]
 
 
-def recommend(verdict: str, ev: Evidence, by: dict[str, RuleResult], t: Thresholds | None = None) -> RecommendedConfig:
+# Read from the installed vLLM 0.32 (vllm/config/vllm.py, VllmConfig._maybe_disable_dynamic_sd_for_data_parallel):
+# with data_parallel_size > 1 vLLM drops num_speculative_tokens_per_batch_size ("data-parallel ranks can select
+# different speculative-token counts, causing DP divergence and deadlocks") and falls back to the static
+# num_speculative_tokens, with a warning only.
+DP_IGNORES_TABLE = ("vLLM 0.32 ignores num_speculative_tokens_per_batch_size when data_parallel_size > 1 "
+                    "(vllm/config/vllm.py, _maybe_disable_dynamic_sd_for_data_parallel: data-parallel ranks choosing "
+                    "different k would diverge and deadlock, so it falls back to the static num_speculative_tokens)")
+
+
+def recommend(verdict: str, ev: Evidence, by: dict[str, RuleResult], t: Thresholds | None = None,
+              data_parallel_size: int = 1) -> RecommendedConfig:
     """The configuration to run: off for NO-GO/INCONCLUSIVE, with a k-per-batch-size table or a
     workload class for GO WITH LIMITS; with compared candidates (50_candidates.json) the measured winner and
-    its measured k table."""
+    its measured k table (with ``data_parallel_size`` > 1 the winner's static k instead: vLLM ignores a table there,
+    :data:`DP_IGNORES_TABLE`)."""
     comp = ev.candidates if ev.candidates.get("winner") else {}
     k = comp.get("winner_k") or ev.num_speculative_tokens or 4
     enable = verdict in ("GO", "GO WITH LIMITS")
+    dp = max(1, int(data_parallel_size or 1))
+    dropped = comp.get("k_table") if enable and ev.load_kind == "concurrency" and dp > 1 else None
+    if dropped:  # the static winner (measured at every level) at its own k, not the table's largest k
+        from .candidates import parse
+
+        k = parse(comp["winner"]).k
     cfg: dict = {"method": ev.method or "draft_model", "num_speculative_tokens": k}
     if ev.speculative_config:
         cfg = {**ev.speculative_config, "num_speculative_tokens": k}
@@ -287,7 +306,7 @@ def recommend(verdict: str, ev: Evidence, by: dict[str, RuleResult], t: Threshol
         cfg["prompt_lookup_min"], cfg["prompt_lookup_max"] = comp["winner_window"]
     rec = RecommendedConfig(enable=enable, method=cfg["method"], model=str(cfg.get("model", "")), num_speculative_tokens=k)
     notes: list[str] = []
-    table = comp.get("k_table") if enable and ev.load_kind == "concurrency" else None
+    table = comp.get("k_table") if enable and ev.load_kind == "concurrency" and not dropped else None
     if comp and enable:
         notes.append(f"measured best configuration {comp['winner']} among {', '.join(comp.get('measured') or [])}; "
                      + (f"it wins at {ev.load_kind} " + ", ".join(f"{x:g}" for x in comp.get("win_levels") or [])))
@@ -298,7 +317,14 @@ def recommend(verdict: str, ev: Evidence, by: dict[str, RuleResult], t: Threshol
         rec.max_concurrency = float(off - 1) if off and off > 1 else rec.max_concurrency
         notes.append(f"k per batch size measured: {table} (vLLM 0.32 `num_speculative_tokens_per_batch_size`, inclusive "
                      "ranges starting at 1; ignored when data_parallel_size > 1). " + str(comp.get("k_zero_note", "")))
-    measured_table = comp.get("k_table_measured") if enable else None
+    if dropped:
+        off = next((r[0] for r in dropped if r[2] == 0), None)
+        rec.max_concurrency = float(off - 1) if off and off > 1 else rec.max_concurrency  # the winner loses from there
+        notes.append(f"the measured k table {dropped} is not launched: {DP_IGNORES_TABLE}. Launching the static "
+                     f"k={k} of {comp['winner']} instead (with data_parallel_size={dp}), the configuration measured "
+                     "at every level" + (f", limited to {rec.max_concurrency:g} running requests where the table "
+                                         "turns speculation off" if rec.max_concurrency is not None else ""))
+    measured_table = comp.get("k_table_measured") if enable and not dropped else None
     if measured_table and not table:
         notes.append(comp.get("launch_check") or f"the measured k table {measured_table} was not measured as "
                      f"launched: launching static k={k}")
@@ -306,10 +332,12 @@ def recommend(verdict: str, ev: Evidence, by: dict[str, RuleResult], t: Threshol
         schedule = load_schedule(ev.load_levels, k) if ev.load_kind == "concurrency" and not table else None
         if schedule:  # a limit to keep, not a table to launch: a table no level ran as launched is not shipped
             rec.max_concurrency = float(schedule[0][1])
+            tail = (f"vLLM's num_speculative_tokens_per_batch_size={schedule} would turn it down above that, but it "
+                    "was not measured as launched: " + TABLE_UNMEASURED) if dp == 1 else \
+                f"A num_speculative_tokens_per_batch_size table would not help: {DP_IGNORES_TABLE}"
             notes.append(f"speculate with k={k} up to {schedule[0][1]} running requests: keep each server below "
                          f"{schedule[0][1] + 1} (max_num_seqs) or route the load above it to a server without "
-                         f"speculation. vLLM's num_speculative_tokens_per_batch_size={schedule} would turn it down "
-                         "above that, but it was not measured as launched: " + TABLE_UNMEASURED)
+                         "speculation. " + tail)
         classes = workload_classes_that_win(ev.acceptance_by_workload, go_above=(t or Thresholds()).acceptance_go_above)
         if classes and len(classes) < len(ev.acceptance_by_workload):
             rec.workload_classes = classes
@@ -341,7 +369,11 @@ def _k_words(rec: RecommendedConfig) -> str:
 
 
 def _headline(verdict: str, ev: Evidence, rec: RecommendedConfig, measure_next: list[str]) -> str:
-    what = f"{ev.method or 'speculative decoding'}" + (f" with draft {ev.draft}" if ev.draft and ev.method == "draft_model" else "")
+    from .headline import model_name
+
+    # the draft named as the first screen names it: "tiny-draft (embedded demo)", never "embedded"
+    what = f"{ev.method or 'speculative decoding'}" + (f" with draft {model_name(ev.draft, 'tiny-draft')}"
+                                                        if ev.draft and ev.method == "draft_model" else "")
     if verdict == "GO":
         return f"turn on {what} ({_k_words(rec)})" + _compared(ev)
     if verdict == "GO WITH LIMITS":
@@ -371,13 +403,23 @@ def seq_limit(rec: RecommendedConfig) -> int | None:
     return max(1, math.floor(rec.max_concurrency))
 
 
+def per_rank_limit(limit: int | None, data_parallel_size: int = 1) -> int | None:
+    """``--max-num-seqs`` for a concurrency limit measured at the server's one API server: vLLM's max_num_seqs counts
+    per data-parallel rank (vllm/config/scheduler.py: "max_num_seqs, which applies per data-parallel rank"), so with
+    ``data_parallel_size`` ranks it is ceil(limit / dp); the limit itself without data parallelism."""
+    if not limit:
+        return limit
+    dp = max(1, int(data_parallel_size or 1))
+    return limit if dp == 1 else max(1, math.ceil(limit / dp))
+
+
 def launch_command_for(params, rec: RecommendedConfig) -> str:
     """The exact vLLM launch command for the recommended configuration, in today's syntax.
 
     Built from the step parameters by the server helpers (the same ServerConfig a managed run
     starts, so the draft is a real path), with k and the per-batch-size table from the
-    recommendation and its concurrency limit (:func:`seq_limit`); updates ``rec.speculative_config``
-    to match. '' when speculation stays off.
+    recommendation and its concurrency limit (:func:`seq_limit`, per data-parallel rank: :func:`per_rank_limit`);
+    updates ``rec.speculative_config`` to match. '' when speculation stays off.
     """
     if not rec.enable:
         return ""
@@ -385,7 +427,16 @@ def launch_command_for(params, rec: RecommendedConfig) -> str:
     from .errors import PlaybookError
     from .specconfig import launch_command, with_max_num_seqs
 
-    limit = seq_limit(rec)
+    total = seq_limit(rec)
+    dp = max(1, int(getattr(params, "data_parallel_size", 1) or 1))
+    limit = per_rank_limit(total, dp)
+    if total and dp > 1:
+        note = (f"--max-num-seqs {limit} is per data-parallel rank (vLLM's max_num_seqs applies to each of the {dp} "
+                f"ranks): {dp} x {limit} = {dp * limit} running requests in all, for the limit of {total} measured as "
+                "concurrency at the server's one API server" + (
+                    f" (rounded up: the ranks may run up to {dp * limit - total} more than measured)"
+                    if dp * limit > total else ""))
+        rec.notes = [*[n for n in rec.notes if not n.startswith("--max-num-seqs ")], note]
     if rec.method and rec.method != getattr(params, "method", rec.method):  # a compared configuration won
         params = params.model_copy(update={"method": rec.method, "num_speculative_tokens": rec.num_speculative_tokens})
     if params.mode != "embedded":  # kv_cache_gib sizes the CPU engine's cache; a GPU's is gpu_memory_utilization's
@@ -412,5 +463,5 @@ def decide_for(ev: Evidence, p) -> Decision:
         ev, production_temperature=p.production_temperature, traffic_temperatures=p.traffic_temperatures,
         slo_kind=p.slo_kind, slo_ttft_ms=p.slo_ttft_ms, slo_tpot_ms=p.slo_tpot_ms,
         expected_peak_concurrency=p.expected_peak_concurrency, context_length=p.context_length,
-        thresholds=p.thresholds(),
+        thresholds=p.thresholds(), data_parallel_size=getattr(p, "data_parallel_size", 1) or 1,
     )

@@ -81,6 +81,16 @@ RULES: dict[str, tuple[str, str]] = {
 }
 
 VERDICT_WORDS = {"go": "passes", "borderline": "borderline", "no-go": "fails", "unknown": "not measured"}
+INCONCLUSIVE = "inconclusive"  # an unknown rule that had measurements to judge, but they did not settle it
+
+
+def verdict_word(rule) -> str:
+    """The word for a rule's verdict (a :class:`RuleResult`): "inconclusive" for an unknown rule that was measured
+    (it quotes numbers: intervals too wide, a peak above the levels measured, a temperature not recorded), "not
+    measured" only when nothing was (its step did not run)."""
+    if rule.verdict == "unknown" and (rule.numbers or not str(rule.reason).startswith("not measured")):
+        return INCONCLUSIVE
+    return VERDICT_WORDS[rule.verdict]
 
 
 def title(rule: str) -> str:

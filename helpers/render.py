@@ -39,7 +39,7 @@ def rules_table(rules: Sequence[RuleResult], thresholds: dict | None = None) -> 
     """Every rule once: its plain title, what it checks (one sentence), its verdict and the numbers behind it."""
     rows = "".join(
         f'<tr><td><b>{esc(glossary.title(r.name))}</b><br><small>{esc(glossary.why(r.name, thresholds))}</small></td>'
-        f'<td style="color:{_FG[r.verdict]};font-weight:bold">{esc(glossary.VERDICT_WORDS[r.verdict])}</td>'
+        f'<td style="color:{_FG[r.verdict]};font-weight:bold">{esc(glossary.verdict_word(r))}</td>'
         f"<td>{esc(r.reason)}</td></tr>"
         for r in rules
     )

@@ -341,6 +341,11 @@ def rule_load_crossover(levels: Sequence[LoadLevel], *, expected_peak: float | N
         "highest_measured": top, "temperature": _one_temperature(levels, temperature), "withheld": held or None,
         "speedups": "; ".join(f"{x.concurrency:g}: {x.speedup:.2f}" + (f" [{x.speedup_ci_low:.2f}, {x.speedup_ci_high:.2f}]" if x.speedup_ci_low is not None and x.speedup_ci_high is not None else "") for x in lv),
     }
+    beyond = level_kind == "concurrency" and peak > top  # the README's promise: a peak above the levels is "measure at N"
+    beyond_next = (f"measure at {peak:g}: run the load test (50_load) with concurrencies up to the expected peak "
+                   f"{peak:g}; " if beyond else "")
+    beyond_reason = (f"; the expected peak {peak:g} is above the highest measured {level_kind} {top:g}: measure at "
+                     f"{peak:g}" if beyond else "")
     s1 = lv[0]
     ci1 = f" (95% CI {s1.speedup_ci_low:.2f} to {s1.speedup_ci_high:.2f})" if s1.speedup_ci_low is not None and s1.speedup_ci_high is not None else ""
     if not wins:
@@ -357,14 +362,15 @@ def rule_load_crossover(levels: Sequence[LoadLevel], *, expected_peak: float | N
                               reason=f"no measured {level_kind} shows a win{at_t}, and every interval stays under the {min_gain:.0%} "
                                      f"gain worth having (highest bound {_upper(best):.2f} at {best.concurrency:g}): {nums['speedups']}{not_counted}")
         return RuleResult(name=name, verdict="unknown", numbers=nums,
-                          measure_next="more requests per load level, or a node with less noise: no interval excludes a gain "
-                                       f"of {min_gain:.0%} or a loss",
+                          measure_next=beyond_next + "more requests per load level, or a node with less noise: no "
+                                       f"interval excludes a gain of {min_gain:.0%} or a loss",
                           reason=f"no measured {level_kind} shows a win or a loss{at_t}: the intervals still allow up to "
-                                 f"{_upper(best):.2f}x at {best.concurrency:g} ({nums['speedups']}){not_counted}")
+                                 f"{_upper(best):.2f}x at {best.concurrency:g} ({nums['speedups']}){beyond_reason}{not_counted}")
     if last_win is None:
         return RuleResult(name=name, verdict="unknown", numbers=nums,
-                          measure_next="more requests per load level, on a quiet machine (the speedup is not monotonic in load)",
-                          reason=f"no win at the lowest {level_kind} {s1.concurrency:g}{ci1} but a win at {wins[0]:g}: the measurements are noisy ({nums['speedups']}){not_counted}")
+                          measure_next=beyond_next + "more requests per load level, on a quiet machine (the speedup is not "
+                                       "monotonic in load)",
+                          reason=f"no win at the lowest {level_kind} {s1.concurrency:g}{ci1} but a win at {wins[0]:g}: the measurements are noisy ({nums['speedups']}){beyond_reason}{not_counted}")
     if first_loss is None or first_loss > peak:
         if level_kind == "concurrency" and peak > top:
             return RuleResult(name=name, verdict="unknown", numbers=nums,

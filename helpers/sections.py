@@ -23,7 +23,7 @@ from .artifacts import RunDir, TruncatedRecordWarning, read_jsonl, run_state
 from .headline import crossover, model_name
 from .loadgen import attempt_of
 from .predict import fit_notes
-from .prediction_check import error_sentence
+from .prediction_check import acceptance_words, error_sentence, prediction_finding
 from .render import collapse, esc, figure, frame, section
 from .schemas.decision import Decision, Evidence
 from .schemas.load import LevelStats, LoadResult
@@ -512,8 +512,7 @@ def candidates(run: RunDir, ev: Evidence) -> str:
     title = "Which configuration: method and k (step 50)"
     res = read(run)
     if res is None:
-        return section("candidates", title, "No configurations were compared.",
-                       _missing("50_load", "Run step 50 with `candidates` empty (derived) or e.g. `draft_model:2,ngram:4`."))
+        return _no_comparison(run, ev, title)
     kind = res.level_kind
     body = f"<p><small>{esc(res.budget_note)}</small></p>" if res.budget_note else ""
     body += "<p><b>Each configuration at each level</b> (speedup: median TPOT baseline / configuration, in paired rounds "
@@ -539,6 +538,49 @@ def candidates(run: RunDir, ev: Evidence) -> str:
     return section("candidates", title, res.finding, body)
 
 
+HOW_TO_COMPARE = ("Run step 50 again with `candidates` empty (derived: the step's own k, another k, n-gram) or e.g. "
+                  "`-p candidates=draft_model:2,ngram:4` to compare other configurations at the same levels.")
+
+
+def _load_parameter(run: RunDir, name: str):
+    """A parameter step 50 ran with: its executed notebook's (papermill's record), else run.json's; None if neither."""
+    try:
+        nb = json.loads((run.notebooks / "50_load.ipynb").read_text())
+        params = (nb.get("metadata") or {}).get("papermill", {}).get("parameters") or {}
+    except (OSError, ValueError, AttributeError):
+        params = {}
+    if not isinstance(params, dict) or name not in params:
+        params = run_state(run).get("parameters") or {}
+    return params.get(name) if isinstance(params, dict) else None
+
+
+def _no_comparison(run: RunDir, ev: Evidence, title: str) -> str:
+    """No 50_candidates.json: step 50 did not run, or ran without comparing (``candidates: [off]``, an external
+    server), or its comparison left no result."""
+    if _load(run, "50_load.json") is None:
+        return section("candidates", title, "No configurations were compared.", _missing("50_load", HOW_TO_COMPARE))
+    own = f"{ev.method}:{ev.num_speculative_tokens}" if ev.method and ev.num_speculative_tokens else \
+        (ev.method or "the step's own configuration")
+    cands = _load_parameter(run, "candidates")
+    off = cands is False or (isinstance(cands, list) and [str(c).lower() for c in cands] in (["off"], ["false"]))
+    mode = _load_parameter(run, "mode")
+    if off:
+        finding = (f"Only the step's own configuration ({own}) was measured: step 50 ran with candidates: [off], "
+                   "so no other method or k was compared.")
+        how = HOW_TO_COMPARE
+    elif mode == "external":
+        finding = (f"Only the step's own configuration ({own}) was measured: against an external server the "
+                   "playbook cannot start other configurations.")
+        how = ("Compare others in managed or embedded mode (`-p candidates=draft_model:2,ngram:4`), or start each "
+               "configuration yourself and load-test it.")
+    else:
+        finding = (f"Only the step's own configuration ({own}) has a result: step 50 ran but left no comparison of "
+                   "configurations (50_candidates.json).")
+        how = HOW_TO_COMPARE
+    return section("candidates", title, finding,
+                   f"<p>Its speedups are in the load test section above.</p><p><i>{esc(how)}</i></p>")
+
+
 def _launch_check(res, kind: str) -> str:
     """The k table measured as launched, level by level against the static configuration it would replace."""
     lc = res.launch_check
@@ -560,11 +602,11 @@ def predicted_vs_measured(pred: Prediction | None, check: PredictionCheck | None
         finding = "No prediction: it needs single-request step times and the sweep's acceptance (steps 40 and 50)."
     else:
         finding = (f"Against the load test, the predictor's speedup is off by {error_sentence(check)}." if check is not None
-                   else pred.finding)
-        body += f"<p>{esc(pred.finding)}</p>"
+                   else prediction_finding(pred))
+        body += f"<p>{esc(prediction_finding(pred))}</p>"
         body += "".join(f"<p><b>The fit could not explain the measurements:</b> {esc(n)}</p>" for n in fit_notes(pred))
         k, best = pred.num_speculative_tokens, pred.optimal_k
-        why = (f"with acceptance {pred.acceptance:.2f} and a draft step costing {pred.cost_ratio:.2f} of a target step; a "
+        why = (f"with {acceptance_words(pred)} and a draft step costing {pred.cost_ratio:.2f} of a target step; a "
                "drafted token counts only if every one before it was accepted, so each extra one returns less")
         k = (f"<p><b>Why k={k}:</b> it is also the predictor's best k at batch 1, {why}.</p>" if best == k else
              f"<p><b>Why k={k}:</b> this run measured k={k}; the predictor's best k at batch 1 is {best}, {why}: "

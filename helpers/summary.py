@@ -25,7 +25,7 @@ def _vllm_version(ev: Evidence) -> str:
 
 def summary_markdown(decision: Decision, ev: Evidence, check: PredictionCheck | None = None, report: str = "report.html") -> str:
     """The ticket text: verdict, reasons, measured speedups, the command to run, what to watch."""
-    from .headline import judged_evidence
+    from .headline import judged_evidence, model_name
 
     rec = decision.recommended
     judged_ev, judged = judged_evidence(ev)
@@ -34,7 +34,8 @@ def summary_markdown(decision: Decision, ev: Evidence, check: PredictionCheck | 
         "",
         _md_escape(decision.headline),
         "",
-        f"Target `{_md_escape(ev.target or '?')}`, draft `{_md_escape(ev.draft or '-')}`, method `{judged_ev.method or '?'}`, "
+        f"Target `{_md_escape(model_name(ev.target, 'tiny-target') or '?')}`, "
+        f"draft `{_md_escape(model_name(ev.draft, 'tiny-draft') or '-')}`, method `{judged_ev.method or '?'}`, "
         f"k={judged_ev.num_speculative_tokens or '?'}; {_vllm_version(ev)}.",
         "",
         *_headline_lines(decision, ev),

@@ -11,10 +11,12 @@ from playbook.helpers.schemas.sweep import SweepPoint, SweepResult
 
 
 def sweep(acc_at_prod=0.75, p10=0.6, per_position=(0.8, 0.6, 0.45, 0.3), workloads=None) -> SweepResult:
+    """Swept at T=0 and T=0.8; the production temperature 0.2 lies between, where the evidence interpolates: the
+    P10 there is ``p10`` (T=0's is 0.05 above, T=0.8's 0.15 below)."""
     temps = [SweepPoint(temperature=0.0, acceptance_rate=min(acc_at_prod + 0.1, 1), per_position=list(per_position),
-                        per_request_p10=p10, requests=8),
+                        per_request_p10=min(p10 + 0.05, 1), requests=8),
              SweepPoint(temperature=0.8, acceptance_rate=max(acc_at_prod - 0.4, 0), per_position=[0.2, 0.05, 0.01, 0.0],
-                        per_request_p10=0.0, requests=8)]
+                        per_request_p10=max(p10 - 0.15, 0), requests=8)]
     points = [SweepPoint(temperature=0.2, workload=w, acceptance_rate=a, requests=4) for w, a in (workloads or {}).items()]
     return SweepResult(method="draft_model", num_speculative_tokens=4, production_temperature=0.2,
                        production_acceptance=acc_at_prod, temperatures=temps, points=points,
