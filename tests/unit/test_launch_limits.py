@@ -64,6 +64,10 @@ def test_embedded_launch_command_keeps_the_cpu_engines_kv_cache():
     cmd = decide.launch_command_for(ReportParams(), rec)
     assert cmd.startswith("VLLM_CPU_KVCACHE_SPACE=1 ") and "--host" not in cmd
     assert "--max-num-seqs" not in cmd  # no limit stated, none launched
+    # vllm-cpu's `vllm` command fails (no distribution named vllm): the module the playbook measured it with
+    argv = shlex.split(cmd.split(" ", 2)[2])
+    assert argv[:5] == ["python", "-m", "vllm.entrypoints.openai.api_server", "--model", argv[4]]
+    assert argv[4].endswith("tiny-target") and "vllm serve" not in cmd
 
 
 def test_a_launched_k_table_is_the_limit_itself_no_max_num_seqs():
