@@ -106,3 +106,12 @@ def test_alert_threshold_follows_the_recommended_limit(limited):
     assert monitoring.crossover_of(capped, Evidence(load_kind="concurrency")) == 3
     capped.recommended.enable = False  # nothing launched: the load test's own crossover, as before
     assert monitoring.crossover_of(capped, Evidence(load_kind="concurrency")) == 16
+
+
+def test_an_external_runs_launch_command_says_it_is_built_from_the_parameters():
+    rec = RecommendedConfig(enable=True, method="ngram", num_speculative_tokens=4,
+                            speculative_config={"method": "ngram", "num_speculative_tokens": 4})
+    p = ReportParams(mode="external", target_model="Llama-3.1-8B", baseline_url="http://b:8000",
+                     spec_url="http://s:8000", method="ngram", draft_model="")
+    decide.launch_command_for(p, rec)
+    assert any(n.startswith("external mode: this command is built from the run's parameters") for n in rec.notes)
