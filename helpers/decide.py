@@ -438,7 +438,8 @@ def launch_command_for(params, rec: RecommendedConfig) -> str:
                     if dp * limit > total else ""))
         rec.notes = [*[n for n in rec.notes if not n.startswith("--max-num-seqs ")], note]
     if params.mode == "external" and not any(n.startswith("external mode: this command") for n in rec.notes):
-        rec.notes.append(  # the measured servers were started by someone else, with flags not known here"external mode: this command is built from the run's parameters (models, method, k, "
+        # the measured servers were started by someone else, with flags not known here
+        rec.notes.append("external mode: this command is built from the run's parameters (models, method, k, "
                          "memory settings), not read from the servers measured; start from your speculative "
                          "server's own command and carry over the speculative config and --max-num-seqs shown here")
     if rec.method and rec.method != getattr(params, "method", rec.method):  # a compared configuration won
