@@ -17,7 +17,7 @@ Precision = Literal["bf16", "fp16", "fp8", "int8", "int4"]
 ALL_PRECISIONS: tuple[str, ...] = get_args(Precision)
 PRECISIONS: tuple[str, ...] = tuple(p for p in ALL_PRECISIONS if p != "fp16")  # the matrix (fp16 weighs as bf16)
 BYTES_PER_PARAM = {"bf16": 2.0, "fp16": 2.0, "fp32": 4.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
-GROUPED = {"int4", "int8"}  # AWQ/GPTQ style: per-group scale + zero point
+GROUPED = {"int4"}  # AWQ/GPTQ style: per-group scale + zero point (int8 is mostly W8A8: per-channel scales)
 
 
 def linear_bytes_per_param(precision: str, group_size: int = 128) -> float:

@@ -69,3 +69,10 @@ def test_reserve_from_log_uses_the_logs_utilization_and_refuses_an_impossible_re
     assert main([*args, "--reserve-from-log", str(log), "--gpu-memory-utilization", "0.3"]) != 0
     err = json.loads(capsys.readouterr().out)["error"]
     assert "cannot be" in err["problem"] and "--gpu-memory-utilization" in err["fix"]
+
+
+def test_an_int8_70b_weighs_what_vllm_loads_for_a_w8a8_checkpoint(capsys):
+    """vllm-project/vllm#12569 (Llama-3.1-70B w8a8 on an H100, V1 0.7.1): "Model loading took 67.72 GiB". W8A8 has a
+    scale per output channel, not per group of 128 (which added 2 GiB)."""
+    assert main(["memory", "--target", "Llama-3.1-70B", "--target-quant", "int8", "--gpu", "H100-SXM", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["target_weights_gib"] == pytest.approx(67.72, rel=0.01)
