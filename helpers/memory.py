@@ -401,6 +401,20 @@ def plot_budget(budgets: list[MemoryBudget], path=None):
     return fig
 
 
+def data_parallel_notes(dp: int, tp: int, pp: int, num_gpus: int) -> list[str]:
+    """What data parallelism means for this budget, which is one replica's: each of the ``dp`` ranks holds the
+    weights and its own KV cache on tp x pp GPUs, so the node needs tp x pp x dp GPUs and the concurrency figures
+    are per rank (vLLM's max_num_seqs too)."""
+    if dp <= 1:
+        return []
+    need = tp * max(1, pp) * dp
+    where = (f"the node has {num_gpus}: the ranks beyond it must run on other nodes (vLLM's "
+             "--data-parallel-size-local / --data-parallel-address)" if need > num_gpus else f"the node has {num_gpus}")
+    return [f"data_parallel_size {dp}: this budget is one rank's (weights and its own KV cache on {tp * max(1, pp)} "
+            f"GPU(s)); {dp} ranks need {need} GPUs, {where}; the concurrency figures are per rank, so the server "
+            f"holds {dp} times as many"]
+
+
 def finding(b: MemoryBudget) -> str:
     """One line for the report."""
     if not b.fits:

@@ -115,6 +115,8 @@ def memory(p: MemoryParams, run: RunDir) -> MemoryResult:
     budget = _memory.budget(s.target, s.draft, s.gpu, target_quant=p.target_quant, draft_quant=p.draft_quant, **s.kwargs)
     budgets = _memory.matrix_budgets(s.target, s.draft, s.gpu, **s.kwargs)
     notes = _memory.unserved_precision_notes(s.target, s.draft, p.target_quant, p.draft_quant, p.extra_server_args)
+    notes += _memory.data_parallel_notes(p.data_parallel_size, p.tensor_parallel_size, p.pipeline_parallel_size,
+                                         p.num_gpus)
     result = MemoryResult(budget=budget, matrix=[_memory.precision_row(b) for b in budgets], rules=budget.rules,
                           warnings=[*budget.warnings, *notes], finding=_memory.finding(budget), plot=MEMORY_PLOT,
                           allocated=_memory.allocated_from_logs(budget, run.server_logs))

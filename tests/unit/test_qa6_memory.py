@@ -76,3 +76,12 @@ def test_an_int8_70b_weighs_what_vllm_loads_for_a_w8a8_checkpoint(capsys):
     scale per output channel, not per group of 128 (which added 2 GiB)."""
     assert main(["memory", "--target", "Llama-3.1-70B", "--target-quant", "int8", "--gpu", "H100-SXM", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["target_weights_gib"] == pytest.approx(67.72, rel=0.01)
+
+
+def test_data_parallelism_is_said_in_the_memory_step():
+    from playbook.helpers import memory
+
+    assert memory.data_parallel_notes(1, 2, 1, 2) == []
+    (note,) = memory.data_parallel_notes(2, 2, 1, 2)
+    assert "2 ranks need 4 GPUs, the node has 2: the ranks beyond it must run on other nodes" in note
+    assert "per rank" in note
