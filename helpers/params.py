@@ -132,8 +132,12 @@ def check_gpus_per_group(num_gpus: int, tp: int) -> None:
         return
     ng, tpn = shown_name("num_gpus"), shown_name("tensor_parallel_size")
     if num_gpus < tp:
-        raise ValueError(f"{tpn} {tp} needs {tp} GPUs, but {ng} is {num_gpus}; set {ng} to the GPUs the node has "
-                         f"(e.g. {ng} {tp} with {tpn} {tp}), or lower {tpn}")
+        ppn = shown_name("pipeline_parallel_size")
+        raise ValueError(f"{tpn} {tp} needs {tp} GPUs, but {ng} (the GPUs on the node) is {num_gpus}: if the node has "
+                         f"more, give them (e.g. {ng} {tp}); else lower {tpn} to at most {num_gpus}, or, across nodes "
+                         f"(vLLM with Ray), keep {tpn} within a node and give the other nodes pipeline stages ({tpn} "
+                         f"{num_gpus} with {ppn} {max(2, tp // max(1, num_gpus))}): tensor parallelism across nodes is "
+                         "not budgeted here")
     fits = " or ".join(str(n) for n in (num_gpus // tp * tp, (num_gpus // tp + 1) * tp))
     raise ValueError(f"{ng} {num_gpus} is not a multiple of {tpn} {tp} (vLLM runs whole tensor-parallel groups of "
                      f"{tp} GPUs); use e.g. {ng} {fits} with {tpn} {tp}")
