@@ -75,9 +75,15 @@ def proposal_rate(delta: SpecDelta | None, records: list[dict]) -> float | None:
     draft model; below 1 for an n-gram or suffix lookup that finds no match on some steps. None when unknown."""
     if delta is None or not delta.available or delta.source != "counters" or delta.drafts <= 0:
         return None
-    ok = [r for r in records if r.get("status") == "ok" and r.get("output_tokens")]
-    steps = sum(r["output_tokens"] - 1 for r in ok) - delta.accepted
+    steps, _ = decode_steps(delta, records)
     return min(delta.drafts / steps, 1.0) if steps > 0 else None
+
+
+def decode_steps(delta: SpecDelta, records: list[dict]) -> tuple[int, int]:
+    """(decode steps the window's successful requests took, how many requests): each step gives one token plus the
+    drafts it accepted, after the prefill's first token."""
+    ok = [r for r in records if r.get("status") == "ok" and r.get("output_tokens")]
+    return int(sum(r["output_tokens"] - 1 for r in ok) - delta.accepted), len(ok)
 
 
 def foreign_counts(delta: SpecDelta | None, records: list[dict]) -> str | None:
@@ -87,14 +93,13 @@ def foreign_counts(delta: SpecDelta | None, records: list[dict]) -> str | None:
     replica's or a sum over several."""
     if delta is None or not delta.available or delta.source != "counters" or delta.drafts <= 0:
         return None
-    ok = [r for r in records if r.get("status") == "ok" and r.get("output_tokens")]
-    steps = sum(r["output_tokens"] - 1 for r in ok) - delta.accepted
+    steps, n = decode_steps(delta, records)
     k = delta.draft_tokens / delta.drafts if delta.draft_tokens else 1.0
     # slack per request: its last step (vLLM counts the drafts it accepted past max_tokens or a stop, up to k, which
     # the response drops: measured 45 drafts against 37 steps so estimated on an unshared embedded server) and one
-    if delta.drafts <= max(steps, 0) + len(ok) * (k + 1):
+    if delta.drafts <= max(steps, 0) + n * (k + 1):
         return None
-    return (f"/metrics counted {delta.drafts:g} drafts while this window's {len(ok)} requests took at most "
+    return (f"/metrics counted {delta.drafts:g} drafts while this window's {n} requests took at most "
             f"{max(steps, 0)} decode steps: the counters include other traffic (a server others use, or a router "
             "whose /metrics shows another replica or a sum over several); no acceptance is taken from them. Measure "
             "on a server nobody else uses, or set metrics_source (pods with metrics_urls, prometheus, or per_request)")
