@@ -203,6 +203,14 @@ def fit_notes(pred: Prediction) -> list[str]:
     return [*pred.target_step.fit_notes, *(pred.draft_step.fit_notes if pred.draft_step is not None else [])]
 
 
+def acceptance_words(pred: Prediction) -> str:
+    """The predictor's acceptance, named so nobody reads it as the sweep's: 'per-token acceptance a=0.82 (fitted:
+    E=3.52 tokens per step)'. ``a`` is the geometric model's per-token rate (the one rate whose 1 + a + ... + a^k
+    gives the tokens a step yields), not the share of drafted tokens accepted that the report's acceptance number
+    is: at k=4, a=0.82 is a share of (E - 1) / k = 0.63."""
+    return f"per-token acceptance a={pred.acceptance:.2f} (fitted: E={pred.expected_tokens_per_step:.2f} tokens per step)"
+
+
 def finding(pred: Prediction) -> str:
     first = pred.points[0]
     where = (
@@ -213,7 +221,7 @@ def finding(pred: Prediction) -> str:
         where = "never wins in the range"
     return (
         f"predicted speedup {first.speedup:.2f}x at batch {first.batch_size} with {pred.method} k={pred.num_speculative_tokens} "
-        f"(a={pred.acceptance:.2f}, c={pred.cost_ratio:.2f}, E={pred.expected_tokens_per_step:.2f}); {where}; "
+        f"({acceptance_words(pred)}; a draft step costs c={pred.cost_ratio:.2f} of a target step); {where}; "
         f"best k at batch 1: {pred.optimal_k}"
     )
 

@@ -90,22 +90,6 @@ def error_sentence(check: PredictionCheck) -> str:
             + (f"; there, {agreement}" if agreement else ""))
 
 
-def acceptance_words(pred: Prediction) -> str:
-    """The predictor's acceptance, named so nobody reads it as the sweep's: 'per-token acceptance a=0.82 (fitted:
-    E=3.52 tokens per step)'. ``a`` is the geometric model's per-token rate (the one rate whose 1 + a + ... + a^k
-    gives the tokens a step yields), not the share of drafted tokens accepted that the report's acceptance number
-    is: at k=4, a=0.82 is a share of (E - 1) / k = 0.63."""
-    return f"per-token acceptance a={pred.acceptance:.2f} (fitted: E={pred.expected_tokens_per_step:.2f} tokens per step)"
-
-
-def prediction_finding(pred: Prediction) -> str:
-    """The predictor's finding (helpers/predict.finding) with its acceptance in :func:`acceptance_words`."""
-    text = pred.finding or ""
-    terse = f"(a={pred.acceptance:.2f}, c={pred.cost_ratio:.2f}, E={pred.expected_tokens_per_step:.2f})"
-    words = f"({acceptance_words(pred)}; a draft step costs c={pred.cost_ratio:.2f} of a target step)"
-    return text.replace(terse, words)
-
-
 def prediction_summary(pred: Prediction | None, check: PredictionCheck | None) -> dict:
     """What decision.json keeps of the prediction: the curve, crossover, best k, and its measured error."""
     if pred is None:
@@ -114,7 +98,7 @@ def prediction_summary(pred: Prediction | None, check: PredictionCheck | None) -
         "speedup_by_batch_size": {p.batch_size: round(p.speedup, 4) for p in pred.points},
         "crossover_batch_size": pred.crossover_batch_size, "optimal_k": pred.optimal_k,
         "num_speculative_tokens_per_batch_size": per_batch_size_schedule(pred.optimal_k_by_batch_size),
-        "acceptance": round(pred.acceptance, 4), "cost_ratio": round(pred.cost_ratio, 4), "finding": prediction_finding(pred),
+        "acceptance": round(pred.acceptance, 4), "cost_ratio": round(pred.cost_ratio, 4), "finding": pred.finding,
     }
     if check is not None:
         out["mean_abs_relative_error"] = round(check.mean_abs_relative_error, 4)

@@ -22,8 +22,8 @@ from . import measure_plots, plots
 from .artifacts import RunDir, TruncatedRecordWarning, read_jsonl, run_state
 from .headline import crossover, model_name
 from .loadgen import attempt_of
-from .predict import fit_notes
-from .prediction_check import acceptance_words, error_sentence, prediction_finding
+from .predict import acceptance_words, fit_notes
+from .prediction_check import error_sentence
 from .render import collapse, esc, figure, frame, section
 from .schemas.decision import Decision, Evidence
 from .schemas.load import LevelStats, LoadResult
@@ -602,8 +602,8 @@ def predicted_vs_measured(pred: Prediction | None, check: PredictionCheck | None
         finding = "No prediction: it needs single-request step times and the sweep's acceptance (steps 40 and 50)."
     else:
         finding = (f"Against the load test, the predictor's speedup is off by {error_sentence(check)}." if check is not None
-                   else prediction_finding(pred))
-        body += f"<p>{esc(prediction_finding(pred))}</p>"
+                   else pred.finding)
+        body += f"<p>{esc(pred.finding)}</p>"
         body += "".join(f"<p><b>The fit could not explain the measurements:</b> {esc(n)}</p>" for n in fit_notes(pred))
         k, best = pred.num_speculative_tokens, pred.optimal_k
         why = (f"with {acceptance_words(pred)} and a draft step costing {pred.cost_ratio:.2f} of a target step; a "

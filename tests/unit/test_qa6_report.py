@@ -120,7 +120,7 @@ def pred():
 
 def test_the_predictors_acceptance_is_worded_as_the_per_token_rate(pred):
     a, e = f"{pred.acceptance:.2f}", f"{pred.expected_tokens_per_step:.2f}"
-    words = prediction_check.prediction_finding(pred)
+    words = pred.finding  # playbook predict prints it too
     assert f"per-token acceptance a={a} (fitted: E={e} tokens per step)" in words
     assert f"(a={a}," not in words and words.startswith("predicted speedup")
     assert prediction_check.prediction_summary(pred, None)["finding"] == words  # decision.json
