@@ -292,6 +292,14 @@ def _undrafted_share(d, records: list[dict], url: str, method: str) -> str | Non
             "with and without it?), so this level would measure that mix; point spec_url at speculative replicas only")
 
 
+def _speculative_keys(p) -> dict:
+    """The speculative-config keys the step's extra_server_args set (specconfig.split_speculative_args, as the server
+    gets them: JSON, dotted or shorthand form); the parameters were validated, so they parse."""
+    from .specconfig import split_speculative_args
+
+    return split_speculative_args(list(p.extra_server_args), p.tensor_parallel_size)[1]
+
+
 class _Watch:
     """Server-side figures of one configuration over a level: /metrics before and now, and a sampler."""
 
@@ -302,7 +310,7 @@ class _Watch:
         # the step's own configuration of a method that drafts on every decode step (no k table to turn it off)
         self.method = ctx.p.method
         self.drafts_every_step = (config == "spec" and not ctx.overrides(config) and ctx.p.method in DRAFTS_EVERY_STEP
-                                  and "num_speculative_tokens_per_batch_size" not in " ".join(ctx.p.extra_server_args))
+                                  and "num_speculative_tokens_per_batch_size" not in _speculative_keys(ctx.p))
         self.source = source_for(ctx.p, config, target.url, target.api_key)  # metrics_source (pods, prometheus, ...)
         self.before = _scrape(self.source)
         self.sampler = Sampler(target.url, ctx.run.artifact(SAMPLES_JSONL), interval_s=1.0,
