@@ -282,6 +282,12 @@ DP_IGNORES_TABLE = ("vLLM 0.32 ignores num_speculative_tokens_per_batch_size whe
                     "different k would diverge and deadlock, so it falls back to the static num_speculative_tokens)")
 
 
+def _limit_before_k_zero(table: list, limit: float | None) -> float | None:
+    """The running requests below a k table's first k=0 range (speculation off from there), else ``limit``."""
+    off = next((r[0] for r in table if r[2] == 0), None)
+    return float(off - 1) if off and off > 1 else limit
+
+
 def recommend(verdict: str, ev: Evidence, by: dict[str, RuleResult], t: Thresholds | None = None,
               data_parallel_size: int = 1) -> RecommendedConfig:
     """The configuration to run: off for NO-GO/INCONCLUSIVE, with a k-per-batch-size table or a
@@ -313,13 +319,11 @@ def recommend(verdict: str, ev: Evidence, by: dict[str, RuleResult], t: Threshol
     if table:  # measured: the best k of the winning method at each level, 0 where none wins
         cfg["num_speculative_tokens_per_batch_size"] = table
         rec.num_speculative_tokens_per_batch_size = table
-        off = next((r[0] for r in table if r[2] == 0), None)
-        rec.max_concurrency = float(off - 1) if off and off > 1 else rec.max_concurrency
+        rec.max_concurrency = _limit_before_k_zero(table, rec.max_concurrency)
         notes.append(f"k per batch size measured: {table} (vLLM 0.32 `num_speculative_tokens_per_batch_size`, inclusive "
                      "ranges starting at 1; ignored when data_parallel_size > 1). " + str(comp.get("k_zero_note", "")))
     if dropped:
-        off = next((r[0] for r in dropped if r[2] == 0), None)
-        rec.max_concurrency = float(off - 1) if off and off > 1 else rec.max_concurrency  # the winner loses from there
+        rec.max_concurrency = _limit_before_k_zero(dropped, rec.max_concurrency)  # the winner loses from there
         notes.append(f"the measured k table {dropped} is not launched: {DP_IGNORES_TABLE}. Launching the static "
                      f"k={k} of {comp['winner']} instead (with data_parallel_size={dp}), the configuration measured "
                      "at every level" + (f", limited to {rec.max_concurrency:g} running requests where the table "
