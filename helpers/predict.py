@@ -211,6 +211,24 @@ def acceptance_words(pred: Prediction) -> str:
     return f"per-token acceptance a={pred.acceptance:.2f} (fitted: E={pred.expected_tokens_per_step:.2f} tokens per step)"
 
 
+def break_even_words(pred: Prediction) -> str:
+    """Why the speedup at the first batch size is what it is, in the step costs it comes from: how many tokens a
+    speculative step must yield to pay for itself (its cost over a baseline step's), what one verification pass costs
+    against a baseline step, and what a step yields. On a GPU at low batch the pass over k+1 tokens costs about one
+    baseline step (memory-bound) and little acceptance breaks even; where it costs several (compute-bound: a large
+    batch, or a CPU without fast matrix units) speculation needs more tokens per step than k+1 can give."""
+    first = pred.points[0]
+    if first.speedup <= 0 or first.tpot_baseline_ms <= 0:
+        return ""
+    engine = pred.engine_step_ms if pred.baseline_engine_step_ms is None else pred.baseline_engine_step_ms
+    base_pass = first.tpot_baseline_ms - pred.shared_tpot_ms.get(first.batch_size, 0.0) - engine  # the target's pass
+    verified = pred.verify_tokens_per_seq or pred.num_speculative_tokens + 1
+    cost = f" (its verification pass over {verified} tokens per sequence costs {first.target_step_ms / base_pass:.2f}x " \
+           "the baseline's pass)" if base_pass > 0 else ""
+    return (f"at batch {first.batch_size} a speculative step must yield {pred.expected_tokens_per_step / first.speedup:.2f} "
+            f"tokens to break even{cost} and yields {pred.expected_tokens_per_step:.2f}")
+
+
 def finding(pred: Prediction) -> str:
     first = pred.points[0]
     where = (
@@ -222,7 +240,7 @@ def finding(pred: Prediction) -> str:
     return (
         f"predicted speedup {first.speedup:.2f}x at batch {first.batch_size} with {pred.method} k={pred.num_speculative_tokens} "
         f"({acceptance_words(pred)}; a draft step costs c={pred.cost_ratio:.2f} of a target step); {where}; "
-        f"best k at batch 1: {pred.optimal_k}"
+        f"best k at batch 1: {pred.optimal_k}" + (f"; {why}" if (why := break_even_words(pred)) else "")
     )
 
 

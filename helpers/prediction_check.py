@@ -7,7 +7,7 @@ import math
 from collections.abc import Sequence
 
 from .errors import ParameterError
-from .predict import per_batch_size_schedule
+from .predict import break_even_words, per_batch_size_schedule
 from .schemas.predict import Prediction, PredictionCheck
 from .stats import interpolate
 
@@ -99,6 +99,7 @@ def prediction_summary(pred: Prediction | None, check: PredictionCheck | None) -
         "crossover_batch_size": pred.crossover_batch_size, "optimal_k": pred.optimal_k,
         "num_speculative_tokens_per_batch_size": per_batch_size_schedule(pred.optimal_k_by_batch_size),
         "acceptance": round(pred.acceptance, 4), "cost_ratio": round(pred.cost_ratio, 4), "finding": pred.finding,
+        "break_even": break_even_words(pred),
     }
     if check is not None:
         out["mean_abs_relative_error"] = round(check.mean_abs_relative_error, 4)

@@ -59,6 +59,8 @@ def summary_markdown(decision: Decision, ev: Evidence, check: PredictionCheck | 
         primary = ev.candidates.get("primary") or "the step's own configuration"
         own = f" ({_md_escape(primary)}, the step's own configuration)" if judged else ""
         lines += ["", f"Predictor vs measured{own}: the speedup is off by {error_sentence(check)}."]
+    if why := (decision.prediction or {}).get("break_even"):
+        lines += ["", f"Why, in this node's own step costs (the predictor's fit to its measured steps): {why}."]
     lines += ["", "**Configuration**", ""]
     if rec.enable:
         lines += ["```", rec.launch_command or "--speculative-config '" + json.dumps(rec.speculative_config) + "'", "```"]

@@ -338,3 +338,24 @@ def test_the_report_shows_how_often_an_ngram_proposed(tmp_path):
         p.proposal_rate = 1.0  # a draft model: no such column
     run.write_json("40_sweep.json", SweepResult(method="draft_model", num_speculative_tokens=4, temperatures=pts))
     assert "steps with a proposal" not in sections.sweep(run, ev)
+
+
+def test_the_finding_says_what_a_speculative_step_must_yield_to_break_even():
+    """Why speculation wins or loses, in step costs: break-even tokens per step = E / speedup, and the verification
+    pass over k+1 tokens against the baseline's pass. Memory-bound (a GPU at batch 1: the pass costs about the same
+    over 5 tokens as over 1) breaks even on little; compute-bound (this AVX2 CPU on 2026-12-07: 3.2 ms fixed + 11.8 ms
+    per token, fitted from a run) needs more tokens per step than k=4 drafts can give at acceptance 0.61."""
+    draft = StepTimeModel(name="d", source="given", overhead_ms=1.1, compute_ms_per_token=0.0)
+    for target, cheap in ((StepTimeModel(name="t", source="given", overhead_ms=12.0, compute_ms_per_token=0.05), True),
+                          (StepTimeModel(name="t", source="given", overhead_ms=3.2, compute_ms_per_token=11.8), False)):
+        pred = predict.predict(target_step=target, draft_step=draft, num_speculative_tokens=4, acceptance_length=3.43,
+                       batch_sizes=[1, 8])
+        p1 = pred.points[0]
+        need = pred.expected_tokens_per_step / p1.speedup
+        assert (need < pred.expected_tokens_per_step) is cheap and (p1.speedup > 1) is cheap
+        ratio = p1.target_step_ms / p1.tpot_baseline_ms
+        words = predict.break_even_words(pred)
+        assert words == (f"at batch 1 a speculative step must yield {need:.2f} tokens to break even (its verification pass "
+                         f"over 5 tokens per sequence costs {ratio:.2f}x the baseline's pass) and yields 3.43")
+        assert words in pred.finding
+        assert (ratio < 1.1) is cheap
