@@ -13,7 +13,8 @@ comparison, 50_candidates.json: the method and num_speculative_tokens, ``+table`
 launched), and the levels where that method
 won: a verdict that holds while the recommended method or k changes would still flip what a user launches.
 
-Goal on this 2-core machine with nothing else running: 3/3 and at most 1.25. A level the load test
+Goal on this 2-core machine with nothing else running: 3/3 and at most 1.25. Each line names the CPU and its matrix
+instruction sets (decision.json's provenance): the embedded verdict depends on them (see README, What to expect). A level the load test
 excluded (burst-delivered streams, drift) has no speedup; it is shown as such and left out of the spread.
 Run: .venv/bin/python benchmarks/stability.py   (about 15 minutes per run on 2 cores)
 """
@@ -48,6 +49,7 @@ class RunSummary:
     load: tuple[float, float] | None = None  # 1-minute load average at the run's start and end
     best: str | None = None  # the recommended configuration (method:k), None when none won
     best_levels: tuple[float, ...] = ()  # where it won
+    cpu: str = ""  # the CPU model and its matrix instruction sets (provenance): runs on two hosts are not a repeat
 
 
     def line(self, i: int) -> str:
@@ -58,17 +60,21 @@ class RunSummary:
             c1 = f"c=1 speedup {self.speedup_c1:.3f}{ci}"
         load = f" load={self.load[0]:.1f}->{self.load[1]:.1f}" if self.load else ""
         best = (f" best={self.best}@{','.join(f'{x:g}' for x in self.best_levels)}" if self.best else " best=none")
-        return (f"run {i}: verdict={self.verdict or 'none'}{best} {c1} wall={self.seconds:.0f}s exit={self.exit_code}{load} "
-                f"({self.run_dir})")
+        cpu = f" cpu={self.cpu}" if self.cpu else ""
+        return (f"run {i}: verdict={self.verdict or 'none'}{best} {c1} wall={self.seconds:.0f}s exit={self.exit_code}{load}"
+                f"{cpu} ({self.run_dir})")
 
 
 def read_run(run_dir: str | Path, seconds: float = 0.0, exit_code: int = 0) -> RunSummary:
     """Verdict (decision.json) and the concurrency-1 speedup (artifacts/50_load.json) of one run."""
     run = Path(run_dir)
-    verdict = None
+    verdict, cpu = None, ""
     try:
-        verdict = json.loads((run / "decision.json").read_text()).get("verdict")
-    except (OSError, ValueError):
+        decision = json.loads((run / "decision.json").read_text())
+        verdict = decision.get("verdict")
+        info = (decision.get("provenance") or {}).get("cpu") or {}
+        cpu = f"{info.get('model', '')} [{' '.join(info.get('matrix_isa') or [])}]" if info else ""
+    except (OSError, ValueError, AttributeError):
         pass
     speedup, ci, status = None, None, "no load test result"
     try:
@@ -93,7 +99,7 @@ def read_run(run_dir: str | Path, seconds: float = 0.0, exit_code: int = 0) -> R
         table = "+table" if candidates.launched_table(comparison) else ""
         best = f"{comparison.winner_method}:{candidates.launch_k(comparison)}{table}"
         levels = tuple(comparison.win_levels)
-    return RunSummary(str(run), verdict, speedup, ci, status, seconds, exit_code, best=best, best_levels=levels)
+    return RunSummary(str(run), verdict, speedup, ci, status, seconds, exit_code, best=best, best_levels=levels, cpu=cpu)
 
 
 def verdict_agreement(verdicts: list[str | None]) -> tuple[int, int]:
@@ -141,7 +147,10 @@ def headline(summaries: list[RunSummary]) -> list[str]:
     same, n = verdict_agreement([s.verdict for s in summaries])
     rec, _ = recommendation_agreement([s.best for s in summaries])
     spread = speedup_spread([s.speedup_c1 for s in summaries])
-    return [f"verdict_agreement={same}/{n}", f"recommendation_agreement={rec}/{n}", f"speedup_spread={spread:.3f}" if spread is not None else "speedup_spread=n/a"]
+    hosts = sorted({s.cpu for s in summaries if s.cpu})
+    differ = [f"note: the runs ran on {len(hosts)} different CPUs ({'; '.join(hosts)}): agreement across hosts is not "
+              "a repeat"] if len(hosts) > 1 else []
+    return [*differ, f"verdict_agreement={same}/{n}", f"recommendation_agreement={rec}/{n}", f"speedup_spread={spread:.3f}" if spread is not None else "speedup_spread=n/a"]
 
 
 def main(argv: list[str] | None = None) -> int:

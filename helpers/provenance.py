@@ -189,10 +189,29 @@ def collect_accelerators() -> Accelerators:
 
 
 # -- CPU and software -------------------------------------------------------------------------------------
+# The flags (x86 'flags', Arm 'Features' in /proc/cpuinfo) that decide matrix-multiply speed on the CPU: without
+# AVX-512 BF16 or AMX, oneDNN has no bf16 matmul on x86 (measured here, oneDNN 3.13 in torch 2.13: "datatype
+# configuration not supported on this isa" on AVX2) and a bf16 pass costs about its token count times one token's.
+MATRIX_ISA = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16",
+              "amx_int8", "amx_fp16", "asimd", "sve", "sve2", "bf16", "i8mm")
+
+
+def matrix_isa(cpuinfo: str) -> list[str]:
+    """The :data:`MATRIX_ISA` flags of the first CPU listed in a /proc/cpuinfo text, in that order."""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            have = set(value.split())
+            return [f for f in MATRIX_ISA if f in have]
+    return []
+
+
 def collect_cpu() -> CpuInfo:
-    model = ""
+    model, isa = "", []
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
+        text = Path("/proc/cpuinfo").read_text()
+        isa = matrix_isa(text)
+        for line in text.splitlines():
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
@@ -206,7 +225,8 @@ def collect_cpu() -> CpuInfo:
         memory = psutil.virtual_memory().total / 2**30
     except Exception:  # noqa: BLE001 - psutil is a dependency; stay robust anyway
         physical, memory = None, 0.0
-    return CpuInfo(model=model, logical_cores=os.cpu_count() or 0, physical_cores=physical, memory_gib=round(memory, 1))
+    return CpuInfo(model=model, logical_cores=os.cpu_count() or 0, physical_cores=physical, memory_gib=round(memory, 1),
+                   matrix_isa=isa)
 
 
 def _version(*dists: str) -> str | None:

@@ -153,7 +153,8 @@ def _recorded(prov: dict) -> tuple[list[tuple[str, str]], list[dict]] | None:
     gpus = ", ".join(f"{g.name}" + (f" ({g.memory_gib:.0f} GiB)" if g.memory_gib else "") for g in pv.accelerators.gpus)
     drv = "; ".join(f"{k} {v}" for k, v in (("driver", pv.accelerators.driver_version), ("CUDA", pv.accelerators.cuda_version),
                                              ("ROCm", pv.accelerators.rocm_version)) if v)
-    rows = [("hardware", f"{pv.cpu.model or 'CPU'}: {pv.cpu.logical_cores} cores, {pv.cpu.memory_gib:.0f} GiB RAM; "
+    isa = f" ({' '.join(pv.cpu.matrix_isa)})" if pv.cpu.matrix_isa else ""
+    rows = [("hardware", f"{pv.cpu.model or 'CPU'}{isa}: {pv.cpu.logical_cores} cores, {pv.cpu.memory_gib:.0f} GiB RAM; "
                          f"GPUs: {gpus or 'none'}" + (f" ({drv})" if drv else "")),
             ("host", pv.host), ("collected at", pv.collected_at)]
     rows += [(f"version: {k}", str(v)) for k, v in pv.software.model_dump().items() if v]

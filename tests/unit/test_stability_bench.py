@@ -115,3 +115,22 @@ def test_a_table_that_held_as_launched_is_part_of_the_recommendation(tmp_path):
     held, slower = stability.read_run(stored(1.0)), stability.read_run(stored(0.7))
     assert held.best == "draft_model:4+table"
     assert slower.best == "draft_model:2"
+
+
+def test_runs_on_different_cpus_are_said_to_be_no_repeat(tmp_path):
+    """The verdict on the CPU engine depends on the CPU's matrix units (2026-12-07: the same code gave GO WITH LIMITS on
+    one host and NO-GO on an AVX2-only one): each run names its CPU, and the closing lines say when they differ."""
+    import json
+
+    def run(name, isa):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "decision.json").write_text(json.dumps({"verdict": "NO-GO", "provenance": {"cpu": {
+            "model": "AMD EPYC", "matrix_isa": isa}}}))
+        return stability.read_run(d)
+
+    a, b = run("a", ["avx2", "fma"]), run("b", ["avx2", "fma", "avx512f", "avx512_bf16"])
+    assert a.cpu == "AMD EPYC [avx2 fma]" and " cpu=AMD EPYC [avx2 fma] " in a.line(1)
+    assert stability.headline([a, a])[0] == "verdict_agreement=2/2"
+    note = stability.headline([a, b])[0]
+    assert note.startswith("note: the runs ran on 2 different CPUs") and "avx512_bf16" in note
