@@ -97,7 +97,26 @@ def detect_hardware() -> Hardware:
         mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     except (ValueError, OSError):
         pass
-    return Hardware(gpus=gpus, cpu_count=os.cpu_count() or 0, memory_gib=round(mem_gib, 1))
+    from .provenance import collect_cpu
+
+    return Hardware(gpus=gpus, cpu_count=os.cpu_count() or 0, memory_gib=round(mem_gib, 1),
+                    matrix_isa=collect_cpu().matrix_isa)
+
+
+# Without these a CPU has no bf16 matrix unit (x86: AVX-512 BF16 or AMX; Arm: the BF16 extension).
+BF16_MATRIX_ISA = ("avx512_bf16", "amx_bf16", "bf16")
+
+
+def slow_bf16_note(hw: Hardware) -> str:
+    """On a CPU without a bf16 matrix unit, why speculation will likely lose on the CPU engine ('' otherwise, and
+    when the flags are unknown). Measured here (AMD EPYC, AVX2 only, 2026-12-07): oneDNN has no bf16 or fp16 matmul on AVX2
+    and the tiny target's bf16 pass over 5 tokens cost 4-5x its pass over 1 (flat before, on another CPU), so the
+    same playbook measured a loss (0.75-0.90x at concurrency 1) where it had measured 1.5-1.8x."""
+    if not hw.matrix_isa or any(f in hw.matrix_isa for f in BF16_MATRIX_ISA):
+        return ""
+    return (f"; this CPU has no bf16 matrix instructions ({' '.join(hw.matrix_isa)}; no AVX-512 BF16 or AMX), so a bf16 or "
+            "fp16 pass over k+1 tokens costs several times a pass over one: verification is not cheap here and speculation "
+            "is likely to lose (the report's break-even line measures it)")
 
 
 def check_vllm(version: str | None, build: str, mode: str) -> list[Check]:
@@ -127,8 +146,9 @@ def check_hardware(hw: Hardware, build: str, mode: str = "external") -> Check:
         fix = {"embedded": "fine for the embedded demo; speed verdicts need the production GPU",
                "managed": "the servers started here run on the CPU: their speed is this CPU's, not a GPU's; for a "
                           "speed verdict run on the GPU node"}.get(mode, "fine: the servers run elsewhere")
+        slow = slow_bf16_note(hw) if mode != "external" else ""
         return Check(name="accelerators", status="warn",
-                     detail=f"no GPU: CPU backend, {hw.cpu_count} cores, {hw.memory_gib} GiB", fix=fix)
+                     detail=f"no GPU: CPU backend, {hw.cpu_count} cores, {hw.memory_gib} GiB{slow}", fix=fix)
     if mode != "external":
         return Check(name="accelerators", status="fail",
                      detail=f"vLLM's GPU build is installed but nvidia-smi found no GPU: the servers of {mode} mode "

@@ -26,6 +26,8 @@ class Hardware(BaseModel):
     gpus: list[GpuInfo] = Field(default_factory=list)
     cpu_count: int = 0
     memory_gib: float = 0.0
+    matrix_isa: list[str] = Field(default_factory=list, description="the CPU's matrix instruction sets (provenance."
+                                  "MATRIX_ISA): on the CPU engine they decide whether verifying k+1 tokens is cheap")
 
 
 class PreflightResult(StepResult):

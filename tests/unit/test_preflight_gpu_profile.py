@@ -117,3 +117,19 @@ def test_without_run_json_the_layout_is_still_checked(tmp_path):
     assert preflight.recorded_parameters(RunDir(tmp_path / "r")) == {}
     check = preflight.check_gpu_profile(_params(tensor_parallel_size=4), _hw(2), {})
     assert check.status == "fail" and "4x GPU (tensor_parallel_size 4)" in check.detail
+
+
+def test_a_cpu_without_bf16_matrix_units_is_said_to_make_verification_costly():
+    """On the CPU engine the CPU's matrix units decide the verdict (2026-12-07: AVX2 only, 0.75-0.90x where a CPU
+    with fast bf16 gave 1.5-1.8x): preflight says so before the measurement, for the servers it starts."""
+    avx2 = NO_GPU.model_copy(update={"matrix_isa": ["avx2", "fma"]})
+    note = preflight.check_hardware(avx2, "cpu", "embedded").detail
+    assert "no bf16 matrix instructions (avx2 fma; no AVX-512 BF16 or AMX)" in note and "likely to lose" in note
+    assert "bf16 matrix" in preflight.check_hardware(avx2, "cpu", "managed").detail
+    assert "bf16 matrix" not in preflight.check_hardware(avx2, "cpu", "external").detail  # its servers run elsewhere
+    for isa in (["avx2", "avx512f", "avx512_bf16"], ["avx2", "amx_tile", "amx_bf16"], ["asimd", "bf16"], []):
+        assert "bf16 matrix" not in preflight.check_hardware(NO_GPU.model_copy(update={"matrix_isa": isa}), "cpu",
+                                                             "embedded").detail
+    from playbook.helpers.provenance import collect_cpu
+
+    assert preflight.detect_hardware().matrix_isa == collect_cpu().matrix_isa
