@@ -361,10 +361,13 @@ def rule_load_crossover(levels: Sequence[LoadLevel], *, expected_peak: float | N
             return RuleResult(name=name, verdict="no-go", numbers=nums,
                               reason=f"no measured {level_kind} shows a win{at_t}, and every interval stays under the {min_gain:.0%} "
                                      f"gain worth having (highest bound {_upper(best):.2f} at {best.concurrency:g}): {nums['speedups']}{not_counted}")
+        above = [x for x in lv if x.concurrency > peak and _upper(x) < 1.0]  # losses past the peak do not decide
+        none_lost = (f"no measured {level_kind} shows a win{at_t}, none up to the expected peak {peak:g} a loss (slower "
+                     f"only at {_levels(above)}, above it)" if above else f"no measured {level_kind} shows a win or a loss{at_t}")
         return RuleResult(name=name, verdict="unknown", numbers=nums,
                           measure_next=beyond_next + "more requests per load level, or a node with less noise: no "
                                        f"interval excludes a gain of {min_gain:.0%} or a loss",
-                          reason=f"no measured {level_kind} shows a win or a loss{at_t}: the intervals still allow up to "
+                          reason=f"{none_lost}: the intervals still allow up to "
                                  f"{_upper(best):.2f}x at {best.concurrency:g} ({nums['speedups']}){beyond_reason}{not_counted}")
     if last_win is None:
         return RuleResult(name=name, verdict="unknown", numbers=nums,

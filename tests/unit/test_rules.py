@@ -199,3 +199,16 @@ def test_load_temperature(load_t, prod_t, verdict):
 @pytest.mark.parametrize("base, spec, verdict", [(None, 20, "unknown"), (20, 24, "go"), (20, 26, "borderline"), (20, 15, "go")])
 def test_ttft_rise(base, spec, verdict):
     assert rules.rule_ttft_rise(base, spec).verdict == verdict
+
+
+def test_an_inconclusive_crossover_does_not_deny_a_loss_above_the_expected_peak():
+    """A stability run of 2026-12-07 (AVX2-only CPU): 1: 0.84 [0.63, 1.11]; 4: 0.80 [0.54, 1.17]; 8: 0.64 [0.50, 0.82]
+    with the expected peak at 4. The loss at 8 does not decide (above the peak), but the reason must not say that no
+    level shows a loss while the numbers beside it show one."""
+    levels = [_lv(1, 0.84, 0.63, 1.11), _lv(4, 0.80, 0.54, 1.17), _lv(8, 0.64, 0.50, 0.82)]
+    r = rules.rule_load_crossover(levels, expected_peak=4, temperature=0.2)
+    assert r.verdict == "unknown"
+    assert r.reason.startswith("no measured concurrency shows a win at T=0.2, none up to the expected peak 4 a loss "
+                               "(slower only at 8, above it): the intervals still allow up to 1.17x at 4")
+    r = rules.rule_load_crossover(levels[:2], expected_peak=4, temperature=0.2)
+    assert r.reason.startswith("no measured concurrency shows a win or a loss at T=0.2: ")
