@@ -14,8 +14,9 @@ launched), and the levels where that method
 won: a verdict that holds while the recommended method or k changes would still flip what a user launches.
 
 Goal on this 2-core machine with nothing else running: 3/3 and at most 1.25. Each line names the CPU and its matrix
-instruction sets (decision.json's provenance): the embedded verdict depends on them (see README, What to expect). A level the load test
-excluded (burst-delivered streams, drift) has no speedup; it is shown as such and left out of the spread.
+instruction sets (decision.json's provenance): the embedded verdict depends on them (see README, What to expect).
+A level the load test excluded (burst-delivered streams, drift) has no speedup; it is shown as such and left out
+of the spread.
 Run: .venv/bin/python benchmarks/stability.py   (about 15 minutes per run on 2 cores)
 """
 
@@ -150,7 +151,8 @@ def headline(summaries: list[RunSummary]) -> list[str]:
     hosts = sorted({s.cpu for s in summaries if s.cpu})
     differ = [f"note: the runs ran on {len(hosts)} different CPUs ({'; '.join(hosts)}): agreement across hosts is not "
               "a repeat"] if len(hosts) > 1 else []
-    return [*differ, f"verdict_agreement={same}/{n}", f"recommendation_agreement={rec}/{n}", f"speedup_spread={spread:.3f}" if spread is not None else "speedup_spread=n/a"]
+    return [*differ, f"verdict_agreement={same}/{n}", f"recommendation_agreement={rec}/{n}",
+            f"speedup_spread={spread:.3f}" if spread is not None else "speedup_spread=n/a"]
 
 
 def main(argv: list[str] | None = None) -> int:

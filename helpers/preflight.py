@@ -109,14 +109,14 @@ BF16_MATRIX_ISA = ("avx512_bf16", "amx_bf16", "bf16")
 
 def slow_bf16_note(hw: Hardware) -> str:
     """On a CPU without a bf16 matrix unit, why speculation will likely lose on the CPU engine ('' otherwise, and
-    when the flags are unknown). Measured here (AMD EPYC, AVX2 only, 2026-12-07): oneDNN has no bf16 or fp16 matmul on AVX2
-    and the tiny target's bf16 pass over 5 tokens cost 4-5x its pass over 1 (flat before, on another CPU), so the
+    when the flags are unknown). Measured here (AMD EPYC, AVX2 only, 2026-12-07): oneDNN has no bf16 or fp16 matmul
+    on AVX2 and the tiny target's bf16 pass over 5 tokens cost 4-5x its pass over 1 (flat before, on another CPU), so the
     same playbook measured a loss (0.75-0.90x at concurrency 1) where it had measured 1.5-1.8x."""
     if not hw.matrix_isa or any(f in hw.matrix_isa for f in BF16_MATRIX_ISA):
         return ""
     return (f"; this CPU has no bf16 matrix instructions ({' '.join(hw.matrix_isa)}; no AVX-512 BF16 or AMX), so a bf16 or "
             "fp16 pass over k+1 tokens costs several times a pass over one: verification is not cheap here and speculation "
-            "is likely to lose (the report's break-even line measures it)")
+            "is likely to lose (summary.md says by how much: the tokens a speculative step must yield to break even)")
 
 
 def check_vllm(version: str | None, build: str, mode: str) -> list[Check]:
