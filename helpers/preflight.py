@@ -97,10 +97,9 @@ def detect_hardware() -> Hardware:
         mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     except (ValueError, OSError):
         pass
-    from .provenance import collect_cpu
+    from .provenance import this_matrix_isa
 
-    return Hardware(gpus=gpus, cpu_count=os.cpu_count() or 0, memory_gib=round(mem_gib, 1),
-                    matrix_isa=collect_cpu().matrix_isa)
+    return Hardware(gpus=gpus, cpu_count=os.cpu_count() or 0, memory_gib=round(mem_gib, 1), matrix_isa=this_matrix_isa())
 
 
 # Without these a CPU has no bf16 matrix unit (x86: AVX-512 BF16 or AMX; Arm: the BF16 extension).

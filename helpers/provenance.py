@@ -206,17 +206,25 @@ def matrix_isa(cpuinfo: str) -> list[str]:
     return []
 
 
-def collect_cpu() -> CpuInfo:
-    model, isa = "", []
+def _cpuinfo() -> str:
     try:
-        text = Path("/proc/cpuinfo").read_text()
-        isa = matrix_isa(text)
-        for line in text.splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+        return Path("/proc/cpuinfo").read_text()
     except OSError:
-        pass
+        return ""
+
+
+def this_matrix_isa() -> list[str]:
+    """This machine's :data:`MATRIX_ISA` flags ([] where /proc/cpuinfo is unreadable)."""
+    return matrix_isa(_cpuinfo())
+
+
+def collect_cpu() -> CpuInfo:
+    model, text = "", _cpuinfo()
+    isa = matrix_isa(text)
+    for line in text.splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
     model = model or platform.processor() or platform.machine()
     try:
         import psutil
