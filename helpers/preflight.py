@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from .gpus import nvidia_smi_gpus
 from .metrics import ACCEPTED_PER_POS, LEGACY_RATE, SPEC_COUNTERS
+from .provenance import this_matrix_isa
 from .schemas.preflight import Check, GpuInfo, Hardware, PreflightResult
 from .specconfig import VLLM_DISTRIBUTIONS, installed_vllm
 
@@ -97,8 +98,6 @@ def detect_hardware() -> Hardware:
         mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     except (ValueError, OSError):
         pass
-    from .provenance import this_matrix_isa
-
     return Hardware(gpus=gpus, cpu_count=os.cpu_count() or 0, memory_gib=round(mem_gib, 1), matrix_isa=this_matrix_isa())
 
 
