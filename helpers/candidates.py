@@ -9,7 +9,8 @@ step hosts a pool of its own, :func:`pool_for`). Each candidate has its own run 
 (candidate, level) and nothing collides with the primary.
 
 **Budget**: the other candidates share one level budget: each gets ``level_time_budget_s / n`` per
-level (``n`` = candidates measured besides the primary; ``min_round_pairs`` still applies), with
+level (and ``level_decision_budget_s / n`` to settle a verdict boundary; ``n`` = candidates measured besides
+the primary; ``min_round_pairs`` still applies), with
 ``find_saturation``, the mixed workload and the losslessness guard off (the primary ran them).
 
 **Pruning**: the predictor (:func:`calibration.calibrated_prediction`, from the run's own sweep and load
@@ -236,7 +237,8 @@ def sub_params(p, cand: Candidate, levels: Sequence[float], level_kind: str, sha
     """The step parameters for one other candidate: its method and k, the primary's measured levels, its
     share of the level budget, no saturation search, no mixed workload, no losslessness guard."""
     upd = dict(method=cand.method, num_speculative_tokens=cand.k, find_saturation=False, mixed_workload="",
-               lossless_check=False, level_time_budget_s=p.level_time_budget_s / max(share, 1))
+               lossless_check=False, level_time_budget_s=p.level_time_budget_s / max(share, 1),
+               level_decision_budget_s=p.level_decision_budget_s / max(share, 1))
     if level_kind == "concurrency":
         upd.update(concurrencies=[int(x) for x in levels], rates=[])
     else:

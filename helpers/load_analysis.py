@@ -181,18 +181,47 @@ def speedup_point(level: float, base: list[dict], spec: list[dict], base_stats: 
     return sp
 
 
+def widened(speedup: float, low: float, high: float, sd: float) -> tuple[float, float]:
+    """The interval (``low``, ``high``) around ``speedup`` with the between-start spread ``sd`` (of the log
+    speedup) added on each side in log space: half-width' = sqrt(half-width^2 + (1.96 sd)^2)."""
+    extra = (Z95 * sd) ** 2
+    lo = float(np.sqrt(np.log(speedup / low) ** 2 + extra))
+    hi = float(np.sqrt(np.log(high / speedup) ** 2 + extra))
+    return speedup * float(np.exp(-lo)), speedup * float(np.exp(hi))
+
+
 def widen_for_restarts(sp: SpeedupPoint, sd: float) -> None:
-    """Add the between-start spread ``sd`` (of the log speedup) to the interval, on each side in log space:
-    half-width' = sqrt(half-width^2 + (1.96 sd)^2). The point estimate stays; ``significant`` follows."""
+    """Add the between-start spread ``sd`` to the interval (:func:`widened`). The point estimate stays;
+    ``significant`` follows."""
     if sd <= 0 or sp.status == "excluded" or sp.speedup is None or sp.ci_low is None or sp.ci_high is None \
             or min(sp.speedup, sp.ci_low, sp.ci_high) <= 0:
         return
-    extra = (Z95 * sd) ** 2
-    lo = float(np.sqrt(np.log(sp.speedup / sp.ci_low) ** 2 + extra))
-    hi = float(np.sqrt(np.log(sp.ci_high / sp.speedup) ** 2 + extra))
-    sp.ci_low, sp.ci_high = sp.speedup * float(np.exp(-lo)), sp.speedup * float(np.exp(hi))
+    sp.ci_low, sp.ci_high = widened(sp.speedup, sp.ci_low, sp.ci_high, sd)
     sp.between_start_sd = sd
     sp.significant = sp.status == "ok" and (sp.ci_low > 1.0 or sp.ci_high < 1.0)
+
+
+def open_boundaries(speedup: float | None, low: float | None, high: float | None, sd: float,
+                    boundaries: tuple[float, ...], shrink: float = 0.0) -> tuple[list[float], list[float]]:
+    """The verdict boundaries a level's interval still holds: ``(settleable, unsettleable)``.
+
+    ``boundaries`` are the speedups the rules compare a level's interval with (1.0: a win or a loss;
+    1 + min_gain: a gain worth having). The interval is the within-run one widened by the between-start
+    spread ``sd``, as the rules will see it. A boundary it holds is *settleable* when more round pairs could
+    exclude it: the point estimate lies further from it than the interval would reach with the within-run part
+    shrunk to ``shrink`` times today's (``sqrt(n / n_max)`` for the most pairs the budget allows; 0: any number
+    of pairs), plus the between-start spread, which no number of pairs from one start of the servers narrows."""
+    if speedup is None or low is None or high is None or min(speedup, low, high) <= 0:
+        return [], []
+    lo, hi = widened(speedup, low, high, sd) if sd > 0 else (low, high)
+    held = [b for b in boundaries if lo <= b <= hi]
+
+    def reach(b: float) -> float:  # the log half-width, on b's side, the interval could shrink to
+        within = np.log(speedup / low) if b <= speedup else np.log(high / speedup)
+        return float(np.hypot(shrink * within, Z95 * sd))
+
+    settleable = [b for b in held if abs(np.log(speedup / b)) > reach(b)]
+    return settleable, [b for b in held if b not in settleable]
 
 
 def exclude(sp: SpeedupPoint, reason: str) -> None:

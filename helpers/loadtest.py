@@ -15,7 +15,14 @@ Two designs (``SpeedupPoint.design``):
 
 **Adaptive sample size** (paired): a level adds pairs (at least ``min_round_pairs``) until its
 interval's relative half-width is at most ``target_ci_halfwidth`` or ``level_time_budget_s`` is
-spent; ``stop_reason`` says which. The abba design measures ``min_round_pairs`` rounds per configuration
+spent; ``stop_reason`` says which. **Verdict boundaries**: a level of the homogeneous workload whose
+interval (widened by the between-start spread, as the rules see it) still holds 1.0 (win or loss) or
+1 + ``min_gain`` (a gain worth having) goes on adding pairs while more pairs could settle it, up to
+``level_decision_budget_s`` in all: a level stopped astride a boundary is what turned one run's verdict
+into another's on a noisy node (NO-GO here, INCONCLUSIVE there). A boundary nearer the point estimate
+than the between-start spread alone reaches cannot be settled by pairs; the stop reason says so. (The
+interval then comes from a sample whose size depended on its own value, as in any sequential test: the
+cap and the between-start widening keep it from claiming more than it measured.) The abba design measures ``min_round_pairs`` rounds per configuration
 (and excludes an untrustworthy level at once: measuring it again would cost two more server starts).
 
 **Stream integrity**, per level and configuration: burst-delivered streams (``loadgen.is_burst``) are
@@ -46,6 +53,7 @@ levels done with the same parameters and measures the rest; a level cut off mid-
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -61,6 +69,7 @@ from .errors import CounterResetError, MetricsError, PlaybookError
 from .load_analysis import (
     CONFIGS,
     EMBEDDED_BETWEEN_START_SD,
+    Z95,
     apply_drift,
     compare_mixed,
     error_problems,
@@ -69,6 +78,7 @@ from .load_analysis import (
     integrity_problems,
     level_stats,
     nothing_completed,
+    open_boundaries,
     saturation_level,
     speedup_point,
     still_growing,
@@ -367,6 +377,10 @@ def measure_paired(ctx: _Ctx, targets: dict[str, Target], shape: LoadShape, work
     t0 = time.monotonic()
     hard = t0 + hard_limit_s(p)
     forced, remeasured = p.min_round_pairs, ""
+    # the homogeneous workload's levels decide the verdict: they settle the boundaries the rules compare with
+    deciding = workload == p.workload and p.level_decision_budget_s > 0
+    sd, bounds = between_start_sd(p), (1.0, 1.0 + p.min_gain)
+    held: list[float] = []  # boundaries the interval held when it would otherwise have stopped
     with ExitStack() as stack:
         for w in watches.values():
             stack.enter_context(w.sampler)
@@ -404,20 +418,30 @@ def measure_paired(ctx: _Ctx, targets: dict[str, Target], shape: LoadShape, work
                 continue
             pairs = [(tpots(b.records), tpots(s.records)) for b, s in zip(lr.rounds["baseline"], lr.rounds["spec"],
                                                                           strict=True)]
-            hw = relative_halfwidth(*paired_bootstrap_ratio(pairs, seed=p.seed))
-            elapsed = time.monotonic() - t0
+            ratio = paired_bootstrap_ratio(pairs, seed=p.seed)
+            hw = relative_halfwidth(*ratio)
+            next_end = (time.monotonic() - t0) * (n + 1) / n  # when one more pair would end
             width = f"+-{hw:.0%}" if hw is not None else "no interval"
             bar.set_postfix_str(width, refresh=False)
+            cap = max(p.level_decision_budget_s, p.level_time_budget_s)
+            most = max(n, int(cap / (next_end / (n + 1))))  # pairs the cap allows at this level's pace
+            settle, unsettled = open_boundaries(*ratio, sd, bounds, shrink=math.sqrt(n / most)) if deciding \
+                else ([], [])
+            if hw is not None and settle and next_end <= cap:
+                if hw <= p.target_ci_halfwidth or next_end > p.level_time_budget_s:
+                    held = sorted({*held, *settle})  # it would stop here, short of a boundary pairs can settle
+                continue
             if hw is not None and hw <= p.target_ci_halfwidth:
                 lr.stop_reason = (f"within-run interval {width} reached the target +-{p.target_ci_halfwidth:.0%} after {n} "
                                   "pairs")
             elif hw is None:
                 lr.stop_reason = f"no interval after {n} pairs: too few streams with a usable TPOT"
-            elif elapsed * (n + 1) / n > p.level_time_budget_s:
+            elif next_end > p.level_time_budget_s:
                 lr.stop_reason = (f"time budget {p.level_time_budget_s:g} s spent after {n} pairs "
                                   f"(within-run interval {width}, target +-{p.target_ci_halfwidth:.0%})")
             else:
                 continue
+            lr.stop_reason += _boundary_note(p, held, unsettled, sd)
             if not remeasured:
                 stats = {c: watches[c].stats(c, shape, workload, lr.rounds[c]) for c in CONFIGS}
                 problems = integrity_problems(stats)
@@ -430,6 +454,21 @@ def measure_paired(ctx: _Ctx, targets: dict[str, Target], shape: LoadShape, work
     if remeasured:
         lr.stop_reason += f"; re-measured with {p.min_round_pairs} more pairs after: {remeasured}"
     return lr
+
+
+def _boundary_note(p, held: list[float], unsettled: list[float], sd: float) -> str:
+    """What the boundary rule did at a level (see the module doc), '' when it had nothing to do. (A boundary
+    still settleable when the level stops cannot be: with no budget left for another pair, the projected
+    interval is today's, which holds it.)"""
+    def names(bs):
+        return " and ".join(f"{b:g}" for b in bs)
+    on = f"; measured on while its interval held {names(held)}" if held else ""
+    if unsettled:
+        cap = max(p.level_decision_budget_s, p.level_time_budget_s)
+        starts = f"; fresh server starts alone move it +-{math.expm1(Z95 * sd):.0%}" if sd > 0 else ""
+        return (f"{on}; its interval holds {names(unsettled)}, too near the point estimate for the pairs of "
+                f"{cap:g} s to settle{starts}")
+    return f"; measured on until the interval no longer held {names(held)}" if held else ""
 
 
 def measure_single(ctx: _Ctx, target: Target, config: str, shape: LoadShape, workload: str,

@@ -659,6 +659,11 @@ class LoadParams(StepParams):
                                        "half-width is at most this fraction of the speedup")
     level_time_budget_s: float = Field(45, gt=0, description="or until it has spent this many seconds")
     min_round_pairs: int = Field(3, ge=2, description="round pairs a level measures at least")
+    level_decision_budget_s: float = Field(135, ge=0, description="a level whose interval still holds a verdict "
+                                           "boundary (1.0 or 1 + min_gain) when it would stop goes on adding pairs "
+                                           "until it does not, or until it has spent this many seconds (0 = stop as "
+                                           "the budget and target say)")
+    min_gain: float = _threshold("min_gain")  # the gain worth having (the report's): a boundary a level settles
     max_error_rate: float = _threshold("max_error_rate")  # a level failing more requests is excluded (the report's)
     between_start_sd: float = Field(-1.0, ge=-1, description="SD of a level's log speedup between fresh server "
                                     "starts, added to its interval (-1 = measured value for the embedded engine, else 0)")

@@ -365,14 +365,15 @@ def rule_load_crossover(levels: Sequence[LoadLevel], *, expected_peak: float | N
         none_lost = (f"no measured {level_kind} shows a win{at_t}, none up to the expected peak {peak:g} a loss (slower "
                      f"only at {_levels(above)}, above it)" if above else f"no measured {level_kind} shows a win or a loss{at_t}")
         return RuleResult(name=name, verdict="unknown", numbers=nums,
-                          measure_next=beyond_next + "more requests per load level (a level stops when its time budget "
-                                       "is spent: raise level_time_budget_s, e.g. -p level_time_budget_s=90), or a node "
-                                       f"with less noise: no interval excludes a gain of {min_gain:.0%} or a loss",
+                          measure_next=beyond_next + "more requests per load level (a level astride a boundary "
+                                       "stops when its decision budget is spent: raise level_decision_budget_s, e.g. "
+                                       "-p level_decision_budget_s=300), or a node with less noise: no interval "
+                                       f"excludes a gain of {min_gain:.0%} or a loss",
                           reason=f"{none_lost}: the intervals still allow up to "
                                  f"{_upper(best):.2f}x at {best.concurrency:g} ({nums['speedups']}){beyond_reason}{not_counted}")
     if last_win is None:
         return RuleResult(name=name, verdict="unknown", numbers=nums,
-                          measure_next=beyond_next + "more requests per load level (raise level_time_budget_s), on a "
+                          measure_next=beyond_next + "more requests per load level (raise level_decision_budget_s), on a "
                                        "quiet machine (the speedup is not monotonic in load)",
                           reason=f"no win at the lowest {level_kind} {s1.concurrency:g}{ci1} but a win at {wins[0]:g}: the measurements are noisy ({nums['speedups']}){beyond_reason}{not_counted}")
     if first_loss is None or first_loss > peak:

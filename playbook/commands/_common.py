@@ -89,6 +89,7 @@ RENAMED_FLAGS: dict[str, dict[str, str]] = {
     "load": {"concurrencies": "concurrency", "requests_per_level": "requests", "warmup_requests": "warmup",
              "duration_s": "duration", "request_timeout_s": "timeout", "target_ci_halfwidth": "target_ci",
              "level_time_budget_s": "level_budget", "min_round_pairs": "min_pairs", "served_model_name": "model",
+             "level_decision_budget_s": "decision_budget",
              "baseline_served_model_name": "baseline_model"},
     "lossless": {"lossless_temperatures": "temperatures", "lossless_requests": "requests",
                  "lossless_alpha": "alpha", "served_model_name": "model"},

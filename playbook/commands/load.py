@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop a level once its speedup interval's half-width is at most this fraction")
     parser.add_argument("--level-budget", type=float, default=45, help="seconds a level may spend adding rounds")
     parser.add_argument("--min-pairs", type=int, default=3, help="round pairs a level measures at least")
+    parser.add_argument("--decision-budget", type=float, default=135,
+                        help="seconds in all a level may spend when its speedup interval still holds 1.0 or the "
+                        "gain worth having (1.1) as it would stop: it adds rounds until it does not (0 = off)")
     parser.add_argument("--warmup", type=int, default=2, help="warmup requests per level (excluded)")
     parser.add_argument("--duration", type=float, default=0, help="cap on each level's duration in s (0 = none)")
     parser.add_argument("--max-tokens", type=int, default=64, help="output tokens per request")
@@ -54,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
                         warmup_requests=args.warmup, duration_s=args.duration, max_tokens=args.max_tokens,
                         request_timeout_s=args.timeout, find_saturation=args.find_saturation,
                         lossless_check=not args.no_lossless, target_ci_halfwidth=args.target_ci,
-                        level_time_budget_s=args.level_budget, min_round_pairs=args.min_pairs)
+                        level_time_budget_s=args.level_budget, min_round_pairs=args.min_pairs,
+                        level_decision_budget_s=args.decision_budget)
     prior = _measure.prior_results(args, NAME)  # an earlier load test there is refused before a server is asked
     by_name = bool(p.baseline_served_model_name) and p.baseline_served_model_name != p.served_model_name
     same = None if by_name else _measure.warn_same_server(p.baseline_url, p.spec_url)  # one router, two names

@@ -25,7 +25,7 @@ def test_two_candidates_at_one_level_share_the_baseline_and_resume(tmp_path, ser
     run = RunDir(tmp_path / "run")
     p = LoadParams(run_dir=str(run.path), concurrencies=[2], requests_per_level=4, warmup_requests=1, max_tokens=24,
                    temperature=0.0, find_saturation=False, lossless_check=False, min_round_pairs=2,
-                   level_time_budget_s=10, candidates=["ngram:2:1-3"])
+                   level_time_budget_s=10, level_decision_budget_s=0, candidates=["ngram:2:1-3"])
     load = steps.load(p, run, progress=False)
     assert [sp.level for sp in load.speedup] == [2]
     comp = candidates.read(run)
@@ -67,7 +67,7 @@ def test_a_k_table_is_measured_as_launched_on_its_own_server(tmp_path, server_po
     run = RunDir(tmp_path / "run")
     p = LoadParams(run_dir=str(run.path), concurrencies=[1, 3], requests_per_level=3, warmup_requests=1, max_tokens=24,
                    temperature=0.0, find_saturation=False, lossless_check=False, min_round_pairs=2,
-                   level_time_budget_s=8, candidates=["off"])
+                   level_time_budget_s=8, level_decision_budget_s=0, candidates=["off"])
     own = candidates.Candidate(method="draft_model", k=4)
     rows = [candidates.CandidateLevel(level=1, speedup=1.5, ci_low=1.2, ci_high=1.8),
             candidates.CandidateLevel(level=3, speedup=1.3, ci_low=1.1, ci_high=1.5)]

@@ -60,7 +60,7 @@ def test_paired_load_test_and_a_sweep_without_speculation(spec_server, baseline_
     p = LoadParams(mode="external", baseline_url=baseline_server.url, spec_url=spec_server.url,
                    served_model_name=spec_server.model_name, concurrencies=[1, 3], requests_per_level=6,
                    warmup_requests=1, max_tokens=24, temperature=0.0, find_saturation=False, lossless_check=False,
-                   min_round_pairs=2, level_time_budget_s=20)
+                   min_round_pairs=2, level_time_budget_s=20, level_decision_budget_s=0)
     res = run_load_test(p, run, progress=False)
     print(res.finding)
     assert res.status == "ok" and not res.missing_levels and res.design == "paired"

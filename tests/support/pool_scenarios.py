@@ -53,7 +53,7 @@ def _run_args(ws: Workspace, model: Path, prompts: Path, n: int) -> list[str]:
     params = dict(mode="managed", target_model=str(model), draft_model="", method="ngram", workloads=str(prompts),
                   temperatures="0", requests_per_point=4, workload=str(prompts), concurrencies="1",
                   requests_per_level=n, warmup_requests=0, find_saturation="false", lossless_check="false",
-                  max_tokens=9, request_timeout_s=20, server_start_timeout_s=60,
+                  max_tokens=9, request_timeout_s=20, server_start_timeout_s=60, level_decision_budget_s=0,
                   gpu_memory_utilization=0.3)  # both servers side by side (managed mode's own default is vLLM's 0.9)
     out = ["run", "--runs-dir", str(ws.runs), "--only", "40_sweep", "50_load"]
     for k, v in params.items():

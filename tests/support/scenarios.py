@@ -255,7 +255,8 @@ def step_status(run: Path, step: str) -> dict:
 def load_args(ws: Workspace, spec: FakeServer, base: FakeServer, prompts: Path, **extra) -> list[str]:
     params = dict(mode="external", spec_url=spec.url, baseline_url=base.url, concurrencies="1,2",
                   requests_per_level=8, warmup_requests=1, find_saturation="false", lossless_check="false",
-                  workload=str(prompts), max_tokens=9, request_timeout_s=20, server_start_timeout_s=20)
+                  workload=str(prompts), max_tokens=9, request_timeout_s=20, server_start_timeout_s=20,
+                  level_decision_budget_s=0)
     params.update(extra)
     out = ["run", "--runs-dir", str(ws.runs), "--only", "50_load"]
     for k, v in params.items():

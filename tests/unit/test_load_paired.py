@@ -184,7 +184,8 @@ def two_fakes():
 
 def _params(urls, **kw):
     values = dict(mode="external", baseline_url=urls[0], spec_url=urls[1], concurrencies=[1], requests_per_level=3,
-                  warmup_requests=1, find_saturation=False, lossless_check=False, max_tokens=9)
+                  warmup_requests=1, find_saturation=False, lossless_check=False, max_tokens=9,
+                  level_decision_budget_s=0)
     return LoadParams(**{**values, **kw})
 
 

@@ -34,7 +34,7 @@ def test_a_killed_level_is_measured_again_and_done_levels_are_reused(servers, tm
     p = LoadParams(mode="external", spec_url=f"http://127.0.0.1:{ports['spec']}",
                    baseline_url=f"http://127.0.0.1:{ports['baseline']}", concurrencies=[1, 2], requests_per_level=3,
                    warmup_requests=1, find_saturation=False, lossless_check=False, max_tokens=9, min_round_pairs=2,
-                   level_time_budget_s=0.1)
+                   level_time_budget_s=0.1, level_decision_budget_s=0)
     run = RunDir(tmp_path / "run")
 
     def kill_baseline_after_level_1(st):

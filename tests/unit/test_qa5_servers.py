@@ -210,7 +210,8 @@ def test_playbook_load_warns_about_a_level_with_timeouts_and_keeps_it_in_json(tm
 def _stalled_params(url: str, tmp_path: Path, **kw) -> LoadParams:
     values = dict(mode="external", baseline_url=url, spec_url=url, concurrencies=[1, 2], requests_per_level=4,
                   warmup_requests=0, find_saturation=False, lossless_check=False, max_tokens=9, request_timeout_s=1,
-                  level_time_budget_s=0.2, workload=_prompts(tmp_path, ["stall", "stall"]))
+                  level_time_budget_s=0.2, level_decision_budget_s=0,
+                  workload=_prompts(tmp_path, ["stall", "stall"]))
     return LoadParams(**{**values, **kw})
 
 

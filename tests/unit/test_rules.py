@@ -210,6 +210,6 @@ def test_an_inconclusive_crossover_does_not_deny_a_loss_above_the_expected_peak(
     assert r.verdict == "unknown"
     assert r.reason.startswith("no measured concurrency shows a win at T=0.2, none up to the expected peak 4 a loss "
                                "(slower only at 8, above it): the intervals still allow up to 1.17x at 4")
-    assert "raise level_time_budget_s, e.g. -p level_time_budget_s=90" in r.measure_next  # the knob, by name
+    assert "raise level_decision_budget_s, e.g. -p level_decision_budget_s=300" in r.measure_next  # the knob
     r = rules.rule_load_crossover(levels[:2], expected_peak=4, temperature=0.2)
     assert r.reason.startswith("no measured concurrency shows a win or a loss at T=0.2: ")
