@@ -209,8 +209,9 @@ def open_boundaries(speedup: float | None, low: float | None, high: float | None
     1 + min_gain: a gain worth having). The interval is the within-run one widened by the between-start
     spread ``sd``, as the rules will see it. A boundary it holds is *settleable* when more round pairs could
     exclude it: the point estimate lies further from it than the interval would reach with the within-run part
-    shrunk to ``shrink`` times today's (``sqrt(n / n_max)`` for the most pairs the budget allows; 0: any number
-    of pairs), plus the between-start spread, which no number of pairs from one start of the servers narrows."""
+    shrunk to ``shrink`` times today's (:func:`stats.halfwidth_shrink` to the most pairs the budget allows; 0: any
+    number of pairs), plus the between-start spread, which no number of pairs from one start of the servers
+    narrows."""
     if speedup is None or low is None or high is None or min(speedup, low, high) <= 0:
         return [], []
     lo, hi = widened(speedup, low, high, sd) if sd > 0 else (low, high)

@@ -92,7 +92,7 @@ from .placement import Placement
 from .schemas.decision import Thresholds
 from .schemas.load import LevelStats, LoadResult, SpeedupPoint
 from .schemas.lossless import LosslessResult
-from .stats import paired_bootstrap_ratio, relative_halfwidth
+from .stats import halfwidth_shrink, paired_bootstrap_ratio, relative_halfwidth
 from .sweep import DRAFTS_EVERY_STEP, proposal_rate
 
 REQUESTS_JSONL = "50_load_requests.jsonl"
@@ -425,7 +425,7 @@ def measure_paired(ctx: _Ctx, targets: dict[str, Target], shape: LoadShape, work
             bar.set_postfix_str(width, refresh=False)
             cap = max(p.level_decision_budget_s, p.level_time_budget_s)
             most = max(n, int(cap / (next_end / (n + 1))))  # pairs the cap allows at this level's pace
-            settle, unsettled = open_boundaries(*ratio, sd, bounds, shrink=math.sqrt(n / most)) if deciding \
+            settle, unsettled = open_boundaries(*ratio, sd, bounds, shrink=halfwidth_shrink(n, most)) if deciding \
                 else ([], [])
             if hw is not None and settle and next_end <= cap:
                 if hw <= p.target_ci_halfwidth or next_end > p.level_time_budget_s:

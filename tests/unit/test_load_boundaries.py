@@ -4,12 +4,14 @@ real processes serve the rounds: fault injection only; the loop's interval is sc
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from playbook.helpers import loadtest
 from playbook.helpers.artifacts import RunDir
 from playbook.helpers.load_analysis import open_boundaries, widened
 from playbook.helpers.params import LoadParams
+from playbook.helpers.stats import halfwidth_shrink, paired_bootstrap_ratio
 from tests.support import start_fake, stop_fake
 
 BOUNDS = (1.0, 1.1)
@@ -20,7 +22,7 @@ BOUNDS = (1.0, 1.1)
 def test_a_wide_interval_below_one_holds_both_boundaries_and_the_gain_worth_having_is_settleable():
     """A run on the AVX2-only CPU (2026-12-07): 0.84 [0.63, 1.11] at concurrency 1 after 3 pairs (INCONCLUSIVE;
     the next run said NO-GO with 0.85 [0.72, 0.99]). Eight pairs instead of three can bring 1.1 out of it."""
-    settle, unsettled = open_boundaries(0.84, 0.65, 1.09, 0.04, BOUNDS, shrink=(3 / 8) ** 0.5)
+    settle, unsettled = open_boundaries(0.84, 0.65, 1.09, 0.04, BOUNDS, shrink=halfwidth_shrink(3, 8))
     lo, hi = widened(0.84, 0.65, 1.09, 0.04)
     assert lo < 1.0 < 1.1 < hi  # widened by the between-start spread, as the rules see it
     assert 1.1 in settle and set(settle) | set(unsettled) == {1.0, 1.1}
@@ -40,6 +42,18 @@ def test_a_boundary_nearer_than_fresh_server_starts_move_the_speedup_cannot_be_s
     # ...but not by the few a budget allows, when the interval would still hold it at that many
     assert open_boundaries(1.02, 0.90, 1.12, 0.0, BOUNDS, shrink=0.9) == ([], [1.0, 1.1])
     assert open_boundaries(1.0, 0.9, 1.05, 0.0, BOUNDS) == ([], [1.0])  # exactly at the boundary
+
+
+def test_more_pairs_narrow_the_interval_by_the_count_and_by_student_t():
+    assert halfwidth_shrink(3, 9) == pytest.approx(2.306 / 4.303 * (3 / 9) ** 0.5, rel=1e-3)  # t(8), t(2)
+    assert halfwidth_shrink(3, 3) == halfwidth_shrink(1, 9) == 1.0  # no more pairs; no interval to shrink
+    # what it predicts holds for pairs whose ratios spread the same: 3 pairs, then the same 3 three times over
+    rng = np.random.default_rng(5)
+    three = [(list(rng.normal(10 * r, 0.05, 16)), list(rng.normal(10, 0.05, 16))) for r in (0.78, 0.86, 0.94)]
+    p3, lo3, hi3 = paired_bootstrap_ratio(three, seed=1)
+    p9, lo9, hi9 = paired_bootstrap_ratio(three * 3, seed=1)
+    predicted = np.log(hi3 / p3) * halfwidth_shrink(3, 9)
+    assert np.log(hi9 / p9) == pytest.approx(predicted, rel=0.25)
 
 
 # -- the loop: measure on while a settleable boundary is held -----------------------------------------------------
