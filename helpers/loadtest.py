@@ -17,12 +17,14 @@ Two designs (``SpeedupPoint.design``):
 interval's relative half-width is at most ``target_ci_halfwidth`` or ``level_time_budget_s`` is
 spent; ``stop_reason`` says which. **Verdict boundaries**: a level of the homogeneous workload whose
 interval (widened by the between-start spread, as the rules see it) still holds 1.0 (win or loss) or
-1 + ``min_gain`` (a gain worth having) goes on adding pairs while more pairs could settle it, up to
-``level_decision_budget_s`` in all: a level stopped astride a boundary is what turned one run's verdict
-into another's on a noisy node (NO-GO here, INCONCLUSIVE there). A boundary nearer the point estimate
-than the between-start spread alone reaches cannot be settled by pairs; the stop reason says so. (The
-interval then comes from a sample whose size depended on its own value, as in any sequential test: the
-cap and the between-start widening keep it from claiming more than it measured.) The abba design measures ``min_round_pairs`` rounds per configuration
+1 + ``min_gain`` (a gain worth having) when it would stop goes on adding pairs while the pairs
+``level_decision_budget_s`` allows could settle it (``load_analysis.open_boundaries``): a level stopped
+astride a boundary is what turned one run's verdict into another's on a noisy node (NO-GO here,
+INCONCLUSIVE there). A boundary nearer the point estimate than those pairs, or fresh server starts, could
+narrow the interval to is not chased; the stop reason says which boundaries were held and which stayed
+(the interval comes from a sample whose size depended on its own value, as in any sequential test: the cap
+and the between-start widening keep it from claiming more than it measured). The abba design measures
+``min_round_pairs`` rounds per configuration
 (and excludes an untrustworthy level at once: measuring it again would cost two more server starts).
 
 **Stream integrity**, per level and configuration: burst-delivered streams (``loadgen.is_burst``) are

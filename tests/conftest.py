@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from tests.support import tiny_models
+from tests.support import start_fake, stop_fake, tiny_models
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -30,3 +30,12 @@ def runs_dir(tmp_path):
     d = tmp_path / "runs"
     d.mkdir()
     return d
+
+
+@pytest.fixture
+def two_fakes():
+    """Two fake OpenAI servers (tests/support/fake_openai.py, fault injection only) as [baseline URL, spec URL]."""
+    procs = [start_fake() for _ in range(2)]
+    yield [url for _, url in procs]
+    for proc, _ in procs:
+        stop_fake(proc)

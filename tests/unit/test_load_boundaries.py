@@ -12,7 +12,6 @@ from playbook.helpers.artifacts import RunDir
 from playbook.helpers.load_analysis import open_boundaries, widened
 from playbook.helpers.params import LoadParams
 from playbook.helpers.stats import halfwidth_shrink, paired_bootstrap_ratio
-from tests.support import start_fake, stop_fake
 
 BOUNDS = (1.0, 1.1)
 
@@ -57,14 +56,6 @@ def test_more_pairs_narrow_the_interval_by_the_count_and_by_student_t():
 
 
 # -- the loop: measure on while a settleable boundary is held -----------------------------------------------------
-
-@pytest.fixture
-def two_fakes():
-    procs = [start_fake() for _ in range(2)]
-    yield [url for _, url in procs]
-    for proc, _ in procs:
-        stop_fake(proc)
-
 
 def _params(urls, **kw) -> LoadParams:
     values = dict(mode="external", baseline_url=urls[0], spec_url=urls[1], concurrencies=[1], requests_per_level=2,

@@ -174,14 +174,6 @@ def test_abba_analysis_flags_levels_and_reports_the_drift():
 
 # -- the adaptive loop against fake servers ------------------------------------------------------
 
-@pytest.fixture
-def two_fakes():
-    procs = [start_fake() for _ in range(2)]
-    yield [url for _, url in procs]
-    for proc, _ in procs:
-        stop_fake(proc)
-
-
 def _params(urls, **kw):
     values = dict(mode="external", baseline_url=urls[0], spec_url=urls[1], concurrencies=[1], requests_per_level=3,
                   warmup_requests=1, find_saturation=False, lossless_check=False, max_tokens=9,
