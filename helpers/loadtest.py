@@ -383,6 +383,7 @@ def measure_paired(ctx: _Ctx, targets: dict[str, Target], shape: LoadShape, work
     deciding = workload == p.workload and p.level_decision_budget_s > 0
     sd, bounds = between_start_sd(p), (1.0, 1.0 + p.min_gain)
     held: list[float] = []  # boundaries the interval held when it would otherwise have stopped
+    cap = max(p.level_decision_budget_s, p.level_time_budget_s)  # a level's seconds in all, boundaries included
     with ExitStack() as stack:
         for w in watches.values():
             stack.enter_context(w.sampler)
@@ -425,10 +426,11 @@ def measure_paired(ctx: _Ctx, targets: dict[str, Target], shape: LoadShape, work
             next_end = (time.monotonic() - t0) * (n + 1) / n  # when one more pair would end
             width = f"+-{hw:.0%}" if hw is not None else "no interval"
             bar.set_postfix_str(width, refresh=False)
-            cap = max(p.level_decision_budget_s, p.level_time_budget_s)
-            most = max(n, int(cap / (next_end / (n + 1))))  # pairs the cap allows at this level's pace
-            settle, unsettled = open_boundaries(*ratio, sd, bounds, shrink=halfwidth_shrink(n, most)) if deciding \
-                else ([], [])
+            settle: list[float] = []
+            unsettled: list[float] = []
+            if deciding:
+                most = max(n, int(cap / (next_end / (n + 1))))  # pairs the cap allows at this level's pace
+                settle, unsettled = open_boundaries(*ratio, sd, bounds, shrink=halfwidth_shrink(n, most))
             if hw is not None and settle and next_end <= cap:
                 if hw <= p.target_ci_halfwidth or next_end > p.level_time_budget_s:
                     held = sorted({*held, *settle})  # it would stop here, short of a boundary pairs can settle
@@ -443,7 +445,7 @@ def measure_paired(ctx: _Ctx, targets: dict[str, Target], shape: LoadShape, work
                                   f"(within-run interval {width}, target +-{p.target_ci_halfwidth:.0%})")
             else:
                 continue
-            lr.stop_reason += _boundary_note(p, held, unsettled, sd)
+            lr.stop_reason += _boundary_note(held, unsettled, sd, cap)
             if not remeasured:
                 stats = {c: watches[c].stats(c, shape, workload, lr.rounds[c]) for c in CONFIGS}
                 problems = integrity_problems(stats)
@@ -458,7 +460,7 @@ def measure_paired(ctx: _Ctx, targets: dict[str, Target], shape: LoadShape, work
     return lr
 
 
-def _boundary_note(p, held: list[float], unsettled: list[float], sd: float) -> str:
+def _boundary_note(held: list[float], unsettled: list[float], sd: float, cap: float) -> str:
     """What the boundary rule did at a level (see the module doc), '' when it had nothing to do. (A boundary
     still settleable when the level stops cannot be: with no budget left for another pair, the projected
     interval is today's, which holds it.)"""
@@ -466,7 +468,6 @@ def _boundary_note(p, held: list[float], unsettled: list[float], sd: float) -> s
         return " and ".join(f"{b:g}" for b in bs)
     on = f"; measured on while its interval held {names(held)}" if held else ""
     if unsettled:
-        cap = max(p.level_decision_budget_s, p.level_time_budget_s)
         starts = f"; fresh server starts alone move it +-{math.expm1(Z95 * sd):.0%}" if sd > 0 else ""
         return (f"{on}; its interval holds {names(unsettled)}, too near the point estimate for the pairs of "
                 f"{cap:g} s to settle{starts}")
