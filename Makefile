@@ -81,8 +81,12 @@ browser-deps:
 	  echo "browser test: Chromium or chromedriver is missing; run: sudo apt-get install -y $(BROWSER_PKGS)"; \
 	fi
 
+# Two pytest-xdist workers: the tests and notebooks sharing the session's vLLM servers run in order on one while
+# the other takes everything else (root conftest.py); on 2 cores this halves the suite's time.
+TEST_WORKERS ?= 2
+
 test: setup browser-deps
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: setup
 	$(VENV)/bin/ruff check .

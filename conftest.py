@@ -27,8 +27,13 @@ import pytest
 NBVAL_PROFILE = "smoke"
 NOTEBOOKS = Path(__file__).parent / "notebooks"
 
-if not os.environ.get("PLAYBOOK_RUN_DIR"):
-    os.environ["PLAYBOOK_RUN_DIR"] = os.path.join(tempfile.mkdtemp(prefix="playbook-nbval-"), "run")
+# Made here unless the user gave one; a pytest-xdist worker inherits the controller's and makes its own, so two
+# workers never host a pool over the same directory.
+_MADE_HERE = "PLAYBOOK_TEST_RUN_DIR"
+if not os.environ.get("PLAYBOOK_RUN_DIR") or (os.environ.get("PYTEST_XDIST_WORKER")
+                                               and os.environ.get(_MADE_HERE) == os.environ["PLAYBOOK_RUN_DIR"]):
+    os.environ["PLAYBOOK_RUN_DIR"] = os.environ[_MADE_HERE] = os.path.join(
+        tempfile.mkdtemp(prefix="playbook-nbval-"), "run")
 
 _workspace: Path | None = None
 _session_pool = None
@@ -79,6 +84,22 @@ def pytest_collect_file(file_path: Path, parent):
             return legacy_path(_profiled_copy(self.path))
 
     return [ProfiledNotebook.from_parent(parent, path=file_path) if type(c) is IPyNbFile else c for c in collected]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist's ``--dist loadgroup`` (``make test``: two workers), every test that starts real vLLM
+    servers or a browser, and every notebook, forms one group, run first and in order on one worker: the session's
+    shared servers start once, and no more servers run at a time than in one process (each holds ~3 GiB and a
+    core; two streams of them ran a 24 GiB machine out of memory). The unit and fault tests fill the other worker."""
+    if not getattr(config.option, "loadgroup", False):  # set on the workers (xdist/remote.py setup_config)
+        return
+    engine = [item for item in items if item.path.suffix == ".ipynb" or item.get_closest_marker("engine")
+              or item.get_closest_marker("browser")]
+    for item in engine:
+        item.add_marker(pytest.mark.xdist_group("engine"))
+    first = set(engine)
+    items[:] = engine + [item for item in items if item not in first]
 
 
 @pytest.hookimpl(tryfirst=True)

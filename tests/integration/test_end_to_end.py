@@ -1,8 +1,10 @@
 """The main job, as a new user runs it: `playbook run` on the embedded default, real vLLM on the CPU."""
 
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -17,23 +19,31 @@ VERDICTS = {"GO", "GO WITH LIMITS", "NO-GO", "INCONCLUSIVE"}
 LIGHTER = ["--profile", "smoke"]
 
 
-def vllm_processes() -> list[str]:
+def vllm_processes(ports: set[str]) -> list[str]:
+    """Live vLLM servers listening on one of ``ports`` (the run's own: other tests may run servers meanwhile)."""
     out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if "vllm.entrypoints.openai.api_server" in line and "ps -eo" not in line]
+    return [line for line in out.splitlines() if "vllm.entrypoints.openai.api_server" in line and "ps -eo" not in line
+            and set(re.findall(r"--port (\d+)", line)) & ports]
+
+
+def server_ports(run: Path) -> set[str]:
+    """The ports of the servers the run started, from the command line heading each server log."""
+    return {port for log in (run / "server-logs").glob("*.log")
+            for port in re.findall(r"--port (\d+)", log.read_text(errors="replace").split("\n", 2)[1])}
 
 
 @pytest.fixture(scope="module")
 def embedded_run(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
-    before = set(vllm_processes())
     proc = subprocess.run(
         [sys.executable, "-m", "playbook", "run", "--runs-dir", str(runs), "--json", *LIGHTER],
         capture_output=True, text=True, timeout=1800,
     )
     assert proc.returncode == 0, f"playbook run failed:\n{proc.stderr[-4000:]}"
     outcome = json.loads(proc.stdout)
-    leftover = set(vllm_processes()) - before
-    return outcome, leftover, proc.stderr
+    ports = server_ports(Path(outcome["run_dir"]))
+    assert ports, "the server logs name the ports their servers listened on"
+    return outcome, vllm_processes(ports), proc.stderr
 
 
 def test_every_step_ran_and_wrote_its_result(embedded_run):
