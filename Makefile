@@ -81,8 +81,9 @@ browser-deps:
 	  echo "browser test: Chromium or chromedriver is missing; run: sudo apt-get install -y $(BROWSER_PKGS)"; \
 	fi
 
-# Two pytest-xdist workers: the tests and notebooks sharing the session's vLLM servers run in order on one while
-# the other takes everything else (root conftest.py); on 2 cores this halves the suite's time.
+# Two pytest-xdist workers: the tests that start vLLM servers or a browser, and the notebooks, run in order on one
+# while the other takes the unit and fault tests (root conftest.py). More workers gain nothing: the first is the
+# longer stream.
 TEST_WORKERS ?= 2
 
 test: setup browser-deps

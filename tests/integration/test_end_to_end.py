@@ -21,7 +21,7 @@ LIGHTER = ["--profile", "smoke"]
 
 def vllm_processes(ports: set[str]) -> list[str]:
     """Live vLLM servers listening on one of ``ports`` (the run's own: other tests may run servers meanwhile)."""
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    out = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True).stdout  # -ww: whole lines
     return [line for line in out.splitlines() if "vllm.entrypoints.openai.api_server" in line and "ps -eo" not in line
             and set(re.findall(r"--port (\d+)", line)) & ports]
 
