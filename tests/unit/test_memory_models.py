@@ -29,6 +29,14 @@ def test_catalog_aliases_resolve(alias, expected):
     assert models.resolve(alias).name == expected
 
 
+def test_a_2507_qwen3_is_its_base_architecture_with_256k_context():
+    new, old = models.resolve("Qwen/Qwen3-30B-A3B-Instruct-2507"), models.resolve("Qwen/Qwen3-30B-A3B")
+    assert new.name == "Qwen3-30B-A3B-2507" and models.resolve("Qwen/Qwen3-235B-A22B-Thinking-2507").is_moe
+    assert (new.max_position_embeddings, old.max_position_embeddings) == (262144, 40960)
+    same = ("hidden_size", "num_layers", "num_kv_heads", "num_experts", "num_experts_per_tok", "moe_intermediate_size")
+    assert [getattr(new, f) for f in same] == [getattr(old, f) for f in same]
+
+
 def test_unknown_name_lists_the_closest_catalog_names():
     with pytest.raises(ModelError) as exc:
         models.resolve("Lama-3.1-70B")
