@@ -87,7 +87,7 @@ browser-deps:
 TEST_WORKERS ?= 2
 
 test: setup browser-deps
-	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

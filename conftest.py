@@ -86,20 +86,24 @@ def pytest_collect_file(file_path: Path, parent):
     return [ProfiledNotebook.from_parent(parent, path=file_path) if type(c) is IPyNbFile else c for c in collected]
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist's ``--dist loadgroup`` (``make test``: two workers), every test that starts real vLLM
-    servers or a browser, and every notebook, forms one group, run first and in order on one worker: the session's
-    shared servers start once, and no more servers run at a time than in one process (each holds ~3 GiB and a
-    core; two streams of them ran a 24 GiB machine out of memory). The unit and fault tests fill the other worker."""
-    if not getattr(config.option, "loadgroup", False):  # set on the workers (xdist/remote.py setup_config)
-        return
-    engine = [item for item in items if item.path.suffix == ".ipynb" or item.get_closest_marker("engine")
-              or item.get_closest_marker("browser")]
-    for item in engine:
-        item.add_marker(pytest.mark.xdist_group("engine"))
-    first = set(engine)
-    items[:] = engine + [item for item in items if item not in first]
+# Where the tests that start vLLM servers or a browser live (markers `engine`, `browser`), and the notebooks.
+ENGINE_PATHS = ("tests/integration/", "tests/browser/", "notebooks/")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Under pytest-xdist (``make test``: two workers), every test under :data:`ENGINE_PATHS` is one unit of work,
+    run in order by one worker while the other takes the unit and fault tests: the session's shared servers start
+    once, and no more servers run at a time than in one process (each holds ~3 GiB and a core; two streams of them
+    ran a 24 GiB machine out of memory). xdist's own ``xdist_group`` mark does not group on pytest 9.2 (xdist 3.8
+    renames ``item._nodeid``, which pytest 9 no longer reads), hence a scheduler that groups by path."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class EngineTestsOnOneWorker(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "engine" if nodeid.startswith(ENGINE_PATHS) else nodeid
+
+    return EngineTestsOnOneWorker(config, log)
 
 
 @pytest.hookimpl(tryfirst=True)
