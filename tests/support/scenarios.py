@@ -456,19 +456,21 @@ def error_bursts_inconclusive() -> Outcome:
         n = 10
         res = ws.playbook(*load_args(ws, spec, base, prompts, requests_per_level=n, concurrencies="2",
                                      warmup_requests=0, max_error_rate=0.2, min_round_pairs=2,
-                                     target_ci_halfwidth=5))  # exactly 2 round pairs of n requests
-        n *= 2
+                                     target_ci_halfwidth=5))  # 2 round pairs of n requests, more if a round is unusable
         run = ws.run_dirs()[0]
         out.check("the run continues to the end (exit 0)", res.returncode == 0)
         levels = read(run / "artifacts" / "50_load.json").get("levels", [])
-        out.check("both configurations measured every request",
-                  len(levels) == 2 and all(lv["requests"] == n for lv in levels))
+        # each round of n sends the 10 prompts once: 3 x 429, 2 x 503, 2 resets (on a busy machine a round whose
+        # few good answers came in one burst is measured again, so the count of rounds is read, not assumed)
+        rounds = levels[0].get("rounds", 0) if levels else 0
+        out.check("both configurations measured every request", len(levels) == 2 and rounds >= 2 and all(
+            lv["rounds"] == rounds and lv["requests"] == n * rounds for lv in levels))
         out.check("errors counted by kind", all(
-            lv["errors_by_status"].get("http_error") == 10 and lv["errors_by_status"].get("connection_error") == 4
-            for lv in levels))
+            lv["errors_by_status"].get("http_error") == 5 * rounds
+            and lv["errors_by_status"].get("connection_error") == 2 * rounds for lv in levels))
         recs = measured(jsonl(run / "artifacts" / REQUESTS))
-        out.check("every error recorded with its HTTP status",
-                  sorted(r["http_status"] for r in recs if r["status"] == "http_error") == [429] * 12 + [503] * 8)
+        out.check("every error recorded with its HTTP status", sorted(
+            r["http_status"] for r in recs if r["status"] == "http_error") == [429] * 6 * rounds + [503] * 4 * rounds)
         decision = read(run / "decision.json")
         rule = next((r for r in decision.get("rules", []) if r["name"] == "error_rate"), {})
         out.check("decision.json: INCONCLUSIVE because of the error rate",
