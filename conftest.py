@@ -94,8 +94,8 @@ ENGINE_PATHS = ("tests/integration/", "tests/browser/", "notebooks/")
 def pytest_xdist_make_scheduler(config, log):
     """Under pytest-xdist (``make test``: two workers), every test under :data:`ENGINE_PATHS` is one unit of work,
     run in order by one worker while the other takes the unit and fault tests: the session's shared servers start
-    once, and no more servers run at a time than in one process (each holds ~3 GiB and a core; two streams of them
-    ran a 24 GiB machine out of memory). xdist's own ``xdist_group`` mark does not group on pytest 9.2 (xdist 3.8
+    once, and no more servers run at a time than in one process (up to six, ~2.5 GiB each; two streams of them left
+    a 24 GiB machine 250 MB free). xdist's own ``xdist_group`` mark does not group on pytest 9.2 (xdist 3.8
     renames ``item._nodeid``, which pytest 9 no longer reads), hence a scheduler that groups by path."""
     from xdist.scheduler import LoadScopeScheduling
 
