@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from playbook.helpers.artifacts import read_jsonl
+from playbook.helpers.servers import EVENTS
 from playbook.resources import step_names
 
 pytestmark = pytest.mark.engine
@@ -22,14 +24,13 @@ LIGHTER = ["--profile", "smoke"]
 def vllm_processes(ports: set[str]) -> list[str]:
     """Live vLLM servers listening on one of ``ports`` (the run's own: other tests may run servers meanwhile)."""
     out = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True).stdout  # -ww: whole lines
-    return [line for line in out.splitlines() if "vllm.entrypoints.openai.api_server" in line and "ps -eo" not in line
+    return [line for line in out.splitlines() if "vllm.entrypoints.openai.api_server" in line
             and set(re.findall(r"--port (\d+)", line)) & ports]
 
 
 def server_ports(run: Path) -> set[str]:
-    """The ports of the servers the run started, from the command line heading each server log."""
-    return {port for log in (run / "server-logs").glob("*.log")
-            for port in re.findall(r"--port (\d+)", log.read_text(errors="replace").split("\n", 2)[1])}
+    """The ports of the servers the run started, from its pool's own accounting (artifacts/servers.jsonl)."""
+    return {str(e["port"]) for e in read_jsonl(run / "artifacts" / EVENTS) if e.get("port")}
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def embedded_run(tmp_path_factory):
     assert proc.returncode == 0, f"playbook run failed:\n{proc.stderr[-4000:]}"
     outcome = json.loads(proc.stdout)
     ports = server_ports(Path(outcome["run_dir"]))
-    assert ports, "the server logs name the ports their servers listened on"
+    assert ports, "the pool's accounting names the ports its servers listened on"
     return outcome, vllm_processes(ports), proc.stderr
 
 
