@@ -86,24 +86,24 @@ def pytest_collect_file(file_path: Path, parent):
     return [ProfiledNotebook.from_parent(parent, path=file_path) if type(c) is IPyNbFile else c for c in collected]
 
 
-# Where the tests that start vLLM servers or a browser live (markers `engine`, `browser`), and the notebooks.
-ENGINE_PATHS = ("tests/integration/", "tests/browser/", "notebooks/")
-
-
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """Under pytest-xdist (``make test``: two workers), every test under :data:`ENGINE_PATHS` is one unit of work,
-    run in order by one worker while the other takes the unit and fault tests: the session's shared servers start
-    once, and no more servers run at a time than in one process (up to six, ~2.5 GiB each; two streams of them left
-    a 24 GiB machine 250 MB free). xdist's own ``xdist_group`` mark does not group on pytest 9.2 (xdist 3.8
-    renames ``item._nodeid``, which pytest 9 no longer reads), hence a scheduler that groups by path."""
+    """Under pytest-xdist (``make test``: two workers), every test under ``ENGINE_PATHS`` (tests/support/
+    xdist_scopes.py) is one unit of work, run in order by one worker, so the session's shared servers start once
+    and no more of them run at a time than in one process (up to six, ~2.5 GiB each; two such streams left a
+    24 GiB machine 250 MB free). The tests under ``OWN_SERVER_PATHS`` are a second unit, given to the other
+    worker first (xdist hands out the largest units first); the unit and fault tests then fill both workers.
+    xdist's own ``xdist_group`` mark does not group on pytest 9.2 (xdist 3.8 renames ``item._nodeid``, which
+    pytest 9 no longer reads), hence a scheduler that groups by path."""
     from xdist.scheduler import LoadScopeScheduling
 
-    class EngineTestsOnOneWorker(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            return "engine" if nodeid.startswith(ENGINE_PATHS) else nodeid
+    from tests.support.xdist_scopes import xdist_scope
 
-    return EngineTestsOnOneWorker(config, log)
+    class EngineTestsInTwoUnits(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_scope(nodeid)
+
+    return EngineTestsInTwoUnits(config, log)
 
 
 @pytest.hookimpl(tryfirst=True)
