@@ -36,8 +36,15 @@ def _catalog() -> dict[str, dict[str, Any]]:
     raw = yaml.safe_load(resources.files("playbook.helpers.catalog").joinpath("models.yaml").read_text())
     families, out = raw["families"], {}
     for name, entry in raw["models"].items():
-        merged = {**families.get(entry.get("base", ""), {}), **entry}
+        if "like" in entry:  # a re-release of an earlier entry: its architecture, with the fields given here
+            if entry["like"] not in out:
+                raise ValueError(f"models.yaml: {name} is like {entry['like']!r}, which is not an entry above it")
+            like = {k: v for k, v in out[entry["like"]].items() if k not in ("aliases", "source")}
+            merged = {**like, **entry}
+        else:
+            merged = {**families.get(entry.get("base", ""), {}), **entry}
         merged.pop("base", None)
+        merged.pop("like", None)
         out[name] = merged
     return out
 

@@ -37,6 +37,24 @@ def test_a_2507_qwen3_is_its_base_architecture_with_256k_context():
     assert [getattr(new, f) for f in same] == [getattr(old, f) for f in same]
 
 
+def test_a_like_entry_takes_the_earlier_entrys_fields_but_not_its_names(monkeypatch):
+    """`like:` in models.yaml: every field of the named entry but its aliases and source, with its own on top."""
+    raw = {"families": {}, "models": {
+        "A": {"aliases": ["org/A"], "source": "a card", "hidden_size": 8, "max_position_embeddings": 1024},
+        "A-2": {"like": "A", "aliases": ["org/A-2"], "source": "another card", "max_position_embeddings": 4096}}}
+    monkeypatch.setattr(models.yaml, "safe_load", lambda _: raw)
+    models._catalog.cache_clear()
+    try:
+        a2 = models._catalog()["A-2"]
+        assert a2 == {"aliases": ["org/A-2"], "source": "another card", "hidden_size": 8, "max_position_embeddings": 4096}
+        raw["models"] = {"B": {"like": "C"}, "C": {"hidden_size": 8}}
+        models._catalog.cache_clear()
+        with pytest.raises(ValueError, match="B is like 'C', which is not an entry above it"):
+            models._catalog()
+    finally:
+        models._catalog.cache_clear()
+
+
 def test_unknown_name_lists_the_closest_catalog_names():
     with pytest.raises(ModelError) as exc:
         models.resolve("Lama-3.1-70B")
