@@ -10,6 +10,11 @@
   ``cdiv(min(window - 1 + max_in_flight_tokens, max_model_len), block_size) + 1``; hybrid models are
   split into groups of equal layer count that share the block pool
   (``vllm/v1/core/kv_cache_utils.py``: ``_get_kv_cache_groups_uniform_page_size``).
+* Hybrid models: a chunked-local layer (Llama-4) would need ``cdiv(min(chunk + max_in_flight_tokens,
+  max_model_len), block_size)`` blocks, but vLLM allocates it as full attention by default (:func:`promote_chunked`);
+  a linear-attention layer (Qwen3-Next's Gated DeltaNet) keeps no KV per token but a fixed
+  state per request (conv + recurrent, ``MambaSpec``), one page of which fills a block: vLLM enlarges the attention
+  block until an attention page holds it (Qwen3-Next: 544 tokens) and pads the state to that page.
 * ``Maximum concurrency = num_blocks / blocks_per_request`` and ``KV cache size =
   int(concurrency * max_model_len)`` tokens (``get_kv_cache_capacity``), which is what vLLM logs.
 * On GPU the KV space is ``memory * gpu_memory_utilization - weights - reserve`` where the reserve is
@@ -41,11 +46,13 @@ def cdiv(a: int, b: int) -> int:
 
 @dataclass(frozen=True)
 class KVLayer:
-    """One attention layer's KV footprint on one GPU."""
+    """One layer's cache footprint on one GPU: KV bytes per token, or (kind "linear") a fixed state per request."""
 
-    kind: str  # "full" | "sliding"
-    window: int
+    kind: str  # "full" | "sliding" | "chunked" | "linear"
+    window: int  # sliding window or attention chunk, tokens
     bytes_per_token: int
+    state_bytes: int = 0  # linear: one state (conv + recurrent), bytes
+    state_blocks: int = 0  # linear: the states (blocks) one request holds
 
 
 # -- KV bytes ---------------------------------------------------------------------------------
@@ -54,8 +61,36 @@ def kv_heads_per_rank(num_kv_heads: int, tp: int) -> int:
     return max(1, num_kv_heads // tp)
 
 
-def kv_layers(spec: ModelSpec, tp: int = 1, kv_cache_dtype: str = "auto", num_layers: int | None = None) -> list[KVLayer]:
-    """The KV layers a model adds to the pool (all of them, or the first `num_layers`, e.g. MTP)."""
+def linear_state_bytes(spec: ModelSpec, tp: int = 1, num_spec: int = 0) -> int:
+    """One Gated DeltaNet layer's state for one request on one GPU, at the model's dtype (vLLM's mamba_cache_dtype and
+    mamba_ssm_cache_dtype 'auto', whatever --kv-cache-dtype says): conv state (2 key + value dims) / tp x
+    (conv_kernel - 1 + num_spec) and recurrent state value_heads / tp x value_dim x key_dim
+    (vllm/model_executor/layers/mamba/mamba_utils.py: ``gated_delta_net_state_shape``, ``_mamba_state_dtype``)."""
+    conv_dim = 2 * spec.linear_num_key_heads * spec.linear_key_head_dim \
+        + spec.linear_num_value_heads * spec.linear_value_head_dim
+    conv = conv_dim // tp * (spec.linear_conv_kernel_dim - 1 + num_spec)
+    recurrent = spec.linear_num_value_heads // tp * spec.linear_value_head_dim * spec.linear_key_head_dim
+    return (conv + recurrent) * (4 if spec.dtype == "float32" else 2)
+
+
+def linear_state_blocks(num_spec: int = 0) -> int:
+    """States one request holds per linear layer: 2 + num_spec with prefix caching, vLLM's default for hybrid models
+    (mamba_cache_mode 'align': vllm/config/model.py ``is_prefix_caching_supported``, vllm/model_executor/models/
+    config.py ``MambaModelConfig``; vllm/v1/kv_cache_interface.py ``MambaSpec.max_memory_usage_bytes``)."""
+    return 2 + num_spec
+
+
+def _layer(spec: ModelSpec, kind: str, per_token: int, tp: int, num_spec: int) -> KVLayer:
+    if kind == "linear":
+        return KVLayer(kind, 0, 0, linear_state_bytes(spec, tp, num_spec), linear_state_blocks(num_spec))
+    window = {"sliding": spec.sliding_window, "chunked": spec.attention_chunk_size}.get(kind, 0)
+    return KVLayer(kind, window, per_token)
+
+
+def kv_layers(spec: ModelSpec, tp: int = 1, kv_cache_dtype: str = "auto", num_layers: int | None = None,
+              num_spec: int = 0) -> list[KVLayer]:
+    """The layers a model adds to the pool (all of them, or the first `num_layers`); ``num_spec`` speculative tokens
+    widen a linear layer's state."""
     dtype_bytes = KV_DTYPE_BYTES[kv_cache_dtype]
     if spec.attention == "mla":
         per = (spec.kv_lora_rank + spec.qk_rope_head_dim) * dtype_bytes
@@ -63,8 +98,7 @@ def kv_layers(spec: ModelSpec, tp: int = 1, kv_cache_dtype: str = "auto", num_la
         per = 2 * kv_heads_per_rank(spec.num_kv_heads, tp) * spec.head_dim * dtype_bytes
     kinds = spec.kinds()
     n = spec.num_layers if num_layers is None else num_layers
-    return [KVLayer(kinds[i % len(kinds)], spec.sliding_window if kinds[i % len(kinds)] == "sliding" else 0, per)
-            for i in range(n)]
+    return [_layer(spec, kinds[i % len(kinds)], per, tp, num_spec) for i in range(n)]
 
 
 def kv_bytes_per_token(layers: list[KVLayer]) -> int:
@@ -76,16 +110,53 @@ def draft_kv_layers(method: str, target: ModelSpec, draft: ModelSpec | None, tp:
     """Layers speculation adds to the pool: a draft model's or EAGLE head's layers, or MTP layers."""
     if method in NO_DRAFT_METHODS:
         return []
-    if method == "mtp":
-        return kv_layers(target, tp, kv_cache_dtype, num_layers=max(1, target.mtp_layers))
+    if method == "mtp":  # full-attention layers, whatever the target's mix (vllm qwen3_next_mtp.py, deepseek_mtp.py)
+        full = target.model_copy(update={"layer_types": []})
+        return kv_layers(full, tp, kv_cache_dtype, num_layers=max(1, target.mtp_layers))
     return kv_layers(draft, tp, kv_cache_dtype) if draft else []
+
+
+def state_bytes_per_request(layers: list[KVLayer]) -> int:
+    """The fixed bytes one request's linear-attention states take, whatever its length."""
+    return sum(layer.state_bytes * layer.state_blocks for layer in layers)
+
+
+def hybrid_block_size(layers: list[KVLayer], block_size: int) -> int:
+    """The attention block size vLLM runs a model with linear layers at: the smallest multiple of the kernel's block
+    (16 for FlashAttention, or the block size asked for when larger) whose attention page holds one linear state
+    (vllm/platforms/interface.py: ``_align_hybrid_block_size``, which may override --block-size)."""
+    state = max((layer.state_bytes for layer in layers), default=0)
+    per_token = max((layer.bytes_per_token for layer in layers), default=0)
+    if not state or not per_token:
+        return block_size
+    align = max(16, block_size)
+    return max(block_size, align * cdiv(state, align * per_token))
+
+
+def promote_chunked(layers: list[KVLayer]) -> list[KVLayer]:
+    """Chunked-local layers allocated as full attention, as vLLM allocates them by default: it turns its hybrid KV
+    cache manager off for chunked-local attention ("latency regression"; always with EAGLE/MTP) unless the server runs
+    with VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE=1 (vllm/config/vllm.py; vllm/v1/core/kv_cache_utils.py
+    ``unify_hybrid_kv_cache_specs``). The compute of those layers stays chunked."""
+    return [KVLayer("full", 0, layer.bytes_per_token) if layer.kind == "chunked" else layer for layer in layers]
 
 
 # -- capacity ---------------------------------------------------------------------------------
 def _blocks_for(layer: KVLayer, length: int, block_size: int, max_in_flight_tokens: int) -> int:
+    """Blocks one request holds in a layer (vllm/v1/kv_cache_interface.py, ``max_memory_usage_bytes`` of
+    SlidingWindowSpec, ChunkedLocalAttentionSpec, MambaSpec, FullAttentionSpec)."""
     if layer.kind == "sliding" and layer.window:
         return cdiv(min(layer.window - 1 + max_in_flight_tokens, length), block_size) + 1
+    if layer.kind == "chunked" and layer.window:
+        return cdiv(min(layer.window + max_in_flight_tokens, length), block_size)
+    if layer.kind == "linear":
+        return layer.state_blocks
     return cdiv(length, block_size)
+
+
+def _page(layer: KVLayer, block_size: int) -> int:
+    """A layer's bytes in one block: its KV for block_size tokens, or one state (padded to the attention page)."""
+    return max(layer.bytes_per_token * block_size, layer.state_bytes)
 
 
 def block_layout(layers: list[KVLayer], block_size: int, length: int, max_in_flight_tokens: int) -> tuple[int, int]:
@@ -95,11 +166,11 @@ def block_layout(layers: list[KVLayer], block_size: int, length: int, max_in_fli
         buckets[(layer.kind, layer.window)].append(layer)
     if len(buckets) == 1:
         (only,) = buckets.values()
-        page = sum(layer.bytes_per_token for layer in only) * block_size
+        page = sum(_page(layer, block_size) for layer in only)
         return page, _blocks_for(only[0], length, block_size, max_in_flight_tokens)
     counts = [len(v) for v in buckets.values()]
     group_size = max(counts) if max(counts) < 1.5 * min(counts) else min(counts)
-    page = max(layer.bytes_per_token for layer in layers) * block_size * group_size
+    page = max(_page(layer, block_size) for layer in layers) * group_size
     blocks = sum(cdiv(len(v), group_size) * _blocks_for(v[0], length, block_size, max_in_flight_tokens)
                  for v in buckets.values())
     return page, blocks
@@ -239,7 +310,6 @@ def budget(
     if beyond := beyond_max_context(target, max_model_len):
         reasons.append(f"max_model_len {max_model_len} {beyond}: vLLM refuses to start; lower max_model_len to "
                        f"{target.max_position_embeddings} or less")
-    bs = block_size or default_block_size(gpu, target)
     mbt = max_num_batched_tokens or default_scheduler_limits(gpu)[0]
     if tp > num_gpus:
         reasons.append(f"tensor_parallel_size {tp} needs {tp} GPUs; the node has {num_gpus}")
@@ -268,9 +338,12 @@ def budget(
     warnings += [_defaults_note(m) for m in (target, draft) if m is not None and m.defaulted]
     tw_gpu, dw_gpu = tw / (tp * pp), dw / tp  # vLLM's draft has no pipeline parallelism (SpeculativeConfig)
 
-    t_layers = kv_layers(target, tp, kv_cache_dtype, num_layers=-(-target.num_layers // pp))  # the largest stage
+    n_spec = 0 if method == "none" else num_speculative_tokens  # widens a linear layer's state
+    t_layers = kv_layers(target, tp, kv_cache_dtype, num_layers=-(-target.num_layers // pp), num_spec=n_spec)
     d_layers = draft_kv_layers(method, target, draft, tp, kv_cache_dtype)
+    t_layers = promote_chunked(t_layers)
     layers = t_layers + d_layers
+    bs = hybrid_block_size(t_layers, block_size or default_block_size(gpu, target))
     reserve = default_reserve_gib(target, gpu, tp, max_num_batched_tokens=mbt) if reserve_gib < 0 else reserve_gib
     mem = gpu.memory_gib
     usable = mem * gpu_memory_utilization if mem else None
@@ -333,7 +406,8 @@ def budget(
         target_weights_gib=round(tw / GiB, 6), draft_weights_gib=round(dw / GiB, 6),
         target_weights_per_gpu_gib=round(tw_gpu / GiB, 6), draft_weights_per_gpu_gib=round(dw_gpu / GiB, 6),
         kv_bytes_per_token=kv_bytes_per_token(layers), kv_bytes_per_token_target=kv_bytes_per_token(t_layers),
-        kv_bytes_per_token_draft=kv_bytes_per_token(d_layers), kv_cache_gib=round(max(kv_with, 0) / GiB, 4),
+        kv_bytes_per_token_draft=kv_bytes_per_token(d_layers), state_bytes_per_request=state_bytes_per_request(layers),
+        kv_cache_gib=round(max(kv_with, 0) / GiB, 4),
         num_blocks=nb, kv_cache_tokens=tokens, max_concurrency=round(conc, 4),
         kv_cache_tokens_without_draft=tokens0, max_concurrency_without_draft=round(conc0, 4),
         lookahead_tokens_per_request=look,

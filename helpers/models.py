@@ -83,6 +83,23 @@ def layer_types(num_layers: int, sliding_window: int, pattern: int) -> list[str]
     return ["sliding" if (i + 1) % pattern else "full" for i in range(num_layers)]
 
 
+def interval_layer_types(num_layers: int, interval: int, local: str) -> list[str]:
+    """Every ``interval``-th layer full attention, the others ``local``: Qwen3-Next's full_attention_interval (4; the
+    rest Gated DeltaNet, 'linear': transformers Qwen3NextConfig.layer_types) and Llama-4's no_rope_layer_interval (4;
+    the RoPE layers chunked-local, 'chunked': vllm/model_executor/models/llama4.py Llama4Attention)."""
+    return ["full" if (i + 1) % interval == 0 else local for i in range(num_layers)] if interval > 0 else []
+
+
+def _catalog_layer_types(e: dict[str, Any]) -> list[str]:
+    """A catalog entry's kinds: full_attention_interval (linear), attention_chunk_size (+ no_rope_layer_interval,
+    default 4: chunked) or sliding_window + sliding_window_pattern (sliding)."""
+    if e.get("full_attention_interval"):
+        return interval_layer_types(e["num_layers"], e["full_attention_interval"], "linear")
+    if e.get("attention_chunk_size"):
+        return interval_layer_types(e["num_layers"], e.get("no_rope_layer_interval", 4), "chunked")
+    return layer_types(e["num_layers"], e.get("sliding_window", 0), e.get("sliding_window_pattern", 0))
+
+
 def from_catalog(name: str) -> ModelSpec:
     found = _lookup(name)
     if not found:
@@ -95,7 +112,7 @@ def from_catalog(name: str) -> ModelSpec:
     cname, e = found
     e = dict(e)
     fields = {k: v for k, v in e.items() if k in ModelSpec.model_fields and k not in ("source", "name")}
-    fields["layer_types"] = layer_types(e["num_layers"], e.get("sliding_window", 0), e.get("sliding_window_pattern", 0))
+    fields["layer_types"] = _catalog_layer_types(e)
     return ModelSpec(name=cname, source="catalog", reference=e.get("source", ""), **fields)
 
 
@@ -361,18 +378,9 @@ def _spec_from_config(d: Path, name: str | None, top: dict, cfg: dict, cfg_path:
     is_mla = bool(cfg.get("kv_lora_rank"))
     model_type = cfg.get("model_type", "")
     archs = top.get("architectures") or []
-    sw = cfg.get("sliding_window") or 0
-    if cfg.get("layer_types"):  # transformers lists them for most models now: all 'full' is no sliding window
-        kinds = ["sliding" if "sliding" in t else "full" for t in cfg["layer_types"]]
-        kinds, sw = (kinds, sw) if "sliding" in kinds else ([], 0)
-    elif sw and model_type.startswith("gemma2"):
-        kinds = layer_types(num_layers, sw, 2)
-    elif sw and model_type.startswith("gemma3"):
-        kinds = layer_types(num_layers, sw, cfg.get("sliding_window_pattern", 6))
-    elif sw and cfg.get("use_sliding_window", True) and model_type in ("mistral", "mixtral"):
-        kinds = ["sliding"] * num_layers
-    else:
-        kinds, sw = [], 0
+    kinds = config_layer_kinds(cfg, num_layers, model_type)
+    sw = (cfg.get("sliding_window") or 0) if "sliding" in kinds else 0
+    chunk = (cfg.get("attention_chunk_size") or 0) if "chunked" in kinds else 0
     mtp = cfg.get("num_nextn_predict_layers") or cfg.get("mtp_num_hidden_layers") or 0
     experts = cfg.get("num_local_experts") or cfg.get("n_routed_experts") or cfg.get("num_experts") or 0
     # Mixtral, gpt-oss and Llama-4 size a routed expert with intermediate_size; the others with moe_intermediate_size
@@ -404,7 +412,11 @@ def _spec_from_config(d: Path, name: str | None, top: dict, cfg: dict, cfg_path:
         # ModelSpec.first_k_dense counts the dense (non-MoE) layers: the first k for DeepSeek-V3, every other one for
         # Llama-4 Maverick; the parameter and per-pass counts only need how many
         first_k_dense=num_layers - moe_layers if experts else 0,
-        sliding_window=sw, layer_types=kinds, mtp_layers=mtp, max_position_embeddings=derived_max_len(cfg),
+        sliding_window=sw, attention_chunk_size=chunk, layer_types=kinds, mtp_layers=mtp,
+        max_position_embeddings=derived_max_len(cfg),
+        # Qwen3-Next's q_proj also yields the output gate (vllm/model_executor/models/qwen3_next.py Qwen3NextAttention)
+        attn_output_gate=bool(cfg.get("attn_output_gate", model_type.startswith("qwen3_next"))),
+        **{f: cfg.get(f) or 0 for f in _LINEAR_FIELDS},
         eagle_head=any("eagle" in a.lower() for a in archs) or "eagle" in d.name.lower(),
         draft_vocab_size=int(cfg.get("draft_vocab_size") or 0),
         param_count=exact / 1e9 if exact else 0.0, exact_params=exact, weight_bytes_on_disk=on_disk,
@@ -425,6 +437,47 @@ def _spec_from_config(d: Path, name: str | None, top: dict, cfg: dict, cfg_path:
             (["embed_tokens", "shared_head.head"] if mtp else [])
         update["weight_bytes_on_disk"] = max(0, total - (_mtp_checkpoint_bytes(spec, held) if held else 0))
     return spec.model_copy(update=update) if update else spec
+
+
+# A config's layer_types names -> ModelSpec kinds, first match wins ('full' otherwise)
+_KIND_NAMES = (("linear", "linear"), ("mamba", "linear"), ("chunked", "chunked"), ("sliding", "sliding"))
+_LINEAR_FIELDS = ("linear_num_key_heads", "linear_num_value_heads", "linear_key_head_dim", "linear_value_head_dim",
+                  "linear_conv_kernel_dim")
+
+
+def _layer_kind(name: Any) -> str:
+    """'linear_attention' (Qwen3-Next's Gated DeltaNet) or 'mamba' -> linear, 'chunked_attention' (Llama-4) -> chunked,
+    'sliding_attention' -> sliding, anything else full."""
+    return next((kind for key, kind in _KIND_NAMES if key in str(name)), "full")
+
+
+def config_layer_kinds(cfg: dict, num_layers: int, model_type: str) -> list[str]:
+    """Per-layer kinds as vLLM builds the layers ([] when all are full attention): the config's layer_types (as
+    transformers fills them in), else Qwen3-Next's full_attention_interval, Llama-4's no_rope_layers (1 = a RoPE,
+    chunked-local layer; its interval of 4 when empty), Gemma-2/3's and Mistral's sliding windows. Chunked layers
+    without an attention_chunk_size are full (vllm llama4.py: ``use_chunked_local_attn``)."""
+    sw = cfg.get("sliding_window") or 0
+    if cfg.get("layer_types"):
+        kinds = [_layer_kind(t) for t in cfg["layer_types"]]
+    elif cfg.get("full_attention_interval") and cfg.get("linear_num_value_heads"):
+        kinds = interval_layer_types(num_layers, cfg["full_attention_interval"], "linear")
+    elif cfg.get("attention_chunk_size") and model_type.startswith("llama4"):
+        nope = cfg.get("no_rope_layers") or []
+        kinds = ["chunked" if r else "full" for r in nope] if len(nope) == num_layers else \
+            interval_layer_types(num_layers, cfg.get("no_rope_layer_interval") or 4, "chunked")
+    elif sw and model_type.startswith("gemma2"):
+        kinds = layer_types(num_layers, sw, 2)
+    elif sw and model_type.startswith("gemma3"):
+        kinds = layer_types(num_layers, sw, cfg.get("sliding_window_pattern", 6))
+    elif sw and cfg.get("use_sliding_window", True) and model_type in ("mistral", "mixtral"):
+        kinds = ["sliding"] * num_layers
+    else:
+        kinds = []
+    if not cfg.get("attention_chunk_size"):
+        kinds = ["full" if k == "chunked" else k for k in kinds]
+    if not sw:
+        kinds = ["full" if k == "sliding" else k for k in kinds]
+    return kinds if any(k != "full" for k in kinds) else []
 
 
 def moe_layer_flags(cfg: dict, num_layers: int) -> list[bool]:
@@ -801,6 +854,7 @@ def param_breakdown(spec: ModelSpec) -> dict[str, int]:
 
 def _layer_parts(spec: ModelSpec) -> dict[str, int]:
     """Parameters of one decoder layer by part: 'attn' (projections), 'attn_other' (q/k/v biases, MLA norms),
+    'linear_attn' / 'linear_attn_other' (a Gated DeltaNet layer's, in place of attention: :func:`_linear_attn_parts`),
     'dense_mlp' (a dense layer's MLP), 'routed' (all routed experts of an MoE layer), 'shared' (its shared experts),
     'router' (its router), 'norms'."""
     h = spec.hidden_size
@@ -814,20 +868,34 @@ def _layer_parts(spec: ModelSpec) -> dict[str, int]:
         attn_other = spec.q_lora_rank + spec.kv_lora_rank
     else:
         hd = spec.head_dim
-        attn = 2 * h * spec.num_attention_heads * hd + 2 * h * spec.num_kv_heads * hd
+        attn = (3 if spec.attn_output_gate else 2) * h * spec.num_attention_heads * hd + 2 * h * spec.num_kv_heads * hd
         attn_other = (spec.num_attention_heads + 2 * spec.num_kv_heads) * hd if spec.attention_bias else 0
     expert = 3 * h * spec.moe_intermediate_size
-    return {"attn": attn, "attn_other": attn_other, "dense_mlp": 3 * h * spec.intermediate_size,
+    linear_attn, linear_other = _linear_attn_parts(spec)
+    return {"attn": attn, "attn_other": attn_other, "linear_attn": linear_attn, "linear_attn_other": linear_other,
+            "dense_mlp": 3 * h * spec.intermediate_size,
             "routed": spec.num_experts * expert if spec.is_moe else 0,
             "shared": spec.num_shared_experts * expert if spec.is_moe else 0,
             "router": h * spec.num_experts if spec.is_moe else 0,
             "norms": (4 if spec.family == "gemma" else 2) * h}
 
 
+def _linear_attn_parts(spec: ModelSpec) -> tuple[int, int]:
+    """(projections, the rest) of one Gated DeltaNet layer (vllm/model_executor/layers/mamba/gdn/
+    qwen_gdn_linear_attn.py; Qwen3-Next's checkpoint): in_proj_qkvz (h -> 2 key + 2 value dims), in_proj_ba (h -> 2
+    per value head), out_proj (value dim -> h); conv1d over the q/k/v channels (linear_conv_kernel_dim taps), dt_bias
+    and A_log per value head, the gated RMSNorm over one value head. (0, 0) for a model without such layers."""
+    h, nv = spec.hidden_size, spec.linear_num_value_heads
+    key, value = spec.linear_num_key_heads * spec.linear_key_head_dim, nv * spec.linear_value_head_dim
+    proj = h * (2 * key + 2 * value) + h * 2 * nv + value * h
+    return proj, (2 * key + value) * spec.linear_conv_kernel_dim + 2 * nv + spec.linear_value_head_dim
+
+
 def architecture_params(spec: ModelSpec) -> dict[str, int]:
     """Parameter counts computed from the architecture fields (no weights needed). An MoE model has
     ``num_layers - first_k_dense`` MoE layers (routed plus shared experts, a router) and dense ones of
-    ``intermediate_size``; the vision tower (``extra_params``) counts as 'other'. A pre-quantized local checkpoint's
+    ``intermediate_size``; a hybrid model's 'linear' layers have Gated DeltaNet weights in place of attention; the
+    vision tower (``extra_params``) counts as 'other'. A pre-quantized local checkpoint's
     linear layers kept at 16 bits (:func:`kept_linear_params`) are 'unquantized'."""
     if spec.eagle_head:
         return _eagle_head_params(spec)
@@ -835,12 +903,14 @@ def architecture_params(spec: ModelSpec) -> dict[str, int]:
     emb = spec.vocab_size * h
     parts = _layer_parts(spec)
     n_moe = L - spec.first_k_dense if spec.is_moe else 0
+    n_lin = spec.kinds().count("linear")  # Gated DeltaNet layers: their own projections in place of attention
     out = {
         "embedding": emb,
         "lm_head": 0 if spec.tie_word_embeddings else emb,
-        "linear": L * parts["attn"] + (L - n_moe) * parts["dense_mlp"] + n_moe * (parts["routed"] + parts["shared"]),
-        "other": L * (parts["attn_other"] + parts["norms"]) + h + n_moe * parts["router"]
-        + int(spec.extra_params * 1e9),
+        "linear": (L - n_lin) * parts["attn"] + n_lin * parts["linear_attn"] + (L - n_moe) * parts["dense_mlp"]
+        + n_moe * (parts["routed"] + parts["shared"]),
+        "other": (L - n_lin) * parts["attn_other"] + n_lin * parts["linear_attn_other"] + L * parts["norms"] + h
+        + n_moe * parts["router"] + int(spec.extra_params * 1e9),
     }
     if kept := kept_linear_params(spec):
         out["linear"] -= kept

@@ -49,6 +49,8 @@ class MemoryBudget(BaseModel):
     kv_bytes_per_token: int = Field(description="target + draft KV bytes per token per GPU (all layers)")
     kv_bytes_per_token_target: int
     kv_bytes_per_token_draft: int = 0
+    state_bytes_per_request: int = Field(0, description="fixed bytes per request of linear-attention (Gated DeltaNet) "
+                                         "states per GPU, whatever its length (hybrid models)")
     kv_cache_gib: float = Field(description="KV cache space per GPU")
     num_blocks: int
     kv_cache_tokens: int = Field(description="what vLLM logs as 'KV cache size: N tokens'")

@@ -39,7 +39,16 @@ class ModelSpec(BaseModel):
     num_shared_experts: int = 0
     first_k_dense: int = 0
     sliding_window: int = 0
-    layer_types: list[Literal["full", "sliding"]] = Field(default_factory=list)
+    attention_chunk_size: int = Field(0, description="tokens per chunk of chunked-local attention layers (Llama-4)")
+    layer_types: list[Literal["full", "sliding", "chunked", "linear"]] = Field(
+        default_factory=list, description="per layer: full, sliding (window), chunked (chunked-local attention) or "
+        "linear (Gated DeltaNet / Mamba: a fixed-size state per request, no KV per token); [] = all full")
+    attn_output_gate: bool = Field(False, description="q_proj also yields a sigmoid output gate (Qwen3-Next)")
+    linear_num_key_heads: int = Field(0, description="Gated DeltaNet key heads (Qwen3-Next linear_num_key_heads)")
+    linear_num_value_heads: int = 0
+    linear_key_head_dim: int = 0
+    linear_value_head_dim: int = 0
+    linear_conv_kernel_dim: int = 0
     mtp_layers: int = 0
     max_position_embeddings: int = Field(0, description="the longest max_model_len vLLM accepts for it (its config's "
                                          "max_position_embeddings, RoPE-scaled as vLLM derives it; 0 = unknown)")
@@ -60,7 +69,7 @@ class ModelSpec(BaseModel):
         return self.num_experts > 0
 
     def kinds(self) -> list[str]:
-        """Attention kind per layer ('full' or 'sliding')."""
+        """Attention kind per layer ('full', 'sliding', 'chunked' or 'linear')."""
         return self.layer_types or ["full"] * self.num_layers
 
 

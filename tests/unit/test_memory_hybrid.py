@@ -1,0 +1,119 @@
+"""Hybrid models in the memory budget: Qwen3-Next's Gated DeltaNet (linear) layers and Llama-4's chunked-local
+attention, as vLLM 0.32 sizes their KV cache (vllm/v1/core/kv_cache_utils.py, vllm/v1/kv_cache_interface.py,
+vllm/platforms/interface.py _align_hybrid_block_size). No public start-up log of either model with its GPU, flags and
+'GPU KV cache size' was found to check against: these numbers are derived from the vLLM source."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from playbook.helpers import memory, models
+from playbook.helpers.gpus import resolve_gpu
+
+GiB = 2**30
+
+# Qwen/Qwen3-Next-80B-A3B-Instruct config.json (https://huggingface.co/Qwen/Qwen3-Next-80B-A3B-Instruct)
+QWEN3_NEXT = {
+    "architectures": ["Qwen3NextForCausalLM"], "model_type": "qwen3_next", "decoder_sparse_step": 1,
+    "full_attention_interval": 4, "head_dim": 256, "hidden_size": 2048, "intermediate_size": 5120,
+    "linear_conv_kernel_dim": 4, "linear_key_head_dim": 128, "linear_num_key_heads": 16, "linear_num_value_heads": 32,
+    "linear_value_head_dim": 128, "max_position_embeddings": 262144, "mlp_only_layers": [],
+    "moe_intermediate_size": 512, "num_attention_heads": 16, "num_experts": 512, "num_experts_per_tok": 10,
+    "num_hidden_layers": 48, "num_key_value_heads": 2, "rope_theta": 10000000,
+    "shared_expert_intermediate_size": 512, "tie_word_embeddings": False, "torch_dtype": "bfloat16",
+    "vocab_size": 151936,
+}
+# meta-llama/Llama-4-Scout-17B-16E-Instruct config.json's text_config (no_rope_layers empty: every 4th layer NoPE)
+SCOUT_TEXT = {
+    "model_type": "llama4_text", "attention_chunk_size": 8192, "head_dim": 128, "hidden_size": 5120,
+    "interleave_moe_layer_step": 1, "intermediate_size": 8192, "intermediate_size_mlp": 16384,
+    "max_position_embeddings": 10485760, "no_rope_layers": [], "num_attention_heads": 40, "num_experts_per_tok": 1,
+    "num_hidden_layers": 48, "num_key_value_heads": 8, "num_local_experts": 16, "vocab_size": 202048,
+    "tie_word_embeddings": False,
+}
+
+
+def _dir(tmp_path, name, cfg):
+    d = tmp_path / name
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps(cfg))
+    return models.resolve(str(d))
+
+
+@pytest.fixture
+def qwen3_next(tmp_path):
+    return _dir(tmp_path, "qwen3-next", QWEN3_NEXT)
+
+
+@pytest.fixture
+def scout(tmp_path):
+    return _dir(tmp_path, "scout", {"architectures": ["Llama4ForConditionalGeneration"], "model_type": "llama4",
+                                    "text_config": SCOUT_TEXT})
+
+
+def test_qwen3_next_keeps_kv_in_its_12_full_layers_and_a_fixed_state_in_the_36_linear_ones(qwen3_next):
+    assert (qwen3_next.kinds().count("full"), qwen3_next.kinds().count("linear")) == (12, 36)
+    assert qwen3_next.kinds()[:4] == ["linear", "linear", "linear", "full"]
+    layers = memory.kv_layers(qwen3_next)
+    assert memory.kv_bytes_per_token(layers) == 12 * 2 * 2 * 256 * 2 == 24576  # not 48 layers' 98,304
+    # conv state (2 x 16 x 128 + 32 x 128) x 3 taps + recurrent 32 x 128 x 128, bf16; 2 states (prefix caching)
+    assert memory.linear_state_bytes(qwen3_next) == (8192 * 3 + 32 * 128 * 128) * 2 == 1_097_728
+    assert memory.state_bytes_per_request(layers) == 36 * 2 * 1_097_728
+    assert memory.linear_state_bytes(qwen3_next, tp=2, num_spec=2) == (4096 * 5 + 16 * 128 * 128) * 2
+
+
+def test_qwen3_next_capacity_as_vllm_groups_it(qwen3_next):
+    layers = memory.kv_layers(qwen3_next)
+    bs = memory.hybrid_block_size(layers, 16)
+    assert bs == 544  # 16 x cdiv(1,097,728, 16 x 2,048): vLLM logs 'Setting attention block size to 544 tokens'
+    # 4 groups of 12 layers (1 full, 3 linear), pages padded to 544 x 2,048 bytes; a request holds
+    # cdiv(32768, 544) = 61 blocks of the full group and 2 states in each linear group
+    assert memory.block_layout(layers, bs, 32768, 8192) == (12 * 544 * 2048, 61 + 3 * 2)
+    nb, tokens, conc = memory.capacity(layers, 10 * GiB, 32768, bs, 8192)
+    assert (nb, tokens, round(conc, 4)) == (803, 392726, 11.9851)  # 48 full layers gave 6,826 / 109,226 / 3.33
+
+
+def test_qwen3_next_mtp_layer_is_full_attention(qwen3_next):
+    spec = qwen3_next.model_copy(update={"mtp_layers": 1})
+    assert [x.kind for x in memory.draft_kv_layers("mtp", spec, None, 1, "auto")] == ["full"]
+
+
+def test_llama4_scout_has_36_chunked_and_12_full_layers(scout):
+    assert scout.attention_chunk_size == 8192
+    assert (scout.kinds().count("chunked"), scout.kinds().count("full")) == (36, 12)
+    assert scout.kinds()[:4] == ["chunked", "chunked", "chunked", "full"]  # no_rope_layers: layer 4k+3 is NoPE
+
+
+def test_llama4_chunked_layers_hold_one_chunk_plus_the_tokens_in_flight(scout):
+    layers = memory.kv_layers(scout)
+    # 4 groups of 12: the full group cdiv(32768, 16) blocks, each chunked one cdiv(8192 + 8192, 16)
+    assert memory.block_layout(layers, 16, 32768, 8192) == (12 * 2 * 8 * 128 * 2 * 16, 2048 + 3 * 1024)
+    nb, tokens, conc = memory.capacity(layers, 10 * GiB, 32768, 16, 8192)
+    assert (nb, tokens) == (13653, 87379)  # as all-full layers: 3,413 blocks, 54,608 tokens
+    promoted = memory.promote_chunked(layers)  # vLLM's default: its hybrid manager is off for chunked attention
+    assert memory.capacity(promoted, 10 * GiB, 32768, 16, 8192)[1] == 54608
+
+
+def test_the_budget_allocates_llama4_chunked_layers_as_full_attention_as_vllm_does_by_default(scout):
+    """vllm/config/vllm.py turns the hybrid KV cache manager off for chunked-local attention unless
+    VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE=1: every layer then keeps the whole context."""
+    b = memory.budget(scout, None, resolve_gpu("H100-SXM"), method="none", target_quant="int4", max_model_len=32768)
+    full = memory.budget(scout.model_copy(update={"layer_types": []}), None, resolve_gpu("H100-SXM"), method="none",
+                         target_quant="int4", max_model_len=32768)
+    assert (b.kv_cache_tokens, b.max_concurrency) == (full.kv_cache_tokens, full.max_concurrency)
+
+
+def test_catalog_qwen3_next_is_hybrid_and_near_its_published_size():
+    spec = models.resolve("Qwen/Qwen3-Next-80B-A3B-Thinking")
+    assert spec.name == "Qwen3-Next-80B-A3B" and spec.kinds().count("linear") == 36
+    assert models.total_params(spec) / 1e9 == pytest.approx(79.67, abs=0.01)  # 80B on the card
+
+
+def test_budget_of_qwen3_next_on_one_h100():
+    b = memory.budget(models.resolve("Qwen3-Next-80B-A3B"), None, resolve_gpu("H100-SXM"), method="none",
+                      target_quant="int4", max_model_len=32768)
+    assert b.fits and b.block_size == 544 and b.kv_bytes_per_token == 24576
+    assert b.state_bytes_per_request == 36 * 2 * 1_097_728
+    assert b.max_concurrency > 30  # 9.6 when every layer was counted as full attention
