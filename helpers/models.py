@@ -455,7 +455,8 @@ def config_layer_kinds(cfg: dict, num_layers: int, model_type: str) -> list[str]
     """Per-layer kinds as vLLM builds the layers ([] when all are full attention): the config's layer_types (as
     transformers fills them in), else Qwen3-Next's full_attention_interval, Llama-4's no_rope_layers (1 = a RoPE,
     chunked-local layer; its interval of 4 when empty), Gemma-2/3's and Mistral's sliding windows. Chunked layers
-    without an attention_chunk_size are full (vllm llama4.py: ``use_chunked_local_attn``)."""
+    without an attention_chunk_size are full (vllm llama4.py: ``use_chunked_local_attn``); so are linear layers
+    without Gated DeltaNet's linear_* sizes, whose state this budget cannot size (more memory, not less)."""
     sw = cfg.get("sliding_window") or 0
     if cfg.get("layer_types"):
         kinds = [_layer_kind(t) for t in cfg["layer_types"]]
@@ -475,6 +476,8 @@ def config_layer_kinds(cfg: dict, num_layers: int, model_type: str) -> list[str]
         kinds = []
     if not cfg.get("attention_chunk_size"):
         kinds = ["full" if k == "chunked" else k for k in kinds]
+    if not all(cfg.get(f) for f in _LINEAR_FIELDS):  # a linear layer whose state is not Gated DeltaNet's (Kimi-Linear,
+        kinds = ["full" if k == "linear" else k for k in kinds]  # MiniMax, Mamba): budgeted as full, never as free
     if not sw:
         kinds = ["full" if k == "sliding" else k for k in kinds]
     return kinds if any(k != "full" for k in kinds) else []

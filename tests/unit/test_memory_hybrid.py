@@ -117,3 +117,14 @@ def test_budget_of_qwen3_next_on_one_h100():
     assert b.fits and b.block_size == 544 and b.kv_bytes_per_token == 24576
     assert b.state_bytes_per_request == 36 * 2 * 1_097_728
     assert b.max_concurrency > 30  # 9.6 when every layer was counted as full attention
+
+
+def test_a_linear_layer_of_another_kind_is_budgeted_as_full_attention_not_as_free(tmp_path):
+    """layer_types naming linear layers without Gated DeltaNet's sizes (Kimi-Linear, MiniMax): no state can be sized,
+    so they keep KV like full attention (the budget errs towards less concurrency)."""
+    cfg = {k: v for k, v in QWEN3_NEXT.items() if not k.startswith("linear_") and k != "full_attention_interval"}
+    cfg.update(architectures=["LlamaForCausalLM"], model_type="llama")  # no config class that fills linear_* in
+    cfg["layer_types"] = ["linear_attention", "linear_attention", "linear_attention", "full_attention"] * 12
+    spec = _dir(tmp_path, "other-linear", cfg)
+    assert spec.kinds() == ["full"] * 48
+    assert memory.kv_bytes_per_token(memory.kv_layers(spec)) == 48 * 2 * 2 * 256 * 2
