@@ -123,12 +123,16 @@ def roofline_from_specs(spec, gpu, *, name: str, tp: int = 1, precision: str = "
     precision = served_precision(spec, precision)
     qk = (spec.qk_nope_head_dim + spec.qk_rope_head_dim + spec.v_head_dim) if spec.attention == "mla" \
         else 2 * spec.head_dim
+    cache = kv_layers(spec, tp, kv_cache_dtype, num_layers=layers)
+    attention_layers = sum(layer.kind != "linear" for layer in cache)  # Gated DeltaNet layers keep a state instead
     return roofline_step_model(
         name, num_params=f["active_params"], weight_bytes=f["read_bytes"],
-        kv_bytes_per_token=kv_bytes_per_token(kv_layers(spec, tp, kv_cache_dtype, num_layers=layers)) * tp,
+        kv_bytes_per_token=kv_bytes_per_token(cache) * tp,
+        # each pass reads a sequence's recurrent state and writes it back, on every TP rank
+        state_bytes_per_sequence=2 * sum(layer.state_bytes for layer in cache) * tp,
         bandwidth_gbs=gpu.bandwidth_gbs or 0, tflops=_tflops(gpu, precision), num_devices=tp,
         num_layers=layers, hidden_size=spec.hidden_size,
-        attention_flops_per_pair=2 * spec.num_attention_heads * qk * layers,
+        attention_flops_per_pair=2 * spec.num_attention_heads * qk * attention_layers,
         interconnect_gbs=getattr(gpu, "interconnect_gbs", None),
         moe_layers=f["moe_layers"], num_experts=f["num_experts"], experts_per_token=f["experts_per_token"],
         expert_bytes=f["expert_bytes"],

@@ -124,6 +124,7 @@ def step_ms(model: StepTimeModel, tokens: float, kv_tokens: float = 0.0, seqs: f
     seqs = tokens if seqs is None else max(seqs, 1e-9)
     t = model.overhead_ms + model.weights_ms + kv_tokens * model.kv_ms_per_token + tokens * model.compute_ms_per_token
     t += model.attention_ms_per_pair * kv_tokens * tokens / seqs if tokens else 0.0
+    t += seqs * model.state_ms_per_sequence
     if model.moe_layers and model.expert_ms:
         t += model.moe_layers * distinct_experts(tokens, model.num_experts, model.experts_per_token) * model.expert_ms
     return t
@@ -146,6 +147,7 @@ def roofline_step_model(
     num_experts: int = 0,
     experts_per_token: int = 0,
     expert_bytes: float = 0.0,
+    state_bytes_per_sequence: float = 0.0,
     fixed_ms: float | None = None,
     constants: StepConstants = H100_VLLM_V1,
     overhead_ms: float | None = None,
@@ -157,7 +159,8 @@ def roofline_step_model(
     - ``num_params`` active parameters: 2 FLOPs each per token, at the achieved share of peak;
     - per pass: a fixed cost, kernel launches per layer, MoE routing per MoE layer, and two
       all-reduces per layer under TP (latency growing with log2(TP), bytes per token over NVLink);
-    - MoE: each of ``moe_layers`` layers streams every distinct expert the pass's tokens touch.
+    - MoE: each of ``moe_layers`` layers streams every distinct expert the pass's tokens touch;
+    - linear-attention layers read and write each sequence's recurrent state (``state_bytes_per_sequence``) per pass.
     """
     if bandwidth_gbs <= 0 or tflops <= 0:
         raise ParameterError(
@@ -184,6 +187,7 @@ def roofline_step_model(
         kv_ms_per_token=kv_bytes_per_token / (bw * c.kv_efficiency) * 1e3,
         compute_ms_per_token=2 * num_params / fl * 1e3 + comm_per_token,
         attention_ms_per_pair=attention_flops_per_pair / fl * 1e3,
+        state_ms_per_sequence=state_bytes_per_sequence / (bw * c.kv_efficiency) * 1e3,
         moe_layers=moe_layers, num_experts=num_experts, experts_per_token=experts_per_token,
         expert_ms=expert_bytes / (bw * c.memory_efficiency) * 1e3 if moe_layers else 0.0,
     )

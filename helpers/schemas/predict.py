@@ -11,7 +11,7 @@ class StepTimeModel(BaseModel):
     """Time of one forward pass, additive (measured steps are, see helpers/step_model.py):
 
     ``overhead + weights + moe_layers * distinct_experts(tokens) * expert + kv_tokens * kv
-    + tokens * compute + attention pairs * attention``.
+    + tokens * compute + attention pairs * attention + sequences * state``.
 
     ``tokens`` is every token processed in the pass (batch x (k+1) when verifying), ``kv_tokens``
     every token of context read from the KV cache. A roofline comes from GPU and model catalog
@@ -25,6 +25,8 @@ class StepTimeModel(BaseModel):
     kv_ms_per_token: float = Field(0.0, ge=0, description="time to read one context token's KV cache")
     compute_ms_per_token: float = Field(ge=0, description="time to compute one token of the pass (and its all-reduce bytes)")
     attention_ms_per_pair: float = Field(0.0, ge=0, description="attention compute per (query token, context token) pair")
+    state_ms_per_sequence: float = Field(0.0, ge=0, description="time to read and write one sequence's fixed recurrent "
+                                         "state per pass (linear-attention layers: Qwen3-Next's Gated DeltaNet)")
     moe_layers: int = Field(0, ge=0, description="layers with routed experts")
     num_experts: int = Field(0, ge=0)
     experts_per_token: int = Field(0, ge=0)

@@ -128,3 +128,21 @@ def test_a_linear_layer_of_another_kind_is_budgeted_as_full_attention_not_as_fre
     spec = _dir(tmp_path, "other-linear", cfg)
     assert spec.kinds() == ["full"] * 48
     assert memory.kv_bytes_per_token(memory.kv_layers(spec)) == 48 * 2 * 2 * 256 * 2
+
+
+def test_the_step_model_reads_qwen3_next_s_recurrent_state_per_sequence_and_attends_in_12_layers():
+    """A decode pass of a hybrid model reads and writes each sequence's Gated DeltaNet state (36 layers x 1,097,728 B
+    at TP 1) and computes attention only in its 12 full layers."""
+    from playbook.helpers.catalog_predict import roofline_from_specs
+    from playbook.helpers.step_model import H100_VLLM_V1, step_ms
+
+    spec, gpu = models.resolve("Qwen3-Next-80B-A3B"), resolve_gpu("H100-SXM")
+    hybrid = roofline_from_specs(spec, gpu, name="t", precision="fp8")
+    as_full = roofline_from_specs(spec.model_copy(update={"layer_types": []}), gpu, name="t", precision="fp8")
+    bw = gpu.bandwidth_gbs * 1e9 * H100_VLLM_V1.kv_efficiency
+    assert hybrid.state_ms_per_sequence == pytest.approx(2 * 36 * 1_097_728 / bw * 1e3)
+    assert hybrid.attention_ms_per_pair == pytest.approx(as_full.attention_ms_per_pair * 12 / 48)
+    assert as_full.state_ms_per_sequence == 0
+    one, many = step_ms(hybrid, 1, 1024, seqs=1), step_ms(hybrid, 64, 64 * 1024, seqs=64)
+    assert many - one > 63 * hybrid.state_ms_per_sequence
+
