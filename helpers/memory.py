@@ -322,7 +322,9 @@ def budget(
 
     for m, quant in ((target, target_quant), (draft, draft_quant)):
         if m is not None and q.served_precision(m, quant) != quant:
-            warnings.append(f"{m.name} is a pre-quantized {m.quantization} checkpoint: budgeted at {m.quantization}, "
+            kind = f"{m.quant_method} ({m.quantization}-class weights, the other layers at 16 bits)" \
+                if m.quant_method else m.quantization
+            warnings.append(f"{m.name} is a pre-quantized {kind} checkpoint: budgeted at {m.quantization}, "
                             f"as vLLM loads it (not at {quant})")
     target_quant, draft_quant = q.served_precision(target, target_quant), q.served_precision(draft, draft_quant)
     tw = _weights(target, target_quant, group_size)

@@ -61,6 +61,9 @@ class ModelSpec(BaseModel):
     weight_bytes_on_disk: int = Field(0, description="tensor bytes per safetensors headers (0 = unknown)")
     dtype: str = "bfloat16"
     quantization: str = Field("", description="quant_method of a pre-quantized checkpoint (awq, gptq, fp8, ...)")
+    quant_method: str = Field("", description="a catalog entry's checkpoint format when its precision does not say "
+                              "which layers it quantizes (mxfp4: the routed experts only); a local checkpoint's is "
+                              "read from its config.json")
     defaulted: dict[str, int] = Field(default_factory=dict, description="shape fields config.json leaves out, at "
                                       "the values transformers fills in (and vLLM loads)")
 

@@ -186,3 +186,21 @@ def test_a_context_beyond_max_model_len_is_said_not_silently_clipped():
     b = memory.budget(models.resolve("Llama-3.1-8B"), None, gpus.get_gpu("H100-SXM"), method="none",
                       max_model_len=1024, context_length=4096)
     assert b.context_length == 1024 and any("context_length 4096 exceeds max_model_len 1024" in w for w in b.warnings)
+
+
+def test_catalog_gpt_oss_is_budgeted_as_its_mxfp4_checkpoint():
+    """gpt-oss from the catalog weighs what the local checkpoint does (tests/unit/test_qa5_configs.py: 12.8 GiB for
+    the 20b): MXFP4 routed experts at int4 (4 bits + a scale per 32), attention kept in bf16; alternate layers slide
+    over 128 tokens."""
+    from playbook.helpers import memory
+    from playbook.helpers.gpus import resolve_gpu
+
+    small, big = models.resolve("openai/gpt-oss-20b"), models.resolve("openai/gpt-oss-120b")
+    assert small.kinds()[:2] == ["sliding", "full"] and small.sliding_window == 128
+    assert models.param_breakdown(small)["unquantized"] == 24 * (2 * 2880 * 64 * 64 + 2 * 2880 * 8 * 64)
+    b = memory.budget(small, None, resolve_gpu("H100-SXM"), method="none", target_quant="bf16", max_model_len=32768)
+    assert b.target_weights_gib == pytest.approx(12.8, abs=0.05)
+    assert any("mxfp4 (int4-class weights, the other layers at 16 bits)" in w for w in b.warnings)
+    # the 120b: OpenAI's gpt-oss model card lists a 60.8 GiB checkpoint (as fitmygpu.com/models/gpt-oss-120b quotes it)
+    b = memory.budget(big, None, resolve_gpu("H100-SXM"), method="none", target_quant="bf16", max_model_len=32768)
+    assert b.target_weights_gib == pytest.approx(60.8, abs=0.15)
