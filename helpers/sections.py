@@ -274,6 +274,9 @@ def memory(run: RunDir, ev: Evidence) -> str:
                          f"{b.get('kv_cache_tokens_without_draft', 0):,} without"),
             ("KV bytes per token", f"{b.get('kv_bytes_per_token', '?')} B (target {b.get('kv_bytes_per_token_target', '?')} B"
                                    f" + draft {b.get('kv_bytes_per_token_draft', '?')} B)"),
+            *([("recurrent state per request", f"{b['state_bytes_per_request'] / 2**20:,.1f} MiB (linear-attention "
+                                                "layers: a fixed size, whatever the context)")]
+              if b.get("state_bytes_per_request") else []),
             (f"concurrent {b.get('context_length', '?')}-token requests",
              f"{b.get('concurrency_at_context', 0):,.0f} with the draft, {b.get('concurrency_at_context_without_draft', 0):,.0f} without"),
             ("draft weights / usable memory", f"{(b.get('draft_share_of_usable') or 0):.2%}"),

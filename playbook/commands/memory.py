@@ -208,9 +208,11 @@ def run(args: argparse.Namespace) -> int:
         print_json(out)
         return 0
     print(out["finding"])
-    for key in ("target_weights_gib", "draft_weights_gib", "kv_bytes_per_token", "kv_cache_gib", "kv_cache_tokens",
-                "max_concurrency", "max_concurrency_without_draft", "concurrency_lost_pct", "fits"):
-        print(f"  {key:32s} {out[key]}")
+    for key in ("target_weights_gib", "draft_weights_gib", "kv_bytes_per_token", "state_bytes_per_request",
+                "kv_cache_gib", "kv_cache_tokens", "max_concurrency", "max_concurrency_without_draft",
+                "concurrency_lost_pct", "fits"):
+        if key != "state_bytes_per_request" or out[key]:  # hybrid models only (linear-attention state)
+            print(f"  {key:32s} {out[key]}")
     if "allocated" in out:
         a = out["allocated"]
         for key in ("kv_cache_tokens", "max_concurrency", "kv_cache_gib", "weights_gib"):

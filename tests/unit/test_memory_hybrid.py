@@ -146,3 +146,19 @@ def test_the_step_model_reads_qwen3_next_s_recurrent_state_per_sequence_and_atte
     one, many = step_ms(hybrid, 1, 1024, seqs=1), step_ms(hybrid, 64, 64 * 1024, seqs=64)
     assert many - one > 63 * hybrid.state_ms_per_sequence
 
+
+
+def test_step_20_and_its_report_section_show_a_hybrid_model_s_state_per_request(tmp_path):
+    """The memory step on Qwen3-Next records the fixed state per request, and the report's memory section says it."""
+    from playbook.helpers import evidence, sections, steps
+    from playbook.helpers.params import MemoryParams
+    from tests.support.decide_fixtures import make_run
+
+    run = make_run(tmp_path / "run")
+    p = MemoryParams(run_dir=str(run.path), mode="managed", target_model="Qwen3-Next-80B-A3B", draft_model="",
+                     method="mtp", gpu="H100-SXM", num_gpus=4, tensor_parallel_size=4, max_model_len=32768,
+                     context_length=32768, gpu_memory_utilization=0.9)
+    budget = steps.memory(p, run).budget
+    assert budget.fits and budget.state_bytes_per_request > 0 and budget.kv_bytes_per_token_target == 12 * 1024
+    html = sections.memory(run, evidence.gather(run, 0.2))
+    assert "recurrent state per request" in html and f"{budget.state_bytes_per_request / 2**20:,.1f} MiB" in html
