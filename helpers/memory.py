@@ -7,7 +7,8 @@
   layer's page (``vllm/v1/kv_cache_interface.py``: ``UniformTypeKVCacheSpecs.page_size_bytes``).
 * ``num_blocks = kv_bytes // bytes_per_block``; per request a full-attention layer needs
   ``cdiv(max_model_len, block_size)`` blocks, a sliding-window layer
-  ``cdiv(min(window - 1 + max_in_flight_tokens, max_model_len), block_size) + 1``; hybrid models are
+  ``cdiv(min(window - 1 + max_in_flight_tokens, max_model_len), block_size) + 1`` (in flight: max_num_batched_tokens
+  per batch vLLM keeps in flight, :func:`concurrent_batches`); hybrid models are
   split into groups of equal layer count that share the block pool
   (``vllm/v1/core/kv_cache_utils.py``: ``_get_kv_cache_groups_uniform_page_size``).
 * Hybrid models: a chunked-local layer (Llama-4) would need ``cdiv(min(chunk + max_in_flight_tokens,
@@ -215,6 +216,17 @@ def default_scheduler_limits(gpu: GPUSpec) -> tuple[int, int]:
     return 2048, 256
 
 
+def concurrent_batches(method: str, pp: int = 1) -> int:
+    """Batches vLLM keeps in flight (``VllmConfig.max_concurrent_batches``): 2 with async scheduling, which it turns on
+    by default unless the speculative method does not support it (the CPU n-gram proposer, suffix) or PP > 1 on the V1
+    model runner, which then keeps PP batches (vllm/config/vllm.py). A sliding-window or chunked-local layer keeps
+    ``batches x max_num_batched_tokens`` tokens beyond its window (``max_in_flight_tokens``, since
+    vllm-project/vllm#47728, 2026-07; one batch's worth before it)."""
+    if pp > 1:
+        return pp
+    return 1 if method in ("ngram", "suffix") else 2
+
+
 def default_reserve_gib(target: ModelSpec, gpu: GPUSpec, tp: int = 1, enforce_eager: bool = False,
                         max_num_batched_tokens: int = 0, max_num_seqs: int = 0) -> float:
     """Per-GPU memory vLLM's profile run finds outside weights and KV cache (an estimate):
@@ -370,15 +382,16 @@ def budget(
                 f"({mem:.1f} GiB x {gpu_memory_utilization}); add GPUs (tensor or pipeline parallel), quantize, or raise "
                 "gpu_memory_utilization")
 
-    nb, tokens, conc = capacity(layers, max(kv_with, 0), max_model_len, bs, mbt)
-    nb0, tokens0, conc0 = capacity(t_layers, max(kv_without, 0), max_model_len, bs, mbt)
+    in_flight = mbt * concurrent_batches(method, pp)
+    nb, tokens, conc = capacity(layers, max(kv_with, 0), max_model_len, bs, in_flight)
+    nb0, tokens0, conc0 = capacity(t_layers, max(kv_without, 0), max_model_len, bs, mbt * concurrent_batches("none", pp))
     if not reasons and conc < 1:
         reasons.append(
             f"one request of max_model_len={max_model_len} needs more KV blocks than fit ({nb} blocks of {bs} tokens); "
             "vLLM refuses to start: lower max_model_len or free memory")
     look = num_speculative_tokens if (method != "none") else 0
-    at_ctx = concurrency_at(layers, nb, min(ctx + look, max_model_len), bs, mbt)  # vLLM caps slots at max_model_len
-    at_ctx0 = concurrency_at(t_layers, nb0, ctx, bs, mbt)
+    at_ctx = concurrency_at(layers, nb, min(ctx + look, max_model_len), bs, in_flight)  # slots capped at max_model_len
+    at_ctx0 = concurrency_at(t_layers, nb0, ctx, bs, mbt * concurrent_batches("none", pp))
     lost = max(0.0, at_ctx0 - at_ctx)
     lost_pct = 100.0 * lost / at_ctx0 if at_ctx0 else 0.0
 

@@ -68,8 +68,23 @@ def test_sliding_window_layers_hold_fewer_blocks_than_full_ones():
     full = g.model_copy(update={"layer_types": [], "sliding_window": 0})
     h100 = gpus.get_gpu("H100-SXM")
     kw = dict(method="none", max_model_len=32768, gpu_memory_utilization=0.9)
-    # 52 sliding layers in 6 padded groups of 10 (window 1024 + 8192 in-flight tokens) + 1 full group
-    assert memory.budget(g, None, h100, **kw).max_concurrency > 2 * memory.budget(full, None, h100, **kw).max_concurrency
+    # 52 sliding layers in 6 padded groups of 10 (window 1024 + 2 x 8192 in-flight tokens: async scheduling keeps two
+    # batches in flight) + 1 full group
+    assert memory.budget(g, None, h100, **kw).max_concurrency > 1.4 * memory.budget(full, None, h100, **kw).max_concurrency
+
+
+def test_sliding_layers_keep_the_batches_vllm_has_in_flight_beyond_their_window():
+    """vllm/config/vllm.py max_in_flight_tokens = max_concurrent_batches x max_num_batched_tokens: 2 batches with async
+    scheduling (vLLM's default), 1 when the method turns it off (the CPU n-gram proposer), PP batches under PP."""
+    assert (memory.concurrent_batches("none"), memory.concurrent_batches("eagle3"), memory.concurrent_batches("ngram"),
+            memory.concurrent_batches("none", pp=4)) == (2, 2, 1, 4)
+    g, h100 = models.from_catalog("Gemma-3-27B"), gpus.get_gpu("H100-SXM")
+    kw = dict(max_model_len=32768, gpu_memory_utilization=0.9)
+    plain, ngram = memory.budget(g, None, h100, method="none", **kw), memory.budget(g, None, h100, method="ngram", **kw)
+    assert plain.num_blocks == ngram.num_blocks and ngram.max_concurrency > 1.5 * plain.max_concurrency
+    layers = memory.kv_layers(g)
+    assert plain.kv_cache_tokens == memory.capacity(layers, int(plain.kv_cache_gib * 2**30), 32768, plain.block_size,
+                                                    2 * 8192)[1]
 
 
 def test_hybrid_groups_follow_vllm_layout():
