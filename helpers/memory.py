@@ -352,7 +352,7 @@ def budget(
     warnings += [_defaults_note(m) for m in (target, draft) if m is not None and m.defaulted]
     tw_gpu, dw_gpu = tw / (tp * pp), dw / tp  # vLLM's draft has no pipeline parallelism (SpeculativeConfig)
 
-    n_spec = 0 if method == "none" else num_speculative_tokens  # widens a linear layer's state
+    n_spec = 0 if method == "none" else num_speculative_tokens  # widens a linear layer's state and each request's slots
     t_layers = kv_layers(target, tp, kv_cache_dtype, num_layers=-(-target.num_layers // pp), num_spec=n_spec)
     d_layers = draft_kv_layers(method, target, draft, tp, kv_cache_dtype)
     t_layers = promote_chunked(t_layers)
@@ -382,16 +382,15 @@ def budget(
                 f"({mem:.1f} GiB x {gpu_memory_utilization}); add GPUs (tensor or pipeline parallel), quantize, or raise "
                 "gpu_memory_utilization")
 
-    in_flight = mbt * concurrent_batches(method, pp)
+    in_flight, in_flight0 = mbt * concurrent_batches(method, pp), mbt * concurrent_batches("none", pp)
     nb, tokens, conc = capacity(layers, max(kv_with, 0), max_model_len, bs, in_flight)
-    nb0, tokens0, conc0 = capacity(t_layers, max(kv_without, 0), max_model_len, bs, mbt * concurrent_batches("none", pp))
+    nb0, tokens0, conc0 = capacity(t_layers, max(kv_without, 0), max_model_len, bs, in_flight0)
     if not reasons and conc < 1:
         reasons.append(
             f"one request of max_model_len={max_model_len} needs more KV blocks than fit ({nb} blocks of {bs} tokens); "
             "vLLM refuses to start: lower max_model_len or free memory")
-    look = num_speculative_tokens if (method != "none") else 0
-    at_ctx = concurrency_at(layers, nb, min(ctx + look, max_model_len), bs, in_flight)  # slots capped at max_model_len
-    at_ctx0 = concurrency_at(t_layers, nb0, ctx, bs, mbt * concurrent_batches("none", pp))
+    at_ctx = concurrency_at(layers, nb, min(ctx + n_spec, max_model_len), bs, in_flight)  # slots capped at max_model_len
+    at_ctx0 = concurrency_at(t_layers, nb0, ctx, bs, in_flight0)
     lost = max(0.0, at_ctx0 - at_ctx)
     lost_pct = 100.0 * lost / at_ctx0 if at_ctx0 else 0.0
 
@@ -425,7 +424,7 @@ def budget(
         kv_cache_gib=round(max(kv_with, 0) / GiB, 4),
         num_blocks=nb, kv_cache_tokens=tokens, max_concurrency=round(conc, 4),
         kv_cache_tokens_without_draft=tokens0, max_concurrency_without_draft=round(conc0, 4),
-        lookahead_tokens_per_request=look,
+        lookahead_tokens_per_request=n_spec,
         concurrency_at_context=round(at_ctx, 3), concurrency_at_context_without_draft=round(at_ctx0, 3),
         concurrency_lost_to_draft=round(lost, 3), concurrency_lost_pct=round(lost_pct, 2),
         draft_share_of_usable=share_draft, target_share_of_vram=share_target,

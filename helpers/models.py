@@ -1014,8 +1014,8 @@ def _module_parts(spec: ModelSpec, moe_layer: bool) -> list[tuple[int, tuple[str
 
 
 def kept_linear_params(spec: ModelSpec) -> int:
-    """Linear parameters a pre-quantized checkpoint (local, or a catalog entry with a quant_method) keeps at 16 bits, which its quantized precision must not
-    price. MXFP4 (gpt-oss): every linear layer but the routed experts, whatever modules_to_not_convert lists, as
+    """Linear parameters a pre-quantized checkpoint (local, or a catalog entry with a quant_method) keeps at 16 bits,
+    which its quantized precision must not price. MXFP4 (gpt-oss): every linear layer but the routed experts, whatever modules_to_not_convert lists, as
     vLLM's Mxfp4Config.get_quant_method gives each LinearBase the UnquantizedLinearMethod and quantizes only FusedMoE
     (vllm/model_executor/layers/quantization/mxfp4.py; gpt-oss-20b: attention 0.64B params at bf16). Other formats:
     the modules their config excludes (:func:`_not_converted_patterns`), matched per layer against the module names
