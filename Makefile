@@ -81,9 +81,9 @@ browser-deps:
 	  echo "browser test: Chromium or chromedriver is missing; run: sudo apt-get install -y $(BROWSER_PKGS)"; \
 	fi
 
-# Two pytest-xdist workers: the tests that start vLLM servers or a browser, and the notebooks, run in order on one
-# while the other takes the unit and fault tests (root conftest.py). More workers gain nothing: the first is the
-# longer stream.
+# Two pytest-xdist workers (root conftest.py, tests/support/xdist_scopes.py): the tests that share the session's vLLM
+# servers, the browser's and the notebooks run in order on one; the engine tests with servers of their own start on
+# the other, then the unit and fault tests fill both. More workers gain nothing: two streams of servers do not fit.
 TEST_WORKERS ?= 2
 
 test: setup browser-deps
