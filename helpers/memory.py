@@ -353,11 +353,14 @@ def budget(
     tw_gpu, dw_gpu = tw / (tp * pp), dw / tp  # vLLM's draft has no pipeline parallelism (SpeculativeConfig)
 
     n_spec = 0 if method == "none" else num_speculative_tokens  # widens a linear layer's state and each request's slots
-    t_layers = kv_layers(target, tp, kv_cache_dtype, num_layers=-(-target.num_layers // pp), num_spec=n_spec)
+    stage = -(-target.num_layers // pp)
+    t_layers = promote_chunked(kv_layers(target, tp, kv_cache_dtype, num_layers=stage, num_spec=n_spec))
+    # the same server without speculation: a linear layer's states are neither widened nor 2 + k per request
+    t_layers0 = promote_chunked(kv_layers(target, tp, kv_cache_dtype, num_layers=stage)) if n_spec else t_layers
     d_layers = draft_kv_layers(method, target, draft, tp, kv_cache_dtype)
-    t_layers = promote_chunked(t_layers)
     layers = t_layers + d_layers
     bs = hybrid_block_size(t_layers, block_size or default_block_size(gpu, target))
+    bs0 = hybrid_block_size(t_layers0, block_size or default_block_size(gpu, target))
     reserve = default_reserve_gib(target, gpu, tp, max_num_batched_tokens=mbt) if reserve_gib < 0 else reserve_gib
     mem = gpu.memory_gib
     usable = mem * gpu_memory_utilization if mem else None
@@ -384,13 +387,13 @@ def budget(
 
     in_flight, in_flight0 = mbt * concurrent_batches(method, pp), mbt * concurrent_batches("none", pp)
     nb, tokens, conc = capacity(layers, max(kv_with, 0), max_model_len, bs, in_flight)
-    nb0, tokens0, conc0 = capacity(t_layers, max(kv_without, 0), max_model_len, bs, in_flight0)
+    nb0, tokens0, conc0 = capacity(t_layers0, max(kv_without, 0), max_model_len, bs0, in_flight0)
     if not reasons and conc < 1:
         reasons.append(
             f"one request of max_model_len={max_model_len} needs more KV blocks than fit ({nb} blocks of {bs} tokens); "
             "vLLM refuses to start: lower max_model_len or free memory")
     at_ctx = concurrency_at(layers, nb, min(ctx + n_spec, max_model_len), bs, in_flight)  # slots capped at max_model_len
-    at_ctx0 = concurrency_at(t_layers, nb0, ctx, bs, in_flight0)
+    at_ctx0 = concurrency_at(t_layers0, nb0, ctx, bs0, in_flight0)
     lost = max(0.0, at_ctx0 - at_ctx)
     lost_pct = 100.0 * lost / at_ctx0 if at_ctx0 else 0.0
 

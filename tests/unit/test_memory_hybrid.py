@@ -119,6 +119,22 @@ def test_budget_of_qwen3_next_on_one_h100():
     assert b.max_concurrency > 30  # 9.6 when every layer was counted as full attention
 
 
+@pytest.mark.parametrize("method, draft", [("mtp", None), ("ngram", None), ("draft_model", "Qwen3-0.6B")])
+def test_qwen3_next_without_speculation_is_the_server_without_it(method, draft):
+    """The "without" side of a speculative budget is the baseline server: states neither widened by k nor 2 + k."""
+    spec_model, gpu = models.resolve("Qwen3-Next-80B-A3B"), resolve_gpu("H100-SXM")
+    kw = dict(target_quant="int4", max_model_len=32768, context_length=8192)
+    base = memory.budget(spec_model, None, gpu, method="none", **kw)
+    b = memory.budget(spec_model, models.resolve(draft) if draft else None, gpu, method=method,
+                      num_speculative_tokens=4, **kw)
+    assert b.max_concurrency_without_draft == base.max_concurrency
+    assert b.kv_cache_tokens_without_draft == base.kv_cache_tokens
+    assert b.concurrency_at_context_without_draft == base.concurrency_at_context
+    # k=4 widens every state and holds 6 of them instead of 2 per linear layer: speculation costs concurrency
+    assert b.state_bytes_per_request > 3 * base.state_bytes_per_request
+    assert b.concurrency_at_context < base.concurrency_at_context and b.concurrency_lost_pct > 0
+
+
 def test_a_linear_layer_of_another_kind_is_budgeted_as_full_attention_not_as_free(tmp_path):
     """layer_types naming linear layers without Gated DeltaNet's sizes (Kimi-Linear, MiniMax): no state can be sized,
     so they keep KV like full attention (the budget errs towards less concurrency)."""
