@@ -155,6 +155,22 @@ def test_llama4_scout_counts_its_shared_expert_and_vision_tower(tmp_path):
     assert models.total_params(s) / 1e9 == pytest.approx(108.6, abs=0.4)
 
 
+@pytest.mark.parametrize("name, experts, step", [("Llama-4-Scout-17B-16E", 16, 1), ("Llama-4-Maverick-17B-128E", 128, 2)])
+def test_the_catalogs_llama4_entries_are_what_their_config_json_gives(tmp_path, name, experts, step):
+    """`playbook predict --target meta-llama/Llama-4-...` without the checkpoint: the catalog entry counts what the
+    published config.json does (weights, layer kinds, experts, vision tower) and budgets the same memory."""
+    cat, local = models.resolve(name), resolve(tmp_path, name, llama4(experts, step))
+    assert cat.source == "catalog" and cat.kinds() == local.kinds() and cat.kinds().count("chunked") == 36
+    assert models.total_params(cat) == pytest.approx(models.total_params(local), rel=1e-3)
+    assert (cat.first_k_dense, cat.num_experts, cat.num_shared_experts) == (local.first_k_dense, local.num_experts, 1)
+    assert catalog_predict.pass_facts(cat)["active_params"] == pytest.approx(
+        catalog_predict.pass_facts(local)["active_params"], rel=1e-6)
+    h200 = gpus.get_gpu("H200")
+    kw = dict(method="none", num_gpus=8, tensor_parallel_size=8, max_model_len=32768)
+    assert memory.budget(cat, None, h200, **kw).max_concurrency == pytest.approx(
+        memory.budget(local, None, h200, **kw).max_concurrency, rel=1e-3)
+
+
 def test_moe_layer_layouts_follow_vllms_loaders():
     assert models.moe_layer_flags({"interleave_moe_layer_step": 2}, 4) == [False, True, False, True]
     assert models.moe_layer_flags({"decoder_sparse_step": 1, "mlp_only_layers": [0, 2]}, 4) == [False, True, False, True]
