@@ -17,6 +17,12 @@ from playbook import __version__
 from playbook.commands import load_commands
 from playbook.helpers.errors import PlaybookError
 
+# jsonschema (under nbformat, papermill, nbconvert) imports rfc3987_syntax when it is installed (jupyter-events pulls
+# it in) for one optional check, the "iri" string format, and that import builds a Lark grammar: ~2.5 s of every
+# command that reads or runs a notebook, measured on 2 cores. No notebook schema uses that format; with the entry
+# None, jsonschema's guarded import fails and it leaves the check out (jsonschema/_format.py).
+sys.modules.setdefault("rfc3987_syntax", None)
+
 
 class Parser(argparse.ArgumentParser):
     """argparse's usage errors in the playbook's own form: one ``error:`` line naming the argument, and a
