@@ -359,8 +359,8 @@ def budget(
     t_layers0 = promote_chunked(kv_layers(target, tp, kv_cache_dtype, num_layers=stage)) if n_spec else t_layers
     d_layers = draft_kv_layers(method, target, draft, tp, kv_cache_dtype)
     layers = t_layers + d_layers
-    bs = hybrid_block_size(t_layers, block_size or default_block_size(gpu, target))
-    bs0 = hybrid_block_size(t_layers0, block_size or default_block_size(gpu, target))
+    asked_block = block_size or default_block_size(gpu, target)
+    bs, bs0 = hybrid_block_size(t_layers, asked_block), hybrid_block_size(t_layers0, asked_block)
     reserve = default_reserve_gib(target, gpu, tp, max_num_batched_tokens=mbt) if reserve_gib < 0 else reserve_gib
     mem = gpu.memory_gib
     usable = mem * gpu_memory_utilization if mem else None
