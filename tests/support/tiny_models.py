@@ -81,6 +81,18 @@ def write_safetensors(path, tensors: dict[str, tuple[str, list[int]]]) -> None:
         fh.write(struct.pack("<Q", len(blob)) + blob + b"\0" * offset)
 
 
+def config_dir(root, name: str, cfg: dict, index: dict | None = None, tokenizer: dict | None = None) -> Path:
+    """A weightless model directory: ``config.json`` (and, if given, a safetensors index and a tokenizer.json)."""
+    d = Path(root) / name
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps(cfg))
+    if index is not None:
+        (d / "model.safetensors.index.json").write_text(json.dumps(index))
+    if tokenizer is not None:
+        (d / "tokenizer.json").write_text(json.dumps(tokenizer))
+    return d
+
+
 def llama_dir(tmp_path, name="m", layers=2, hidden=64, heads=2, kv=1, vocab=100, tie=False, extra_cfg=None, drop=()):
     d = tmp_path / name
     d.mkdir()

@@ -5,12 +5,11 @@ vllm/platforms/interface.py _align_hybrid_block_size). No public start-up log of
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from playbook.helpers import memory, models
 from playbook.helpers.gpus import resolve_gpu
+from tests.support.tiny_models import config_dir
 
 GiB = 2**30
 
@@ -36,10 +35,7 @@ SCOUT_TEXT = {
 
 
 def _dir(tmp_path, name, cfg):
-    d = tmp_path / name
-    d.mkdir()
-    (d / "config.json").write_text(json.dumps(cfg))
-    return models.resolve(str(d))
+    return models.resolve(str(config_dir(tmp_path, name, cfg)))
 
 
 @pytest.fixture

@@ -11,23 +11,13 @@ import pytest
 
 from playbook.helpers import catalog_predict, compat, drafts, gpus, memory, models
 from playbook.helpers import quantization as q
+from tests.support.tiny_models import config_dir
 
 GiB = 2**30
 
 
-def write_model(root, name: str, cfg: dict, index: dict | None = None, tokenizer: dict | None = None):
-    d = root / name
-    d.mkdir()
-    (d / "config.json").write_text(json.dumps(cfg))
-    if index is not None:
-        (d / "model.safetensors.index.json").write_text(json.dumps(index))
-    if tokenizer is not None:
-        (d / "tokenizer.json").write_text(json.dumps(tokenizer))
-    return d
-
-
 def resolve(root, name: str, cfg: dict, **kw):
-    return models.resolve(str(write_model(root, name, cfg, **kw)))
+    return models.resolve(str(config_dir(root, name, cfg, **kw)))
 
 
 def weights_gib(spec) -> float:
@@ -399,7 +389,7 @@ def _safetensors(path, tensors: dict[str, list[int]]):
 def test_vision_tensors_in_safetensors_are_counted_exactly(tmp_path):
     cfg = {**QWEN25_VL_7B, "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 2,
            "num_key_value_heads": 1, "num_hidden_layers": 1, "vocab_size": 100}
-    d = write_model(tmp_path, "vl", cfg)
+    d = config_dir(tmp_path, "vl", cfg)
     _safetensors(d / "model.safetensors", {"model.embed_tokens.weight": [100, 64], "lm_head.weight": [100, 64],
                                           "model.layers.0.mlp.down_proj.weight": [64, 128],
                                           "visual.blocks.0.mlp.down_proj.weight": [1280, 3420]})
@@ -434,7 +424,7 @@ def test_an_index_naming_no_mtp_tensors_is_taken_whole(tmp_path):
 def test_mtp_tensors_in_safetensors_are_not_counted_as_the_target(tmp_path):
     cfg = {**LLAMA31_8B, "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 2,
            "num_key_value_heads": 1, "num_hidden_layers": 1, "vocab_size": 100, "num_nextn_predict_layers": 1}
-    d = write_model(tmp_path, "m", cfg)
+    d = config_dir(tmp_path, "m", cfg)
     _safetensors(d / "model.safetensors", {"model.embed_tokens.weight": [100, 64], "lm_head.weight": [100, 64],
                                           "model.layers.0.mlp.down_proj.weight": [64, 128],
                                           "model.layers.1.eh_proj.weight": [64, 128]})

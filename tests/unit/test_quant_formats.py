@@ -10,6 +10,7 @@ import pytest
 
 from playbook.cli import main
 from playbook.helpers import gpus, memory, models, quantization
+from tests.support.tiny_models import config_dir
 
 LLAMA_8B = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 4096,
             "intermediate_size": 14336, "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 8,
@@ -18,10 +19,7 @@ LLAMA_8B = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidde
 
 def _dir(tmp_path, name: str, qc: dict | None = None):
     """A config-only Llama-3.1-8B directory (as /tmp/qa3/models), with this quantization_config."""
-    d = tmp_path / name
-    d.mkdir()
-    (d / "config.json").write_text(json.dumps({**LLAMA_8B, **({"quantization_config": qc} if qc else {})}))
-    return d
+    return config_dir(tmp_path, name, {**LLAMA_8B, **({"quantization_config": qc} if qc else {})})
 
 
 # transformers BitsAndBytesConfig.to_dict() as saved with a 4-bit checkpoint (private and public keys)
