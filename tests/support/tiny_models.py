@@ -94,15 +94,13 @@ def config_dir(root, name: str, cfg: dict, index: dict | None = None, tokenizer:
 
 
 def llama_dir(tmp_path, name="m", layers=2, hidden=64, heads=2, kv=1, vocab=100, tie=False, extra_cfg=None, drop=()):
-    d = tmp_path / name
-    d.mkdir()
     cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": hidden,
            "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": kv,
            "intermediate_size": hidden * 2, "vocab_size": vocab, "tie_word_embeddings": tie,
            "torch_dtype": "bfloat16", **(extra_cfg or {})}
     for k in drop:
         cfg.pop(k)
-    (d / "config.json").write_text(json.dumps(cfg))
+    d = config_dir(tmp_path, name, cfg)
     hd = hidden // heads
     t = {"model.embed_tokens.weight": ("BF16", [vocab, hidden]), "model.norm.weight": ("BF16", [hidden])}
     if not tie:

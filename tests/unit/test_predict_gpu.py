@@ -22,6 +22,7 @@ from playbook.helpers import (
     step_model,
 )
 from playbook.helpers.errors import ParameterError
+from tests.support.tiny_models import config_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,10 +36,7 @@ EAGLE3_8B = {
 
 @pytest.fixture
 def eagle3_head(tmp_path):
-    d = tmp_path / "EAGLE3-LLaMA3.1-Instruct-8B"
-    d.mkdir()
-    (d / "config.json").write_text(json.dumps(EAGLE3_8B))
-    return d
+    return config_dir(tmp_path, "EAGLE3-LLaMA3.1-Instruct-8B", EAGLE3_8B)
 
 
 def _curve(target, draft, gpu="H100-SXM", **kw):

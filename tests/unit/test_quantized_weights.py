@@ -7,6 +7,7 @@ import struct
 import pytest
 
 from playbook.helpers import gpus, memory, models
+from tests.support.tiny_models import config_dir
 
 CFG = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 256, "intermediate_size": 512,
        "num_attention_heads": 4, "num_key_value_heads": 2, "num_hidden_layers": 2, "vocab_size": 1000,
@@ -26,9 +27,7 @@ def _header_only_safetensors(path, tensors):
 
 @pytest.fixture
 def w8a8_dir(tmp_path):
-    d = tmp_path / "tiny-w8a8"
-    d.mkdir()
-    (d / "config.json").write_text(json.dumps(CFG))
+    d = config_dir(tmp_path, "tiny-w8a8", CFG)
     _header_only_safetensors(d / "model.safetensors", {
         "model.embed_tokens.weight": ("BF16", [1000, 256], 512000),
         "model.layers.0.mlp.down_proj.weight": ("I8", [256, 512], 131072),
@@ -47,11 +46,7 @@ def test_prequantized_weights_from_headers(w8a8_dir):
 
 
 def test_index_total_size_when_shards_absent(tmp_path):
-    d = tmp_path / "index-only"
-    d.mkdir()
-    (d / "config.json").write_text(json.dumps(CFG))
-    (d / "model.safetensors.index.json").write_text(json.dumps({"metadata": {"total_size": 72_717_000_000},
-                                                                "weight_map": {}}))
+    d = config_dir(tmp_path, "index-only", CFG, index={"metadata": {"total_size": 72_717_000_000}, "weight_map": {}})
     spec = models.resolve(str(d))
     assert spec.weight_bytes_on_disk == 72_717_000_000  # 67.72 GiB, what vLLM logged for the w8a8 70B
     b = memory.budget(spec, None, gpus.get_gpu("H100-SXM"), method="ngram", target_quant="int8")
