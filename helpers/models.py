@@ -1023,7 +1023,8 @@ def kept_linear_params(spec: ModelSpec) -> int:
     'other'), so a pattern naming them changes nothing here."""
     if not spec.quantization or spec.eagle_head:
         return 0
-    qc = _quant_config(spec) or ({"quant_method": spec.quant_method} if spec.quant_method else {})
+    qc = _quant_config(spec) or ({"quant_method": spec.quant_method, "modules_to_not_convert": spec.not_converted}
+                                 if spec.quant_method else {})
     if not qc:
         return 0
     flags = _moe_flags(spec)

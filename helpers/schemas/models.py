@@ -64,6 +64,9 @@ class ModelSpec(BaseModel):
     quant_method: str = Field("", description="a catalog entry's checkpoint format when its precision does not say "
                               "which layers it quantizes (mxfp4: the routed experts only); a local checkpoint's is "
                               "read from its config.json")
+    not_converted: list[str] = Field(default_factory=list, description="a catalog entry's modules its checkpoint "
+                                     "keeps at 16 bits (quantization_config.modules_to_not_convert); a local "
+                                     "checkpoint's are read from its config.json")
     defaulted: dict[str, int] = Field(default_factory=dict, description="shape fields config.json leaves out, at "
                                       "the values transformers fills in (and vLLM loads)")
 

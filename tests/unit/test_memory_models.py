@@ -204,3 +204,18 @@ def test_catalog_gpt_oss_is_budgeted_as_its_mxfp4_checkpoint():
     # the 120b: OpenAI's gpt-oss model card lists a 60.8 GiB checkpoint (as fitmygpu.com/models/gpt-oss-120b quotes it)
     b = memory.budget(big, None, resolve_gpu("H100-SXM"), method="none", target_quant="bf16", max_model_len=32768)
     assert b.target_weights_gib == pytest.approx(60.8, abs=0.15)
+
+
+def test_meta_fp8_405b_keeps_attention_and_its_end_layers_in_bf16():
+    """Meta's FBGEMM FP8 405B quantizes only the MLPs of layers 1-124: vLLM loaded it at 57.752 GiB per GPU on 8x H100
+    (vllm-project/vllm#6746). Every linear layer at FP8 (the BF16 model quantized on the fly) would be 18% lighter."""
+    from playbook.helpers import gpus, memory
+
+    h100 = gpus.get_gpu("H100-SXM")
+    meta = memory.budget(models.resolve("meta-llama/Llama-3.1-405B-Instruct-FP8"), None, h100, method="none",
+                         num_gpus=8, tensor_parallel_size=8)
+    on_the_fly = memory.budget(models.resolve("Llama-3.1-405B"), None, h100, method="none", num_gpus=8,
+                               tensor_parallel_size=8, target_quant="fp8")
+    assert meta.target_quant == "fp8" and meta.target_weights_gib / 8 == pytest.approx(57.752, rel=0.03)
+    assert on_the_fly.target_weights_gib / 8 < 0.85 * 57.752
+    assert any("fbgemm_fp8 (fp8-class weights, the other layers at 16 bits)" in w for w in meta.warnings)
