@@ -105,12 +105,28 @@ def test_the_mixed_workload_does_not_measure_on(two_fakes, tmp_path, monkeypatch
     assert res.speedup[0].rounds == 3 and len(calls) == 3  # homogeneous: 2 pairs, 1 more; mixed: 2 pairs
 
 
+def _virtual_clock(monkeypatch, round_s: float) -> None:
+    """The loop's clock advances ``round_s`` per round and not otherwise: its budgets count rounds, not this machine's
+    load (under a busy CPU the real clock spent the 1.5 s budget within two pairs)."""
+    now = [0.0]
+    real_round = loadtest._round
+
+    def timed_round(*args, **kwargs):
+        now[0] += round_s
+        return real_round(*args, **kwargs)
+
+    monkeypatch.setattr(loadtest, "_round", timed_round)
+    monkeypatch.setattr(loadtest, "time", type("Clock", (), {"monotonic": staticmethod(lambda: now[0])}))
+
+
 def test_the_decision_budget_caps_it_and_says_so(two_fakes, tmp_path, monkeypatch):
     """As the budget runs out, the pairs it still allows cannot narrow the interval enough: the level stops."""
     calls = _scripted(monkeypatch, [(0.84, 0.63, 1.11)])
+    _virtual_clock(monkeypatch, 0.1)  # 0.2 s per pair
     p = _params(two_fakes, level_time_budget_s=0.5, level_decision_budget_s=1.5)
     sp = _level(p, tmp_path)
-    assert len(calls) > 2 and sp.rounds == calls[-1]  # past the 0.5 s budget, within the 1.5 s one
+    # past the 0.5 s budget at 2 pairs (one more would end at 0.6 s), on until one more would end past 1.5 s
+    assert calls == [2, 3, 4, 5, 6, 7] and sp.rounds == 7
     assert sp.stop_reason.endswith("; measured on while its interval held 1 and 1.1; its interval holds 1 and 1.1, "
                                    "too near the point estimate for the pairs of 1.5 s to settle")
 
