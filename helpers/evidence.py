@@ -406,6 +406,7 @@ def _from_memory(mem: MemoryResult, ev: Evidence) -> None:
     ev.max_concurrency_spec = b.concurrency_at_context
     ev.memory_context_length = b.context_length
     ev.kv_cache_tokens = b.kv_cache_tokens
+    ev.num_gpus = b.num_gpus
     ev.precision_in_use = (b.target_quant, b.draft_quant)
     if not ev.target:
         ev.target = b.target

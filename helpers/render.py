@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 import pandas as pd
 
 from . import glossary
+from .multinode import NODES_LABEL, as_script
 from .schemas.decision import Decision, Evidence, RuleResult
 
 _BG = {"GO": "#e8f5e9", "GO WITH LIMITS": "#fff8e1", "NO-GO": "#ffebee", "INCONCLUSIVE": "#eeeeee"}
@@ -91,7 +92,9 @@ def config_block(decision: Decision) -> str:
     if not rec.enable:
         return f"<p><b>Recommended: leave speculative decoding off.</b></p><ul>{notes}</ul>"
     cmd = rec.launch_command or "--speculative-config '" + json.dumps(rec.speculative_config) + "'"
-    return f"<p><b>Recommended launch command</b> (vLLM {esc(decision.versions.get('vllm', ''))}):</p>{code(cmd)}<ul>{notes}</ul>"
+    nodes = f"<p><b>{esc(NODES_LABEL)}</b>:</p>{code(as_script(rec.node_commands))}" if rec.node_commands else ""
+    return (f"<p><b>Recommended launch command</b> (vLLM {esc(decision.versions.get('vllm', ''))}):</p>{code(cmd)}"
+            f"{nodes}<ul>{notes}</ul>")
 
 
 def servers_table(summary: dict | None) -> str:

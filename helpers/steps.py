@@ -220,7 +220,7 @@ def report(p: ReportParams, run: RunDir) -> ReportResult:
     check = prediction_check.check_against_load(prediction, ev.load_levels) if prediction and ev.load_kind == "concurrency" \
         else None
     decision = decide.decide_for(ev, p)
-    decision.recommended.launch_command = decide.launch_command_for(p, decision.recommended)
+    decision.recommended.launch_command = decide.launch_command_for(p, decision.recommended, ev.num_gpus)
     decision.monitoring = monitoring.monitoring_plan(decision, ev, slo_tpot_ms=p.slo_tpot_ms, model_name=p.served_model_name,
                                                      no_go_below=p.acceptance_no_go_below)
     decision.monitoring["files"] = ops_outputs.write_ops_outputs(run.path, decision.monitoring)  # rules + dashboard

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+from .multinode import NODES_LABEL, as_script
 from .prediction_check import error_sentence
 from .schemas.decision import Decision, Evidence
 from .schemas.predict import PredictionCheck
@@ -64,6 +65,8 @@ def summary_markdown(decision: Decision, ev: Evidence, check: PredictionCheck | 
     lines += ["", "**Configuration**", ""]
     if rec.enable:
         lines += ["```", rec.launch_command or "--speculative-config '" + json.dumps(rec.speculative_config) + "'", "```"]
+        if rec.node_commands:
+            lines += ["", f"{NODES_LABEL}:", "", "```", as_script(rec.node_commands), "```", ""]
         lines += [f"- {_md_escape(n)}" for n in rec.notes]
     else:
         lines += [f"- {_md_escape(n)}" for n in rec.notes] or ["- keep speculative decoding off"]

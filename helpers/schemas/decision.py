@@ -106,6 +106,7 @@ class Evidence(BaseModel):
     usable_memory_gib: float | None = Field(None, description="memory vLLM may use per GPU (x utilization)")
     gpu_memory_gib: float | None = Field(None, description="memory per GPU (VRAM)")
     kv_cache_tokens: int | None = None
+    num_gpus: int | None = Field(None, description="GPUs on the node step 20 budgeted (num_gpus)")
     target_weights_gib: float | None = None
     draft_weights_gib: float | None = None
     max_concurrency_baseline: float | None = None
@@ -156,6 +157,21 @@ class RuleResult(BaseModel):
     measure_next: str = Field("", description="what to measure when the verdict is unknown")
 
 
+class NodeCommand(BaseModel):
+    """One command, where it runs and in which order (the list's)."""
+
+    node: str = Field(description="where it runs: 'head node', 'node 2 of 3'")
+    command: str
+
+
+class NodePlan(BaseModel):
+    """The commands besides the head's launch command, and what to check before running them."""
+
+    nodes: int = 1
+    commands: list[NodeCommand] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+
 class RecommendedConfig(BaseModel):
     enable: bool
     method: str = ""
@@ -168,6 +184,8 @@ class RecommendedConfig(BaseModel):
     max_concurrency: float | None = Field(None, description="speculation pays below this load")
     speculative_config: dict = Field(default_factory=dict)
     launch_command: str = ""
+    node_commands: list[NodeCommand] = Field(default_factory=list, description="when the server spans nodes: what "
+                                             "the other nodes run (a Ray cluster: before the launch command)")
     notes: list[str] = Field(default_factory=list)
 
 
