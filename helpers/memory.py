@@ -323,7 +323,9 @@ def budget(
         reasons.append(f"max_model_len {max_model_len} {beyond}: vLLM refuses to start; lower max_model_len to "
                        f"{target.max_position_embeddings} or less")
     mbt = max_num_batched_tokens or default_scheduler_limits(gpu)[0]
-    if tp > num_gpus:
+    if tp_spans_nodes(num_gpus, tp):  # one tensor-parallel group over whole nodes: said, not refused
+        warnings.append(tp_across_nodes_note(tp, num_gpus, pp))
+    elif tp > num_gpus:
         reasons.append(f"tensor_parallel_size {tp} needs {tp} GPUs; the node has {num_gpus}")
     elif tp * pp > num_gpus:  # stages may sit on other nodes (vLLM with Ray): said, not refused
         warnings.append(f"tensor_parallel_size {tp} x pipeline_parallel_size {pp} needs {tp * pp} GPUs; the node has "
@@ -490,6 +492,21 @@ def plot_budget(budgets: list[MemoryBudget], path=None):
     if path:
         fig.savefig(path, dpi=110)
     return fig
+
+
+def tp_spans_nodes(num_gpus: int, tp: int) -> bool:
+    """A tensor-parallel group over several whole nodes of ``num_gpus`` (vLLM with Ray or --nnodes): TP 16 on nodes
+    of 8. Not for nodes of one GPU, where a TP above 1 is more likely a num_gpus left at its default."""
+    return tp > num_gpus >= 2 and tp % num_gpus == 0
+
+
+def tp_across_nodes_note(tp: int, num_gpus: int, pp: int = 1) -> str:
+    """A tensor-parallel group over several nodes: what it needs and costs."""
+    stages = f" ({tp // num_gpus * pp} nodes for its {pp} pipeline stages)" if pp > 1 else ""
+    return (f"tensor_parallel_size {tp} spans {tp // num_gpus} nodes of {num_gpus} GPUs{stages}: every "
+            "layer's all-reduces cross the network between nodes, much slower than NVLink within one (vLLM's docs "
+            "put tensor parallelism within a node and pipeline stages across nodes); vLLM with "
+            "--distributed-executor-backend ray or --nnodes; budgeted per GPU as if they run")
 
 
 def data_parallel_notes(dp: int, tp: int, pp: int, num_gpus: int) -> list[str]:

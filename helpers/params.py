@@ -126,18 +126,20 @@ def check_key_env(v: str) -> str:
 
 
 def check_gpus_per_group(num_gpus: int, tp: int) -> None:
-    """vLLM runs whole tensor-parallel groups: the GPUs must be a multiple of tensor_parallel_size
-    (``playbook predict`` refuses the same)."""
-    if tp < 1 or num_gpus < 1 or num_gpus % tp == 0:
+    """vLLM runs whole tensor-parallel groups: the GPUs must be a multiple of tensor_parallel_size, or, for a group
+    over several nodes, tensor_parallel_size a multiple of the node's GPUs (:func:`tp_spans_nodes`; ``playbook
+    predict`` refuses the same)."""
+    from .memory import tp_spans_nodes
+
+    if tp < 1 or num_gpus < 1 or num_gpus % tp == 0 or tp_spans_nodes(num_gpus, tp):
         return
     ng, tpn = shown_name("num_gpus"), shown_name("tensor_parallel_size")
     if num_gpus < tp:
-        ppn = shown_name("pipeline_parallel_size")
+        across = (f"; across nodes (vLLM with Ray or --nnodes) give {tpn} as a multiple of {num_gpus}, the GPUs of "
+                  f"each node (e.g. {tp // num_gpus * num_gpus or num_gpus} or {(tp // num_gpus + 1) * num_gpus})"
+                  if num_gpus >= 2 else "")
         raise ValueError(f"{tpn} {tp} needs {tp} GPUs, but {ng} (the GPUs on the node) is {num_gpus}: if the node has "
-                         f"more, give them (e.g. {ng} {tp}); else lower {tpn} to at most {num_gpus}, or, across nodes "
-                         f"(vLLM with Ray), keep {tpn} within a node and give the other nodes pipeline stages ({tpn} "
-                         f"{num_gpus} with {ppn} {max(2, tp // max(1, num_gpus))}): tensor parallelism across nodes is "
-                         "not budgeted here")
+                         f"more, give them (e.g. {ng} {tp}), or lower {tpn} to at most {num_gpus}{across}")
     fits = " or ".join(str(n) for n in (num_gpus // tp * tp, (num_gpus // tp + 1) * tp))
     raise ValueError(f"{ng} {num_gpus} is not a multiple of {tpn} {tp} (vLLM runs whole tensor-parallel groups of "
                      f"{tp} GPUs); use e.g. {ng} {fits} with {tpn} {tp}")

@@ -109,8 +109,8 @@ def test_not_fitting_is_fits_false_with_a_reason_never_an_exception():
     assert b.kv_cache_tokens == 0 and b.max_concurrency == 0
     too_long = memory.budget(spec(), None, gpus.get_gpu("cpu"), method="none", kv_cache_gib=0.0001, max_model_len=1024)
     assert not too_long.fits and "max_model_len" in too_long.reasons[0]
-    more_tp = memory.budget(spec(), None, gpus.get_gpu("H100-SXM"), method="none", tensor_parallel_size=4, num_gpus=2)
-    assert not more_tp.fits and "needs 4 GPUs" in more_tp.reasons[0]
+    more_tp = memory.budget(spec(), None, gpus.get_gpu("H100-SXM"), method="none", tensor_parallel_size=4, num_gpus=3)
+    assert not more_tp.fits and "needs 4 GPUs" in more_tp.reasons[0]  # not whole nodes of 3
 
 
 def test_rules_report_draft_share_and_target_share():

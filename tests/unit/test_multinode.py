@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import shlex
+
+import pytest
 
 from playbook.helpers import decide, multinode, render, summary
 from playbook.helpers.params import ReportParams
@@ -83,3 +86,46 @@ def test_the_report_shows_the_other_nodes_commands():
     assert multinode.NODES_LABEL in md and "# node 2 of 2\nray start --address=" in md
     html = render.config_block(decision)
     assert "ray start --head --port=6379" in html and "&quot;$HEAD_NODE_IP&quot;:6379" in html
+
+
+# -- a tensor-parallel group over whole nodes ----------------------------------------------------------------------
+
+def test_tensor_parallelism_over_whole_nodes_is_budgeted_and_said():
+    """DeepSeek-V3 at TP 16 on two nodes of 8 H100s (vLLM with Ray or --nnodes): budgeted per GPU, with what it costs;
+    TP 16 on nodes of 6 GPUs is no whole number of nodes, and a 1-GPU node with TP 2 is a num_gpus left at 1."""
+    from playbook.helpers import gpus, memory, models
+    from playbook.helpers.errors import ParameterError
+    from playbook.helpers.params import MemoryParams, validate_params
+
+    target, h100 = models.resolve("DeepSeek-V3"), gpus.get_gpu("H100-SXM")
+    two_nodes = memory.budget(target, None, h100, method="mtp", num_gpus=8, tensor_parallel_size=16)
+    one_node = memory.budget(target, None, h100, method="mtp", num_gpus=16, tensor_parallel_size=16)
+    assert two_nodes.fits and two_nodes.kv_cache_tokens == one_node.kv_cache_tokens > 0
+    assert any(w.startswith("tensor_parallel_size 16 spans 2 nodes of 8 GPUs") for w in two_nodes.warnings)
+    assert not any("spans" in w for w in one_node.warnings)
+    staged = memory.budget(target, None, h100, method="mtp", num_gpus=8, tensor_parallel_size=16,
+                           pipeline_parallel_size=2)
+    assert any("(4 nodes for its 2 pipeline stages)" in w for w in staged.warnings)
+    assert not memory.budget(target, None, h100, method="mtp", num_gpus=6, tensor_parallel_size=16).fits
+    base = {"target_model": "DeepSeek-V3", "method": "mtp", "gpu": "H100-SXM", "mode": "managed"}
+    assert validate_params(MemoryParams, {**base, "num_gpus": 8, "tensor_parallel_size": 16}).num_gpus == 8
+    for num_gpus, tp, said in [(6, 16, "as a multiple of 6, the GPUs of each node (e.g. 12 or 18)"),
+                               (1, 2, "lower tensor_parallel_size to at most 1")]:
+        with pytest.raises(ParameterError) as err:
+            validate_params(MemoryParams, {**base, "num_gpus": num_gpus, "tensor_parallel_size": tp})
+        assert said in str(err.value)
+    assert "across nodes" not in str(err.value)  # nodes of one GPU: no TP across them is offered
+
+
+def test_predict_over_whole_nodes_says_its_all_reduces_are_optimistic(capsys):
+    from playbook.cli import main
+
+    rc = main(["predict", "--target", "DeepSeek-V3", "--gpu", "H100-SXM", "--num-gpus", "8", "--tp", "16",
+               "--method", "mtp", "-k", "1", "--acceptance-length", "1.8", "--batch-sizes", "1,16", "--json"])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    notes = json.loads(out.out)["assumptions"]
+    assert any("spans 2 nodes of 8 GPUs" in n and "prediction is optimistic" in n for n in notes)
+    assert main(["predict", "--target", "DeepSeek-V3", "--gpu", "H100-SXM", "--num-gpus", "6", "--tp", "16",
+                 "--method", "mtp", "-k", "1", "--acceptance-length", "1.8"]) == 1
+    assert "--tp 16 needs 16 GPUs" in capsys.readouterr().err
