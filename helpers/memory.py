@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from . import quantization as q
 from .drafts import head_mismatch
-from .models import beyond_max_context, mtp_params, param_breakdown
+from .models import beyond_max_context, mtp_params, param_breakdown, quant_method_of
 from .schemas.memory import MemoryBudget, MemoryLogCheck, PrecisionRow, RuleCheck
 from .schemas.models import GPUSpec, ModelSpec
 from .schemas.startup_log import StartupLog
@@ -196,6 +196,16 @@ def concurrency_at(layers: list[KVLayer], num_blocks: int, length: int, block_si
     return num_blocks / per_request
 
 
+# vLLM converts MXFP4 experts to its MoE kernel's layout at load and may pad their dimensions to the kernel's tile
+# (vllm/model_executor/layers/fused_moe/oracle/mxfp4.py, mxfp4_round_up_hidden_size_and_intermediate_size: 64 to
+# 256 by backend and version), so what it holds is not the checkpoint's bytes; one measurement, not a rule to apply.
+MXFP4_LOADED = ("MXFP4 experts: budgeted at the checkpoint's bytes, while vLLM converts them to its MoE kernel's "
+                "layout and may pad them: vLLM 0.14.1 held gpt-oss-120b at 64.38 GiB on one H100 (Triton backend; "
+                "vllm-project/vllm#33155), 6% above the checkpoint's 60.7 GiB, so the KV cache can be GiBs smaller "
+                "than budgeted here; step 20 in managed mode compares with the start-up log, or give --reserve-gib "
+                "from it")
+
+
 # -- vLLM defaults ----------------------------------------------------------------------------
 def default_block_size(gpu: GPUSpec, target: ModelSpec) -> int:
     """CPU backend: 128 (16 for MLA); GPU: 16 (vLLM's CacheConfig default), 64 for MLA (FlashMLA)."""
@@ -340,6 +350,8 @@ def budget(
                 if m.quant_method else m.quantization
             warnings.append(f"{m.name} is a pre-quantized {kind} checkpoint: budgeted at {m.quantization}, "
                             f"as vLLM loads it (not at {quant})")
+    if not gpu.is_cpu and target.quantization and quant_method_of(target) == "mxfp4":
+        warnings.append(MXFP4_LOADED)
     target_quant, draft_quant = q.served_precision(target, target_quant), q.served_precision(draft, draft_quant)
     tw = _weights(target, target_quant, group_size)
     if method == "mtp":

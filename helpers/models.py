@@ -950,6 +950,12 @@ def _quant_config(spec: ModelSpec) -> dict:
     return qc if isinstance(qc, dict) else _hf_quant_config(d)
 
 
+def quant_method_of(spec: ModelSpec) -> str:
+    """A pre-quantized checkpoint's format ('mxfp4', 'fbgemm_fp8', ...): a local one's config, a catalog entry's
+    quant_method; '' when neither says."""
+    return str(_quant_config(spec).get("quant_method") or spec.quant_method or "").lower()
+
+
 def _not_converted_patterns(qc: dict) -> list[str]:
     """Module-name patterns a quantization config leaves at 16 bits: modules_to_not_convert (transformers' AWQ, FP8,
     MXFP4 and bitsandbytes configs; llm_int8_skip_modules for bitsandbytes), ignore (compressed-tensors, 're:' for a

@@ -219,3 +219,17 @@ def test_meta_fp8_405b_keeps_attention_and_its_end_layers_in_bf16():
     assert meta.target_quant == "fp8" and meta.target_weights_gib / 8 == pytest.approx(57.752, rel=0.03)
     assert on_the_fly.target_weights_gib / 8 < 0.85 * 57.752
     assert any("fbgemm_fp8 (fp8-class weights, the other layers at 16 bits)" in w for w in meta.warnings)
+
+
+def test_mxfp4_experts_say_vllm_holds_more_than_the_checkpoint_on_a_gpu():
+    """vLLM converts (and may pad) MXFP4 experts for its MoE kernel: 64.38 GiB for gpt-oss-120b on one H100 (vLLM
+    0.14.1, vllm-project/vllm#33155) against 60.7 GiB budgeted from the checkpoint; said on GPUs, not applied."""
+    from playbook.helpers import gpus, memory
+
+    oss = models.resolve("openai/gpt-oss-120b")
+    b = memory.budget(oss, None, gpus.get_gpu("H100-SXM"), method="ngram", max_model_len=4096)
+    assert b.target_weights_gib == pytest.approx(60.7, abs=0.1)
+    assert memory.MXFP4_LOADED in b.warnings and "64.38 GiB" in memory.MXFP4_LOADED
+    cpu = memory.budget(oss, None, gpus.get_gpu("cpu"), method="ngram", kv_cache_gib=1)
+    fp8 = memory.budget(models.resolve("Llama-3.1-70B-FP8"), None, gpus.get_gpu("H100-SXM"), method="ngram")
+    assert memory.MXFP4_LOADED not in cpu.warnings + fp8.warnings
