@@ -44,6 +44,11 @@ def _fix_for(message: str, prog: str, commands: Sequence[str] = ()) -> str:
     if extra and all(x.replace(".", "", 1).isdigit() for x in extra):
         return (f"join a list's values with commas, without spaces: ...,{','.join(extra)} rather than ... "
                 f"{' '.join(extra)} (e.g. --batch-sizes 1,8,24, -p concurrencies=1,4,16)")
+    if "--acceptance-length" in message and "is required" in message:  # playbook predict without an acceptance
+        return ("give the acceptance of your draft on your traffic: vLLM logs it ('Mean acceptance length', "
+                "1 + accepted / drafts) and `playbook sweep` (step 40) measures it; to start from a published one: "
+                "--acceptance-length 2.3 -k 3 (an EAGLE head on Llama-3.1-8B-Instruct, MT-bench, "
+                "vllm-project/vllm#20780); see `playbook predict --help`")
     if (choice := INVALID_CHOICE.search(message)) and (hint := _choice_hint(choice["value"], choice["choices"], prog,
                                                                             commands)):
         return hint

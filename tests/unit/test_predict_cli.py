@@ -197,3 +197,12 @@ def test_the_maximum_context_is_derived_as_vllm_derives_it():
 def test_a_tp_that_does_not_divide_the_heads_is_refused_as_memory_and_run_refuse_it(capsys):
     rc, out = _run(capsys, "--target", "Llama-3.1-8B", "--gpu", "H100-SXM", "--acceptance", "0.7", "--tp", "3")
     assert rc == 1 and "--tp 3 does not divide the 32 attention heads" in out.err and "--tp 1, 2, 4, 8 or 16" in out.err
+
+
+def test_no_acceptance_says_where_to_get_one(capsys):
+    """A new user without a measured acceptance: where vLLM and the playbook give it, and a published one to start."""
+    with pytest.raises(SystemExit) as exc:
+        main(["predict", "--target", "Llama-3.1-8B", "--gpu", "H100-SXM", "--method", "ngram"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "is required" in err
+    assert "Mean acceptance length" in err and "--acceptance-length 2.3 -k 3" in err and "vllm#20780" in err
