@@ -58,7 +58,7 @@ def _without(command: str, *names: str) -> str:
 
 def _worker(command: str, *flags: str) -> str:
     """The head's command for a headless node: no API key (a headless node serves no API), ``flags`` appended."""
-    command = re.sub(r"(^|\s)VLLM_API_KEY=\S+\s", r"\1", command)
+    command = re.sub(r"""(^|\s)VLLM_API_KEY=("[^"]*"|'[^']*'|\S+)\s""", r"\1", command)
     return " ".join([command, *flags])
 
 
