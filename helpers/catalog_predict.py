@@ -203,7 +203,21 @@ def catalog_prediction(target_spec, draft_spec, gpu, *, num_speculative_tokens: 
         pred.assumptions.append(MOE_NOTE.format(e=target_spec.num_experts))
     if engine == "vllm" and method in ASYNC_OFF_METHODS:
         pred.assumptions.append(ASYNC_OFF_NOTE.format(method=method, engine_ms=constants.engine_step_ms))
+    if method == "mtp" and not acceptance_per_position and (layers := max(1, target_spec.mtp_layers)) < max(
+            num_speculative_tokens, *pred.optimal_k_by_batch_size.values()):
+        pred.assumptions.append(MTP_REUSE_NOTE.format(name=target_spec.name, n=layers))
     return pred
+
+
+# vLLM drafts past a checkpoint's MTP layers by running the last one again (vllm-project/vllm#13626), whose later
+# positions are accepted much less often than one per-token rate says: DeepSeek V4 with k=2 (vllm#41044, per-position
+# acceptance at concurrency 1-8) 75.7-78.6% at position 0 and 35.5-38.1% at position 1, where the rate measured at
+# k=1 (the first position's) carried to k=2 puts position 1 at 0.77^2 = 59%. A model trained with as many MTP layers
+# as k decays slower (vllm#48892, eight layers at k=8: 76, 62, 51, 42, 36, 31, 27, 24%).
+MTP_REUSE_NOTE = ("{name} has {n} MTP layer(s): a k above {n} (the one given or the best k shown) drafts the later "
+                  "positions with the last layer again, accepted about half as often as the first (DeepSeek V4 with "
+                  "k=2: 77% then 38%, vllm-project/vllm#41044), where this prediction assumes one rate for every "
+                  "position: give --acceptance-per-position measured at that k (vLLM logs it), or stay at k={n}")
 
 
 # Said beside every MoE prediction: its curve can rise with the batch (step_model.distinct_experts says why and

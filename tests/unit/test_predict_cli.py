@@ -206,3 +206,15 @@ def test_no_acceptance_says_where_to_get_one(capsys):
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "is required" in err
     assert "Mean acceptance length" in err and "--acceptance-length 2.3 -k 3" in err and "vllm#20780" in err
+
+
+def test_mtp_past_the_checkpoints_layers_says_later_positions_are_accepted_less(capsys):
+    """DeepSeek-V3 has one MTP layer: a k above 1, given or suggested as the best k, reuses it (vllm#41044)."""
+    args = ["--target", "DeepSeek-V3", "--gpu", "H200", "--num-gpus", "8", "--tp", "8", "--method", "mtp",
+            "--batch-sizes", "1,16", "--json"]
+    rc, out = _run(capsys, *args, "-k", "1", "--acceptance-length", "1.8")
+    data = json.loads(out.out)
+    assert rc == 0 and data["optimal_k"] > 1  # one per-token rate extrapolated: more k looks better
+    assert any("1 MTP layer(s)" in n and "vllm-project/vllm#41044" in n for n in data["assumptions"])
+    rc, out = _run(capsys, *args, "-k", "2", "--acceptance-per-position", "0.77,0.38")
+    assert rc == 0 and not any("MTP layer(s)" in n for n in json.loads(out.out)["assumptions"])  # measured per position
