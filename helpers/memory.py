@@ -449,6 +449,45 @@ def budget(
     )
 
 
+TP_SIZES = (2, 4, 8, 16)  # tensor-parallel sizes worth suggesting: a node's 2, 4 or 8 GPUs, or two nodes of 8
+
+
+def fit_options(b: MemoryBudget, target: ModelSpec, draft: ModelSpec | None, gpu: GPUSpec, **kwargs) -> list[str]:
+    """When ``b`` (the budget :func:`budget` gave for ``kwargs``) does not fit for memory: the nearest configurations
+    that do, as the parameters to change: the smallest larger tensor_parallel_size that divides the attention heads,
+    and, for a checkpoint stored at 16 bits, FP8 or INT4 weights at the same layout. [] when it fits, or when it fails
+    for another reason (a context beyond the model's, a draft vLLM would refuse)."""
+    memory_bound = any("exceed the usable" in r or "more KV blocks than fit" in r for r in b.reasons)
+    if b.fits or gpu.is_cpu or not memory_bound or any("refuses" in r and "KV blocks" not in r for r in b.reasons):
+        return []
+    kwargs = {**kwargs, "target_quant": b.target_quant, "draft_quant": b.draft_quant or kwargs.get("draft_quant", "bf16")}
+    tp, pp = b.tensor_parallel_size, max(1, b.pipeline_parallel_size)
+    heads = target.num_attention_heads
+
+    def said(option: str, alt: MemoryBudget) -> str:
+        return (f"{option}: {alt.target_weights_per_gpu_gib + alt.draft_weights_per_gpu_gib:.1f} GiB of weights per "
+                f"GPU, {alt.kv_cache_tokens:,} KV tokens, {alt.concurrency_at_context:.1f} concurrent "
+                f"{alt.context_length}-token requests")
+
+    out, per_node = [], b.num_gpus
+    for n in (n for n in TP_SIZES if n > tp and not (heads and heads % n)):
+        alt = budget(target, draft, gpu, **{**kwargs, "tensor_parallel_size": n, "num_gpus": max(per_node, n * pp)})
+        if alt.fits:
+            nodes = f", {-(-n * pp // per_node)} nodes of {per_node}" if per_node >= 2 and n * pp > per_node else ""
+            out.append(said(f"fits with tensor_parallel_size {n} ({n * pp} GPUs{nodes})", alt))
+            break
+    if not target.quantization:  # a 16-bit checkpoint: vLLM quantizes to FP8 at load (--quantization fp8)
+        for quant, how in (("fp8", "vLLM's --quantization fp8 at load"), ("int4", "an INT4 (AWQ/GPTQ) checkpoint")):
+            if q.BYTES_PER_PARAM[quant] >= q.BYTES_PER_PARAM.get(b.target_quant, 2.0):
+                continue
+            alt = budget(target, draft, gpu, **{**kwargs, "target_quant": quant})
+            if alt.fits:
+                out.append(said(f"fits at tensor_parallel_size {tp} with the target at {quant} ({how}; target_quant "
+                                f"{quant})", alt))
+                break
+    return out
+
+
 def matrix_budgets(target: ModelSpec, draft: ModelSpec | None, gpu: GPUSpec, precisions=q.PRECISIONS,
                    **kwargs) -> list[MemoryBudget]:
     """The budget for every (target precision x draft precision) pair, safest pair first."""
@@ -538,7 +577,7 @@ def data_parallel_notes(dp: int, tp: int, pp: int, num_gpus: int) -> list[str]:
 def finding(b: MemoryBudget) -> str:
     """One line for the report."""
     if not b.fits:
-        return f"Does not fit: {b.reasons[0]}"
+        return f"Does not fit: {b.reasons[0]}" + (f"; {b.fits_with[0]}" if b.fits_with else "")
     ctx = b.context_length
     stages = f" in {b.pipeline_parallel_size} pipeline stages" if b.pipeline_parallel_size > 1 else ""
     head = (f"{b.target}{' + ' + b.draft if b.draft else ''} on {b.tensor_parallel_size * b.pipeline_parallel_size}x "

@@ -113,6 +113,7 @@ def memory(p: MemoryParams, run: RunDir) -> MemoryResult:
     """vLLM's memory budget for the planned precisions, the precision matrix, and the budget plot."""
     s = budget_setup(p)
     budget = _memory.budget(s.target, s.draft, s.gpu, target_quant=p.target_quant, draft_quant=p.draft_quant, **s.kwargs)
+    budget.fits_with = _memory.fit_options(budget, s.target, s.draft, s.gpu, **s.kwargs)
     budgets = _memory.matrix_budgets(s.target, s.draft, s.gpu, **s.kwargs)
     notes = _memory.unserved_precision_notes(s.target, s.draft, p.target_quant, p.draft_quant, p.extra_server_args)
     notes += _memory.data_parallel_notes(p.data_parallel_size, p.tensor_parallel_size, p.pipeline_parallel_size,

@@ -66,6 +66,8 @@ class MemoryBudget(BaseModel):
     target_share_of_vram: float = Field(description="target weights / memory per GPU")
     fits: bool
     reasons: list[str] = Field(default_factory=list, description="why it does not fit (empty when it fits)")
+    fits_with: list[str] = Field(default_factory=list, description="when it does not fit for memory: the nearest "
+                                 "layouts and precisions that do (memory.fit_options)")
     warnings: list[str] = Field(default_factory=list)
     rules: list[RuleCheck] = Field(default_factory=list)
 

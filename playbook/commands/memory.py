@@ -191,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
         kwargs["reserve_gib"] = _reserve_from_log(args.reserve_from_log, b)
         b = memory.budget(target, draft, gpu, target_quant=args.target_quant, draft_quant=args.draft_quant, **kwargs)
         b.reserve_source = "log"
+    b.fits_with = memory.fit_options(b, target, draft, gpu, **kwargs)
     out = b.model_dump(mode="json")
     out["finding"] = memory.finding(b)
     if args.compare_log:
@@ -221,6 +222,8 @@ def run(args: argparse.Namespace) -> int:
                   + (f" ({err:+.1%})" if err is not None else ""))
     for w in b.reasons + b.warnings + out.get("allocated", {}).get("notes", []):
         print(f"  ! {w}")
+    for option in b.fits_with:
+        print(f"  + {option}")
     if args.matrix:
         print(f"  {'target':7s}{'draft':7s}{'fits':6s}{'KV tokens':>12s}{'conc@ctx':>10s}{'lost %':>8s}")
         for r in out["matrix"]:

@@ -90,3 +90,38 @@ def test_resuming_a_run_recorded_without_it_keeps_what_it_ran_with():
     assert as_recorded({"mode": "managed"})["gpu_memory_utilization"] == 0.3
     assert as_recorded({"mode": "managed", "gpu_memory_utilization": 0.9})["gpu_memory_utilization"] == 0.9
     assert "gpu_memory_utilization" not in as_recorded({"mode": "embedded"})
+
+
+def test_does_not_fit_names_the_nearest_layout_and_precision_that_do(capsys):
+    """A 70B in BF16 on one A100-80GB: 131 GiB of weights. The finding says what fits (TP 2, or FP8 weights on one
+    GPU); the 405B at TP 8 fits at TP 16 over two nodes of 8; a context beyond the model's is not a memory problem."""
+    assert main(["memory", "--target", "Llama-3.1-70B", "--gpu", "A100-80GB", "--json"]) == 0
+    import json
+
+    out = json.loads(capsys.readouterr().out)
+    assert not out["fits"] and len(out["fits_with"]) == 2
+    assert out["fits_with"][0].startswith("fits with tensor_parallel_size 2 (2 GPUs): 65.7 GiB of weights per GPU")
+    assert out["fits_with"][1].startswith("fits at tensor_parallel_size 1 with the target at fp8")
+    assert out["finding"].endswith(out["fits_with"][0])
+    assert main(["memory", "--target", "Llama-3.1-405B", "--gpu", "H100-SXM", "--num-gpus", "8", "--tp", "8"]) == 0
+    text = capsys.readouterr().out
+    assert "  + fits with tensor_parallel_size 16 (16 GPUs, 2 nodes of 8)" in text
+    assert main(["memory", "--target", "Llama-3.1-70B-FP8", "--gpu", "H100-SXM", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)  # a pre-quantized FP8 checkpoint: no other precision offered
+    assert out["fits"] or not any("target at" in o for o in out["fits_with"])
+    from playbook.helpers import gpus, memory, models
+
+    target, gpu = models.resolve("Llama-3.1-70B"), gpus.get_gpu("H100-SXM")
+    fits = memory.budget(target, None, gpu, method="ngram", num_gpus=4, tensor_parallel_size=4)
+    assert fits.fits and memory.fit_options(fits, target, None, gpu, method="ngram", num_gpus=4,
+                                            tensor_parallel_size=4) == []
+    too_long = dict(method="ngram", num_gpus=1, tensor_parallel_size=1, max_model_len=200_000)
+    refused = memory.budget(target, None, gpu, **too_long)  # beyond the model's context: no layout fixes that
+    assert not refused.fits and memory.fit_options(refused, target, None, gpu, **too_long) == []
+
+
+def test_step_20_records_what_would_fit(tmp_path):
+    run = _run_where_the_target_does_not_fit(tmp_path)
+    res = steps.memory(MemoryParams(run_dir=str(run.path), gpu_memory_utilization=0.3, **M3), run)
+    assert res.budget.fits_with and res.budget.fits_with[0].startswith("fits with tensor_parallel_size 8 (8 GPUs, 4 nodes of 2)")
+    assert res.finding.endswith(res.budget.fits_with[0])
