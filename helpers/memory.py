@@ -8,7 +8,8 @@
 * ``num_blocks = kv_bytes // bytes_per_block``; per request a full-attention layer needs
   ``cdiv(max_model_len, block_size)`` blocks, a sliding-window layer
   ``cdiv(min(window - 1 + max_in_flight_tokens, max_model_len), block_size) + 1`` (in flight: max_num_batched_tokens
-  per batch vLLM keeps in flight, :func:`concurrent_batches`); hybrid models are
+  per batch vLLM keeps in flight, :func:`concurrent_batches`, since vLLM 0.26; one batch before, :func:`in_flight_batches`);
+  hybrid models are
   split into groups of equal layer count that share the block pool
   (``vllm/v1/core/kv_cache_utils.py``: ``_get_kv_cache_groups_uniform_page_size``).
 * Hybrid models: a chunked-local layer (Llama-4) would need ``cdiv(min(chunk + max_in_flight_tokens,
@@ -226,6 +227,26 @@ def default_scheduler_limits(gpu: GPUSpec) -> tuple[int, int]:
     return 2048, 256
 
 
+# vLLM 0.26.0 keeps a sliding-window or chunked-local layer's blocks for every batch in flight (vllm-project/vllm#47728,
+# merged 2026-07); 0.25 and earlier for one batch: vllm#49878 traced Gemma-4's KV growth from 0.25.1 to 0.26.0 to it.
+IN_FLIGHT_BATCHES_SINCE = (0, 26, 0)
+
+
+IN_FLIGHT_NOTE = ("sliding-window layers: budgeted as vLLM 0.26 and later keep them, {n} batches of {mbt} tokens in "
+                  "flight beyond the window (vllm-project/vllm#47728); vLLM 0.25 and earlier keep one, so more KV "
+                  "tokens: give the serving vLLM's version (vllm_version, `playbook memory --vllm-version`)")
+
+
+def in_flight_batches(method: str, pp: int = 1, vllm_version: str | None = None) -> int:
+    """Batches whose tokens a sliding-window or chunked-local layer keeps beyond its window: :func:`concurrent_batches`
+    from vLLM 0.26 on, one before; a version not known is taken as current."""
+    from .preflight import version_tuple
+
+    if vllm_version and version_tuple(vllm_version) < IN_FLIGHT_BATCHES_SINCE:
+        return 1
+    return concurrent_batches(method, pp)
+
+
 def concurrent_batches(method: str, pp: int = 1) -> int:
     """Batches vLLM keeps in flight (``VllmConfig.max_concurrent_batches``): 2 with async scheduling, which it turns on
     by default unless the speculative method does not support it (the CPU n-gram proposer, suffix) or PP > 1 on the V1
@@ -316,9 +337,11 @@ def budget(
     group_size: int = 128,
     draft_share_max: float = 0.15,
     target_share_max: float = 0.70,
+    vllm_version: str | None = None,
 ) -> MemoryBudget:
     """The budget per GPU for one configuration. Never raises for a configuration that does not fit:
-    ``fits`` is False and ``reasons`` say why."""
+    ``fits`` is False and ``reasons`` say why. ``vllm_version``: the serving vLLM's, where its KV layout changed
+    (:func:`in_flight_batches`); None for the current one."""
     tp, pp = tensor_parallel_size, max(1, pipeline_parallel_size)
     ctx = min(context_length or max_model_len, max_model_len)
     draft = None if method in NO_DRAFT_METHODS else draft
@@ -399,7 +422,8 @@ def budget(
                 f"({mem:.1f} GiB x {gpu_memory_utilization}); add GPUs (tensor or pipeline parallel), quantize, or raise "
                 "gpu_memory_utilization")
 
-    in_flight, in_flight0 = mbt * concurrent_batches(method, pp), mbt * concurrent_batches("none", pp)
+    in_flight = mbt * in_flight_batches(method, pp, vllm_version)
+    in_flight0 = mbt * in_flight_batches("none", pp, vllm_version)
     nb, tokens, conc = capacity(layers, max(kv_with, 0), max_model_len, bs, in_flight)
     nb0, tokens0, conc0 = capacity(t_layers0, max(kv_without, 0), max_model_len, bs0, in_flight0)
     if not reasons and conc < 1:
@@ -426,7 +450,11 @@ def budget(
                              if share_target > target_share_max else f" (<= {target_share_max:.0%})")),
     ]
     warnings += [r.message for r in rules if not r.passed]
+    if vllm_version is None and any(layer.kind in ("sliding", "chunked") for layer in layers) \
+            and concurrent_batches(method, pp) > 1:
+        warnings.append(IN_FLIGHT_NOTE.format(n=concurrent_batches(method, pp), mbt=mbt))
     return MemoryBudget(
+        vllm_version=vllm_version,
         target=target.name, draft=draft.name if draft else "", method=method, gpu=gpu.name, num_gpus=num_gpus,
         tensor_parallel_size=tp, pipeline_parallel_size=pp, target_quant=target_quant, draft_quant=draft_quant if draft else "",
         kv_cache_dtype=kv_cache_dtype, num_speculative_tokens=num_speculative_tokens,

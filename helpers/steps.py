@@ -109,9 +109,20 @@ def budget_setup(p: MemoryParams) -> BudgetSetup:
     return BudgetSetup(target, draft, gpu, _memory.step_kwargs(p, gpu))
 
 
+def serving_vllm_version(run: RunDir, mode: str) -> str | None:
+    """The vLLM version the run's servers run, as step 00 found it: the speculative server's /version in external
+    mode, the installed vLLM's otherwise; None before step 00 has run."""
+    pre = run.read_json_if_valid("00_preflight.json")
+    if not isinstance(pre, dict):
+        return None
+    served = (pre.get("server_versions") or {}).get("spec") if mode == "external" else None
+    return served or (pre.get("vllm_version") if mode != "external" else None)
+
+
 def memory(p: MemoryParams, run: RunDir) -> MemoryResult:
     """vLLM's memory budget for the planned precisions, the precision matrix, and the budget plot."""
     s = budget_setup(p)
+    s.kwargs["vllm_version"] = serving_vllm_version(run, p.mode)
     budget = _memory.budget(s.target, s.draft, s.gpu, target_quant=p.target_quant, draft_quant=p.draft_quant, **s.kwargs)
     budget.fits_with = _memory.fit_options(budget, s.target, s.draft, s.gpu, **s.kwargs)
     budgets = _memory.matrix_budgets(s.target, s.draft, s.gpu, **s.kwargs)

@@ -64,6 +64,8 @@ class MemoryBudget(BaseModel):
     concurrency_lost_pct: float = Field(description="at context_length, % of the no-draft capacity")
     draft_share_of_usable: float = Field(description="draft weights / usable memory per GPU")
     target_share_of_vram: float = Field(description="target weights / memory per GPU")
+    vllm_version: str | None = Field(None, description="the serving vLLM's version the KV layout follows (None: "
+                                     "current vLLM's)")
     fits: bool
     reasons: list[str] = Field(default_factory=list, description="why it does not fit (empty when it fits)")
     fits_with: list[str] = Field(default_factory=list, description="when it does not fit for memory: the nearest "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -57,6 +58,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="show predicted vs what this vLLM start-up log allocated (KV tokens, concurrency, KV GiB)")
     p.add_argument("--num-speculative-tokens", type=int, default=4)
     p.add_argument("--block-size", type=int, default=0, help="KV block size in tokens (0: vLLM's default)")
+    p.add_argument("--vllm-version", default=None, metavar="X.Y.Z",
+                   help="the serving vLLM's version where its KV layout changed (sliding-window layers before 0.26); "
+                        "default: current vLLM")
     p.add_argument("--matrix", action="store_true", help="also print the (target x draft precision) matrix")
     p.add_argument("--list-models", action="store_true", help="list catalog model names and exit")
     p.add_argument("--list-gpus", action="store_true", help="list catalog GPU names and exit")
@@ -172,6 +176,9 @@ def run(args: argparse.Namespace) -> int:
         ("--block-size", args.block_size, args.block_size >= 0, "must be >= 0; 0 takes vLLM's default"),
         ("--max-num-batched-tokens", args.max_num_batched_tokens, args.max_num_batched_tokens >= 0,
          "must be >= 0; 0 takes vLLM's default"),
+        ("--vllm-version", args.vllm_version, args.vllm_version is None
+         or re.fullmatch(r"v?\d+\.\d+(\.\d+)?\S*", args.vllm_version) is not None,
+         "must be a version such as 0.25.1 (`vllm --version`, or the server's /version)"),
     ])
     if bad:
         raise ParameterError(f"out of range: {'; '.join(bad)}", "give values in those ranges (`playbook memory --help`)")
@@ -184,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
     s = steps.budget_setup(params_from(args, method))
     # The CLI fixes the KV space whenever --kv-cache-gib is given (the step only on the CPU backend).
     kwargs = {**s.kwargs, "method": method, "kv_cache_gib": args.kv_cache_gib, "block_size": args.block_size,
-              "max_num_batched_tokens": args.max_num_batched_tokens}
+              "max_num_batched_tokens": args.max_num_batched_tokens, "vllm_version": args.vllm_version}
     target, draft, gpu = s.target, s.draft, s.gpu
     b = memory.budget(target, draft, gpu, target_quant=args.target_quant, draft_quant=args.draft_quant, **kwargs)
     if args.reserve_from_log:

@@ -171,3 +171,35 @@ def test_cpu_without_fixed_kv_space_derives_it_from_utilization():
     b = memory.budget(spec(), None, cpu, method="none", gpu_memory_utilization=0.3, max_model_len=1024)
     assert not b.kv_space_fixed
     assert b.kv_cache_gib == pytest.approx(cpu.memory_gib * 0.3 - b.target_weights_gib - b.reserve_gib, abs=1e-3)
+
+
+def test_before_vllm_0_26_sliding_layers_keep_one_batch_in_flight():
+    """vllm#47728 (released in 0.26.0; vllm#49878 traced Gemma-4's KV growth from 0.25.1 to it) keeps every in-flight
+    batch's tokens in a sliding-window layer; 0.25 and earlier one batch: more KV tokens on the same memory."""
+    assert [memory.in_flight_batches("none", 1, v) for v in (None, "0.26.0", "0.32.0+cpu", "0.25.1", "v0.11.2")] == \
+        [2, 2, 2, 1, 1]
+    assert memory.in_flight_batches("ngram", 1, "0.32.0") == 1 and memory.in_flight_batches("none", 4, "0.30") == 4
+    g, h100 = models.from_catalog("Gemma-3-27B"), gpus.get_gpu("H100-SXM")
+    kw = dict(method="none", max_model_len=32768, gpu_memory_utilization=0.9)
+    now, old = memory.budget(g, None, h100, **kw), memory.budget(g, None, h100, vllm_version="0.25.1", **kw)
+    assert old.kv_cache_tokens == memory.capacity(memory.kv_layers(g), int(old.kv_cache_gib * 2**30), 32768,
+                                                  old.block_size, 8192)[1] > 1.4 * now.kv_cache_tokens
+    assert old.vllm_version == "0.25.1" and not any("vllm-project/vllm#47728" in w for w in old.warnings)
+    assert any(w.startswith("sliding-window layers: budgeted as vLLM 0.26") for w in now.warnings)
+    full = memory.budget(models.from_catalog("Llama-3.1-8B"), None, h100, **kw)
+    assert not any("sliding-window layers" in w for w in full.warnings)  # nothing to say without such layers
+
+
+def test_step_20_budgets_for_the_vllm_step_00_found(tmp_path):
+    from playbook.helpers import steps
+    from playbook.helpers.artifacts import RunDir
+    from playbook.helpers.params import MemoryParams
+
+    run = RunDir(tmp_path / "run")
+    p = MemoryParams(mode="managed", target_model="Gemma-3-27B", method="ngram", gpu="H100-SXM", max_model_len=32768)
+    assert steps.memory(p, run).budget.vllm_version is None  # no step 00 yet: current vLLM
+    run.write_json("00_preflight.json", {"step": "00_preflight", "status": "ok", "vllm_version": "0.25.1",
+                                         "server_versions": {"spec": "0.32.0"}})
+    assert steps.serving_vllm_version(run, "managed") == "0.25.1"  # managed: the vLLM installed here
+    assert steps.serving_vllm_version(run, "external") == "0.32.0"  # external: the speculative server's
+    assert steps.memory(p, run).budget.vllm_version == "0.25.1"

@@ -116,3 +116,11 @@ def test_a_layout_larger_than_the_node_is_said_not_refused():
                         pipeline_parallel_size=2, max_model_len=8192)
     assert multi.fits and any("needs 8 GPUs; the node has 4" in w for w in multi.warnings)
     assert not any("needs 8 GPUs" in w for w in one.warnings)
+
+
+def test_vllm_version_flag_sets_the_kv_layout_and_refuses_a_non_version(capsys):
+    args = ["memory", "--target", "Gemma-3-27B", "--gpu", "H100-SXM", "--max-model-len", "32768", "--json"]
+    now, old = run_json(capsys, *args), run_json(capsys, *args, "--vllm-version", "0.25.1")
+    assert old["kv_cache_tokens"] > 1.4 * now["kv_cache_tokens"] and old["vllm_version"] == "0.25.1"
+    assert main([*args, "--vllm-version", "latest"]) == 1
+    assert "--vllm-version latest (must be a version such as 0.25.1" in capsys.readouterr().err

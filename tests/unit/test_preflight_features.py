@@ -13,13 +13,13 @@ import pytest
 
 from playbook.helpers import preflight
 from playbook.helpers.params import PreflightParams
-from playbook.helpers.preflight import FEATURES, _version_tuple, check_features, features_for
+from playbook.helpers.preflight import FEATURES, check_features, features_for, version_tuple
 
 
 @pytest.mark.parametrize("text, expected", [("0.32.0", (0, 32, 0)), ("0.27.2rc1.dev407+g7cfb97e", (0, 27, 2)),
                                             ("0.11.1+cpu", (0, 11, 1)), ("0.10", (0, 10, 0)), ("1", (1, 0, 0))])
 def test_version_tuple(text, expected):
-    assert _version_tuple(text) == expected
+    assert version_tuple(text) == expected
 
 
 def test_every_feature_names_its_minimum_and_source():
