@@ -8,9 +8,8 @@
 * ``num_blocks = kv_bytes // bytes_per_block``; per request a full-attention layer needs
   ``cdiv(max_model_len, block_size)`` blocks, a sliding-window layer
   ``cdiv(min(window - 1 + max_in_flight_tokens, max_model_len), block_size) + 1`` (in flight: max_num_batched_tokens
-  per batch vLLM keeps in flight, :func:`concurrent_batches`, since vLLM 0.26; one batch before, :func:`in_flight_batches`);
-  hybrid models are
-  split into groups of equal layer count that share the block pool
+  per batch vLLM keeps in flight, :func:`concurrent_batches`, since vLLM 0.26; one batch before:
+  :func:`in_flight_batches`); hybrid models are split into groups of equal layer count that share the block pool
   (``vllm/v1/core/kv_cache_utils.py``: ``_get_kv_cache_groups_uniform_page_size``).
 * Hybrid models: a chunked-local layer (Llama-4) would need ``cdiv(min(chunk + max_in_flight_tokens,
   max_model_len), block_size)`` blocks, but vLLM allocates it as full attention by default (:func:`promote_chunked`);
