@@ -509,7 +509,7 @@ def _from_load(load: LoadResult, ev: Evidence, max_error_rate: float | None = No
     speedup is withheld: it never counts as a win or a loss, nor feeds the predictor's check. With the report's
     ``max_error_rate`` (its parameters), a level of which a configuration lost more requests than that is excluded
     here too: a result measured before the load test excluded such levels, an import, a lower threshold."""
-    from .load_analysis import error_problems
+    from .load_analysis import error_problems, restore
 
     ev.load_kind = load.level_kind
     ev.load_error_rate = load.error_rate
@@ -526,11 +526,23 @@ def _from_load(load: LoadResult, ev: Evidence, max_error_rate: float | None = No
     levels: list[LoadLevel] = []
     for sp in load.speedup:
         b, s = stats.get(("baseline", sp.level)), stats.get(("spec", sp.level))
+        restored = ""
+        if max_error_rate is not None and sp.excluded_for == ["errors"] and b is not None and s is not None \
+                and not error_problems({"baseline": b, "spec": s}, max_error_rate):
+            was = sp.reason
+            sp = sp.model_copy(deep=True)
+            if restore(sp):  # excluded by the load test's threshold for failed requests, within the report's
+                restored = (f"counted: its failed requests are within max_error_rate {max_error_rate:.0%}, which the "
+                            f"load test's exclusion was not ({was})")
         status = getattr(sp, "status", "ok")
         errors = error_problems({"baseline": b, "spec": s}, max_error_rate) if status == "ok" else []
         if errors:  # its latencies come from the requests that survived: not a speedup to judge
             status = "excluded"
-        lv = LoadLevel(concurrency=sp.level, status=status, reason="; ".join(errors) or getattr(sp, "reason", ""),
+        if restored and status == "ok":
+            note = f"{'concurrency' if load.level_kind == 'concurrency' else 'rate'} {sp.level:g}: {restored}"
+            ev.findings["50_load"] = "; ".join(x for x in (ev.findings.get("50_load", ""), note) if x)
+        lv = LoadLevel(concurrency=sp.level, status=status,
+                       reason="; ".join(errors) or restored or getattr(sp, "reason", ""),
                        temperature=getattr(sp, "temperature", None) if getattr(sp, "temperature", None) is not None
                        else ev.load_temperature)
         if status == "ok":

@@ -175,9 +175,9 @@ def speedup_point(level: float, base: list[dict], spec: list[dict], base_stats: 
         sp.client_server_tpot_ratio_baseline = base_stats.client_server_tpot_ratio
         sp.client_server_tpot_ratio_spec = spec_stats.client_server_tpot_ratio
         both = {"baseline": base_stats, "spec": spec_stats}
-        problems = error_problems(both, max_error_rate) + integrity_problems(both)
-        if problems:
-            exclude(sp, "; ".join(problems))
+        errors, integrity = error_problems(both, max_error_rate), integrity_problems(both)
+        if errors or integrity:
+            exclude(sp, "; ".join(errors + integrity), for_errors=bool(errors), for_integrity=bool(integrity))
     return sp
 
 
@@ -193,6 +193,11 @@ def widened(speedup: float, low: float, high: float, sd: float) -> tuple[float, 
 def widen_for_restarts(sp: SpeedupPoint, sd: float) -> None:
     """Add the between-start spread ``sd`` to the interval (:func:`widened`). The point estimate stays;
     ``significant`` follows."""
+    held = sp.withheld or {}
+    if sd > 0 and sp.status == "excluded" and None not in (held.get("speedup"), held.get("ci_low"), held.get("ci_high")) \
+            and min(held["speedup"], held["ci_low"], held["ci_high"]) > 0:  # as it would be counted
+        held["ci_low"], held["ci_high"] = widened(held["speedup"], held["ci_low"], held["ci_high"], sd)
+        held["between_start_sd"] = sd
     if sd <= 0 or sp.status == "excluded" or sp.speedup is None or sp.ci_low is None or sp.ci_high is None \
             or min(sp.speedup, sp.ci_low, sp.ci_high) <= 0:
         return
@@ -225,10 +230,25 @@ def open_boundaries(speedup: float | None, low: float | None, high: float | None
     return settleable, [b for b in held if b not in settleable]
 
 
-def exclude(sp: SpeedupPoint, reason: str) -> None:
-    """Mark a level excluded: its speedup numbers are dropped, so nothing can print or count them."""
+def exclude(sp: SpeedupPoint, reason: str, for_errors: bool = False, for_integrity: bool = True) -> None:
+    """Mark a level excluded: its speedup numbers are dropped, so nothing can print or count them; a level excluded
+    for failed requests alone keeps them in ``withheld`` (a re-decision with a higher max_error_rate counts it)."""
+    if for_errors and not for_integrity and sp.speedup is not None:
+        sp.withheld = {"speedup": sp.speedup, "ci_low": sp.ci_low, "ci_high": sp.ci_high}
+    sp.excluded_for = ["errors"] * for_errors + ["integrity"] * for_integrity
     sp.status, sp.reason, sp.significant = "excluded", reason, False
     sp.speedup = sp.ci_low = sp.ci_high = None
+
+
+def restore(sp: SpeedupPoint) -> bool:
+    """Count again a level excluded for failed requests alone, from its withheld numbers; False when it cannot be."""
+    if sp.status != "excluded" or sp.excluded_for != ["errors"] or not sp.withheld:
+        return False
+    sp.speedup, sp.ci_low, sp.ci_high = (sp.withheld.get(k) for k in ("speedup", "ci_low", "ci_high"))
+    sp.between_start_sd = sp.withheld.get("between_start_sd", sp.between_start_sd)
+    sp.status, sp.excluded_for, sp.withheld = "ok", [], None
+    sp.significant = sp.ci_low is not None and sp.ci_high is not None and (sp.ci_low > 1.0 or sp.ci_high < 1.0)
+    return True
 
 
 def apply_drift(sp: SpeedupPoint, drift: float | None) -> None:

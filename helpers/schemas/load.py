@@ -77,6 +77,12 @@ class SpeedupPoint(BaseModel):
         "ok", description="excluded: the level's streams failed the integrity checks (bursts, client/server "
         "disagreement) and it cannot count as a win or a loss; inconclusive: baseline drift exceeded the interval")
     reason: str = Field("", description="why the level is excluded or inconclusive")
+    excluded_for: list[Literal["errors", "integrity"]] = Field(
+        default_factory=list, description="what excluded it: failed requests above max_error_rate, and/or streams "
+        "that failed the integrity checks")
+    withheld: dict[str, float | None] | None = Field(
+        None, description="an excluded level's speedup, ci_low and ci_high, kept so that a re-decision with a higher "
+        "max_error_rate can count a level excluded for errors alone (`playbook report RUN -p max_error_rate=...`)")
     design: Literal["paired", "abba", "sequential"] = Field(
         "sequential", description="paired: baseline and spec alternate in rounds on the same prompts")
     rounds: int = Field(0, description="round pairs measured (paired design)")
