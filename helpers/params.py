@@ -896,7 +896,12 @@ def _explain(exc: ValidationError, values: dict[str, Any]) -> str:
         where = "".join(f" item {p + 1}" if isinstance(p, int) else f".{p}" for p in err["loc"][1:])
         given = values.get(field, "<missing>") if isinstance(field, str) else "<...>"
         shown, flag = _shown_value(field, given), flag_for(str(field))
+        item = err.get("input") if err["loc"] and isinstance(err["loc"][-1], int) else None
+        if item is not None and str(item) != str(given):  # one item of a list: name it, then the whole value
+            shown = f"{_shown_value(field, item)} (in {shown})"
         label = f"{flag} {shown}{where} (parameter '{field}')" if flag else f"parameter '{field}'{where} = {shown}"
+        if isinstance(item, str) and len(item.split()) > 1:
+            msg += "; separate a list's values with commas, without spaces (e.g. 1,4,16)"
         if given is None and not where:  # YAML reads `gpu:` with nothing after it as null
             msg = (f"has no value (in YAML, '{field}:' with nothing after it reads as null); give one, or delete "
                    "the line for the default")

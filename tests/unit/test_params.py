@@ -43,6 +43,15 @@ def test_invalid_values_name_the_parameter_and_what_is_allowed(name, value, need
     assert name in str(exc.value) and needle in str(exc.value)
 
 
+def test_a_bad_list_item_is_named_and_a_list_given_with_spaces_is_told_to_use_commas():
+    with pytest.raises(ParameterError) as exc:
+        validate_params(SweepParams, {"temperatures": "0.0,abc"})
+    assert "parameter 'temperatures' item 2 = 'abc' (in '0.0,abc')" in str(exc.value)
+    with pytest.raises(ParameterError) as exc:
+        validate_params(LoadParams, {"concurrencies": "1 2 4"})
+    assert "item 1 = '1 2 4'" in str(exc.value) and "separate a list's values with commas" in str(exc.value)
+
+
 def test_bad_value_fails_even_when_its_step_is_not_selected():
     with pytest.raises(ParameterError):
         resolve_parameters({}, {"temperatures": [9]}, ["00_preflight"])
