@@ -100,13 +100,17 @@ class BudgetSetup:
     kwargs: dict
 
 
-def budget_setup(p: MemoryParams) -> BudgetSetup:
+def budget_setup(p: MemoryParams, run: RunDir | None = None) -> BudgetSetup:
     """Resolve target, draft and GPU from a memory/quantization step model (`playbook memory` builds one
-    from its flags). The draft is loaded only for methods with a separate checkpoint."""
+    from its flags). The draft is loaded only for methods with a separate checkpoint. With the ``run``, the budget
+    follows the KV layout of the vLLM its step 00 found (:func:`serving_vllm_version`)."""
     target = models.resolve(p.target_model, "target")
     draft = models.resolve(p.draft_model, "draft") if _memory.uses_draft(p.method, p.draft_model) else None
     gpu = gpus.resolve_gpu(p.gpu, p.gpu_memory_gib, embedded=p.mode == "embedded")
-    return BudgetSetup(target, draft, gpu, _memory.step_kwargs(p, gpu))
+    kwargs = _memory.step_kwargs(p, gpu)
+    if run is not None:
+        kwargs["vllm_version"] = serving_vllm_version(run, p.mode)
+    return BudgetSetup(target, draft, gpu, kwargs)
 
 
 def serving_vllm_version(run: RunDir, mode: str) -> str | None:
@@ -121,8 +125,7 @@ def serving_vllm_version(run: RunDir, mode: str) -> str | None:
 
 def memory(p: MemoryParams, run: RunDir) -> MemoryResult:
     """vLLM's memory budget for the planned precisions, the precision matrix, and the budget plot."""
-    s = budget_setup(p)
-    s.kwargs["vllm_version"] = serving_vllm_version(run, p.mode)
+    s = budget_setup(p, run)
     budget = _memory.budget(s.target, s.draft, s.gpu, target_quant=p.target_quant, draft_quant=p.draft_quant, **s.kwargs)
     budget.fits_with = _memory.fit_options(budget, s.target, s.draft, s.gpu, **s.kwargs)
     budgets = _memory.matrix_budgets(s.target, s.draft, s.gpu, **s.kwargs)
@@ -141,7 +144,7 @@ def memory(p: MemoryParams, run: RunDir) -> MemoryResult:
 def quantization(p: QuantizationParams, run: RunDir) -> QuantizationResult:
     """The (target x draft precision) matrix; in embedded/managed mode each servable pair's acceptance;
     then the recommended pair (quantize the draft before the target, INT8 before INT4)."""
-    s = budget_setup(p)
+    s = budget_setup(p, run)
     budgets = _memory.matrix_budgets(s.target, s.draft, s.gpu, **s.kwargs)
     result = QuantizationResult(matrix=[_memory.precision_row(b) for b in budgets],
                                 acceptance_drop_pp_threshold=p.acceptance_drop_pp)
