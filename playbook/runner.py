@@ -366,6 +366,11 @@ def run_playbook(
         todo = all_steps if not only else sorted({notebook_for(o).stem for o in only} | {REPORT_STEP})
         runs_root = Path(runs_dir).expanduser().resolve()
         state = None
+        measuring = [s for s in todo if s in MEASURING_STEPS]
+        if only and measuring and "00_preflight" not in todo:
+            progress(f"note: {', '.join(measuring)} without 00_preflight: its checks (the vLLM version and the "
+                     "features the run uses, the servers' reachability and metrics, the GPUs) are skipped; add it to "
+                     f"run them first: --only 00 {' '.join(s[:2] for s in measuring)}")
 
     unknown = [s for s in todo if s not in all_steps]
     if unknown:
@@ -436,6 +441,9 @@ def run_playbook(
                  f"resume with: playbook run --resume {run.path}")
     return RunOutcome(run_dir=str(run.path), report=report, verdict=verdict_of(run),
                       failed_steps=failed + [s for s in incomplete if s not in failed])
+
+
+MEASURING_STEPS = ("30_quantization", "40_sweep", "50_load")  # the steps that start or talk to vLLM servers
 
 
 def _as_validated(values: dict[str, Any], every: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -142,6 +142,13 @@ def test_report_re_decides_without_measuring(tmp_path, capsys):
     assert "only the report's parameters" in capsys.readouterr().err
 
 
+def test_only_a_measuring_step_says_preflight_is_skipped(tmp_path, capsys):
+    assert main(["run", *UNREACHABLE, "--only", "50", "--runs-dir", str(tmp_path / "a")]) != 0
+    assert "note: 50_load without 00_preflight: its checks" in capsys.readouterr().err
+    assert main(["run", *UNREACHABLE, "--only", "20", "--runs-dir", str(tmp_path / "b")]) == 0  # measures nothing
+    assert "without 00_preflight" not in capsys.readouterr().err
+
+
 def test_resume_with_only_runs_steps_the_run_has_not_had_yet(runs_dir):
     out = run_playbook(only=["90"], runs_dir=str(runs_dir), progress=lambda m: None)
     seen = []
