@@ -532,8 +532,8 @@ def _from_load(load: LoadResult, ev: Evidence, max_error_rate: float | None = No
             was = sp.reason
             sp = sp.model_copy(deep=True)
             if restore(sp):  # excluded by the load test's threshold for failed requests, within the report's
-                restored = (f"counted: its failed requests are within max_error_rate {max_error_rate:.0%}, which the "
-                            f"load test's exclusion was not ({was})")
+                restored = (f"counted: its failed requests are within max_error_rate {max_error_rate:.0%} (the load "
+                            f"test excluded it: {was})")
         status = getattr(sp, "status", "ok")
         errors = error_problems({"baseline": b, "spec": s}, max_error_rate) if status == "ok" else []
         if errors:  # its latencies come from the requests that survived: not a speedup to judge

@@ -119,8 +119,7 @@ def serving_vllm_version(run: RunDir, mode: str) -> str | None:
     pre = run.read_json_if_valid("00_preflight.json")
     if not isinstance(pre, dict):
         return None
-    served = (pre.get("server_versions") or {}).get("spec") if mode == "external" else None
-    return served or (pre.get("vllm_version") if mode != "external" else None)
+    return (pre.get("server_versions") or {}).get("spec") if mode == "external" else pre.get("vllm_version")
 
 
 def memory(p: MemoryParams, run: RunDir) -> MemoryResult:
