@@ -197,6 +197,9 @@ def build(decision: Decision, ev: Evidence) -> Headline:
     rec = decision.recommended
     if rec.enable:
         label, cmd = "Launch command", rec.launch_command
+        if rec.node_commands:  # a server over several nodes: this is the head's; the others' are in the configuration
+            label += (f" (on the head node; {len(rec.node_commands)} command(s) for the other nodes under "
+                      "Recommended configuration)")
     else:
         label, cmd = "Launch command: none (serve without --speculative-config)", ""
     return Headline(

@@ -6,13 +6,11 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 from collections.abc import Iterable, Sequence
 
 import pandas as pd
 
 from . import glossary
-from .multinode import NODES_LABEL, as_script
 from .schemas.decision import Decision, Evidence, RuleResult
 
 _BG = {"GO": "#e8f5e9", "GO WITH LIMITS": "#fff8e1", "NO-GO": "#ffebee", "INCONCLUSIVE": "#eeeeee"}
@@ -84,17 +82,6 @@ def monitoring(plan: dict, rules_yaml: str) -> str:
                 for x in plan.get("queries", []))
     return (f"<table><tr><th>metric</th><th>PromQL</th><th>meaning</th></tr>{q}</table>"
             f"<p><b>Alert rules</b> (Prometheus rule file):</p>{code(rules_yaml)}")
-
-
-def config_block(decision: Decision) -> str:
-    rec = decision.recommended
-    notes = "".join(f"<li>{esc(n)}</li>" for n in rec.notes)
-    if not rec.enable:
-        return f"<p><b>Recommended: leave speculative decoding off.</b></p><ul>{notes}</ul>"
-    cmd = rec.launch_command or "--speculative-config '" + json.dumps(rec.speculative_config) + "'"
-    nodes = f"<p><b>{esc(NODES_LABEL)}</b>:</p>{code(as_script(rec.node_commands))}" if rec.node_commands else ""
-    return (f"<p><b>Recommended launch command</b> (vLLM {esc(decision.versions.get('vllm', ''))}):</p>{code(cmd)}"
-            f"{nodes}<ul>{notes}</ul>")
 
 
 def servers_table(summary: dict | None) -> str:

@@ -22,9 +22,10 @@ from . import measure_plots, plots
 from .artifacts import RunDir, TruncatedRecordWarning, read_jsonl, run_state
 from .headline import crossover, model_name
 from .loadgen import attempt_of
+from .multinode import NODES_LABEL, as_script
 from .predict import acceptance_words, fit_notes
 from .prediction_check import error_sentence
-from .render import collapse, esc, figure, frame, section
+from .render import code, collapse, esc, figure, frame, section
 from .schemas.decision import Decision, Evidence
 from .schemas.load import LevelStats, LoadResult
 from .schemas.lossless import LosslessResult
@@ -658,6 +659,8 @@ def recommendation(decision: Decision) -> str:
         extra = ("<p>k by batch size (vLLM's dynamic schedule: fewer drafted tokens as batches grow, none where "
                  "verification stops being cheap):</p>" + frame(pd.DataFrame(
                      rec.num_speculative_tokens_per_batch_size, columns=["from batch size", "to batch size", "k"])))
+    if rec.node_commands:  # a server over several nodes: the launch command at the top is the head node's
+        extra += f"<p><b>{esc(NODES_LABEL)}</b>:</p>{code(as_script(rec.node_commands))}"
     return section("recommendation", "Recommended configuration",
                    f"Enable {rec.method} with k={rec.num_speculative_tokens} (the launch command is at the top).",
                    extra + f"<ul>{notes}</ul>")
@@ -679,7 +682,6 @@ def redecisions(run: RunDir) -> str:
     if not path.exists():
         return ""
     from .redecide import in_effect
-    from .render import code
 
     try:
         decision = json.loads((Path(run.path) / "decision.json").read_text())

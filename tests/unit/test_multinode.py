@@ -7,7 +7,7 @@ import shlex
 
 import pytest
 
-from playbook.helpers import decide, multinode, render, summary
+from playbook.helpers import decide, multinode, sections, summary
 from playbook.helpers.params import ReportParams
 from playbook.helpers.schemas.decision import Decision, Evidence, RecommendedConfig
 
@@ -84,8 +84,11 @@ def test_the_report_shows_the_other_nodes_commands():
     decision = Decision(verdict="GO", confidence="high", headline="h", reasons=[], rules=[], recommended=rec)
     md = summary.summary_markdown(decision, Evidence())
     assert multinode.NODES_LABEL in md and "# node 2 of 2\nray start --address=" in md
-    html = render.config_block(decision)
+    html = sections.recommendation(decision)
     assert "ray start --head --port=6379" in html and "&quot;$HEAD_NODE_IP&quot;:6379" in html
+    from playbook.helpers import headline
+
+    assert "2 command(s) for the other nodes" in headline.build(decision, Evidence()).launch_label
 
 
 # -- a tensor-parallel group over whole nodes ----------------------------------------------------------------------
