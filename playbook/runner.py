@@ -366,11 +366,6 @@ def run_playbook(
         todo = all_steps if not only else sorted({notebook_for(o).stem for o in only} | {REPORT_STEP})
         runs_root = Path(runs_dir).expanduser().resolve()
         state = None
-        measuring = [s for s in todo if s in MEASURING_STEPS]
-        if only and measuring and "00_preflight" not in todo:
-            progress(f"note: {', '.join(measuring)} without 00_preflight: its checks (the vLLM version and the "
-                     "features the run uses, the servers' reachability and metrics, the GPUs) are skipped; add it to "
-                     f"run them first: --only 00 {' '.join(s[:2] for s in measuring)}")
 
     unknown = [s for s in todo if s not in all_steps]
     if unknown:
@@ -391,6 +386,11 @@ def run_playbook(
     if key_env and talks_to_servers and not os.environ.get(str(key_env)):  # the key is never stored: set it again
         raise ParameterError(f"api_key_env names {key_env}, but that environment variable is not set",
                              f"export {key_env}=<key> before running, or set api_key_env to ''")
+    measuring = [s for s in todo if s in MEASURING_STEPS]
+    if only and not resume and measuring and "00_preflight" not in todo:  # said once the parameters are valid
+        progress(f"note: {', '.join(measuring)} without 00_preflight: its checks (the vLLM version and the features "
+                 "the run uses, the servers' reachability and metrics, the GPUs) are skipped; add it to run them "
+                 f"first: --only 00 {' '.join(s[:2] for s in measuring)}")
 
     with workspace_lock(runs_root, run.path if state is not None else None) as hold:
         if state is None:
