@@ -526,16 +526,16 @@ def _from_load(load: LoadResult, ev: Evidence, max_error_rate: float | None = No
     levels: list[LoadLevel] = []
     for sp in load.speedup:
         b, s = stats.get(("baseline", sp.level)), stats.get(("spec", sp.level))
-        restored = ""
+        restored, errors = "", error_problems({"baseline": b, "spec": s}, max_error_rate)
         if max_error_rate is not None and sp.excluded_for == ["errors"] and b is not None and s is not None \
-                and not error_problems({"baseline": b, "spec": s}, max_error_rate):
+                and not errors:
             was = sp.reason
             sp = sp.model_copy(deep=True)
             if restore(sp):  # excluded by the load test's threshold for failed requests, within the report's
                 restored = (f"counted: its failed requests are within max_error_rate {max_error_rate:.0%} (the load "
                             f"test excluded it: {was})")
         status = getattr(sp, "status", "ok")
-        errors = error_problems({"baseline": b, "spec": s}, max_error_rate) if status == "ok" else []
+        errors = errors if status == "ok" else []
         if errors:  # its latencies come from the requests that survived: not a speedup to judge
             status = "excluded"
         if restored and status == "ok":

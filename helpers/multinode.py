@@ -19,6 +19,7 @@ import re
 import shlex
 
 from .schemas.decision import NodeCommand, NodePlan
+from .specconfig import pop_flags
 
 RAY_PORT = 6379  # ray start --head's default port
 HEAD_IP = '"$HEAD_NODE_IP"'  # a shell variable the user sets on every node: the commands stay pasteable
@@ -33,13 +34,10 @@ def _tokens(command: str) -> list[str]:
 
 
 def _value(tokens: list[str], *names: str) -> str | None:
-    """The last value given to any of ``names`` (``--x v`` or ``--x=v``); None when absent."""
-    found = None
-    for i, tok in enumerate(tokens):
-        name, eq, inline = tok.partition("=")
-        if name.replace("_", "-") in names:
-            found = inline if eq else (tokens[i + 1] if i + 1 < len(tokens) else "")
-    return found
+    """The last value given to any of ``names`` (``--x v`` or ``--x=v``, as :func:`specconfig.pop_flags` reads
+    flags); None when absent."""
+    taken = pop_flags(tokens, set(names))[1]
+    return taken[-1][1] if taken else None
 
 
 def _int(text: str | None, default: int) -> int:

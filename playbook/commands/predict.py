@@ -290,9 +290,9 @@ def run(args) -> int:
     replicas = args.num_gpus // tp
     if replicas > 1:
         pred.assumptions.append(f"batch sizes are per replica: {replicas} replicas of TP {tp}")
-    if tp > args.num_gpus:  # check_gpus_per_group let it through: a group over whole nodes
-        from playbook.helpers.memory import tp_across_nodes_note
+    from playbook.helpers.memory import tp_across_nodes_note, tp_spans_nodes
 
+    if tp_spans_nodes(args.num_gpus, tp):  # a group over whole nodes (check_gpus_per_group let it through)
         pred.assumptions.append(tp_across_nodes_note(tp, args.num_gpus) + "; the step model's all-reduce costs are "
                                 "within one node's NVLink, so the prediction is optimistic: calibrate it on the "
                                 "node (step 40) or measure (step 50)")
